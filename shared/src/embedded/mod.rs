@@ -1,0 +1,1 @@
+//! Embedded adapters for local mode and tests: an on-disk stream log, a redb store, in-memory connections.

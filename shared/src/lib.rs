@@ -1,0 +1,18 @@
+//! Flowscope's core: everything between an OTLP request and a live dashboard update, independent of
+//! where it runs. Lambda functions (`functions/`) and local mode (`cli/`) only wire adapters to it.
+//!
+//! Flow: [`otlp`] decodes and validates requests into [`model`] points → [`record`] packs them into
+//! stream records → [`ports::StreamSink`] → [`aggregate`] folds shard batches into buckets in a
+//! [`ports::MetricStore`] → [`live`] batches updates to subscribed clients through a
+//! [`ports::ConnectionPusher`]. [`query`] reads the store back.
+
+pub mod aggregate;
+pub mod embedded;
+pub mod ingest;
+pub mod live;
+pub mod model;
+pub mod otlp;
+pub mod ports;
+pub mod query;
+pub mod record;
+pub mod sketch;

@@ -1,0 +1,1 @@
+//! OTLP decoding, validation and normalization into the domain model.

@@ -1,0 +1,15 @@
+//! Domain-level ports: the only ways the core talks to the outside world.
+//!
+//! Each port has an embedded adapter (`crate::embedded`, for local mode and tests) and an AWS adapter
+//! (issue 3: Kinesis, DynamoDB, API Gateway management). The contract tests in `shared/tests/contract`
+//! run one suite against every adapter so they cannot drift.
+
+pub mod connections;
+pub mod pusher;
+pub mod store;
+pub mod stream;
+
+pub use connections::{ConnectionStore, ConnectionStoreError, Subscription};
+pub use pusher::{ConnectionPusher, PushError};
+pub use store::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, StoreError};
+pub use stream::{ShardBatch, StreamEntry, StreamError, StreamRecord, StreamSink, StreamSource};

@@ -1,0 +1,89 @@
+//! Durable storage of buckets, the series registry and per-series state (DynamoDB on AWS, redb locally).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::aggregate::stats::BucketStats;
+use crate::model::{Resolution, SeriesId, SeriesMeta};
+
+/// Address of one bucket item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BucketKey {
+    pub series: SeriesId,
+    pub resolution: Resolution,
+    /// Unix seconds, a multiple of `resolution.seconds()`.
+    pub start_unix_s: i64,
+}
+
+/// What one batch adds to one bucket, guarded by a per-shard watermark so a redelivered batch cannot
+/// be counted twice.
+#[derive(Debug, Clone)]
+pub struct BucketDelta {
+    pub key: BucketKey,
+    pub shard_id: String,
+    /// Lowest sequence number that contributed. The write applies only if the bucket's watermark for
+    /// `shard_id` is absent or below it.
+    pub first_seq: u128,
+    /// Highest sequence number that contributed; becomes the new watermark.
+    pub last_seq: u128,
+    pub stats: BucketStats,
+    /// Unix seconds after which the bucket may be deleted (retention; DynamoDB TTL attribute).
+    pub expires_at_unix_s: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum ApplyOutcome {
+    /// Written; carries the bucket's statistics after the write (for live updates).
+    Applied(BucketStats),
+    /// The bucket's watermark for this shard is already at or above `first_seq`: some of these
+    /// contributions were applied before. The caller drops contributions at or below `watermark` and
+    /// applies the rest.
+    AlreadyApplied { watermark: u128 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store is throttling; retry later: {0}")]
+    Throttled(String),
+    #[error("store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored item {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+#[async_trait]
+pub trait MetricStore: Send + Sync {
+    /// Conditionally merges `delta` into its bucket (see [`BucketDelta`]).
+    async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError>;
+
+    /// Buckets of one series and resolution with `from_unix_s <= start < to_unix_s`, oldest first.
+    async fn query_buckets(
+        &self,
+        series: SeriesId,
+        resolution: Resolution,
+        from_unix_s: i64,
+        to_unix_s: i64,
+    ) -> Result<Vec<(i64, BucketStats)>, StoreError>;
+
+    /// Registers or refreshes series; `last_seen_unix_s` only moves forward.
+    async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError>;
+
+    /// Every service with at least one registered series, sorted.
+    async fn list_services(&self) -> Result<Vec<String>, StoreError>;
+
+    /// The series of one service, sorted by metric name then id.
+    async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError>;
+
+    async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError>;
+
+    /// Opaque per-key state the aggregator keeps between batches (cumulative → delta tracking).
+    /// Missing keys are absent from the result.
+    async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError>;
+
+    /// Overwrites state items; `expires_at_unix_s` lets idle series' state age out.
+    async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError>;
+
+    /// Deletes items whose expiry has passed. DynamoDB's TTL does this by itself, so its adapter
+    /// may do nothing; the embedded store runs it periodically. Returns how many were deleted.
+    async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError>;
+}

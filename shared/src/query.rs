@@ -1,0 +1,1 @@
+//! Read side: services, series and bucket history, shaped for the query API.

@@ -1,0 +1,1 @@
+//! The versioned binary stream record format (see FORMAT.md beside this file).
