@@ -16,3 +16,4 @@ pub mod ports;
 pub mod query;
 pub mod record;
 pub mod sketch;
+pub mod spans;

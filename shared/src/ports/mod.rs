@@ -6,10 +6,12 @@
 
 pub mod connections;
 pub mod pusher;
+pub mod sequence;
 pub mod store;
 pub mod stream;
 
 pub use connections::{ConnectionStore, ConnectionStoreError, Subscription};
 pub use pusher::{ConnectionPusher, PushError};
+pub use sequence::SequenceNumber;
 pub use store::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, StoreError};
 pub use stream::{ShardBatch, StreamEntry, StreamError, StreamRecord, StreamSink, StreamSource};

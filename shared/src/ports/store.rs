@@ -6,6 +6,8 @@ use bytes::Bytes;
 use crate::aggregate::stats::BucketStats;
 use crate::model::{Resolution, SeriesId, SeriesMeta};
 
+use super::sequence::SequenceNumber;
+
 /// Address of one bucket item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BucketKey {
@@ -23,9 +25,9 @@ pub struct BucketDelta {
     pub shard_id: String,
     /// Lowest sequence number that contributed. The write applies only if the bucket's watermark for
     /// `shard_id` is absent or below it.
-    pub first_seq: u128,
+    pub first_seq: SequenceNumber,
     /// Highest sequence number that contributed; becomes the new watermark.
-    pub last_seq: u128,
+    pub last_seq: SequenceNumber,
     pub stats: BucketStats,
     /// Unix seconds after which the bucket may be deleted (retention; DynamoDB TTL attribute).
     pub expires_at_unix_s: i64,
@@ -38,7 +40,7 @@ pub enum ApplyOutcome {
     /// The bucket's watermark for this shard is already at or above `first_seq`: some of these
     /// contributions were applied before. The caller drops contributions at or below `watermark` and
     /// applies the rest.
-    AlreadyApplied { watermark: u128 },
+    AlreadyApplied { watermark: SequenceNumber },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::sequence::SequenceNumber;
+
 /// One record to append. Records with the same partition key land on the same shard, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamEntry {
@@ -16,9 +18,8 @@ pub struct StreamEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamRecord {
     pub shard_id: String,
-    /// Rises within a shard. Kinesis sequence numbers are decimal strings of up to 128 bits: parse
-    /// them to `u128` and never compare them as strings.
-    pub sequence_number: u128,
+    /// Rises within a shard.
+    pub sequence_number: SequenceNumber,
     pub partition_key: String,
     pub data: Bytes,
     /// When the stream accepted the record (unix milliseconds).
@@ -65,7 +66,7 @@ pub trait StreamSource: Send + Sync {
     async fn read(
         &self,
         shard_id: &str,
-        after: Option<u128>,
+        after: Option<&SequenceNumber>,
         max: usize,
     ) -> Result<Vec<StreamRecord>, StreamError>;
 }
