@@ -1,1 +1,37 @@
-fn main() {}
+//! `flowscope`: local mode (the whole pipeline in one process) and the load generator.
+
+use clap::{Parser, Subcommand};
+
+mod loadgen;
+mod local;
+
+#[derive(Parser, Debug)]
+#[command(name = "flowscope", version, about = "Real-time OTLP telemetry pipeline and live dashboard")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole pipeline on this machine: OTLP on :4318, API + WebSocket + dashboard on :8080.
+    Local(local::LocalArgs),
+    /// Send simulated OTLP metrics and traces from five services.
+    Loadgen(loadgen::LoadgenArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Local(args) => local::run(args).await,
+        Command::Loadgen(args) => loadgen::run(args).await.map(|_| ()),
+    }
+}

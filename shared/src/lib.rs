@@ -7,6 +7,7 @@
 //! [`ports::ConnectionPusher`]. [`query`] reads the store back.
 
 pub mod aggregate;
+pub mod auth;
 pub mod embedded;
 pub mod ingest;
 pub mod live;

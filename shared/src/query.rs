@@ -1,1 +1,459 @@
 //! Read side: services, series and bucket history, shaped for the query API.
+//!
+//! [`QueryApi::handle`] is the whole HTTP API as a function of (path, query string), so the axum server
+//! in local mode and the `query` Lambda serve exactly the same routes. The routes are documented in
+//! `docs/openapi.yaml`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::aggregate::stats::BucketStats;
+use crate::live::wire::rate;
+use crate::model::{Attributes, MetricKind, Resolution, SeriesId, SeriesMeta};
+use crate::ports::{MetricStore, StoreError};
+
+/// Most buckets one query may return (e.g. 24 h at 1m = 1440).
+pub const MAX_BUCKETS: i64 = 2000;
+/// Range when `from` is omitted.
+const DEFAULT_RANGE_SECONDS: i64 = 15 * 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl QueryError {
+    pub fn status(&self) -> u16 {
+        match self {
+            QueryError::BadRequest(_) => 400,
+            QueryError::NotFound(_) => 404,
+            QueryError::Store(StoreError::Throttled(_)) => 503,
+            QueryError::Store(_) => 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceSummary {
+    pub name: String,
+    pub series: usize,
+    pub last_seen: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesSummary {
+    pub id: String,
+    pub attributes: Attributes,
+    pub last_seen: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricSummary {
+    pub name: String,
+    pub kind: MetricKind,
+    pub unit: String,
+    pub series: Vec<SeriesSummary>,
+}
+
+/// One bucket as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketView {
+    pub start: i64,
+    pub count: u64,
+    pub sum: f64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub avg: Option<f64>,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub rate: f64,
+}
+
+impl BucketView {
+    pub fn new(start: i64, stats: &BucketStats, kind: MetricKind, resolution: Resolution) -> Self {
+        BucketView {
+            start,
+            count: stats.count,
+            sum: stats.sum,
+            min: stats.min,
+            max: stats.max,
+            avg: stats.avg(),
+            p50: stats.quantile(0.5),
+            p95: stats.quantile(0.95),
+            p99: stats.quantile(0.99),
+            rate: rate(kind, resolution, stats),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct History {
+    pub service: String,
+    pub metric: String,
+    /// Present for a single-series query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Attributes>,
+    pub kind: MetricKind,
+    pub unit: String,
+    pub resolution: Resolution,
+    pub from: i64,
+    pub to: i64,
+    pub buckets: Vec<BucketView>,
+}
+
+/// A time range and resolution, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub from: i64,
+    pub to: i64,
+    pub resolution: Resolution,
+}
+
+impl Range {
+    /// Parses `from`, `to` (unix seconds) and `resolution` (1m/5m/1h) from a query string.
+    /// Defaults: `to` = now, `from` = to − 15 min, `resolution` = 1m.
+    pub fn from_query(params: &BTreeMap<String, String>, now: i64) -> Result<Range, QueryError> {
+        let number = |name: &str| -> Result<Option<i64>, QueryError> {
+            params
+                .get(name)
+                .map(|v| {
+                    v.parse::<i64>().map_err(|_| {
+                        QueryError::BadRequest(format!("`{name}` must be unix seconds, got {v:?}"))
+                    })
+                })
+                .transpose()
+        };
+        let to = number("to")?.unwrap_or(now);
+        let from = number("from")?.unwrap_or(to - DEFAULT_RANGE_SECONDS);
+        let resolution = match params.get("resolution") {
+            Some(r) => r.parse::<Resolution>().map_err(QueryError::BadRequest)?,
+            None => Resolution::OneMinute,
+        };
+        if from >= to {
+            return Err(QueryError::BadRequest(format!(
+                "`from` ({from}) must be before `to` ({to})"
+            )));
+        }
+        let buckets = (to - from) / resolution.seconds();
+        if buckets > MAX_BUCKETS {
+            return Err(QueryError::BadRequest(format!(
+                "range holds {buckets} buckets at {resolution}; at most {MAX_BUCKETS}: use a coarser resolution"
+            )));
+        }
+        Ok(Range {
+            from,
+            to,
+            resolution,
+        })
+    }
+}
+
+pub struct QueryService<S: MetricStore + ?Sized> {
+    store: Arc<S>,
+}
+
+impl<S: MetricStore + ?Sized> Clone for QueryService<S> {
+    fn clone(&self) -> Self {
+        QueryService {
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl<S: MetricStore + ?Sized> QueryService<S> {
+    pub fn new(store: Arc<S>) -> Self {
+        QueryService { store }
+    }
+
+    pub async fn services(&self) -> Result<Vec<ServiceSummary>, QueryError> {
+        let mut out = Vec::new();
+        for name in self.store.list_services().await? {
+            let series = self.store.list_series(&name).await?;
+            out.push(ServiceSummary {
+                last_seen: series.iter().map(|s| s.last_seen_unix_s).max().unwrap_or(0),
+                series: series.len(),
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn metrics(&self, service: &str) -> Result<Vec<MetricSummary>, QueryError> {
+        let series = self.store.list_series(service).await?;
+        if series.is_empty() {
+            return Err(QueryError::NotFound(format!("no service named {service:?}")));
+        }
+        let mut by_metric: BTreeMap<String, MetricSummary> = BTreeMap::new();
+        for meta in series {
+            let entry = by_metric
+                .entry(meta.key.metric.clone())
+                .or_insert_with(|| MetricSummary {
+                    name: meta.key.metric.clone(),
+                    kind: meta.kind,
+                    unit: meta.unit.clone(),
+                    series: Vec::new(),
+                });
+            entry.series.push(SeriesSummary {
+                id: meta.id.to_string(),
+                attributes: meta.key.attributes.clone(),
+                last_seen: meta.last_seen_unix_s,
+            });
+        }
+        Ok(by_metric.into_values().collect())
+    }
+
+    /// All series of one metric of one service, merged per bucket (exact for count/sum/min/max;
+    /// quantiles from the merged sketches).
+    pub async fn metric_history(
+        &self,
+        service: &str,
+        metric: &str,
+        range: Range,
+    ) -> Result<History, QueryError> {
+        let series: Vec<SeriesMeta> = self
+            .store
+            .list_series(service)
+            .await?
+            .into_iter()
+            .filter(|s| s.key.metric == metric)
+            .collect();
+        let Some(first) = series.first() else {
+            return Err(QueryError::NotFound(format!(
+                "no metric {metric:?} for service {service:?}"
+            )));
+        };
+        let (kind, unit) = (first.kind, first.unit.clone());
+        let mut merged: BTreeMap<i64, BucketStats> = BTreeMap::new();
+        for meta in &series {
+            for (start, stats) in self
+                .store
+                .query_buckets(meta.id, range.resolution, range.from, range.to)
+                .await?
+            {
+                merged.entry(start).or_default().merge(&stats);
+            }
+        }
+        Ok(History {
+            service: service.to_string(),
+            metric: metric.to_string(),
+            series_id: None,
+            attributes: None,
+            kind,
+            unit,
+            resolution: range.resolution,
+            from: range.from,
+            to: range.to,
+            buckets: merged
+                .iter()
+                .map(|(start, stats)| BucketView::new(*start, stats, kind, range.resolution))
+                .collect(),
+        })
+    }
+
+    pub async fn series_history(&self, id: SeriesId, range: Range) -> Result<History, QueryError> {
+        let meta = self
+            .store
+            .get_series(id)
+            .await?
+            .ok_or_else(|| QueryError::NotFound(format!("no series {id}")))?;
+        let buckets = self
+            .store
+            .query_buckets(id, range.resolution, range.from, range.to)
+            .await?;
+        Ok(History {
+            service: meta.key.service.clone(),
+            metric: meta.key.metric.clone(),
+            series_id: Some(id.to_string()),
+            attributes: Some(meta.key.attributes.clone()),
+            kind: meta.kind,
+            unit: meta.unit.clone(),
+            resolution: range.resolution,
+            from: range.from,
+            to: range.to,
+            buckets: buckets
+                .iter()
+                .map(|(start, stats)| BucketView::new(*start, stats, meta.kind, range.resolution))
+                .collect(),
+        })
+    }
+}
+
+/// A JSON response of the query API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+impl ApiResponse {
+    fn ok(value: serde_json::Value) -> ApiResponse {
+        ApiResponse {
+            status: 200,
+            body: value.to_string(),
+        }
+    }
+
+    fn error(error: &QueryError) -> ApiResponse {
+        ApiResponse {
+            status: error.status(),
+            body: serde_json::json!({ "error": error.to_string() }).to_string(),
+        }
+    }
+}
+
+/// The query API's routes, independent of the HTTP server.
+pub struct QueryApi<S: MetricStore + ?Sized> {
+    service: QueryService<S>,
+}
+
+impl<S: MetricStore + ?Sized> QueryApi<S> {
+    pub fn new(store: Arc<S>) -> Self {
+        QueryApi {
+            service: QueryService::new(store),
+        }
+    }
+
+    /// Serves `GET <path>?<query>`; `path` starts with `/api/`. Percent-encoded path segments are
+    /// decoded (metric names contain dots, services may contain anything).
+    pub async fn handle(&self, path: &str, query: &str, now_unix_s: i64) -> ApiResponse {
+        match self.route(path, query, now_unix_s).await {
+            Ok(value) => ApiResponse::ok(value),
+            Err(error) => ApiResponse::error(&error),
+        }
+    }
+
+    async fn route(
+        &self,
+        path: &str,
+        query: &str,
+        now: i64,
+    ) -> Result<serde_json::Value, QueryError> {
+        let params = parse_query(query);
+        let segments: Vec<String> = path
+            .trim_start_matches('/')
+            .trim_end_matches('/')
+            .split('/')
+            .map(percent_decode)
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let json = |v: &dyn erased::Json| v.to_value();
+        match segments.as_slice() {
+            ["api", "services"] => {
+                let services = self.service.services().await?;
+                Ok(serde_json::json!({ "services": json(&services) }))
+            }
+            ["api", "services", service, "metrics"] => {
+                let metrics = self.service.metrics(service).await?;
+                Ok(serde_json::json!({ "service": service, "metrics": json(&metrics) }))
+            }
+            ["api", "services", service, "metrics", metric] => {
+                let range = Range::from_query(&params, now)?;
+                Ok(json(
+                    &self.service.metric_history(service, metric, range).await?,
+                ))
+            }
+            ["api", "series", id] => {
+                let id: SeriesId = id.parse().map_err(QueryError::BadRequest)?;
+                let range = Range::from_query(&params, now)?;
+                Ok(json(&self.service.series_history(id, range).await?))
+            }
+            _ => Err(QueryError::NotFound(format!("no route for {path}"))),
+        }
+    }
+}
+
+mod erased {
+    /// Lets the router serialize different response types through one closure.
+    pub trait Json {
+        fn to_value(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_value(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        }
+    }
+}
+
+/// `a=1&b=x%20y` → {a: "1", b: "x y"}; later duplicates win.
+pub fn parse_query(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes and `+` (as space); invalid escapes are kept literally.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_handles_escapes_plus_and_bad_input() {
+        assert_eq!(percent_decode("http.server%2Frequests"), "http.server/requests");
+        assert_eq!(percent_decode("a+b"), "a b");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+
+    #[test]
+    fn range_defaults_and_validation() {
+        let mut p = BTreeMap::new();
+        let r = Range::from_query(&p, 10_000).unwrap();
+        assert_eq!((r.from, r.to, r.resolution), (10_000 - 900, 10_000, Resolution::OneMinute));
+        p.insert("from".into(), "x".into());
+        assert!(matches!(Range::from_query(&p, 10_000), Err(QueryError::BadRequest(_))));
+        p.insert("from".into(), "0".into());
+        p.insert("to".into(), "86400000".into());
+        let err = Range::from_query(&p, 10_000).unwrap_err();
+        assert!(err.to_string().contains("coarser resolution"), "{err}");
+        p.insert("resolution".into(), "2m".into());
+        assert!(Range::from_query(&p, 10_000).is_err());
+    }
+}

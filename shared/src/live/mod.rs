@@ -1,1 +1,11 @@
-//! Live updates: batching per client, sequence numbers and resume, fan-out through the pusher port.
+//! Live updates: the WebSocket protocol, batching with sequence numbers and resume, route logic,
+//! and fan-out through the pusher port.
+
+pub mod fanout;
+pub mod hub;
+pub mod session;
+pub mod wire;
+
+pub use fanout::{Fanout, FanoutReport};
+pub use hub::{HubConfig, LiveHub};
+pub use wire::{ClientMessage, LiveUpdate, ServerMessage};

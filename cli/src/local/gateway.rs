@@ -1,0 +1,241 @@
+//! The local API Gateway (8080): the query API, the WebSocket API with `$connect` / `$default` /
+//! `$disconnect` semantics, its `@connections` management endpoint, `config.json` and the dashboard.
+//!
+//! Free LocalStack has no WebSocket APIs and SAM has no local WebSocket support, so local mode brings
+//! its own gateway that runs the same route logic (`flowscope_core::live::session`) as the Lambdas.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use flowscope_core::auth::ApiKeys;
+use flowscope_core::embedded::{MemoryConnections, RedbStore};
+use flowscope_core::live::session::{self, ConnectError};
+use flowscope_core::live::{LiveHub, ServerMessage};
+use flowscope_core::ports::{ConnectionPusher, PushError};
+use flowscope_core::query::QueryApi;
+use futures::{SinkExt, StreamExt};
+use tower_http::services::{ServeDir, ServeFile};
+
+use super::connections::{LocalConnections, Outgoing};
+use super::unix_now;
+
+#[derive(Clone)]
+pub struct GatewayState {
+    pub store: Arc<RedbStore>,
+    pub connections: Arc<MemoryConnections>,
+    pub pusher: Arc<LocalConnections>,
+    pub hub: Arc<LiveHub>,
+    pub keys: ApiKeys,
+    pub token: Option<String>,
+    pub dashboard_dir: PathBuf,
+}
+
+pub fn router(state: GatewayState) -> Router {
+    let dashboard = ServeDir::new(&state.dashboard_dir)
+        .fallback(ServeFile::new(state.dashboard_dir.join("index.html")));
+    let has_dashboard = state.dashboard_dir.join("index.html").exists();
+    let api = QueryApiHandle(Arc::new(QueryApi::new(state.store.clone())));
+    let router = Router::new()
+        .route("/api/{*path}", get(query_api).with_state(api))
+        .route("/ws", get(websocket))
+        .route(
+            "/@connections/{id}",
+            post(post_to_connection)
+                .get(get_connection)
+                .delete(delete_connection),
+        )
+        .route("/config.json", get(config))
+        .route("/healthz", get(|| async { "ok" }));
+    let router = if has_dashboard {
+        router.fallback_service(dashboard)
+    } else {
+        tracing::warn!(
+            dir = %state.dashboard_dir.display(),
+            "dashboard not built; run `npm ci && npm run build` in dashboard/ (scripts/run-local.sh does)"
+        );
+        router.fallback(get(no_dashboard))
+    };
+    router.with_state(state)
+}
+
+#[derive(Clone)]
+struct QueryApiHandle(Arc<QueryApi<RedbStore>>);
+
+async fn query_api(State(api): State<QueryApiHandle>, uri: Uri) -> Response {
+    let response = api
+        .0
+        .handle(uri.path(), uri.query().unwrap_or(""), unix_now())
+        .await;
+    (
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json")],
+        response.body,
+    )
+        .into_response()
+}
+
+async fn config(State(state): State<GatewayState>) -> Json<serde_json::Value> {
+    // URLs are left to the page (same origin) so the dashboard works behind any host name or port.
+    Json(serde_json::json!({
+        "apiBaseUrl": "",
+        "token": state.token.clone().unwrap_or_default(),
+        "mode": "local",
+    }))
+}
+
+async fn no_dashboard() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<!doctype html><title>Flowscope</title><h1>Flowscope is running</h1>\
+         <p>The dashboard is not built. Run <code>scripts/run-local.sh</code> (or <code>npm ci &amp;&amp; \
+         npm run build</code> in <code>dashboard/</code>) and reload.</p>\
+         <p>API: <a href=\"/api/services\">/api/services</a></p>",
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct ConnectParams {
+    token: Option<String>,
+}
+
+/// `$connect`: authenticate before upgrading, so a refused client sees 401 on the handshake.
+async fn websocket(
+    State(state): State<GatewayState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(params): Query<ConnectParams>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let connection_id = new_connection_id();
+    match session::on_connect(
+        state.connections.as_ref(),
+        &state.keys,
+        &connection_id,
+        params.token.as_deref(),
+        unix_now(),
+    )
+    .await
+    {
+        Ok(()) => {}
+        Err(ConnectError::Unauthorized) => {
+            return (StatusCode::UNAUTHORIZED, "a valid ?token= is required").into_response()
+        }
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+    // API Gateway's limit: 128 KB per message.
+    upgrade
+        .max_message_size(128 * 1024)
+        .on_upgrade(move |socket| serve_connection(state, socket, connection_id, peer))
+}
+
+async fn serve_connection(
+    state: GatewayState,
+    socket: WebSocket,
+    connection_id: String,
+    peer: SocketAddr,
+) {
+    let mut outbox = state.pusher.register(&connection_id, peer.ip().to_string());
+    let (mut sink, mut incoming) = socket.split();
+    let hello = ServerMessage::Hello {
+        connection_id: connection_id.clone(),
+        seq: state.hub.current_seq(),
+    };
+    if sink.send(Message::Text(hello.to_json().into())).await.is_ok() {
+        loop {
+            tokio::select! {
+                outgoing = outbox.recv() => match outgoing {
+                    Some(Outgoing::Text(text)) => {
+                        if sink.send(Message::Text(text.into())).await.is_err() { break; }
+                    }
+                    Some(Outgoing::Close) | None => { let _ = sink.send(Message::Close(None)).await; break; }
+                },
+                incoming = incoming.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        let reply = session::on_message(
+                            state.connections.as_ref(), state.hub.as_ref(), &connection_id, text.as_str(), unix_now(),
+                        ).await;
+                        let reply = match reply {
+                            Ok(reply) => reply,
+                            Err(e) => Some(ServerMessage::Error { message: e.to_string() }),
+                        };
+                        if let Some(reply) = reply {
+                            // Through the same outbox as pushes, so replies and updates stay in order.
+                            if state.pusher.post(&connection_id, Bytes::from(reply.to_json())).await.is_err() { break; }
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let error = ServerMessage::Error { message: "binary messages are not supported; send JSON text".into() };
+                        if sink.send(Message::Text(error.to_json().into())).await.is_err() { break; }
+                    }
+                    Some(Ok(_)) => {} // ping/pong are answered by the library
+                    Some(Err(_)) | None => break,
+                },
+            }
+        }
+    }
+    // `$disconnect`
+    state.pusher.unregister(&connection_id);
+    if let Err(e) = session::on_disconnect(state.connections.as_ref(), &connection_id).await {
+        tracing::warn!(%connection_id, error = %e, "disconnect cleanup failed");
+    }
+}
+
+/// `POST /@connections/{id}`: PostToConnection.
+async fn post_to_connection(
+    State(state): State<GatewayState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if body.len() > 128 * 1024 {
+        return (StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({"message": "message exceeds 128 KB"}))).into_response();
+    }
+    match state.pusher.post(&id, body).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(PushError::Gone) => gone(),
+        Err(PushError::Failed(reason)) => {
+            (StatusCode::TOO_MANY_REQUESTS, Json(serde_json::json!({ "message": reason }))).into_response()
+        }
+    }
+}
+
+/// `GET /@connections/{id}`: GetConnection.
+async fn get_connection(State(state): State<GatewayState>, Path(id): Path<String>) -> Response {
+    match state.pusher.info(&id) {
+        Some(info) => Json(info).into_response(),
+        None => gone(),
+    }
+}
+
+/// `DELETE /@connections/{id}`: DeleteConnection.
+async fn delete_connection(State(state): State<GatewayState>, Path(id): Path<String>) -> Response {
+    if state.pusher.close(&id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        gone()
+    }
+}
+
+/// API Gateway's answer for an unknown connection; the SDK maps it to `GoneException`.
+fn gone() -> Response {
+    (
+        StatusCode::GONE,
+        [("x-amzn-errortype", "GoneException")],
+        Json(serde_json::json!({ "message": "Gone" })),
+    )
+        .into_response()
+}
+
+/// Connection ids shaped like API Gateway's (12 random bytes, base64 → 16 characters).
+fn new_connection_id() -> String {
+    use base64::Engine;
+    let bytes: [u8; 12] = rand::random();
+    base64::engine::general_purpose::URL_SAFE.encode(bytes)
+}

@@ -1,0 +1,133 @@
+//! Delivering a batch of updates to every subscribed connection: one message per connection per flush,
+//! concurrent posts, and removal of connections the gateway reports gone (410).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+
+use super::wire::{LiveUpdate, ServerMessage};
+use crate::ports::{ConnectionPusher, ConnectionStore, ConnectionStoreError, PushError};
+
+/// API Gateway refuses WebSocket messages over 128 KB; stay under it with room for the envelope.
+pub const MAX_MESSAGE_BYTES: usize = 120 * 1024;
+/// Posts in flight at once. PostToConnection is one HTTP call per connection.
+const CONCURRENT_POSTS: usize = 32;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FanoutReport {
+    pub messages_posted: u64,
+    pub connections_reached: u64,
+    pub gone_removed: u64,
+    pub failed: u64,
+}
+
+pub struct Fanout<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> {
+    connections: &'a C,
+    pusher: &'a P,
+}
+
+impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C, P> {
+    pub fn new(connections: &'a C, pusher: &'a P) -> Self {
+        Fanout {
+            connections,
+            pusher,
+        }
+    }
+
+    /// Sends `updates` (tagged with `seq`) to every connection subscribed to them.
+    pub async fn deliver(
+        &self,
+        seq: u64,
+        updates: &[LiveUpdate],
+    ) -> Result<FanoutReport, ConnectionStoreError> {
+        let per_connection = self.route(updates).await?;
+        let mut report = FanoutReport::default();
+        let results: Vec<(String, u64, Result<(), PushError>)> =
+            stream::iter(per_connection.into_iter().flat_map(|(connection, updates)| {
+                split_messages(seq, updates)
+                    .into_iter()
+                    .map(move |payload| (connection.clone(), payload))
+            }))
+            .map(|(connection, payload)| async move {
+                let result = self.pusher.post(&connection, payload).await;
+                (connection, 1, result)
+            })
+            .buffer_unordered(CONCURRENT_POSTS)
+            .collect()
+            .await;
+
+        let mut reached = std::collections::BTreeSet::new();
+        let mut gone = std::collections::BTreeSet::new();
+        for (connection, messages, result) in results {
+            match result {
+                Ok(()) => {
+                    report.messages_posted += messages;
+                    reached.insert(connection);
+                }
+                Err(PushError::Gone) => {
+                    gone.insert(connection);
+                }
+                Err(PushError::Failed(reason)) => {
+                    tracing::warn!(%connection, %reason, "post to connection failed");
+                    report.failed += 1;
+                }
+            }
+        }
+        for connection in &gone {
+            // Only the connection the gateway reported gone is removed, never the caller.
+            self.connections.delete_connection(connection).await?;
+        }
+        report.gone_removed = gone.len() as u64;
+        report.connections_reached = reached.len() as u64;
+        Ok(report)
+    }
+
+    /// Which updates each connection wants, found per service through the subscription index.
+    async fn route<'u>(
+        &self,
+        updates: &'u [LiveUpdate],
+    ) -> Result<BTreeMap<String, Vec<&'u LiveUpdate>>, ConnectionStoreError> {
+        let mut by_service: BTreeMap<&str, Vec<&LiveUpdate>> = BTreeMap::new();
+        for update in updates {
+            by_service.entry(&update.service).or_default().push(update);
+        }
+        let mut per_connection: BTreeMap<String, Vec<&LiveUpdate>> = BTreeMap::new();
+        for (service, service_updates) in by_service {
+            for (connection, subscription) in self.connections.subscribers(service).await? {
+                let wanted = service_updates
+                    .iter()
+                    .copied()
+                    .filter(|u| subscription.wants(&u.service, &u.metric));
+                per_connection.entry(connection).or_default().extend(wanted);
+            }
+        }
+        per_connection.retain(|_, updates| !updates.is_empty());
+        Ok(per_connection)
+    }
+}
+
+/// One `metrics_update` message, or several when one would exceed [`MAX_MESSAGE_BYTES`]
+/// (all carry the same `seq`).
+fn split_messages(seq: u64, updates: Vec<&LiveUpdate>) -> Vec<Bytes> {
+    let mut messages = Vec::new();
+    let mut chunk: Vec<LiveUpdate> = Vec::new();
+    let mut chunk_bytes = 64;
+    for update in updates {
+        let size = serde_json::to_vec(update).map(|v| v.len()).unwrap_or(512) + 1;
+        if !chunk.is_empty() && chunk_bytes + size > MAX_MESSAGE_BYTES {
+            messages.push(encode(seq, std::mem::take(&mut chunk)));
+            chunk_bytes = 64;
+        }
+        chunk_bytes += size;
+        chunk.push(update.clone());
+    }
+    if !chunk.is_empty() {
+        messages.push(encode(seq, chunk));
+    }
+    messages
+}
+
+fn encode(seq: u64, updates: Vec<LiveUpdate>) -> Bytes {
+    Bytes::from(ServerMessage::MetricsUpdate { seq, updates }.to_json())
+}

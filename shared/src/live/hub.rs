@@ -1,0 +1,247 @@
+//! In-process batching of live updates with a global sequence number, a bounded replay buffer for
+//! clients that reconnect, and the latest bucket per series for snapshots.
+//!
+//! The aggregator publishes updates as it writes buckets; a flusher takes one batch per second, so a
+//! client gets at most one message per second however fast data arrives.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use super::wire::{LiveUpdate, ServerMessage};
+use crate::model::Resolution;
+use crate::ports::Subscription;
+
+#[derive(Debug, Clone, Copy)]
+pub struct HubConfig {
+    /// Batches kept for catch-up after a reconnect (one per flush: 300 ≈ 5 minutes at 1/s).
+    pub replay_batches: usize,
+    /// Buckets older than this (unix seconds before the newest update) leave the snapshot.
+    pub snapshot_horizon_seconds: i64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            replay_batches: 300,
+            snapshot_horizon_seconds: 3600,
+        }
+    }
+}
+
+type BucketIdentity = (String, Resolution, i64);
+
+#[derive(Default)]
+struct HubState {
+    seq: u64,
+    /// Updates since the last flush; a later update of the same bucket replaces the earlier one.
+    pending: HashMap<BucketIdentity, LiveUpdate>,
+    recent: VecDeque<(u64, Vec<LiveUpdate>)>,
+    /// Newest bucket per (series, resolution) and the ones before it within the horizon.
+    latest: HashMap<BucketIdentity, LiveUpdate>,
+    newest_start: i64,
+}
+
+pub struct LiveHub {
+    config: HubConfig,
+    state: Mutex<HubState>,
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        LiveHub::new(HubConfig::default())
+    }
+}
+
+impl LiveHub {
+    pub fn new(config: HubConfig) -> Self {
+        LiveHub {
+            config,
+            state: Mutex::new(HubState::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
+        // A panic while holding this lock cannot leave the maps half-updated in a way that matters
+        // (every mutation is a single insert/remove), so recover the guard instead of propagating.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn publish(&self, updates: impl IntoIterator<Item = LiveUpdate>) {
+        let mut state = self.lock();
+        for update in updates {
+            state.newest_start = state.newest_start.max(update.start);
+            state
+                .latest
+                .insert(update.bucket_identity(), update.clone());
+            state.pending.insert(update.bucket_identity(), update);
+        }
+    }
+
+    /// Closes the current batch: assigns it the next sequence number and keeps it for replay.
+    /// `None` when nothing was published since the last flush.
+    pub fn take_batch(&self) -> Option<(u64, Vec<LiveUpdate>)> {
+        let mut state = self.lock();
+        if state.pending.is_empty() {
+            return None;
+        }
+        let mut batch: Vec<LiveUpdate> = state.pending.drain().map(|(_, u)| u).collect();
+        batch.sort_by(|a, b| {
+            (&a.service, &a.metric, &a.series_id, a.resolution, a.start).cmp(&(
+                &b.service,
+                &b.metric,
+                &b.series_id,
+                b.resolution,
+                b.start,
+            ))
+        });
+        state.seq += 1;
+        let seq = state.seq;
+        state.recent.push_back((seq, batch.clone()));
+        while state.recent.len() > self.config.replay_batches {
+            state.recent.pop_front();
+        }
+        let horizon = state.newest_start - self.config.snapshot_horizon_seconds;
+        state.latest.retain(|_, u| u.start >= horizon);
+        Some((seq, batch))
+    }
+
+    pub fn current_seq(&self) -> u64 {
+        self.lock().seq
+    }
+
+    /// What a (re)subscribing client should receive: the batches it missed since `last_seq` when
+    /// they are all still buffered, otherwise a snapshot. `None` when it missed nothing.
+    pub fn resume(&self, last_seq: Option<u64>, subscription: &Subscription) -> Option<ServerMessage> {
+        let state = self.lock();
+        let wanted = |u: &&LiveUpdate| subscription.wants(&u.service, &u.metric);
+        if let Some(last) = last_seq {
+            if last == state.seq {
+                return None;
+            }
+            let oldest_buffered = state.recent.front().map(|(seq, _)| *seq);
+            // `last > seq` means the server restarted and its sequence began again: snapshot.
+            let gap_is_buffered = last < state.seq && oldest_buffered.is_some_and(|o| o <= last + 1);
+            if gap_is_buffered {
+                let mut missed: HashMap<BucketIdentity, LiveUpdate> = HashMap::new();
+                for (_, batch) in state.recent.iter().filter(|(seq, _)| *seq > last) {
+                    for update in batch.iter().filter(wanted) {
+                        missed.insert(update.bucket_identity(), update.clone());
+                    }
+                }
+                return Some(ServerMessage::MetricsUpdate {
+                    seq: state.seq,
+                    updates: sorted(missed.into_values().collect()),
+                });
+            }
+        }
+        let updates = state.latest.values().filter(wanted).cloned().collect();
+        Some(ServerMessage::Snapshot {
+            seq: state.seq,
+            updates: sorted(updates),
+        })
+    }
+}
+
+fn sorted(mut updates: Vec<LiveUpdate>) -> Vec<LiveUpdate> {
+    updates.sort_by(|a, b| {
+        (&a.series_id, a.resolution, a.start).cmp(&(&b.series_id, b.resolution, b.start))
+    });
+    updates
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MetricKind;
+
+    fn update(service: &str, metric: &str, start: i64, count: u64) -> LiveUpdate {
+        LiveUpdate {
+            series_id: format!("{service}/{metric}"),
+            service: service.into(),
+            metric: metric.into(),
+            attributes: Default::default(),
+            kind: MetricKind::Gauge,
+            unit: String::new(),
+            resolution: Resolution::OneMinute,
+            start,
+            count,
+            sum: count as f64,
+            min: None,
+            max: None,
+            avg: None,
+            p50: None,
+            p95: None,
+            p99: None,
+            rate: 0.0,
+        }
+    }
+
+    fn counts(message: &ServerMessage) -> Vec<(String, u64)> {
+        let updates = match message {
+            ServerMessage::MetricsUpdate { updates, .. } | ServerMessage::Snapshot { updates, .. } => {
+                updates
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        updates.iter().map(|u| (u.series_id.clone(), u.count)).collect()
+    }
+
+    #[test]
+    fn a_batch_holds_the_latest_state_of_each_bucket_and_sequence_rises() {
+        let hub = LiveHub::default();
+        assert!(hub.take_batch().is_none());
+        hub.publish([update("api", "cpu", 60, 1), update("api", "cpu", 60, 2)]);
+        hub.publish([update("db", "cpu", 60, 7)]);
+        let (seq, batch) = hub.take_batch().unwrap();
+        assert_eq!(seq, 1);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch[0].count, 2, "later update of a bucket replaces the earlier one");
+        hub.publish([update("api", "cpu", 120, 1)]);
+        assert_eq!(hub.take_batch().unwrap().0, 2);
+        assert!(hub.take_batch().is_none());
+    }
+
+    #[test]
+    fn resume_sends_only_what_was_missed_for_the_subscription() {
+        let hub = LiveHub::default();
+        hub.publish([update("api", "cpu", 60, 1)]);
+        hub.take_batch();
+        hub.publish([update("api", "cpu", 60, 5), update("db", "cpu", 60, 9)]);
+        hub.take_batch();
+        hub.publish([update("api", "mem", 60, 3)]);
+        hub.take_batch();
+        let api_only = Subscription {
+            services: vec!["api".into()],
+            metrics: vec![],
+        };
+        let message = hub.resume(Some(1), &api_only).unwrap();
+        assert!(matches!(message, ServerMessage::MetricsUpdate { seq: 3, .. }));
+        assert_eq!(
+            counts(&message),
+            vec![("api/cpu".to_string(), 5), ("api/mem".to_string(), 3)]
+        );
+        assert!(hub.resume(Some(3), &api_only).is_none(), "nothing missed");
+    }
+
+    #[test]
+    fn resume_falls_back_to_a_snapshot_when_the_gap_is_gone_or_the_server_restarted() {
+        let hub = LiveHub::new(HubConfig {
+            replay_batches: 2,
+            snapshot_horizon_seconds: 3600,
+        });
+        for i in 1..=4 {
+            hub.publish([update("api", "cpu", 60, i)]);
+            hub.take_batch();
+        }
+        let all = Subscription::default();
+        let gone = hub.resume(Some(1), &all).unwrap();
+        assert!(matches!(gone, ServerMessage::Snapshot { seq: 4, .. }));
+        assert_eq!(counts(&gone), vec![("api/cpu".to_string(), 4)]);
+        let restarted = hub.resume(Some(99), &all).unwrap();
+        assert!(matches!(restarted, ServerMessage::Snapshot { .. }));
+        let fresh = hub.resume(None, &all).unwrap();
+        assert!(matches!(fresh, ServerMessage::Snapshot { .. }));
+        let caught_up = hub.resume(Some(2), &all).unwrap();
+        assert!(matches!(caught_up, ServerMessage::MetricsUpdate { seq: 4, .. }));
+    }
+}

@@ -1,0 +1,111 @@
+//! The WebSocket routes' logic (`$connect`, `$default` messages, `$disconnect`), shared by the Lambda
+//! functions on AWS and the local API Gateway.
+
+use super::hub::LiveHub;
+use super::wire::{ClientMessage, ServerMessage};
+use crate::auth::ApiKeys;
+use crate::ports::{ConnectionStore, ConnectionStoreError, Subscription};
+
+/// API Gateway closes a connection after 2 h; connection items outlive that a little, then expire.
+pub const CONNECTION_TTL_SECONDS: i64 = 2 * 3600 + 600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("a valid token is required: connect with ?token=<key>")]
+    Unauthorized,
+    #[error(transparent)]
+    Store(#[from] ConnectionStoreError),
+}
+
+/// Where a resubscribing client's missed updates come from.
+pub trait Replay: Send + Sync {
+    fn resume(&self, last_seq: Option<u64>, subscription: &Subscription) -> Option<ServerMessage>;
+}
+
+impl Replay for LiveHub {
+    fn resume(&self, last_seq: Option<u64>, subscription: &Subscription) -> Option<ServerMessage> {
+        LiveHub::resume(self, last_seq, subscription)
+    }
+}
+
+/// No replay buffer (stateless functions on AWS): a resubscribing client is told to rebuild its state
+/// from the query API by an empty snapshot.
+pub struct NoReplay;
+
+impl Replay for NoReplay {
+    fn resume(&self, _last_seq: Option<u64>, _subscription: &Subscription) -> Option<ServerMessage> {
+        Some(ServerMessage::Snapshot {
+            seq: 0,
+            updates: Vec::new(),
+        })
+    }
+}
+
+/// `$connect`: checks the query-string token (browsers cannot set headers on a WebSocket) and records
+/// the connection. With no keys configured, anyone may connect (local mode without `--token`).
+pub async fn on_connect<C: ConnectionStore + ?Sized>(
+    connections: &C,
+    keys: &ApiKeys,
+    connection_id: &str,
+    token: Option<&str>,
+    now_unix_s: i64,
+) -> Result<(), ConnectError> {
+    let principal = if keys.is_empty() {
+        "anonymous".to_string()
+    } else {
+        match token {
+            Some(token) if keys.accepts(token) => {
+                format!("key:{}", &crate::auth::hash_key(token)[..12])
+            }
+            _ => return Err(ConnectError::Unauthorized),
+        }
+    };
+    connections
+        .put_connection(connection_id, &principal, now_unix_s + CONNECTION_TTL_SECONDS)
+        .await?;
+    Ok(())
+}
+
+/// `$default`: a client message. Returns the reply to send to this connection, if any.
+pub async fn on_message<C: ConnectionStore + ?Sized, R: Replay + ?Sized>(
+    connections: &C,
+    replay: &R,
+    connection_id: &str,
+    text: &str,
+    now_unix_s: i64,
+) -> Result<Option<ServerMessage>, ConnectionStoreError> {
+    let message: ClientMessage = match serde_json::from_str(text) {
+        Ok(message) => message,
+        Err(e) => {
+            return Ok(Some(ServerMessage::Error {
+                message: format!("unrecognised message: {e}"),
+            }))
+        }
+    };
+    match message {
+        ClientMessage::Ping => Ok(Some(ServerMessage::Pong)),
+        ClientMessage::Subscribe {
+            services,
+            metrics,
+            last_seq,
+        } => {
+            let subscription = Subscription { services, metrics };
+            connections
+                .set_subscription(
+                    connection_id,
+                    &subscription,
+                    now_unix_s + CONNECTION_TTL_SECONDS,
+                )
+                .await?;
+            Ok(replay.resume(last_seq, &subscription))
+        }
+    }
+}
+
+/// `$disconnect`.
+pub async fn on_disconnect<C: ConnectionStore + ?Sized>(
+    connections: &C,
+    connection_id: &str,
+) -> Result<(), ConnectionStoreError> {
+    connections.delete_connection(connection_id).await
+}

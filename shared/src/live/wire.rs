@@ -1,0 +1,122 @@
+//! The WebSocket protocol, as JSON messages. Documented for clients in `docs/websocket.md`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::stats::BucketStats;
+use crate::model::{Attributes, MetricKind, Resolution, SeriesMeta};
+
+/// One bucket's current totals. Clients replace what they hold for (series, resolution, start).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveUpdate {
+    pub series_id: String,
+    pub service: String,
+    pub metric: String,
+    pub attributes: Attributes,
+    pub kind: MetricKind,
+    pub unit: String,
+    pub resolution: Resolution,
+    pub start: i64,
+    pub count: u64,
+    pub sum: f64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub avg: Option<f64>,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    /// Per second over the bucket width: the summed value for counters (increase/s), the number of
+    /// observations for everything else (e.g. requests/s for a latency histogram).
+    pub rate: f64,
+}
+
+impl LiveUpdate {
+    pub fn from_bucket(
+        meta: &SeriesMeta,
+        resolution: Resolution,
+        start: i64,
+        stats: &BucketStats,
+    ) -> LiveUpdate {
+        LiveUpdate {
+            series_id: meta.id.to_string(),
+            service: meta.key.service.clone(),
+            metric: meta.key.metric.clone(),
+            attributes: meta.key.attributes.clone(),
+            kind: meta.kind,
+            unit: meta.unit.clone(),
+            resolution,
+            start,
+            count: stats.count,
+            sum: stats.sum,
+            min: stats.min,
+            max: stats.max,
+            avg: stats.avg(),
+            p50: stats.quantile(0.5),
+            p95: stats.quantile(0.95),
+            p99: stats.quantile(0.99),
+            rate: rate(meta.kind, resolution, stats),
+        }
+    }
+
+    /// Identity of the bucket this update replaces.
+    pub fn bucket_identity(&self) -> (String, Resolution, i64) {
+        (self.series_id.clone(), self.resolution, self.start)
+    }
+}
+
+/// Per-second rate of a bucket (see [`LiveUpdate::rate`]).
+pub fn rate(kind: MetricKind, resolution: Resolution, stats: &BucketStats) -> f64 {
+    let seconds = resolution.seconds() as f64;
+    match kind {
+        MetricKind::Counter | MetricKind::UpDownCounter => stats.sum / seconds,
+        _ => stats.count as f64 / seconds,
+    }
+}
+
+/// Client → server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    Subscribe {
+        #[serde(default)]
+        services: Vec<String>,
+        #[serde(default)]
+        metrics: Vec<String>,
+        /// Sequence number of the last message the client saw, to resume after a reconnect.
+        #[serde(default)]
+        last_seq: Option<u64>,
+    },
+    Ping,
+}
+
+/// Server → client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Hello {
+        connection_id: String,
+        seq: u64,
+    },
+    MetricsUpdate {
+        seq: u64,
+        updates: Vec<LiveUpdate>,
+    },
+    /// Sent instead of a catch-up when the missed messages are no longer buffered: the client replaces
+    /// its live state with these updates.
+    Snapshot {
+        seq: u64,
+        updates: Vec<LiveUpdate>,
+    },
+    Pong,
+    Error {
+        message: String,
+    },
+}
+
+impl ServerMessage {
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail (no maps with non-string keys, no custom impls).
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(r#"{{"type":"error","message":"cannot encode message: {e}"}}"#)
+        })
+    }
+}
