@@ -1,1 +1,301 @@
 //! The OTLP/HTTP receiver core, independent of the HTTP server that hosts it (axum locally, lambda_http on AWS).
+//!
+//! Status codes follow the OTLP/HTTP specification: 200 (possibly with `partial_success`) only once
+//! the stream accepted the data, 400 for a malformed body, 413 for a body over the limits, 415 for an
+//! unsupported content type or content encoding, 429/503 with `Retry-After` when the stream pushes back.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::otlp::response::{self, code};
+use crate::otlp::{self, Format, OtlpError};
+use crate::ports::{StreamEntry, StreamError, StreamSink};
+use crate::record;
+
+/// Which OTLP endpoint a request arrived on (`/v1/metrics`, `/v1/traces`, `/v1/logs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Metrics,
+    Traces,
+    Logs,
+}
+
+/// An OTLP/HTTP request as the hosting server hands it over.
+#[derive(Debug, Clone)]
+pub struct IngestRequest {
+    pub signal: Signal,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
+    /// The `Content-Encoding` header.
+    pub content_encoding: Option<String>,
+    pub body: Bytes,
+}
+
+/// What the hosting server sends back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// Sent as the `Retry-After` header (429 and 503).
+    pub retry_after_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Largest body accepted as sent (compressed or not).
+    pub max_body_bytes: usize,
+    /// Largest body accepted after decompression; also bounds what a gzip bomb can allocate.
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_decompressed_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// `Retry-After` when the stream is unavailable: long enough not to hammer it, short enough that
+/// exporters' buffers do not overflow.
+const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
+
+/// Running totals since start, counted only for requests answered 200.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    accepted_data_points: AtomicU64,
+    rejected_data_points: AtomicU64,
+    accepted_spans: AtomicU64,
+    rejected_spans: AtomicU64,
+    log_records: AtomicU64,
+    stream_records: AtomicU64,
+    stream_bytes: AtomicU64,
+    /// Requests answered with anything but 200.
+    refused_requests: AtomicU64,
+}
+
+/// A copy of [`IngestStats`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestStatsSnapshot {
+    pub accepted_data_points: u64,
+    pub rejected_data_points: u64,
+    pub accepted_spans: u64,
+    pub rejected_spans: u64,
+    pub log_records: u64,
+    /// Stream entries written (Kinesis records on AWS).
+    pub stream_records: u64,
+    /// Bytes of stream entry data written.
+    pub stream_bytes: u64,
+    pub refused_requests: u64,
+}
+
+impl IngestStats {
+    pub fn snapshot(&self) -> IngestStatsSnapshot {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        IngestStatsSnapshot {
+            accepted_data_points: get(&self.accepted_data_points),
+            rejected_data_points: get(&self.rejected_data_points),
+            accepted_spans: get(&self.accepted_spans),
+            rejected_spans: get(&self.rejected_spans),
+            log_records: get(&self.log_records),
+            stream_records: get(&self.stream_records),
+            stream_bytes: get(&self.stream_bytes),
+            refused_requests: get(&self.refused_requests),
+        }
+    }
+
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The receiver: decodes, validates, packs into stream records and writes them to the sink.
+pub struct Ingest<S: StreamSink + ?Sized> {
+    sink: Arc<S>,
+    limits: IngestLimits,
+    stats: IngestStats,
+}
+
+/// A response that is not a 200.
+struct Refusal {
+    status: u16,
+    code: i32,
+    message: String,
+    retry_after_seconds: Option<u64>,
+}
+
+impl Refusal {
+    fn new(status: u16, code: i32, message: String) -> Refusal {
+        Refusal {
+            status,
+            code,
+            message,
+            retry_after_seconds: None,
+        }
+    }
+}
+
+impl From<OtlpError> for Refusal {
+    fn from(error: OtlpError) -> Refusal {
+        let status = match &error {
+            // RFC 9110 §15.5.16: 415 also covers an unsupported Content-Encoding.
+            OtlpError::UnsupportedContentType(_) | OtlpError::UnsupportedContentEncoding(_) => 415,
+            OtlpError::BodyTooLarge { .. } | OtlpError::DecompressedTooLarge { .. } => 413,
+            OtlpError::Malformed(_) => 400,
+        };
+        Refusal::new(status, code::INVALID_ARGUMENT, error.to_string())
+    }
+}
+
+impl From<StreamError> for Refusal {
+    fn from(error: StreamError) -> Refusal {
+        match error {
+            StreamError::Throttled { retry_after } => Refusal {
+                status: 429,
+                code: code::RESOURCE_EXHAUSTED,
+                message: "the stream is throttling writes; retry later".to_string(),
+                retry_after_seconds: Some(whole_seconds(retry_after)),
+            },
+            StreamError::Unavailable(reason) => Refusal {
+                status: 503,
+                code: code::UNAVAILABLE,
+                message: format!("the stream is unavailable: {reason}"),
+                retry_after_seconds: Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            },
+            // Points are checked against the record limit at decode, so this is a bug, not input.
+            too_large @ StreamError::RecordTooLarge { .. } => {
+                Refusal::new(500, code::INTERNAL, too_large.to_string())
+            }
+        }
+    }
+}
+
+/// `Retry-After` takes whole seconds; round up and never say 0.
+fn whole_seconds(duration: Duration) -> u64 {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    seconds.max(1)
+}
+
+impl<S: StreamSink + ?Sized> Ingest<S> {
+    pub fn new(sink: Arc<S>, limits: IngestLimits) -> Self {
+        Ingest {
+            sink,
+            limits,
+            stats: IngestStats::default(),
+        }
+    }
+
+    pub fn limits(&self) -> IngestLimits {
+        self.limits
+    }
+
+    pub fn stats(&self) -> IngestStatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    pub async fn handle(&self, request: IngestRequest) -> IngestResponse {
+        // Errors are answered in the request's format when it is known, protobuf otherwise.
+        let format = match Format::from_content_type(request.content_type.as_deref()) {
+            Ok(format) => format,
+            Err(error) => return self.refuse(Format::Protobuf, error.into()),
+        };
+        match self.accept(format, &request).await {
+            Ok(body) => IngestResponse {
+                status: 200,
+                content_type: format.content_type().to_string(),
+                body,
+                retry_after_seconds: None,
+            },
+            Err(refusal) => self.refuse(format, refusal),
+        }
+    }
+
+    /// Everything up to a durable write; returns the 200 response body.
+    async fn accept(&self, format: Format, request: &IngestRequest) -> Result<Vec<u8>, Refusal> {
+        if request.body.len() > self.limits.max_body_bytes {
+            return Err(OtlpError::BodyTooLarge {
+                size: request.body.len(),
+                limit: self.limits.max_body_bytes,
+            }
+            .into());
+        }
+        let body = otlp::decompress(
+            request.content_encoding.as_deref(),
+            &request.body,
+            self.limits.max_decompressed_bytes,
+        )?;
+        let stats = &self.stats;
+        match request.signal {
+            Signal::Metrics => {
+                let decoded = if body.is_empty() {
+                    otlp::DecodedMetrics::default()
+                } else {
+                    otlp::decode_metrics(format, &body)?
+                };
+                self.write(record::encode_metrics(&decoded.points)).await?;
+                IngestStats::add(&stats.accepted_data_points, decoded.accepted_data_points);
+                IngestStats::add(&stats.rejected_data_points, decoded.rejected.count);
+                if !decoded.rejected.is_empty() {
+                    tracing::debug!(rejected = %decoded.rejected.message("data points"), "partial success");
+                }
+                Ok(response::metrics_body(format, &decoded.rejected))
+            }
+            Signal::Traces => {
+                let decoded = if body.is_empty() {
+                    otlp::DecodedSpans::default()
+                } else {
+                    otlp::decode_traces(format, &body)?
+                };
+                self.write(record::encode_spans(&decoded.spans)).await?;
+                IngestStats::add(&stats.accepted_spans, decoded.spans.len() as u64);
+                IngestStats::add(&stats.rejected_spans, decoded.rejected.count);
+                if !decoded.rejected.is_empty() {
+                    tracing::debug!(rejected = %decoded.rejected.message("spans"), "partial success");
+                }
+                Ok(response::traces_body(format, &decoded.rejected))
+            }
+            Signal::Logs => {
+                let decoded = if body.is_empty() {
+                    otlp::DecodedLogs::default()
+                } else {
+                    otlp::decode_logs(format, &body)?
+                };
+                IngestStats::add(&stats.log_records, decoded.log_records);
+                Ok(response::logs_body(format))
+            }
+        }
+    }
+
+    /// Writes entries durably; nothing to write is not a call.
+    async fn write(&self, entries: Vec<StreamEntry>) -> Result<(), StreamError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let records = entries.len() as u64;
+        let bytes: u64 = entries.iter().map(|e| e.data.len() as u64).sum();
+        self.sink.put_all(entries).await?;
+        IngestStats::add(&self.stats.stream_records, records);
+        IngestStats::add(&self.stats.stream_bytes, bytes);
+        Ok(())
+    }
+
+    fn refuse(&self, format: Format, refusal: Refusal) -> IngestResponse {
+        IngestStats::add(&self.stats.refused_requests, 1);
+        if refusal.status >= 500 || refusal.status == 429 {
+            tracing::warn!(status = refusal.status, message = %refusal.message, "OTLP request refused");
+        } else {
+            tracing::debug!(status = refusal.status, message = %refusal.message, "OTLP request refused");
+        }
+        IngestResponse {
+            status: refusal.status,
+            content_type: format.content_type().to_string(),
+            body: response::status_body(format, refusal.code, &refusal.message),
+            retry_after_seconds: refusal.retry_after_seconds,
+        }
+    }
+}

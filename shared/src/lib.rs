@@ -8,6 +8,8 @@
 
 pub mod aggregate;
 pub mod auth;
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod embedded;
 pub mod ingest;
 pub mod live;

@@ -87,10 +87,6 @@ impl LocalConnections {
             None => false,
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.open().len()
-    }
 }
 
 #[async_trait]

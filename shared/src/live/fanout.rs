@@ -43,15 +43,20 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
     ) -> Result<FanoutReport, ConnectionStoreError> {
         let per_connection = self.route(updates).await?;
         let mut report = FanoutReport::default();
-        let results: Vec<(String, u64, Result<(), PushError>)> =
-            stream::iter(per_connection.into_iter().flat_map(|(connection, updates)| {
+        // Built eagerly: the posts own their data, which keeps the concurrent futures `Send + 'static`-friendly.
+        let posts: Vec<(String, Bytes)> = per_connection
+            .into_iter()
+            .flat_map(|(connection, updates)| {
                 split_messages(seq, updates)
                     .into_iter()
                     .map(move |payload| (connection.clone(), payload))
-            }))
+            })
+            .collect();
+        let pusher = self.pusher;
+        let results: Vec<(String, Result<(), PushError>)> = stream::iter(posts)
             .map(|(connection, payload)| async move {
-                let result = self.pusher.post(&connection, payload).await;
-                (connection, 1, result)
+                let result = pusher.post(&connection, payload).await;
+                (connection, result)
             })
             .buffer_unordered(CONCURRENT_POSTS)
             .collect()
@@ -59,10 +64,10 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
 
         let mut reached = std::collections::BTreeSet::new();
         let mut gone = std::collections::BTreeSet::new();
-        for (connection, messages, result) in results {
+        for (connection, result) in results {
             match result {
                 Ok(()) => {
-                    report.messages_posted += messages;
+                    report.messages_posted += 1;
                     reached.insert(connection);
                 }
                 Err(PushError::Gone) => {

@@ -1,0 +1,79 @@
+// The wire contract with the Flowscope server (query API and WebSocket), as TypeScript types.
+// Mirrors `shared/src/query.rs` and `shared/src/live/wire.rs`.
+
+export type MetricKind =
+  | "gauge"
+  | "counter"
+  | "up_down_counter"
+  | "histogram"
+  | "exponential_histogram"
+  | "summary";
+
+export type Resolution = "1m" | "5m" | "1h";
+
+export type Attributes = Record<string, string>;
+
+/** One aggregated bucket's totals; `start` is unix seconds. Quantiles are null when unknown. */
+export interface Bucket {
+  start: number;
+  count: number;
+  sum: number;
+  min: number | null;
+  max: number | null;
+  avg: number | null;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  /** Per second over the bucket width: summed value for counters, observations otherwise. */
+  rate: number;
+}
+
+export interface ServiceSummary {
+  name: string;
+  series: number;
+  last_seen: number;
+}
+
+export interface SeriesSummary {
+  id: string;
+  attributes: Attributes;
+  last_seen: number;
+}
+
+export interface MetricSummary {
+  name: string;
+  kind: MetricKind;
+  unit: string;
+  series: SeriesSummary[];
+}
+
+export interface MetricHistory {
+  service: string;
+  metric: string;
+  kind: MetricKind;
+  unit: string;
+  resolution: Resolution;
+  buckets: Bucket[];
+}
+
+/** One bucket's current totals for one series; replaces what the client holds for that bucket. */
+export interface LiveUpdate extends Bucket {
+  series_id: string;
+  service: string;
+  metric: string;
+  attributes: Attributes;
+  kind: MetricKind;
+  unit: string;
+  resolution: Resolution;
+}
+
+export type ServerMessage =
+  | { type: "hello"; connection_id: string; seq: number }
+  | { type: "metrics_update"; seq: number; updates: LiveUpdate[] }
+  | { type: "snapshot"; seq: number; updates: LiveUpdate[] }
+  | { type: "pong" }
+  | { type: "error"; message: string };
+
+export type ClientMessage =
+  | { type: "subscribe"; services: string[]; metrics: string[]; last_seq?: number }
+  | { type: "ping" };

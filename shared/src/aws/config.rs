@@ -1,0 +1,61 @@
+//! Loading the SDK configuration once per process (per Lambda cold start).
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_smithy_http_client::tls;
+
+/// Region assumed by [`load_for_emulators`] when the environment names none.
+pub const EMULATOR_REGION: &str = "us-east-1";
+
+/// The environment variables that point the SDK at another endpoint (emulators, LocalStack).
+const ENDPOINT_VARIABLES: [&str; 3] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_KINESIS",
+];
+
+/// The standard configuration chain (environment, profile, container/instance credentials, and the
+/// `AWS_ENDPOINT_URL*` overrides) with rustls on ring as the HTTP client: the SDK's default client
+/// would pull in aws-lc, which roughly doubles build time and binary size.
+pub async fn load() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(rustls_ring_client())
+        .load()
+        .await
+}
+
+/// Like [`load`], but for emulators (DynamoDB Local, kinesis-mock) that accept any credentials: falls
+/// back to [`EMULATOR_REGION`] and to fixed dummy credentials when the environment gives none, instead
+/// of probing the instance metadata service for minutes.
+pub async fn load_for_emulators() -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(rustls_ring_client())
+        .region(RegionProviderChain::default_provider().or_else(Region::new(EMULATOR_REGION)));
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none()
+    {
+        loader = loader.credentials_provider(Credentials::new(
+            "flowscope-emulator",
+            "flowscope-emulator",
+            None,
+            None,
+            "flowscope-emulator",
+        ));
+    }
+    loader.load().await
+}
+
+/// True when an `AWS_ENDPOINT_URL*` variable points the SDK somewhere (emulator tests run only then).
+pub fn endpoint_override_configured() -> bool {
+    ENDPOINT_VARIABLES
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|value| !value.trim().is_empty()))
+}
+
+fn rustls_ring_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}

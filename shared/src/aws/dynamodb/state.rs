@@ -1,0 +1,153 @@
+//! Aggregator state items: read with BatchGetItem (100 keys per call), written with BatchWriteItem
+//! (25 items per call), retrying unprocessed keys/items with backoff.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
+use bytes::Bytes;
+
+use super::item::{self, get_opt_b, get_s, Item};
+use super::{store_error, DynamoStore};
+use crate::ports::StoreError;
+
+const MAX_KEYS_PER_GET: usize = 100;
+const MAX_ITEMS_PER_WRITE: usize = 25;
+
+impl DynamoStore {
+    pub(super) async fn batch_get_state(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, Bytes)>, StoreError> {
+        let table = self.state_table()?;
+        // BatchGetItem refuses a request that names one key twice.
+        let mut unique: Vec<&String> = keys.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let mut found = Vec::new();
+        for chunk in unique.chunks(MAX_KEYS_PER_GET) {
+            let request_keys: Vec<Item> = chunk
+                .iter()
+                .map(|key| Item::from([("pk".to_string(), item::s(key.as_str()))]))
+                .collect();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(request_keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(format!("BatchGetItem request: {e}")))?,
+            );
+            let mut attempts = self.retry.start();
+            while let Some(keys_and_attributes) = pending.take() {
+                if !attempts.next().await {
+                    return Err(StoreError::Throttled(format!(
+                        "BatchGetItem (state): keys still unprocessed after {} attempts",
+                        attempts.made()
+                    )));
+                }
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(table, keys_and_attributes)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("BatchGetItem (state)", &e))?;
+                for item in output.responses().and_then(|r| r.get(table)).into_iter().flatten() {
+                    found.push(decode_state(item)?);
+                }
+                pending = output
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+            }
+        }
+        Ok(found)
+    }
+
+    pub(super) async fn batch_put_state(
+        &self,
+        items: &[(String, Bytes, i64)],
+    ) -> Result<(), StoreError> {
+        let table = self.state_table()?;
+        // BatchWriteItem refuses two writes of one key in a request; the last one given wins.
+        let latest: BTreeMap<&str, (&Bytes, i64)> = items
+            .iter()
+            .map(|(key, state, expires)| (key.as_str(), (state, *expires)))
+            .collect();
+        let requests = latest
+            .into_iter()
+            .map(|(key, (state, expires_at))| {
+                let put = PutRequest::builder()
+                    .item("pk", item::s(key))
+                    .item("state", item::b(state.to_vec()))
+                    .item("expires_at", item::n(expires_at))
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(format!("BatchWriteItem request: {e}")))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for chunk in requests.chunks(MAX_ITEMS_PER_WRITE) {
+            self.batch_write(table, chunk.to_vec(), "BatchWriteItem (state)")
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One BatchWriteItem of at most 25 requests, retrying what DynamoDB leaves unprocessed.
+    pub(super) async fn batch_write(
+        &self,
+        table: &str,
+        requests: Vec<WriteRequest>,
+        operation: &str,
+    ) -> Result<(), StoreError> {
+        batch_write(&self.client, &self.retry, table, requests, operation).await
+    }
+}
+
+/// BatchWriteItem with retries of unprocessed items, shared by the store and the connections table.
+pub(super) async fn batch_write(
+    client: &aws_sdk_dynamodb::Client,
+    retry: &crate::aws::retry::RetryPolicy,
+    table: &str,
+    requests: Vec<WriteRequest>,
+    operation: &str,
+) -> Result<(), StoreError> {
+    let mut pending = requests;
+    let mut attempts = retry.start();
+    while !pending.is_empty() {
+        if !attempts.next().await {
+            return Err(StoreError::Throttled(format!(
+                "{operation}: {} items still unprocessed after {} attempts",
+                pending.len(),
+                attempts.made()
+            )));
+        }
+        let output = client
+            .batch_write_item()
+            .set_request_items(Some(HashMap::from([(table.to_string(), pending)])))
+            .send()
+            .await
+            .map_err(|e| store_error(operation, &e))?;
+        pending = output
+            .unprocessed_items()
+            .and_then(|u| u.get(table))
+            .cloned()
+            .unwrap_or_default();
+    }
+    Ok(())
+}
+
+fn decode_state(item: &Item) -> Result<(String, Bytes), StoreError> {
+    let key = get_s(item, "pk").map_err(|e| StoreError::Corrupt {
+        key: "state item".to_string(),
+        reason: e.to_string(),
+    })?;
+    let state = get_opt_b(item, "state").map_err(|e| StoreError::Corrupt {
+        key: format!("state {key}"),
+        reason: e.to_string(),
+    })?;
+    Ok((
+        key.to_string(),
+        Bytes::copy_from_slice(state.unwrap_or_default()),
+    ))
+}

@@ -1,0 +1,169 @@
+//! API Gateway HTTP API requests (through `lambda_http`) ↔ the OTLP receiver and the query API.
+
+use bytes::Bytes;
+use lambda_http::http::{header, HeaderMap, HeaderValue, StatusCode};
+use lambda_http::{Body, Request, Response};
+
+use crate::auth::ApiKeys;
+use crate::ingest::{Ingest, IngestRequest, IngestResponse, Signal};
+use crate::otlp::response::status_body;
+use crate::otlp::Format;
+use crate::ports::{MetricStore, StreamSink};
+use crate::query::{parse_query, ApiResponse, QueryApi};
+
+/// `google.rpc.Code.UNAUTHENTICATED`.
+const UNAUTHENTICATED: i32 = 16;
+/// `google.rpc.Code.NOT_FOUND`.
+const NOT_FOUND: i32 = 5;
+
+/// The OTLP signal served at `path` (`/v1/metrics`, `/v1/traces`, `/v1/logs`).
+pub fn signal_for_path(path: &str) -> Option<Signal> {
+    match path.trim_end_matches('/') {
+        "/v1/metrics" => Some(Signal::Metrics),
+        "/v1/traces" => Some(Signal::Traces),
+        "/v1/logs" => Some(Signal::Logs),
+        _ => None,
+    }
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The key a client presented: `Authorization: Bearer <key>` or `x-api-key: <key>`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    ApiKeys::key_from_headers(
+        header_text(headers, header::AUTHORIZATION.as_str()),
+        header_text(headers, "x-api-key"),
+    )
+}
+
+fn is_authorized(keys: &ApiKeys, headers: &HeaderMap) -> bool {
+    presented_key(headers).is_some_and(|key| keys.accepts(key))
+}
+
+/// The receiver's view of an OTLP request.
+pub fn ingest_request(signal: Signal, request: &Request) -> IngestRequest {
+    let headers = request.headers();
+    IngestRequest {
+        signal,
+        content_type: header_text(headers, header::CONTENT_TYPE.as_str()).map(str::to_string),
+        content_encoding: header_text(headers, header::CONTENT_ENCODING.as_str())
+            .map(str::to_string),
+        body: Bytes::copy_from_slice(request.body().as_ref()),
+    }
+}
+
+/// The receiver's answer as an HTTP response (`Retry-After` included).
+pub fn ingest_response(response: IngestResponse) -> Response<Body> {
+    let mut http = Response::new(Body::Binary(response.body));
+    *http.status_mut() =
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(value) = HeaderValue::from_str(&response.content_type) {
+        http.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    if let Some(seconds) = response.retry_after_seconds {
+        http.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    http
+}
+
+/// A `google.rpc.Status` refusal in the request's format (protobuf when it cannot be told).
+fn status_refusal(request: &Request, status: u16, code: i32, message: &str) -> Response<Body> {
+    let format = Format::from_content_type(header_text(
+        request.headers(),
+        header::CONTENT_TYPE.as_str(),
+    ))
+    .unwrap_or(Format::Protobuf);
+    ingest_response(IngestResponse {
+        status,
+        content_type: format.content_type().to_string(),
+        body: status_body(format, code, message),
+        retry_after_seconds: None,
+    })
+}
+
+/// The ingest function: API key check (401 with a `google.rpc.Status`), route, then the receiver.
+pub async fn handle_ingest<S: StreamSink + ?Sized>(
+    ingest: &Ingest<S>,
+    keys: &ApiKeys,
+    request: Request,
+) -> Response<Body> {
+    if !is_authorized(keys, request.headers()) {
+        return status_refusal(
+            &request,
+            401,
+            UNAUTHENTICATED,
+            "a valid API key is required: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
+        );
+    }
+    let Some(signal) = signal_for_path(request.uri().path()) else {
+        let message = format!(
+            "no OTLP endpoint at {}: use /v1/metrics, /v1/traces or /v1/logs",
+            request.uri().path()
+        );
+        return status_refusal(&request, 404, NOT_FOUND, &message);
+    };
+    ingest_response(ingest.handle(ingest_request(signal, &request)).await)
+}
+
+fn json_response(response: ApiResponse) -> Response<Body> {
+    let mut http = Response::new(Body::Text(response.body));
+    *http.status_mut() =
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    http.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    http
+}
+
+/// The query function: API key check (headers, or `?token=` for links), then the query API.
+pub async fn handle_query<S: MetricStore + ?Sized>(
+    api: &QueryApi<S>,
+    keys: &ApiKeys,
+    request: Request,
+    now_unix_s: i64,
+) -> Response<Body> {
+    let query = request.uri().query().unwrap_or("");
+    let token = parse_query(query).remove("token");
+    let authorized = is_authorized(keys, request.headers())
+        || token.as_deref().is_some_and(|t| keys.accepts(t));
+    if !authorized {
+        return json_response(ApiResponse {
+            status: 401,
+            body: serde_json::json!({
+                "error": "a valid API key is required: send `Authorization: Bearer <key>`"
+            })
+            .to_string(),
+        });
+    }
+    json_response(api.handle(request.uri().path(), query, now_unix_s).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otlp_paths_map_to_signals() {
+        assert_eq!(signal_for_path("/v1/metrics"), Some(Signal::Metrics));
+        assert_eq!(signal_for_path("/v1/traces/"), Some(Signal::Traces));
+        assert_eq!(signal_for_path("/v1/logs"), Some(Signal::Logs));
+        assert_eq!(signal_for_path("/v1/profiles"), None);
+    }
+
+    #[test]
+    fn retry_after_and_content_type_reach_the_http_response() {
+        let response = ingest_response(IngestResponse {
+            status: 429,
+            content_type: "application/json".into(),
+            body: b"{}".to_vec(),
+            retry_after_seconds: Some(2),
+        });
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+}

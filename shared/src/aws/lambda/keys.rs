@@ -1,0 +1,76 @@
+//! The accepted API keys, as SHA-256 hashes, loaded once per cold start.
+
+use aws_config::SdkConfig;
+
+use super::LambdaError;
+use crate::auth::ApiKeys;
+use crate::aws::errors;
+
+/// Comma-separated SHA-256 hex hashes given directly (tests, emulators).
+pub const HASHES_VARIABLE: &str = "API_KEY_HASHES";
+/// Name of the SSM (SecureString) parameter holding the comma-separated hashes.
+pub const PARAMETER_VARIABLE: &str = "API_KEYS_PARAMETER";
+
+/// Loads the key hashes from `API_KEY_HASHES`, else from the SSM parameter named by
+/// `API_KEYS_PARAMETER`. Fails closed: no source, or an empty list, is an error rather than a
+/// function that lets everyone in.
+pub async fn load_api_keys(config: &SdkConfig) -> Result<ApiKeys, LambdaError> {
+    let hashes = match std::env::var(HASHES_VARIABLE) {
+        Ok(list) if !list.trim().is_empty() => list,
+        _ => match std::env::var(PARAMETER_VARIABLE) {
+            Ok(name) if !name.trim().is_empty() => parameter_value(config, name.trim()).await?,
+            _ => {
+                return Err(LambdaError::Config(format!(
+                    "set {PARAMETER_VARIABLE} (an SSM parameter of key hashes) or {HASHES_VARIABLE}"
+                )))
+            }
+        },
+    };
+    keys_from_hashes(&hashes)
+}
+
+/// Parses the hash list, refusing an empty one.
+pub fn keys_from_hashes(list: &str) -> Result<ApiKeys, LambdaError> {
+    let keys = ApiKeys::from_hashes(list).map_err(LambdaError::Config)?;
+    if keys.is_empty() {
+        return Err(LambdaError::Config(
+            "the API key hash list is empty: no client could authenticate".to_string(),
+        ));
+    }
+    Ok(keys)
+}
+
+async fn parameter_value(config: &SdkConfig, name: &str) -> Result<String, LambdaError> {
+    let output = aws_sdk_ssm::Client::new(config)
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| LambdaError::Aws {
+            service: "SSM",
+            message: errors::describe("GetParameter", &e),
+        })?;
+    output
+        .parameter()
+        .and_then(|p| p.value())
+        .map(str::to_string)
+        .ok_or_else(|| LambdaError::Config(format!("SSM parameter {name} has no value")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::hash_key;
+
+    #[test]
+    fn hash_lists_must_name_at_least_one_key() {
+        assert!(matches!(keys_from_hashes(" , "), Err(LambdaError::Config(_))));
+        assert!(matches!(
+            keys_from_hashes("not-a-hash"),
+            Err(LambdaError::Config(_))
+        ));
+        let keys = keys_from_hashes(&hash_key("k1")).unwrap();
+        assert!(keys.accepts("k1") && !keys.accepts("k2"));
+    }
+}

@@ -1,0 +1,53 @@
+//! Lambda event plumbing: converting between Lambda's events and the core's types, so that each
+//! function in `functions/` only wires adapters together.
+//!
+//! - [`http`]: API Gateway HTTP API requests ↔ the OTLP receiver and the query API, with the API key check.
+//! - [`kinesis`]: Kinesis events → [`crate::ports::ShardBatch`], batch outcomes → `batchItemFailures`.
+//! - [`poison`]: undecodable records → the failure queue (SQS).
+//! - [`websocket`]: API Gateway WebSocket `$connect` / `$disconnect` / message events.
+//! - [`streams`]: DynamoDB Streams records of the buckets table → live updates.
+//! - [`keys`]: the accepted API key hashes, loaded once per cold start.
+
+pub mod http;
+pub mod keys;
+pub mod kinesis;
+pub mod poison;
+pub mod streams;
+pub mod websocket;
+
+use crate::ports::{ConnectionStoreError, PushError, StoreError};
+
+/// What can stop a function from starting or from handling an event as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("malformed event: {0}")]
+    Event(String),
+    #[error("{service} call failed: {message}")]
+    Aws {
+        service: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Connections(#[from] ConnectionStoreError),
+    #[error(transparent)]
+    Push(#[from] PushError),
+}
+
+/// An environment variable that must be set and not blank.
+pub fn required_env(name: &str) -> Result<String, LambdaError> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .ok_or_else(|| LambdaError::Config(format!("{name} is not set")))
+}
+
+/// Unix seconds now.
+pub fn now_unix_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,194 @@
+//! DynamoDB Streams records of the buckets table → live updates → fan-out to subscribed connections.
+//!
+//! Each written bucket's `NewImage` carries its full totals, so the fan-out needs no read of the bucket;
+//! it only looks up each series once per invocation to label the update.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use serde_json::Value;
+
+use super::LambdaError;
+use crate::aws::dynamodb::{decode_bucket_image, BucketImage};
+use crate::live::{Fanout, FanoutReport, LiveUpdate};
+use crate::model::{Resolution, SeriesId, SeriesMeta};
+use crate::ports::{BucketKey, ConnectionPusher, ConnectionStore, MetricStore, StoreError};
+
+/// One DynamoDB-JSON attribute (`{"S": "…"}`, `{"N": "…"}`, `{"B": "<base64>"}`, …).
+fn attribute_from_json(value: &Value) -> Result<AttributeValue, String> {
+    let Some((kind, inner)) = value.as_object().and_then(|o| o.iter().next()) else {
+        return Err(format!("not a DynamoDB attribute: {value}"));
+    };
+    let text = |v: &Value| {
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("{kind} value is not a string"))
+    };
+    let texts = |v: &Value| -> Result<Vec<String>, String> {
+        v.as_array()
+            .ok_or_else(|| format!("{kind} value is not a list"))?
+            .iter()
+            .map(text)
+            .collect()
+    };
+    let binary = |v: &Value| -> Result<Blob, String> {
+        base64::engine::general_purpose::STANDARD
+            .decode(text(v)?)
+            .map(Blob::new)
+            .map_err(|e| format!("B value is not base64: {e}"))
+    };
+    Ok(match kind.as_str() {
+        "S" => AttributeValue::S(text(inner)?),
+        "N" => AttributeValue::N(text(inner)?),
+        "B" => AttributeValue::B(binary(inner)?),
+        "BOOL" => AttributeValue::Bool(inner.as_bool().unwrap_or(false)),
+        "NULL" => AttributeValue::Null(true),
+        "SS" => AttributeValue::Ss(texts(inner)?),
+        "NS" => AttributeValue::Ns(texts(inner)?),
+        "BS" => AttributeValue::Bs(
+            inner
+                .as_array()
+                .ok_or("BS value is not a list")?
+                .iter()
+                .map(binary)
+                .collect::<Result<_, _>>()?,
+        ),
+        "M" => AttributeValue::M(item_from_json(inner)?),
+        "L" => AttributeValue::L(
+            inner
+                .as_array()
+                .ok_or("L value is not a list")?
+                .iter()
+                .map(attribute_from_json)
+                .collect::<Result<_, _>>()?,
+        ),
+        other => return Err(format!("unknown DynamoDB attribute type {other}")),
+    })
+}
+
+/// An item in DynamoDB JSON (as in a stream record's image) as SDK attribute values.
+pub fn item_from_json(value: &Value) -> Result<HashMap<String, AttributeValue>, String> {
+    value
+        .as_object()
+        .ok_or_else(|| "an item must be a JSON object".to_string())?
+        .iter()
+        .map(|(name, attribute)| Ok((name.clone(), attribute_from_json(attribute)?)))
+        .collect()
+}
+
+/// The bucket images of INSERT and MODIFY records, the newest per bucket. Records that cannot be
+/// decoded are logged and skipped: a stale or missing live update is not worth blocking the stream.
+pub fn bucket_images(event: &Event) -> Vec<BucketImage> {
+    let mut newest: BTreeMap<BucketKey, BucketImage> = BTreeMap::new();
+    for record in &event.records {
+        if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
+            continue;
+        }
+        let decoded = serde_json::to_value(&record.change.new_image)
+            .map_err(|e| e.to_string())
+            .and_then(|json| item_from_json(&json))
+            .and_then(|item| decode_bucket_image(&item).map_err(|e| e.to_string()));
+        match decoded {
+            // Records of one key arrive in write order, so a later image replaces an earlier one.
+            Ok(image) => {
+                newest.insert(image.key, image);
+            }
+            Err(reason) => {
+                tracing::warn!(event_id = %record.event_id, %reason, "bucket image skipped")
+            }
+        }
+    }
+    newest.into_values().collect()
+}
+
+/// Live updates for the 1-minute buckets among `images` (coarser buckets are read from the query
+/// API), labelled with their series. Buckets of series the registry does not know are skipped.
+pub async fn live_updates<S: MetricStore + ?Sized>(
+    store: &S,
+    images: &[BucketImage],
+) -> Result<Vec<LiveUpdate>, StoreError> {
+    let mut series: HashMap<SeriesId, Option<SeriesMeta>> = HashMap::new();
+    let mut updates = Vec::new();
+    for image in images
+        .iter()
+        .filter(|i| i.key.resolution == Resolution::OneMinute)
+    {
+        let id = image.key.series;
+        if !series.contains_key(&id) {
+            series.insert(id, store.get_series(id).await?);
+        }
+        match series.get(&id).and_then(Option::as_ref) {
+            Some(meta) => updates.push(LiveUpdate::from_bucket(
+                meta,
+                image.key.resolution,
+                image.key.start_unix_s,
+                &image.stats,
+            )),
+            None => tracing::warn!(series = %id, "bucket of an unregistered series not pushed"),
+        }
+    }
+    Ok(updates)
+}
+
+/// The fan-out function's handler. `seq` is the flush time in unix milliseconds: stateless functions
+/// share no counter, and a time keeps `seq` rising across invocations as clients expect.
+pub async fn handle_bucket_stream<S, C, P>(
+    store: &S,
+    connections: &C,
+    pusher: &P,
+    event: &Event,
+) -> Result<FanoutReport, LambdaError>
+where
+    S: MetricStore + ?Sized,
+    C: ConnectionStore + ?Sized,
+    P: ConnectionPusher + ?Sized,
+{
+    let updates = live_updates(store, &bucket_images(event)).await?;
+    if updates.is_empty() {
+        return Ok(FanoutReport::default());
+    }
+    let seq = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let report = Fanout::new(connections, pusher).deliver(seq, &updates).await?;
+    tracing::info!(
+        updates = updates.len(),
+        messages_posted = report.messages_posted,
+        connections_reached = report.connections_reached,
+        gone_removed = report.gone_removed,
+        failed = report.failed,
+        "live updates fanned out"
+    );
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamodb_json_converts_every_attribute_kind() {
+        let item = item_from_json(&serde_json::json!({
+            "pk": {"S": "0000000000000001#1m"},
+            "start": {"N": "60"},
+            "sketch": {"B": "AQI="},
+            "wm": {"M": {"shardId-0": {"S": "5"}}},
+            "topics": {"L": [{"S": "topic#*"}]},
+            "flag": {"BOOL": true},
+            "nothing": {"NULL": true},
+            "names": {"SS": ["a", "b"]}
+        }))
+        .unwrap();
+        assert_eq!(item["pk"], AttributeValue::S("0000000000000001#1m".into()));
+        assert_eq!(item["start"], AttributeValue::N("60".into()));
+        assert_eq!(item["sketch"], AttributeValue::B(Blob::new(vec![1, 2])));
+        assert!(matches!(&item["wm"], AttributeValue::M(m) if m.len() == 1));
+        assert!(matches!(&item["topics"], AttributeValue::L(l) if l.len() == 1));
+        assert_eq!(item["flag"], AttributeValue::Bool(true));
+        assert!(item_from_json(&serde_json::json!({"x": {"Q": "?"}})).is_err());
+        assert!(item_from_json(&serde_json::json!({"x": {"B": "%%%"}})).is_err());
+    }
+}

@@ -1,0 +1,111 @@
+//! API Gateway WebSocket events (`$connect`, `$disconnect`, and client messages) → the live session
+//! logic in [`crate::live::session`]. Replies go back through `PostToConnection`, since a WebSocket
+//! route without a route response discards the function's return value.
+
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use base64::Engine;
+use bytes::Bytes;
+
+use super::{now_unix_s, LambdaError};
+use crate::auth::ApiKeys;
+use crate::live::session::{on_connect, on_disconnect, on_message, ConnectError, NoReplay};
+use crate::ports::{ConnectionPusher, ConnectionStore, PushError};
+
+/// The connection the event is about.
+pub fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Result<&str, LambdaError> {
+    event
+        .request_context
+        .connection_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| LambdaError::Event("WebSocket event without a connectionId".into()))
+}
+
+/// A plain-text response: API Gateway refuses the `$connect` handshake on anything but 2xx.
+pub fn response(status: i64, message: &str) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = status;
+    response.body = Some(Body::Text(message.to_string()));
+    response
+}
+
+/// `$connect`: checks `?token=` against the API key hashes and records the connection.
+pub async fn handle_connect<C: ConnectionStore + ?Sized>(
+    connections: &C,
+    keys: &ApiKeys,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, LambdaError> {
+    let id = connection_id(event)?;
+    let token = event.query_string_parameters.first("token");
+    match on_connect(connections, keys, id, token, now_unix_s()).await {
+        Ok(()) => Ok(response(200, "connected")),
+        Err(ConnectError::Unauthorized) => Ok(response(401, &ConnectError::Unauthorized.to_string())),
+        Err(ConnectError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// `$disconnect`: forgets the connection and its subscription.
+pub async fn handle_disconnect<C: ConnectionStore + ?Sized>(
+    connections: &C,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, LambdaError> {
+    on_disconnect(connections, connection_id(event)?).await?;
+    Ok(response(200, "disconnected"))
+}
+
+/// The message's text (API Gateway base64-encodes binary frames).
+fn message_text(event: &ApiGatewayWebsocketProxyRequest) -> String {
+    let body = event.body.clone().unwrap_or_default();
+    if !event.is_base64_encoded {
+        return body;
+    }
+    match base64::engine::general_purpose::STANDARD.decode(body.as_bytes()) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => body,
+    }
+}
+
+/// A client message (`subscribe`, `ping`, or anything else): updates the subscription and posts the
+/// reply (snapshot, pong or error) to the sender.
+pub async fn handle_message<C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized>(
+    connections: &C,
+    pusher: &P,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, LambdaError> {
+    let id = connection_id(event)?;
+    let reply = on_message(connections, &NoReplay, id, &message_text(event), now_unix_s()).await?;
+    if let Some(reply) = reply {
+        match pusher.post(id, Bytes::from(reply.to_json())).await {
+            Ok(()) => {}
+            // The sender left while we worked: its $disconnect cleans up.
+            Err(PushError::Gone) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(response(200, "ok"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(json: serde_json::Value) -> ApiGatewayWebsocketProxyRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn connection_id_and_text_come_from_the_event() {
+        let e = event(serde_json::json!({
+            "requestContext": {"connectionId": "abc=", "routeKey": "$default", "connectedAt": 0, "requestTimeEpoch": 0},
+            "body": base64::engine::general_purpose::STANDARD.encode(r#"{"type":"ping"}"#),
+            "isBase64Encoded": true
+        }));
+        assert_eq!(connection_id(&e).unwrap(), "abc=");
+        assert_eq!(message_text(&e), r#"{"type":"ping"}"#);
+        let missing = event(serde_json::json!({
+            "requestContext": {"connectedAt": 0, "requestTimeEpoch": 0}
+        }));
+        assert!(connection_id(&missing).is_err());
+    }
+}

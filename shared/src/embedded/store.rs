@@ -1,0 +1,995 @@
+//! The local [`MetricStore`]: one redb file holding buckets, the series registry and aggregator state.
+//!
+//! Keys are byte strings built so that redb's byte order is the order queries need: a bucket key is
+//! `series id (u64 BE) | resolution code | start (order-preserving i64 BE)`, so one series and
+//! resolution is a contiguous, time-ordered range. Expiry and `last_seen` have index tables keyed by
+//! time first, so purging reads only what has expired instead of scanning everything.
+//!
+//! Bucket items are a compact binary encoding with a version byte (see [`encode_item`]); anything that
+//! does not decode is reported as [`StoreError::Corrupt`], never a panic. Every port call is one redb
+//! transaction run on the blocking pool; writes are durable when they return.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+use super::{unix_now_ms, EmbeddedError};
+use crate::aggregate::stats::BucketStats;
+use crate::model::{Resolution, Retention, SeriesId, SeriesMeta};
+use crate::ports::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, SequenceNumber, StoreError};
+use crate::sketch::Sketch;
+
+/// bucket key → encoded bucket item.
+const BUCKETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("buckets");
+/// expires_at | bucket key → ().
+const BUCKET_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("bucket_expiry");
+/// series id → encoded [`SeriesMeta`].
+const SERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("series");
+/// service length (u32 BE) | service | metric | 0x00 | series id → ().
+const SERIES_BY_SERVICE: TableDefinition<&[u8], ()> = TableDefinition::new("series_by_service");
+/// last_seen | series id → ().
+const SERIES_BY_LAST_SEEN: TableDefinition<&[u8], ()> = TableDefinition::new("series_by_last_seen");
+/// Services with at least one registered series.
+const SERVICES: TableDefinition<&str, ()> = TableDefinition::new("services");
+/// state key → version | expires_at (i64 LE) | opaque bytes.
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+/// expires_at | state key → ().
+const STATE_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("state_expiry");
+
+const ITEM_VERSION: u8 = 1;
+const SERIES_VERSION: u8 = 1;
+const STATE_VERSION: u8 = 1;
+const HAS_MIN: u8 = 0b01;
+const HAS_MAX: u8 = 0b10;
+/// redb's page cache; local mode shares the machine with everything else.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// redb-backed [`MetricStore`]. Clones share one database.
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+    retention: Retention,
+    applies: Arc<ApplyQueue>,
+}
+
+/// Group commit for `apply_bucket`: the aggregator writes many buckets concurrently, and one redb
+/// transaction (one fsync) for all that are waiting is far cheaper than one each.
+#[derive(Default)]
+struct ApplyQueue {
+    waiting: Mutex<Vec<Arc<PendingApply>>>,
+    /// Held by the thread committing a group.
+    committer: Mutex<()>,
+}
+
+struct PendingApply {
+    delta: BucketDelta,
+    outcome: Mutex<Option<Result<ApplyOutcome, StoreError>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values are replaced whole, never left half-written, so a poisoned lock is usable.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store at `path` with the default retention.
+    pub fn open(path: &Path) -> Result<RedbStore, EmbeddedError> {
+        RedbStore::open_with_retention(path, Retention::default())
+    }
+
+    /// Opens (or creates) the store at `path`. The aggregator gives every bucket its `expires_at`;
+    /// `retention` decides only when a series that stopped reporting leaves the registry (after the
+    /// longest retention, when its last buckets are gone too).
+    pub fn open_with_retention(
+        path: &Path,
+        retention: Retention,
+    ) -> Result<RedbStore, EmbeddedError> {
+        let database_error = |reason: String| EmbeddedError::Database {
+            path: PathBuf::from(path),
+            reason,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(EmbeddedError::io("creating", parent))?;
+        }
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| database_error(e.to_string()))?;
+        // Create every table up front so read transactions never meet a missing one.
+        let txn = db
+            .begin_write()
+            .map_err(|e| database_error(e.to_string()))?;
+        create_tables(&txn).map_err(|e| database_error(e.to_string()))?;
+        txn.commit().map_err(|e| database_error(e.to_string()))?;
+        Ok(RedbStore {
+            db: Arc::new(db),
+            retention,
+            applies: Arc::new(ApplyQueue::default()),
+        })
+    }
+
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// Runs `work` on the blocking pool: redb does synchronous file I/O.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database, Retention) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        let retention = self.retention;
+        tokio::task::spawn_blocking(move || work(&db, retention))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+}
+
+fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
+    txn.open_table(BUCKETS)?;
+    txn.open_table(BUCKET_EXPIRY)?;
+    txn.open_table(SERIES)?;
+    txn.open_table(SERIES_BY_SERVICE)?;
+    txn.open_table(SERIES_BY_LAST_SEEN)?;
+    txn.open_table(SERVICES)?;
+    txn.open_table(STATE)?;
+    txn.open_table(STATE_EXPIRY)?;
+    Ok(())
+}
+
+fn unavailable(e: impl Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl MetricStore for RedbStore {
+    async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
+        let request = Arc::new(PendingApply {
+            delta: delta.clone(),
+            outcome: Mutex::new(None),
+        });
+        lock(&self.applies.waiting).push(request.clone());
+        let queue = self.applies.clone();
+        self.blocking(move |db, _| {
+            let _committer = lock(&queue.committer);
+            if let Some(outcome) = lock(&request.outcome).take() {
+                // Committed by the thread that held the committer before us.
+                return outcome;
+            }
+            let group = std::mem::take(&mut *lock(&queue.waiting));
+            match apply_group(db, &group) {
+                Ok(outcomes) => {
+                    for (member, outcome) in group.iter().zip(outcomes) {
+                        *lock(&member.outcome) = Some(outcome);
+                    }
+                }
+                Err(e) => {
+                    for member in &group {
+                        *lock(&member.outcome) = Some(Err(copy_error(&e)));
+                    }
+                }
+            }
+            lock(&request.outcome).take().unwrap_or_else(|| {
+                Err(StoreError::Unavailable(
+                    "bucket write was not part of any commit".into(),
+                ))
+            })
+        })
+        .await
+    }
+
+    async fn query_buckets(
+        &self,
+        series: SeriesId,
+        resolution: Resolution,
+        from_unix_s: i64,
+        to_unix_s: i64,
+    ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
+        if from_unix_s >= to_unix_s {
+            return Ok(Vec::new());
+        }
+        self.blocking(move |db, _| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let buckets = txn.open_table(BUCKETS).map_err(unavailable)?;
+            let from = bucket_key(&BucketKey {
+                series,
+                resolution,
+                start_unix_s: from_unix_s,
+            });
+            let to = bucket_key(&BucketKey {
+                series,
+                resolution,
+                start_unix_s: to_unix_s,
+            });
+            let mut out = Vec::new();
+            for entry in buckets
+                .range::<&[u8]>(&from[..]..&to[..])
+                .map_err(unavailable)?
+            {
+                let (key, value) = entry.map_err(unavailable)?;
+                let key = key.value();
+                let start = decode_bucket_start(key).ok_or_else(|| StoreError::Corrupt {
+                    key: hex(key),
+                    reason: "bucket key has the wrong length".into(),
+                })?;
+                let item = decode_item(value.value()).map_err(|reason| StoreError::Corrupt {
+                    key: describe_bucket(series, resolution, start),
+                    reason,
+                })?;
+                out.push((start, item.stats));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
+        if series.is_empty() {
+            return Ok(());
+        }
+        let series = series.to_vec();
+        self.blocking(move |db, _| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            upsert_series_in(&txn, &series)?;
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn list_services(&self) -> Result<Vec<String>, StoreError> {
+        self.blocking(|db, _| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let services = txn.open_table(SERVICES).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for entry in services.iter().map_err(unavailable)? {
+                let (service, ()) = entry.map(|(k, _)| (k, ())).map_err(unavailable)?;
+                out.push(service.value().to_string());
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
+        let service = service.to_string();
+        self.blocking(move |db, _| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let index = txn.open_table(SERIES_BY_SERVICE).map_err(unavailable)?;
+            let registry = txn.open_table(SERIES).map_err(unavailable)?;
+            let prefix = service_prefix(&service);
+            let mut out = Vec::new();
+            for entry in index.range::<&[u8]>(&prefix[..]..).map_err(unavailable)? {
+                let (key, _) = entry.map_err(unavailable)?;
+                let key = key.value();
+                if !key.starts_with(&prefix) {
+                    break;
+                }
+                let Some(id) = trailing_u64(key) else {
+                    continue;
+                };
+                if let Some(value) = registry.get(id).map_err(unavailable)? {
+                    let meta = decode_series(id, value.value())?;
+                    if meta.key.service == service {
+                        out.push(meta);
+                    }
+                }
+            }
+            // The index is already in this order for ordinary names; sorting makes it exact even
+            // for metric names containing NUL.
+            out.sort_by(|a, b| (&a.key.metric, a.id).cmp(&(&b.key.metric, b.id)));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
+        self.blocking(move |db, _| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let registry = txn.open_table(SERIES).map_err(unavailable)?;
+            match registry.get(id.0).map_err(unavailable)? {
+                Some(value) => decode_series(id.0, value.value()).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = keys.to_vec();
+        let now = unix_now_ms() / 1000;
+        self.blocking(move |db, _| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let state = txn.open_table(STATE).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for key in keys {
+                let Some(value) = state.get(key.as_str()).map_err(unavailable)? else {
+                    continue;
+                };
+                let (expires_at, data) =
+                    decode_state(value.value()).map_err(|reason| StoreError::Corrupt {
+                        key: format!("state {key}"),
+                        reason,
+                    })?;
+                // Expired but not yet purged reads as absent, as it will be after the purge.
+                if expires_at >= now {
+                    out.push((key, Bytes::copy_from_slice(data)));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let items = items.to_vec();
+        self.blocking(move |db, _| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut state = txn.open_table(STATE).map_err(unavailable)?;
+                let mut expiry = txn.open_table(STATE_EXPIRY).map_err(unavailable)?;
+                for (key, data, expires_at) in &items {
+                    let old_expiry = state
+                        .get(key.as_str())
+                        .map_err(unavailable)?
+                        .and_then(|old| decode_state(old.value()).ok().map(|(at, _)| at));
+                    if let Some(old) = old_expiry {
+                        expiry
+                            .remove(&expiry_key(old, key.as_bytes())[..])
+                            .map_err(unavailable)?;
+                    }
+                    state
+                        .insert(key.as_str(), &encode_state(*expires_at, data)[..])
+                        .map_err(unavailable)?;
+                    expiry
+                        .insert(&expiry_key(*expires_at, key.as_bytes())[..], ())
+                        .map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError> {
+        self.blocking(move |db, retention| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let mut deleted = purge_buckets(&txn, now_unix_s)?;
+            deleted += purge_state(&txn, now_unix_s)?;
+            let longest = Resolution::ALL
+                .iter()
+                .map(|r| retention.seconds(*r))
+                .max()
+                .unwrap_or(0);
+            deleted += purge_series(&txn, now_unix_s.saturating_sub(longest))?;
+            txn.commit().map_err(unavailable)?;
+            Ok(deleted)
+        })
+        .await
+    }
+}
+
+/// Applies every waiting delta in one transaction, in queue order (so two deltas for one bucket see
+/// each other's watermark). A corrupt item fails only its own delta; a storage failure fails all.
+fn apply_group(
+    db: &Database,
+    group: &[Arc<PendingApply>],
+) -> Result<Vec<Result<ApplyOutcome, StoreError>>, StoreError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    let mut wrote = false;
+    for member in group {
+        match apply_in(&txn, &member.delta) {
+            Ok(outcome) => {
+                wrote |= matches!(outcome, ApplyOutcome::Applied(_));
+                outcomes.push(Ok(outcome));
+            }
+            Err(e @ StoreError::Corrupt { .. }) => outcomes.push(Err(e)),
+            Err(e) => {
+                let _ = txn.abort();
+                return Err(e);
+            }
+        }
+    }
+    if wrote {
+        txn.commit().map_err(unavailable)?;
+    } else {
+        txn.abort().map_err(unavailable)?;
+    }
+    Ok(outcomes)
+}
+
+/// `StoreError` is not `Clone`; a failed group commit reports the same error to every member.
+fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Throttled(m) => StoreError::Throttled(m.clone()),
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Corrupt { key, reason } => StoreError::Corrupt {
+            key: key.clone(),
+            reason: reason.clone(),
+        },
+    }
+}
+
+/// The conditional merge of [`MetricStore::apply_bucket`], inside the caller's transaction.
+fn apply_in(txn: &WriteTransaction, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
+    let mut buckets = txn.open_table(BUCKETS).map_err(unavailable)?;
+    let mut expiry = txn.open_table(BUCKET_EXPIRY).map_err(unavailable)?;
+    let key = bucket_key(&delta.key);
+    let existing = match buckets.get(&key[..]).map_err(unavailable)? {
+        Some(value) => Some(
+            decode_item(value.value()).map_err(|reason| StoreError::Corrupt {
+                key: describe_bucket(
+                    delta.key.series,
+                    delta.key.resolution,
+                    delta.key.start_unix_s,
+                ),
+                reason,
+            })?,
+        ),
+        None => None,
+    };
+    let old_expiry = existing.as_ref().map(|item| item.expires_at_unix_s);
+    let mut item = existing.unwrap_or_default();
+    if let Some(watermark) = item.watermarks.get(&delta.shard_id) {
+        if *watermark >= delta.first_seq {
+            return Ok(ApplyOutcome::AlreadyApplied {
+                watermark: watermark.clone(),
+            });
+        }
+    }
+    item.stats.merge(&delta.stats);
+    item.watermarks
+        .insert(delta.shard_id.clone(), delta.last_seq.clone());
+    item.expires_at_unix_s = delta.expires_at_unix_s;
+    buckets
+        .insert(&key[..], &encode_item(&item)[..])
+        .map_err(unavailable)?;
+    if old_expiry != Some(item.expires_at_unix_s) {
+        if let Some(old) = old_expiry {
+            expiry
+                .remove(&expiry_key(old, &key)[..])
+                .map_err(unavailable)?;
+        }
+        expiry
+            .insert(&expiry_key(item.expires_at_unix_s, &key)[..], ())
+            .map_err(unavailable)?;
+    }
+    Ok(ApplyOutcome::Applied(item.stats))
+}
+
+fn upsert_series_in(txn: &WriteTransaction, series: &[SeriesMeta]) -> Result<(), StoreError> {
+    let mut registry = txn.open_table(SERIES).map_err(unavailable)?;
+    let mut by_service = txn.open_table(SERIES_BY_SERVICE).map_err(unavailable)?;
+    let mut by_last_seen = txn.open_table(SERIES_BY_LAST_SEEN).map_err(unavailable)?;
+    let mut services = txn.open_table(SERVICES).map_err(unavailable)?;
+    for meta in series {
+        let id = meta.id.0;
+        let old = match registry.get(id).map_err(unavailable)? {
+            Some(value) => match decode_series(id, value.value()) {
+                Ok(old) => Some(old),
+                Err(e) => {
+                    // Replacing a corrupt entry is better than refusing the series forever.
+                    tracing::warn!(series = %meta.id, error = %e, "overwriting a corrupt registry entry");
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut new = meta.clone();
+        if let Some(old) = &old {
+            new.last_seen_unix_s = new.last_seen_unix_s.max(old.last_seen_unix_s);
+            let old_index = series_index_key(&old.key.service, &old.key.metric, id);
+            if old_index != series_index_key(&new.key.service, &new.key.metric, id) {
+                by_service.remove(&old_index[..]).map_err(unavailable)?;
+                if !service_has_series(&by_service, &old.key.service)? {
+                    services
+                        .remove(old.key.service.as_str())
+                        .map_err(unavailable)?;
+                }
+            }
+            by_last_seen
+                .remove(&time_id_key(old.last_seen_unix_s, id)[..])
+                .map_err(unavailable)?;
+        }
+        registry
+            .insert(id, &encode_series(&new)?[..])
+            .map_err(unavailable)?;
+        by_service
+            .insert(
+                &series_index_key(&new.key.service, &new.key.metric, id)[..],
+                (),
+            )
+            .map_err(unavailable)?;
+        by_last_seen
+            .insert(&time_id_key(new.last_seen_unix_s, id)[..], ())
+            .map_err(unavailable)?;
+        services
+            .insert(new.key.service.as_str(), ())
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn service_has_series(
+    by_service: &impl ReadableTable<&'static [u8], ()>,
+    service: &str,
+) -> Result<bool, StoreError> {
+    let prefix = service_prefix(service);
+    let mut range = by_service
+        .range::<&[u8]>(&prefix[..]..)
+        .map_err(unavailable)?;
+    match range.next() {
+        Some(entry) => {
+            let (key, _) = entry.map_err(unavailable)?;
+            Ok(key.value().starts_with(&prefix))
+        }
+        None => Ok(false),
+    }
+}
+
+/// Removes index entries below `now` from `index` and returns the item keys they pointed at.
+fn take_expired(
+    index: &mut redb::Table<&'static [u8], ()>,
+    before: i64,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let upper = ordered_i64(before);
+    let mut expired = Vec::new();
+    for entry in index.range::<&[u8]>(..&upper[..]).map_err(unavailable)? {
+        let (key, _) = entry.map_err(unavailable)?;
+        expired.push(key.value().to_vec());
+    }
+    for key in &expired {
+        index.remove(&key[..]).map_err(unavailable)?;
+    }
+    Ok(expired.into_iter().map(|k| k[8..].to_vec()).collect())
+}
+
+fn purge_buckets(txn: &WriteTransaction, now: i64) -> Result<u64, StoreError> {
+    let mut buckets = txn.open_table(BUCKETS).map_err(unavailable)?;
+    let mut expiry = txn.open_table(BUCKET_EXPIRY).map_err(unavailable)?;
+    let mut deleted = 0;
+    for key in take_expired(&mut expiry, now)? {
+        if buckets.remove(&key[..]).map_err(unavailable)?.is_some() {
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+fn purge_state(txn: &WriteTransaction, now: i64) -> Result<u64, StoreError> {
+    let mut state = txn.open_table(STATE).map_err(unavailable)?;
+    let mut expiry = txn.open_table(STATE_EXPIRY).map_err(unavailable)?;
+    let mut deleted = 0;
+    for key in take_expired(&mut expiry, now)? {
+        let Ok(key) = std::str::from_utf8(&key) else {
+            continue;
+        };
+        if state.remove(key).map_err(unavailable)?.is_some() {
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+fn purge_series(txn: &WriteTransaction, seen_before: i64) -> Result<u64, StoreError> {
+    let mut registry = txn.open_table(SERIES).map_err(unavailable)?;
+    let mut by_service = txn.open_table(SERIES_BY_SERVICE).map_err(unavailable)?;
+    let mut by_last_seen = txn.open_table(SERIES_BY_LAST_SEEN).map_err(unavailable)?;
+    let mut services = txn.open_table(SERVICES).map_err(unavailable)?;
+    let mut deleted = 0;
+    for id_bytes in take_expired(&mut by_last_seen, seen_before)? {
+        let Some(id) = trailing_u64(&id_bytes) else {
+            continue;
+        };
+        let old = registry.remove(id).map_err(unavailable)?;
+        let Some(old) = old else { continue };
+        deleted += 1;
+        let Ok(meta) = decode_series(id, old.value()) else {
+            continue;
+        };
+        drop(old);
+        by_service
+            .remove(&series_index_key(&meta.key.service, &meta.key.metric, id)[..])
+            .map_err(unavailable)?;
+        if !service_has_series(&by_service, &meta.key.service)? {
+            services
+                .remove(meta.key.service.as_str())
+                .map_err(unavailable)?;
+        }
+    }
+    Ok(deleted)
+}
+
+// ---- keys ----
+
+/// Big-endian with the sign bit flipped: byte order equals numeric order, negatives included.
+fn ordered_i64(value: i64) -> [u8; 8] {
+    ((value as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn from_ordered_i64(bytes: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+}
+
+fn resolution_code(resolution: Resolution) -> u8 {
+    match resolution {
+        Resolution::OneMinute => 1,
+        Resolution::FiveMinutes => 2,
+        Resolution::OneHour => 3,
+    }
+}
+
+fn bucket_key(key: &BucketKey) -> [u8; 17] {
+    let mut out = [0u8; 17];
+    out[..8].copy_from_slice(&key.series.0.to_be_bytes());
+    out[8] = resolution_code(key.resolution);
+    out[9..].copy_from_slice(&ordered_i64(key.start_unix_s));
+    out
+}
+
+fn decode_bucket_start(key: &[u8]) -> Option<i64> {
+    let bytes: [u8; 8] = key.get(9..17)?.try_into().ok()?;
+    (key.len() == 17).then(|| from_ordered_i64(bytes))
+}
+
+fn expiry_key(expires_at: i64, item_key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + item_key.len());
+    out.extend_from_slice(&ordered_i64(expires_at));
+    out.extend_from_slice(item_key);
+    out
+}
+
+fn time_id_key(unix_s: i64, id: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&ordered_i64(unix_s));
+    out[8..].copy_from_slice(&id.to_be_bytes());
+    out
+}
+
+/// Length-prefixed so that no service's prefix is a prefix of another's.
+fn service_prefix(service: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + service.len());
+    out.extend_from_slice(&(service.len() as u32).to_be_bytes());
+    out.extend_from_slice(service.as_bytes());
+    out
+}
+
+fn series_index_key(service: &str, metric: &str, id: u64) -> Vec<u8> {
+    let mut out = service_prefix(service);
+    out.extend_from_slice(metric.as_bytes());
+    out.push(0);
+    out.extend_from_slice(&id.to_be_bytes());
+    out
+}
+
+fn trailing_u64(key: &[u8]) -> Option<u64> {
+    let start = key.len().checked_sub(8)?;
+    Some(u64::from_be_bytes(key[start..].try_into().ok()?))
+}
+
+fn describe_bucket(series: SeriesId, resolution: Resolution, start: i64) -> String {
+    format!("bucket {series}#{resolution}@{start}")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---- values ----
+
+/// A bucket as stored: its statistics, the highest sequence number applied per shard, and its expiry.
+#[derive(Debug, Default)]
+struct BucketItem {
+    stats: BucketStats,
+    watermarks: BTreeMap<String, SequenceNumber>,
+    expires_at_unix_s: i64,
+}
+
+/// `[version][count varint][sum f64][flags][min f64]?[max f64]?[expires_at i64]`
+/// `[watermark count varint]([shard len varint][shard][seq len varint][seq digits])*`
+/// `[sketch len varint][sketch]` — all little-endian.
+fn encode_item(item: &BucketItem) -> Vec<u8> {
+    let sketch = item.stats.sketch.to_bytes();
+    let mut out = Vec::with_capacity(64 + sketch.len());
+    out.push(ITEM_VERSION);
+    put_varint(&mut out, item.stats.count);
+    out.extend_from_slice(&item.stats.sum.to_le_bytes());
+    let flags = if item.stats.min.is_some() { HAS_MIN } else { 0 }
+        | if item.stats.max.is_some() { HAS_MAX } else { 0 };
+    out.push(flags);
+    for extreme in [item.stats.min, item.stats.max].into_iter().flatten() {
+        out.extend_from_slice(&extreme.to_le_bytes());
+    }
+    out.extend_from_slice(&item.expires_at_unix_s.to_le_bytes());
+    put_varint(&mut out, item.watermarks.len() as u64);
+    for (shard, seq) in &item.watermarks {
+        put_bytes(&mut out, shard.as_bytes());
+        put_bytes(&mut out, seq.as_str().as_bytes());
+    }
+    put_bytes(&mut out, &sketch);
+    out
+}
+
+fn decode_item(bytes: &[u8]) -> Result<BucketItem, String> {
+    let mut input = Input::new(bytes);
+    let version = input.byte()?;
+    if version != ITEM_VERSION {
+        return Err(format!("unknown item version {version}"));
+    }
+    let count = input.varint()?;
+    let sum = input.f64()?;
+    let flags = input.byte()?;
+    if flags & !(HAS_MIN | HAS_MAX) != 0 {
+        return Err(format!("unknown flags {flags:#04x}"));
+    }
+    let min = if flags & HAS_MIN != 0 {
+        Some(input.f64()?)
+    } else {
+        None
+    };
+    let max = if flags & HAS_MAX != 0 {
+        Some(input.f64()?)
+    } else {
+        None
+    };
+    let expires_at_unix_s = input.i64()?;
+    let watermark_count = input.varint()?;
+    let mut watermarks = BTreeMap::new();
+    for _ in 0..watermark_count {
+        let shard = std::str::from_utf8(input.bytes()?)
+            .map_err(|_| "watermark shard id is not UTF-8".to_string())?
+            .to_string();
+        let digits =
+            std::str::from_utf8(input.bytes()?).map_err(|_| "watermark is not text".to_string())?;
+        let seq = SequenceNumber::parse(digits).map_err(|e| e.to_string())?;
+        watermarks.insert(shard, seq);
+    }
+    let sketch = Sketch::from_bytes(input.bytes()?).map_err(|e| e.to_string())?;
+    if !input.is_empty() {
+        return Err("trailing bytes after the sketch".into());
+    }
+    Ok(BucketItem {
+        stats: BucketStats {
+            count,
+            sum,
+            min,
+            max,
+            sketch,
+        },
+        watermarks,
+        expires_at_unix_s,
+    })
+}
+
+fn encode_series(meta: &SeriesMeta) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![SERIES_VERSION];
+    serde_json::to_writer(&mut out, meta).map_err(|e| StoreError::Corrupt {
+        key: format!("series {}", meta.id),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    Ok(out)
+}
+
+fn decode_series(id: u64, bytes: &[u8]) -> Result<SeriesMeta, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: format!("series {}", SeriesId(id)),
+        reason,
+    };
+    match bytes.split_first() {
+        Some((&SERIES_VERSION, json)) => {
+            serde_json::from_slice(json).map_err(|e| corrupt(e.to_string()))
+        }
+        Some((version, _)) => Err(corrupt(format!("unknown series version {version}"))),
+        None => Err(corrupt("empty series item".into())),
+    }
+}
+
+fn encode_state(expires_at: i64, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + data.len());
+    out.push(STATE_VERSION);
+    out.extend_from_slice(&expires_at.to_le_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn decode_state(bytes: &[u8]) -> Result<(i64, &[u8]), String> {
+    let mut input = Input::new(bytes);
+    let version = input.byte()?;
+    if version != STATE_VERSION {
+        return Err(format!("unknown state version {version}"));
+    }
+    let expires_at = input.i64()?;
+    Ok((expires_at, input.rest()))
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// A bounds-checked reader over stored bytes: every read past the end is an error.
+struct Input<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Input { bytes }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if n > self.bytes.len() {
+            return Err(format!(
+                "item ends early: needed {n} bytes, {} left",
+                self.bytes.len()
+            ));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn byte(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn array8(&mut self) -> Result<[u8; 8], String> {
+        let mut out = [0u8; 8];
+        out.copy_from_slice(self.take(8)?);
+        Ok(out)
+    }
+
+    fn f64(&mut self) -> Result<f64, String> {
+        Ok(f64::from_le_bytes(self.array8()?))
+    }
+
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_le_bytes(self.array8()?))
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.byte()?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                return Err("varint overflows 64 bits".into());
+            }
+            value |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("varint is longer than 10 bytes".into())
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let len = self.varint()?;
+        let len = usize::try_from(len).map_err(|_| format!("length {len} is too large"))?;
+        self.take(len)
+    }
+
+    fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.bytes)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_item() -> BucketItem {
+        let mut stats = BucketStats::new();
+        for v in [1.5, 2.0, 250.0, 0.001, -3.0] {
+            stats.observe(v);
+        }
+        let mut watermarks = BTreeMap::new();
+        watermarks.insert("shard-0".to_string(), SequenceNumber::from_u128(17));
+        watermarks.insert(
+            "shardId-000000000001".to_string(),
+            SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898")
+                .unwrap(),
+        );
+        BucketItem {
+            stats,
+            watermarks,
+            expires_at_unix_s: 1_900_000_000,
+        }
+    }
+
+    #[test]
+    fn item_round_trips_exact_stats_watermarks_and_expiry() {
+        let item = sample_item();
+        let back = decode_item(&encode_item(&item)).unwrap();
+        assert_eq!(back.stats.count, 5);
+        assert_eq!(back.stats.sum, item.stats.sum);
+        assert_eq!(back.stats.min, Some(-3.0));
+        assert_eq!(back.stats.max, Some(250.0));
+        assert_eq!(back.stats.quantile(0.5), item.stats.quantile(0.5));
+        assert_eq!(back.watermarks, item.watermarks);
+        assert_eq!(back.expires_at_unix_s, 1_900_000_000);
+
+        let empty = decode_item(&encode_item(&BucketItem::default())).unwrap();
+        assert_eq!((empty.stats.min, empty.stats.max), (None, None));
+    }
+
+    #[test]
+    fn truncated_or_mangled_items_are_errors_not_panics() {
+        let bytes = encode_item(&sample_item());
+        for cut in 0..bytes.len() {
+            assert!(decode_item(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(decode_item(&trailing).is_err());
+        // Any single-byte change must decode to something or fail cleanly, never panic.
+        for at in 0..bytes.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut mangled = bytes.clone();
+                mangled[at] ^= flip;
+                let _ = decode_item(&mangled);
+            }
+        }
+        assert!(decode_item(&[ITEM_VERSION + 1]).is_err());
+    }
+
+    #[test]
+    fn key_encodings_sort_like_the_values_they_encode() {
+        let times = [i64::MIN, -3601, -1, 0, 1, 59, 60, 1_700_000_000, i64::MAX];
+        for pair in times.windows(2) {
+            assert!(ordered_i64(pair[0]) < ordered_i64(pair[1]), "{pair:?}");
+            assert_eq!(from_ordered_i64(ordered_i64(pair[0])), pair[0]);
+        }
+        // One series and resolution is one contiguous range, whatever the other series' ids are.
+        let key = |series: u64, resolution, start| {
+            bucket_key(&BucketKey {
+                series: SeriesId(series),
+                resolution,
+                start_unix_s: start,
+            })
+        };
+        assert!(key(1, Resolution::OneHour, i64::MAX) < key(2, Resolution::OneMinute, i64::MIN));
+        assert!(key(1, Resolution::OneMinute, 0) < key(1, Resolution::FiveMinutes, -300));
+        // No service's index range contains another service's entries.
+        assert!(!series_index_key("ab", "c", 1).starts_with(&service_prefix("a")));
+    }
+
+    #[test]
+    fn varints_round_trip_at_the_edges_and_overlong_ones_fail() {
+        for value in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(Input::new(&out).varint().unwrap(), value);
+        }
+        assert!(Input::new(&[0xff; 11]).varint().is_err());
+        assert!(
+            Input::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])
+                .varint()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,493 @@
+//! ExportMetricsServiceRequest → validated, normalized [`MetricPoint`]s.
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric::Data, number_data_point, summary_data_point::ValueAtQuantile,
+    ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint, SummaryDataPoint,
+};
+use prost::Message;
+use serde_json::Value;
+
+use super::attributes::{flatten, Origin, ResourceInfo};
+use super::{json, Format, OtlpError, Rejections};
+use crate::model::{MetricPoint, PointData, SeriesKey, Temporality};
+use crate::record;
+
+/// OTLP's "no recorded value" data point flag: a valid point that marks a gap, carrying nothing.
+const FLAG_NO_RECORDED_VALUE: u32 = 1;
+
+/// Exponential histogram scales the OTLP data model allows.
+const MIN_SCALE: i32 = -10;
+const MAX_SCALE: i32 = 20;
+
+/// The result of decoding one metrics request.
+#[derive(Debug, Default)]
+pub struct DecodedMetrics {
+    /// Normalized points in request order (a summary yields one point plus one per quantile).
+    pub points: Vec<MetricPoint>,
+    /// OTLP data points accepted (including "no recorded value" points, which yield nothing).
+    pub accepted_data_points: u64,
+    pub rejected: Rejections,
+}
+
+/// Decodes a (decompressed) metrics request body.
+pub fn decode_metrics(format: Format, body: &[u8]) -> Result<DecodedMetrics, OtlpError> {
+    let mut decoded = DecodedMetrics::default();
+    let request = match format {
+        Format::Protobuf => ExportMetricsServiceRequest::decode(body)
+            .map_err(|e| OtlpError::Malformed(format!("invalid protobuf: {e}")))?,
+        Format::Json => from_json(body, &mut decoded.rejected)?,
+    };
+    normalize(request, &mut decoded);
+    Ok(decoded)
+}
+
+const DATA_KEYS: [&str; 5] = [
+    "gauge",
+    "sum",
+    "histogram",
+    "exponentialHistogram",
+    "summary",
+];
+
+/// The data points taken out of one metric of the JSON document.
+struct TakenPoints {
+    data_key: &'static str,
+    points: Vec<Value>,
+}
+
+fn from_json(
+    body: &[u8],
+    rejected: &mut Rejections,
+) -> Result<ExportMetricsServiceRequest, OtlpError> {
+    let mut root = json::parse(body)?;
+    json::normalize(&mut root);
+
+    // Take every metric's data points out, in document order.
+    let mut taken: Vec<Option<TakenPoints>> = Vec::new();
+    for resource in json::objects_mut(&mut root, "resourceMetrics") {
+        for scope in json::objects_mut(resource, "scopeMetrics") {
+            for metric in json::objects_mut(scope, "metrics") {
+                let found = DATA_KEYS.iter().find_map(|key| {
+                    let data = metric.get_mut(*key)?.as_object_mut()?;
+                    let points = json::take_array(data, "dataPoints")?;
+                    Some(TakenPoints {
+                        data_key: key,
+                        points,
+                    })
+                });
+                taken.push(found);
+            }
+        }
+    }
+
+    let mut request: ExportMetricsServiceRequest = serde_json::from_value(Value::Object(root))
+        .map_err(|e| OtlpError::Malformed(format!("invalid OTLP/JSON metrics request: {e}")))?;
+
+    // Decode each point on its own and put it back.
+    let mut taken = taken.into_iter();
+    for resource in &mut request.resource_metrics {
+        for scope in &mut resource.scope_metrics {
+            scope.metrics.retain_mut(|metric| {
+                let Some(TakenPoints { data_key, points }) = taken.next().flatten() else {
+                    return true; // no points in the document: normalize() reports it
+                };
+                let name = metric.name.clone();
+                let in_document = points.len().max(1) as u64;
+                let kept = match (&mut metric.data, data_key) {
+                    (Some(Data::Gauge(g)), "gauge") => {
+                        g.data_points = json_points(points, &name, rejected);
+                        true
+                    }
+                    (Some(Data::Sum(s)), "sum") => {
+                        s.data_points = json_points(points, &name, rejected);
+                        true
+                    }
+                    (Some(Data::Histogram(h)), "histogram") => {
+                        h.data_points = json_points(points, &name, rejected);
+                        true
+                    }
+                    (Some(Data::ExponentialHistogram(h)), "exponentialHistogram") => {
+                        h.data_points = json_points(points, &name, rejected);
+                        true
+                    }
+                    (Some(Data::Summary(s)), "summary") => {
+                        s.data_points = json_points(points, &name, rejected);
+                        true
+                    }
+                    _ => false,
+                };
+                if !kept {
+                    // The data object itself did not decode (serde turned it into None).
+                    rejected.reject(in_document, || {
+                        format!("metric {name:?}: its {data_key} data is invalid")
+                    });
+                }
+                kept
+            });
+        }
+    }
+    Ok(request)
+}
+
+fn json_points<T: serde::de::DeserializeOwned>(
+    points: Vec<Value>,
+    metric: &str,
+    rejected: &mut Rejections,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(points.len());
+    for point in points {
+        if let Some((field, text)) = json::non_finite_field(&point, "explicitBounds") {
+            rejected.reject(1, || {
+                format!("metric {metric:?}: data point has a non-finite {field} ({text})")
+            });
+            continue;
+        }
+        match json::decode_item::<T>(point, &["exemplars"]) {
+            Ok(p) => out.push(p),
+            Err(e) => rejected.reject(1, || format!("metric {metric:?}: invalid data point: {e}")),
+        }
+    }
+    out
+}
+
+/// Validates every data point and turns the valid ones into domain points.
+fn normalize(request: ExportMetricsServiceRequest, out: &mut DecodedMetrics) {
+    for resource_metrics in request.resource_metrics {
+        let resource = ResourceInfo::new(resource_metrics.resource.as_ref());
+        for scope_metrics in resource_metrics.scope_metrics {
+            let origin = resource.origin(scope_metrics.scope.as_ref());
+            for metric in scope_metrics.metrics {
+                normalize_metric(&origin, metric, out);
+            }
+        }
+    }
+}
+
+/// Emits the points of one metric into `out`.
+struct MetricSink<'a> {
+    origin: &'a Origin,
+    metric: &'a str,
+    unit: &'a str,
+    out: &'a mut DecodedMetrics,
+}
+
+impl MetricSink<'_> {
+    fn push(&mut self, attributes: crate::model::Attributes, time_unix_nano: u64, data: PointData) {
+        self.out.points.push(MetricPoint {
+            series: SeriesKey {
+                service: self.origin.service.clone(),
+                metric: self.metric.to_string(),
+                attributes,
+            },
+            source: self.origin.source,
+            unit: self.unit.to_string(),
+            time_unix_nano,
+            data,
+        });
+    }
+
+    /// Accepts or rejects one OTLP data point: `convert` emits the point(s) or says why it is invalid.
+    fn point(
+        &mut self,
+        flags: u32,
+        time_unix_nano: u64,
+        convert: impl FnOnce(&mut Self) -> Result<(), String>,
+    ) {
+        let emitted_before = self.out.points.len();
+        let result = if flags & FLAG_NO_RECORDED_VALUE != 0 {
+            Ok(())
+        } else if time_unix_nano == 0 {
+            Err("time_unix_nano is missing".to_string())
+        } else {
+            convert(self).and_then(|()| {
+                if self.out.points[emitted_before..]
+                    .iter()
+                    .all(record::metric_point_fits)
+                {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "data point is larger than a stream record ({} bytes)",
+                        record::MAX_RECORD_BYTES
+                    ))
+                }
+            })
+        };
+        if result.is_err() {
+            self.out.points.truncate(emitted_before);
+        }
+        match result {
+            Ok(()) => self.out.accepted_data_points += 1,
+            Err(reason) => {
+                let metric = self.metric;
+                self.out
+                    .rejected
+                    .reject(1, || format!("metric {metric:?}: {reason}"));
+            }
+        }
+    }
+}
+
+fn normalize_metric(origin: &Origin, metric: Metric, out: &mut DecodedMetrics) {
+    let Metric {
+        name, unit, data, ..
+    } = metric;
+    let Some(data) = data else {
+        out.rejected
+            .reject(1, || format!("metric {name:?} has no data"));
+        return;
+    };
+    if name.is_empty() {
+        let n = point_count(&data);
+        out.rejected
+            .reject(n.max(1), || "a metric has no name".to_string());
+        return;
+    }
+    let mut sink = MetricSink {
+        origin,
+        metric: &name,
+        unit: &unit,
+        out,
+    };
+    match data {
+        Data::Gauge(gauge) => {
+            for p in gauge.data_points {
+                sink.point(p.flags, p.time_unix_nano, |sink| {
+                    let value = number_value(&p)?;
+                    sink.push(
+                        flatten(&p.attributes),
+                        p.time_unix_nano,
+                        PointData::Gauge(value),
+                    );
+                    Ok(())
+                });
+            }
+        }
+        Data::Sum(sum) => {
+            let temporality_code = sum.aggregation_temporality;
+            for p in sum.data_points {
+                sink.point(p.flags, p.time_unix_nano, |sink| {
+                    let temporality = temporality(temporality_code, p.start_time_unix_nano)?;
+                    let value = number_value(&p)?;
+                    let data = PointData::Sum {
+                        value,
+                        monotonic: sum.is_monotonic,
+                        temporality,
+                    };
+                    sink.push(flatten(&p.attributes), p.time_unix_nano, data);
+                    Ok(())
+                });
+            }
+        }
+        Data::Histogram(histogram) => {
+            let temporality_code = histogram.aggregation_temporality;
+            for p in histogram.data_points {
+                sink.point(p.flags, p.time_unix_nano, |sink| {
+                    let data = histogram_data(&p, temporality_code)?;
+                    sink.push(flatten(&p.attributes), p.time_unix_nano, data);
+                    Ok(())
+                });
+            }
+        }
+        Data::ExponentialHistogram(histogram) => {
+            let temporality_code = histogram.aggregation_temporality;
+            for p in histogram.data_points {
+                sink.point(p.flags, p.time_unix_nano, |sink| {
+                    let data = exponential_histogram_data(p.clone(), temporality_code)?;
+                    sink.push(flatten(&p.attributes), p.time_unix_nano, data);
+                    Ok(())
+                });
+            }
+        }
+        Data::Summary(summary) => {
+            for p in summary.data_points {
+                sink.point(p.flags, p.time_unix_nano, |sink| summary_points(sink, &p));
+            }
+        }
+    }
+}
+
+fn point_count(data: &Data) -> u64 {
+    let n = match data {
+        Data::Gauge(g) => g.data_points.len(),
+        Data::Sum(s) => s.data_points.len(),
+        Data::Histogram(h) => h.data_points.len(),
+        Data::ExponentialHistogram(h) => h.data_points.len(),
+        Data::Summary(s) => s.data_points.len(),
+    };
+    n as u64
+}
+
+fn temporality(code: i32, start_time_unix_nano: u64) -> Result<Temporality, String> {
+    match code {
+        1 => Ok(Temporality::Delta),
+        2 => Ok(Temporality::Cumulative {
+            start_time_unix_nano,
+        }),
+        0 => Err("aggregation temporality is unspecified".to_string()),
+        other => Err(format!("unknown aggregation temporality {other}")),
+    }
+}
+
+fn finite(what: &str, value: f64) -> Result<f64, String> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(format!("{what} is not finite ({value})"))
+    }
+}
+
+fn finite_opt(what: &str, value: Option<f64>) -> Result<Option<f64>, String> {
+    value.map(|v| finite(what, v)).transpose()
+}
+
+fn number_value(p: &NumberDataPoint) -> Result<f64, String> {
+    match p.value {
+        Some(number_data_point::Value::AsDouble(v)) => finite("value", v),
+        Some(number_data_point::Value::AsInt(v)) => Ok(v as f64),
+        None => Err("data point has no value".to_string()),
+    }
+}
+
+fn check_min_max(min: Option<f64>, max: Option<f64>) -> Result<(), String> {
+    match (min, max) {
+        (Some(min), Some(max)) if min > max => Err(format!("min {min} is greater than max {max}")),
+        _ => Ok(()),
+    }
+}
+
+/// Sum of counts, or an error when it overflows u64.
+fn total(counts: &[u64]) -> Result<u64, String> {
+    counts
+        .iter()
+        .try_fold(0u64, |acc, c| acc.checked_add(*c))
+        .ok_or_else(|| "bucket counts overflow".to_string())
+}
+
+fn histogram_data(p: &HistogramDataPoint, temporality_code: i32) -> Result<PointData, String> {
+    let temporality = temporality(temporality_code, p.start_time_unix_nano)?;
+    let sum = finite_opt("sum", p.sum)?;
+    let min = finite_opt("min", p.min)?;
+    let max = finite_opt("max", p.max)?;
+    check_min_max(min, max)?;
+    let (bounds, bucket_counts) = if p.bucket_counts.is_empty() && p.explicit_bounds.is_empty() {
+        // OTLP allows a histogram without buckets; it is one bucket spanning everything.
+        (Vec::new(), vec![p.count])
+    } else {
+        if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+            return Err(format!(
+                "histogram has {} bucket counts for {} explicit bounds (want {})",
+                p.bucket_counts.len(),
+                p.explicit_bounds.len(),
+                p.explicit_bounds.len() + 1
+            ));
+        }
+        if let Some(bad) = p.explicit_bounds.iter().find(|b| !b.is_finite()) {
+            return Err(format!("histogram bound {bad} is not finite"));
+        }
+        if p.explicit_bounds.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("histogram bounds are not strictly increasing".to_string());
+        }
+        (p.explicit_bounds.clone(), p.bucket_counts.clone())
+    };
+    let in_buckets = total(&bucket_counts)?;
+    if in_buckets != p.count {
+        return Err(format!(
+            "histogram count {} differs from the sum of its bucket counts {in_buckets}",
+            p.count
+        ));
+    }
+    Ok(PointData::Histogram {
+        temporality,
+        count: p.count,
+        sum,
+        min,
+        max,
+        bounds,
+        bucket_counts,
+    })
+}
+
+fn exponential_histogram_data(
+    p: ExponentialHistogramDataPoint,
+    temporality_code: i32,
+) -> Result<PointData, String> {
+    let temporality = temporality(temporality_code, p.start_time_unix_nano)?;
+    if !(MIN_SCALE..=MAX_SCALE).contains(&p.scale) {
+        return Err(format!(
+            "exponential histogram scale {} is outside {MIN_SCALE}..={MAX_SCALE}",
+            p.scale
+        ));
+    }
+    if !(p.zero_threshold.is_finite() && p.zero_threshold >= 0.0) {
+        return Err(format!(
+            "exponential histogram zero threshold {} is invalid",
+            p.zero_threshold
+        ));
+    }
+    let sum = finite_opt("sum", p.sum)?;
+    let min = finite_opt("min", p.min)?;
+    let max = finite_opt("max", p.max)?;
+    check_min_max(min, max)?;
+    let positive = p.positive.unwrap_or_default();
+    let negative = p.negative.unwrap_or_default();
+    for (side, buckets) in [("positive", &positive), ("negative", &negative)] {
+        let last = i64::from(buckets.offset) + buckets.bucket_counts.len() as i64 - 1;
+        if last > i64::from(i32::MAX) {
+            return Err(format!(
+                "exponential histogram {side} buckets run past the largest index"
+            ));
+        }
+    }
+    let in_buckets = total(&positive.bucket_counts)?
+        .checked_add(total(&negative.bucket_counts)?)
+        .and_then(|n| n.checked_add(p.zero_count))
+        .ok_or_else(|| "bucket counts overflow".to_string())?;
+    if in_buckets != p.count {
+        return Err(format!(
+            "exponential histogram count {} differs from zero count plus bucket counts {in_buckets}",
+            p.count
+        ));
+    }
+    Ok(PointData::ExponentialHistogram {
+        temporality,
+        count: p.count,
+        sum,
+        min,
+        max,
+        scale: p.scale,
+        zero_count: p.zero_count,
+        positive_offset: positive.offset,
+        positive_counts: positive.bucket_counts,
+        negative_offset: negative.offset,
+        negative_counts: negative.bucket_counts,
+    })
+}
+
+/// A summary becomes its count/sum point plus one gauge per quantile (`quantile` = "0.99" …),
+/// because quantiles cannot be merged across instances.
+fn summary_points(sink: &mut MetricSink<'_>, p: &SummaryDataPoint) -> Result<(), String> {
+    let sum = finite("sum", p.sum)?;
+    for ValueAtQuantile { quantile, value } in &p.quantile_values {
+        if !(0.0..=1.0).contains(quantile) {
+            return Err(format!("summary quantile {quantile} is outside [0, 1]"));
+        }
+        finite("summary quantile value", *value)?;
+    }
+    let attributes = flatten(&p.attributes);
+    for ValueAtQuantile { quantile, value } in &p.quantile_values {
+        let mut with_quantile = attributes.clone();
+        with_quantile.insert("quantile".to_string(), quantile.to_string());
+        sink.push(with_quantile, p.time_unix_nano, PointData::Gauge(*value));
+    }
+    sink.push(
+        attributes,
+        p.time_unix_nano,
+        PointData::Summary {
+            count: p.count,
+            sum,
+        },
+    );
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! Test doubles for the aggregator: an in-memory `MetricStore` that implements the watermark contract,
+//! and `FailingStore`, which makes chosen calls fail with `StoreError::Unavailable`.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use flowscope_core::aggregate::BucketStats;
+use flowscope_core::model::{Resolution, SeriesId, SeriesMeta};
+use flowscope_core::ports::{
+    ApplyOutcome, BucketDelta, BucketKey, MetricStore, SequenceNumber, StoreError,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+#[derive(Debug, Clone)]
+pub struct StoredBucket {
+    pub stats: BucketStats,
+    /// Highest sequence number applied, per shard.
+    pub watermarks: HashMap<String, SequenceNumber>,
+    pub expires_at_unix_s: i64,
+}
+
+#[derive(Default)]
+struct Inner {
+    buckets: BTreeMap<BucketKey, StoredBucket>,
+    series: BTreeMap<SeriesId, SeriesMeta>,
+    state: HashMap<String, (Bytes, i64)>,
+    apply_calls: usize,
+}
+
+/// A `MetricStore` in a mutex: what a correct adapter does, without persistence.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap()
+    }
+
+    pub fn bucket(&self, key: BucketKey) -> Option<StoredBucket> {
+        self.lock().buckets.get(&key).cloned()
+    }
+
+    pub fn buckets(&self) -> BTreeMap<BucketKey, StoredBucket> {
+        self.lock().buckets.clone()
+    }
+
+    /// Every `apply_bucket` call so far, refused or not.
+    pub fn apply_calls(&self) -> usize {
+        self.lock().apply_calls
+    }
+
+    pub fn state_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.lock().state.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+}
+
+#[async_trait]
+impl MetricStore for MemoryStore {
+    async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
+        let mut inner = self.lock();
+        inner.apply_calls += 1;
+        let bucket = inner
+            .buckets
+            .entry(delta.key)
+            .or_insert_with(|| StoredBucket {
+                stats: BucketStats::new(),
+                watermarks: HashMap::new(),
+                expires_at_unix_s: delta.expires_at_unix_s,
+            });
+        if let Some(watermark) = bucket.watermarks.get(&delta.shard_id) {
+            if *watermark >= delta.first_seq {
+                return Ok(ApplyOutcome::AlreadyApplied {
+                    watermark: watermark.clone(),
+                });
+            }
+        }
+        bucket.stats.merge(&delta.stats);
+        bucket
+            .watermarks
+            .insert(delta.shard_id.clone(), delta.last_seq.clone());
+        bucket.expires_at_unix_s = bucket.expires_at_unix_s.max(delta.expires_at_unix_s);
+        Ok(ApplyOutcome::Applied(bucket.stats.clone()))
+    }
+
+    async fn query_buckets(
+        &self,
+        series: SeriesId,
+        resolution: Resolution,
+        from_unix_s: i64,
+        to_unix_s: i64,
+    ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
+        Ok(self
+            .lock()
+            .buckets
+            .iter()
+            .filter(|(k, _)| {
+                k.series == series
+                    && k.resolution == resolution
+                    && (from_unix_s..to_unix_s).contains(&k.start_unix_s)
+            })
+            .map(|(k, b)| (k.start_unix_s, b.stats.clone()))
+            .collect())
+    }
+
+    async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for meta in series {
+            let entry = inner.series.entry(meta.id).or_insert_with(|| meta.clone());
+            entry.last_seen_unix_s = entry.last_seen_unix_s.max(meta.last_seen_unix_s);
+        }
+        Ok(())
+    }
+
+    async fn list_services(&self) -> Result<Vec<String>, StoreError> {
+        let mut services: Vec<String> = self
+            .lock()
+            .series
+            .values()
+            .map(|m| m.key.service.clone())
+            .collect();
+        services.sort();
+        services.dedup();
+        Ok(services)
+    }
+
+    async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
+        let mut series: Vec<SeriesMeta> = self
+            .lock()
+            .series
+            .values()
+            .filter(|m| m.key.service == service)
+            .cloned()
+            .collect();
+        series.sort_by(|a, b| (&a.key.metric, a.id).cmp(&(&b.key.metric, b.id)));
+        Ok(series)
+    }
+
+    async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
+        Ok(self.lock().series.get(&id).cloned())
+    }
+
+    async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
+        let inner = self.lock();
+        Ok(keys
+            .iter()
+            .filter_map(|k| inner.state.get(k).map(|(b, _)| (k.clone(), b.clone())))
+            .collect())
+    }
+
+    async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for (key, bytes, expires) in items {
+            inner.state.insert(key.clone(), (bytes.clone(), *expires));
+        }
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let before = inner.buckets.len() + inner.state.len();
+        inner
+            .buckets
+            .retain(|_, b| b.expires_at_unix_s > now_unix_s);
+        inner.state.retain(|_, (_, expires)| *expires > now_unix_s);
+        Ok((before - inner.buckets.len() - inner.state.len()) as u64)
+    }
+}
+
+/// Wraps a store and fails chosen calls with `StoreError::Unavailable`.
+pub struct FailingStore<S> {
+    pub inner: Arc<S>,
+    /// Remaining failures per bucket key.
+    failing_buckets: Mutex<HashMap<BucketKey, usize>>,
+    failing_saves: Mutex<usize>,
+    /// When set, every bucket write and state save fails with this probability.
+    random: Mutex<Option<(StdRng, f64)>>,
+}
+
+impl<S: MetricStore> FailingStore<S> {
+    pub fn new(inner: Arc<S>) -> Arc<Self> {
+        Arc::new(FailingStore {
+            inner,
+            failing_buckets: Mutex::new(HashMap::new()),
+            failing_saves: Mutex::new(0),
+            random: Mutex::new(None),
+        })
+    }
+
+    /// The next `times` writes to `key` fail.
+    pub fn fail_bucket_writes(&self, key: BucketKey, times: usize) {
+        self.failing_buckets.lock().unwrap().insert(key, times);
+    }
+
+    /// The next `times` `save_state` calls fail (without saving anything).
+    pub fn fail_state_saves(&self, times: usize) {
+        *self.failing_saves.lock().unwrap() = times;
+    }
+
+    /// Every bucket write and state save fails with `probability` (reproducibly, from `seed`).
+    pub fn fail_randomly(&self, probability: f64, seed: u64) {
+        *self.random.lock().unwrap() = Some((StdRng::seed_from_u64(seed), probability));
+    }
+
+    pub fn stop_failing(&self) {
+        *self.random.lock().unwrap() = None;
+        self.failing_buckets.lock().unwrap().clear();
+        *self.failing_saves.lock().unwrap() = 0;
+    }
+
+    fn random_failure(&self) -> bool {
+        match self.random.lock().unwrap().as_mut() {
+            Some((rng, probability)) => rng.random_bool(*probability),
+            None => false,
+        }
+    }
+
+    fn take_failure(counter: &mut usize) -> bool {
+        if *counter > 0 {
+            *counter -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[async_trait]
+impl<S: MetricStore> MetricStore for FailingStore<S> {
+    async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
+        let fail = self
+            .failing_buckets
+            .lock()
+            .unwrap()
+            .get_mut(&delta.key)
+            .is_some_and(Self::take_failure);
+        if fail || self.random_failure() {
+            return Err(StoreError::Unavailable(
+                "injected bucket write failure".into(),
+            ));
+        }
+        self.inner.apply_bucket(delta).await
+    }
+
+    async fn query_buckets(
+        &self,
+        series: SeriesId,
+        resolution: Resolution,
+        from_unix_s: i64,
+        to_unix_s: i64,
+    ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
+        self.inner
+            .query_buckets(series, resolution, from_unix_s, to_unix_s)
+            .await
+    }
+
+    async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
+        self.inner.upsert_series(series).await
+    }
+
+    async fn list_services(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.list_services().await
+    }
+
+    async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
+        self.inner.list_series(service).await
+    }
+
+    async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
+        self.inner.get_series(id).await
+    }
+
+    async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
+        self.inner.load_state(keys).await
+    }
+
+    async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError> {
+        let fail = Self::take_failure(&mut self.failing_saves.lock().unwrap());
+        if fail || self.random_failure() {
+            return Err(StoreError::Unavailable(
+                "injected state save failure".into(),
+            ));
+        }
+        self.inner.save_state(items).await
+    }
+
+    async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError> {
+        self.inner.purge_expired(now_unix_s).await
+    }
+}
