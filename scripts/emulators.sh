@@ -121,10 +121,11 @@ start_dynamodb() {
   local dir
   dir="$(dynamodb_dir)"
   # -sharedDb: one database whatever the credentials/region, so every test sees the same tables.
+  # Started from the run dir: DynamoDB Local drops dynamodb-local-metadata.json into its cwd.
   # shellcheck disable=SC2086 # DYNAMODB_JAVA_OPTS is a list of JVM flags
-  setsid java $DYNAMODB_JAVA_OPTS -Djava.library.path="$dir/DynamoDBLocal_lib" \
+  (cd "$RUN_DIR" && exec setsid java $DYNAMODB_JAVA_OPTS -Djava.library.path="$dir/DynamoDBLocal_lib" \
     -jar "$dir/DynamoDBLocal.jar" -inMemory -sharedDb -port "$DYNAMODB_PORT" \
-    >"$RUN_DIR/dynamodb.log" 2>&1 </dev/null &
+    >"$RUN_DIR/dynamodb.log" 2>&1 </dev/null) &
   echo "$!" >"$RUN_DIR/dynamodb.pid"
 }
 
@@ -143,6 +144,10 @@ cmd_start() {
   command -v curl >/dev/null || die "curl is required"
   cmd_install >/dev/null
   mkdir -p "$RUN_DIR"
+  local name
+  for name in dynamodb kinesis; do # forget pid files of processes that are gone
+    [[ -n "$(pid_of "$name")" ]] || rm -f "$RUN_DIR/$name.pid"
+  done
 
   if dynamodb_answers; then
     echo "emulators: DynamoDB already answers on 127.0.0.1:$DYNAMODB_PORT"

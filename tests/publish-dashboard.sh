@@ -43,7 +43,10 @@ fi
 work="$(mktemp -d)"
 moto_pid=""
 cleanup() {
-  [[ -n "$moto_pid" ]] && kill "$moto_pid" 2>/dev/null
+  if [[ -n "$moto_pid" ]]; then
+    kill "$moto_pid" 2>/dev/null
+    wait "$moto_pid" 2>/dev/null
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT

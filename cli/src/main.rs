@@ -2,11 +2,14 @@
 
 use clap::{Parser, Subcommand};
 
-mod loadgen;
-mod local;
+use flowscope_cli::{loadgen, local};
 
 #[derive(Parser, Debug)]
-#[command(name = "flowscope", version, about = "Real-time OTLP telemetry pipeline and live dashboard")]
+#[command(
+    name = "flowscope",
+    version,
+    about = "Real-time OTLP telemetry pipeline and live dashboard"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

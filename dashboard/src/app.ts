@@ -30,6 +30,11 @@ const RETENTION_SECONDS = 60 * 60;
 const SERVICES_REFRESH_MS = 30_000;
 /** Reloading history replaces client-side quantile merges with the server's exact ones. */
 const HISTORY_REFRESH_MS = 60_000;
+/**
+ * Live latency quantiles of several series can only be approximated in the browser; the current
+ * minute's exact, server-merged quantiles are fetched this often for the open service.
+ */
+const RECENT_LATENCY_REFRESH_MS = 10_000;
 /** Stat cards depend on the clock too (a filling bucket's rate), so they are redrawn at least this often. */
 const TICK_MS = 1_000;
 
@@ -100,6 +105,7 @@ export class App {
       setInterval(() => {
         if (this.selected !== null) void this.loadHistory(this.selected);
       }, HISTORY_REFRESH_MS),
+      setInterval(() => void this.refreshRecentLatency(), RECENT_LATENCY_REFRESH_MS),
       setInterval(() => this.scheduleRender(), TICK_MS),
     );
   }
@@ -199,6 +205,18 @@ export class App {
       failures.length === 0 ? null : `Could not load history (${failures.join("; ")}). Live updates continue.`,
     );
     this.scheduleRender();
+  }
+
+  private async refreshRecentLatency(): Promise<void> {
+    const service = this.selected;
+    if (service === null || document.hidden) return;
+    const current = Math.floor(this.nowSeconds() / BUCKET_SECONDS) * BUCKET_SECONDS;
+    const range = { from: current - BUCKET_SECONDS, to: current + BUCKET_SECONDS, resolution: RESOLUTION } as const;
+    try {
+      this.state.setHistory(await this.api.metricHistory(service, METRICS.latency, range));
+    } catch {
+      // The full reload reports errors; this refresh only sharpens quantiles.
+    }
   }
 
   private serviceNames(): string[] {

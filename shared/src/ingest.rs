@@ -177,7 +177,9 @@ impl From<StreamError> for Refusal {
 
 /// `Retry-After` takes whole seconds; round up and never say 0.
 fn whole_seconds(duration: Duration) -> u64 {
-    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    let seconds = duration
+        .as_secs()
+        .saturating_add(u64::from(duration.subsec_nanos() > 0));
     seconds.max(1)
 }
 

@@ -388,3 +388,20 @@ async fn stats_count_points_and_stream_writes_of_successful_requests() {
     assert_eq!(stats.stream_bytes, bytes as u64);
     assert_eq!(stats.refused_requests, 1);
 }
+
+#[tokio::test]
+async fn the_receiver_works_behind_a_trait_object_and_its_future_is_send() {
+    use flowscope_core::ingest::Ingest;
+    use flowscope_core::ports::StreamSink;
+    fn assert_send<T: Send>(value: T) -> T {
+        value
+    }
+    let sink = RecordingSink::new(SinkBehaviour::Accept);
+    let dynamic: std::sync::Arc<dyn StreamSink> = sink.clone();
+    let ingest = Ingest::new(dynamic, IngestLimits::default());
+    // Servers (axum, lambda_http) spawn the handler future on a multi-threaded runtime.
+    let body = simple_request("api").encode_to_vec();
+    let response = assert_send(ingest.handle(request(Signal::Metrics, PROTOBUF, None, body))).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(sink.points().len(), 1);
+}

@@ -6,18 +6,24 @@ use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
 
-#[derive(clap::Args, Debug, Clone)]
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4318";
+pub const DEFAULT_RATE: u64 = 2000;
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_SEED: u64 = 1;
+pub const DEFAULT_TRACES_PER_SECOND: f64 = 20.0;
+
+#[derive(clap::Args, Debug, Clone, PartialEq)]
 pub struct LoadgenArgs {
     /// Base URL of the OTLP/HTTP receiver; `/v1/metrics` and `/v1/traces` are appended.
     #[arg(
         long,
         env = "FLOWSCOPE_OTLP_ENDPOINT",
-        default_value = "http://127.0.0.1:4318"
+        default_value = DEFAULT_ENDPOINT
     )]
     pub endpoint: String,
     /// Metric data points per second across all five services; the tick and the number of
     /// series per request are derived from it.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = DEFAULT_RATE, value_parser = clap::value_parser!(u64).range(1..))]
     pub rate: u64,
     /// How long to run (e.g. `60s`, `5m`, `1h`); runs until Ctrl-C when absent.
     #[arg(long, value_parser = parse_duration)]
@@ -27,13 +33,13 @@ pub struct LoadgenArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
     /// Seed of every random choice (spikes, trends, traffic, traces): same seed, same run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
     /// Compress request bodies with gzip (`Content-Encoding: gzip`).
     #[arg(long)]
     pub gzip: bool,
     /// Traces sampled per second (each spans all five services).
-    #[arg(long, default_value_t = 20.0, value_parser = parse_non_negative)]
+    #[arg(long, default_value_t = DEFAULT_TRACES_PER_SECOND, value_parser = parse_non_negative)]
     pub traces_per_second: f64,
     /// Extra request header `K=V`, repeatable (e.g. `--header x-api-key=secret`).
     #[arg(long = "header", value_name = "K=V")]
@@ -41,6 +47,24 @@ pub struct LoadgenArgs {
     /// No progress line and no final summary on stderr.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// The same defaults as the command line, for starting the load generator in-process (tests):
+/// `LoadgenArgs { endpoint, duration: Some(..), ..LoadgenArgs::default() }`.
+impl Default for LoadgenArgs {
+    fn default() -> Self {
+        LoadgenArgs {
+            endpoint: DEFAULT_ENDPOINT.to_owned(),
+            rate: DEFAULT_RATE,
+            duration: None,
+            interval: DEFAULT_INTERVAL,
+            seed: DEFAULT_SEED,
+            gzip: false,
+            traces_per_second: DEFAULT_TRACES_PER_SECOND,
+            headers: Vec::new(),
+            quiet: false,
+        }
+    }
 }
 
 /// One `--header K=V`, validated as an HTTP header when the flag is parsed.
@@ -155,6 +179,16 @@ mod tests {
         assert_eq!(cli.args.headers.len(), 2);
         assert!(cli.args.gzip);
         assert!(Cli::try_parse_from(["loadgen", "--rate", "0"]).is_err());
+
+        // In-process callers get exactly what the command line gives without flags.
+        let plain = Cli::try_parse_from(["loadgen"]).unwrap().args;
+        assert_eq!(
+            LoadgenArgs {
+                endpoint: plain.endpoint.clone(),
+                ..LoadgenArgs::default()
+            },
+            plain
+        );
         assert!(Cli::try_parse_from(["loadgen", "--traces-per-second", "-1"]).is_err());
     }
 }

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-pub use args::LoadgenArgs;
+pub use args::{HeaderArg, LoadgenArgs};
 pub use stats::LoadgenSummary;
 
 use fleet::{Fleet, ServiceExport};

@@ -19,7 +19,11 @@ pub struct LocalArgs {
     #[arg(long, env = "FLOWSCOPE_DATA_DIR", default_value = ".flowscope")]
     pub data_dir: PathBuf,
     /// The built dashboard (`npm run build` in dashboard/).
-    #[arg(long, env = "FLOWSCOPE_DASHBOARD_DIR", default_value = "dashboard/dist")]
+    #[arg(
+        long,
+        env = "FLOWSCOPE_DASHBOARD_DIR",
+        default_value = "dashboard/dist"
+    )]
     pub dashboard_dir: PathBuf,
     /// Shards of the embedded stream (parallel aggregation lanes).
     #[arg(long, env = "FLOWSCOPE_SHARDS", default_value_t = 4)]

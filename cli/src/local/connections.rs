@@ -101,9 +101,9 @@ impl ConnectionPusher for LocalConnections {
         match outbox.try_send(Outgoing::Text(text)) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(PushError::Gone),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                Err(PushError::Failed("client is not reading its messages".into()))
-            }
+            Err(mpsc::error::TrySendError::Full(_)) => Err(PushError::Failed(
+                "client is not reading its messages".into(),
+            )),
         }
     }
 }

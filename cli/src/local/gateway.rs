@@ -148,7 +148,11 @@ async fn serve_connection(
         connection_id: connection_id.clone(),
         seq: state.hub.current_seq(),
     };
-    if sink.send(Message::Text(hello.to_json().into())).await.is_ok() {
+    if sink
+        .send(Message::Text(hello.to_json().into()))
+        .await
+        .is_ok()
+    {
         loop {
             tokio::select! {
                 outgoing = outbox.recv() => match outgoing {
@@ -195,14 +199,20 @@ async fn post_to_connection(
     body: Bytes,
 ) -> Response {
     if body.len() > 128 * 1024 {
-        return (StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({"message": "message exceeds 128 KB"}))).into_response();
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(serde_json::json!({"message": "message exceeds 128 KB"})),
+        )
+            .into_response();
     }
     match state.pusher.post(&id, body).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(PushError::Gone) => gone(),
-        Err(PushError::Failed(reason)) => {
-            (StatusCode::TOO_MANY_REQUESTS, Json(serde_json::json!({ "message": reason }))).into_response()
-        }
+        Err(PushError::Failed(reason)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(serde_json::json!({ "message": reason })),
+        )
+            .into_response(),
     }
 }
 

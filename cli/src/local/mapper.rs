@@ -55,7 +55,9 @@ pub async fn run_shard(
                 .iter()
                 // The dashboard draws 1-minute buckets live; coarser ones are read from the API.
                 .filter(|u| u.resolution == Resolution::OneMinute)
-                .map(|u| LiveUpdate::from_bucket(&u.series, u.resolution, u.start_unix_s, &u.stats)),
+                .map(|u| {
+                    LiveUpdate::from_bucket(&u.series, u.resolution, u.start_unix_s, &u.stats)
+                }),
         );
         let done_up_to = match &outcome.retry_from {
             // Everything below the failed record is done; redeliver from it, as Lambda does.

@@ -11,6 +11,7 @@ mod gateway;
 mod mapper;
 mod otlp_server;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ use flowscope_core::embedded::{EmbeddedStream, MemoryConnections, RedbStore};
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::live::{Fanout, LiveHub};
 use flowscope_core::ports::MetricStore;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 pub use args::LocalArgs;
 use connections::LocalConnections;
@@ -29,17 +32,63 @@ const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often expired buckets and state are purged from the embedded store.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
+/// A running local mode; dropped or [`LocalHandle::shutdown`] stops it.
+pub struct LocalHandle {
+    pub otlp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl LocalHandle {
+    /// Stops the servers and background loops and waits until they have released the data dir.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        while let Some(joined) = self.tasks.join_next().await {
+            joined.context("local mode task panicked")??;
+        }
+        Ok(())
+    }
+
+    /// Waits until any part stops by itself (it should not) and reports why.
+    async fn wait_for_failure(&mut self) -> anyhow::Result<()> {
+        match self.tasks.join_next().await {
+            Some(joined) => joined.context("local mode task panicked")?,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs local mode until Ctrl-C.
 pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
+    let mut handle = start(args).await?;
+    eprintln!(
+        "Flowscope local mode\n  OTLP/HTTP  http://{otlp}  (POST /v1/metrics, /v1/traces, /v1/logs)\n  Dashboard  http://{http}\n  API        http://{http}/api/services\n  WebSocket  ws://{http}/ws\n  Stop with Ctrl-C.",
+        otlp = handle.otlp_addr,
+        http = handle.http_addr,
+    );
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        result = handle.wait_for_failure() => result?,
+    }
+    tracing::info!("stopping");
+    handle.shutdown().await
+}
+
+/// Starts every part of local mode and returns once both ports accept connections.
+pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     let retention = args.retention()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    // The store first: redb locks its file, so a second `flowscope local` on the same data dir stops
+    // here, before it could touch the stream log.
+    let store = Arc::new(
+        RedbStore::open_with_retention(&args.data_dir.join("flowscope.redb"), retention)
+            .with_context(|| format!("opening store in {}", args.data_dir.display()))?,
+    );
     let stream = Arc::new(
         EmbeddedStream::open(&args.data_dir.join("stream"), args.shards)
             .with_context(|| format!("opening stream log in {}", args.data_dir.display()))?,
-    );
-    let store = Arc::new(
-        RedbStore::open(&args.data_dir.join("flowscope.redb"))
-            .with_context(|| format!("opening store in {}", args.data_dir.display()))?,
     );
     let connections = Arc::new(MemoryConnections::default());
     let pusher = Arc::new(LocalConnections::default());
@@ -59,20 +108,25 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let http_listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding HTTP on {}", args.http_addr))?;
+    let otlp_addr = otlp_listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
 
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
     for shard in stream.shard_names() {
-        tokio::spawn(mapper::run_shard(
-            stream.clone(),
-            shard,
-            aggregator.clone(),
-            hub.clone(),
+        tasks.spawn(until_stopped(
+            stopped.clone(),
+            mapper::run_shard(stream.clone(), shard, aggregator.clone(), hub.clone()),
         ));
     }
-    tokio::spawn(flush_loop(hub.clone(), connections.clone(), pusher.clone()));
-    tokio::spawn(purge_loop(store.clone()));
+    tasks.spawn(until_stopped(
+        stopped.clone(),
+        flush_loop(hub.clone(), connections.clone(), pusher.clone()),
+    ));
+    tasks.spawn(until_stopped(stopped.clone(), purge_loop(store.clone())));
 
     let gateway = gateway::router(gateway::GatewayState {
-        store: store.clone(),
+        store,
         connections,
         pusher,
         hub,
@@ -81,33 +135,45 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         dashboard_dir: args.dashboard_dir.clone(),
     });
     let otlp = otlp_server::router(ingest);
+    let mut otlp_stopped = stopped.clone();
+    tasks.spawn(async move {
+        axum::serve(otlp_listener, otlp)
+            .with_graceful_shutdown(async move {
+                let _ = otlp_stopped.wait_for(|s| *s).await;
+            })
+            .await
+            .context("OTLP server")
+    });
+    let mut http_stopped = stopped.clone();
+    tasks.spawn(async move {
+        axum::serve(
+            http_listener,
+            gateway.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stopped.wait_for(|s| *s).await;
+        })
+        .await
+        .context("HTTP server")
+    });
+    tracing::info!(%otlp_addr, %http_addr, data_dir = %args.data_dir.display(), "flowscope local is running");
+    Ok(LocalHandle {
+        otlp_addr,
+        http_addr,
+        stop,
+        tasks,
+    })
+}
 
-    tracing::info!(
-        otlp = %format!("http://{}", otlp_listener.local_addr()?),
-        dashboard = %format!("http://{}", http_listener.local_addr()?),
-        data_dir = %args.data_dir.display(),
-        "flowscope local is running"
-    );
-    eprintln!(
-        "Flowscope local mode\n  OTLP/HTTP  http://{}  (POST /v1/metrics, /v1/traces, /v1/logs)\n  Dashboard  http://{}\n  API        http://{}/api/services\n  WebSocket  ws://{}/ws\n  Data       {}",
-        otlp_listener.local_addr()?,
-        http_listener.local_addr()?,
-        http_listener.local_addr()?,
-        http_listener.local_addr()?,
-        args.data_dir.display()
-    );
-
-    let otlp_server = axum::serve(otlp_listener, otlp).with_graceful_shutdown(shutdown_signal());
-    let http_server = axum::serve(
-        http_listener,
-        gateway.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal());
-    tokio::try_join!(
-        async { otlp_server.await.context("OTLP server") },
-        async { http_server.await.context("HTTP server") },
-    )?;
-    tracing::info!("stopped");
+/// Runs a background loop until local mode stops.
+async fn until_stopped(
+    mut stopped: watch::Receiver<bool>,
+    work: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        _ = stopped.wait_for(|s| *s) => {}
+        _ = work => {}
+    }
     Ok(())
 }
 
@@ -150,8 +216,4 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
 }

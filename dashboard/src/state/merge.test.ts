@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Bucket } from "../types";
-import { mergeBuckets, moreComplete } from "./merge";
+import { mergeBuckets, moreComplete, quantilesApproximate } from "./merge";
 
 function bucket(fields: Partial<Bucket>): Bucket {
   return { start: 60, count: 0, sum: 0, min: null, max: null, avg: null, p50: null, p95: null, p99: null, rate: 0, ...fields };
@@ -43,6 +43,20 @@ describe("moreComplete", () => {
   it("prefers the server's bucket on a tie (its quantiles are exact)", () => {
     const history = bucket({ count: 10, p95: 5 });
     expect(moreComplete(history, bucket({ count: 10, p95: 6 }))).toBe(history);
+  });
+
+  it("keeps the server's exact quantiles when live is ahead only with approximated ones", () => {
+    const history = bucket({ count: 10, p50: 1, p95: 5, p99: 9 });
+    const live = bucket({ count: 12, rate: 3, p50: 2, p95: 4, p99: 7 });
+    expect(moreComplete(history, live, true)).toEqual({ ...live, p50: 1, p95: 5, p99: 9 });
+    expect(moreComplete(history, live, false)).toBe(live);
+    // Nothing exact to keep: live's approximation is better than no quantiles.
+    expect(moreComplete(bucket({ count: 10 }), live, true)).toBe(live);
+  });
+
+  it("knows when a merge approximated quantiles", () => {
+    expect(quantilesApproximate([bucket({ p95: 1 }), bucket({})])).toBe(false);
+    expect(quantilesApproximate([bucket({ p95: 1 }), bucket({ p99: 2 })])).toBe(true);
   });
 
   it("uses whichever exists", () => {

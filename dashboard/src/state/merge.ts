@@ -53,13 +53,28 @@ function mergeQuantile(buckets: readonly Bucket[], field: "p50" | "p95" | "p99")
   return weight > 0 ? weighted / weight : only;
 }
 
+/** True when `mergeBuckets` had to approximate quantiles (more than one series had them). */
+export function quantilesApproximate(buckets: readonly Bucket[]): boolean {
+  return buckets.filter((b) => b.p50 !== null || b.p95 !== null || b.p99 !== null).length > 1;
+}
+
 /**
  * Chooses between the server's merged bucket (from a history request) and the client's merge of
  * live updates for the same start. Bucket totals only grow, so the one with the larger count holds
- * more points; on a tie both saw the same points and the server's exact quantiles win.
+ * more points; on a tie both saw the same points and the server's exact quantiles win. When live is
+ * ahead but its quantiles are only approximated, the server's (exact, if slightly older) are kept:
+ * quantiles move slowly, while counts and rates must be current.
  */
-export function moreComplete(history: Bucket | undefined, live: Bucket | undefined): Bucket | undefined {
+export function moreComplete(
+  history: Bucket | undefined,
+  live: Bucket | undefined,
+  liveQuantilesApproximate = false,
+): Bucket | undefined {
   if (history === undefined) return live;
   if (live === undefined) return history;
-  return live.count > history.count ? live : history;
+  if (live.count <= history.count) return history;
+  if (!liveQuantilesApproximate || (history.p50 === null && history.p95 === null && history.p99 === null)) {
+    return live;
+  }
+  return { ...live, p50: history.p50, p95: history.p95, p99: history.p99 };
 }

@@ -101,6 +101,16 @@ describe("TelemetryState", () => {
     ]);
   });
 
+  it("shows live counts with the server's exact quantiles while several series are merged", () => {
+    const s = state();
+    s.setHistory(history([{ start: 600, count: 10, rate: 1, p95: 175 }]));
+    s.applyUpdates([
+      live({ series_id: "a", start: 600, count: 8, rate: 0.8, p95: 100 }),
+      live({ series_id: "b", start: 600, count: 4, rate: 0.4, p95: 200 }),
+    ]);
+    expect(s.buckets("api", "http.server.requests")).toMatchObject([{ start: 600, count: 12, p95: 175 }]);
+  });
+
   it("holds at most an hour of buckets per series however long it runs", () => {
     const s = state();
     for (let minute = 0; minute < 180; minute += 1) {
@@ -137,6 +147,17 @@ describe("TelemetryState", () => {
     s.onChange((service, metric) => seen.push(`${service}/${metric}`));
     s.applyUpdates([live({}), live({ series_id: "s2" }), live({ service: "db", metric: "m" })]);
     expect(seen.sort()).toEqual(["api/http.server.requests", "db/m"]);
+  });
+
+  it("adds reloaded history to what it holds instead of shortening the chart", () => {
+    const s = state();
+    s.setHistory(history([{ start: 540, count: 5 }, { start: 600, count: 1 }]));
+    s.setHistory(history([{ start: 600, count: 9 }, { start: 660, count: 2 }]));
+    expect(s.buckets("api", "http.server.requests")).toMatchObject([
+      { start: 540, count: 5 },
+      { start: 600, count: 9 },
+      { start: 660, count: 2 },
+    ]);
   });
 
   it("remembers kind and unit, and forgets history the API no longer has", () => {

@@ -7,7 +7,7 @@
 // nor one service with a skewed clock can empty (or overfill) the others.
 
 import type { Bucket, LiveUpdate, MetricHistory, MetricKind, Resolution } from "../types";
-import { mergeBuckets, moreComplete } from "./merge";
+import { mergeBuckets, moreComplete, quantilesApproximate } from "./merge";
 
 export interface MetricInfo {
   kind: MetricKind;
@@ -89,10 +89,14 @@ export class TelemetryState {
     this.notify(changed);
   }
 
-  /** Stores the server's merged history for one metric, replacing an earlier load. */
+  /**
+   * Stores the server's merged history for one metric. Buckets it returns replace those held for the
+   * same starts; older ones are kept (until retention drops them), so periodic reloads of the last
+   * minutes do not shorten a chart that has been open for longer.
+   */
   setHistory(history: MetricHistory): void {
     const key = keyOf(history.service, history.metric);
-    const buckets = new Map<number, Bucket>();
+    const buckets = this.history.get(key)?.buckets ?? new Map<number, Bucket>();
     for (const bucket of history.buckets) buckets.set(bucket.start, bucket);
     this.history.set(key, { info: { kind: history.kind, unit: history.unit }, buckets });
     this.prune(key);
@@ -121,9 +125,13 @@ export class TelemetryState {
     const starts = new Set<number>([...liveByStart.keys(), ...(history?.buckets.keys() ?? [])]);
     const result: Bucket[] = [];
     for (const start of [...starts].sort((a, b) => a - b)) {
-      const seriesBuckets = liveByStart.get(start);
-      const liveMerged = seriesBuckets === undefined ? undefined : mergeBuckets(start, seriesBuckets);
-      const chosen = moreComplete(history?.buckets.get(start), liveMerged);
+      const seriesBuckets = liveByStart.get(start) ?? [];
+      const liveMerged = seriesBuckets.length === 0 ? undefined : mergeBuckets(start, seriesBuckets);
+      const chosen = moreComplete(
+        history?.buckets.get(start),
+        liveMerged,
+        quantilesApproximate(seriesBuckets),
+      );
       if (chosen !== undefined) result.push(chosen);
     }
     return result;

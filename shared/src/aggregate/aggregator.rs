@@ -5,7 +5,8 @@
 //! Steps for one batch (records of one shard, in sequence order):
 //! 1. decode records; undecodable ones are *poison*: reported and skipped, never retried;
 //! 2. load the cumulative state of every (source, series) in the batch and normalize points in order
-//!    ([`CumulativeTracker`]); each point's contribution is attributed to its record's sequence number;
+//!    ([`CumulativeTracker`]); each point's contribution goes to the buckets of the point's own time
+//!    (for a delta: the end of its interval) and is attributed to its record's sequence number;
 //! 3. register the batch's series (`upsert_series`, idempotent);
 //! 4. per bucket, merge the contributions of all records and write **one**
 //!    `apply_bucket(first_seq, last_seq)` (at most [`WRITE_CONCURRENCY`] at once). The store applies it
@@ -197,7 +198,12 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
             return outcome;
         };
 
-        let loaded = match self.load_state(&metrics).await {
+        // Hashing a series key is not free; do it once per point.
+        let series_ids: Vec<Vec<SeriesId>> = metrics
+            .iter()
+            .map(|(_, points)| points.iter().map(|p| p.series.id()).collect())
+            .collect();
+        let loaded = match self.load_state(&metrics, &series_ids).await {
             Ok(loaded) => loaded,
             Err(error) => {
                 tracing::warn!(shard_id, %error, "cannot load cumulative state; retrying the batch");
@@ -211,9 +217,8 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
         let mut normalized: Vec<PointData> = Vec::new();
         let mut buckets: HashMap<BucketKey, Vec<Share>> = HashMap::new();
         let mut series: HashMap<SeriesId, SeriesMeta> = HashMap::new();
-        for (record, (seq, points)) in metrics.iter().enumerate() {
-            for point in points {
-                let series_id = point.series.id();
+        for (record, ((seq, points), ids)) in metrics.iter().zip(&series_ids).enumerate() {
+            for (point, &series_id) in points.iter().zip(ids) {
                 register(&mut series, series_id, point);
                 let data = match tracker.normalize_series(seq, series_id, point) {
                     Normalized::Delta(data) => data,
@@ -332,12 +337,14 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
     async fn load_state(
         &self,
         metrics: &[(SequenceNumber, Vec<MetricPoint>)],
+        series_ids: &[Vec<SeriesId>],
     ) -> Result<HashMap<StateId, SeriesState>, StoreError> {
         let ids: HashSet<StateId> = metrics
             .iter()
-            .flat_map(|(_, points)| points)
-            .filter(|p| needs_state(&p.data))
-            .map(|p| (p.source, p.series.id()))
+            .zip(series_ids)
+            .flat_map(|((_, points), ids)| points.iter().zip(ids))
+            .filter(|(p, _)| needs_state(&p.data))
+            .map(|(p, id)| (p.source, *id))
             .collect();
         if ids.is_empty() {
             return Ok(HashMap::new());

@@ -82,7 +82,7 @@ pub fn add_contribution(data: &PointData, stats: &mut BucketStats) {
         }
         PointData::Summary { count, sum } => {
             if *count > 0 {
-                stats.count += count;
+                stats.count = stats.count.saturating_add(*count);
                 stats.sum += sum;
             }
         }
@@ -160,7 +160,8 @@ fn add_buckets(
         placed_min = Some(placed_min.map_or(value, |m| m.min(value)));
         placed_max = Some(placed_max.map_or(value, |m| m.max(value)));
     }
-    stats.count += count;
+    // Counts come from the wire: saturate rather than overflow on absurd input.
+    stats.count = stats.count.saturating_add(count);
     stats.sum += sum.unwrap_or(placed_sum);
     if let Some(low) = min.or(placed_min) {
         stats.min = Some(stats.min.map_or(low, |m| m.min(low)));

@@ -34,12 +34,13 @@ pub async fn load_for_emulators() -> SdkConfig {
         .region(RegionProviderChain::default_provider().or_else(Region::new(EMULATOR_REGION)));
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none()
     {
+        // DynamoDB Local refuses access key ids with anything but letters and digits.
         loader = loader.credentials_provider(Credentials::new(
-            "flowscope-emulator",
-            "flowscope-emulator",
+            "flowscopeemulator",
+            "flowscopeemulator",
             None,
             None,
-            "flowscope-emulator",
+            "flowscope-emulator-fallback",
         ));
     }
     loader.load().await

@@ -69,3 +69,68 @@ pub fn decompress<'a>(
     }
     Ok(Cow::Owned(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn decompressed_limit_is_inclusive() {
+        let data = vec![7u8; 1000];
+        let body = gzip(&data);
+        let out = decompress(Some("gzip"), &body, 1000).unwrap();
+        assert_eq!(&out[..], &data[..]);
+        assert!(matches!(
+            decompress(Some("gzip"), &body, 999),
+            Err(OtlpError::DecompressedTooLarge { limit: 999 })
+        ));
+    }
+
+    #[test]
+    fn concatenated_gzip_members_are_one_body() {
+        let mut body = gzip(b"hello ");
+        body.extend(gzip(b"world"));
+        assert_eq!(
+            &decompress(Some("gzip"), &body, 100).unwrap()[..],
+            b"hello world"
+        );
+    }
+
+    #[test]
+    fn identity_passes_the_body_through_and_unknown_encodings_are_refused() {
+        assert_eq!(&decompress(None, b"abc", 1).unwrap()[..], b"abc");
+        assert_eq!(
+            &decompress(Some("identity"), b"abc", 1).unwrap()[..],
+            b"abc"
+        );
+        assert!(matches!(
+            decompress(Some("deflate"), b"abc", 10),
+            Err(OtlpError::UnsupportedContentEncoding(e)) if e == "deflate"
+        ));
+    }
+
+    #[test]
+    fn content_type_ignores_parameters_and_case() {
+        assert_eq!(
+            Format::from_content_type(Some("application/json; charset=utf-8")).unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            Format::from_content_type(Some("APPLICATION/X-PROTOBUF")).unwrap(),
+            Format::Protobuf
+        );
+        assert!(Format::from_content_type(Some("application/protobuf")).is_err());
+        assert!(Format::from_content_type(None).is_err());
+    }
+}

@@ -6,14 +6,15 @@ use prost::Message;
 
 use super::table::{delimited_len, lookup, StringTable};
 use super::wire::{
-    ExponentialHistogramValue, HistogramValue, MetricsBody, PointEntry, PointValue, SeriesEntry,
-    SumValue, SummaryValue,
+    BoundsEntry, ExponentialHistogramValue, HistogramValue, MetricsBody, PointEntry, PointValue,
+    SeriesEntry, SumValue, SummaryValue,
 };
 use crate::model::{Attributes, MetricPoint, PointData, SeriesKey, SourceId, Temporality};
 
 const STRINGS_TAG: u32 = 1;
 const SERIES_TAG: u32 = 2;
 const POINTS_TAG: u32 = 3;
+const BOUNDS_TAG: u32 = 4;
 
 /// Identity of a series-table entry: everything about a point except its time and value.
 type SeriesSlot<'a> = (&'a SeriesKey, SourceId, &'a str);
@@ -27,6 +28,10 @@ pub(crate) struct MetricsBodyBuilder<'a> {
     series_len: usize,
     points: Vec<PointEntry>,
     points_len: usize,
+    /// Histogram bound lists, keyed by their bit patterns (f64 is not `Hash`).
+    bounds: Vec<BoundsEntry>,
+    bounds_index: HashMap<Vec<u64>, u32>,
+    bounds_len: usize,
     last_time: u64,
 }
 
@@ -37,7 +42,7 @@ impl<'a> MetricsBodyBuilder<'a> {
 
     /// Encoded size of the body so far.
     pub(crate) fn encoded_len(&self) -> usize {
-        self.strings.encoded_len() + self.series_len + self.points_len
+        self.strings.encoded_len() + self.series_len + self.points_len + self.bounds_len
     }
 
     /// Adds `point` unless that would make the body longer than `max_len` and the body already has
@@ -47,12 +52,20 @@ impl<'a> MetricsBodyBuilder<'a> {
         let strings_before = self.strings.len();
         let series_before = self.series.len();
         let series_len_before = self.series_len;
+        let bounds_before = self.bounds.len();
+        let bounds_len_before = self.bounds_len;
 
         let series = self.series_slot(point);
+        let bounds_index = match &point.data {
+            PointData::Histogram { bounds, .. } if !bounds.is_empty() => {
+                Some(self.bounds_slot(bounds))
+            }
+            _ => None,
+        };
         let entry = PointEntry {
             series,
             time_delta: point.time_unix_nano.wrapping_sub(self.last_time) as i64,
-            value: Some(point_value(&point.data)),
+            value: Some(point_value(&point.data, bounds_index)),
         };
         let entry_len = delimited_len(POINTS_TAG, entry.encoded_len());
 
@@ -62,6 +75,10 @@ impl<'a> MetricsBodyBuilder<'a> {
             self.series_index
                 .retain(|_, index| (*index as usize) < series_before);
             self.series_len = series_len_before;
+            self.bounds.truncate(bounds_before);
+            self.bounds_index
+                .retain(|_, index| (*index as usize) < bounds_before);
+            self.bounds_len = bounds_len_before;
             self.strings.truncate(strings_before, STRINGS_TAG);
             return false;
         }
@@ -96,11 +113,27 @@ impl<'a> MetricsBodyBuilder<'a> {
         index
     }
 
+    fn bounds_slot(&mut self, bounds: &[f64]) -> u32 {
+        let key: Vec<u64> = bounds.iter().map(|b| b.to_bits()).collect();
+        if let Some(&index) = self.bounds_index.get(&key) {
+            return index;
+        }
+        let entry = BoundsEntry {
+            values: bounds.to_vec(),
+        };
+        let index = self.bounds.len() as u32;
+        self.bounds_len += delimited_len(BOUNDS_TAG, entry.encoded_len());
+        self.bounds.push(entry);
+        self.bounds_index.insert(key, index);
+        index
+    }
+
     pub(crate) fn finish(self) -> MetricsBody {
         MetricsBody {
             strings: self.strings.into_owned(),
             series: self.series,
             points: self.points,
+            bounds: self.bounds,
         }
     }
 }
@@ -123,7 +156,8 @@ fn temporality(cumulative_start: Option<u64>) -> Temporality {
     }
 }
 
-fn point_value(data: &PointData) -> PointValue {
+/// `bounds_index` set: histogram bounds live in the body's table, not inline.
+fn point_value(data: &PointData, bounds_index: Option<u32>) -> PointValue {
     match data {
         PointData::Gauge(value) => PointValue::Gauge(*value),
         PointData::Sum {
@@ -149,8 +183,13 @@ fn point_value(data: &PointData) -> PointValue {
             sum: *sum,
             min: *min,
             max: *max,
-            bounds: bounds.clone(),
+            bounds: if bounds_index.is_some() {
+                Vec::new()
+            } else {
+                bounds.clone()
+            },
             bucket_counts: bucket_counts.clone(),
+            bounds_index,
         }),
         PointData::ExponentialHistogram {
             temporality,
@@ -184,8 +223,8 @@ fn point_value(data: &PointData) -> PointValue {
     }
 }
 
-fn point_data(value: PointValue) -> PointData {
-    match value {
+fn point_data(value: PointValue, bounds_table: &[BoundsEntry]) -> Result<PointData, String> {
+    Ok(match value {
         PointValue::Gauge(value) => PointData::Gauge(value),
         PointValue::Sum(s) => PointData::Sum {
             value: s.value,
@@ -198,7 +237,22 @@ fn point_data(value: PointValue) -> PointData {
             sum: h.sum,
             min: h.min,
             max: h.max,
-            bounds: h.bounds,
+            bounds: match h.bounds_index {
+                None => h.bounds,
+                Some(_) if !h.bounds.is_empty() => {
+                    return Err("histogram has both inline and table bounds".to_string())
+                }
+                Some(i) => bounds_table
+                    .get(i as usize)
+                    .ok_or_else(|| {
+                        format!(
+                            "bounds index {i} out of range ({} lists)",
+                            bounds_table.len()
+                        )
+                    })?
+                    .values
+                    .clone(),
+            },
             bucket_counts: h.bucket_counts,
         },
         PointValue::ExponentialHistogram(h) => PointData::ExponentialHistogram {
@@ -218,7 +272,7 @@ fn point_data(value: PointValue) -> PointData {
             count: s.count,
             sum: s.sum,
         },
-    }
+    })
 }
 
 /// Expands a decoded body back into points, checking every index.
@@ -264,7 +318,7 @@ pub(crate) fn decode_body(bytes: &[u8]) -> Result<Vec<MetricPoint>, String> {
             source: *source,
             unit: unit.clone(),
             time_unix_nano: time,
-            data: point_data(value),
+            data: point_data(value, &body.bounds)?,
         });
     }
     Ok(points)

@@ -398,7 +398,15 @@ fn size_accounting_matches_the_encoded_body_including_after_a_rejected_push() {
         "brand_new_metric",
         &[("new", "attr")],
         5,
-        PointData::Gauge(1.0),
+        PointData::Histogram {
+            temporality: Temporality::Delta,
+            count: 1,
+            sum: None,
+            min: None,
+            max: None,
+            bounds: vec![123.0],
+            bucket_counts: vec![0, 1],
+        },
     );
     let before = builder.encoded_len();
     assert!(!builder.try_push(&newcomer, before));
@@ -406,6 +414,7 @@ fn size_accounting_matches_the_encoded_body_including_after_a_rejected_push() {
     let body = builder.finish();
     assert_eq!(before, body.encoded_len());
     assert!(!body.strings.iter().any(|s| s == "brand_new_metric"));
+    assert!(!body.bounds.iter().any(|b| b.values == [123.0]));
 
     let mut spans_builder = spans::SpansBodyBuilder::default();
     let s = span(1, 1, Some(2));
@@ -444,4 +453,90 @@ fn fit_checks_agree_with_the_encoder_at_the_exact_limit() {
     assert_eq!(span_len(exact), MAX_RECORD_BYTES);
     assert!(span_fits(&with_blob(exact)));
     assert!(!span_fits(&with_blob(exact + 1)));
+}
+
+fn histogram(bounds: &[f64], time: u64) -> MetricPoint {
+    let mut bucket_counts = vec![1; bounds.len() + 1];
+    bucket_counts[0] = time;
+    point(
+        "svc",
+        "latency",
+        &[],
+        time,
+        PointData::Histogram {
+            temporality: Temporality::Delta,
+            count: bucket_counts.iter().sum(),
+            sum: Some(1.0),
+            min: None,
+            max: None,
+            bounds: bounds.to_vec(),
+            bucket_counts,
+        },
+    )
+}
+
+#[test]
+fn histograms_store_each_bound_list_once_per_record() {
+    let a: Vec<f64> = (0..15).map(|i| f64::from(i) * 10.0).collect();
+    let b = vec![-0.0, 0.5, 1.0];
+    let points: Vec<MetricPoint> = (0..1_000u64)
+        .map(|i| histogram(if i % 3 == 0 { &b } else { &a }, i))
+        .collect();
+    let entries = encode_metrics(&points);
+    assert_eq!(entries.len(), 1);
+    // Inline, the 15 bounds alone would take 120 bytes per point.
+    assert!(
+        entries[0].data.len() < 1_000 * 40,
+        "record is {} bytes",
+        entries[0].data.len()
+    );
+    let decoded = decode_metrics(&entries);
+    assert_eq!(decoded, points);
+    // -0.0 and 0.0 are different bound lists (compared by bits), and -0.0 survives.
+    match &decoded[0].data {
+        PointData::Histogram { bounds, .. } => assert!(bounds[0].is_sign_negative()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn inline_histogram_bounds_decode_and_bad_table_references_are_malformed() {
+    use super::wire::{HistogramValue, MetricsBody, PointEntry, PointValue, SeriesEntry};
+    let body = |bounds: Vec<f64>, bounds_index: Option<u32>| MetricsBody {
+        strings: vec!["svc".into(), "m".into(), "".into()],
+        series: vec![SeriesEntry {
+            service: 0,
+            metric: 1,
+            unit: 2,
+            source: 9,
+            attributes: vec![],
+        }],
+        points: vec![PointEntry {
+            series: 0,
+            time_delta: 5,
+            value: Some(PointValue::Histogram(HistogramValue {
+                count: 2,
+                bounds,
+                bucket_counts: vec![1, 1],
+                bounds_index,
+                ..Default::default()
+            })),
+        }],
+        bounds: vec![],
+    };
+    let inline = entry("svc", KIND_METRICS, body(vec![2.5], None));
+    match decode(&inline.data).unwrap() {
+        RecordPayload::Metrics(points) => match &points[0].data {
+            PointData::Histogram { bounds, .. } => assert_eq!(bounds, &vec![2.5]),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+    let dangling = entry("svc", KIND_METRICS, body(vec![], Some(0)));
+    assert!(matches!(
+        decode(&dangling.data),
+        Err(RecordError::Malformed(_))
+    ));
+    let both = entry("svc", KIND_METRICS, body(vec![2.5], Some(0)));
+    assert!(matches!(decode(&both.data), Err(RecordError::Malformed(_))));
 }

@@ -14,6 +14,16 @@ pub struct MetricsBody {
     pub series: Vec<SeriesEntry>,
     #[prost(message, repeated, tag = "3")]
     pub points: Vec<PointEntry>,
+    /// Distinct histogram bound lists: a series reports the same bounds every time, and they are
+    /// most of a histogram point's bytes.
+    #[prost(message, repeated, tag = "4")]
+    pub bounds: Vec<BoundsEntry>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BoundsEntry {
+    #[prost(double, repeated, tag = "1")]
+    pub values: Vec<f64>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -80,10 +90,13 @@ pub struct HistogramValue {
     pub min: Option<f64>,
     #[prost(double, optional, tag = "5")]
     pub max: Option<f64>,
+    /// Inline bounds; empty when `bounds_index` refers to the body's bounds table instead.
     #[prost(double, repeated, tag = "6")]
     pub bounds: Vec<f64>,
     #[prost(uint64, repeated, tag = "7")]
     pub bucket_counts: Vec<u64>,
+    #[prost(uint32, optional, tag = "8")]
+    pub bounds_index: Option<u32>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -33,7 +33,7 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
 
 /// DynamoDB numbers range over magnitudes 1e-130 ..< 1e126.
 const SMALLEST_MAGNITUDE: f64 = 1e-130;
-const LARGEST_MAGNITUDE: f64 = 9.999_999_999_999_999e125;
+const LARGEST_MAGNITUDE: f64 = 9.999_999_999_999_998e125;
 
 /// A float as a DynamoDB number. `{:e}` is the shortest text that parses back to the same bits, and its
 /// exponent form stays short where plain `{}` would print hundreds of digits. Magnitudes below

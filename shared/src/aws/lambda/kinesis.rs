@@ -121,7 +121,7 @@ mod tests {
                         "partitionKey": "api",
                         "sequenceNumber": seq,
                         "data": data,
-                        "approximateArrivalTimestamp": 1_700_000_000.25
+                        "approximateArrivalTimestamp": 1_700_000_000.987
                     },
                     "eventSource": "aws:kinesis",
                     "eventVersion": "1.0",
@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(batch.records[0].sequence_number.as_str(), small);
         assert_eq!(batch.records[0].data.as_ref(), b"hi");
         assert_eq!(batch.records[1].data.as_ref(), &[1, 2]);
-        assert_eq!(batch.records[0].arrival_unix_ms, 1_700_000_000_250);
+        assert_eq!(batch.records[0].arrival_unix_ms, 1_700_000_000_987);
         assert_eq!(batch.records[0].partition_key, "api");
     }
 

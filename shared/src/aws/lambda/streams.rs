@@ -117,8 +117,8 @@ pub async fn live_updates<S: MetricStore + ?Sized>(
         .filter(|i| i.key.resolution == Resolution::OneMinute)
     {
         let id = image.key.series;
-        if !series.contains_key(&id) {
-            series.insert(id, store.get_series(id).await?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = series.entry(id) {
+            slot.insert(store.get_series(id).await?);
         }
         match series.get(&id).and_then(Option::as_ref) {
             Some(meta) => updates.push(LiveUpdate::from_bucket(

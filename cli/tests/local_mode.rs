@@ -1,0 +1,373 @@
+//! Local mode end to end, in-process: OTLP in → query API and WebSocket out, resume after reconnect,
+//! and data surviving a restart.
+
+use std::time::Duration;
+
+use flowscope_cli::local::{self, LocalArgs, LocalHandle};
+use futures::{SinkExt, StreamExt};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message as _;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn args(data_dir: &std::path::Path) -> LocalArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        local: LocalArgs,
+    }
+    Wrapper::parse_from([
+        "test",
+        "--otlp-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--dashboard-dir",
+        "/nonexistent",
+    ])
+    .local
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn gauge_request(service: &str, metric: &str, value: f64) -> Vec<u8> {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(service.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: metric.into(),
+                    unit: "%".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: vec![NumberDataPoint {
+                            time_unix_nano: now_nanos(),
+                            value: Some(number_data_point::Value::AsDouble(value)),
+                            ..Default::default()
+                        }],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Minimal HTTP/1.1 client over a TcpStream, so the test needs no HTTP client crate.
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = response[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
+        data = &data[line_end + 2 + size + 2..];
+    }
+}
+
+async fn send_gauge(handle: &LocalHandle, service: &str, metric: &str, value: f64) {
+    let (status, _) = http(
+        handle.otlp_addr,
+        "POST",
+        "/v1/metrics",
+        "application/x-protobuf",
+        &gauge_request(service, metric, value),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+async fn get_json(handle: &LocalHandle, path: &str) -> (u16, Value) {
+    let (status, body) = http(handle.http_addr, "GET", path, "application/json", b"").await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn connect(handle: &LocalHandle) -> Socket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", handle.http_addr))
+        .await
+        .unwrap();
+    let hello = next_json(&mut socket).await;
+    assert_eq!(hello["type"], "hello");
+    socket
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a message within the wait")
+            .expect("socket open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+/// Reads messages until one of `kind` carries an update for `metric` whose max equals `value`.
+async fn wait_for_update(socket: &mut Socket, kind: &str, metric: &str, value: f64) -> Value {
+    loop {
+        let message = next_json(socket).await;
+        if message["type"] == kind
+            && message["updates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["metric"] == metric && u["max"].as_f64() == Some(value))
+        {
+            return message;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_subscribe_update_and_resume_from_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = local::start(args(dir.path())).await.unwrap();
+
+    let mut socket = connect(&handle).await;
+    socket
+        .send(Message::text(
+            r#"{"type":"subscribe","services":["checkout"]}"#,
+        ))
+        .await
+        .unwrap();
+    let snapshot = next_json(&mut socket).await;
+    assert_eq!(snapshot["type"], "snapshot");
+
+    send_gauge(&handle, "checkout", "cpu", 41.0).await;
+    send_gauge(&handle, "other", "cpu", 99.0).await;
+    let update = wait_for_update(&mut socket, "metrics_update", "cpu", 41.0).await;
+    let seq = update["seq"].as_u64().unwrap();
+    assert!(
+        update["updates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["service"] == "checkout"),
+        "only the subscribed service is pushed: {update}"
+    );
+
+    // Disconnect, miss an update, reconnect with the last sequence number: the gap is replayed.
+    socket.close(None).await.unwrap();
+    send_gauge(&handle, "checkout", "cpu", 77.0).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut socket = connect(&handle).await;
+    socket
+        .send(Message::text(format!(
+            r#"{{"type":"subscribe","services":["checkout"],"last_seq":{seq}}}"#
+        )))
+        .await
+        .unwrap();
+    let catch_up = wait_for_update(&mut socket, "metrics_update", "cpu", 77.0).await;
+    assert!(catch_up["seq"].as_u64().unwrap() > seq);
+
+    // A sequence number the server never issued (it restarted) gets a snapshot instead.
+    socket
+        .send(Message::text(
+            r#"{"type":"subscribe","services":["checkout"],"last_seq":999999}"#,
+        ))
+        .await
+        .unwrap();
+    let snapshot = wait_for_update(&mut socket, "snapshot", "cpu", 77.0).await;
+    assert_eq!(snapshot["type"], "snapshot");
+
+    socket
+        .send(Message::text(r#"{"type":"ping"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut socket).await["type"], "pong");
+    socket.send(Message::text("not json")).await.unwrap();
+    assert_eq!(next_json(&mut socket).await["type"], "error");
+    handle.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_api_serves_series_and_history_and_data_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = local::start(args(dir.path())).await.unwrap();
+    for value in [10.0, 30.0, 20.0] {
+        send_gauge(&handle, "billing", "process.cpu.utilization", value).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let history = loop {
+        let (status, history) = get_json(
+            &handle,
+            "/api/services/billing/metrics/process.cpu.utilization",
+        )
+        .await;
+        if status == 200
+            && history["buckets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["count"].as_u64().unwrap())
+                .sum::<u64>()
+                == 3
+        {
+            break history;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "history did not reach 3 points: {history}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(history["kind"], "gauge");
+    let (_, services) = get_json(&handle, "/api/services").await;
+    assert!(services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "billing"));
+    let (status, missing) = get_json(&handle, "/api/services/nope/metrics").await;
+    assert_eq!(status, 404, "{missing}");
+    let (status, bad) = get_json(&handle, "/api/services/billing/metrics/x?resolution=2m").await;
+    assert_eq!(status, 400, "{bad}");
+    handle.shutdown().await.unwrap();
+
+    let handle = local::start(args(dir.path())).await.unwrap();
+    let (status, again) = get_json(
+        &handle,
+        "/api/services/billing/metrics/process.cpu.utilization",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        again["buckets"], history["buckets"],
+        "restart keeps every bucket"
+    );
+    let bucket = &again["buckets"][0];
+    assert_eq!(
+        (
+            bucket["min"].as_f64(),
+            bucket["max"].as_f64(),
+            bucket["sum"].as_f64()
+        ),
+        (Some(10.0), Some(30.0), Some(60.0))
+    );
+    handle.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_management_endpoint_posts_and_answers_410_for_unknown_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = local::start(args(dir.path())).await.unwrap();
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", handle.http_addr))
+        .await
+        .unwrap();
+    let hello = next_json(&mut socket).await;
+    let id = hello["connection_id"].as_str().unwrap().to_string();
+
+    let (status, _) = http(
+        handle.http_addr,
+        "POST",
+        &format!("/@connections/{id}"),
+        "application/json",
+        br#"{"hi":1}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(next_json(&mut socket).await["hi"], 1);
+    let (status, info) = http(
+        handle.http_addr,
+        "GET",
+        &format!("/@connections/{id}"),
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&info).contains("connectedAt"));
+    let (status, _) = http(
+        handle.http_addr,
+        "DELETE",
+        &format!("/@connections/{id}"),
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = http(
+        handle.http_addr,
+        "POST",
+        &format!("/@connections/{id}"),
+        "application/json",
+        b"{}",
+    )
+    .await;
+    assert_eq!(status, 410);
+    let (status, _) = http(
+        handle.http_addr,
+        "GET",
+        "/@connections/unknown",
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(status, 410);
+    handle.shutdown().await.unwrap();
+}

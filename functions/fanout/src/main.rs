@@ -1,0 +1,25 @@
+//! DynamoDB Streams of the buckets table in: push each changed 1-minute bucket to the connections
+//! subscribed to its service, one message per connection per invocation; forget connections gone (410).
+//!
+//! Env: `SERIES_TABLE`, `CONNECTIONS_TABLE`, `WS_MANAGEMENT_ENDPOINT`.
+
+use aws_lambda_events::event::dynamodb::Event;
+use flowscope_core::aws::lambda::streams::handle_bucket_stream;
+use flowscope_core::aws::{config, ApiGatewayPusher, DynamoConnections, DynamoStore, TableNames};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = config::load().await;
+    let store = DynamoStore::new(&config, TableNames::from_env());
+    let connections = DynamoConnections::from_env(&config)?;
+    let pusher = ApiGatewayPusher::from_env(&config)?;
+    let (store, connections, pusher) = (&store, &connections, &pusher);
+    run(service_fn(move |event: LambdaEvent<Event>| async move {
+        handle_bucket_stream(store, connections, pusher, &event.payload)
+            .await
+            .map(|_report| ())
+    }))
+    .await
+}

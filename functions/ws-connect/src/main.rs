@@ -1,0 +1,23 @@
+//! WebSocket `$connect`: checks `?token=` against the API key hashes and records the connection.
+//!
+//! Env: `CONNECTIONS_TABLE`, `API_KEYS_PARAMETER` (SSM) or `API_KEY_HASHES`.
+
+use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
+use flowscope_core::aws::lambda::{keys, websocket};
+use flowscope_core::aws::{config, DynamoConnections};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = config::load().await;
+    let keys = keys::load_api_keys(&config).await?;
+    let connections = DynamoConnections::from_env(&config)?;
+    let (connections, keys) = (&connections, &keys);
+    run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            websocket::handle_connect(connections, keys, &event.payload).await
+        },
+    ))
+    .await
+}

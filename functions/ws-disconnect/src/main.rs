@@ -1,0 +1,22 @@
+//! WebSocket `$disconnect`: forgets the connection and its subscription.
+//!
+//! Env: `CONNECTIONS_TABLE`.
+
+use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
+use flowscope_core::aws::lambda::websocket;
+use flowscope_core::aws::{config, DynamoConnections};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = config::load().await;
+    let connections = DynamoConnections::from_env(&config)?;
+    let connections = &connections;
+    run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            websocket::handle_disconnect(connections, &event.payload).await
+        },
+    ))
+    .await
+}

@@ -1,0 +1,24 @@
+//! WebSocket messages (`subscribe`, `ping`, anything else): update the subscription, reply to the
+//! sender through `PostToConnection`.
+//!
+//! Env: `CONNECTIONS_TABLE`, `WS_MANAGEMENT_ENDPOINT`.
+
+use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
+use flowscope_core::aws::lambda::websocket;
+use flowscope_core::aws::{config, ApiGatewayPusher, DynamoConnections};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = config::load().await;
+    let connections = DynamoConnections::from_env(&config)?;
+    let pusher = ApiGatewayPusher::from_env(&config)?;
+    let (connections, pusher) = (&connections, &pusher);
+    run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            websocket::handle_message(connections, pusher, &event.payload).await
+        },
+    ))
+    .await
+}
