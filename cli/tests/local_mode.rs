@@ -313,6 +313,32 @@ async fn query_api_serves_series_and_history_and_data_survives_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_otlp_body_is_refused_with_413_and_a_status_without_being_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut local_args = args(dir.path());
+    local_args.max_body_bytes = 1024;
+    let handle = local::start(local_args).await.unwrap();
+    let body = vec![0u8; 64 * 1024];
+    let (status, reply) = http(
+        handle.otlp_addr,
+        "POST",
+        "/v1/metrics",
+        "application/json",
+        &body,
+    )
+    .await;
+    assert_eq!(status, 413);
+    let status_json: Value = serde_json::from_slice(&reply).unwrap();
+    assert!(
+        status_json["message"].as_str().unwrap().contains("1024"),
+        "{status_json}"
+    );
+    // A small valid request on the same server still goes through.
+    send_gauge(&handle, "small", "cpu", 1.0).await;
+    handle.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_management_endpoint_posts_and_answers_410_for_unknown_ids() {
     let dir = tempfile::tempdir().unwrap();
     let handle = local::start(args(dir.path())).await.unwrap();

@@ -72,7 +72,8 @@ mod tests {
 
     #[test]
     fn accepts_configured_keys_only() {
-        let keys = ApiKeys::from_hashes(&format!("{}, {}", hash_key("alpha"), hash_key("beta"))).unwrap();
+        let keys =
+            ApiKeys::from_hashes(&format!("{}, {}", hash_key("alpha"), hash_key("beta"))).unwrap();
         assert!(keys.accepts("alpha"));
         assert!(keys.accepts("beta"));
         assert!(!keys.accepts("gamma"));
@@ -86,8 +87,14 @@ mod tests {
 
     #[test]
     fn reads_bearer_and_x_api_key_headers() {
-        assert_eq!(ApiKeys::key_from_headers(Some("Bearer abc"), None), Some("abc"));
-        assert_eq!(ApiKeys::key_from_headers(Some("bearer  abc "), None), Some("abc"));
+        assert_eq!(
+            ApiKeys::key_from_headers(Some("Bearer abc"), None),
+            Some("abc")
+        );
+        assert_eq!(
+            ApiKeys::key_from_headers(Some("bearer  abc "), None),
+            Some("abc")
+        );
         assert_eq!(ApiKeys::key_from_headers(Some("Basic abc"), None), None);
         assert_eq!(ApiKeys::key_from_headers(None, Some("k")), Some("k"));
         assert_eq!(ApiKeys::key_from_headers(None, None), None);

@@ -200,6 +200,20 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
         self.stats.snapshot()
     }
 
+    /// The answer for a body an HTTP adapter stopped reading because it passed `max_body_bytes`
+    /// (adapters read at most `max_body_bytes + 1` bytes, so a huge body is never buffered whole).
+    pub fn body_too_large(&self, content_type: Option<&str>, bytes_read: usize) -> IngestResponse {
+        let format = Format::from_content_type(content_type).unwrap_or(Format::Protobuf);
+        self.refuse(
+            format,
+            OtlpError::BodyTooLarge {
+                size: bytes_read,
+                limit: self.limits.max_body_bytes,
+            }
+            .into(),
+        )
+    }
+
     pub async fn handle(&self, request: IngestRequest) -> IngestResponse {
         // Errors are answered in the request's format when it is known, protobuf otherwise.
         let format = match Format::from_content_type(request.content_type.as_deref()) {

@@ -191,7 +191,9 @@ impl<S: MetricStore + ?Sized> QueryService<S> {
     pub async fn metrics(&self, service: &str) -> Result<Vec<MetricSummary>, QueryError> {
         let series = self.store.list_series(service).await?;
         if series.is_empty() {
-            return Err(QueryError::NotFound(format!("no service named {service:?}")));
+            return Err(QueryError::NotFound(format!(
+                "no service named {service:?}"
+            )));
         }
         let mut by_metric: BTreeMap<String, MetricSummary> = BTreeMap::new();
         for meta in series {
@@ -435,7 +437,10 @@ mod tests {
 
     #[test]
     fn percent_decoding_handles_escapes_plus_and_bad_input() {
-        assert_eq!(percent_decode("http.server%2Frequests"), "http.server/requests");
+        assert_eq!(
+            percent_decode("http.server%2Frequests"),
+            "http.server/requests"
+        );
         assert_eq!(percent_decode("a+b"), "a b");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
@@ -446,9 +451,15 @@ mod tests {
     fn range_defaults_and_validation() {
         let mut p = BTreeMap::new();
         let r = Range::from_query(&p, 10_000).unwrap();
-        assert_eq!((r.from, r.to, r.resolution), (10_000 - 900, 10_000, Resolution::OneMinute));
+        assert_eq!(
+            (r.from, r.to, r.resolution),
+            (10_000 - 900, 10_000, Resolution::OneMinute)
+        );
         p.insert("from".into(), "x".into());
-        assert!(matches!(Range::from_query(&p, 10_000), Err(QueryError::BadRequest(_))));
+        assert!(matches!(
+            Range::from_query(&p, 10_000),
+            Err(QueryError::BadRequest(_))
+        ));
         p.insert("from".into(), "0".into());
         p.insert("to".into(), "86400000".into());
         let err = Range::from_query(&p, 10_000).unwrap_err();

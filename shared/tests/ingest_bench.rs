@@ -27,7 +27,7 @@ fn sdk_export(service: &str, tick: u64) -> ExportMetricsServiceRequest {
             string_kv("http.route", &format!("/api/v1/resource/{i}")),
             string_kv(
                 "http.request.method",
-                if i % 2 == 0 { "GET" } else { "POST" },
+                if i.is_multiple_of(2) { "GET" } else { "POST" },
             ),
             string_kv("http.response.status_code", "200"),
         ]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use flowscope_core::embedded::EmbeddedStream;
@@ -27,24 +27,42 @@ pub fn router(ingest: Receiver) -> Router {
         .with_state(ingest)
 }
 
-async fn metrics(State(ingest): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
+async fn metrics(State(ingest): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
     handle(&ingest, Signal::Metrics, &headers, body).await
 }
 
-async fn traces(State(ingest): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
+async fn traces(State(ingest): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
     handle(&ingest, Signal::Traces, &headers, body).await
 }
 
-async fn logs(State(ingest): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
+async fn logs(State(ingest): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
     handle(&ingest, Signal::Logs, &headers, body).await
 }
 
-async fn handle(ingest: &Receiver, signal: Signal, headers: &HeaderMap, body: Bytes) -> Response {
+async fn handle(ingest: &Receiver, signal: Signal, headers: &HeaderMap, body: Body) -> Response {
     let text = |name: header::HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
+    };
+    // Read one byte past the limit: enough to know the body is too large without buffering it all.
+    let read_limit = ingest.limits().max_body_bytes.saturating_add(1);
+    let body: Bytes = match axum::body::to_bytes(body, read_limit).await {
+        Ok(body) => body,
+        Err(error) if is_length_limit(&error) => {
+            return into_response(
+                ingest.body_too_large(text(header::CONTENT_TYPE).as_deref(), read_limit),
+            )
+        }
+        Err(error) => {
+            tracing::debug!(%error, "reading an OTLP request body failed");
+            return (
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            )
+                .into_response();
+        }
     };
     let request = IngestRequest {
         signal,
@@ -53,6 +71,17 @@ async fn handle(ingest: &Receiver, signal: Signal, headers: &HeaderMap, body: By
         body,
     };
     into_response(ingest.handle(request).await)
+}
+
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn into_response(response: IngestResponse) -> Response {

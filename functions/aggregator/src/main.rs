@@ -24,8 +24,12 @@ async fn main() -> Result<(), Error> {
         .filter(|url| !url.is_empty())
         .map(|url| PoisonQueue::new(&config, url));
     let (aggregator, poison) = (&aggregator, poison.as_ref());
-    run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
-        handle_kinesis_event(aggregator, poison, event.payload).await
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<KinesisEvent>| async move {
+            handle_kinesis_event(aggregator, poison, event.payload)
+                .await
+                .map_err(Error::from)
+        },
+    ))
     .await
 }

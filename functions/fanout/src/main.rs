@@ -20,6 +20,7 @@ async fn main() -> Result<(), Error> {
         handle_bucket_stream(store, connections, pusher, &event.payload)
             .await
             .map(|_report| ())
+            .map_err(Error::from)
     }))
     .await
 }

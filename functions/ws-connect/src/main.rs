@@ -16,7 +16,9 @@ async fn main() -> Result<(), Error> {
     let (connections, keys) = (&connections, &keys);
     run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-            websocket::handle_connect(connections, keys, &event.payload).await
+            websocket::handle_connect(connections, keys, &event.payload)
+                .await
+                .map_err(Error::from)
         },
     ))
     .await

@@ -15,7 +15,9 @@ async fn main() -> Result<(), Error> {
     let connections = &connections;
     run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-            websocket::handle_disconnect(connections, &event.payload).await
+            websocket::handle_disconnect(connections, &event.payload)
+                .await
+                .map_err(Error::from)
         },
     ))
     .await

@@ -17,7 +17,9 @@ async fn main() -> Result<(), Error> {
     let (connections, pusher) = (&connections, &pusher);
     run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-            websocket::handle_message(connections, pusher, &event.payload).await
+            websocket::handle_message(connections, pusher, &event.payload)
+                .await
+                .map_err(Error::from)
         },
     ))
     .await

@@ -8,13 +8,6 @@ use aws_smithy_http_client::tls;
 /// Region assumed by [`load_for_emulators`] when the environment names none.
 pub const EMULATOR_REGION: &str = "us-east-1";
 
-/// The environment variables that point the SDK at another endpoint (emulators, LocalStack).
-const ENDPOINT_VARIABLES: [&str; 3] = [
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_DYNAMODB",
-    "AWS_ENDPOINT_URL_KINESIS",
-];
-
 /// The standard configuration chain (environment, profile, container/instance credentials, and the
 /// `AWS_ENDPOINT_URL*` overrides) with rustls on ring as the HTTP client: the SDK's default client
 /// would pull in aws-lc, which roughly doubles build time and binary size.
@@ -46,11 +39,15 @@ pub async fn load_for_emulators() -> SdkConfig {
     loader.load().await
 }
 
-/// True when an `AWS_ENDPOINT_URL*` variable points the SDK somewhere (emulator tests run only then).
-pub fn endpoint_override_configured() -> bool {
-    ENDPOINT_VARIABLES
-        .iter()
-        .any(|name| std::env::var(name).is_ok_and(|value| !value.trim().is_empty()))
+/// True when `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_<SERVICE>` (e.g. `DYNAMODB`, `KINESIS`) points
+/// the SDK somewhere else than AWS: emulator tests run only then, and never against a real account.
+pub fn endpoint_configured(service: &str) -> bool {
+    let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.trim().is_empty());
+    set("AWS_ENDPOINT_URL")
+        || set(&format!(
+            "AWS_ENDPOINT_URL_{}",
+            service.to_ascii_uppercase()
+        ))
 }
 
 fn rustls_ring_client() -> aws_sdk_dynamodb::config::SharedHttpClient {

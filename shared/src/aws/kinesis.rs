@@ -14,7 +14,9 @@ use bytes::Bytes;
 
 use super::errors;
 use super::retry::RetryPolicy;
-use crate::ports::{SequenceNumber, StreamEntry, StreamError, StreamRecord, StreamSink, StreamSource};
+use crate::ports::{
+    SequenceNumber, StreamEntry, StreamError, StreamRecord, StreamSink, StreamSource,
+};
 
 /// PutRecords accepts at most this many records per call…
 pub const MAX_RECORDS_PER_PUT: usize = 500;
@@ -115,6 +117,24 @@ impl KinesisStream {
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Deletes the stream if it exists (test clean-up against a long-lived emulator).
+    pub async fn delete_if_present(&self) -> Result<(), StreamError> {
+        let (name, arn) = self.target();
+        match self
+            .client
+            .delete_stream()
+            .set_stream_name(name)
+            .set_stream_arn(arn)
+            .enforce_consumer_deletion(true)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => Ok(()),
+            Err(e) => Err(unavailable("DeleteStream", &e)),
         }
     }
 
@@ -233,7 +253,9 @@ impl KinesisStream {
         Ok(output.shard_iterator().map(str::to_string))
     }
 
-    fn cached_iterators(&self) -> std::sync::MutexGuard<'_, HashMap<String, (SequenceNumber, String)>> {
+    fn cached_iterators(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (SequenceNumber, String)>> {
         // Each mutation is one insert/remove, so a poisoned map is still consistent.
         self.iterators
             .lock()
@@ -453,7 +475,9 @@ mod tests {
     #[test]
     fn chunks_stay_under_five_mebibytes() {
         // 12 records of ~1 MiB - 1 KiB: five fit under 5 MiB, the sixth would not.
-        let entries: Vec<StreamEntry> = (0..12).map(|_| entry("svc", MAX_RECORD_BYTES - 1024)).collect();
+        let entries: Vec<StreamEntry> = (0..12)
+            .map(|_| entry("svc", MAX_RECORD_BYTES - 1024))
+            .collect();
         let chunks = chunk_entries(entries).unwrap();
         for chunk in &chunks {
             let bytes: usize = chunk.iter().map(entry_size).sum();

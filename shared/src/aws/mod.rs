@@ -16,6 +16,8 @@ pub mod lambda;
 pub mod retry;
 
 pub use apigw::ApiGatewayPusher;
-pub use dynamodb::{create_tables_if_missing, DynamoConnections, DynamoStore, TableNames};
+pub use dynamodb::{
+    create_tables_if_missing, delete_tables_if_present, DynamoConnections, DynamoStore, TableNames,
+};
 pub use kinesis::KinesisStream;
 pub use retry::RetryPolicy;

@@ -63,7 +63,9 @@ impl LiveHub {
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
         // A panic while holding this lock cannot leave the maps half-updated in a way that matters
         // (every mutation is a single insert/remove), so recover the guard instead of propagating.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn publish(&self, updates: impl IntoIterator<Item = LiveUpdate>) {
@@ -111,7 +113,11 @@ impl LiveHub {
 
     /// What a (re)subscribing client should receive: the batches it missed since `last_seq` when
     /// they are all still buffered, otherwise a snapshot. `None` when it missed nothing.
-    pub fn resume(&self, last_seq: Option<u64>, subscription: &Subscription) -> Option<ServerMessage> {
+    pub fn resume(
+        &self,
+        last_seq: Option<u64>,
+        subscription: &Subscription,
+    ) -> Option<ServerMessage> {
         let state = self.lock();
         let wanted = |u: &&LiveUpdate| subscription.wants(&u.service, &u.metric);
         if let Some(last) = last_seq {
@@ -120,7 +126,8 @@ impl LiveHub {
             }
             let oldest_buffered = state.recent.front().map(|(seq, _)| *seq);
             // `last > seq` means the server restarted and its sequence began again: snapshot.
-            let gap_is_buffered = last < state.seq && oldest_buffered.is_some_and(|o| o <= last + 1);
+            let gap_is_buffered =
+                last < state.seq && oldest_buffered.is_some_and(|o| o <= last + 1);
             if gap_is_buffered {
                 let mut missed: HashMap<BucketIdentity, LiveUpdate> = HashMap::new();
                 for (_, batch) in state.recent.iter().filter(|(seq, _)| *seq > last) {
@@ -178,12 +185,14 @@ mod tests {
 
     fn counts(message: &ServerMessage) -> Vec<(String, u64)> {
         let updates = match message {
-            ServerMessage::MetricsUpdate { updates, .. } | ServerMessage::Snapshot { updates, .. } => {
-                updates
-            }
+            ServerMessage::MetricsUpdate { updates, .. }
+            | ServerMessage::Snapshot { updates, .. } => updates,
             other => panic!("unexpected {other:?}"),
         };
-        updates.iter().map(|u| (u.series_id.clone(), u.count)).collect()
+        updates
+            .iter()
+            .map(|u| (u.series_id.clone(), u.count))
+            .collect()
     }
 
     #[test]
@@ -195,7 +204,10 @@ mod tests {
         let (seq, batch) = hub.take_batch().unwrap();
         assert_eq!(seq, 1);
         assert_eq!(batch.len(), 2);
-        assert_eq!(batch[0].count, 2, "later update of a bucket replaces the earlier one");
+        assert_eq!(
+            batch[0].count, 2,
+            "later update of a bucket replaces the earlier one"
+        );
         hub.publish([update("api", "cpu", 120, 1)]);
         assert_eq!(hub.take_batch().unwrap().0, 2);
         assert!(hub.take_batch().is_none());
@@ -215,7 +227,10 @@ mod tests {
             metrics: vec![],
         };
         let message = hub.resume(Some(1), &api_only).unwrap();
-        assert!(matches!(message, ServerMessage::MetricsUpdate { seq: 3, .. }));
+        assert!(matches!(
+            message,
+            ServerMessage::MetricsUpdate { seq: 3, .. }
+        ));
         assert_eq!(
             counts(&message),
             vec![("api/cpu".to_string(), 5), ("api/mem".to_string(), 3)]
@@ -242,6 +257,9 @@ mod tests {
         let fresh = hub.resume(None, &all).unwrap();
         assert!(matches!(fresh, ServerMessage::Snapshot { .. }));
         let caught_up = hub.resume(Some(2), &all).unwrap();
-        assert!(matches!(caught_up, ServerMessage::MetricsUpdate { seq: 4, .. }));
+        assert!(matches!(
+            caught_up,
+            ServerMessage::MetricsUpdate { seq: 4, .. }
+        ));
     }
 }

@@ -33,7 +33,11 @@ impl Replay for LiveHub {
 pub struct NoReplay;
 
 impl Replay for NoReplay {
-    fn resume(&self, _last_seq: Option<u64>, _subscription: &Subscription) -> Option<ServerMessage> {
+    fn resume(
+        &self,
+        _last_seq: Option<u64>,
+        _subscription: &Subscription,
+    ) -> Option<ServerMessage> {
         Some(ServerMessage::Snapshot {
             seq: 0,
             updates: Vec::new(),
@@ -61,7 +65,11 @@ pub async fn on_connect<C: ConnectionStore + ?Sized>(
         }
     };
     connections
-        .put_connection(connection_id, &principal, now_unix_s + CONNECTION_TTL_SECONDS)
+        .put_connection(
+            connection_id,
+            &principal,
+            now_unix_s + CONNECTION_TTL_SECONDS,
+        )
         .await?;
     Ok(())
 }

@@ -357,8 +357,15 @@ mod tests {
 
     #[test]
     fn an_empty_bucket_has_no_extremes() {
-        let item = encode_item("0000000000000001#1m", 60, &BucketStats::new(), &HashMap::new(), 1, 0)
-            .unwrap();
+        let item = encode_item(
+            "0000000000000001#1m",
+            60,
+            &BucketStats::new(),
+            &HashMap::new(),
+            1,
+            0,
+        )
+        .unwrap();
         assert!(!item.contains_key("min") && !item.contains_key("max"));
         let image = decode_bucket_image(&item).unwrap();
         assert_eq!((image.stats.count, image.stats.min), (0, None));

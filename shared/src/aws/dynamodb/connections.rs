@@ -94,7 +94,10 @@ impl DynamoConnections {
         connection_id: &str,
     ) -> Result<(bool, Vec<String>), ConnectionStoreError> {
         match self.connection_item(connection_id).await? {
-            Some(found) => Ok((true, get_string_list(&found, "topics").map_err(unavailable)?)),
+            Some(found) => Ok((
+                true,
+                get_string_list(&found, "topics").map_err(unavailable)?,
+            )),
             None => Ok((false, Vec::new())),
         }
     }
@@ -123,8 +126,12 @@ impl DynamoConnections {
             .query()
             .table_name(&self.table)
             .key_condition_expression("#pk = :pk")
+            // TTL deletes lazily (up to days late): an expired subscription is already gone.
+            .filter_expression("#expires_at >= :now")
             .expression_attribute_names("#pk", "pk")
-            .expression_attribute_values(":pk", item::s(topic));
+            .expression_attribute_names("#expires_at", "expires_at")
+            .expression_attribute_values(":pk", item::s(topic))
+            .expression_attribute_values(":now", item::n(super::now_unix_s()));
         let items = query_all(request, "Query (subscribers)")
             .await
             .map_err(from_store)?;
@@ -231,7 +238,9 @@ impl ConnectionStore for DynamoConnections {
             .table_name(&self.table)
             .key("pk", item::s(connection_pk(connection_id)))
             .key("sk", item::s(META_SK))
-            .update_expression("SET #subscription = :subscription, #topics = :topics, #expires_at = :expires_at")
+            .update_expression(
+                "SET #subscription = :subscription, #topics = :topics, #expires_at = :expires_at",
+            )
             .expression_attribute_names("#subscription", "subscription")
             .expression_attribute_names("#topics", "topics")
             .expression_attribute_names("#expires_at", "expires_at")

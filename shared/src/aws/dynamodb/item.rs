@@ -78,7 +78,10 @@ pub(crate) fn get_opt_n<T: FromStr>(item: &Item, attribute: &str) -> Result<Opti
     }
 }
 
-pub(crate) fn get_opt_b<'a>(item: &'a Item, attribute: &str) -> Result<Option<&'a [u8]>, ItemError> {
+pub(crate) fn get_opt_b<'a>(
+    item: &'a Item,
+    attribute: &str,
+) -> Result<Option<&'a [u8]>, ItemError> {
     match item.get(attribute) {
         Some(AttributeValue::B(blob)) => Ok(Some(blob.as_ref())),
         Some(_) => Err(error(attribute, "is not binary")),

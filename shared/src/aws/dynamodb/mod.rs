@@ -28,7 +28,7 @@ use item::Item;
 
 pub use buckets::{decode_bucket_image, BucketImage};
 pub use connections::DynamoConnections;
-pub use tables::create_tables_if_missing;
+pub use tables::{create_tables_if_missing, delete_tables_if_present};
 
 /// The tables' names, from `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE` and `CONNECTIONS_TABLE`.
 ///
@@ -108,6 +108,22 @@ async fn query_all(request: QueryFluentBuilder, operation: &str) -> Result<Vec<I
     }
 }
 
+/// Unix seconds now (expiry checks: TTL deletes lazily, so reads skip what has expired).
+fn now_unix_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Version conflicts on one bucket resolve one writer per round, so a bucket fed by many shards at
+/// once needs more rounds than [`RetryPolicy::default`] allows.
+const CONFLICT_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 40,
+    max_elapsed: std::time::Duration::from_secs(10),
+    base_delay: std::time::Duration::from_millis(10),
+    max_delay: std::time::Duration::from_millis(200),
+};
+
 /// The metric store on DynamoDB.
 pub struct DynamoStore {
     client: Client,
@@ -127,7 +143,7 @@ impl DynamoStore {
         DynamoStore {
             client,
             tables,
-            retry: RetryPolicy::default(),
+            retry: CONFLICT_RETRY,
             known_services: Mutex::new(HashSet::new()),
         }
     }

@@ -42,8 +42,8 @@ fn decode_series(item: &Item) -> Result<SeriesMeta, StoreError> {
         let id: SeriesId = get_s(item, "series_id")?
             .parse()
             .map_err(|e| invalid("series_id", e))?;
-        let key: SeriesKey = serde_json::from_str(get_s(item, "key")?)
-            .map_err(|e| invalid("key", e.to_string()))?;
+        let key: SeriesKey =
+            serde_json::from_str(get_s(item, "key")?).map_err(|e| invalid("key", e.to_string()))?;
         let kind: MetricKind =
             serde_json::from_value(serde_json::Value::String(get_s(item, "kind")?.to_string()))
                 .map_err(|e| invalid("kind", e.to_string()))?;
@@ -67,7 +67,10 @@ fn decode_series(item: &Item) -> Result<SeriesMeta, StoreError> {
 }
 
 impl DynamoStore {
-    pub(super) async fn upsert_series_items(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
+    pub(super) async fn upsert_series_items(
+        &self,
+        series: &[SeriesMeta],
+    ) -> Result<(), StoreError> {
         let table = self.series_table()?;
         // One write per series even when a batch names it many times: keep the newest sighting.
         let mut newest: BTreeMap<SeriesId, &SeriesMeta> = BTreeMap::new();
@@ -143,10 +146,11 @@ impl DynamoStore {
         match result {
             Ok(_) => Ok(()),
             // Already seen at this time or later: last_seen only moves forward.
-            Err(e) if matches!(
-                e.as_service_error(),
-                Some(UpdateItemError::ConditionalCheckFailedException(_))
-            ) =>
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
             {
                 Ok(())
             }
@@ -180,7 +184,10 @@ impl DynamoStore {
         Ok(services)
     }
 
-    pub(super) async fn query_series_of(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
+    pub(super) async fn query_series_of(
+        &self,
+        service: &str,
+    ) -> Result<Vec<SeriesMeta>, StoreError> {
         let table = self.series_table()?;
         let request = self
             .client

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
 use bytes::Bytes;
 
-use super::item::{self, get_opt_b, get_s, Item};
+use super::item::{self, get_opt_b, get_opt_n, get_s, Item, ItemError};
 use super::{store_error, DynamoStore};
 use crate::ports::StoreError;
 
@@ -51,8 +51,17 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(|e| store_error("BatchGetItem (state)", &e))?;
-                for item in output.responses().and_then(|r| r.get(table)).into_iter().flatten() {
-                    found.push(decode_state(item)?);
+                let now = super::now_unix_s();
+                for item in output
+                    .responses()
+                    .and_then(|r| r.get(table))
+                    .into_iter()
+                    .flatten()
+                {
+                    // TTL deletes lazily (up to days late): expired state reads as absent.
+                    if let Some(state) = decode_state(item, now)? {
+                        found.push(state);
+                    }
                 }
                 pending = output
                     .unprocessed_keys()
@@ -137,17 +146,45 @@ pub(super) async fn batch_write(
     Ok(())
 }
 
-fn decode_state(item: &Item) -> Result<(String, Bytes), StoreError> {
+/// The item's key and state, or `None` when it expired before `now` (it expires *after* that second).
+fn decode_state(item: &Item, now: i64) -> Result<Option<(String, Bytes)>, StoreError> {
     let key = get_s(item, "pk").map_err(|e| StoreError::Corrupt {
         key: "state item".to_string(),
         reason: e.to_string(),
     })?;
-    let state = get_opt_b(item, "state").map_err(|e| StoreError::Corrupt {
+    let corrupt = |e: ItemError| StoreError::Corrupt {
         key: format!("state {key}"),
         reason: e.to_string(),
-    })?;
-    Ok((
+    };
+    let expires_at: Option<i64> = get_opt_n(item, "expires_at").map_err(corrupt)?;
+    if expires_at.is_some_and(|expires_at| expires_at < now) {
+        return Ok(None);
+    }
+    let state = get_opt_b(item, "state").map_err(corrupt)?;
+    Ok(Some((
         key.to_string(),
         Bytes::copy_from_slice(state.unwrap_or_default()),
-    ))
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_state_reads_as_absent_and_live_state_byte_for_byte() {
+        let item = |expires_at: i64| {
+            Item::from([
+                ("pk".to_string(), item::s("cumulative/x")),
+                ("state".to_string(), item::b(b"\x00s\xff".to_vec())),
+                ("expires_at".to_string(), item::n(expires_at)),
+            ])
+        };
+        assert_eq!(decode_state(&item(99), 100).unwrap(), None);
+        assert_eq!(
+            decode_state(&item(100), 100).unwrap(),
+            Some(("cumulative/x".to_string(), Bytes::from_static(b"\x00s\xff"))),
+            "an item expiring this second is still live"
+        );
+    }
 }

@@ -42,6 +42,30 @@ pub async fn create_tables_if_missing(
     Ok(())
 }
 
+/// Deletes every named table that exists (test clean-up against a long-lived emulator).
+pub async fn delete_tables_if_present(
+    config: &SdkConfig,
+    tables: &TableNames,
+) -> Result<(), StoreError> {
+    let client = Client::new(config);
+    for name in [
+        &tables.buckets,
+        &tables.series,
+        &tables.state,
+        &tables.connections,
+    ] {
+        if name.is_empty() {
+            continue;
+        }
+        match client.delete_table().table_name(name).send().await {
+            Ok(_) => {}
+            Err(e) if errors::code(&e) == Some("ResourceNotFoundException") => {}
+            Err(e) => return Err(store_error("DeleteTable", &e)),
+        }
+    }
+    Ok(())
+}
+
 async fn create_one(
     client: &Client,
     name: &str,

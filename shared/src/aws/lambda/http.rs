@@ -128,8 +128,8 @@ pub async fn handle_query<S: MetricStore + ?Sized>(
 ) -> Response<Body> {
     let query = request.uri().query().unwrap_or("");
     let token = parse_query(query).remove("token");
-    let authorized = is_authorized(keys, request.headers())
-        || token.as_deref().is_some_and(|t| keys.accepts(t));
+    let authorized =
+        is_authorized(keys, request.headers()) || token.as_deref().is_some_and(|t| keys.accepts(t));
     if !authorized {
         return json_response(ApiResponse {
             status: 401,

@@ -65,7 +65,10 @@ mod tests {
 
     #[test]
     fn hash_lists_must_name_at_least_one_key() {
-        assert!(matches!(keys_from_hashes(" , "), Err(LambdaError::Config(_))));
+        assert!(matches!(
+            keys_from_hashes(" , "),
+            Err(LambdaError::Config(_))
+        ));
         assert!(matches!(
             keys_from_hashes("not-a-hash"),
             Err(LambdaError::Config(_))

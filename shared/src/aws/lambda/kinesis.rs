@@ -40,7 +40,11 @@ pub fn shard_batches(event: &KinesisEvent) -> Result<Vec<ShardBatch>, LambdaErro
                 partition_key: record.kinesis.partition_key.clone(),
                 // aws_lambda_events already decoded the base64.
                 data: Bytes::copy_from_slice(&record.kinesis.data.0),
-                arrival_unix_ms: record.kinesis.approximate_arrival_timestamp.0.timestamp_millis(),
+                arrival_unix_ms: record
+                    .kinesis
+                    .approximate_arrival_timestamp
+                    .0
+                    .timestamp_millis(),
             });
     }
     Ok(by_shard
@@ -53,7 +57,9 @@ pub fn shard_batches(event: &KinesisEvent) -> Result<Vec<ShardBatch>, LambdaErro
 }
 
 /// `batchItemFailures` naming, per shard, the lowest sequence number to deliver again.
-pub fn batch_response(retry_from: impl IntoIterator<Item = SequenceNumber>) -> KinesisEventResponse {
+pub fn batch_response(
+    retry_from: impl IntoIterator<Item = SequenceNumber>,
+) -> KinesisEventResponse {
     let mut response = KinesisEventResponse::default();
     response.set_failures(retry_from.into_iter().map(|seq| seq.to_string()));
     response

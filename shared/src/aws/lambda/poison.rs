@@ -95,7 +95,10 @@ impl PoisonQueue {
 }
 
 /// The messages for `poison`, with each record's data found in `batch`.
-pub fn poison_messages(batch: &ShardBatch, poison: &[(SequenceNumber, String)]) -> Vec<PoisonMessage> {
+pub fn poison_messages(
+    batch: &ShardBatch,
+    poison: &[(SequenceNumber, String)],
+) -> Vec<PoisonMessage> {
     poison
         .iter()
         .map(|(sequence_number, reason)| {
@@ -143,7 +146,11 @@ mod tests {
         assert_eq!(messages.len(), 1);
         let m = &messages[0];
         assert_eq!(
-            (m.shard_id.as_str(), m.sequence_number.as_str(), m.partition_key.as_str()),
+            (
+                m.shard_id.as_str(),
+                m.sequence_number.as_str(),
+                m.partition_key.as_str()
+            ),
             ("shardId-000000000001", "77", "api")
         );
         assert_eq!(m.reason, "bad magic");

@@ -153,7 +153,9 @@ where
     let seq = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let report = Fanout::new(connections, pusher).deliver(seq, &updates).await?;
+    let report = Fanout::new(connections, pusher)
+        .deliver(seq, &updates)
+        .await?;
     tracing::info!(
         updates = updates.len(),
         messages_posted = report.messages_posted,

@@ -40,7 +40,9 @@ pub async fn handle_connect<C: ConnectionStore + ?Sized>(
     let token = event.query_string_parameters.first("token");
     match on_connect(connections, keys, id, token, now_unix_s()).await {
         Ok(()) => Ok(response(200, "connected")),
-        Err(ConnectError::Unauthorized) => Ok(response(401, &ConnectError::Unauthorized.to_string())),
+        Err(ConnectError::Unauthorized) => {
+            Ok(response(401, &ConnectError::Unauthorized.to_string()))
+        }
         Err(ConnectError::Store(e)) => Err(e.into()),
     }
 }
@@ -74,7 +76,14 @@ pub async fn handle_message<C: ConnectionStore + ?Sized, P: ConnectionPusher + ?
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> Result<ApiGatewayProxyResponse, LambdaError> {
     let id = connection_id(event)?;
-    let reply = on_message(connections, &NoReplay, id, &message_text(event), now_unix_s()).await?;
+    let reply = on_message(
+        connections,
+        &NoReplay,
+        id,
+        &message_text(event),
+        now_unix_s(),
+    )
+    .await?;
     if let Some(reply) = reply {
         match pusher.post(id, Bytes::from(reply.to_json())).await {
             Ok(()) => {}

@@ -1,0 +1,91 @@
+//! The port contracts run against the AWS adapters, on emulators (DynamoDB Local, kinesis-mock) or
+//! LocalStack: `source "$(scripts/emulators.sh env)"` first. Each run creates its own uniquely named
+//! stream and tables and deletes them afterwards.
+//!
+//! Without `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_KINESIS` / `_DYNAMODB`) the tests say they were
+//! skipped and pass, so they never touch a real AWS account by accident.
+#![cfg(feature = "aws")]
+
+mod contract;
+
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use flowscope_core::aws::{
+    config, create_tables_if_missing, delete_tables_if_present, DynamoConnections, DynamoStore,
+    KinesisStream, TableNames,
+};
+
+/// The emulator configuration when `service`'s endpoint is overridden, else `None` after saying so.
+async fn emulator(service: &str, test: &str) -> Option<SdkConfig> {
+    if !config::endpoint_configured(service) {
+        eprintln!(
+            "SKIPPED {test}: set AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_{} (scripts/emulators.sh start)",
+            service.to_ascii_uppercase()
+        );
+        return None;
+    }
+    Some(config::load_for_emulators().await)
+}
+
+#[tokio::test]
+async fn kinesis_stream_passes_the_stream_contract() {
+    let Some(config) = emulator("kinesis", "kinesis_stream_passes_the_stream_contract").await
+    else {
+        return;
+    };
+    let stream = KinesisStream::new(&config, contract::unique("flowscope-contract"));
+    stream
+        .create_if_missing(2, Duration::from_secs(60))
+        .await
+        .expect("create the stream");
+    contract::stream_contract(&stream).await;
+    stream.delete_if_present().await.expect("delete the stream");
+}
+
+#[tokio::test]
+async fn dynamo_store_passes_the_store_contract() {
+    let Some(config) = emulator("dynamodb", "dynamo_store_passes_the_store_contract").await else {
+        return;
+    };
+    let tables = TableNames {
+        connections: String::new(),
+        ..TableNames::with_prefix(&contract::unique("flowscope-contract"))
+    };
+    create_tables_if_missing(&config, &tables)
+        .await
+        .expect("create the tables");
+    let store = DynamoStore::new(&config, tables.clone());
+    contract::store_contract(&store).await;
+    // The suites must not assume an empty store: a second run over the same tables passes too.
+    contract::store_contract(&store).await;
+    delete_tables_if_present(&config, &tables)
+        .await
+        .expect("delete the tables");
+}
+
+#[tokio::test]
+async fn dynamo_connections_pass_the_connections_contract() {
+    let Some(config) = emulator(
+        "dynamodb",
+        "dynamo_connections_pass_the_connections_contract",
+    )
+    .await
+    else {
+        return;
+    };
+    let prefix = contract::unique("flowscope-contract");
+    let tables = TableNames {
+        connections: format!("{prefix}-connections"),
+        ..TableNames::default()
+    };
+    create_tables_if_missing(&config, &tables)
+        .await
+        .expect("create the table");
+    let connections = DynamoConnections::new(&config, &tables.connections);
+    contract::connections_contract(&connections).await;
+    contract::connections_contract(&connections).await;
+    delete_tables_if_present(&config, &tables)
+        .await
+        .expect("delete the table");
+}
