@@ -80,7 +80,7 @@ pub struct IngestStats {
 }
 
 /// A copy of [`IngestStats`] at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct IngestStatsSnapshot {
     pub accepted_data_points: u64,
     pub rejected_data_points: u64,

@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flowscope_core::auth::ApiKeys;
-use flowscope_core::embedded::{MemoryConnections, RedbStore};
+use flowscope_core::embedded::{EmbeddedStream, MemoryConnections, RedbStore};
+use flowscope_core::ingest::Ingest;
 use flowscope_core::live::session::{self, ConnectError};
 use flowscope_core::live::{LiveHub, ServerMessage};
 use flowscope_core::ports::{ConnectionPusher, PushError};
@@ -25,6 +26,7 @@ use futures::{SinkExt, StreamExt};
 use tower_http::services::{ServeDir, ServeFile};
 
 use super::connections::{LocalConnections, Outgoing};
+use super::stats::AggregatorStats;
 use super::unix_now;
 
 #[derive(Clone)]
@@ -33,6 +35,8 @@ pub struct GatewayState {
     pub connections: Arc<MemoryConnections>,
     pub pusher: Arc<LocalConnections>,
     pub hub: Arc<LiveHub>,
+    pub ingest: Arc<Ingest<EmbeddedStream>>,
+    pub aggregator_stats: Arc<AggregatorStats>,
     pub keys: ApiKeys,
     pub token: Option<String>,
     pub dashboard_dir: PathBuf,
@@ -44,6 +48,7 @@ pub fn router(state: GatewayState) -> Router {
     let has_dashboard = state.dashboard_dir.join("index.html").exists();
     let api = QueryApiHandle(Arc::new(QueryApi::new(state.store.clone())));
     let router = Router::new()
+        .route("/api/pipeline", get(pipeline_stats))
         .route("/api/{*path}", get(query_api).with_state(api))
         .route("/ws", get(websocket))
         .route(
@@ -80,6 +85,15 @@ async fn query_api(State(api): State<QueryApiHandle>, uri: Uri) -> Response {
         response.body,
     )
         .into_response()
+}
+
+/// Counters of every stage, for operators and the benchmark script.
+async fn pipeline_stats(State(state): State<GatewayState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "ingest": state.ingest.stats(),
+        "aggregator": state.aggregator_stats.snapshot(),
+        "live": { "seq": state.hub.current_seq() },
+    }))
 }
 
 async fn config(State(state): State<GatewayState>) -> Json<serde_json::Value> {

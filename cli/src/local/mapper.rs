@@ -11,6 +11,8 @@ use flowscope_core::live::{LiveHub, LiveUpdate};
 use flowscope_core::model::Resolution;
 use flowscope_core::ports::{SequenceNumber, ShardBatch, StreamSource};
 
+use super::stats::AggregatorStats;
+
 /// Records per batch (Lambda's BatchSize).
 const BATCH_SIZE: usize = 1000;
 /// Longest wait for new records before polling again, in case a wake-up is missed.
@@ -23,6 +25,7 @@ pub async fn run_shard(
     shard: String,
     aggregator: Arc<Aggregator<RedbStore>>,
     hub: Arc<LiveHub>,
+    stats: Arc<AggregatorStats>,
 ) {
     let notify = stream.notifier();
     let mut checkpoint: Option<SequenceNumber> = stream.checkpoint_of(&shard);
@@ -46,6 +49,7 @@ pub async fn run_shard(
             records,
         };
         let outcome = aggregator.process(&batch).await;
+        stats.record(batch.records.len(), &outcome);
         for (seq, reason) in &outcome.poison {
             tracing::error!(%shard, sequence_number = %seq, %reason, "poison record skipped");
         }

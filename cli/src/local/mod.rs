@@ -10,6 +10,7 @@ mod connections;
 mod gateway;
 mod mapper;
 mod otlp_server;
+mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use tokio::task::JoinSet;
 
 pub use args::LocalArgs;
 use connections::LocalConnections;
+use stats::AggregatorStats;
 
 /// How often buffered live updates go out: at most one message per second per client.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -101,6 +103,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         },
     ));
     let aggregator = Arc::new(Aggregator::new(store.clone(), retention));
+    let aggregator_stats = Arc::new(AggregatorStats::default());
 
     let otlp_listener = tokio::net::TcpListener::bind(args.otlp_addr)
         .await
@@ -116,7 +119,13 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     for shard in stream.shard_names() {
         tasks.spawn(until_stopped(
             stopped.clone(),
-            mapper::run_shard(stream.clone(), shard, aggregator.clone(), hub.clone()),
+            mapper::run_shard(
+                stream.clone(),
+                shard,
+                aggregator.clone(),
+                hub.clone(),
+                aggregator_stats.clone(),
+            ),
         ));
     }
     tasks.spawn(until_stopped(
@@ -130,6 +139,8 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         connections,
         pusher,
         hub,
+        ingest: ingest.clone(),
+        aggregator_stats,
         keys: args.ws_keys()?,
         token: args.token.clone(),
         dashboard_dir: args.dashboard_dir.clone(),

@@ -1,6 +1,5 @@
 //! Loading the SDK configuration once per process (per Lambda cold start).
 
-use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_smithy_http_client::tls;
@@ -24,7 +23,7 @@ pub async fn load() -> SdkConfig {
 pub async fn load_for_emulators() -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(rustls_ring_client())
-        .region(RegionProviderChain::default_provider().or_else(Region::new(EMULATOR_REGION)));
+        .region(Region::new(emulator_region()));
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none()
     {
         // DynamoDB Local refuses access key ids with anything but letters and digits.
@@ -48,6 +47,15 @@ pub fn endpoint_configured(service: &str) -> bool {
             "AWS_ENDPOINT_URL_{}",
             service.to_ascii_uppercase()
         ))
+}
+
+/// `AWS_REGION`, else `AWS_DEFAULT_REGION`, else [`EMULATOR_REGION`]. (The SDK's region chain would
+/// also ask the instance metadata service, which only makes an emulator run wait.)
+fn emulator_region() -> String {
+    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|r| !r.trim().is_empty()))
+        .unwrap_or_else(|| EMULATOR_REGION.to_string())
 }
 
 fn rustls_ring_client() -> aws_sdk_dynamodb::config::SharedHttpClient {

@@ -1,9 +1,10 @@
-//! Benchmark, not a check: prints what the aggregator costs per million points.
-//! Run with `cargo test -p flowscope-core --release --test aggregate_throughput -- --ignored --nocapture`.
+//! Aggregator benchmark: points/s through decode + cumulative→delta + bucket merge on one core, and
+//! the AWS-cost numbers per million points. Prints numbers; asserts nothing about time.
+//! Run: `cargo bench -p flowscope-core --bench aggregate`.
 
-#[path = "support/memory_store.rs"]
+#[path = "../tests/support/memory_store.rs"]
 mod memory_store;
-#[path = "support/points.rs"]
+#[path = "../tests/support/points.rs"]
 mod points;
 
 use std::time::Instant;
@@ -53,9 +54,8 @@ fn record_points(record: u64) -> Vec<MetricPoint> {
         .collect()
 }
 
-#[tokio::test]
-#[ignore = "benchmark: prints numbers"]
-async fn aggregator_cost_per_million_points() {
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
     let store = MemoryStore::new();
     let aggregator = Aggregator::new(store.clone(), Retention::default()).with_clock(|| NOW);
     let batches: Vec<_> = (0..BATCHES)

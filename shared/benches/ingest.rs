@@ -1,8 +1,7 @@
-//! Receiver cost benchmark: prints throughput and stream bytes/records per million points.
-//! Not a test of speed (nothing is asserted about time); run it with
-//! `cargo test -p flowscope-core --release --test ingest_bench -- --ignored --nocapture`.
+//! Receiver benchmark: decode throughput (protobuf and JSON) and stream bytes/records per million
+//! points. Prints numbers; asserts nothing about time. Run: `cargo bench -p flowscope-core --bench ingest`.
 
-#[path = "fixtures/otlp/support.rs"]
+#[path = "../tests/fixtures/otlp/support.rs"]
 mod support;
 
 use std::time::Instant;
@@ -139,9 +138,8 @@ fn sdk_export(service: &str, tick: u64) -> ExportMetricsServiceRequest {
     req
 }
 
-#[tokio::test]
-#[ignore = "benchmark: prints numbers, run with --ignored --nocapture (use --release)"]
-async fn receiver_throughput_and_stream_cost() {
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
     let requests: Vec<ExportMetricsServiceRequest> = (0..50)
         .map(|i| sdk_export(&format!("service-{}", i % 5), i))
         .collect();

@@ -1,0 +1,547 @@
+//! The AWS path end to end, against emulators (`scripts/emulators.sh start`, then
+//! `source "$(scripts/emulators.sh env)"`): an OTLP request through the ingest handler into Kinesis,
+//! the shard read back with GetRecords and handed to the aggregator handler as a real Kinesis event,
+//! buckets in DynamoDB, read through the query handler, and pushed live through the WebSocket and
+//! fan-out handlers. Each test creates its own stream and tables and deletes them at the end.
+//!
+//! Without emulator endpoints the tests print that they were skipped and pass.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use bytes::Bytes;
+use flowscope_core::aggregate::aggregator::Aggregator;
+use flowscope_core::aggregate::stats::BucketStats;
+use flowscope_core::auth::ApiKeys;
+use flowscope_core::aws::lambda::http::{handle_ingest, handle_query};
+use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
+use flowscope_core::aws::lambda::streams::handle_bucket_stream;
+use flowscope_core::aws::lambda::websocket::{handle_connect, handle_message};
+use flowscope_core::aws::{
+    create_tables_if_missing, delete_tables_if_present, DynamoConnections, DynamoStore,
+    KinesisStream, TableNames,
+};
+use flowscope_core::ingest::{Ingest, IngestLimits};
+use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesKey, SeriesMeta};
+use flowscope_core::ports::{
+    ApplyOutcome, BucketDelta, ConnectionPusher, ConnectionStore, MetricStore, PushError,
+    StoreError, StreamEntry, StreamRecord, StreamSink, StreamSource,
+};
+use flowscope_core::query::QueryApi;
+use flowscope_integration_tests::events::{
+    api_get, bucket_stream_event, json_body, kinesis_event, otlp_post, websocket_event,
+};
+use flowscope_integration_tests::otlp::gauge_request;
+use flowscope_integration_tests::{api_keys, emulators, now_unix_s, unique, API_KEY};
+use serde_json::Value;
+
+const METRIC: &str = "queue.depth";
+
+/// One test's stream, tables and handlers.
+struct Pipeline {
+    config: SdkConfig,
+    stream: Arc<KinesisStream>,
+    store: Arc<DynamoStore>,
+    tables: TableNames,
+    ingest: Ingest<KinesisStream>,
+    keys: ApiKeys,
+}
+
+impl Pipeline {
+    async fn start(test: &str) -> Option<Pipeline> {
+        let config = emulators(test).await?;
+        let prefix = unique("flowscope-e2e");
+        let stream = KinesisStream::new(&config, format!("{prefix}-points"));
+        // One shard, as in the default stack: every record lands in one batch.
+        stream
+            .create_if_missing(1, Duration::from_secs(60))
+            .await
+            .expect("create the stream");
+        let tables = TableNames::with_prefix(&prefix);
+        create_tables_if_missing(&config, &tables)
+            .await
+            .expect("create the tables");
+        let stream = Arc::new(stream);
+        Some(Pipeline {
+            store: Arc::new(DynamoStore::new(&config, tables.clone())),
+            ingest: Ingest::new(stream.clone(), IngestLimits::default()),
+            stream,
+            tables,
+            config,
+            keys: api_keys(),
+        })
+    }
+
+    /// One OTLP request of gauge points through the ingest handler; returns the HTTP status.
+    async fn send(&self, service: &str, values: &[f64]) -> u16 {
+        let body = gauge_request(service, METRIC, values, now_unix_s());
+        handle_ingest(&self.ingest, &self.keys, otlp_post(&body, Some(API_KEY)))
+            .await
+            .status()
+            .as_u16()
+    }
+
+    /// Every record of the stream's shard, read with GetRecords from the oldest, once at least
+    /// `expected` are there.
+    async fn records(&self, expected: usize) -> Vec<StreamRecord> {
+        let shards = self.stream.shard_ids().await.expect("shard ids");
+        assert_eq!(shards.len(), 1);
+        let mut records: Vec<StreamRecord> = Vec::new();
+        for _ in 0..50 {
+            loop {
+                let after = records.last().map(|r| r.sequence_number.clone());
+                let page = self
+                    .stream
+                    .read(&shards[0], after.as_ref(), 1000)
+                    .await
+                    .expect("GetRecords");
+                if page.is_empty() {
+                    break;
+                }
+                records.extend(page);
+            }
+            if records.len() >= expected {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("only {} of {expected} records arrived", records.len());
+    }
+
+    fn aggregator<S: MetricStore>(&self, store: Arc<S>) -> Aggregator<S> {
+        Aggregator::new(store, Retention::default())
+    }
+
+    /// The 1-minute history of `service`'s metric over the last hour, through the query handler.
+    async fn history(&self, service: &str) -> Value {
+        let now = now_unix_s();
+        let query = format!("from={}&to={}&resolution=1m", now - 3600, now + 120);
+        let path = format!("/api/services/{service}/metrics/{METRIC}");
+        let api = QueryApi::new(self.store.clone());
+        let response = handle_query(&api, &self.keys, api_get(&path, &query, API_KEY), now).await;
+        assert_eq!(response.status(), 200, "{}", json_body(&response));
+        json_body(&response)
+    }
+
+    /// Observations counted for `service` over the last hour (all buckets: a test may straddle
+    /// a minute boundary).
+    async fn count(&self, service: &str) -> u64 {
+        let history = self.history(service).await;
+        history["buckets"]
+            .as_array()
+            .expect("buckets")
+            .iter()
+            .map(|b| b["count"].as_u64().expect("count"))
+            .sum()
+    }
+
+    async fn sum(&self, service: &str) -> f64 {
+        let history = self.history(service).await;
+        history["buckets"]
+            .as_array()
+            .expect("buckets")
+            .iter()
+            .map(|b| b["sum"].as_f64().expect("sum"))
+            .sum()
+    }
+
+    async fn finish(self) {
+        self.stream
+            .delete_if_present()
+            .await
+            .expect("delete stream");
+        delete_tables_if_present(&self.config, &self.tables)
+            .await
+            .expect("delete tables");
+    }
+}
+
+fn failed_items(response: &aws_lambda_events::event::streams::KinesisEventResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_otlp_request_reaches_the_query_api_through_kinesis_and_dynamodb() {
+    let Some(pipeline) =
+        Pipeline::start("an_otlp_request_reaches_the_query_api_through_kinesis_and_dynamodb").await
+    else {
+        return;
+    };
+    let service = unique("checkout");
+    let values: Vec<f64> = (1..=10).map(f64::from).collect();
+    assert_eq!(pipeline.send(&service, &values).await, 200);
+
+    let records = pipeline.records(1).await;
+    assert!(records.iter().all(|r| r.partition_key == service));
+    let response = handle_kinesis_event(
+        &pipeline.aggregator(pipeline.store.clone()),
+        None,
+        kinesis_event(&records),
+    )
+    .await
+    .expect("the aggregator handles the event");
+    assert!(failed_items(&response).is_empty(), "nothing to redeliver");
+
+    let history = pipeline.history(&service).await;
+    let buckets = history["buckets"].as_array().expect("buckets");
+    assert_eq!(buckets.len(), 1, "{history}");
+    let bucket = &buckets[0];
+    assert_eq!(bucket["count"], 10);
+    assert_eq!(bucket["sum"], 55.0);
+    assert_eq!(bucket["min"], 1.0);
+    assert_eq!(bucket["max"], 10.0);
+    let p50 = bucket["p50"].as_f64().expect("p50");
+    assert!(
+        (p50 - 5.0).abs() <= 5.0 * 0.02,
+        "p50 {p50} within the sketch's accuracy"
+    );
+    assert_eq!(history["kind"], "gauge");
+
+    let services = handle_query(
+        &QueryApi::new(pipeline.store.clone()),
+        &pipeline.keys,
+        api_get("/api/services", "", API_KEY),
+        now_unix_s(),
+    )
+    .await;
+    let listed = json_body(&services);
+    assert!(
+        listed["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .any(|s| s["name"] == service.as_str()),
+        "{listed}"
+    );
+    let refused = handle_query(
+        &QueryApi::new(pipeline.store.clone()),
+        &pipeline.keys,
+        api_get("/api/services", "", "wrong-key"),
+        now_unix_s(),
+    )
+    .await;
+    assert_eq!(refused.status(), 401);
+    pipeline.finish().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_kinesis_event_counts_every_point_once_and_poison_is_skipped() {
+    let Some(pipeline) = Pipeline::start(
+        "a_redelivered_kinesis_event_counts_every_point_once_and_poison_is_skipped",
+    )
+    .await
+    else {
+        return;
+    };
+    let service = unique("payments");
+    assert_eq!(pipeline.send(&service, &[1.0, 2.0, 3.0]).await, 200);
+    // A record that is not a Flowscope record at all, between two good ones.
+    pipeline
+        .stream
+        .put_all(vec![StreamEntry {
+            partition_key: service.clone(),
+            data: Bytes::from_static(b"not a flowscope record"),
+        }])
+        .await
+        .expect("put the poison record");
+    assert_eq!(pipeline.send(&service, &[4.0]).await, 200);
+
+    let event = kinesis_event(&pipeline.records(3).await);
+    let aggregator = pipeline.aggregator(pipeline.store.clone());
+    for delivery in 1..=2 {
+        let response = handle_kinesis_event(&aggregator, None, event.clone())
+            .await
+            .expect("the aggregator handles the event");
+        assert!(
+            failed_items(&response).is_empty(),
+            "delivery {delivery}: the poison record does not block the shard"
+        );
+        assert_eq!(pipeline.count(&service).await, 4, "delivery {delivery}");
+        assert_eq!(pipeline.sum(&service).await, 10.0, "delivery {delivery}");
+    }
+    pipeline.finish().await;
+}
+
+/// Fails the first 1-minute bucket write of one series, as a throttled or unreachable DynamoDB would.
+struct FailOnce {
+    inner: Arc<DynamoStore>,
+    series: SeriesId,
+    failed: AtomicBool,
+}
+
+#[async_trait]
+impl MetricStore for FailOnce {
+    async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
+        if delta.key.series == self.series
+            && delta.key.resolution == Resolution::OneMinute
+            && !self.failed.swap(true, Ordering::SeqCst)
+        {
+            return Err(StoreError::Unavailable("injected write failure".into()));
+        }
+        self.inner.apply_bucket(delta).await
+    }
+    async fn query_buckets(
+        &self,
+        series: SeriesId,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
+        self.inner.query_buckets(series, resolution, from, to).await
+    }
+    async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
+        self.inner.upsert_series(series).await
+    }
+    async fn list_services(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.list_services().await
+    }
+    async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
+        self.inner.list_series(service).await
+    }
+    async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
+        self.inner.get_series(id).await
+    }
+    async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
+        self.inner.load_state(keys).await
+    }
+    async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError> {
+        self.inner.save_state(items).await
+    }
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        self.inner.purge_expired(now).await
+    }
+}
+
+#[tokio::test]
+async fn a_write_failure_mid_batch_is_redelivered_from_its_record_and_counted_exactly_once() {
+    let Some(pipeline) = Pipeline::start(
+        "a_write_failure_mid_batch_is_redelivered_from_its_record_and_counted_exactly_once",
+    )
+    .await
+    else {
+        return;
+    };
+    let services = [unique("first"), unique("middle"), unique("last")];
+    for (i, service) in services.iter().enumerate() {
+        let values: Vec<f64> = (0..=i).map(|v| v as f64 + 1.0).collect();
+        assert_eq!(pipeline.send(service, &values).await, 200);
+    }
+    let records = pipeline.records(3).await;
+    let middle_record = records
+        .iter()
+        .find(|r| r.partition_key == services[1])
+        .expect("the middle service's record")
+        .sequence_number
+        .clone();
+    let flaky = Arc::new(FailOnce {
+        inner: pipeline.store.clone(),
+        series: SeriesKey {
+            service: services[1].clone(),
+            metric: METRIC.to_string(),
+            attributes: Default::default(),
+        }
+        .id(),
+        failed: AtomicBool::new(false),
+    });
+    let aggregator = pipeline.aggregator(flaky.clone());
+
+    let first = handle_kinesis_event(&aggregator, None, kinesis_event(&records))
+        .await
+        .expect("the aggregator handles the event");
+    assert!(
+        flaky.failed.load(Ordering::SeqCst),
+        "the failure was injected"
+    );
+    assert_eq!(
+        failed_items(&first),
+        vec![middle_record.to_string()],
+        "Lambda is told to restart the shard at the record whose bucket write failed"
+    );
+
+    // What Lambda does next: deliver the shard again from that record, the last one included.
+    let redelivery: Vec<StreamRecord> = records
+        .iter()
+        .filter(|r| r.sequence_number >= middle_record)
+        .cloned()
+        .collect();
+    assert_eq!(redelivery.len(), 2);
+    let second = handle_kinesis_event(&aggregator, None, kinesis_event(&redelivery))
+        .await
+        .expect("the aggregator handles the redelivery");
+    assert!(failed_items(&second).is_empty());
+
+    for (i, service) in services.iter().enumerate() {
+        assert_eq!(
+            pipeline.count(service).await,
+            i as u64 + 1,
+            "{service}: written once although its record was delivered twice"
+        );
+    }
+    pipeline.finish().await;
+}
+
+/// Records what would be posted to each connection; connections in `gone` answer 410.
+#[derive(Default)]
+struct RecordingPusher {
+    posted: Mutex<Vec<(String, Value)>>,
+    gone: HashSet<String>,
+}
+
+impl RecordingPusher {
+    fn messages_to(&self, connection: &str) -> Vec<Value> {
+        self.posted
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| id == connection)
+            .map(|(_, message)| message.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ConnectionPusher for RecordingPusher {
+    async fn post(&self, connection_id: &str, payload: Bytes) -> Result<(), PushError> {
+        if self.gone.contains(connection_id) {
+            return Err(PushError::Gone);
+        }
+        let message = serde_json::from_slice(&payload).expect("pushed messages are JSON");
+        self.posted
+            .lock()
+            .unwrap()
+            .push((connection_id.to_string(), message));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_written_bucket_is_pushed_to_the_websocket_clients_subscribed_to_its_service() {
+    let Some(pipeline) = Pipeline::start(
+        "a_written_bucket_is_pushed_to_the_websocket_clients_subscribed_to_its_service",
+    )
+    .await
+    else {
+        return;
+    };
+    let service = unique("search");
+    let other_service = unique("billing");
+    let connections = DynamoConnections::new(&pipeline.config, &pipeline.tables.connections);
+    let pusher = RecordingPusher {
+        gone: HashSet::from(["vanished".to_string()]),
+        ..RecordingPusher::default()
+    };
+
+    let refused = handle_connect(
+        &connections,
+        &pipeline.keys,
+        &websocket_event("$connect", "intruder", Some("wrong"), None),
+    )
+    .await
+    .expect("connect handled");
+    assert_eq!(refused.status_code, 401);
+    for (connection, subscribed_to) in [
+        ("watcher", &service),
+        ("bystander", &other_service),
+        ("vanished", &service),
+    ] {
+        let connected = handle_connect(
+            &connections,
+            &pipeline.keys,
+            &websocket_event("$connect", connection, Some(API_KEY), None),
+        )
+        .await
+        .expect("connect handled");
+        assert_eq!(connected.status_code, 200);
+        let subscribe = format!(r#"{{"type":"subscribe","services":["{subscribed_to}"]}}"#);
+        handle_message(
+            &connections,
+            &pusher,
+            &websocket_event("subscribe", connection, None, Some(&subscribe)),
+        )
+        .await
+        .expect("subscribe handled");
+    }
+    assert_eq!(
+        pusher.messages_to("watcher")[0]["type"],
+        "snapshot",
+        "a subscribe is answered (with an empty snapshot on AWS)"
+    );
+
+    assert_eq!(pipeline.send(&service, &[5.0, 7.0]).await, 200);
+    let records = pipeline.records(1).await;
+    handle_kinesis_event(
+        &pipeline.aggregator(pipeline.store.clone()),
+        None,
+        kinesis_event(&records),
+    )
+    .await
+    .expect("the aggregator handles the event");
+
+    // What DynamoDB Streams would deliver for the write: the bucket item's new image.
+    let series = pipeline.store.list_series(&service).await.expect("series");
+    let start = Resolution::OneMinute.bucket_start(now_unix_s());
+    let dynamodb = aws_sdk_dynamodb::Client::new(&pipeline.config);
+    let mut images = Vec::new();
+    for bucket_start in [start - 60, start] {
+        let item = dynamodb
+            .get_item()
+            .table_name(&pipeline.tables.buckets)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("{}#1m", series[0].id)),
+            )
+            .key(
+                "start",
+                aws_sdk_dynamodb::types::AttributeValue::N(bucket_start.to_string()),
+            )
+            .send()
+            .await
+            .expect("GetItem");
+        images.extend(item.item().cloned());
+    }
+    assert_eq!(images.len(), 1, "one 1-minute bucket was written");
+
+    let report = handle_bucket_stream(
+        pipeline.store.as_ref(),
+        &connections,
+        &pusher,
+        &bucket_stream_event(&images),
+    )
+    .await
+    .expect("fan-out handled");
+    assert_eq!(report.connections_reached, 1);
+    assert_eq!(report.gone_removed, 1);
+
+    let updates = pusher.messages_to("watcher");
+    let update = updates.last().expect("the watcher got the update");
+    assert_eq!(update["type"], "metrics_update");
+    assert_eq!(update["updates"][0]["service"], service.as_str());
+    assert_eq!(update["updates"][0]["count"], 2);
+    assert_eq!(update["updates"][0]["sum"], 12.0);
+    assert_eq!(
+        pusher.messages_to("bystander").len(),
+        1,
+        "only its own subscribe reply: not subscribed to this service"
+    );
+    let subscribers: Vec<String> = connections
+        .subscribers(&service)
+        .await
+        .expect("subscribers")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        subscribers,
+        vec!["watcher".to_string()],
+        "the connection API Gateway reported gone was forgotten"
+    );
+    pipeline.finish().await;
+}

@@ -1,0 +1,58 @@
+//! OTLP/HTTP protobuf request bodies, as an OpenTelemetry SDK would send them.
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+fn string_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+    }
+}
+
+/// An `ExportMetricsServiceRequest` from `service` with one gauge point per value of `metric`, all at
+/// `time_unix_s` (each point is one observation of its bucket).
+pub fn gauge_request(service: &str, metric: &str, values: &[f64], time_unix_s: i64) -> Vec<u8> {
+    let time_unix_nano = u64::try_from(time_unix_s).unwrap_or(0) * 1_000_000_000;
+    let data_points = values
+        .iter()
+        .map(|value| NumberDataPoint {
+            time_unix_nano,
+            value: Some(number_data_point::Value::AsDouble(*value)),
+            ..Default::default()
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![
+                    string_attribute("service.name", service),
+                    string_attribute("service.instance.id", "e2e-1"),
+                ],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "flowscope-e2e".to_string(),
+                    ..Default::default()
+                }),
+                metrics: vec![Metric {
+                    name: metric.to_string(),
+                    unit: "1".to_string(),
+                    data: Some(metric::Data::Gauge(Gauge { data_points })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
