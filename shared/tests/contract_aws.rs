@@ -3,11 +3,13 @@
 //! stream and tables and deletes them afterwards.
 //!
 //! Without `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_KINESIS` / `_DYNAMODB`) the tests say they were
-//! skipped and pass, so they never touch a real AWS account by accident.
+//! skipped and pass, so they never touch a real AWS account by accident; with
+//! `FLOWSCOPE_REQUIRE_EMULATORS` set they fail instead (CI's emulator stage).
 #![cfg(feature = "aws")]
 
 mod contract;
 
+use std::io::Write;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -16,13 +18,23 @@ use flowscope_core::aws::{
     KinesisStream, TableNames,
 };
 
-/// The emulator configuration when `service`'s endpoint is overridden, else `None` after saying so.
+/// Set (to anything) where the emulators must be there, e.g. CI's emulator stage: a missing
+/// endpoint then fails the test instead of skipping it.
+const REQUIRE_EMULATORS: &str = "FLOWSCOPE_REQUIRE_EMULATORS";
+
+/// The emulator configuration when `service`'s endpoint is overridden, else `None` after saying so
+/// (or failing, when [`REQUIRE_EMULATORS`] is set).
 async fn emulator(service: &str, test: &str) -> Option<SdkConfig> {
     if !config::endpoint_configured(service) {
-        eprintln!(
-            "SKIPPED {test}: set AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_{} (scripts/emulators.sh start)",
+        let how = format!(
+            "set AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_{} (scripts/emulators.sh start)",
             service.to_ascii_uppercase()
         );
+        if std::env::var_os(REQUIRE_EMULATORS).is_some() {
+            panic!("{test} needs the emulators ({REQUIRE_EMULATORS} is set): {how}");
+        }
+        // Straight to the terminal: the test harness captures `eprintln!` of passing tests.
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {how}");
         return None;
     }
     Some(config::load_for_emulators().await)

@@ -87,7 +87,7 @@ async fn serve(mut socket: TcpStream, calls: Arc<Mutex<Vec<Vec<Vec<u8>>>>>, scri
             serde_json::from_slice(&buffer[body_start..body_start + length]).unwrap_or(Value::Null);
         buffer.drain(..body_start + length);
         let answer = if head.contains("kinesis_20131202.putrecords") {
-            put_records(&body, &calls, &script)
+            put_records(&body, &calls, script.as_ref())
         } else {
             (400, json!({"__type": "UnknownOperationException"}))
         };

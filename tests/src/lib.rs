@@ -6,6 +6,8 @@ pub mod events;
 pub mod fake_kinesis;
 pub mod otlp;
 
+use std::io::Write;
+
 use aws_config::SdkConfig;
 use flowscope_core::auth::ApiKeys;
 use flowscope_core::aws::config;
@@ -33,11 +35,25 @@ pub fn now_unix_s() -> i64 {
 /// prints that `test` was skipped and returns `None`, so a run without emulators never reaches AWS.
 pub async fn emulators(test: &str) -> Option<SdkConfig> {
     if !(config::endpoint_configured("dynamodb") && config::endpoint_configured("kinesis")) {
-        eprintln!(
-            "SKIPPED {test}: set AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_KINESIS \
-             (source \"$(scripts/emulators.sh env)\" after scripts/emulators.sh start)"
+        skip(
+            test,
+            "set AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_KINESIS \
+             (scripts/emulators.sh start; source \"$(scripts/emulators.sh env)\")",
         );
         return None;
     }
     Some(config::load_for_emulators().await)
+}
+
+/// Set (to anything) where the emulators must be there, e.g. CI's emulator stage: a missing
+/// endpoint then fails the test instead of skipping it.
+pub const REQUIRE_EMULATORS: &str = "FLOWSCOPE_REQUIRE_EMULATORS";
+
+/// Says on the terminal that `test` did not run, or fails it when [`REQUIRE_EMULATORS`] is set.
+pub fn skip(test: &str, how_to_run: &str) {
+    if std::env::var_os(REQUIRE_EMULATORS).is_some() {
+        panic!("{test} needs the emulators ({REQUIRE_EMULATORS} is set): {how_to_run}");
+    }
+    // Straight to the terminal: the test harness captures `eprintln!` of passing tests.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {how_to_run}");
 }

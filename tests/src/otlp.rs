@@ -14,16 +14,42 @@ fn string_attribute(key: &str, value: &str) -> KeyValue {
         value: Some(AnyValue {
             value: Some(any_value::Value::StringValue(value.to_string())),
         }),
+        ..Default::default()
     }
 }
 
 /// An `ExportMetricsServiceRequest` from `service` with one gauge point per value of `metric`, all at
 /// `time_unix_s` (each point is one observation of its bucket).
 pub fn gauge_request(service: &str, metric: &str, values: &[f64], time_unix_s: i64) -> Vec<u8> {
+    let points: Vec<(Option<String>, f64)> = values.iter().map(|v| (None, *v)).collect();
+    export_request(service, metric, &points, time_unix_s)
+}
+
+/// Like [`gauge_request`], with `per_route` points on each of `routes` series (`route` attribute).
+pub fn gauge_request_per_route(
+    service: &str,
+    metric: &str,
+    routes: usize,
+    per_route: usize,
+    time_unix_s: i64,
+) -> Vec<u8> {
+    let points: Vec<(Option<String>, f64)> = (0..routes)
+        .flat_map(|route| (0..per_route).map(move |i| (Some(format!("/r{route}")), i as f64)))
+        .collect();
+    export_request(service, metric, &points, time_unix_s)
+}
+
+fn export_request(
+    service: &str,
+    metric: &str,
+    points: &[(Option<String>, f64)],
+    time_unix_s: i64,
+) -> Vec<u8> {
     let time_unix_nano = u64::try_from(time_unix_s).unwrap_or(0) * 1_000_000_000;
-    let data_points = values
+    let data_points = points
         .iter()
-        .map(|value| NumberDataPoint {
+        .map(|(route, value)| NumberDataPoint {
+            attributes: route.iter().map(|r| string_attribute("route", r)).collect(),
             time_unix_nano,
             value: Some(number_data_point::Value::AsDouble(*value)),
             ..Default::default()

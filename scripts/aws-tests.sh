@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# AWS-adapter tests against local emulators (DynamoDB Local + kinesis-mock; no Docker, no AWS):
+# the shared contract suites against the Kinesis/DynamoDB adapters, and the Lambda pipeline end to
+# end (ingest → Kinesis → aggregator → DynamoDB → query, replay, mid-batch failure, WebSocket + 410).
+# Endpoint-agnostic: with AWS_ENDPOINT_URL already set (LocalStack, say) it uses that instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=""
+if [ -z "${AWS_ENDPOINT_URL:-}${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
+  bash scripts/emulators.sh start
+  started=1
+  trap 'bash scripts/emulators.sh stop' EXIT
+  # shellcheck disable=SC1090
+  source "$(bash scripts/emulators.sh env)"
+fi
+export FLOWSCOPE_REQUIRE_EMULATORS=1
+cargo test --locked -p flowscope-core --features aws --test contract_aws
+cargo test --locked -p flowscope-integration-tests
+[ -z "$started" ] || echo "emulators: DynamoDB Local + kinesis-mock"

@@ -1,0 +1,194 @@
+//! Benchmark, prints numbers (run with `--ignored --nocapture` against the emulators): what the AWS
+//! path costs per million data points — Kinesis records and bytes, DynamoDB bucket writes, series and
+//! state writes — plus handler throughput on the emulators (emulator speed, not AWS speed).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use flowscope_core::aggregate::aggregator::Aggregator;
+use flowscope_core::aggregate::stats::BucketStats;
+use flowscope_core::aws::lambda::http::handle_ingest;
+use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
+use flowscope_core::aws::{
+    create_tables_if_missing, delete_tables_if_present, DynamoStore, KinesisStream, TableNames,
+};
+use flowscope_core::ingest::{Ingest, IngestLimits};
+use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesMeta};
+use flowscope_core::ports::{
+    ApplyOutcome, BucketDelta, MetricStore, StoreError, StreamRecord, StreamSource,
+};
+use flowscope_integration_tests::events::{kinesis_event, otlp_post};
+use flowscope_integration_tests::otlp::gauge_request_per_route;
+use flowscope_integration_tests::{api_keys, emulators, now_unix_s, unique, API_KEY};
+
+const SERVICES: usize = 8;
+const REQUESTS: usize = 200;
+const ROUTES: usize = 20;
+const POINTS_PER_ROUTE: usize = 25;
+/// Records per aggregator invocation: roughly one second of this load on one shard.
+const RECORDS_PER_BATCH: usize = 100;
+
+/// Counts the store calls that cost DynamoDB writes.
+struct Counting {
+    inner: DynamoStore,
+    bucket_writes: AtomicU64,
+    already_applied: AtomicU64,
+    series_upserts: AtomicU64,
+    state_items: AtomicU64,
+}
+
+#[async_trait]
+impl MetricStore for Counting {
+    async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
+        let outcome = self.inner.apply_bucket(delta).await?;
+        match outcome {
+            ApplyOutcome::Applied(_) => self.bucket_writes.fetch_add(1, Ordering::Relaxed),
+            ApplyOutcome::AlreadyApplied { .. } => {
+                self.already_applied.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        Ok(outcome)
+    }
+    async fn query_buckets(
+        &self,
+        series: SeriesId,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
+        self.inner.query_buckets(series, resolution, from, to).await
+    }
+    async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
+        self.series_upserts
+            .fetch_add(series.len() as u64, Ordering::Relaxed);
+        self.inner.upsert_series(series).await
+    }
+    async fn list_services(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.list_services().await
+    }
+    async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
+        self.inner.list_series(service).await
+    }
+    async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
+        self.inner.get_series(id).await
+    }
+    async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
+        self.inner.load_state(keys).await
+    }
+    async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError> {
+        self.state_items
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        self.inner.save_state(items).await
+    }
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        self.inner.purge_expired(now).await
+    }
+}
+
+fn per_million(count: u64, points: u64) -> f64 {
+    count as f64 * 1_000_000.0 / points as f64
+}
+
+#[tokio::test]
+#[ignore = "benchmark: prints numbers; needs the emulators"]
+async fn aws_calls_and_bytes_per_million_points() {
+    let Some(config) = emulators("aws_calls_and_bytes_per_million_points").await else {
+        return;
+    };
+    let prefix = unique("flowscope-bench");
+    let stream = Arc::new(KinesisStream::new(&config, format!("{prefix}-points")));
+    stream
+        .create_if_missing(1, Duration::from_secs(60))
+        .await
+        .expect("create the stream");
+    let tables = TableNames::with_prefix(&prefix);
+    create_tables_if_missing(&config, &tables)
+        .await
+        .expect("create the tables");
+    let keys = api_keys();
+    let ingest = Ingest::new(stream.clone(), IngestLimits::default());
+
+    let started = Instant::now();
+    let now = now_unix_s();
+    for request in 0..REQUESTS {
+        let service = format!("bench-{}", request % SERVICES);
+        let body = gauge_request_per_route(&service, "latency", ROUTES, POINTS_PER_ROUTE, now);
+        let response = handle_ingest(&ingest, &keys, otlp_post(&body, Some(API_KEY))).await;
+        assert_eq!(response.status(), 200);
+    }
+    let ingest_time = started.elapsed();
+    let sent = ingest.stats();
+    let points = sent.accepted_data_points;
+
+    let shard = stream.shard_ids().await.expect("shards").remove(0);
+    let mut records: Vec<StreamRecord> = Vec::new();
+    while (records.len() as u64) < sent.stream_records {
+        let after = records.last().map(|r| r.sequence_number.clone());
+        let page = stream
+            .read(&shard, after.as_ref(), 1000)
+            .await
+            .expect("GetRecords");
+        if page.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        records.extend(page);
+    }
+
+    let store = Arc::new(Counting {
+        inner: DynamoStore::new(&config, tables.clone()),
+        bucket_writes: AtomicU64::new(0),
+        already_applied: AtomicU64::new(0),
+        series_upserts: AtomicU64::new(0),
+        state_items: AtomicU64::new(0),
+    });
+    let aggregator = Aggregator::new(store.clone(), Retention::default());
+    let started = Instant::now();
+    let mut invocations = 0;
+    for batch in records.chunks(RECORDS_PER_BATCH) {
+        let response = handle_kinesis_event(&aggregator, None, kinesis_event(batch))
+            .await
+            .expect("aggregate");
+        assert!(response.batch_item_failures.is_empty());
+        invocations += 1;
+    }
+    let aggregate_time = started.elapsed();
+
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    println!(
+        "AWS cost per million points ({points} gauge points, {REQUESTS} OTLP requests, \
+         {SERVICES} services x {ROUTES} series, {invocations} aggregator invocations of <= {RECORDS_PER_BATCH} records)"
+    );
+    println!(
+        "  Kinesis:  {} records, {} bytes -> {:.0} records and {:.1} MB per million points ({:.1} bytes/point)",
+        sent.stream_records,
+        sent.stream_bytes,
+        per_million(sent.stream_records, points),
+        per_million(sent.stream_bytes, points) / 1e6,
+        sent.stream_bytes as f64 / points as f64
+    );
+    println!(
+        "  DynamoDB: {} bucket writes (1 consistent GetItem + 1 conditional PutItem each) -> {:.0} per million points",
+        load(&store.bucket_writes),
+        per_million(load(&store.bucket_writes), points)
+    );
+    println!(
+        "            {} series upserts, {} state items -> {:.0} and {:.0} per million points",
+        load(&store.series_upserts),
+        load(&store.state_items),
+        per_million(load(&store.series_upserts), points),
+        per_million(load(&store.state_items), points)
+    );
+    println!(
+        "  Throughput on the emulators: ingest {:.0} points/s (kinesis-mock), aggregate {:.0} points/s (DynamoDB Local)",
+        points as f64 / ingest_time.as_secs_f64(),
+        points as f64 / aggregate_time.as_secs_f64()
+    );
+
+    stream.delete_if_present().await.expect("delete stream");
+    delete_tables_if_present(&config, &tables)
+        .await
+        .expect("delete tables");
+}
