@@ -17,4 +17,7 @@ fi
 export FLOWSCOPE_REQUIRE_EMULATORS=1
 cargo test --locked -p flowscope-core --features aws --test contract_aws
 cargo test --locked -p flowscope-integration-tests
+# `flowscope local --aws`: the local event-source mapper, DynamoDB, and fan-out through
+# aws-sdk-apigatewaymanagement to the local gateway's @connections.
+cargo test --locked -p flowscope-cli --features aws --test local_aws
 [ -z "$started" ] || echo "emulators: DynamoDB Local + kinesis-mock"

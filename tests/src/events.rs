@@ -78,30 +78,13 @@ pub fn json_body(response: &Response<Body>) -> Value {
 }
 
 /// The Kinesis event Lambda's event source mapping would deliver for `records` (as read with
-/// GetRecords): base64 data, `eventID` = `<shardId>:<sequenceNumber>`, arrival in fractional seconds.
+/// GetRecords).
 pub fn kinesis_event(records: &[StreamRecord]) -> KinesisEvent {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.partition_key,
-                    "sequenceNumber": r.sequence_number.as_str(),
-                    "data": BASE64.encode(&r.data),
-                    "approximateArrivalTimestamp": r.arrival_unix_ms as f64 / 1000.0
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{}:{}", r.shard_id, r.sequence_number),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/aggregator",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/flowscope-e2e"
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).expect("a valid Kinesis event")
+    flowscope_core::aws::lambda::kinesis::kinesis_event(
+        "arn:aws:kinesis:us-east-1:123456789012:stream/flowscope-e2e",
+        records,
+    )
+    .expect("a valid Kinesis event")
 }
 
 /// An API Gateway WebSocket event for `route_key` (`$connect`, `$disconnect`, `subscribe`, `$default`).

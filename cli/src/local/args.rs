@@ -34,6 +34,14 @@ pub struct LocalArgs {
     /// Require this token on WebSocket connections (`?token=`); the served dashboard is given it.
     #[arg(long, env = "FLOWSCOPE_TOKEN")]
     pub token: Option<String>,
+    /// Use the AWS adapters (Kinesis, DynamoDB, API Gateway management) against `AWS_ENDPOINT_URL`
+    /// — emulators, LocalStack or a real account — instead of the embedded ones. Needs a build
+    /// with `--features aws`.
+    #[arg(long, env = "FLOWSCOPE_AWS")]
+    pub aws: bool,
+    /// With `--aws`: prefix of the stream and table names (`<prefix>-points`, `<prefix>-buckets`, …).
+    #[arg(long, env = "FLOWSCOPE_AWS_PREFIX", default_value = "flowscope-local")]
+    pub aws_prefix: String,
     /// Retention of 1-minute buckets (e.g. 7d, 12h).
     #[arg(long, env = "FLOWSCOPE_RETENTION_1M", default_value = "7d")]
     pub retention_1m: String,

@@ -16,11 +16,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flowscope_core::auth::ApiKeys;
-use flowscope_core::embedded::{EmbeddedStream, MemoryConnections, RedbStore};
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::session::{self, ConnectError};
 use flowscope_core::live::{LiveHub, ServerMessage};
-use flowscope_core::ports::{ConnectionPusher, PushError};
+use flowscope_core::ports::{
+    ConnectionPusher, ConnectionStore, MetricStore, PushError, StreamSink,
+};
 use flowscope_core::query::QueryApi;
 use futures::{SinkExt, StreamExt};
 use tower_http::services::{ServeDir, ServeFile};
@@ -31,11 +32,11 @@ use super::unix_now;
 
 #[derive(Clone)]
 pub struct GatewayState {
-    pub store: Arc<RedbStore>,
-    pub connections: Arc<MemoryConnections>,
+    pub store: Arc<dyn MetricStore>,
+    pub connections: Arc<dyn ConnectionStore>,
     pub pusher: Arc<LocalConnections>,
     pub hub: Arc<LiveHub>,
-    pub ingest: Arc<Ingest<EmbeddedStream>>,
+    pub ingest: Arc<Ingest<dyn StreamSink>>,
     pub aggregator_stats: Arc<AggregatorStats>,
     pub keys: ApiKeys,
     pub token: Option<String>,
@@ -72,7 +73,7 @@ pub fn router(state: GatewayState) -> Router {
 }
 
 #[derive(Clone)]
-struct QueryApiHandle(Arc<QueryApi<RedbStore>>);
+struct QueryApiHandle(Arc<QueryApi<dyn MetricStore>>);
 
 async fn query_api(State(api): State<QueryApiHandle>, uri: Uri) -> Response {
     let response = api

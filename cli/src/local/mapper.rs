@@ -1,17 +1,22 @@
-//! The local event-source mapper: reads each shard of the embedded stream in order and hands batches
-//! to the aggregator exactly as Lambda's Kinesis event source mapping does — including redelivery
-//! from the lowest failed sequence number.
+//! The local event-source mapper: reads each shard in order and hands batches to the aggregator
+//! exactly as Lambda's Kinesis event source mapping does — including redelivery from the lowest
+//! failed sequence number. With `--aws` it polls real Kinesis and goes through the aggregator
+//! function's own handler: a `KinesisEvent` in, batch-item failures out.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowscope_core::aggregate::aggregator::Aggregator;
-use flowscope_core::embedded::{EmbeddedStream, RedbStore};
+use flowscope_core::aggregate::{Aggregator, BatchOutcome};
+use flowscope_core::embedded::EmbeddedStream;
 use flowscope_core::live::{LiveHub, LiveUpdate};
 use flowscope_core::model::Resolution;
-use flowscope_core::ports::{SequenceNumber, ShardBatch, StreamSource};
+use flowscope_core::ports::{MetricStore, SequenceNumber, ShardBatch, StreamRecord, StreamSource};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
+use super::backend::Consumer;
 use super::stats::AggregatorStats;
+use super::until_stopped;
 
 /// Records per batch (Lambda's BatchSize).
 const BATCH_SIZE: usize = 1000;
@@ -20,10 +25,56 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Back-off after a failed batch before it is delivered again.
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 
-pub async fn run_shard(
+type SharedAggregator = Arc<Aggregator<dyn MetricStore>>;
+
+/// Starts one polling loop per shard.
+pub async fn spawn_all(
+    consumer: &Consumer,
+    aggregator: &SharedAggregator,
+    hub: &Arc<LiveHub>,
+    stats: &Arc<AggregatorStats>,
+    stopped: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    match consumer {
+        Consumer::Embedded(stream) => {
+            for shard in stream.shard_names() {
+                tasks.spawn(until_stopped(
+                    stopped.clone(),
+                    run_embedded_shard(
+                        stream.clone(),
+                        shard,
+                        aggregator.clone(),
+                        hub.clone(),
+                        stats.clone(),
+                    ),
+                ));
+            }
+        }
+        #[cfg(feature = "aws")]
+        Consumer::Kinesis { stream, arn } => {
+            for shard in stream.shard_ids().await? {
+                tasks.spawn(until_stopped(
+                    stopped.clone(),
+                    kinesis::run_shard(
+                        stream.clone(),
+                        arn.clone(),
+                        shard,
+                        aggregator.clone(),
+                        hub.clone(),
+                        stats.clone(),
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_embedded_shard(
     stream: Arc<EmbeddedStream>,
     shard: String,
-    aggregator: Arc<Aggregator<RedbStore>>,
+    aggregator: SharedAggregator,
     hub: Arc<LiveHub>,
     stats: Arc<AggregatorStats>,
 ) {
@@ -49,32 +100,11 @@ pub async fn run_shard(
             records,
         };
         let outcome = aggregator.process(&batch).await;
-        stats.record(batch.records.len(), &outcome);
         for (seq, reason) in &outcome.poison {
             tracing::error!(%shard, sequence_number = %seq, %reason, "poison record skipped");
         }
-        hub.publish(
-            outcome
-                .updates
-                .iter()
-                // The dashboard draws 1-minute buckets live; coarser ones are read from the API.
-                .filter(|u| u.resolution == Resolution::OneMinute)
-                .map(|u| {
-                    LiveUpdate::from_bucket(&u.series, u.resolution, u.start_unix_s, &u.stats)
-                }),
-        );
-        let done_up_to = match &outcome.retry_from {
-            // Everything below the failed record is done; redeliver from it, as Lambda does.
-            Some(retry_from) => batch
-                .records
-                .iter()
-                .map(|r| &r.sequence_number)
-                .take_while(|seq| *seq < retry_from)
-                .last()
-                .cloned(),
-            None => batch.records.last().map(|r| r.sequence_number.clone()),
-        };
-        if let Some(seq) = done_up_to {
+        deliver(&hub, &stats, batch.records.len(), &outcome);
+        if let Some(seq) = done_up_to(&batch.records, outcome.retry_from.as_ref()) {
             if let Err(e) = stream.checkpoint(&shard, &seq) {
                 tracing::warn!(%shard, error = %e, "saving the checkpoint failed");
             }
@@ -83,6 +113,99 @@ pub async fn run_shard(
         if outcome.retry_from.is_some() {
             tracing::warn!(%shard, "batch partly failed; delivering again from the failed record");
             tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+    }
+}
+
+/// Counts the batch and hands its bucket updates to live clients.
+fn deliver(hub: &LiveHub, stats: &AggregatorStats, records: usize, outcome: &BatchOutcome) {
+    stats.record(records, outcome);
+    hub.publish(
+        outcome
+            .updates
+            .iter()
+            // The dashboard draws 1-minute buckets live; coarser ones are read from the API.
+            .filter(|u| u.resolution == Resolution::OneMinute)
+            .map(|u| LiveUpdate::from_bucket(&u.series, u.resolution, u.start_unix_s, &u.stats)),
+    );
+}
+
+/// The last record that is done: everything below the failed one (Lambda redelivers from it), or
+/// the whole batch. `None` when the very first record failed.
+fn done_up_to(
+    records: &[StreamRecord],
+    retry_from: Option<&SequenceNumber>,
+) -> Option<SequenceNumber> {
+    match retry_from {
+        Some(retry_from) => records
+            .iter()
+            .map(|r| &r.sequence_number)
+            .take_while(|seq| *seq < retry_from)
+            .last()
+            .cloned(),
+        None => records.last().map(|r| r.sequence_number.clone()),
+    }
+}
+
+#[cfg(feature = "aws")]
+mod kinesis {
+    use super::*;
+    use flowscope_core::aws::lambda::kinesis::{kinesis_event, process_kinesis_event};
+    use flowscope_core::aws::KinesisStream;
+
+    /// Lambda polls each shard about once a second when it is idle.
+    const KINESIS_IDLE_POLL: Duration = Duration::from_secs(1);
+
+    pub async fn run_shard(
+        stream: Arc<KinesisStream>,
+        arn: String,
+        shard: String,
+        aggregator: SharedAggregator,
+        hub: Arc<LiveHub>,
+        stats: Arc<AggregatorStats>,
+    ) {
+        let mut checkpoint: Option<SequenceNumber> = None;
+        loop {
+            let records = match stream.read(&shard, checkpoint.as_ref(), BATCH_SIZE).await {
+                Ok(records) => records,
+                Err(e) => {
+                    tracing::warn!(%shard, error = %e, "reading Kinesis failed");
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                    continue;
+                }
+            };
+            if records.is_empty() {
+                tokio::time::sleep(KINESIS_IDLE_POLL).await;
+                continue;
+            }
+            let result = match kinesis_event(&arn, &records) {
+                Ok(event) => process_kinesis_event(aggregator.as_ref(), None, event).await,
+                Err(e) => Err(e),
+            };
+            let retry_from = match result {
+                Ok((response, outcomes)) => {
+                    for outcome in &outcomes {
+                        deliver(&hub, &stats, records.len(), outcome);
+                    }
+                    // The partial batch response, read back exactly as Lambda reads it.
+                    response
+                        .batch_item_failures
+                        .iter()
+                        .filter_map(|f| f.item_identifier.as_deref())
+                        .filter_map(|id| SequenceNumber::parse(id).ok())
+                        .min()
+                }
+                Err(e) => {
+                    tracing::warn!(%shard, error = %e, "the aggregator handler failed; retrying the batch");
+                    records.first().map(|r| r.sequence_number.clone())
+                }
+            };
+            if let Some(seq) = done_up_to(&records, retry_from.as_ref()) {
+                checkpoint = Some(seq);
+            }
+            if retry_from.is_some() {
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
         }
     }
 }

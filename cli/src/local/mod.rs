@@ -4,8 +4,14 @@
 //! log, a local event-source mapper feeds shard batches to the aggregator (as Lambda would), buckets
 //! live in a redb file, and a local API Gateway serves the query API, the WebSocket (with a real
 //! `@connections` management endpoint) and the dashboard.
+//!
+//! With `--aws` the same runner uses the AWS adapters against `AWS_ENDPOINT_URL`: the mapper polls
+//! Kinesis and hands the aggregator a real `KinesisEvent` (batch-item failures back), DynamoDB holds
+//! buckets and connections, and fan-out posts through aws-sdk-apigatewaymanagement to this gateway's
+//! `@connections` endpoint.
 
 mod args;
+mod backend;
 mod connections;
 mod gateway;
 mod mapper;
@@ -18,14 +24,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flowscope_core::aggregate::aggregator::Aggregator;
-use flowscope_core::embedded::{EmbeddedStream, MemoryConnections, RedbStore};
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::live::{Fanout, LiveHub};
-use flowscope_core::ports::MetricStore;
+use flowscope_core::ports::{ConnectionPusher, ConnectionStore, MetricStore, StreamSink};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use args::LocalArgs;
+use backend::Backend;
 use connections::LocalConnections;
 use stats::AggregatorStats;
 
@@ -80,23 +86,16 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
 /// Starts every part of local mode and returns once both ports accept connections.
 pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     let retention = args.retention()?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
-    // The store first: redb locks its file, so a second `flowscope local` on the same data dir stops
-    // here, before it could touch the stream log.
-    let store = Arc::new(
-        RedbStore::open_with_retention(&args.data_dir.join("flowscope.redb"), retention)
-            .with_context(|| format!("opening store in {}", args.data_dir.display()))?,
-    );
-    let stream = Arc::new(
-        EmbeddedStream::open(&args.data_dir.join("stream"), args.shards)
-            .with_context(|| format!("opening stream log in {}", args.data_dir.display()))?,
-    );
-    let connections = Arc::new(MemoryConnections::default());
+    let backend = if args.aws {
+        Backend::aws(&args).await?
+    } else {
+        Backend::embedded(&args, retention)?
+    };
+    let (store, connections) = (backend.store.clone(), backend.connections.clone());
     let pusher = Arc::new(LocalConnections::default());
     let hub = Arc::new(LiveHub::default());
-    let ingest = Arc::new(Ingest::new(
-        stream.clone(),
+    let ingest: Arc<Ingest<dyn StreamSink>> = Arc::new(Ingest::new(
+        backend.sink.clone(),
         IngestLimits {
             max_body_bytes: args.max_body_bytes,
             ..IngestLimits::default()
@@ -116,21 +115,21 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    for shard in stream.shard_names() {
-        tasks.spawn(until_stopped(
-            stopped.clone(),
-            mapper::run_shard(
-                stream.clone(),
-                shard,
-                aggregator.clone(),
-                hub.clone(),
-                aggregator_stats.clone(),
-            ),
-        ));
-    }
+    mapper::spawn_all(
+        &backend.consumer,
+        &aggregator,
+        &hub,
+        &aggregator_stats,
+        &stopped,
+        &mut tasks,
+    )
+    .await?;
+    // Fan-out reaches clients the way the `fanout` function does: in-process for the embedded
+    // backend, through aws-sdk-apigatewaymanagement and this gateway's `@connections` with `--aws`.
+    let fanout_pusher: Arc<dyn ConnectionPusher> = fanout_pusher(&backend, &pusher, http_addr);
     tasks.spawn(until_stopped(
         stopped.clone(),
-        flush_loop(hub.clone(), connections.clone(), pusher.clone()),
+        flush_loop(hub.clone(), connections.clone(), fanout_pusher),
     ));
     tasks.spawn(until_stopped(stopped.clone(), purge_loop(store.clone())));
 
@@ -177,7 +176,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
 }
 
 /// Runs a background loop until local mode stops.
-async fn until_stopped(
+pub(crate) async fn until_stopped(
     mut stopped: watch::Receiver<bool>,
     work: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -188,10 +187,34 @@ async fn until_stopped(
     Ok(())
 }
 
+#[cfg(feature = "aws")]
+fn fanout_pusher(
+    backend: &Backend,
+    local: &Arc<LocalConnections>,
+    http_addr: SocketAddr,
+) -> Arc<dyn ConnectionPusher> {
+    match &backend.aws {
+        Some(sdk) => Arc::new(flowscope_core::aws::ApiGatewayPusher::new(
+            sdk,
+            &format!("http://{http_addr}"),
+        )),
+        None => local.clone(),
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+fn fanout_pusher(
+    _backend: &Backend,
+    local: &Arc<LocalConnections>,
+    _http_addr: SocketAddr,
+) -> Arc<dyn ConnectionPusher> {
+    local.clone()
+}
+
 async fn flush_loop(
     hub: Arc<LiveHub>,
-    connections: Arc<MemoryConnections>,
-    pusher: Arc<LocalConnections>,
+    connections: Arc<dyn ConnectionStore>,
+    pusher: Arc<dyn ConnectionPusher>,
 ) {
     let mut ticker = tokio::time::interval(FLUSH_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -210,7 +233,7 @@ async fn flush_loop(
     }
 }
 
-async fn purge_loop(store: Arc<RedbStore>) {
+async fn purge_loop(store: Arc<dyn MetricStore>) {
     let mut ticker = tokio::time::interval(PURGE_INTERVAL);
     loop {
         ticker.tick().await;

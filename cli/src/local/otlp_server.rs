@@ -8,11 +8,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use flowscope_core::embedded::EmbeddedStream;
 use flowscope_core::ingest::{Ingest, IngestRequest, IngestResponse, Signal};
+use flowscope_core::ports::StreamSink;
 use tower_http::cors::CorsLayer;
 
-type Receiver = Arc<Ingest<EmbeddedStream>>;
+type Receiver = Arc<Ingest<dyn StreamSink>>;
 
 pub fn router(ingest: Receiver) -> Router {
     Router::new()

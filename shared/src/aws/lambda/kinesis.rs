@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::poison::PoisonQueue;
 use super::LambdaError;
-use crate::aggregate::aggregator::Aggregator;
+use crate::aggregate::aggregator::{Aggregator, BatchOutcome};
 use crate::ports::{MetricStore, SequenceNumber, ShardBatch, StreamRecord};
 
 /// The shard of a record: its `eventID` is `shardId-000000000000:<sequence number>`.
@@ -73,7 +73,20 @@ pub async fn handle_kinesis_event<S: MetricStore + ?Sized>(
     poison_queue: Option<&PoisonQueue>,
     event: KinesisEvent,
 ) -> Result<KinesisEventResponse, LambdaError> {
+    process_kinesis_event(aggregator, poison_queue, event)
+        .await
+        .map(|(response, _)| response)
+}
+
+/// [`handle_kinesis_event`], also returning each shard batch's outcome (the local event-source
+/// mapper feeds their bucket updates to live clients).
+pub async fn process_kinesis_event<S: MetricStore + ?Sized>(
+    aggregator: &Aggregator<S>,
+    poison_queue: Option<&PoisonQueue>,
+    event: KinesisEvent,
+) -> Result<(KinesisEventResponse, Vec<BatchOutcome>), LambdaError> {
     let mut retry_from = Vec::new();
+    let mut outcomes = Vec::new();
     for batch in shard_batches(&event)? {
         let outcome = aggregator.process(&batch).await;
         let mut retry = outcome.retry_from.clone();
@@ -109,8 +122,41 @@ pub async fn handle_kinesis_event<S: MetricStore + ?Sized>(
             "batch processed"
         );
         retry_from.extend(retry);
+        outcomes.push(outcome);
     }
-    Ok(batch_response(retry_from))
+    Ok((batch_response(retry_from), outcomes))
+}
+
+/// The event Lambda's event source mapping delivers for `records` read from `stream_arn` (base64
+/// data, `eventID` = `<shardId>:<sequenceNumber>`, arrival in fractional seconds): what the local
+/// event-source mapper and the tests hand to the handler.
+pub fn kinesis_event(
+    stream_arn: &str,
+    records: &[StreamRecord],
+) -> Result<KinesisEvent, LambdaError> {
+    use base64::Engine;
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.partition_key,
+                    "sequenceNumber": r.sequence_number.as_str(),
+                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
+                    "approximateArrivalTimestamp": r.arrival_unix_ms as f64 / 1000.0
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{}:{}", r.shard_id, r.sequence_number),
+                "eventName": "aws:kinesis:record",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": stream_arn
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records }))
+        .map_err(|e| LambdaError::Event(format!("cannot build a Kinesis event: {e}")))
 }
 
 #[cfg(test)]

@@ -1,0 +1,98 @@
+//! Which adapters local mode runs on: the embedded ones (default), or the AWS ones against
+//! `AWS_ENDPOINT_URL` (`--aws`: Kinesis + DynamoDB, e.g. emulators or LocalStack).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use flowscope_core::embedded::{EmbeddedStream, MemoryConnections, RedbStore};
+use flowscope_core::model::Retention;
+use flowscope_core::ports::{ConnectionStore, MetricStore, StreamSink};
+
+use super::LocalArgs;
+
+/// Where the aggregator's shard batches come from.
+pub enum Consumer {
+    Embedded(Arc<EmbeddedStream>),
+    #[cfg(feature = "aws")]
+    Kinesis {
+        stream: Arc<flowscope_core::aws::KinesisStream>,
+        arn: String,
+    },
+}
+
+pub struct Backend {
+    pub sink: Arc<dyn StreamSink>,
+    pub store: Arc<dyn MetricStore>,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub consumer: Consumer,
+    /// The SDK configuration, for the `@connections` client (AWS mode only).
+    #[cfg(feature = "aws")]
+    pub aws: Option<aws_config::SdkConfig>,
+}
+
+impl Backend {
+    pub fn embedded(args: &LocalArgs, retention: Retention) -> anyhow::Result<Backend> {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+        // The store first: redb locks its file, so a second `flowscope local` on the same data dir
+        // stops here, before it could touch the stream log.
+        let store = Arc::new(
+            RedbStore::open_with_retention(&args.data_dir.join("flowscope.redb"), retention)
+                .with_context(|| format!("opening store in {}", args.data_dir.display()))?,
+        );
+        let stream = Arc::new(
+            EmbeddedStream::open(&args.data_dir.join("stream"), args.shards)
+                .with_context(|| format!("opening stream log in {}", args.data_dir.display()))?,
+        );
+        Ok(Backend {
+            sink: stream.clone(),
+            store,
+            connections: Arc::new(MemoryConnections::default()),
+            consumer: Consumer::Embedded(stream),
+            #[cfg(feature = "aws")]
+            aws: None,
+        })
+    }
+
+    /// Kinesis + DynamoDB through the AWS SDK (endpoint from `AWS_ENDPOINT_URL`), creating the
+    /// stream and tables when missing.
+    #[cfg(feature = "aws")]
+    pub async fn aws(args: &LocalArgs) -> anyhow::Result<Backend> {
+        use flowscope_core::aws::{
+            config, create_tables_if_missing, DynamoConnections, DynamoStore, KinesisStream,
+            TableNames,
+        };
+        let sdk = config::load_for_emulators().await;
+        let tables = TableNames::with_prefix(&args.aws_prefix);
+        create_tables_if_missing(&sdk, &tables)
+            .await
+            .context("creating the DynamoDB tables (is AWS_ENDPOINT_URL reachable?)")?;
+        let stream_name = format!("{}-points", args.aws_prefix);
+        let stream = Arc::new(KinesisStream::new(&sdk, stream_name.clone()));
+        stream
+            .create_if_missing(args.shards as i32, std::time::Duration::from_secs(30))
+            .await
+            .context("creating the Kinesis stream")?;
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into());
+        Ok(Backend {
+            sink: stream.clone(),
+            store: Arc::new(DynamoStore::new(&sdk, tables.clone())),
+            connections: Arc::new(DynamoConnections::new(&sdk, tables.connections.clone())),
+            consumer: Consumer::Kinesis {
+                stream,
+                arn: format!("arn:aws:kinesis:{region}:000000000000:stream/{stream_name}"),
+            },
+            aws: Some(sdk),
+        })
+    }
+
+    #[cfg(not(feature = "aws"))]
+    pub async fn aws(_args: &LocalArgs) -> anyhow::Result<Backend> {
+        anyhow::bail!(
+            "this flowscope was built without AWS adapters; rebuild with `cargo build -p flowscope-cli --features aws`"
+        )
+    }
+}
