@@ -397,3 +397,49 @@ async fn connections_management_endpoint_posts_and_answers_410_for_unknown_ids()
     assert_eq!(status, 410);
     handle.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_routes_serve_rules_and_silences_and_query_routes_are_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = local::start(args(dir.path())).await.unwrap();
+    let (status, rules) = get_json(&handle, "/api/alert-rules").await;
+    assert_eq!(status, 200);
+    assert!(rules.to_string().contains("high-latency"), "{rules}");
+
+    let silence = br#"{"matchers":[{"name":"service","value":"checkout","op":"="}],"duration":"2h","created_by":"ann","comment":"deploy"}"#;
+    let (status, created) = http(
+        handle.http_addr,
+        "POST",
+        "/api/silences",
+        "application/json",
+        silence,
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&created));
+    let created: Value = serde_json::from_slice(&created).unwrap();
+    let id = created["silence"]["id"].as_str().unwrap().to_string();
+    let (_, listed) = get_json(&handle, "/api/silences").await;
+    assert!(listed.to_string().contains(&id));
+    let (status, _) = http(
+        handle.http_addr,
+        "DELETE",
+        &format!("/api/silences/{id}"),
+        "application/json",
+        b"",
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let (status, active) = get_json(&handle, "/api/alerts").await;
+    assert_eq!(status, 200, "{active}");
+
+    let (status, _) = http(
+        handle.http_addr,
+        "POST",
+        "/api/services",
+        "application/json",
+        b"{}",
+    )
+    .await;
+    assert_eq!(status, 405);
+    handle.shutdown().await.unwrap();
+}

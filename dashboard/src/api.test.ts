@@ -74,3 +74,55 @@ describe("QueryClient", () => {
     await expect(html.services()).rejects.toMatchObject({ status: 502, message: expect.stringMatching(/not JSON/) });
   });
 });
+
+describe("QueryClient, graph, traces and alerts", () => {
+  function recordingFetch(status: number, body: unknown) {
+    const calls: { url: string; method: string; body: unknown }[] = [];
+    const fetchFn = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      calls.push({
+        url: String(input),
+        method: init?.method ?? "GET",
+        body: typeof init?.body === "string" ? JSON.parse(init.body) : undefined,
+      });
+      return new Response(body === null ? null : JSON.stringify(body), { status });
+    }) as typeof fetch;
+    return { calls, fetchFn };
+  }
+
+  it("asks for the graph over a window", async () => {
+    const { calls, fetchFn } = recordingFetch(200, { nodes: [{ id: "api", count: 60 }], edges: [] });
+    const graph = await new QueryClient("", fetchFn).graph(1000, 1060);
+    expect(calls[0]?.url).toBe("/api/graph?from=1000&to=1060");
+    expect(graph.nodes[0]).toMatchObject({ id: "api", rate: 1 });
+  });
+
+  it("acknowledges with a POST and accepts an empty answer", async () => {
+    const { calls, fetchFn } = recordingFetch(204, null);
+    await new QueryClient("", fetchFn).acknowledgeAlert("a/b", "dashboard");
+    expect(calls).toEqual([{ url: "/api/alerts/a%2Fb/ack", method: "POST", body: { by: "dashboard" } }]);
+  });
+
+  it("creates a silence lasting the asked duration", async () => {
+    const { calls, fetchFn } = recordingFetch(201, { id: "s1" });
+    await new QueryClient("", fetchFn).createSilence({
+      matchers: [{ name: "service", value: "api" }],
+      durationSeconds: 3600,
+      createdBy: "dashboard",
+      comment: "deploy",
+    });
+    expect(calls[0]?.method).toBe("POST");
+    // Exactly the fields the server accepts (it rejects unknown ones), with a duration, not a
+    // browser-clock end time.
+    expect(calls[0]?.body).toEqual({
+      matchers: [{ name: "service", value: "api", op: "=" }],
+      duration: "3600s",
+      created_by: "dashboard",
+      comment: "deploy",
+    });
+  });
+
+  it("reads alert lists given as a bare array", async () => {
+    const { fetchFn } = recordingFetch(200, [{ fingerprint: "x", state: "firing" }]);
+    expect((await new QueryClient("", fetchFn).alerts()).map((a) => a.fingerprint)).toEqual(["x"]);
+  });
+});

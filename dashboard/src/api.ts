@@ -1,7 +1,10 @@
 // Client for the query API (`/api/...`). Responses are validated through `protocol.ts`, so callers
 // get well-formed data or an `ApiError`, never a half-parsed object.
 
+import { parseAlertRules, parseAlerts, parseSilences, type Alert, type AlertRule, type Silence } from "./alerts/model";
+import { parseServiceGraph, type ServiceGraph } from "./graph/model";
 import { parseAttributes, parseBucket, parseKind, parseResolution } from "./protocol";
+import { parseTraceDetail, parseTraceSummaries, type TraceDetail, type TraceSummary } from "./traces/model";
 import type {
   Bucket,
   MetricHistory,
@@ -107,27 +110,98 @@ export class QueryClient {
     };
   }
 
+  /** The service graph between `from` and `to` (unix s). */
+  async graph(from: number, to: number): Promise<ServiceGraph> {
+    return parseServiceGraph(await this.request("GET", `/api/graph?from=${from}&to=${to}`), from, to);
+  }
+
+  async trace(traceId: string): Promise<TraceDetail> {
+    return parseTraceDetail(await this.request("GET", `/api/traces/${encodeURIComponent(traceId)}`), traceId);
+  }
+
+  /** The service's most recent kept traces, newest first. */
+  async serviceTraces(service: string, limit: number): Promise<TraceSummary[]> {
+    const path = `/api/services/${encodeURIComponent(service)}/traces?limit=${limit}`;
+    return parseTraceSummaries(await this.request("GET", path));
+  }
+
+  async alerts(): Promise<Alert[]> {
+    return parseAlerts(await this.request("GET", "/api/alerts"));
+  }
+
+  async alertHistory(): Promise<Alert[]> {
+    return parseAlerts(await this.request("GET", "/api/alerts/history"));
+  }
+
+  async acknowledgeAlert(fingerprint: string, by: string): Promise<void> {
+    await this.request("POST", `/api/alerts/${encodeURIComponent(fingerprint)}/ack`, { by });
+  }
+
+  async silences(): Promise<Silence[]> {
+    return parseSilences(await this.request("GET", "/api/silences"));
+  }
+
+  /**
+   * Silences alerts whose labels match every matcher, for `durationSeconds` from now. The duration
+   * is sent rather than an end time, so the browser's clock does not matter.
+   */
+  async createSilence(silence: NewSilence): Promise<void> {
+    await this.request("POST", "/api/silences", {
+      matchers: silence.matchers.map((m) => ({ name: m.name, value: m.value, op: "=" })),
+      duration: `${Math.max(1, Math.round(silence.durationSeconds))}s`,
+      created_by: silence.createdBy,
+      comment: silence.comment,
+    });
+  }
+
+  async deleteSilence(id: string): Promise<void> {
+    await this.request("DELETE", `/api/silences/${encodeURIComponent(id)}`);
+  }
+
+  async alertRules(): Promise<AlertRule[]> {
+    return parseAlertRules(await this.request("GET", "/api/alert-rules"));
+  }
+
   private async get(path: string): Promise<Fields> {
+    const body = await this.request("GET", path);
+    if (!isObject(body)) throw new ApiError(`${path}: expected a JSON object`, 200);
+    return body;
+  }
+
+  /** One request; the body is JSON (or null for an empty answer such as 204). */
+  private async request(method: "GET" | "POST" | "DELETE", path: string, payload?: unknown): Promise<unknown> {
     let response: Response;
     try {
-      response = await this.fetchFn(`${this.baseUrl}${path}`, {
-        headers: { accept: "application/json" },
-      });
+      const init: RequestInit = { method, headers: { accept: "application/json" } };
+      if (payload !== undefined) {
+        init.headers = { accept: "application/json", "content-type": "application/json" };
+        init.body = JSON.stringify(payload);
+      }
+      response = await this.fetchFn(`${this.baseUrl}${path}`, init);
     } catch (error) {
       throw new ApiError(`cannot reach the API: ${String(error)}`, 0);
     }
-    let body: unknown;
-    try {
-      body = await response.json();
-    } catch {
-      throw new ApiError(`${path}: HTTP ${response.status}, not JSON`, response.status);
+    const text = await response.text().catch(() => "");
+    let body: unknown = null;
+    if (text.trim() !== "") {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new ApiError(`${path}: HTTP ${response.status}, not JSON`, response.status);
+      }
     }
     if (!response.ok) {
       const message =
         isObject(body) && typeof body.error === "string" ? body.error : `HTTP ${response.status}`;
       throw new ApiError(message, response.status);
     }
-    if (!isObject(body)) throw new ApiError(`${path}: expected a JSON object`, response.status);
     return body;
   }
+}
+
+export interface NewSilence {
+  matchers: { name: string; value: string }[];
+  durationSeconds: number;
+  createdBy: string;
+  comment: string;
 }

@@ -1,42 +1,78 @@
-// Wires the pieces together: query API (history, service list) + live connection → telemetry state
-// → views. Pages are chosen by the router; later pages (pipeline, alerts, traces) plug in the same way.
+// Wires the pieces together: query API + live connection → state (metrics, traces, alerts, the
+// service graph) → views. The router picks the page; every page is redrawn at most once per frame,
+// and only the visible one.
 
+import { AlertStore } from "./alerts/store";
+import type { Alert } from "./alerts/model";
 import { ApiError, QueryClient } from "./api";
 import { withToken, type DashboardConfig } from "./config";
 import { formatAge, formatRate } from "./format";
+import { edgeHealth, nodeHealth } from "./graph/health";
+import { emptyNode, type GraphNode, type ServiceGraph } from "./graph/model";
 import { LiveConnection, type ConnectionStatus } from "./live/connection";
-import { parseRoute, serviceHref, type Route } from "./router";
+import { parseRoute, pipelineHref, type Route } from "./router";
+import { latencyHeatmap } from "./state/heatmap";
+import { currentThroughput, overviewCharts, overviewStats } from "./state/overview";
+import {
+  isLiveWindow,
+  queryWindow,
+  rangeSeconds,
+  resolutionSeconds,
+} from "./state/range";
 import {
   currentRate,
   METRICS,
   PAGE_METRICS,
   serviceCharts,
   serviceStats,
+  toMilliseconds,
   type ServiceBuckets,
 } from "./state/service-stats";
 import { TelemetryState } from "./state/telemetry";
-import type { ServerMessage } from "./types";
+import type { TraceEvent, TraceSummary } from "./traces/model";
+import { TraceStore } from "./traces/store";
+import type { Bucket, ServerMessage } from "./types";
+import { AlertsPage } from "./views/alerts-page";
 import { el, setText } from "./views/dom";
-import { Header } from "./views/header";
+import { Header, type Section } from "./views/header";
+import { OverviewPage } from "./views/overview";
+import { PipelineView, type PipelineEdge, type PipelineNode } from "./views/pipeline";
 import { ServiceList } from "./views/service-list";
-import { ServicePage } from "./views/service-page";
+import { ServicePage, traceRows } from "./views/service-page";
+import { Toasts } from "./views/toasts";
+import { TracePage } from "./views/trace-page";
 
 const RESOLUTION = "1m";
 const BUCKET_SECONDS = 60;
-/** History shown when a service is opened. */
-const HISTORY_SECONDS = 15 * 60;
-/** Charts keep at most this much (live updates extend the initial 15 minutes up to it). */
+/** Charts keep at most this much live data (live updates extend the loaded history up to it). */
 const RETENTION_SECONDS = 60 * 60;
+/** RED metrics derived from spans (per service, and per operation as an attribute). */
+export const RED_METRICS = {
+  requests: "red.requests",
+  errors: "red.errors",
+  duration: "red.duration",
+} as const;
+/** Metrics the overview charts read for every service. */
+const OVERVIEW_METRICS = [METRICS.latency, METRICS.requests, METRICS.errors];
+const OVERVIEW_SECONDS = 60 * 60;
+/** The graph covers this much recent time. */
+const GRAPH_WINDOW_SECONDS = 5 * 60;
+const GRAPH_REFRESH_MS = 5_000;
 const SERVICES_REFRESH_MS = 30_000;
 /** Reloading history replaces client-side quantile merges with the server's exact ones. */
 const HISTORY_REFRESH_MS = 60_000;
-/**
- * Live latency quantiles of several series can only be approximated in the browser; the current
- * minute's exact, server-merged quantiles are fetched this often for the open service.
- */
+/** The open service's current-minute latency, exact from the server (live merges approximate). */
 const RECENT_LATENCY_REFRESH_MS = 10_000;
-/** Stat cards depend on the clock too (a filling bucket's rate), so they are redrawn at least this often. */
+const ALERTS_REFRESH_MS = 15_000;
+const ALERT_DETAILS_REFRESH_MS = 30_000;
+const TRACES_REFRESH_MS = 15_000;
+const RECENT_TRACES = 20;
+/** Stat cards depend on the clock too (a filling bucket's rate), so pages are redrawn this often. */
 const TICK_MS = 1_000;
+/** Who the dashboard says acknowledged or silenced something (no user accounts here). */
+const ACTOR = "dashboard";
+/** History requests in flight at once when loading many services. */
+const HISTORY_CONCURRENCY = 4;
 
 export interface AppDependencies {
   fetch: typeof fetch;
@@ -44,24 +80,39 @@ export interface AppDependencies {
 }
 
 export class App {
-  private readonly state = new TelemetryState({
-    resolution: RESOLUTION,
-    retentionSeconds: RETENTION_SECONDS,
-  });
+  private readonly state = new TelemetryState({ resolution: RESOLUTION, retentionSeconds: RETENTION_SECONDS });
+  private readonly traces = new TraceStore(100);
+  private readonly alerts = new AlertStore();
   private readonly api: QueryClient;
   private readonly connection: LiveConnection;
   private readonly header: Header;
   private readonly serviceList: ServiceList;
   private readonly main: HTMLElement;
-  private readonly servicePage = new ServicePage();
+  private readonly toasts: Toasts;
+  private readonly overviewPage: OverviewPage;
+  private readonly pipeline: PipelineView;
+  private readonly pipelineLayout: HTMLElement;
+  private readonly panel: HTMLElement;
+  private readonly servicePage: ServicePage;
+  private readonly tracePage = new TracePage();
+  private readonly alertsPage: AlertsPage;
   private readonly placeholder = el("section", { class: "placeholder", "data-testid": "placeholder" });
   /** Service → last time it reported (unix s), from the API and from live updates. */
   private readonly lastSeen = new Map<string, number>();
-  private route: Route = { page: "services" };
+  private route: Route = { page: "overview" };
   private selected: string | null = null;
+  private graph: ServiceGraph | null = null;
+  private graphError: string | null = null;
+  private recentTraces: TraceSummary[] = [];
+  /** History at a resolution live updates do not cover (e.g. 24 h at 5 min), per metric. */
+  private staticHistory = new Map<string, Bucket[]>();
   private historyGeneration = 0;
   private renderQueued = false;
+  private overviewLoadedAt = 0;
+  /** Services whose last hour the overview has loaded (new ones are loaded when they appear). */
+  private readonly overviewLoaded = new Set<string>();
   private readonly timers: ReturnType<typeof setInterval>[] = [];
+  private alertDetailsTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     root: HTMLElement,
@@ -78,15 +129,52 @@ export class App {
     layout.append(this.main);
     if (configWarning !== undefined) console.warn(configWarning);
 
+    const alertActions = {
+      acknowledge: (alert: Alert) => this.acknowledge(alert),
+      silence: (alert: Alert, seconds: number, comment: string) => this.silence(alert, seconds, comment),
+    };
+    this.toasts = new Toasts(root, (alert) => this.acknowledge(alert));
+    this.overviewPage = new OverviewPage(alertActions);
+    this.servicePage = new ServicePage({
+      ...alertActions,
+      onRangeChange: () => {
+        if (this.selected !== null) void this.loadHistory(this.selected);
+        this.scheduleRender();
+      },
+      onClose: () => this.closePanel(),
+    });
+    this.pipeline = new PipelineView({
+      onSelect: (id) => window.location.assign(pipelineHref(id)),
+      onClose: () => this.closePanel(),
+    });
+    this.panel = el("aside", { class: "details-panel", "aria-label": "Service details", "data-testid": "details-panel" });
+    this.pipelineLayout = el("div", { class: "pipeline-layout" }, [this.pipeline.element, this.panel]);
+    this.alertsPage = new AlertsPage({
+      ...alertActions,
+      deleteSilence: async (id) => {
+        await this.api.deleteSilence(id);
+        await this.refreshAlertDetails();
+        await this.refreshAlerts();
+      },
+      createSilence: async (matchers, seconds, comment) => {
+        await this.api.createSilence({ matchers, durationSeconds: seconds, createdBy: ACTOR, comment });
+        await this.refreshAlertDetails();
+        await this.refreshAlerts();
+      },
+    });
+
     this.connection = new LiveConnection({
       url: withToken(config.wsUrl, config.token),
-      subscription: { services: [], metrics: PAGE_METRICS },
+      subscription: { services: [], metrics: [...PAGE_METRICS, ...Object.values(RED_METRICS)] },
       onMessage: (message) => this.onLiveMessage(message),
       onStatus: (status) => this.onStatus(status),
       onProtocolError: (raw) => console.warn("dropped malformed message", raw.slice(0, 200)),
       onResync: () => {
         void this.refreshServices();
+        void this.refreshAlerts();
+        void this.refreshGraph();
         if (this.selected !== null) void this.loadHistory(this.selected);
+        if (this.route.page === "overview") void this.loadOverviewHistory();
       },
       isOnline: () => navigator.onLine,
     });
@@ -99,15 +187,43 @@ export class App {
     window.addEventListener("online", () => this.connection.retryNow());
     this.onRoute();
     void this.refreshServices();
+    void this.refreshAlerts();
     this.connection.start();
+    const whenVisible = (task: () => void) => () => {
+      if (!document.hidden) task();
+    };
     this.timers.push(
       setInterval(() => void this.refreshServices(), SERVICES_REFRESH_MS),
-      setInterval(() => {
-        if (this.selected !== null) void this.loadHistory(this.selected);
-      }, HISTORY_REFRESH_MS),
-      setInterval(() => void this.refreshRecentLatency(), RECENT_LATENCY_REFRESH_MS),
+      setInterval(
+        whenVisible(() => {
+          if (this.selected !== null) void this.loadHistory(this.selected);
+          if (this.route.page === "overview") void this.loadOverviewHistory();
+        }),
+        HISTORY_REFRESH_MS,
+      ),
+      setInterval(whenVisible(() => void this.refreshRecentLatency()), RECENT_LATENCY_REFRESH_MS),
+      setInterval(whenVisible(() => void this.refreshGraph()), GRAPH_REFRESH_MS),
+      setInterval(() => void this.refreshAlerts(), ALERTS_REFRESH_MS),
+      setInterval(
+        whenVisible(() => {
+          if (this.route.page === "alerts") void this.refreshAlertDetails();
+        }),
+        ALERT_DETAILS_REFRESH_MS,
+      ),
+      setInterval(whenVisible(() => void this.refreshRecentTraces()), TRACES_REFRESH_MS),
       setInterval(() => this.scheduleRender(), TICK_MS),
     );
+  }
+
+  /** Counters for the benchmark and for anyone inspecting the page (`window.flowscope`). */
+  debugInfo(): Record<string, number> {
+    return {
+      buckets: this.state.size(),
+      traces: this.traces.size,
+      alerts: this.alerts.active().length,
+      animatedParticles: this.pipeline.particleCounts.animated,
+      droppedParticles: this.pipeline.particleCounts.dropped,
+    };
   }
 
   private nowSeconds(): number {
@@ -126,9 +242,18 @@ export class App {
         for (const update of message.updates) this.lastSeen.set(update.service, now);
         if (message.type === "snapshot") this.state.replaceWithSnapshot(message.updates);
         else this.state.applyUpdates(message.updates);
+        this.onTraces(message.traces);
         this.scheduleRender();
         break;
       }
+      case "traces":
+        this.onTraces(message.traces);
+        break;
+      case "alert":
+        if (this.alerts.apply(message.alert)) this.toasts.alert(this.alerts.get(message.alert.fingerprint) ?? message.alert);
+        if (this.route.page === "alerts") this.refreshAlertDetailsSoon();
+        this.scheduleRender();
+        break;
       case "error":
         console.warn("server error:", message.message);
         break;
@@ -137,6 +262,17 @@ export class App {
         break;
     }
   }
+
+  private onTraces(traces: readonly TraceEvent[]): void {
+    for (const trace of traces) {
+      this.traces.add(trace);
+      if (this.route.page === "pipeline") this.pipeline.addTrace(trace);
+    }
+    // The open service's list of recent traces shows live ones too.
+    if (traces.length > 0 && this.selected !== null) this.scheduleRender();
+  }
+
+  // ---- loading ----------------------------------------------------------------------------------
 
   private async refreshServices(): Promise<void> {
     try {
@@ -148,58 +284,111 @@ export class App {
       // The live feed still names services; the list just lacks "last seen" for quiet ones.
       console.warn("cannot load services:", error);
     }
-    this.onRoute();
-  }
-
-  private onRoute(): void {
-    this.route = parseRoute(window.location.hash);
-    if (this.route.page === "services") {
-      const first = this.serviceNames()[0];
-      if (first !== undefined) {
-        // Opening the dashboard shows a service straight away, without adding a history entry.
-        window.location.replace(serviceHref(first));
-        this.route = { page: "service", service: first };
-      }
+    if (this.route.page === "overview" && this.serviceNames().some((name) => !this.overviewLoaded.has(name))) {
+      void this.loadOverviewHistory(true);
     }
-    const service = this.route.page === "service" ? this.route.service : null;
-    if (service !== this.selected) {
-      this.selected = service;
-      if (service !== null) {
-        this.servicePage.show(service);
-        void this.loadHistory(service);
-      }
-    }
-    this.showPage();
     this.scheduleRender();
   }
 
-  private showPage(): void {
-    const wanted = this.route.page === "service" ? this.servicePage.element : this.placeholder;
-    if (this.route.page === "services") {
-      setText(this.placeholder, "No services have reported yet. The list fills in as soon as data arrives.");
-    } else if (this.route.page === "not_found") {
-      setText(this.placeholder, `Nothing at ${this.route.hash}. Pick a service from the list.`);
+  private async refreshGraph(): Promise<void> {
+    const page = this.route.page;
+    if (page !== "pipeline" && page !== "service") return;
+    const to = Math.floor(this.nowSeconds());
+    try {
+      this.graph = await this.api.graph(to - GRAPH_WINDOW_SECONDS, to);
+      this.graphError = null;
+    } catch (error) {
+      this.graphError = error instanceof ApiError && error.isNotFound ? "The server has no service graph." : describe(error);
     }
-    if (this.main.firstChild !== wanted) this.main.replaceChildren(wanted);
+    this.scheduleRender();
+  }
+
+  private async refreshAlerts(): Promise<void> {
+    try {
+      const fresh = this.alerts.replaceActive(await this.api.alerts());
+      for (const alert of fresh) this.toasts.alert(alert);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.isNotFound)) console.warn("cannot load alerts:", error);
+    }
+    this.scheduleRender();
+  }
+
+  private async refreshAlertDetails(): Promise<void> {
+    const now = this.nowSeconds();
+    const [silences, rules, history] = await Promise.allSettled([
+      this.api.silences(),
+      this.api.alertRules(),
+      this.api.alertHistory(),
+    ]);
+    if (silences.status === "fulfilled") this.alertsPage.setSilences(silences.value, now);
+    if (rules.status === "fulfilled") this.alertsPage.setRules(rules.value);
+    if (history.status === "fulfilled") {
+      this.alertsPage.setHistory([...history.value].sort((a, b) => (b.changedAt ?? 0) - (a.changedAt ?? 0)), now);
+    }
+  }
+
+  /** Coalesces the history reloads a burst of alert events would cause. */
+  private refreshAlertDetailsSoon(): void {
+    if (this.alertDetailsTimer !== null) return;
+    this.alertDetailsTimer = setTimeout(() => {
+      this.alertDetailsTimer = null;
+      void this.refreshAlertDetails();
+    }, 1000);
+  }
+
+  private async refreshRecentTraces(): Promise<void> {
+    const service = this.selected;
+    if (service === null) return;
+    try {
+      const list = await this.api.serviceTraces(service, RECENT_TRACES);
+      if (service === this.selected) this.recentTraces = list;
+    } catch {
+      // Live trace events still fill the list.
+    }
+    this.scheduleRender();
+  }
+
+  private async acknowledge(alert: Alert): Promise<void> {
+    await this.api.acknowledgeAlert(alert.fingerprint, ACTOR);
+    this.alerts.markAcknowledged(alert.fingerprint, ACTOR);
+    if (this.route.page === "alerts") this.refreshAlertDetailsSoon();
+    this.scheduleRender();
+  }
+
+  private async silence(alert: Alert, seconds: number, comment: string): Promise<void> {
+    const matchers = [{ name: "alertname", value: alert.rule }];
+    if (alert.service !== null) matchers.push({ name: "service", value: alert.service });
+    await this.api.createSilence({ matchers, durationSeconds: seconds, createdBy: ACTOR, comment });
+    this.toasts.message(`Silenced ${alert.rule}${alert.service ? ` on ${alert.service}` : ""}.`);
+    await this.refreshAlerts();
+    if (this.route.page === "alerts") await this.refreshAlertDetails();
   }
 
   private async loadHistory(service: string): Promise<void> {
     const generation = ++this.historyGeneration;
-    const to = Math.floor(this.nowSeconds() / BUCKET_SECONDS) * BUCKET_SECONDS + BUCKET_SECONDS;
-    const range = { from: to - HISTORY_SECONDS - BUCKET_SECONDS, to, resolution: RESOLUTION } as const;
+    const { range, resolution } = this.servicePage.selectedRange;
+    const window = queryWindow(this.nowSeconds(), range, resolution);
+    const live = isLiveWindow(range, resolution, RETENTION_SECONDS);
     const failures: string[] = [];
+    const fetched = new Map<string, Bucket[]>();
     await Promise.all(
       PAGE_METRICS.map(async (metric) => {
         try {
-          this.state.setHistory(await this.api.metricHistory(service, metric, range));
+          const history = await this.api.metricHistory(service, metric, window);
+          if (live) this.state.setHistory(history);
+          else fetched.set(metric, history.buckets);
         } catch (error) {
-          if (error instanceof ApiError && error.isNotFound) this.state.clearHistory(service, metric);
-          else failures.push(`${metric}: ${error instanceof Error ? error.message : String(error)}`);
+          if (error instanceof ApiError && error.isNotFound) {
+            if (live) this.state.clearHistory(service, metric);
+          } else {
+            failures.push(`${metric}: ${describe(error)}`);
+          }
         }
       }),
     );
     // A slower, older load must not overwrite what a newer one says about the page.
     if (generation !== this.historyGeneration || service !== this.selected) return;
+    if (!live) this.staticHistory = fetched;
     this.servicePage.setEmptyMessage("No data yet");
     this.servicePage.setNotice(
       failures.length === 0 ? null : `Could not load history (${failures.join("; ")}). Live updates continue.`,
@@ -207,9 +396,31 @@ export class App {
     this.scheduleRender();
   }
 
+  /** The last hour of the overview's metrics for every service (a few requests at a time). */
+  private async loadOverviewHistory(force = false): Promise<void> {
+    const now = this.nowSeconds();
+    if (!force && now - this.overviewLoadedAt < 5) return;
+    this.overviewLoadedAt = now;
+    const to = Math.floor(now / BUCKET_SECONDS) * BUCKET_SECONDS + BUCKET_SECONDS;
+    const window = { from: to - OVERVIEW_SECONDS, to, resolution: RESOLUTION } as const;
+    const jobs = this.serviceNames().flatMap((service) => OVERVIEW_METRICS.map((metric) => ({ service, metric })));
+    const worker = async () => {
+      for (let job = jobs.shift(); job !== undefined; job = jobs.shift()) {
+        try {
+          this.overviewLoaded.add(job.service);
+          this.state.setHistory(await this.api.metricHistory(job.service, job.metric, window));
+        } catch {
+          // A service without this metric simply has no line.
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: HISTORY_CONCURRENCY }, worker));
+    this.scheduleRender();
+  }
+
   private async refreshRecentLatency(): Promise<void> {
     const service = this.selected;
-    if (service === null || document.hidden) return;
+    if (service === null) return;
     const current = Math.floor(this.nowSeconds() / BUCKET_SECONDS) * BUCKET_SECONDS;
     const range = { from: current - BUCKET_SECONDS, to: current + BUCKET_SECONDS, resolution: RESOLUTION } as const;
     try {
@@ -219,11 +430,103 @@ export class App {
     }
   }
 
+  private async loadTrace(traceId: string): Promise<void> {
+    this.tracePage.loading(traceId);
+    try {
+      const detail = await this.api.trace(traceId);
+      if (this.route.page === "trace" && this.route.traceId === traceId) this.tracePage.show(detail);
+    } catch (error) {
+      this.tracePage.failed(
+        error instanceof ApiError && error.isNotFound
+          ? "This trace is not kept (it was sampled out or has expired)."
+          : `Could not load the trace: ${describe(error)}`,
+      );
+    }
+  }
+
+  // ---- routing ----------------------------------------------------------------------------------
+
+  private closePanel(): void {
+    if (this.route.page === "pipeline" && this.route.service !== null) {
+      const id = this.route.service;
+      window.location.assign(pipelineHref(null));
+      requestAnimationFrame(() => this.pipeline.focusNode(id));
+    }
+  }
+
+  private onRoute(): void {
+    const previous = this.route;
+    this.route = parseRoute(window.location.hash);
+    const page = this.route.page;
+    const service =
+      this.route.page === "service" ? this.route.service : this.route.page === "pipeline" ? this.route.service : null;
+    if (service !== this.selected) {
+      this.selected = service;
+      this.recentTraces = [];
+      this.staticHistory = new Map();
+      if (service !== null) {
+        this.servicePage.show(service);
+        void this.loadHistory(service);
+        void this.refreshRecentTraces();
+      }
+    }
+    const section: Section = page === "overview" ? "overview" : page === "pipeline" ? "pipeline" : page === "alerts" ? "alerts" : null;
+    this.header.setSection(section);
+    this.pipeline.setVisible(page === "pipeline");
+    if (page === "overview" && (previous.page !== "overview" || this.overviewLoaded.size === 0)) {
+      void this.loadOverviewHistory();
+    }
+    if ((page === "pipeline" || page === "service") && (this.graph === null || previous.page !== page)) {
+      void this.refreshGraph();
+    }
+    if (page === "alerts") void this.refreshAlertDetails();
+    if (this.route.page === "trace" && (previous.page !== "trace" || previous.traceId !== this.route.traceId)) {
+      void this.loadTrace(this.route.traceId);
+    }
+    this.showPage();
+    this.scheduleRender();
+  }
+
+  private showPage(): void {
+    let wanted: HTMLElement;
+    switch (this.route.page) {
+      case "overview":
+        wanted = this.overviewPage.element;
+        break;
+      case "pipeline":
+        wanted = this.pipelineLayout;
+        this.panel.hidden = this.route.service === null;
+        this.pipelineLayout.classList.toggle("has-panel", this.route.service !== null);
+        if (this.route.service !== null && this.panel.firstChild !== this.servicePage.element) {
+          this.panel.replaceChildren(this.servicePage.element);
+        }
+        this.servicePage.setPanelMode(true);
+        break;
+      case "service":
+        wanted = this.servicePage.element;
+        this.servicePage.setPanelMode(false);
+        break;
+      case "trace":
+        wanted = this.tracePage.element;
+        break;
+      case "alerts":
+        wanted = this.alertsPage.element;
+        break;
+      case "not_found":
+        setText(this.placeholder, `Nothing at ${this.route.hash}. Pick a page above or a service from the list.`);
+        wanted = this.placeholder;
+        break;
+    }
+    if (this.main.firstChild !== wanted) this.main.replaceChildren(wanted);
+  }
+
   private serviceNames(): string[] {
     const names = new Set<string>(this.lastSeen.keys());
     for (const name of this.state.servicesSeen().keys()) names.add(name);
     return [...names].sort((a, b) => a.localeCompare(b));
   }
+
+  // ---- rendering --------------------------------------------------------------------------------
 
   private scheduleRender(): void {
     if (this.renderQueued) return;
@@ -236,9 +539,11 @@ export class App {
 
   private render(): void {
     const now = this.nowSeconds();
-    if (this.route.page === "services" && this.serviceNames().length > 0) this.onRoute();
+    const firing = this.alerts.firing();
+    this.header.setAlertCount(firing.length, firing.filter((a) => a.severity === "critical").length);
+    const names = this.serviceNames();
     this.serviceList.render(
-      this.serviceNames().map((name) => {
+      names.map((name) => {
         const requests = this.state.buckets(name, METRICS.requests);
         const source = requests.length > 0 ? requests : this.state.buckets(name, METRICS.latency);
         return {
@@ -249,13 +554,125 @@ export class App {
       }),
       this.selected,
     );
-    if (this.selected !== null) {
-      const data = this.serviceBuckets(this.selected);
-      this.servicePage.render(
-        serviceStats(data, now, BUCKET_SECONDS),
-        serviceCharts(data, now, BUCKET_SECONDS),
-      );
+    switch (this.route.page) {
+      case "overview":
+        this.renderOverview(names, now);
+        break;
+      case "pipeline":
+        this.renderPipeline(now);
+        if (this.selected !== null) this.renderDetails(this.selected, now);
+        break;
+      case "service":
+        this.renderDetails(this.route.service, now);
+        break;
+      case "alerts":
+        this.alertsPage.setActive(this.alerts.active(), now);
+        break;
+      case "trace":
+      case "not_found":
+        break;
     }
+  }
+
+  private renderOverview(names: readonly string[], now: number): void {
+    const services = new Map(names.map((name) => [name, this.serviceBuckets(name)]));
+    const active = this.alerts.active();
+    const stats = overviewStats(services, now, BUCKET_SECONDS, {
+      active: active.filter((a) => a.state === "firing").length,
+      critical: active.filter((a) => a.state === "firing" && a.severity === "critical").length,
+    });
+    const heatmap = latencyHeatmap(
+      [...services.values()].map((data) => ({
+        buckets: data.latency,
+        toMs: (v: number) => toMilliseconds(v, data.latencyUnit),
+      })),
+    );
+    this.overviewPage.render(stats, overviewCharts(services, now, BUCKET_SECONDS), heatmap, OVERVIEW_SECONDS);
+    this.overviewPage.setAlerts(active, now);
+  }
+
+  /** Nodes: the graph's, with live numbers from RED metrics where a service has them. */
+  private renderPipeline(now: number): void {
+    const graph = this.graph;
+    const severities = this.alerts.severitiesByService();
+    const graphNodes = new Map((graph?.nodes ?? []).map((n) => [n.id, n]));
+    // Services that report metrics but have no spans yet still appear (as "no data" islands).
+    for (const name of this.serviceNames()) if (!graphNodes.has(name)) graphNodes.set(name, emptyNode(name));
+    const nodes: PipelineNode[] = [...graphNodes.values()].map((node) => {
+      const live = this.liveRed(node.id, now);
+      const rate = live?.rate ?? node.rate;
+      const errorRatio = live?.errorRatio ?? node.errorRatio;
+      const alertSeverities = severities.get(node.id) ?? [];
+      return {
+        id: node.id,
+        name: node.name,
+        kind: node.kind,
+        virtual: node.virtual,
+        rate,
+        errorRatio,
+        p95Ms: live?.p95Ms ?? node.p95Ms,
+        health: nodeHealth({ count: live === null ? node.count : rate, errorRatio, alertSeverities }),
+        alerts: alertSeverities.length,
+      };
+    });
+    const edges: PipelineEdge[] = (graph?.edges ?? []).map((edge) => ({
+      source: edge.source,
+      target: edge.target,
+      kind: edge.kind,
+      rate: edge.rate,
+      errorRatio: edge.errorRatio,
+      p95Ms: edge.p95Ms,
+      health: edgeHealth(edge.count, edge.errorRatio),
+    }));
+    this.pipeline.render(nodes, edges, this.selected);
+    const caption =
+      this.graphError !== null
+        ? `Could not load the graph: ${this.graphError}`
+        : graph === null
+          ? "Loading the service graph…"
+          : `${nodes.length} nodes, ${edges.length} edges · calls over the last ${GRAPH_WINDOW_SECONDS / 60} minutes`;
+    this.pipeline.setCaption(caption);
+  }
+
+  /**
+   * A service's current RED numbers from the live `red.*` metrics (derived from its spans, like the
+   * graph's), or null when it has none.
+   */
+  private liveRed(service: string, now: number): { rate: number | null; errorRatio: number | null; p95Ms: number | null } | null {
+    const requests = this.state.buckets(service, RED_METRICS.requests);
+    if (requests.length === 0) return null;
+    const rate = currentRate(requests, now, BUCKET_SECONDS);
+    const errors = currentRate(this.state.buckets(service, RED_METRICS.errors), now, BUCKET_SECONDS);
+    const duration = this.state.buckets(service, RED_METRICS.duration);
+    const latest = duration.at(-1);
+    const unit = this.state.info(service, RED_METRICS.duration)?.unit ?? "ms";
+    const stale = latest === undefined || latest.start + 3 * BUCKET_SECONDS < now;
+    return {
+      rate,
+      errorRatio: rate !== null && rate > 0 ? Math.min(1, (errors ?? 0) / rate) : null,
+      p95Ms: stale || latest.p95 === null ? null : toMilliseconds(latest.p95, unit),
+    };
+  }
+
+  private renderDetails(service: string, now: number): void {
+    const live = this.serviceBuckets(service);
+    const { range, resolution } = this.servicePage.selectedRange;
+    const chartData = isLiveWindow(range, resolution, RETENTION_SECONDS) ? live : this.staticBuckets(service);
+    const step = resolutionSeconds(resolution);
+    this.servicePage.render(serviceStats(live, now, BUCKET_SECONDS), serviceCharts(chartData, now, step), rangeSeconds(range));
+    const node: GraphNode | null = this.graph?.nodes.find((n) => n.id === service) ?? null;
+    const severities = this.alerts.severitiesByService().get(service) ?? [];
+    const red = this.liveRed(service, now);
+    this.servicePage.setRed(
+      node,
+      nodeHealth({
+        count: red?.rate ?? node?.count ?? currentThroughput(live, now, BUCKET_SECONDS),
+        errorRatio: red?.errorRatio ?? node?.errorRatio ?? serviceStats(live, now, BUCKET_SECONDS).errorRatio,
+        alertSeverities: severities,
+      }),
+    );
+    this.servicePage.setAlerts(this.alerts.forService(service), now);
+    this.servicePage.setTraces(traceRows(this.recentTraces, this.traces.involving(service, RECENT_TRACES), RECENT_TRACES));
   }
 
   private serviceBuckets(service: string): ServiceBuckets {
@@ -273,4 +690,21 @@ export class App {
       memoryUnit: unit(METRICS.memory),
     };
   }
+
+  private staticBuckets(service: string): ServiceBuckets {
+    const live = this.serviceBuckets(service);
+    const get = (metric: string) => this.staticHistory.get(metric) ?? [];
+    return {
+      ...live,
+      latency: get(METRICS.latency),
+      requests: get(METRICS.requests),
+      errors: get(METRICS.errors),
+      cpu: get(METRICS.cpu),
+      memory: get(METRICS.memory),
+    };
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

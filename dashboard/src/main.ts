@@ -9,7 +9,10 @@ async function boot(): Promise<void> {
   if (root === null) return;
   const configUrl = new URL("config.json", document.baseURI).toString();
   const { config, warning } = await loadConfig(window.fetch.bind(window), window.location, configUrl);
-  new App(root, config, { fetch: window.fetch.bind(window), nowMs: () => Date.now() }, warning).start();
+  const app = new App(root, config, { fetch: window.fetch.bind(window), nowMs: () => Date.now() }, warning);
+  // Counters for the benchmark and for curious people in the console.
+  (window as unknown as { flowscope: { debugInfo: () => Record<string, number> } }).flowscope = app;
+  app.start();
 }
 
 void boot();

@@ -24,7 +24,7 @@ const update = {
 describe("parseServerMessage", () => {
   it("parses a metrics_update with its updates", () => {
     const message = parseServerMessage(JSON.stringify({ type: "metrics_update", seq: 7, updates: [update] }));
-    expect(message).toEqual({ type: "metrics_update", seq: 7, updates: [update] });
+    expect(message).toEqual({ type: "metrics_update", seq: 7, updates: [update], traces: [] });
   });
 
   it("drops malformed updates but keeps the well-formed ones of the same message", () => {
@@ -68,5 +68,45 @@ describe("parseServerMessage", () => {
     for (const text of ["", "not json", "[]", '{"type":"surprise"}', '{"type":"hello"}', '{"type":"metrics_update","updates":[]}']) {
       expect(parseServerMessage(text)).toBeNull();
     }
+  });
+});
+
+describe("parseServerMessage, trace and alert events", () => {
+  it("reads a trace event and dates it by arrival when it has no start", () => {
+    const message = parseServerMessage(
+      JSON.stringify({ type: "trace", trace_id: "t", hops: [{ from: "api", to: "auth", offset_ms: 1, duration_ms: 2 }] }),
+      1234,
+    );
+    expect(message).toMatchObject({ type: "traces", traces: [{ traceId: "t", startMs: 1234, hops: [{ from: "api", to: "auth" }] }] });
+  });
+
+  it("reads trace events batched in their own message or riding along with metric updates", () => {
+    const event = {
+      trace_id: "t2",
+      root_service: "api",
+      root_name: null,
+      start_unix_ms: 1764000000123.5,
+      duration_ms: 42,
+      error: false,
+      reason: "quota",
+      hops: [{ from: "api", to: "postgresql", kind: "call", to_kind: "database", offset_ms: 3, duration_ms: 9, error: false }],
+    };
+    expect(parseServerMessage(JSON.stringify({ type: "traces", traces: [event, { nope: 1 }] }))).toMatchObject({
+      type: "traces",
+      traces: [{ traceId: "t2", startMs: 1764000000123.5, rootName: "", hops: [{ to: "postgresql", offsetMs: 3 }] }],
+    });
+    const batched = parseServerMessage(JSON.stringify({ type: "metrics_update", seq: 5, updates: [], traces: [event] }));
+    expect(batched).toMatchObject({ type: "metrics_update", seq: 5, traces: [{ traceId: "t2" }] });
+    expect(parseServerMessage(JSON.stringify({ type: "metrics_update", seq: 6, updates: [] }))).toMatchObject({ traces: [] });
+  });
+
+  it("reads an alert event", () => {
+    const message = parseServerMessage(JSON.stringify({ type: "alert", alert: { fingerprint: "f", state: "firing", severity: "critical" } }));
+    expect(message).toMatchObject({ type: "alert", alert: { fingerprint: "f", severity: "critical" } });
+  });
+
+  it("drops trace and alert events that lack their id", () => {
+    expect(parseServerMessage(JSON.stringify({ type: "trace", hops: [] }))).toBeNull();
+    expect(parseServerMessage(JSON.stringify({ type: "alert", alert: {} }))).toBeNull();
   });
 });

@@ -1,6 +1,8 @@
 // Parsing of what the server sends. Every message is checked before use: a malformed message is
 // dropped (and reported) instead of corrupting chart state or throwing inside an event handler.
 
+import { parseAlert } from "./alerts/model";
+import { parseTraceEvent, type TraceEvent } from "./traces/model";
 import type {
   Attributes,
   Bucket,
@@ -105,8 +107,21 @@ function parseUpdates(value: unknown): LiveUpdate[] {
   return updates;
 }
 
-/** Parses one WebSocket text frame; null for anything that is not a known, well-formed message. */
-export function parseServerMessage(text: string): ServerMessage | null {
+function parseTraces(value: unknown, receivedMs: number): TraceEvent[] {
+  if (!Array.isArray(value)) return [];
+  const traces: TraceEvent[] = [];
+  for (const item of value) {
+    const trace = parseTraceEvent(item, receivedMs);
+    if (trace !== null) traces.push(trace);
+  }
+  return traces;
+}
+
+/**
+ * Parses one WebSocket text frame; null for anything that is not a known, well-formed message.
+ * `receivedMs` dates a trace event that carries no start time.
+ */
+export function parseServerMessage(text: string, receivedMs: number = Date.now()): ServerMessage | null {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -126,9 +141,20 @@ export function parseServerMessage(text: string): ServerMessage | null {
     case "metrics_update":
     case "snapshot":
       if (seq === null) return null;
-      return { type: value.type, seq, updates: parseUpdates(value.updates) };
+      // Trace events may ride along with a flush's metric updates.
+      return { type: value.type, seq, updates: parseUpdates(value.updates), traces: parseTraces(value.traces, receivedMs) };
     case "pong":
       return { type: "pong" };
+    case "trace":
+    case "traces": {
+      // One event (`{"type":"trace","trace_id":…}`) or a batch (`{"type":"traces","traces":[…]}`).
+      const traces = Array.isArray(value.traces) ? parseTraces(value.traces, receivedMs) : parseTraces([value], receivedMs);
+      return traces.length === 0 ? null : { type: "traces", traces };
+    }
+    case "alert": {
+      const alert = parseAlert(value);
+      return alert === null ? null : { type: "alert", alert };
+    }
     case "error":
       return {
         type: "error",

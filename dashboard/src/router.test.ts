@@ -1,20 +1,32 @@
 import { describe, expect, it } from "vitest";
-import { parseRoute, serviceHref } from "./router";
+import { parseRoute, pipelineHref, serviceHref, traceHref } from "./router";
 
 describe("router", () => {
-  it("maps an empty hash to the services page", () => {
-    expect(parseRoute("")).toEqual({ page: "services" });
-    expect(parseRoute("#/")).toEqual({ page: "services" });
+  it("maps an empty hash to the overview", () => {
+    expect(parseRoute("")).toEqual({ page: "overview" });
+    expect(parseRoute("#/")).toEqual({ page: "overview" });
+    expect(parseRoute("#/overview")).toEqual({ page: "overview" });
   });
 
   it("round-trips service names with characters that need escaping", () => {
     for (const name of ["api", "unknown_service:node", "a b/c", "ünïcode"]) {
       expect(parseRoute(serviceHref(name))).toEqual({ page: "service", service: name });
+      expect(parseRoute(pipelineHref(name))).toEqual({ page: "pipeline", service: name });
     }
+  });
+
+  it("addresses the graph with and without a panel, traces and alerts", () => {
+    expect(parseRoute(pipelineHref(null))).toEqual({ page: "pipeline", service: null });
+    expect(parseRoute(traceHref("4bf92f3577b34da6a3ce929d0e0e4736"))).toEqual({
+      page: "trace",
+      traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+    });
+    expect(parseRoute("#/alerts")).toEqual({ page: "alerts" });
   });
 
   it("reports unknown or malformed pages as not found", () => {
     expect(parseRoute("#/nowhere")).toEqual({ page: "not_found", hash: "#/nowhere" });
     expect(parseRoute("#/services/%E0%A4%A")).toEqual({ page: "not_found", hash: "#/services/%E0%A4%A" });
+    expect(parseRoute("#/services")).toEqual({ page: "not_found", hash: "#/services" });
   });
 });

@@ -1,23 +1,52 @@
 // Pages are addressed by the URL hash, so any static host (S3, local mode) serves every page from
-// one index.html and a link to a service can be shared. New pages (pipeline graph, alerts, traces)
-// add a variant here and a view in `views/`.
+// one index.html and a link to a service, a trace or the graph with a panel open can be shared.
 
-export type Route = { page: "services" } | { page: "service"; service: string } | { page: "not_found"; hash: string };
+export type Route =
+  | { page: "overview" }
+  | { page: "pipeline"; service: string | null }
+  | { page: "service"; service: string }
+  | { page: "trace"; traceId: string }
+  | { page: "alerts" }
+  | { page: "not_found"; hash: string };
+
+function decode(part: string): string | null {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return null;
+  }
+}
 
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, "").replace(/^\/+/, "").replace(/\/+$/, "");
-  if (path === "" || path === "services") return { page: "services" };
-  const match = /^services\/([^/]+)$/.exec(path);
-  if (match?.[1] !== undefined) {
-    try {
-      return { page: "service", service: decodeURIComponent(match[1]) };
-    } catch {
-      return { page: "not_found", hash };
-    }
+  if (path === "" || path === "overview") return { page: "overview" };
+  if (path === "pipeline") return { page: "pipeline", service: null };
+  if (path === "alerts") return { page: "alerts" };
+  const match = /^(services|pipeline|traces)\/([^/]+)$/.exec(path);
+  const name = match?.[2] === undefined ? null : decode(match[2]);
+  if (match === null || name === null || name === "") return { page: "not_found", hash };
+  switch (match[1]) {
+    case "services":
+      return { page: "service", service: name };
+    case "pipeline":
+      return { page: "pipeline", service: name };
+    default:
+      return { page: "trace", traceId: name };
   }
-  return { page: "not_found", hash };
 }
 
 export function serviceHref(service: string): string {
   return `#/services/${encodeURIComponent(service)}`;
 }
+
+/** The graph with `service`'s details panel open (or closed, for null). */
+export function pipelineHref(service: string | null): string {
+  return service === null ? "#/pipeline" : `#/pipeline/${encodeURIComponent(service)}`;
+}
+
+export function traceHref(traceId: string): string {
+  return `#/traces/${encodeURIComponent(traceId)}`;
+}
+
+export const OVERVIEW_HREF = "#/overview";
+export const ALERTS_HREF = "#/alerts";

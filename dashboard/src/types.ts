@@ -1,6 +1,9 @@
 // The wire contract with the Flowscope server (query API and WebSocket), as TypeScript types.
 // Mirrors `shared/src/query.rs` and `shared/src/live/wire.rs`.
 
+import type { Alert } from "./alerts/model";
+import type { TraceEvent } from "./traces/model";
+
 export type MetricKind =
   | "gauge"
   | "counter"
@@ -69,8 +72,12 @@ export interface LiveUpdate extends Bucket {
 
 export type ServerMessage =
   | { type: "hello"; connection_id: string; seq: number }
-  | { type: "metrics_update"; seq: number; updates: LiveUpdate[] }
-  | { type: "snapshot"; seq: number; updates: LiveUpdate[] }
+  /** Kept traces' service hops, for the pipeline graph's animation (one event or a batch). */
+  | { type: "traces"; traces: TraceEvent[] }
+  /** An alert changed state (started firing, resolved, was acknowledged or silenced). */
+  | { type: "alert"; alert: Alert }
+  | { type: "metrics_update"; seq: number; updates: LiveUpdate[]; traces: TraceEvent[] }
+  | { type: "snapshot"; seq: number; updates: LiveUpdate[]; traces: TraceEvent[] }
   | { type: "pong" }
   | { type: "error"; message: string };
 

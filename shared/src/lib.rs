@@ -7,6 +7,7 @@
 //! [`ports::ConnectionPusher`]. [`query`] reads the store back.
 
 pub mod aggregate;
+pub mod alerts;
 pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -20,3 +21,4 @@ pub mod query;
 pub mod record;
 pub mod sketch;
 pub mod spans;
+pub mod traces;

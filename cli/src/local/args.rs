@@ -42,6 +42,10 @@ pub struct LocalArgs {
     /// With `--aws`: prefix of the stream and table names (`<prefix>-points`, `<prefix>-buckets`, …).
     #[arg(long, env = "FLOWSCOPE_AWS_PREFIX", default_value = "flowscope-local")]
     pub aws_prefix: String,
+    /// Alert rules (YAML). Default: `infra/alert-rules.yaml` when it exists, else the built-in
+    /// copy of the shipped defaults.
+    #[arg(long, env = "FLOWSCOPE_ALERT_RULES")]
+    pub alert_rules: Option<PathBuf>,
     /// Retention of 1-minute buckets (e.g. 7d, 12h).
     #[arg(long, env = "FLOWSCOPE_RETENTION_1M", default_value = "7d")]
     pub retention_1m: String,

@@ -11,33 +11,35 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use flowscope_core::alerts::AlertApi;
 use flowscope_core::auth::ApiKeys;
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::session::{self, ConnectError};
 use flowscope_core::live::{LiveHub, ServerMessage};
 use flowscope_core::ports::{
-    ConnectionPusher, ConnectionStore, MetricStore, PushError, StreamSink,
+    AlertStore, ConnectionPusher, ConnectionStore, MetricStore, PushError, StreamSink,
 };
 use flowscope_core::query::QueryApi;
 use futures::{SinkExt, StreamExt};
 use tower_http::services::{ServeDir, ServeFile};
 
+use super::alerting::{push_events, Alerting};
 use super::connections::{LocalConnections, Outgoing};
 use super::stats::AggregatorStats;
 use super::unix_now;
 
 #[derive(Clone)]
 pub struct GatewayState {
-    pub store: Arc<dyn MetricStore>,
     pub connections: Arc<dyn ConnectionStore>,
     pub pusher: Arc<LocalConnections>,
     pub hub: Arc<LiveHub>,
     pub ingest: Arc<Ingest<dyn StreamSink>>,
     pub aggregator_stats: Arc<AggregatorStats>,
+    pub api: ApiHandles,
     pub keys: ApiKeys,
     pub token: Option<String>,
     pub dashboard_dir: PathBuf,
@@ -47,10 +49,9 @@ pub fn router(state: GatewayState) -> Router {
     let dashboard = ServeDir::new(&state.dashboard_dir)
         .fallback(ServeFile::new(state.dashboard_dir.join("index.html")));
     let has_dashboard = state.dashboard_dir.join("index.html").exists();
-    let api = QueryApiHandle(Arc::new(QueryApi::new(state.store.clone())));
     let router = Router::new()
         .route("/api/pipeline", get(pipeline_stats))
-        .route("/api/{*path}", get(query_api).with_state(api))
+        .route("/api/{*path}", any(api_routes))
         .route("/ws", get(websocket))
         .route(
             "/@connections/{id}",
@@ -73,13 +74,55 @@ pub fn router(state: GatewayState) -> Router {
 }
 
 #[derive(Clone)]
-struct QueryApiHandle(Arc<QueryApi<dyn MetricStore>>);
+pub struct ApiHandles {
+    pub query: Arc<QueryApi<dyn MetricStore>>,
+    pub alerts: Arc<AlertApi<dyn AlertStore>>,
+}
 
-async fn query_api(State(api): State<QueryApiHandle>, uri: Uri) -> Response {
-    let response = api
-        .0
-        .handle(uri.path(), uri.query().unwrap_or(""), unix_now())
+impl ApiHandles {
+    pub fn new(store: Arc<dyn MetricStore>, alerting: &Alerting) -> ApiHandles {
+        ApiHandles {
+            query: Arc::new(QueryApi::new(store)),
+            alerts: Arc::new(AlertApi::new(
+                alerting.store.clone(),
+                alerting.rules.clone(),
+            )),
+        }
+    }
+}
+
+/// `/api/*`: the alert routes (which also take POST/DELETE) or the read-only query API.
+async fn api_routes(
+    State(state): State<GatewayState>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let (path, query) = (uri.path(), uri.query().unwrap_or(""));
+    let response = if AlertApi::<dyn AlertStore>::handles(path) {
+        let outcome = state
+            .api
+            .alerts
+            .handle_with_events(method.as_str(), path, query, &body, unix_now())
+            .await;
+        // An acknowledgement is shown to every client watching the service at once.
+        push_events(
+            state.connections.as_ref(),
+            state.pusher.as_ref(),
+            &outcome.events,
+        )
         .await;
+        outcome.response
+    } else if method == Method::GET {
+        state.api.query.handle(path, query, unix_now()).await
+    } else {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET")],
+            Json(serde_json::json!({ "error": format!("{method} is not allowed on {path}") })),
+        )
+            .into_response();
+    };
     (
         StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         [(header::CONTENT_TYPE, "application/json")],

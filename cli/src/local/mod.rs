@@ -10,6 +10,7 @@
 //! buckets and connections, and fan-out posts through aws-sdk-apigatewaymanagement to this gateway's
 //! `@connections` endpoint.
 
+mod alerting;
 mod args;
 mod backend;
 mod connections;
@@ -30,6 +31,7 @@ use flowscope_core::ports::{ConnectionPusher, ConnectionStore, MetricStore, Stre
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use alerting::Alerting;
 pub use args::LocalArgs;
 use backend::Backend;
 use connections::LocalConnections;
@@ -92,6 +94,10 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         Backend::embedded(&args, retention)?
     };
     let (store, connections) = (backend.store.clone(), backend.connections.clone());
+    let alerting = Arc::new(Alerting::open(
+        &args.data_dir,
+        alerting::load_rules(args.alert_rules.as_deref())?,
+    )?);
     let pusher = Arc::new(LocalConnections::default());
     let hub = Arc::new(LiveHub::default());
     let ingest: Arc<Ingest<dyn StreamSink>> = Arc::new(Ingest::new(
@@ -129,16 +135,25 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     let fanout_pusher: Arc<dyn ConnectionPusher> = fanout_pusher(&backend, &pusher, http_addr);
     tasks.spawn(until_stopped(
         stopped.clone(),
-        flush_loop(hub.clone(), connections.clone(), fanout_pusher),
+        flush_loop(hub.clone(), connections.clone(), fanout_pusher.clone()),
+    ));
+    tasks.spawn(until_stopped(
+        stopped.clone(),
+        alerting::evaluation_loop(
+            alerting.clone(),
+            store.clone(),
+            connections.clone(),
+            fanout_pusher,
+        ),
     ));
     tasks.spawn(until_stopped(stopped.clone(), purge_loop(store.clone())));
 
     let gateway = gateway::router(gateway::GatewayState {
-        store,
         connections,
         pusher,
         hub,
         ingest: ingest.clone(),
+        api: gateway::ApiHandles::new(store.clone(), &alerting),
         aggregator_stats,
         keys: args.ws_keys()?,
         token: args.token.clone(),

@@ -81,7 +81,7 @@ function parseEdge(value: unknown, windowSeconds: number): GraphEdge | null {
   const source = textField(value, "source", "from", "client", "caller", "producer");
   const target = textField(value, "target", "to", "server", "callee", "consumer");
   if (source === null || target === null) return null;
-  const kind = textField(value, "kind", "type") ?? "call";
+  const kind = textField(value, "connection", "kind", "type") ?? "call";
   return {
     source,
     target,

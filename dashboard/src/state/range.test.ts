@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { allowedResolutions, defaultResolution, isLiveWindow, queryWindow, RANGES, resolutionFor } from "./range";
+import { allowedResolutions, defaultResolution, isLiveWindow, queryWindow, RANGES } from "./range";
 
 describe("range pickers", () => {
   it("offers only resolutions that give between 3 and 2000 buckets", () => {
@@ -12,11 +12,6 @@ describe("range pickers", () => {
 
   it("defaults to a resolution each range allows", () => {
     for (const range of RANGES) expect(allowedResolutions(range.name)).toContain(defaultResolution(range.name));
-  });
-
-  it("keeps the chosen resolution when the new range allows it", () => {
-    expect(resolutionFor("24h", "1m")).toBe("1m");
-    expect(resolutionFor("7d", "1m")).toBe("1h");
   });
 
   it("queries whole buckets, up to and including the current one", () => {

@@ -51,11 +51,6 @@ export function defaultResolution(range: RangeName): Resolution {
   }
 }
 
-/** Keeps the chosen resolution if the new range allows it, else the range's default. */
-export function resolutionFor(range: RangeName, wanted: Resolution): Resolution {
-  return allowedResolutions(range).includes(wanted) ? wanted : defaultResolution(range);
-}
-
 /**
  * The query window: whole buckets, ending with the one that is filling now, so the chart's right
  * edge is the current bucket.

@@ -1,6 +1,6 @@
-// A time-series line chart (uPlot) that fits its container's width and says "No data yet" when
-// it has nothing to draw. `data-points` on the figure exposes how many points it shows (for tests
-// and for anyone inspecting the page).
+// A time-series chart (uPlot) that fits its container's width and says "No data yet" when it has
+// nothing to draw: lines, stacked areas or bars. `data-points` on the figure exposes how many
+// points it shows (for tests and for anyone inspecting the page).
 
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
@@ -13,11 +13,18 @@ export interface LineSpec {
   color: string;
 }
 
+export type ChartKind = "line" | "stacked-area" | "bars";
+
 export interface LineChartOptions {
   /** Stable name, exposed as `data-chart`. */
   name: string;
   title: string;
   lines: LineSpec[];
+  /**
+   * "stacked-area": columns are cumulative (line k = lines 0..k added up) and drawn as bands; the
+   * legend shows each band's own value from the `legendColumns` given to `setData`.
+   */
+  kind?: ChartKind;
   /** Formats a y value for the axis and the legend. */
   formatValue: (value: number) => string;
   height?: number;
@@ -36,8 +43,12 @@ export class LineChart {
   private readonly resizeObserver: ResizeObserver;
   private readonly height: number;
   private xRange: [number, number] = [0, 1];
+  private lines: LineSpec[];
+  /** Per-band values for the legend of a stacked chart, in `lines` order. */
+  private legendColumns: ChartColumns | null = null;
 
   constructor(private readonly options: LineChartOptions) {
+    this.lines = options.lines;
     this.height = options.height ?? 200;
     this.plotHost = el("div", { class: "chart-plot" });
     this.empty = el("p", { class: "chart-empty" }, ["No data yet"]);
@@ -50,13 +61,32 @@ export class LineChart {
     this.resizeObserver.observe(this.plotHost);
   }
 
-  setData(columns: ChartColumns): void {
+  /** Replaces the lines (e.g. the services shown changed); the plot is rebuilt on the next data. */
+  setLines(lines: LineSpec[]): void {
+    const same =
+      lines.length === this.lines.length &&
+      lines.every((line, i) => line.label === this.lines[i]?.label && line.color === this.lines[i]?.color);
+    if (same) return;
+    this.lines = lines;
+    this.plot?.destroy();
+    this.plot = null;
+  }
+
+  /** Sets the minimum x span (seconds), e.g. the picked time range. */
+  setMinSpan(seconds: number): void {
+    this.options.minSpanSeconds = seconds;
+  }
+
+  setData(columns: ChartColumns, legendColumns?: ChartColumns): void {
     const points = pointCount(columns);
     this.element.dataset.points = String(points);
     this.empty.hidden = points > 0;
     this.plotHost.classList.toggle("is-empty", points === 0);
     this.xRange = xRange(columns[0], this.options.minSpanSeconds ?? 15 * 60, Date.now() / 1000);
-    const data = columns as unknown as uPlot.AlignedData;
+    this.legendColumns = legendColumns ?? null;
+    // Stacked bands are drawn widest (the total) first, so each narrower band stays visible on top.
+    const ordered = this.options.kind === "stacked-area" ? [columns[0], ...columns.slice(1).reverse()] : columns;
+    const data = ordered as unknown as uPlot.AlignedData;
     if (this.plot === null) {
       this.plot = new uPlot(this.plotOptions(), data, this.plotHost);
     } else {
@@ -67,7 +97,7 @@ export class LineChart {
   /** Clears the chart, e.g. when switching to another service. */
   reset(message = "No data yet"): void {
     setText(this.empty, message);
-    const emptyColumns: ChartColumns = [[], ...this.options.lines.map(() => [])];
+    const emptyColumns: ChartColumns = [[], ...this.lines.map(() => [])];
     this.setData(emptyColumns);
   }
 
@@ -102,7 +132,13 @@ export class LineChart {
       width: this.width(),
       height: this.height,
       // The x range is ours, not uPlot's: its auto-range stretches a single point over a whole day.
-      scales: { x: { time: true, range: (): uPlot.Range.MinMax => this.xRange } },
+      scales: {
+        x: { time: true, range: (): uPlot.Range.MinMax => this.xRange },
+        // Areas and bars measure amounts from zero; lines may zoom in on their own range.
+        ...(this.options.kind === "stacked-area" || this.options.kind === "bars"
+          ? { y: { range: (_u: uPlot, _min: number, max: number): uPlot.Range.MinMax => [0, max > 0 ? max * 1.1 : 1] } }
+          : {}),
+      },
       legend: { show: true, live: true },
       cursor: { drag: { x: false, y: false } },
       axes: [
@@ -113,20 +149,61 @@ export class LineChart {
           values: (_plot, ticks) => ticks.map((tick) => format(tick)),
         },
       ],
-      series: [
-        {},
-        ...this.options.lines.map(
-          (line): uPlot.Series => ({
-            label: line.label,
-            stroke: line.color,
-            width: 2,
-            points: { show: true, size: 4 },
-            value: (_plot, value) => (value === null || value === undefined ? "—" : format(value)),
-          }),
-        ),
-      ],
+      series: [{}, ...this.seriesOptions()],
     };
   }
+
+  private seriesOptions(): uPlot.Series[] {
+    const format = this.options.formatValue;
+    const shown = (value: number | null | undefined) =>
+      value === null || value === undefined ? "—" : format(value);
+    switch (this.options.kind ?? "line") {
+      case "line":
+        return this.lines.map((line) => ({
+          label: line.label,
+          stroke: line.color,
+          width: 2,
+          points: { show: true, size: 4 },
+          value: (_plot, value) => shown(value),
+        }));
+      case "bars":
+        return this.lines.map((line) => ({
+          label: line.label,
+          stroke: line.color,
+          fill: withAlpha(line.color, 0.75),
+          width: 1,
+          paths: uPlot.paths.bars?.({ size: [0.7, 40], align: 0 }),
+          points: { show: false },
+          value: (_plot, value) => shown(value),
+        }));
+      case "stacked-area": {
+        const count = this.lines.length;
+        return [...this.lines].reverse().map((line, reversedIndex) => {
+          const lineIndex = count - 1 - reversedIndex;
+          return {
+            label: line.label,
+            stroke: line.color,
+            fill: withAlpha(line.color, 0.35),
+            width: 1.5,
+            points: { show: false },
+            // The legend names the band's own value, not the running total it is drawn at.
+            value: (_plot, value, _series, dataIndex) => {
+              const own = this.legendColumns?.[lineIndex + 1]?.[dataIndex ?? -1];
+              return own === undefined ? shown(value) : shown(own);
+            },
+          };
+        });
+      }
+    }
+  }
+}
+
+/** `#rrggbb` with an alpha, for fills under lines and bars. */
+export function withAlpha(hex: string, alpha: number): string {
+  const match = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex);
+  if (match === null) return hex;
+  const [r, g, b] = [match[1], match[2], match[3]].map((part) => parseInt(part ?? "0", 16));
+  return `rgba(${r}, ${g}, ${b}, ${alpha})`;
 }
 
 /** At least `minSpan` seconds ending at the newest point (or now, with no points). */

@@ -2,7 +2,10 @@
 // alone is not enough for colour-blind users or screen readers).
 
 import type { ConnectionStatus } from "../live/connection";
+import { ALERTS_HREF, OVERVIEW_HREF, pipelineHref } from "../router";
 import { el, setText } from "./dom";
+
+export type Section = "overview" | "pipeline" | "alerts" | null;
 
 export function statusText(status: ConnectionStatus): string {
   switch (status.state) {
@@ -21,6 +24,8 @@ export function statusText(status: ConnectionStatus): string {
 
 export class Header {
   private readonly status: HTMLElement;
+  private readonly links = new Map<Exclude<Section, null>, HTMLAnchorElement>();
+  private readonly alertCount: HTMLElement;
 
   constructor(container: HTMLElement) {
     this.status = el("span", {
@@ -31,12 +36,40 @@ export class Header {
       "data-state": "connecting",
     });
     this.status.append(el("span", { class: "status-dot", "aria-hidden": "true" }), el("span", { class: "status-text" }, ["Connecting…"]));
+    this.alertCount = el("span", { class: "nav-count", "data-testid": "alert-count", hidden: true });
+    const link = (section: Exclude<Section, null>, href: string, label: string, extra: Node[] = []) => {
+      const a = el("a", { class: "nav-link", href, "data-nav": section }, [label, ...extra]);
+      this.links.set(section, a);
+      return el("li", {}, [a]);
+    };
     container.append(
       el("header", { class: "app-header" }, [
         el("a", { class: "brand", href: "#/" }, [el("span", { class: "brand-mark", "aria-hidden": "true" }, ["◆"]), "Flowscope"]),
+        el("nav", { class: "main-nav", "aria-label": "Main" }, [
+          el("ul", {}, [
+            link("overview", OVERVIEW_HREF, "Overview"),
+            link("pipeline", pipelineHref(null), "Pipeline"),
+            link("alerts", ALERTS_HREF, "Alerts", [this.alertCount]),
+          ]),
+        ]),
         this.status,
       ]),
     );
+  }
+
+  setSection(section: Section): void {
+    for (const [name, a] of this.links) {
+      if (name === section) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+  }
+
+  /** Firing alerts, shown next to "Alerts" (hidden at zero). */
+  setAlertCount(count: number, critical: number): void {
+    this.alertCount.hidden = count === 0;
+    this.alertCount.dataset.critical = String(critical > 0);
+    setText(this.alertCount, String(count));
+    this.alertCount.setAttribute("aria-label", `${count} active`);
   }
 
   setStatus(status: ConnectionStatus): void {

@@ -1,5 +1,9 @@
-// One service's page: live stat cards and the latency, throughput and utilization charts.
+// One service's details: RED numbers from the service graph, live stat cards, the latency,
+// throughput and utilization charts over a picked range and resolution, its alerts and its recent
+// traces (each a link to the trace view). Shown as a page (`#/services/x`) or as the panel beside
+// the pipeline graph (`#/pipeline/x`): the same element moves between the two.
 
+import type { Alert } from "../alerts/model";
 import {
   compactNumber,
   formatMilliseconds,
@@ -7,7 +11,20 @@ import {
   formatRate,
   formatRatio,
 } from "../format";
+import { HEALTH_LABEL, type Health } from "../graph/health";
+import type { GraphNode } from "../graph/model";
+import { traceHref } from "../router";
+import {
+  allowedResolutions,
+  defaultResolution,
+  RANGES,
+  RESOLUTIONS,
+  type RangeName,
+} from "../state/range";
 import type { ServiceCharts, ServiceStats } from "../state/service-stats";
+import type { TraceEvent, TraceSummary } from "../traces/model";
+import type { Resolution } from "../types";
+import { AlertList, type AlertActions } from "./alert-list";
 import { LineChart } from "./chart";
 import { el, setText } from "./dom";
 
@@ -24,16 +41,73 @@ const COLORS = {
   purple: "#d2a8ff",
 };
 
+export interface ServicePageCallbacks extends AlertActions {
+  onRangeChange(range: RangeName, resolution: Resolution): void;
+  /** The panel's close button (only shown beside the graph). */
+  onClose(): void;
+}
+
+/** A recent trace as listed: from the API's summaries or from live trace events. */
+export interface TraceRow {
+  traceId: string;
+  operation: string;
+  startMs: number | null;
+  durationMs: number | null;
+  spans: number | null;
+  error: boolean;
+}
+
+export function traceRows(summaries: readonly TraceSummary[], live: readonly TraceEvent[], limit: number): TraceRow[] {
+  const rows = new Map<string, TraceRow>();
+  for (const t of live) {
+    rows.set(t.traceId, {
+      traceId: t.traceId,
+      operation: t.rootName || t.rootService,
+      startMs: t.startMs,
+      durationMs: t.durationMs,
+      spans: null,
+      error: t.error,
+    });
+  }
+  // The API knows more (span counts), so its row wins for a trace both know.
+  for (const t of summaries) {
+    rows.set(t.traceId, {
+      traceId: t.traceId,
+      operation: t.rootName || t.rootService,
+      startMs: t.startMs,
+      durationMs: t.durationMs,
+      spans: t.spanCount,
+      error: t.error,
+    });
+  }
+  return [...rows.values()].sort((a, b) => (b.startMs ?? 0) - (a.startMs ?? 0)).slice(0, limit);
+}
+
 export class ServicePage {
   readonly element: HTMLElement;
   private readonly title: HTMLElement;
+  private readonly healthBadge: HTMLElement;
+  private readonly closeButton: HTMLButtonElement;
   private readonly notice: HTMLElement;
+  private readonly red: HTMLElement;
   private readonly cards = new Map<string, StatCard>();
   private readonly charts: { latency: LineChart; throughput: LineChart; utilization: LineChart };
+  private readonly rangeButtons = new Map<RangeName, HTMLButtonElement>();
+  private readonly resolutionButtons = new Map<Resolution, HTMLButtonElement>();
+  private readonly rangeNote: HTMLElement;
+  private readonly alertList: AlertList;
+  private readonly traceBody: HTMLTableSectionElement;
+  private readonly traceEmpty: HTMLElement;
+  private range: RangeName = "15m";
+  private resolution: Resolution = "1m";
 
-  constructor() {
+  constructor(private readonly callbacks: ServicePageCallbacks) {
     this.title = el("h1", { class: "page-title", "data-testid": "service-title" });
+    this.healthBadge = el("span", { class: "health-badge", "data-testid": "service-health" });
+    this.closeButton = el("button", { type: "button", class: "button panel-close", "aria-label": "Close details" }, ["Close"]);
+    this.closeButton.addEventListener("click", () => this.callbacks.onClose());
     this.notice = el("p", { class: "notice", role: "note", hidden: true });
+    this.red = el("dl", { class: "red-summary", "data-testid": "red-summary" });
     const cardGrid = el("section", { class: "stat-grid", "aria-label": "Current values" }, [
       this.card("throughput", "Throughput", (s) => formatRate(s.throughput)),
       this.card("p95", "p95 latency", (s) => formatMilliseconds(s.p95LatencyMs)),
@@ -71,17 +145,69 @@ export class ServicePage {
         formatValue: formatPercent,
       }),
     };
-    const chartGrid = el("section", { class: "chart-grid", "aria-label": "Charts, last hour" }, [
+    this.rangeNote = el("p", { class: "range-note" });
+    const pickers = el("div", { class: "pickers" }, [
+      this.picker(
+        "Range",
+        "range-picker",
+        RANGES.map((r) => ({ value: r.name, label: r.label })),
+        this.rangeButtons,
+        // A new range brings its own readable resolution; it can be changed afterwards.
+        (value) => this.pick(value, defaultResolution(value)),
+      ),
+      this.picker(
+        "Resolution",
+        "resolution-picker",
+        RESOLUTIONS.map((r) => ({ value: r.name, label: r.label })),
+        this.resolutionButtons,
+        (value) => this.pick(this.range, value),
+      ),
+      this.rangeNote,
+    ]);
+    const chartGrid = el("section", { class: "chart-grid", "aria-label": "Charts" }, [
       this.charts.latency.element,
       this.charts.throughput.element,
       this.charts.utilization.element,
     ]);
-    this.element = el("section", { class: "service-page", "data-testid": "service-page" }, [
-      this.title,
-      this.notice,
-      cardGrid,
-      chartGrid,
+    this.alertList = new AlertList(callbacks, {
+      emptyText: "No active alerts.",
+      showService: false,
+      testId: "service-alerts",
+    });
+    this.traceBody = el("tbody");
+    this.traceEmpty = el("p", { class: "empty" }, ["No traces kept for this service yet."]);
+    const traces = el("section", { class: "panel-section", "aria-labelledby": "recent-traces-heading" }, [
+      el("h2", { class: "section-title", id: "recent-traces-heading" }, ["Recent traces"]),
+      el("div", { class: "table-scroll" }, [
+        el("table", { class: "trace-table", "data-testid": "recent-traces" }, [
+          el("thead", {}, [
+            el("tr", {}, [
+              el("th", { scope: "col" }, ["When"]),
+              el("th", { scope: "col" }, ["Operation"]),
+              el("th", { scope: "col", class: "numeric" }, ["Duration"]),
+              el("th", { scope: "col", class: "numeric" }, ["Spans"]),
+              el("th", { scope: "col" }, ["Status"]),
+            ]),
+          ]),
+          this.traceBody,
+        ]),
+      ]),
+      this.traceEmpty,
     ]);
+    this.element = el("section", { class: "service-page", "data-testid": "service-page" }, [
+      el("div", { class: "page-heading" }, [this.title, this.healthBadge, this.closeButton]),
+      this.notice,
+      this.red,
+      cardGrid,
+      pickers,
+      chartGrid,
+      el("section", { class: "panel-section", "aria-labelledby": "service-alerts-heading" }, [
+        el("h2", { class: "section-title", id: "service-alerts-heading" }, ["Alerts"]),
+        this.alertList.element,
+      ]),
+      traces,
+    ]);
+    this.syncPickers();
   }
 
   /** Switches to another service: clears what was shown for the previous one. */
@@ -91,13 +217,78 @@ export class ServicePage {
     this.setNotice(null);
     for (const card of this.cards.values()) setText(card.value, "—");
     for (const chart of Object.values(this.charts)) chart.reset("Loading…");
+    this.setRed(null, "no_data");
+    this.setTraces([]);
   }
 
-  render(stats: ServiceStats, charts: ServiceCharts): void {
+  /** As a panel beside the graph, the page offers a close button. */
+  setPanelMode(panel: boolean): void {
+    this.closeButton.hidden = !panel;
+    this.element.classList.toggle("is-panel", panel);
+  }
+
+  get selectedRange(): { range: RangeName; resolution: Resolution } {
+    return { range: this.range, resolution: this.resolution };
+  }
+
+  render(stats: ServiceStats, charts: ServiceCharts, spanSeconds: number): void {
     for (const card of this.cards.values()) setText(card.value, card.read(stats));
+    for (const chart of Object.values(this.charts)) chart.setMinSpan(spanSeconds);
     this.charts.latency.setData(charts.latency);
     this.charts.throughput.setData(charts.throughput);
     this.charts.utilization.setData(charts.utilization);
+  }
+
+  /** RED numbers of the service over the graph's window (null: the graph has not seen it). */
+  setRed(node: GraphNode | null, health: Health): void {
+    this.healthBadge.dataset.health = health;
+    setText(this.healthBadge, HEALTH_LABEL[health]);
+    const items: [string, string][] = [
+      ["Requests", node === null ? "—" : formatRate(node.rate)],
+      ["Errors", node === null ? "—" : formatRatio(node.errorRatio)],
+      ["p50", formatMilliseconds(node?.p50Ms)],
+      ["p95", formatMilliseconds(node?.p95Ms)],
+      ["p99", formatMilliseconds(node?.p99Ms)],
+    ];
+    if (this.red.children.length !== items.length) {
+      // Each term and its value in one box, so they wrap together.
+      this.red.replaceChildren(...items.map(([term]) => el("div", { class: "red-item" }, [el("dt", {}, [term]), el("dd", {})])));
+    }
+    items.forEach(([, value], i) => {
+      const dd = this.red.children[i]?.querySelector("dd");
+      if (dd !== null && dd !== undefined) setText(dd, value);
+    });
+    this.red.title = "From traces over the last 5 minutes";
+  }
+
+  setAlerts(alerts: readonly Alert[], nowSeconds: number): void {
+    this.alertList.render(alerts, nowSeconds);
+  }
+
+  setTraces(rows: readonly TraceRow[]): void {
+    this.traceEmpty.hidden = rows.length > 0;
+    const existing = new Map<string, HTMLTableRowElement>();
+    for (const row of this.traceBody.querySelectorAll<HTMLTableRowElement>("tr[data-trace]")) {
+      existing.set(row.dataset.trace ?? "", row);
+    }
+    const ordered = rows.map((row) => {
+      const tr = existing.get(row.traceId) ?? this.traceRow(row.traceId);
+      existing.delete(row.traceId);
+      const cells = tr.children;
+      const when = row.startMs === null ? "—" : new Date(row.startMs).toLocaleTimeString();
+      setText(cells[0] as Element, when);
+      const link = cells[1]?.querySelector("a");
+      if (link !== null && link !== undefined) setText(link, row.operation || row.traceId.slice(0, 8));
+      setText(cells[2] as Element, formatMilliseconds(row.durationMs));
+      setText(cells[3] as Element, row.spans === null ? "—" : String(row.spans));
+      setText(cells[4] as Element, row.error ? "error" : "ok");
+      tr.dataset.error = String(row.error);
+      return tr;
+    });
+    for (const stale of existing.values()) stale.remove();
+    ordered.forEach((tr, i) => {
+      if (this.traceBody.children[i] !== tr) this.traceBody.insertBefore(tr, this.traceBody.children[i] ?? null);
+    });
   }
 
   /** Text shown in an empty chart once its history has loaded. */
@@ -112,6 +303,61 @@ export class ServicePage {
 
   destroy(): void {
     for (const chart of Object.values(this.charts)) chart.destroy();
+  }
+
+  private traceRow(traceId: string): HTMLTableRowElement {
+    return el("tr", { "data-trace": traceId }, [
+      el("td", {}),
+      el("td", {}, [el("a", { href: traceHref(traceId), class: "trace-link" })]),
+      el("td", { class: "numeric" }),
+      el("td", { class: "numeric" }),
+      el("td", {}),
+    ]);
+  }
+
+  private pick(range: RangeName, resolution: Resolution): void {
+    const allowed = allowedResolutions(range);
+    const next = allowed.includes(resolution) ? resolution : (allowed[0] ?? "1m");
+    if (range === this.range && next === this.resolution) return;
+    this.range = range;
+    this.resolution = next;
+    this.syncPickers();
+    for (const chart of Object.values(this.charts)) chart.reset("Loading…");
+    this.callbacks.onRangeChange(range, next);
+  }
+
+  private syncPickers(): void {
+    for (const [name, button] of this.rangeButtons) button.setAttribute("aria-pressed", String(name === this.range));
+    const allowed = allowedResolutions(this.range);
+    for (const [name, button] of this.resolutionButtons) {
+      button.setAttribute("aria-pressed", String(name === this.resolution));
+      button.disabled = !allowed.includes(name);
+    }
+    setText(
+      this.rangeNote,
+      this.resolution === "1m" && (this.range === "15m" || this.range === "1h")
+        ? "Live"
+        : "Reloaded every minute",
+    );
+  }
+
+  private picker<V extends string>(
+    label: string,
+    testId: string,
+    options: { value: V; label: string }[],
+    buttons: Map<V, HTMLButtonElement>,
+    onPick: (value: V) => void,
+  ): HTMLElement {
+    const group = el("div", { class: "picker", role: "group", "aria-label": label, "data-testid": testId }, [
+      el("span", { class: "picker-label", "aria-hidden": "true" }, [label]),
+    ]);
+    for (const option of options) {
+      const button = el("button", { type: "button", class: "picker-button", "data-value": option.value }, [option.label]);
+      button.addEventListener("click", () => onPick(option.value));
+      buttons.set(option.value, button);
+      group.append(button);
+    }
+    return group;
   }
 
   private card(name: string, label: string, read: (stats: ServiceStats) => string): HTMLElement {

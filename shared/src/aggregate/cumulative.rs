@@ -12,11 +12,13 @@
 //!   reset on a decrease: their delta may be negative.
 //! - **Unknown start time** (first point of a series, or of a new process after a restart): the whole
 //!   value accrued between `start` and `time`. It is used as the delta only when
-//!   `0 < start < time` and `time − start ≤` [`FRESH_START_WINDOW_NANOS`] (10 minutes): the counter
+//!   `0 < start ≤ time` and `time − start ≤` [`FRESH_START_WINDOW_NANOS`] (10 minutes): the counter
 //!   demonstrably started recently, as after a process (re)start with the SDK default 60 s export
 //!   interval, so its whole value belongs to the current bucket. Otherwise (a counter that has been
 //!   running for hours when Flowscope first sees it, or whose state aged out) the point only sets the
 //!   baseline ([`Normalized::Baseline`]); counting it would put hours of increase into one bucket.
+//!   `start == time` counts too: the JS SDK stamps whole milliseconds, so a counter flushed in the
+//!   millisecond it was created reports its first increments with `start == time`.
 //!   The cost of this choice: an SDK that stamps a *new* attribute set with the old process start time
 //!   (Go does) loses that series' first interval. We prefer a small undercount to a spike.
 //! - Tracks are kept per start time (up to [`MAX_TRACKS`] per source and series) rather than one per
@@ -305,7 +307,7 @@ impl CumulativeTracker {
                     last_time: time,
                     last: current,
                 });
-                if start > 0 && start < time && time - start <= FRESH_START_WINDOW_NANOS {
+                if start > 0 && start <= time && time - start <= FRESH_START_WINDOW_NANOS {
                     Normalized::Delta(as_delta(&point.data))
                 } else {
                     Normalized::Baseline

@@ -4,6 +4,7 @@
 //! (`shared/tests/contract`), so local mode behaves like the deployed pipeline: ordered shards with
 //! rising sequence numbers, conditional per-shard watermarks on buckets, topic-indexed subscriptions.
 
+pub mod alert_store;
 pub mod connections;
 mod crc32;
 pub mod store;
@@ -11,6 +12,7 @@ pub mod stream_log;
 
 use std::path::PathBuf;
 
+pub use alert_store::RedbAlertStore;
 pub use connections::MemoryConnections;
 pub use store::RedbStore;
 pub use stream_log::{EmbeddedStream, StreamOptions};

@@ -1,7 +1,7 @@
 //! Delivering a batch of updates to every subscribed connection: one message per connection per flush,
 //! concurrent posts, and removal of connections the gateway reports gone (410).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
@@ -41,10 +41,9 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
         seq: u64,
         updates: &[LiveUpdate],
     ) -> Result<FanoutReport, ConnectionStoreError> {
-        let per_connection = self.route(updates).await?;
-        let mut report = FanoutReport::default();
-        // Built eagerly: the posts own their data, which keeps the concurrent futures `Send + 'static`-friendly.
-        let posts: Vec<(String, Bytes)> = per_connection
+        let posts: Vec<(String, Bytes)> = self
+            .route(updates)
+            .await?
             .into_iter()
             .flat_map(|(connection, updates)| {
                 split_messages(seq, updates)
@@ -52,6 +51,33 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
                     .map(move |payload| (connection.clone(), payload))
             })
             .collect();
+        self.post_all(posts).await
+    }
+
+    /// Sends one event (an alert transition, say) to every connection subscribed to `service` —
+    /// or, with no service, to those subscribed to everything.
+    pub async fn deliver_event(
+        &self,
+        service: Option<&str>,
+        payload: Bytes,
+    ) -> Result<FanoutReport, ConnectionStoreError> {
+        // No service is named "", so this finds only the subscribers to everything.
+        let posts: Vec<(String, Bytes)> = self
+            .connections
+            .subscribers(service.unwrap_or(""))
+            .await?
+            .into_iter()
+            .map(|(connection, _)| (connection, payload.clone()))
+            .collect();
+        self.post_all(posts).await
+    }
+
+    /// Posts concurrently, counts the results, and removes the connections the gateway reported
+    /// gone. The posts own their data, which keeps the concurrent futures free of borrows.
+    async fn post_all(
+        &self,
+        posts: Vec<(String, Bytes)>,
+    ) -> Result<FanoutReport, ConnectionStoreError> {
         let pusher = self.pusher;
         let results: Vec<(String, Result<(), PushError>)> = stream::iter(posts)
             .map(|(connection, payload)| async move {
@@ -61,9 +87,9 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
             .buffer_unordered(CONCURRENT_POSTS)
             .collect()
             .await;
-
-        let mut reached = std::collections::BTreeSet::new();
-        let mut gone = std::collections::BTreeSet::new();
+        let mut report = FanoutReport::default();
+        let mut reached = BTreeSet::new();
+        let mut gone = BTreeSet::new();
         for (connection, result) in results {
             match result {
                 Ok(()) => {

@@ -4,14 +4,18 @@
 //! (issue 3: Kinesis, DynamoDB, API Gateway management). The contract tests in `shared/tests/contract`
 //! run one suite against every adapter so they cannot drift.
 
+pub mod alerts;
 pub mod connections;
 pub mod pusher;
 pub mod sequence;
 pub mod store;
 pub mod stream;
+pub mod traces;
 
+pub use alerts::{AlertStore, AlertStoreError, Notifier, NotifyError, PutOutcome};
 pub use connections::{ConnectionStore, ConnectionStoreError, Subscription};
 pub use pusher::{ConnectionPusher, PushError};
 pub use sequence::SequenceNumber;
 pub use store::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, StoreError};
 pub use stream::{ShardBatch, StreamEntry, StreamError, StreamRecord, StreamSink, StreamSource};
+pub use traces::{TraceStore, TraceStoreError, TraceSummary, TraceWrite};

@@ -29,6 +29,8 @@ import WebSocket from 'ws';
 const VISIBLE_WITHIN_MS = 2000;
 const POLL_EVERY_MS = 20;
 const EXPORT_INTERVAL_MS = 500;
+// Pause between recording and exporting (see the loop below).
+const RECORD_TO_EXPORT_MS = 20;
 
 const COUNTER = 'sdk.requests';
 const UP_DOWN = 'sdk.inflight';
@@ -366,6 +368,10 @@ async function main() {
     }
     gaugeNow = round.gauge;
     expected.gaugeValues.push(round.gauge);
+    // The JS SDK stamps times in whole milliseconds: flushed in the same millisecond as the first
+    // add, a cumulative point has start == time, which Flowscope (deliberately) takes as a baseline
+    // of a counter that was already running. A real service's first export comes seconds later.
+    await sleep(RECORD_TO_EXPORT_MS);
     // forceFlush collects and exports: when it resolves, the request has been answered.
     await meterProvider.forceFlush();
     lastExportDone = now();

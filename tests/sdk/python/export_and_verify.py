@@ -44,6 +44,8 @@ from websockets.sync.client import connect as ws_connect
 VISIBLE_WITHIN_S = 2.0
 POLL_EVERY_S = 0.02
 EXPORT_INTERVAL_MS = 500
+# Pause between recording and exporting (see the export loop).
+RECORD_TO_EXPORT_S = 0.02
 
 COUNTER = "sdk.requests"
 UP_DOWN = "sdk.inflight"
@@ -220,7 +222,7 @@ def main():
     listener.start()
     listener.subscribed.wait(timeout=10)
     try:
-        kind, reply = listener.messages.get(timeout=0.5)
+        _, reply = listener.messages.get(timeout=0.5)
     except queue.Empty:
         reply = None
     if not checks.check(
@@ -266,6 +268,9 @@ def main():
             expected_latencies.append(value)
         gauge_value["now"] = round_["gauge"]
         gauge_values.append(round_["gauge"])
+        # As in a real service, the export comes some time after the first measurement: a cumulative
+        # point whose start equals its time reads as a baseline (see the Node verifier).
+        time.sleep(RECORD_TO_EXPORT_S)
         # force_flush collects and exports synchronously: when it returns, the request has been answered.
         meter_provider.force_flush(timeout_millis=5000)
         last_export_done = time.monotonic()

@@ -1,0 +1,118 @@
+//! Alerting in local mode: rules loaded at start, evaluation every 10 s against the store, grouped
+//! notifications to the configured sinks, and `alert` events to subscribed WebSocket clients.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use flowscope_core::alerts::{webhook, AlertEngine, AlertEvent, Dispatcher, RuleSet};
+use flowscope_core::embedded::RedbAlertStore;
+use flowscope_core::live::Fanout;
+use flowscope_core::ports::{AlertStore, ConnectionPusher, ConnectionStore, MetricStore};
+
+use super::unix_now;
+
+/// How often the rules are evaluated.
+const EVALUATION_INTERVAL: Duration = Duration::from_secs(10);
+/// Where the shipped default rules live in a checkout.
+const DEFAULT_RULES_PATH: &str = "infra/alert-rules.yaml";
+/// The same defaults compiled in, for a binary run outside the checkout.
+const BUILT_IN_RULES: &str = include_str!("../../../infra/alert-rules.yaml");
+
+/// The rules from `path`, else `infra/alert-rules.yaml` when it exists, else the built-in defaults.
+/// A file that exists but is invalid is an error with its line numbers, never silently replaced.
+pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
+    let path: Option<PathBuf> = match path {
+        Some(path) => Some(path.to_path_buf()),
+        None => Some(PathBuf::from(DEFAULT_RULES_PATH)).filter(|p| p.exists()),
+    };
+    match path {
+        Some(path) => RuleSet::load(&path)
+            .with_context(|| format!("loading alert rules from {}", path.display())),
+        None => RuleSet::parse(BUILT_IN_RULES, "built-in alert-rules.yaml")
+            .context("the built-in alert rules are invalid"),
+    }
+}
+
+pub struct Alerting {
+    pub store: Arc<dyn AlertStore>,
+    pub rules: Arc<RuleSet>,
+}
+
+impl Alerting {
+    pub fn open(data_dir: &Path, rules: RuleSet) -> anyhow::Result<Alerting> {
+        let store = RedbAlertStore::open(&data_dir.join("alerts.redb"))
+            .with_context(|| format!("opening the alert store in {}", data_dir.display()))?;
+        Ok(Alerting {
+            store: Arc::new(store),
+            rules: Arc::new(rules),
+        })
+    }
+}
+
+/// Evaluates every [`EVALUATION_INTERVAL`], notifies, and pushes transitions live.
+pub async fn evaluation_loop(
+    alerting: Arc<Alerting>,
+    metrics: Arc<dyn MetricStore>,
+    connections: Arc<dyn ConnectionStore>,
+    pusher: Arc<dyn ConnectionPusher>,
+) {
+    let engine = AlertEngine::new(metrics, alerting.store.clone(), alerting.rules.clone());
+    let sinks = match webhook::http_sinks(&alerting.rules.notifications, |k| std::env::var(k).ok())
+    {
+        Ok(sinks) => sinks,
+        Err(reason) => {
+            tracing::error!(%reason, "alert notification sinks are misconfigured; notifications are off");
+            Vec::new()
+        }
+    };
+    let dispatcher = Dispatcher::new(alerting.store.clone(), sinks, &alerting.rules.notifications);
+    let mut ticker = tokio::time::interval(EVALUATION_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = unix_now();
+        match engine.evaluate_report(now).await {
+            Ok(report) => {
+                for failure in &report.failures {
+                    tracing::warn!(?failure, "an alert rule could not be evaluated");
+                }
+                if let Err(e) = dispatcher.submit(&report.transitions, now).await {
+                    tracing::warn!(error = %e, "queuing alert notifications failed");
+                }
+                let events: Vec<AlertEvent> = report
+                    .transitions
+                    .iter()
+                    .map(AlertEvent::from_transition)
+                    .collect();
+                push_events(connections.as_ref(), pusher.as_ref(), &events).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "alert evaluation failed"),
+        }
+        for delivery in dispatcher.flush_due(now).await {
+            if !delivery.delivered() {
+                tracing::warn!(?delivery, "an alert notification was dead-lettered");
+            }
+        }
+    }
+}
+
+/// Sends each event to the clients subscribed to its service.
+pub async fn push_events(
+    connections: &dyn ConnectionStore,
+    pusher: &dyn ConnectionPusher,
+    events: &[AlertEvent],
+) {
+    let fanout = Fanout::new(connections, pusher);
+    for event in events {
+        let payload = Bytes::from(event.to_json());
+        if let Err(e) = fanout
+            .deliver_event(event.service.as_deref(), payload)
+            .await
+        {
+            tracing::warn!(error = %e, "pushing an alert event failed");
+        }
+    }
+}

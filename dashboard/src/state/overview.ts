@@ -1,0 +1,165 @@
+// The overview page's numbers: system-wide stat cards and the per-service charts, computed from
+// every service's buckets. Pure functions of (buckets, now), like `service-stats.ts`.
+
+import type { Bucket } from "../types";
+import {
+  chartRate,
+  rateIn,
+  rateWindow,
+  serviceStats,
+  toMilliseconds,
+  type ChartColumns,
+  type ServiceBuckets,
+} from "./service-stats";
+
+export interface OverviewStats {
+  /** Requests per second, all services together. */
+  throughput: number | null;
+  /** The highest current p95 of any service, and which one: quantiles of different services cannot be merged. */
+  p95LatencyMs: number | null;
+  slowestService: string | null;
+  /** Failed / all requests, over every service that reports errors. */
+  errorRatio: number | null;
+  activeAlerts: number;
+  criticalAlerts: number;
+}
+
+export function overviewStats(
+  services: ReadonlyMap<string, ServiceBuckets>,
+  nowSeconds: number,
+  bucketSeconds: number,
+  alerts: { active: number; critical: number },
+): OverviewStats {
+  let throughput: number | null = null;
+  let errorRequests = 0;
+  let errors = 0;
+  let p95: number | null = null;
+  let slowest: string | null = null;
+  for (const [name, data] of services) {
+    const stats = serviceStats(data, nowSeconds, bucketSeconds);
+    if (stats.throughput !== null) throughput = (throughput ?? 0) + stats.throughput;
+    if (stats.throughput !== null && stats.errorRatio !== null) {
+      errorRequests += stats.throughput;
+      errors += stats.errorRatio * stats.throughput;
+    }
+    if (stats.p95LatencyMs !== null && (p95 === null || stats.p95LatencyMs > p95)) {
+      p95 = stats.p95LatencyMs;
+      slowest = name;
+    }
+  }
+  return {
+    throughput,
+    p95LatencyMs: p95,
+    slowestService: slowest,
+    errorRatio: errorRequests > 0 ? errors / errorRequests : null,
+    activeAlerts: alerts.active,
+    criticalAlerts: alerts.critical,
+  };
+}
+
+export interface LabelledColumns {
+  labels: string[];
+  columns: ChartColumns;
+}
+
+export interface OverviewCharts {
+  /** p95 latency (ms) of the busiest services, one line each. */
+  latency: LabelledColumns;
+  /** Requests/s per service, stacked: `stacked` for drawing, `columns` for the legend's own values. */
+  throughput: LabelledColumns & { stacked: ChartColumns };
+  /** Errors per second, all services together, one bar per bucket. */
+  errors: LabelledColumns;
+}
+
+/** Services ranked by total requests over the buckets held, busiest first. */
+export function busiest(services: ReadonlyMap<string, ServiceBuckets>, limit: number): string[] {
+  const volume = (data: ServiceBuckets) =>
+    (data.requests.length > 0 ? data.requests : data.latency).reduce((sum, b) => sum + b.rate, 0);
+  return [...services.entries()]
+    .map(([name, data]) => ({ name, volume: volume(data) }))
+    .sort((a, b) => b.volume - a.volume || a.name.localeCompare(b.name))
+    .slice(0, limit)
+    .map((s) => s.name);
+}
+
+export function overviewCharts(
+  services: ReadonlyMap<string, ServiceBuckets>,
+  nowSeconds: number,
+  bucketSeconds: number,
+  maxLines = 8,
+): OverviewCharts {
+  const top = busiest(services, maxLines);
+  const others = [...services.keys()].filter((name) => !top.includes(name)).sort();
+  const xs = allStarts(services);
+
+  const latencyLines = top.map((name) => {
+    const data = services.get(name);
+    const byStart = indexed(data?.latency ?? []);
+    return xs.map((x) => {
+      const p95 = byStart.get(x)?.p95 ?? null;
+      return p95 === null ? null : toMilliseconds(p95, data?.latencyUnit ?? "ms");
+    });
+  });
+
+  const rateOf = (data: ServiceBuckets | undefined) => {
+    const source = data === undefined ? [] : data.requests.length > 0 ? data.requests : data.latency;
+    const byStart = indexed(source);
+    return xs.map((x) => {
+      const bucket = byStart.get(x);
+      return bucket === undefined ? null : chartRate(bucket, source, nowSeconds, bucketSeconds);
+    });
+  };
+  const throughputLines = top.map((name) => rateOf(services.get(name)));
+  const throughputLabels = [...top];
+  if (others.length > 0) {
+    const otherLines = others.map((name) => rateOf(services.get(name)));
+    throughputLines.push(xs.map((_, i) => sumNullable(otherLines.map((line) => line[i] ?? null))));
+    throughputLabels.push(`${others.length} other${others.length === 1 ? "" : "s"}`);
+  }
+  // Stacked: line k is the sum of lines 0..k, so each band's height is that service's rate.
+  const stacked: (number | null)[][] = [];
+  throughputLines.forEach((line, k) => {
+    const below = stacked[k - 1];
+    stacked.push(line.map((v, i) => (below === undefined ? v ?? 0 : (below[i] ?? 0) + (v ?? 0))));
+  });
+
+  const errorLines = [...services.values()].map((data) => {
+    const byStart = indexed(data.errors);
+    return xs.map((x) => {
+      const bucket = byStart.get(x);
+      return bucket === undefined ? null : chartRate(bucket, data.errors, nowSeconds, bucketSeconds);
+    });
+  });
+  const errors = xs.map((_, i) => sumNullable(errorLines.map((line) => line[i] ?? null)));
+
+  return {
+    latency: { labels: top, columns: [xs, ...latencyLines] },
+    throughput: { labels: throughputLabels, columns: [xs, ...throughputLines], stacked: [xs, ...stacked] },
+    errors: { labels: ["errors/s"], columns: [xs, errors] },
+  };
+}
+
+function allStarts(services: ReadonlyMap<string, ServiceBuckets>): number[] {
+  const starts = new Set<number>();
+  for (const data of services.values()) {
+    for (const list of [data.latency, data.requests, data.errors]) for (const b of list) starts.add(b.start);
+  }
+  return [...starts].sort((a, b) => a - b);
+}
+
+function indexed(buckets: readonly Bucket[]): Map<number, Bucket> {
+  return new Map(buckets.map((b) => [b.start, b]));
+}
+
+function sumNullable(values: (number | null)[]): number | null {
+  let total: number | null = null;
+  for (const v of values) if (v !== null) total = (total ?? 0) + v;
+  return total;
+}
+
+/** Current requests/s of one service (for graph nodes and lists); null when it is not reporting. */
+export function currentThroughput(data: ServiceBuckets, nowSeconds: number, bucketSeconds: number): number | null {
+  const source = data.requests.length > 0 ? data.requests : data.latency;
+  const window = rateWindow(source, nowSeconds, bucketSeconds);
+  return window === null ? null : rateIn(source, window);
+}

@@ -1,0 +1,44 @@
+//! Alerting: rules evaluated against the buckets in the store, a state machine per alert written
+//! with conditional (versioned) writes, silences and acknowledgements, and notifications grouped per
+//! service and delivered with retries. `docs/alerts.md` is the user-facing description.
+//!
+//! - [`rules`]: rule types and the YAML rules file (validated, line-numbered errors)
+//! - [`evaluate`]: pure — bucket windows → value → severity; anomaly baselines
+//! - [`state`]: pure — the per-alert state machine and transition records
+//! - [`engine`]: [`AlertEngine::evaluate`] reads the [`crate::ports::MetricStore`] and writes the
+//!   [`crate::ports::AlertStore`]
+//! - [`silence`], [`notify`] (grouping, retries, dead letters), [`webhook`] (HTTP sinks)
+//! - [`api`]: the HTTP routes; [`wire`]: the WebSocket `alert` event
+//!
+//! Time is always passed in (`now_unix_s`), never read from a clock, so behaviour is reproducible.
+
+pub mod api;
+pub mod engine;
+pub mod evaluate;
+pub mod notify;
+pub mod rules;
+pub mod silence;
+pub mod state;
+pub mod webhook;
+pub mod wire;
+
+pub use api::AlertApi;
+pub use engine::{AlertEngine, EvaluationReport};
+pub use notify::{Dispatcher, Notification};
+pub use rules::{RuleSet, RulesError};
+pub use state::{AlertState, AlertStatus, AlertTransition, Severity, TransitionKind};
+pub use wire::AlertEvent;
+
+use crate::ports::{AlertStoreError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("reading metrics: {0}")]
+    Metrics(#[from] StoreError),
+    #[error(transparent)]
+    Store(#[from] AlertStoreError),
+    #[error(
+        "alert {0} kept changing under concurrent evaluators; it is evaluated again next time"
+    )]
+    Contention(String),
+}

@@ -1,0 +1,464 @@
+//! The trace processor: span records of one shard batch in; RED and edge buckets written exactly once,
+//! sampled traces stored, live trace events out.
+//!
+//! # Exactly-once under redelivery
+//!
+//! The same scheme as the metrics aggregator (`aggregate::aggregator`), with the trace state in the
+//! role of the cumulative state:
+//! 1. load the shard's state and that of every trace in the batch; a failure retries the batch;
+//! 2. fold the records in order ([`TraceFold`], pure): RED observations, edges, sampling;
+//! 3. register the batch's series; a failure retries the batch;
+//! 4. per bucket, merge each record's observations and write once under the shard's watermark
+//!    ([`write_watermarked`]); the lowest sequence number whose contribution was not written is `F`;
+//! 5. store the sampled spans (idempotent by span id); a failure lowers `F` to the first record that
+//!    had spans to store;
+//! 6. save the state *after the records below `F` only* (refolded from the loaded state when `F` is
+//!    set) and report `retry_from = F`.
+//!
+//! A redelivery from `F` starts from exactly the state the first attempt had at `F` and recomputes
+//! identical contributions, which the watermarks drop where they were written. Saved state also
+//! remembers each applied span id, so a record delivered again *over* saved state (a batch that timed
+//! out after saving, or a span that ingest duplicated) is skipped span by span. If saving fails, the
+//! items hold either the old state or the new one: retrying from the batch's first record is safe for
+//! both (old: recomputed and dropped by watermarks; new: skipped as seen).
+//!
+//! Clock-dependent decisions are only retention (as in the aggregator), the TTLs of stored traces
+//! and state, and the clock-skew guard on event time.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::aggregate::stats::BucketStats;
+use crate::aggregate::{BucketUpdate, WRITE_CONCURRENCY};
+use crate::model::Resolution;
+use crate::ports::{BucketKey, MetricStore, SequenceNumber, StoreError, TraceStore, TraceWrite};
+use crate::spans::{hex, Span};
+
+use super::bucket_write::{write_watermarked, BucketWrite};
+use super::config::TraceConfig;
+use super::fold::{Effects, FoldCounters, FoldState, TraceFold};
+use super::graph::Edge;
+use super::series::{unix_seconds, SeriesTable};
+use super::state::{shard_key, trace_key, ShardState, TraceState};
+use super::wire::{TraceEvent, TraceHop};
+
+/// How long a shard's state outlives its last batch.
+const SHARD_STATE_TTL_SECONDS: i64 = 7 * 24 * 3600;
+/// How long a trace's state (decision, applied span ids) outlives its last span.
+const TRACE_STATE_TTL_SECONDS: i64 = 3600;
+
+/// What processing a batch did.
+#[derive(Debug, Clone, Default)]
+pub struct TraceOutcome {
+    /// Lowest sequence number that must be delivered again; `None` = all done.
+    pub retry_from: Option<SequenceNumber>,
+    /// RED and edge buckets written, with their statistics after the write (feeds live updates),
+    /// sorted by series, resolution and start.
+    pub updates: Vec<BucketUpdate>,
+    /// One per kept trace touched by the applied records.
+    pub trace_events: Vec<TraceEvent>,
+    pub counters: TraceCounters,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TraceCounters {
+    /// What the fold did over the whole batch (records from `retry_from` on are folded again on
+    /// redelivery and counted again).
+    pub fold: FoldCounters,
+    /// (observation, resolution) pairs whose bucket was already past retention.
+    pub contributions_expired: u64,
+    /// Per-record bucket contributions that a watermark showed were applied before.
+    pub contributions_duplicate: u64,
+    pub buckets_written: u64,
+}
+
+type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub struct TraceProcessor<S: MetricStore + ?Sized, T: TraceStore + ?Sized> {
+    store: Arc<S>,
+    traces: Arc<T>,
+    config: TraceConfig,
+    /// Unix seconds now; replaceable so tests can pin retention and TTLs.
+    clock: Clock,
+}
+
+fn system_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
+    pub fn new(store: Arc<S>, traces: Arc<T>, config: TraceConfig) -> Self {
+        TraceProcessor {
+            store,
+            traces,
+            config,
+            clock: Arc::new(system_now),
+        }
+    }
+
+    /// Replaces the clock (unix seconds).
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    pub fn config(&self) -> &TraceConfig {
+        &self.config
+    }
+
+    /// Folds the span records of one shard batch (see the module docs for the guarantees). Never
+    /// fails as a whole: see [`TraceOutcome::retry_from`].
+    pub async fn process(
+        &self,
+        shard_id: &str,
+        spans: &[(SequenceNumber, Vec<Span>)],
+    ) -> TraceOutcome {
+        let now = (self.clock)();
+        let now_nanos = u64::try_from(now)
+            .unwrap_or(0)
+            .saturating_mul(1_000_000_000);
+        let mut outcome = TraceOutcome::default();
+        // Batches arrive in order; sorting is a cheap guard for the invariants that rely on it.
+        let mut records: Vec<&(SequenceNumber, Vec<Span>)> =
+            spans.iter().filter(|(_, s)| !s.is_empty()).collect();
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        records.dedup_by(|a, b| a.0 == b.0);
+        let Some(first_seq) = records.first().map(|(seq, _)| seq.clone()) else {
+            return outcome;
+        };
+
+        let loaded = match self.load_state(shard_id, &records).await {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::warn!(shard_id, %error, "cannot load trace state; retrying the batch");
+                outcome.retry_from = Some(first_seq);
+                return outcome;
+            }
+        };
+
+        let mut series = SeriesTable::new();
+        let mut effects = Effects::default();
+        let mut fold = TraceFold::new(&self.config, loaded.clone());
+        for (record, (_, spans)) in records.iter().enumerate() {
+            fold.apply(record, spans, now_nanos, &mut series, &mut effects);
+        }
+        outcome.counters.fold = effects.counters;
+
+        if let Err(error) = self.store.upsert_series(series.metas()).await {
+            tracing::warn!(shard_id, %error, "cannot register RED/graph series; retrying the batch");
+            outcome.retry_from = Some(first_seq);
+            return outcome;
+        }
+
+        let mut failed_from = self
+            .write_buckets(shard_id, now, &records, &series, &effects, &mut outcome)
+            .await;
+        if let Err(first) = self.store_spans(now, &records, &effects).await {
+            failed_from = Some(failed_from.map_or(first.clone(), |f| f.min(first)));
+        }
+
+        // Records below `applied` had every effect written.
+        let applied = failed_from.as_ref().map_or(records.len(), |f| {
+            records.partition_point(|(seq, _)| seq < f)
+        });
+        let save = if applied == records.len() {
+            self.save_state(shard_id, now, &fold).await
+        } else {
+            let mut prefix = TraceFold::new(&self.config, loaded);
+            let mut discard = Effects::default();
+            let mut scratch_series = SeriesTable::new();
+            for (record, (_, spans)) in records.iter().take(applied).enumerate() {
+                prefix.apply(record, spans, now_nanos, &mut scratch_series, &mut discard);
+            }
+            self.save_state(shard_id, now, &prefix).await
+        };
+        outcome.retry_from = failed_from;
+        if let Err(error) = save {
+            tracing::warn!(shard_id, %error, "cannot save trace state; retrying the batch");
+            outcome.retry_from = Some(first_seq);
+        }
+        if let Some(seq) = &outcome.retry_from {
+            tracing::warn!(shard_id, retry_from = %seq, "span batch partly applied; asking for redelivery");
+        }
+        outcome.trace_events = trace_events(fold.state(), &effects, applied);
+        outcome
+    }
+
+    async fn load_state(
+        &self,
+        shard_id: &str,
+        records: &[&(SequenceNumber, Vec<Span>)],
+    ) -> Result<FoldState, StoreError> {
+        let trace_ids: HashSet<[u8; 16]> = records
+            .iter()
+            .flat_map(|(_, spans)| spans.iter().map(|s| s.trace_id))
+            .collect();
+        let shard = shard_key(shard_id);
+        let mut by_key: HashMap<String, [u8; 16]> = trace_ids
+            .into_iter()
+            .map(|id| (trace_key(&id), id))
+            .collect();
+        let mut keys: Vec<String> = by_key.keys().cloned().collect();
+        keys.sort_unstable();
+        keys.push(shard.clone());
+        let mut state = FoldState::default();
+        // Corrupt items are logged and treated as absent, so one bad item cannot block the shard.
+        for (key, bytes) in self.store.load_state(&keys).await? {
+            if key == shard {
+                match ShardState::from_bytes(&bytes) {
+                    Ok(shard_state) => state.shard = shard_state,
+                    Err(error) => {
+                        tracing::warn!(%key, %error, "ignoring corrupt shard trace state")
+                    }
+                }
+            } else if let Some(id) = by_key.remove(&key) {
+                match TraceState::from_bytes(&bytes) {
+                    Ok(trace) => {
+                        state.traces.insert(id, trace);
+                    }
+                    Err(error) => tracing::warn!(%key, %error, "ignoring corrupt trace state"),
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    async fn save_state(
+        &self,
+        shard_id: &str,
+        now: i64,
+        fold: &TraceFold<'_>,
+    ) -> Result<(), StoreError> {
+        let trace_expiry = now.saturating_add(TRACE_STATE_TTL_SECONDS);
+        let mut items: Vec<(String, Bytes, i64)> = fold
+            .changed_traces()
+            .map(|(id, state)| (trace_key(id), Bytes::from(state.to_bytes()), trace_expiry))
+            .collect();
+        items.push((
+            shard_key(shard_id),
+            Bytes::from(fold.state().shard.to_bytes()),
+            now.saturating_add(SHARD_STATE_TTL_SECONDS),
+        ));
+        self.store.save_state(&items).await
+    }
+
+    fn expires_at(&self, resolution: Resolution, start: i64) -> i64 {
+        start
+            .saturating_add(resolution.seconds())
+            .saturating_add(self.config.retention.seconds(resolution))
+    }
+
+    /// Writes every bucket once; returns the lowest sequence number not written.
+    async fn write_buckets(
+        &self,
+        shard_id: &str,
+        now: i64,
+        records: &[&(SequenceNumber, Vec<Span>)],
+        series: &SeriesTable,
+        effects: &Effects,
+        outcome: &mut TraceOutcome,
+    ) -> Option<SequenceNumber> {
+        // Per bucket, one contribution per record, in record order.
+        let mut buckets: HashMap<BucketKey, Vec<(usize, BucketStats)>> = HashMap::new();
+        for (record, observation) in &effects.observations {
+            let meta = series.meta(observation.series);
+            let time_s = unix_seconds(observation.time_unix_nano);
+            for resolution in Resolution::ALL {
+                let start = resolution.bucket_start(time_s);
+                if self.expires_at(resolution, start) <= now {
+                    outcome.counters.contributions_expired += 1;
+                    continue;
+                }
+                let key = BucketKey {
+                    series: meta.id,
+                    resolution,
+                    start_unix_s: start,
+                };
+                let contributions = buckets.entry(key).or_default();
+                match contributions.last_mut() {
+                    Some((last, stats)) if last == record => stats.observe(observation.value),
+                    _ => {
+                        let mut stats = BucketStats::new();
+                        stats.observe(observation.value);
+                        contributions.push((*record, stats));
+                    }
+                }
+            }
+        }
+
+        let writes: Vec<BucketWrite> =
+            futures::stream::iter(buckets.into_iter().map(|(key, list)| {
+                let contributions = list
+                    .into_iter()
+                    .map(|(record, stats)| (records[record].0.clone(), stats))
+                    .collect();
+                let expires_at = self.expires_at(key.resolution, key.start_unix_s);
+                write_watermarked(&*self.store, shard_id, key, expires_at, contributions)
+            }))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+
+        let metas: HashMap<_, _> = series.metas().iter().map(|m| (m.id, m)).collect();
+        let mut failed_from: Option<SequenceNumber> = None;
+        for write in writes {
+            outcome.counters.contributions_duplicate += write.duplicates;
+            if let Some(seq) = write.failed_from {
+                failed_from = Some(failed_from.map_or(seq.clone(), |f| f.min(seq)));
+            }
+            if let (Some(stats), Some(meta)) = (write.written, metas.get(&write.key.series)) {
+                outcome.counters.buckets_written += 1;
+                outcome.updates.push(BucketUpdate {
+                    series: (*meta).clone(),
+                    resolution: write.key.resolution,
+                    start_unix_s: write.key.start_unix_s,
+                    stats,
+                });
+            }
+        }
+        outcome.updates.sort_by(|a, b| {
+            (a.series.id, a.resolution, a.start_unix_s).cmp(&(
+                b.series.id,
+                b.resolution,
+                b.start_unix_s,
+            ))
+        });
+        failed_from
+    }
+
+    /// Stores the batch's sampled spans in one call; on failure returns the first sequence number that
+    /// had spans to store.
+    async fn store_spans(
+        &self,
+        now: i64,
+        records: &[&(SequenceNumber, Vec<Span>)],
+        effects: &Effects,
+    ) -> Result<(), SequenceNumber> {
+        let mut writes: BTreeMap<[u8; 16], TraceWrite> = BTreeMap::new();
+        let mut first_record: Option<usize> = None;
+        for request in &effects.store {
+            if !request.kept && !self.config.hold_dropped_spans {
+                continue;
+            }
+            first_record = Some(first_record.map_or(request.record, |r| r.min(request.record)));
+            let write = writes
+                .entry(request.trace_id)
+                .or_insert_with(|| TraceWrite {
+                    trace_id: request.trace_id,
+                    spans: Vec::new(),
+                    kept: false,
+                    expires_at_unix_s: 0,
+                });
+            let spans = &records[request.record].1;
+            write
+                .spans
+                .extend(request.spans.iter().map(|&i| spans[i].clone()));
+            write.kept |= request.kept;
+        }
+        let Some(first_record) = first_record else {
+            return Ok(());
+        };
+        let writes: Vec<TraceWrite> = writes
+            .into_values()
+            .map(|mut write| {
+                let ttl = if write.kept {
+                    self.config.kept_ttl_seconds
+                } else {
+                    self.config.provisional_ttl_seconds
+                };
+                write.expires_at_unix_s = now.saturating_add(ttl);
+                write
+            })
+            .collect();
+        self.traces.write(&writes).await.map_err(|error| {
+            tracing::warn!(%error, "cannot store sampled spans");
+            records[first_record].0.clone()
+        })
+    }
+}
+
+/// One event per kept trace touched by the first `applied` records (and per trace of a virtual edge
+/// they emitted), with the hops they paired.
+fn trace_events(state: &FoldState, effects: &Effects, applied: usize) -> Vec<TraceEvent> {
+    let mut order: Vec<[u8; 16]> = Vec::new();
+    let touched = effects
+        .kept_traces
+        .iter()
+        .map(|(record, id)| (*record, *id))
+        .chain(effects.hops.iter().map(|hop| (hop.record, hop.trace_id)));
+    for (record, trace_id) in touched {
+        if record < applied && !order.contains(&trace_id) {
+            order.push(trace_id);
+        }
+    }
+    order
+        .into_iter()
+        .map(|trace_id| {
+            let hops: Vec<&Edge> = effects
+                .hops
+                .iter()
+                .filter(|hop| hop.record < applied && hop.trace_id == trace_id)
+                .map(|hop| &hop.edge)
+                .collect();
+            let (start_nanos, mut event) = match state.traces.get(&trace_id) {
+                Some(trace) => {
+                    let (root_service, root_name) = match &trace.root {
+                        Some((service, name)) => (service.clone(), Some(name.clone())),
+                        None => (trace.service.clone(), None),
+                    };
+                    let event = TraceEvent {
+                        trace_id: hex(&trace_id),
+                        root_service,
+                        root_name,
+                        start_unix_ms: trace.start_unix_nano as f64 / 1e6,
+                        duration_ms: trace.end_unix_nano.saturating_sub(trace.start_unix_nano)
+                            as f64
+                            / 1e6,
+                        error: trace.error,
+                        reason: trace.decision.reason().map(|r| r.as_str().to_string()),
+                        hops: Vec::new(),
+                    };
+                    (trace.start_unix_nano, event)
+                }
+                // A virtual edge of a trace this batch did not otherwise touch: only the edge is known.
+                None => {
+                    let start = hops.iter().map(|e| e.start_unix_nano).min().unwrap_or(0);
+                    let end = hops
+                        .iter()
+                        .map(|e| e.start_unix_nano.saturating_add(e.duration_nanos))
+                        .max()
+                        .unwrap_or(start);
+                    let event = TraceEvent {
+                        trace_id: hex(&trace_id),
+                        root_service: hops.first().map(|e| e.client.clone()).unwrap_or_default(),
+                        root_name: None,
+                        start_unix_ms: start as f64 / 1e6,
+                        duration_ms: end.saturating_sub(start) as f64 / 1e6,
+                        error: hops.iter().any(|e| e.error),
+                        reason: None,
+                        hops: Vec::new(),
+                    };
+                    (start, event)
+                }
+            };
+            event.hops = hops
+                .into_iter()
+                .map(|edge| TraceHop {
+                    from: edge.client.clone(),
+                    to: edge.server.clone(),
+                    kind: edge.connection.as_str().to_string(),
+                    to_kind: edge.server_kind.as_str().to_string(),
+                    offset_ms: edge.start_unix_nano.saturating_sub(start_nanos) as f64 / 1e6,
+                    duration_ms: edge.duration_ms(),
+                    error: edge.error,
+                })
+                .collect();
+            event
+        })
+        .collect()
+}
