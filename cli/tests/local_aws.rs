@@ -5,13 +5,15 @@
 //! `FLOWSCOPE_REQUIRE_EMULATORS=1`, as in `scripts/aws-tests.sh`.
 #![cfg(feature = "aws")]
 
+mod support;
+
 use std::time::Duration;
 
 use clap::Parser;
 use flowscope_cli::local::{self, LocalArgs};
 use futures::{SinkExt, StreamExt};
-use prost::Message as _;
 use serde_json::Value;
+use support::{gauge_request, http};
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser)]
@@ -28,65 +30,6 @@ fn emulators_configured() -> bool {
         panic!("FLOWSCOPE_REQUIRE_EMULATORS=1 but no AWS_ENDPOINT_URL(_DYNAMODB/_KINESIS) is set");
     }
     configured
-}
-
-fn gauge_request(service: &str, value: f64) -> Vec<u8> {
-    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-    use opentelemetry_proto::tonic::metrics::v1::{
-        metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
-    };
-    use opentelemetry_proto::tonic::resource::v1::Resource;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue(service.into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: "cpu".into(),
-                    data: Some(metric::Data::Gauge(Gauge {
-                        data_points: vec![NumberDataPoint {
-                            time_unix_nano: now,
-                            value: Some(number_data_point::Value::AsDouble(value)),
-                            ..Default::default()
-                        }],
-                    })),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
-}
-
-async fn post(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut response = String::new();
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.unwrap();
-    response.push_str(&String::from_utf8_lossy(&buf));
-    response.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,15 +68,15 @@ async fn local_aws_mode_pushes_updates_through_kinesis_dynamodb_and_connections(
         ))
         .await
         .unwrap();
-    assert_eq!(
-        post(
-            handle.otlp_addr,
-            "/v1/metrics",
-            &gauge_request("kinesis-svc", 42.0)
-        )
-        .await,
-        200
-    );
+    let (status, _) = http(
+        handle.otlp_addr,
+        "POST",
+        "/v1/metrics",
+        "application/x-protobuf",
+        &gauge_request("kinesis-svc", "cpu", 42.0),
+    )
+    .await;
+    assert_eq!(status, 200);
 
     let update = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
