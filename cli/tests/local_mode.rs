@@ -352,3 +352,94 @@ async fn alert_routes_serve_rules_and_silences_and_query_routes_are_read_only() 
     assert_eq!(status, 405);
     handle.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_generator_traces_build_the_five_service_graph_and_stream_trace_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = local::start(args(dir.path())).await.unwrap();
+    let mut socket = connect(&handle).await;
+    socket
+        .send(Message::text(r#"{"type":"subscribe","services":[]}"#))
+        .await
+        .unwrap();
+
+    let loadgen = flowscope_cli::loadgen::LoadgenArgs {
+        endpoint: format!("http://{}", handle.otlp_addr),
+        rate: 500,
+        duration: Some(Duration::from_secs(4)),
+        traces_per_second: 20.0,
+        quiet: true,
+        ..Default::default()
+    };
+    let summary = flowscope_cli::loadgen::run(loadgen).await.unwrap();
+    assert!(summary.spans_sent > 0);
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let graph = loop {
+        let (_, graph) = get_json(&handle, "/api/graph").await;
+        let edges: Vec<(String, String)> = graph["edges"]
+            .as_array()
+            .map(|edges| {
+                edges
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["source"].as_str().unwrap_or("").to_string(),
+                            e["target"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let wanted = [
+            ("api", "auth"),
+            ("api", "cache"),
+            ("api", "database"),
+            ("api", "queue"),
+        ];
+        if wanted
+            .iter()
+            .all(|(f, t)| edges.iter().any(|(a, b)| a == f && b == t))
+        {
+            break graph;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "graph incomplete: {graph}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut nodes: Vec<&str> = graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, vec!["api", "auth", "cache", "database", "queue"]);
+
+    // Live: at least one `trace` event with hops arrives for the subscriber.
+    let trace = tokio::time::timeout(WAIT, async {
+        loop {
+            let message = next_json(&mut socket).await;
+            if message["type"] == "trace" {
+                return message;
+            }
+        }
+    })
+    .await
+    .expect("a trace event");
+    let first = &trace["traces"][0];
+    assert!(first["trace_id"].as_str().unwrap().len() == 32, "{trace}");
+
+    // A kept trace is readable with its critical path.
+    let (_, recent) = get_json(&handle, "/api/services/api/traces?limit=1").await;
+    let trace_id = recent["traces"][0]["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, tree) = get_json(&handle, &format!("/api/traces/{trace_id}")).await;
+    assert_eq!(status, 200);
+    assert!(tree.to_string().contains("critical"), "{tree}");
+    handle.shutdown().await.unwrap();
+}

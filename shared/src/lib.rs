@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod live;
 pub mod model;
 pub mod otlp;
+pub mod pipeline;
 pub mod ports;
 pub mod query;
 pub mod record;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::aggregate::stats::BucketStats;
 use crate::live::wire::rate;
 use crate::model::{Attributes, MetricKind, Resolution, SeriesId, SeriesMeta};
-use crate::ports::{MetricStore, StoreError};
+use crate::ports::{MetricStore, StoreError, TraceStore};
 
 /// Most buckets one query may return (e.g. 24 h at 1m = 1440).
 pub const MAX_BUCKETS: i64 = 2000;
@@ -315,19 +315,39 @@ impl ApiResponse {
 
 /// The query API's routes, independent of the HTTP server.
 pub struct QueryApi<S: MetricStore + ?Sized> {
+    store: Arc<S>,
     service: QueryService<S>,
+    /// Kept traces and the service graph (`/api/traces/…`, `/api/graph`), when configured.
+    traces: Option<Arc<dyn TraceStore>>,
 }
 
 impl<S: MetricStore + ?Sized> QueryApi<S> {
     pub fn new(store: Arc<S>) -> Self {
         QueryApi {
-            service: QueryService::new(store),
+            service: QueryService::new(store.clone()),
+            store,
+            traces: None,
         }
+    }
+
+    /// Also serves the trace routes: `GET /api/traces/{id}`, `GET /api/services/{s}/traces`,
+    /// `GET /api/graph`.
+    pub fn with_traces(mut self, traces: Arc<dyn TraceStore>) -> Self {
+        self.traces = Some(traces);
+        self
     }
 
     /// Serves `GET <path>?<query>`; `path` starts with `/api/`. Percent-encoded path segments are
     /// decoded (metric names contain dots, services may contain anything).
     pub async fn handle(&self, path: &str, query: &str, now_unix_s: i64) -> ApiResponse {
+        if let Some(traces) = &self.traces {
+            if let Some(response) =
+                crate::traces::api::handle(self.store.as_ref(), traces.as_ref(), path, query, now_unix_s)
+                    .await
+            {
+                return response;
+            }
+        }
         match self.route(path, query, now_unix_s).await {
             Ok(value) => ApiResponse::ok(value),
             Err(error) => ApiResponse::error(&error),

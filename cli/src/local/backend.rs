@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use flowscope_core::embedded::{EmbeddedStream, MemoryConnections, RedbStore};
+use flowscope_core::embedded::{EmbeddedStream, MemoryConnections, RedbStore, RedbTraceStore};
 use flowscope_core::model::Retention;
-use flowscope_core::ports::{ConnectionStore, MetricStore, StreamSink};
+use flowscope_core::ports::{ConnectionStore, MetricStore, StreamSink, TraceStore};
 
 use super::LocalArgs;
 
@@ -24,10 +24,21 @@ pub struct Backend {
     pub sink: Arc<dyn StreamSink>,
     pub store: Arc<dyn MetricStore>,
     pub connections: Arc<dyn ConnectionStore>,
+    /// Kept traces (embedded in both modes: a file beside the store).
+    pub traces: Arc<dyn TraceStore>,
     pub consumer: Consumer,
     /// The SDK configuration, for the `@connections` client (AWS mode only).
     #[cfg(feature = "aws")]
     pub aws: Option<aws_config::SdkConfig>,
+}
+
+fn open_trace_store(args: &LocalArgs) -> anyhow::Result<Arc<dyn TraceStore>> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    Ok(Arc::new(
+        RedbTraceStore::open(&args.data_dir)
+            .with_context(|| format!("opening the trace store in {}", args.data_dir.display()))?,
+    ))
 }
 
 impl Backend {
@@ -48,6 +59,7 @@ impl Backend {
             sink: stream.clone(),
             store,
             connections: Arc::new(MemoryConnections::default()),
+            traces: open_trace_store(args)?,
             consumer: Consumer::Embedded(stream),
             #[cfg(feature = "aws")]
             aws: None,
@@ -81,6 +93,7 @@ impl Backend {
             sink: stream.clone(),
             store: Arc::new(DynamoStore::new(&sdk, tables.clone())),
             connections: Arc::new(DynamoConnections::new(&sdk, tables.connections.clone())),
+            traces: open_trace_store(args)?,
             consumer: Consumer::Kinesis {
                 stream,
                 arn: format!("arn:aws:kinesis:{region}:000000000000:stream/{stream_name}"),

@@ -21,7 +21,7 @@ use flowscope_core::ingest::Ingest;
 use flowscope_core::live::session::{self, ConnectError};
 use flowscope_core::live::{LiveHub, ServerMessage};
 use flowscope_core::ports::{
-    AlertStore, ConnectionPusher, ConnectionStore, MetricStore, PushError, StreamSink,
+    AlertStore, ConnectionPusher, ConnectionStore, MetricStore, PushError, StreamSink, TraceStore,
 };
 use flowscope_core::query::QueryApi;
 use futures::{SinkExt, StreamExt};
@@ -80,9 +80,13 @@ pub struct ApiHandles {
 }
 
 impl ApiHandles {
-    pub fn new(store: Arc<dyn MetricStore>, alerting: &Alerting) -> ApiHandles {
+    pub fn new(
+        store: Arc<dyn MetricStore>,
+        traces: Arc<dyn TraceStore>,
+        alerting: &Alerting,
+    ) -> ApiHandles {
         ApiHandles {
-            query: Arc::new(QueryApi::new(store)),
+            query: Arc::new(QueryApi::new(store).with_traces(traces)),
             alerts: Arc::new(AlertApi::new(
                 alerting.store.clone(),
                 alerting.rules.clone(),

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowscope_core::aggregate::{Aggregator, BatchOutcome};
 use flowscope_core::embedded::EmbeddedStream;
 use flowscope_core::live::{LiveHub, LiveUpdate};
 use flowscope_core::model::Resolution;
-use flowscope_core::ports::{MetricStore, SequenceNumber, ShardBatch, StreamRecord, StreamSource};
+use flowscope_core::pipeline::{ProcessShard, ShardOutcome};
+use flowscope_core::ports::{SequenceNumber, ShardBatch, StreamRecord, StreamSource};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -25,7 +25,7 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Back-off after a failed batch before it is delivered again.
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 
-type SharedAggregator = Arc<Aggregator<dyn MetricStore>>;
+type SharedAggregator = Arc<dyn ProcessShard>;
 
 /// Starts one polling loop per shard.
 pub async fn spawn_all(
@@ -99,31 +99,32 @@ async fn run_embedded_shard(
             shard_id: shard.clone(),
             records,
         };
-        let outcome = aggregator.process(&batch).await;
-        for (seq, reason) in &outcome.poison {
+        let outcome = aggregator.process_shard(&batch).await;
+        for (seq, reason) in &outcome.metrics.poison {
             tracing::error!(%shard, sequence_number = %seq, %reason, "poison record skipped");
         }
         deliver(&hub, &stats, batch.records.len(), &outcome);
-        if let Some(seq) = done_up_to(&batch.records, outcome.retry_from.as_ref()) {
+        let retry_from = outcome.retry_from();
+        if let Some(seq) = done_up_to(&batch.records, retry_from.as_ref()) {
             if let Err(e) = stream.checkpoint(&shard, &seq) {
                 tracing::warn!(%shard, error = %e, "saving the checkpoint failed");
             }
             checkpoint = Some(seq);
         }
-        if outcome.retry_from.is_some() {
+        if retry_from.is_some() {
             tracing::warn!(%shard, "batch partly failed; delivering again from the failed record");
             tokio::time::sleep(RETRY_BACKOFF).await;
         }
     }
 }
 
-/// Counts the batch and hands its bucket updates to live clients.
-fn deliver(hub: &LiveHub, stats: &AggregatorStats, records: usize, outcome: &BatchOutcome) {
+/// Counts the batch and hands its bucket updates and trace events to live clients.
+fn deliver(hub: &LiveHub, stats: &AggregatorStats, records: usize, outcome: &ShardOutcome) {
     stats.record(records, outcome);
+    hub.publish_traces(outcome.trace_events().iter().cloned());
     hub.publish(
         outcome
-            .updates
-            .iter()
+            .updates()
             // The dashboard draws 1-minute buckets live; coarser ones are read from the API.
             .filter(|u| u.resolution == Resolution::OneMinute)
             .map(|u| LiveUpdate::from_bucket(&u.series, u.resolution, u.start_unix_s, &u.stats)),

@@ -24,10 +24,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use flowscope_core::aggregate::aggregator::Aggregator;
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::live::{Fanout, LiveHub};
-use flowscope_core::ports::{ConnectionPusher, ConnectionStore, MetricStore, StreamSink};
+use flowscope_core::pipeline::{ProcessShard, ShardProcessor};
+use flowscope_core::ports::{
+    ConnectionPusher, ConnectionStore, MetricStore, StreamSink, TraceStore,
+};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -107,7 +109,11 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             ..IngestLimits::default()
         },
     ));
-    let aggregator = Arc::new(Aggregator::new(store.clone(), retention));
+    let aggregator: Arc<dyn ProcessShard> = Arc::new(ShardProcessor::new(
+        store.clone(),
+        backend.traces.clone(),
+        retention,
+    ));
     let aggregator_stats = Arc::new(AggregatorStats::default());
 
     let otlp_listener = tokio::net::TcpListener::bind(args.otlp_addr)
@@ -146,14 +152,17 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             fanout_pusher,
         ),
     ));
-    tasks.spawn(until_stopped(stopped.clone(), purge_loop(store.clone())));
+    tasks.spawn(until_stopped(
+        stopped.clone(),
+        purge_loop(store.clone(), backend.traces.clone()),
+    ));
 
     let gateway = gateway::router(gateway::GatewayState {
         connections,
         pusher,
         hub,
         ingest: ingest.clone(),
-        api: gateway::ApiHandles::new(store.clone(), &alerting),
+        api: gateway::ApiHandles::new(store.clone(), backend.traces.clone(), &alerting),
         aggregator_stats,
         keys: args.ws_keys()?,
         token: args.token.clone(),
@@ -235,27 +244,38 @@ async fn flush_loop(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let Some((seq, batch)) = hub.take_batch() else {
+        let Some(batch) = hub.take_batch() else {
             continue;
         };
         match Fanout::new(connections.as_ref(), pusher.as_ref())
-            .deliver(seq, &batch)
+            .deliver_batch(&batch)
             .await
         {
-            Ok(report) => tracing::debug!(seq, updates = batch.len(), ?report, "flushed"),
-            Err(e) => tracing::warn!(seq, error = %e, "fan-out failed"),
+            Ok(report) => tracing::debug!(
+                seq = batch.seq,
+                updates = batch.updates.len(),
+                traces = batch.traces.len(),
+                ?report,
+                "flushed"
+            ),
+            Err(e) => tracing::warn!(seq = batch.seq, error = %e, "fan-out failed"),
         }
     }
 }
 
-async fn purge_loop(store: Arc<dyn MetricStore>) {
+async fn purge_loop(store: Arc<dyn MetricStore>, traces: Arc<dyn TraceStore>) {
     let mut ticker = tokio::time::interval(PURGE_INTERVAL);
     loop {
         ticker.tick().await;
         match store.purge_expired(unix_now()).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "purged expired items"),
+            Ok(n) => tracing::info!(deleted = n, "purged expired buckets and state"),
             Err(e) => tracing::warn!(error = %e, "purge failed"),
+        }
+        match traces.purge_expired(unix_now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "purged expired traces"),
+            Err(e) => tracing::warn!(error = %e, "trace purge failed"),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use flowscope_core::aggregate::BatchOutcome;
+use flowscope_core::pipeline::ShardOutcome;
 use serde::Serialize;
 
 #[derive(Debug, Default)]
@@ -15,6 +15,8 @@ pub struct AggregatorStats {
     points_duplicate: AtomicU64,
     points_noop: AtomicU64,
     points_expired: AtomicU64,
+    spans: AtomicU64,
+    trace_events: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -27,10 +29,13 @@ pub struct AggregatorStatsSnapshot {
     pub points_duplicate: u64,
     pub points_noop: u64,
     pub points_expired: u64,
+    pub spans: u64,
+    pub trace_events: u64,
 }
 
 impl AggregatorStats {
-    pub fn record(&self, records: usize, outcome: &BatchOutcome) {
+    pub fn record(&self, records: usize, shard_outcome: &ShardOutcome) {
+        let outcome = &shard_outcome.metrics;
         let add = |counter: &AtomicU64, n: u64| {
             counter.fetch_add(n, Ordering::Relaxed);
         };
@@ -45,6 +50,10 @@ impl AggregatorStats {
         add(&self.points_duplicate, outcome.points_duplicate);
         add(&self.points_noop, outcome.points_noop);
         add(&self.points_expired, outcome.points_expired);
+        if let Some(traces) = &shard_outcome.traces {
+            add(&self.spans, traces.counters.fold.spans_new);
+            add(&self.trace_events, traces.trace_events.len() as u64);
+        }
     }
 
     pub fn snapshot(&self) -> AggregatorStatsSnapshot {
@@ -58,6 +67,8 @@ impl AggregatorStats {
             points_duplicate: get(&self.points_duplicate),
             points_noop: get(&self.points_noop),
             points_expired: get(&self.points_expired),
+            spans: get(&self.spans),
+            trace_events: get(&self.trace_events),
         }
     }
 }

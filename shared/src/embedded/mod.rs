@@ -9,6 +9,7 @@ pub mod connections;
 mod crc32;
 pub mod store;
 pub mod stream_log;
+pub mod trace_store;
 
 use std::path::PathBuf;
 
@@ -16,6 +17,7 @@ pub use alert_store::RedbAlertStore;
 pub use connections::MemoryConnections;
 pub use store::RedbStore;
 pub use stream_log::{EmbeddedStream, StreamOptions};
+pub use trace_store::RedbTraceStore;
 
 /// Why an embedded adapter could not be opened or could not persist its own bookkeeping
 /// (checkpoints, segment retention). Port operations report the port's own error types.

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
+use super::hub::LiveBatch;
 use super::wire::{LiveUpdate, ServerMessage};
+use crate::traces::TraceEvent;
 use crate::ports::{ConnectionPusher, ConnectionStore, ConnectionStoreError, PushError};
 
 /// API Gateway refuses WebSocket messages over 128 KB; stay under it with room for the envelope.
@@ -52,6 +54,61 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
             })
             .collect();
         self.post_all(posts).await
+    }
+
+    /// Sends a flush: each connection gets its metric updates in one `metrics_update` message (split
+    /// only past the size limit) and the trace events touching its services in one `trace` message.
+    pub async fn deliver_batch(
+        &self,
+        batch: &LiveBatch,
+    ) -> Result<FanoutReport, ConnectionStoreError> {
+        let mut posts: Vec<(String, Bytes)> = self
+            .route(&batch.updates)
+            .await?
+            .into_iter()
+            .flat_map(|(connection, updates)| {
+                split_messages(batch.seq, updates)
+                    .into_iter()
+                    .map(move |payload| (connection.clone(), payload))
+            })
+            .collect();
+        for (connection, traces) in self.route_traces(&batch.traces).await? {
+            let message = ServerMessage::Trace {
+                seq: batch.seq,
+                traces: traces.into_iter().cloned().collect(),
+            };
+            posts.push((connection, Bytes::from(message.to_json())));
+        }
+        self.post_all(posts).await
+    }
+
+    /// Which trace events each connection wants: those touching a service it subscribed to.
+    async fn route_traces<'t>(
+        &self,
+        traces: &'t [TraceEvent],
+    ) -> Result<BTreeMap<String, Vec<&'t TraceEvent>>, ConnectionStoreError> {
+        let mut by_service: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, event) in traces.iter().enumerate() {
+            for service in event.services() {
+                let entry = by_service.entry(service).or_default();
+                if entry.last() != Some(&i) {
+                    entry.push(i);
+                }
+            }
+        }
+        let mut per_connection: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+        for (service, indexes) in by_service {
+            for (connection, _) in self.connections.subscribers(service).await? {
+                per_connection
+                    .entry(connection)
+                    .or_default()
+                    .extend(indexes.iter().copied());
+            }
+        }
+        Ok(per_connection
+            .into_iter()
+            .map(|(connection, indexes)| (connection, indexes.into_iter().map(|i| &traces[i]).collect()))
+            .collect())
     }
 
     /// Sends one event (an alert transition, say) to every connection subscribed to `service` —

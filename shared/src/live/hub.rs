@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use super::wire::{LiveUpdate, ServerMessage};
+use crate::traces::TraceEvent;
 use crate::model::Resolution;
 use crate::ports::Subscription;
 
@@ -30,11 +31,23 @@ impl Default for HubConfig {
 
 type BucketIdentity = (String, Resolution, i64);
 
+/// Trace events kept per flush; beyond it the oldest are dropped (the dashboard animates a sample).
+const MAX_TRACES_PER_FLUSH: usize = 200;
+
+/// One flush: what changed since the previous one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveBatch {
+    pub seq: u64,
+    pub updates: Vec<LiveUpdate>,
+    pub traces: Vec<TraceEvent>,
+}
+
 #[derive(Default)]
 struct HubState {
     seq: u64,
     /// Updates since the last flush; a later update of the same bucket replaces the earlier one.
     pending: HashMap<BucketIdentity, LiveUpdate>,
+    pending_traces: VecDeque<TraceEvent>,
     recent: VecDeque<(u64, Vec<LiveUpdate>)>,
     /// Newest bucket per (series, resolution) and the ones before it within the horizon.
     latest: HashMap<BucketIdentity, LiveUpdate>,
@@ -79,13 +92,25 @@ impl LiveHub {
         }
     }
 
-    /// Closes the current batch: assigns it the next sequence number and keeps it for replay.
-    /// `None` when nothing was published since the last flush.
-    pub fn take_batch(&self) -> Option<(u64, Vec<LiveUpdate>)> {
+    /// Queues kept traces' events for the next flush. They are live-only: not replayed on resume.
+    pub fn publish_traces(&self, events: impl IntoIterator<Item = TraceEvent>) {
         let mut state = self.lock();
-        if state.pending.is_empty() {
+        for event in events {
+            if state.pending_traces.len() == MAX_TRACES_PER_FLUSH {
+                state.pending_traces.pop_front();
+            }
+            state.pending_traces.push_back(event);
+        }
+    }
+
+    /// Closes the current batch: assigns it the next sequence number and keeps its updates for
+    /// replay. `None` when nothing was published since the last flush.
+    pub fn take_batch(&self) -> Option<LiveBatch> {
+        let mut state = self.lock();
+        if state.pending.is_empty() && state.pending_traces.is_empty() {
             return None;
         }
+        let traces: Vec<TraceEvent> = state.pending_traces.drain(..).collect();
         let mut batch: Vec<LiveUpdate> = state.pending.drain().map(|(_, u)| u).collect();
         batch.sort_by(|a, b| {
             (&a.service, &a.metric, &a.series_id, a.resolution, a.start).cmp(&(
@@ -104,7 +129,11 @@ impl LiveHub {
         }
         let horizon = state.newest_start - self.config.snapshot_horizon_seconds;
         state.latest.retain(|_, u| u.start >= horizon);
-        Some((seq, batch))
+        Some(LiveBatch {
+            seq,
+            updates: batch,
+            traces,
+        })
     }
 
     pub fn current_seq(&self) -> u64 {

@@ -7,5 +7,5 @@ pub mod session;
 pub mod wire;
 
 pub use fanout::{Fanout, FanoutReport};
-pub use hub::{HubConfig, LiveHub};
+pub use hub::{HubConfig, LiveBatch, LiveHub};
 pub use wire::{ClientMessage, LiveUpdate, ServerMessage};

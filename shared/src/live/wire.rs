@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::stats::BucketStats;
 use crate::model::{Attributes, MetricKind, Resolution, SeriesMeta};
+use crate::traces::TraceEvent;
 
 /// One bucket's current totals. Clients replace what they hold for (series, resolution, start).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +106,12 @@ pub enum ServerMessage {
     Snapshot {
         seq: u64,
         updates: Vec<LiveUpdate>,
+    },
+    /// Kept traces' service hops, sent in the same flush as the metric updates, for the dashboard
+    /// to animate along the service graph.
+    Trace {
+        seq: u64,
+        traces: Vec<TraceEvent>,
     },
     Pong,
     Error {

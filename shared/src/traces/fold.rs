@@ -10,7 +10,7 @@
 //! A span already in its trace's seen set is skipped entirely: that is what makes a span delivered
 //! twice (a redelivered batch over saved state, or a duplicated ingest request) count once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::spans::Span;
 
@@ -84,7 +84,7 @@ pub struct TraceFold<'a> {
     config: &'a TraceConfig,
     state: FoldState,
     /// Traces whose state changed (to save).
-    changed: Vec<[u8; 16]>,
+    changed: HashSet<[u8; 16]>,
     /// Reused buffer for one span's or edge's observations.
     scratch: Vec<Observation>,
 }
@@ -94,7 +94,7 @@ impl<'a> TraceFold<'a> {
         TraceFold {
             config,
             state,
-            changed: Vec::new(),
+            changed: HashSet::new(),
             scratch: Vec::new(),
         }
     }
@@ -131,8 +131,13 @@ impl<'a> TraceFold<'a> {
         let deadline =
             event_time.saturating_add(self.config.pairing_window_seconds * NANOS_PER_SECOND);
 
+        let at = Record {
+            index: record,
+            spans,
+            deadline,
+        };
         for (trace_id, indexes) in group_by_trace(spans) {
-            self.apply_trace(record, trace_id, spans, &indexes, deadline, series, effects);
+            self.apply_trace(&at, trace_id, &indexes, series, effects);
         }
 
         let shard = &mut self.state.shard;
@@ -161,20 +166,18 @@ impl<'a> TraceFold<'a> {
         shard.quotas.forget_before(minute - QUOTA_MINUTES_KEPT);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn apply_trace(
         &mut self,
-        record: usize,
+        at: &Record<'_>,
         trace_id: [u8; 16],
-        spans: &[Span],
         indexes: &[usize],
-        deadline: u64,
         series: &mut SeriesTable,
         effects: &mut Effects,
     ) {
+        let (record, spans) = (at.index, at.spans);
         let seen = self.state.traces.get(&trace_id).map(|t| &t.seen);
         let mut fresh: Vec<usize> = Vec::with_capacity(indexes.len());
-        let mut ids_in_record = std::collections::HashSet::with_capacity(indexes.len());
+        let mut ids_in_record = HashSet::with_capacity(indexes.len());
         for &i in indexes {
             let id = u64::from_be_bytes(spans[i].span_id);
             if seen.is_some_and(|s| s.contains(&id)) || !ids_in_record.insert(id) {
@@ -254,9 +257,7 @@ impl<'a> TraceFold<'a> {
                 }
             }
         }
-        if !self.changed.contains(&trace_id) {
-            self.changed.push(trace_id);
-        }
+        self.changed.insert(trace_id);
 
         for &i in &fresh {
             let span = &spans[i];
@@ -267,7 +268,7 @@ impl<'a> TraceFold<'a> {
             let Some((key, mut half)) = Half::of(span, kept) else {
                 continue;
             };
-            half.deadline_unix_nano = deadline;
+            half.deadline_unix_nano = at.deadline;
             match self.state.shard.pending.offer(key, half) {
                 Offer::Paired(edge) => {
                     effects.counters.edges_paired += 1;
@@ -295,6 +296,14 @@ impl<'a> TraceFold<'a> {
             effects.kept_traces.push((record, trace_id));
         }
     }
+}
+
+/// The record being folded.
+struct Record<'s> {
+    index: usize,
+    spans: &'s [Span],
+    /// Deadline of the halves it leaves waiting.
+    deadline: u64,
 }
 
 fn add_edge(
@@ -331,4 +340,74 @@ fn group_by_trace(spans: &[Span]) -> Vec<([u8; 16], Vec<usize>)> {
         groups[slot].1.push(i);
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Attributes;
+    use crate::spans::{SpanKind, SpanStatus};
+
+    const SEC: u64 = NANOS_PER_SECOND;
+    const NOW: u64 = 10_000 * SEC;
+
+    fn span(trace: u8, id: u8, kind: SpanKind, end: u64) -> Span {
+        Span {
+            trace_id: [trace; 16],
+            span_id: [id; 8],
+            parent_span_id: None,
+            service: "api".into(),
+            name: "op".into(),
+            kind,
+            start_unix_nano: end - SEC / 100,
+            end_unix_nano: end,
+            status: SpanStatus::Unset,
+            attributes: Attributes::new(),
+        }
+    }
+
+    fn db_call(end: u64) -> Span {
+        let mut call = span(1, 1, SpanKind::Client, end);
+        call.attributes
+            .insert("db.system".into(), "postgresql".into());
+        call
+    }
+
+    #[test]
+    fn a_span_from_a_clock_far_ahead_does_not_expire_waiting_halves() {
+        let config = TraceConfig::default();
+        let mut fold = TraceFold::new(&config, FoldState::default());
+        let mut series = SeriesTable::new();
+        let mut effects = Effects::default();
+        let base = NOW - 100 * SEC;
+        fold.apply(0, &[db_call(base)], NOW, &mut series, &mut effects);
+        let future = span(2, 2, SpanKind::Server, NOW + 3600 * SEC);
+        fold.apply(1, &[future], NOW, &mut series, &mut effects);
+        assert_eq!(effects.counters.edges_virtual, 0);
+        assert_eq!(fold.state().shard.event_time_unix_nano, base);
+
+        let next = span(3, 3, SpanKind::Server, base + 31 * SEC);
+        fold.apply(2, &[next], NOW, &mut series, &mut effects);
+        assert_eq!(effects.counters.edges_virtual, 1);
+    }
+
+    #[test]
+    fn a_span_repeated_within_a_record_counts_once() {
+        let config = TraceConfig::default();
+        let mut fold = TraceFold::new(&config, FoldState::default());
+        let mut series = SeriesTable::new();
+        let mut effects = Effects::default();
+        let request = span(1, 1, SpanKind::Server, NOW);
+        fold.apply(
+            0,
+            &[request.clone(), request],
+            NOW,
+            &mut series,
+            &mut effects,
+        );
+        assert_eq!(effects.counters.spans_new, 1);
+        assert_eq!(effects.counters.spans_duplicate, 1);
+        let stored: usize = effects.store.iter().map(|s| s.spans.len()).sum();
+        assert_eq!(stored, 1);
+    }
 }

@@ -12,15 +12,21 @@
 //!    ([`write_watermarked`]); the lowest sequence number whose contribution was not written is `F`;
 //! 5. store the sampled spans (idempotent by span id); a failure lowers `F` to the first record that
 //!    had spans to store;
-//! 6. save the state *after the records below `F` only* (refolded from the loaded state when `F` is
-//!    set) and report `retry_from = F`.
+//! 6. save the state *after the records below `F` only* (when `F` is set, the stored state is read
+//!    again and the records below `F` refolded from it) and report `retry_from = F`.
 //!
 //! A redelivery from `F` starts from exactly the state the first attempt had at `F` and recomputes
 //! identical contributions, which the watermarks drop where they were written. Saved state also
 //! remembers each applied span id, so a record delivered again *over* saved state (a batch that timed
 //! out after saving, or a span that ingest duplicated) is skipped span by span. If saving fails, the
-//! items hold either the old state or the new one: retrying from the batch's first record is safe for
-//! both (old: recomputed and dropped by watermarks; new: skipped as seen).
+//! items hold the old state, and retrying from the batch's first record recomputes contributions that
+//! the watermarks drop.
+//!
+//! This assumes one `save_state` call is all-or-nothing, as in the embedded store. Where it is not
+//! (DynamoDB's BatchWriteItem can fail part-way), the shard item and the trace items can disagree:
+//! trace items saved alone make the redelivery skip spans whose halves the shard item never got (an
+//! edge is lost); a shard item saved alone makes it offer already-paired halves again (a caller that
+//! names its peer can add a spurious virtual edge). RED counts stay exact either way.
 //!
 //! Clock-dependent decisions are only retention (as in the aggregator), the TTLs of stored traces
 //! and state, and the clock-skew guard on event time.
@@ -143,7 +149,7 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
 
         let mut series = SeriesTable::new();
         let mut effects = Effects::default();
-        let mut fold = TraceFold::new(&self.config, loaded.clone());
+        let mut fold = TraceFold::new(&self.config, loaded);
         for (record, (_, spans)) in records.iter().enumerate() {
             fold.apply(record, spans, now_nanos, &mut series, &mut effects);
         }
@@ -169,23 +175,36 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
         let save = if applied == records.len() {
             self.save_state(shard_id, now, &fold).await
         } else {
-            let mut prefix = TraceFold::new(&self.config, loaded);
-            let mut discard = Effects::default();
-            let mut scratch_series = SeriesTable::new();
-            for (record, (_, spans)) in records.iter().take(applied).enumerate() {
-                prefix.apply(record, spans, now_nanos, &mut scratch_series, &mut discard);
+            // The stored state is still what this attempt loaded: refold the applied prefix from it
+            // (re-reading it costs a load on the rare failure path instead of a copy on every batch).
+            match self.load_state(shard_id, &records).await {
+                Ok(loaded) => {
+                    let mut prefix = TraceFold::new(&self.config, loaded);
+                    let mut discard = Effects::default();
+                    let mut scratch_series = SeriesTable::new();
+                    for (record, (_, spans)) in records.iter().take(applied).enumerate() {
+                        prefix.apply(record, spans, now_nanos, &mut scratch_series, &mut discard);
+                    }
+                    self.save_state(shard_id, now, &prefix).await
+                }
+                Err(error) => Err(error),
             }
-            self.save_state(shard_id, now, &prefix).await
         };
         outcome.retry_from = failed_from;
-        if let Err(error) = save {
-            tracing::warn!(shard_id, %error, "cannot save trace state; retrying the batch");
-            outcome.retry_from = Some(first_seq);
-        }
+        // Live events for what was applied; none when the whole batch comes again (it would show
+        // the same traces twice).
+        let shown = match save {
+            Ok(()) => applied,
+            Err(error) => {
+                tracing::warn!(shard_id, %error, "cannot save trace state; retrying the batch");
+                outcome.retry_from = Some(first_seq);
+                0
+            }
+        };
         if let Some(seq) = &outcome.retry_from {
             tracing::warn!(shard_id, retry_from = %seq, "span batch partly applied; asking for redelivery");
         }
-        outcome.trace_events = trace_events(fold.state(), &effects, applied);
+        outcome.trace_events = trace_events(fold.state(), &effects, shown);
         outcome
     }
 
@@ -386,25 +405,26 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
 /// they emitted), with the hops they paired.
 fn trace_events(state: &FoldState, effects: &Effects, applied: usize) -> Vec<TraceEvent> {
     let mut order: Vec<[u8; 16]> = Vec::new();
-    let touched = effects
-        .kept_traces
-        .iter()
-        .map(|(record, id)| (*record, *id))
-        .chain(effects.hops.iter().map(|hop| (hop.record, hop.trace_id)));
-    for (record, trace_id) in touched {
-        if record < applied && !order.contains(&trace_id) {
-            order.push(trace_id);
+    let mut hops_of: HashMap<[u8; 16], Vec<&Edge>> = HashMap::new();
+    for (record, trace_id) in &effects.kept_traces {
+        if *record < applied && !hops_of.contains_key(trace_id) {
+            hops_of.insert(*trace_id, Vec::new());
+            order.push(*trace_id);
         }
+    }
+    for hop in effects.hops.iter().filter(|hop| hop.record < applied) {
+        hops_of
+            .entry(hop.trace_id)
+            .or_insert_with(|| {
+                order.push(hop.trace_id);
+                Vec::new()
+            })
+            .push(&hop.edge);
     }
     order
         .into_iter()
         .map(|trace_id| {
-            let hops: Vec<&Edge> = effects
-                .hops
-                .iter()
-                .filter(|hop| hop.record < applied && hop.trace_id == trace_id)
-                .map(|hop| &hop.edge)
-                .collect();
+            let hops = hops_of.remove(&trace_id).unwrap_or_default();
             let (start_nanos, mut event) = match state.traces.get(&trace_id) {
                 Some(trace) => {
                     let (root_service, root_name) = match &trace.root {

@@ -121,9 +121,19 @@ pub fn ratio_keeps(trace_id: &[u8; 16], ratio: f64) -> bool {
     if ratio.is_nan() || ratio <= 0.0 {
         return false;
     }
-    // Hashing (rather than reading the id's random bits) also spreads non-random ids evenly.
-    let hash = stable_hash(&[&hex(trace_id)]);
+    // Hashing (rather than reading the id's random bits) also spreads non-random ids evenly. FNV
+    // alone barely moves its high bits when only the last bytes differ, hence the finalizer.
+    let hash = fmix64(stable_hash(&[&hex(trace_id)]));
     (hash as f64) < ratio * (u64::MAX as f64)
+}
+
+/// MurmurHash3's 64-bit finalizer: every input bit affects every output bit.
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 /// Decides a trace the first time it is seen. An error keeps it without using the quota.
@@ -164,12 +174,27 @@ mod tests {
         id
     }
 
+    fn id_ending_in(n: u32) -> [u8; 16] {
+        let mut id = [0xa0u8; 16];
+        id[12..].copy_from_slice(&n.to_be_bytes());
+        id
+    }
+
     #[test]
     fn the_ratio_keeps_about_its_share_and_always_the_same_ids() {
-        let kept = (0..20_000).filter(|n| ratio_keeps(&id(*n), 0.1)).count();
-        assert!((1_700..2_300).contains(&kept), "kept {kept} of 20000");
-        let again = (0..20_000).filter(|n| ratio_keeps(&id(*n), 0.1)).count();
+        let kept: Vec<u32> = (0..20_000).filter(|n| ratio_keeps(&id(*n), 0.1)).collect();
+        assert!(
+            (1_700..2_300).contains(&kept.len()),
+            "kept {} of 20000",
+            kept.len()
+        );
+        let again: Vec<u32> = (0..20_000).filter(|n| ratio_keeps(&id(*n), 0.1)).collect();
         assert_eq!(kept, again);
+        // Ids that differ only in their last bytes (sequential generators) spread as well.
+        let kept = (0..20_000)
+            .filter(|n| ratio_keeps(&id_ending_in(*n), 0.1))
+            .count();
+        assert!((1_700..2_300).contains(&kept), "kept {kept} of 20000");
         assert!(ratio_keeps(&id(1), 1.0));
         assert!(!ratio_keeps(&id(1), 0.0));
         assert!(!ratio_keeps(&id(1), f64::NAN));

@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use super::poison::PoisonQueue;
 use super::LambdaError;
-use crate::aggregate::aggregator::{Aggregator, BatchOutcome};
-use crate::ports::{MetricStore, SequenceNumber, ShardBatch, StreamRecord};
+use crate::pipeline::{ProcessShard, ShardOutcome};
+use crate::ports::{SequenceNumber, ShardBatch, StreamRecord};
 
 /// The shard of a record: its `eventID` is `shardId-000000000000:<sequence number>`.
 fn shard_of(event_id: Option<&str>) -> Result<&str, LambdaError> {
@@ -68,8 +68,8 @@ pub fn batch_response(
 /// The aggregator function's handler: folds each shard batch, sets poison records aside, and answers
 /// with the partial batch response. A poison record that could not be queued is retried (from its
 /// sequence number) rather than dropped unrecorded.
-pub async fn handle_kinesis_event<S: MetricStore + ?Sized>(
-    aggregator: &Aggregator<S>,
+pub async fn handle_kinesis_event<P: ProcessShard + ?Sized>(
+    aggregator: &P,
     poison_queue: Option<&PoisonQueue>,
     event: KinesisEvent,
 ) -> Result<KinesisEventResponse, LambdaError> {
@@ -80,16 +80,17 @@ pub async fn handle_kinesis_event<S: MetricStore + ?Sized>(
 
 /// [`handle_kinesis_event`], also returning each shard batch's outcome (the local event-source
 /// mapper feeds their bucket updates to live clients).
-pub async fn process_kinesis_event<S: MetricStore + ?Sized>(
-    aggregator: &Aggregator<S>,
+pub async fn process_kinesis_event<P: ProcessShard + ?Sized>(
+    aggregator: &P,
     poison_queue: Option<&PoisonQueue>,
     event: KinesisEvent,
-) -> Result<(KinesisEventResponse, Vec<BatchOutcome>), LambdaError> {
+) -> Result<(KinesisEventResponse, Vec<ShardOutcome>), LambdaError> {
     let mut retry_from = Vec::new();
     let mut outcomes = Vec::new();
     for batch in shard_batches(&event)? {
-        let outcome = aggregator.process(&batch).await;
-        let mut retry = outcome.retry_from.clone();
+        let shard_outcome = aggregator.process_shard(&batch).await;
+        let outcome = &shard_outcome.metrics;
+        let mut retry = shard_outcome.retry_from();
         if !outcome.poison.is_empty() {
             let queued = match poison_queue {
                 Some(queue) => queue.report(&batch, &outcome.poison).await,
@@ -122,7 +123,7 @@ pub async fn process_kinesis_event<S: MetricStore + ?Sized>(
             "batch processed"
         );
         retry_from.extend(retry);
-        outcomes.push(outcome);
+        outcomes.push(shard_outcome);
     }
     Ok((batch_response(retry_from), outcomes))
 }
