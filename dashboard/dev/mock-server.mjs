@@ -930,11 +930,11 @@ setInterval(() => {
     const mine = updates.filter((u) => wanted(client, u));
     if (mine.length > 0) send(client, { type: "metrics_update", seq, updates: mine });
   }
-  // Kept traces of this flush, batched in one message.
+  // Kept traces of this flush, batched in one message with the flush's seq (docs/websocket.md).
   traceBudget += TRACES_PER_SECOND * dt;
   const batch = [];
   for (; traceBudget >= 1; traceBudget -= 1) batch.push(makeTrace(nowMs));
-  if (batch.length > 0) broadcastAll({ type: "traces", traces: batch });
+  if (batch.length > 0) broadcastAll({ type: "trace", seq, traces: batch });
   if (nowMs - lastEvaluation >= 1000) {
     lastEvaluation = nowMs;
     evaluateAlerts(time);

@@ -12,7 +12,7 @@ import { emptyNode, type GraphNode, type ServiceGraph } from "./graph/model";
 import { LiveConnection, type ConnectionStatus } from "./live/connection";
 import { parseRoute, pipelineHref, type Route } from "./router";
 import { latencyHeatmap } from "./state/heatmap";
-import { currentThroughput, overviewCharts, overviewStats } from "./state/overview";
+import { overviewCharts, overviewStats } from "./state/overview";
 import {
   isLiveWindow,
   queryWindow,
@@ -293,9 +293,12 @@ export class App {
   private async refreshGraph(): Promise<void> {
     const page = this.route.page;
     if (page !== "pipeline" && page !== "service") return;
+    // `from` on a bucket boundary and `to` = now: the buckets read cover exactly [from, to), so
+    // the server's rate (count / (to - from)) is neither diluted nor inflated by a partial bucket.
     const to = Math.floor(this.nowSeconds());
+    const from = Math.floor((to - GRAPH_WINDOW_SECONDS) / BUCKET_SECONDS) * BUCKET_SECONDS;
     try {
-      this.graph = await this.api.graph(to - GRAPH_WINDOW_SECONDS, to);
+      this.graph = await this.api.graph(from, to);
       this.graphError = null;
     } catch (error) {
       this.graphError = error instanceof ApiError && error.isNotFound ? "The server has no service graph." : describe(error);
@@ -611,7 +614,7 @@ export class App {
         rate,
         errorRatio,
         p95Ms: live?.p95Ms ?? node.p95Ms,
-        health: nodeHealth({ count: live === null ? node.count : rate, errorRatio, alertSeverities }),
+        health: nodeHealth({ count: live?.rate ?? node.count, errorRatio, alertSeverities }),
         alerts: alertSeverities.length,
       };
     });
@@ -656,18 +659,19 @@ export class App {
 
   private renderDetails(service: string, now: number): void {
     const live = this.serviceBuckets(service);
+    const stats = serviceStats(live, now, BUCKET_SECONDS);
     const { range, resolution } = this.servicePage.selectedRange;
     const chartData = isLiveWindow(range, resolution, RETENTION_SECONDS) ? live : this.staticBuckets(service);
     const step = resolutionSeconds(resolution);
-    this.servicePage.render(serviceStats(live, now, BUCKET_SECONDS), serviceCharts(chartData, now, step), rangeSeconds(range));
+    this.servicePage.render(stats, serviceCharts(chartData, now, step), rangeSeconds(range));
     const node: GraphNode | null = this.graph?.nodes.find((n) => n.id === service) ?? null;
     const severities = this.alerts.severitiesByService().get(service) ?? [];
     const red = this.liveRed(service, now);
     this.servicePage.setRed(
       node,
       nodeHealth({
-        count: red?.rate ?? node?.count ?? currentThroughput(live, now, BUCKET_SECONDS),
-        errorRatio: red?.errorRatio ?? node?.errorRatio ?? serviceStats(live, now, BUCKET_SECONDS).errorRatio,
+        count: red?.rate ?? node?.count ?? stats.throughput,
+        errorRatio: red?.errorRatio ?? node?.errorRatio ?? stats.errorRatio,
         alertSeverities: severities,
       }),
     );

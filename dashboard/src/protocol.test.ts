@@ -91,7 +91,7 @@ describe("parseServerMessage, trace and alert events", () => {
       reason: "quota",
       hops: [{ from: "api", to: "postgresql", kind: "call", to_kind: "database", offset_ms: 3, duration_ms: 9, error: false }],
     };
-    expect(parseServerMessage(JSON.stringify({ type: "traces", traces: [event, { nope: 1 }] }))).toMatchObject({
+    expect(parseServerMessage(JSON.stringify({ type: "trace", seq: 42, traces: [event, { nope: 1 }] }))).toMatchObject({
       type: "traces",
       traces: [{ traceId: "t2", startMs: 1764000000123.5, rootName: "", hops: [{ to: "postgresql", offsetMs: 3 }] }],
     });

@@ -147,7 +147,7 @@ export function parseServerMessage(text: string, receivedMs: number = Date.now()
       return { type: "pong" };
     case "trace":
     case "traces": {
-      // One event (`{"type":"trace","trace_id":…}`) or a batch (`{"type":"traces","traces":[…]}`).
+      // A flush's batch (`{"type":"trace","seq":42,"traces":[…]}`, docs/websocket.md), or one event.
       const traces = Array.isArray(value.traces) ? parseTraces(value.traces, receivedMs) : parseTraces([value], receivedMs);
       return traces.length === 0 ? null : { type: "traces", traces };
     }

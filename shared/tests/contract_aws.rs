@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use flowscope_core::aws::{
-    config, create_tables_if_missing, delete_tables_if_present, DynamoConnections, DynamoStore,
-    KinesisStream, TableNames,
+    config, create_tables_if_missing, delete_tables_if_present, DynamoAlertStore,
+    DynamoConnections, DynamoStore, DynamoTraceStore, KinesisStream, TableNames,
 };
 
 /// Set (to anything) where the emulators must be there, e.g. CI's emulator stage: a missing
@@ -62,6 +62,8 @@ async fn dynamo_store_passes_the_store_contract() {
     };
     let tables = TableNames {
         connections: String::new(),
+        traces: String::new(),
+        alerts: String::new(),
         ..TableNames::with_prefix(&contract::unique("flowscope-contract"))
     };
     create_tables_if_missing(&config, &tables)
@@ -97,6 +99,56 @@ async fn dynamo_connections_pass_the_connections_contract() {
     let connections = DynamoConnections::new(&config, &tables.connections);
     contract::connections_contract(&connections).await;
     contract::connections_contract(&connections).await;
+    delete_tables_if_present(&config, &tables)
+        .await
+        .expect("delete the table");
+}
+
+#[tokio::test]
+async fn dynamo_trace_store_passes_the_trace_store_contract() {
+    let Some(config) = emulator(
+        "dynamodb",
+        "dynamo_trace_store_passes_the_trace_store_contract",
+    )
+    .await
+    else {
+        return;
+    };
+    let tables = TableNames {
+        traces: format!("{}-traces", contract::unique("flowscope-contract")),
+        ..TableNames::default()
+    };
+    create_tables_if_missing(&config, &tables)
+        .await
+        .expect("create the table");
+    let store = DynamoTraceStore::new(&config, &tables.traces);
+    contract::traces::trace_store_contract(&store).await;
+    contract::traces::trace_store_contract(&store).await;
+    delete_tables_if_present(&config, &tables)
+        .await
+        .expect("delete the table");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_alert_store_passes_the_alert_store_contract() {
+    let Some(config) = emulator(
+        "dynamodb",
+        "dynamo_alert_store_passes_the_alert_store_contract",
+    )
+    .await
+    else {
+        return;
+    };
+    let tables = TableNames {
+        alerts: format!("{}-alerts", contract::unique("flowscope-contract")),
+        ..TableNames::default()
+    };
+    create_tables_if_missing(&config, &tables)
+        .await
+        .expect("create the table");
+    let store = DynamoAlertStore::new(&config, &tables.alerts);
+    contract::alerts::alert_store_contract(&store).await;
+    contract::alerts::alert_store_contract(&store).await;
     delete_tables_if_present(&config, &tables)
         .await
         .expect("delete the table");

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use contract::{delta, fresh_series, now_unix_s, stats_of, unique};
 use flowscope_core::embedded::{
-    EmbeddedError, EmbeddedStream, MemoryConnections, RedbStore, StreamOptions,
+    EmbeddedError, EmbeddedStream, MemoryConnections, RedbAlertStore, RedbStore, RedbTraceStore,
+    StreamOptions,
 };
 use flowscope_core::model::{MetricKind, Resolution, Retention, SeriesMeta};
 use flowscope_core::ports::{
@@ -83,6 +84,22 @@ async fn memory_connections_pass_the_connections_contract() {
     let connections = MemoryConnections::default();
     contract::connections_contract(&connections).await;
     contract::connections_contract(&connections).await;
+}
+
+#[tokio::test]
+async fn redb_trace_store_passes_the_trace_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbTraceStore::open(dir.path()).unwrap();
+    contract::traces::trace_store_contract(&store).await;
+    contract::traces::trace_store_contract(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_alert_store_passes_the_alert_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbAlertStore::open(&dir.path().join("alerts.redb")).unwrap();
+    contract::alerts::alert_store_contract(&store).await;
+    contract::alerts::alert_store_contract(&store).await;
 }
 
 // ---- embedded only ----

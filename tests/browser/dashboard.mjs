@@ -16,20 +16,26 @@
 //   FLOWSCOPE_HTTP_PORT    dashboard/API port of the started server (default 18480)
 //   FLOWSCOPE_OTLP_PORT    OTLP port of the started server (default 18418)
 //   FLOWSCOPE_DATA_DIR     data dir of the started server (default: a fresh one under build/)
-//   FLOWSCOPE_LOCAL_ARGS   extra arguments for `flowscope local` (e.g. an alert rules file)
+//   FLOWSCOPE_LOCAL_ARGS   extra arguments for `flowscope local`
+//   FLOWSCOPE_ALERT_RULES  rules file for the started server (default: one written by this script,
+//                          with a fast error-spike rule: 1-minute window, fires at once)
 //   FLOWSCOPE_SERVICES     services that must appear (default auth,api,database,cache,queue)
 //   FLOWSCOPE_SPIKE_SERVICE  service the spike hits (default api)
 //   FLOWSCOPE_TIMEOUT_S    how long to wait for each thing to happen (default 90)
+//   FLOWSCOPE_WARMUP_S     let the started server collect data this long first (default 0; a
+//                          couple of minutes give screenshots with settled rates)
 //   FLOWSCOPE_SCREENSHOTS  where screenshots go (default <repo>/build/screenshots)
 //   CHROMIUM_PATH          browser binary (default /usr/bin/chromium)
 //
 // The spike: against the mock, POST /__mock/spike; against flowscope local, the script exports a
 // burst of failed requests for one service over OTLP/JSON (http.server.requests and
-// http.server.errors, delta temporality), which any error-rate rule sees.
+// http.server.errors, delta temporality), which any error-rate rule sees. The shipped rules wait
+// minutes before firing (5-minute windows, `for: 2m`), so by default the started server gets a rules
+// file with one quick rule; the alert then fires once the spike's minute has closed.
 //
 // Prints one line per check and `N passed, N failed` last; exits non-zero when any check failed.
 
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
   assert,
@@ -55,11 +61,30 @@ const SERVICES = (process.env.FLOWSCOPE_SERVICES ?? "auth,api,database,cache,que
   .filter(Boolean);
 const SPIKE_SERVICE = process.env.FLOWSCOPE_SPIKE_SERVICE ?? "api";
 const TIMEOUT_MS = Number(process.env.FLOWSCOPE_TIMEOUT_S ?? 90) * 1000;
+const WARMUP_MS = Number(process.env.FLOWSCOPE_WARMUP_S ?? 0) * 1000;
 const SCREENSHOTS = resolve(process.env.FLOWSCOPE_SCREENSHOTS ?? join(repoRoot, "build/screenshots"));
 const LOGS = join(repoRoot, "build/browser-test");
 const DATA_DIR = resolve(process.env.FLOWSCOPE_DATA_DIR ?? join(LOGS, `data-${process.pid}`));
 
 const checks = new Checks();
+
+const SPIKE_RULES = `# Written by tests/browser/dashboard.mjs: one rule that fires within a minute of a spike.
+version: 1
+settings:
+  evaluation_delay: 0s
+rules:
+  - name: browser-test-error-spike
+    description: share of HTTP requests that failed (the browser test's spike)
+    ratio:
+      numerator: { metric: http.server.errors }
+      denominator: { metric: http.server.requests }
+    aggregation: rate
+    scale: 100
+    unit: "%"
+    window: 1m
+    condition: above
+    critical: 20
+`;
 
 // ---- what the script starts ---------------------------------------------------------------------
 
@@ -84,7 +109,10 @@ function serverProcess() {
       ...extra,
     ],
     LOGS,
-    { RUST_LOG: process.env.RUST_LOG ?? "info" },
+    {
+      RUST_LOG: process.env.RUST_LOG ?? "info",
+      FLOWSCOPE_ALERT_RULES: process.env.FLOWSCOPE_ALERT_RULES ?? join(LOGS, "spike-rules.yaml"),
+    },
   );
 }
 
@@ -172,12 +200,19 @@ async function noSidewaysScroll(page) {
 async function main() {
   await mkdir(SCREENSHOTS, { recursive: true });
   await mkdir(LOGS, { recursive: true });
+  if (BIN !== null && process.env.FLOWSCOPE_ALERT_RULES === undefined) {
+    await writeFile(join(LOGS, "spike-rules.yaml"), SPIKE_RULES);
+  }
   if (MANAGED) {
     const started = await checks.run(`start ${MOCK ? "the mock server" : "flowscope local and the load generator"}`, async () => {
       await startServer();
       await loadgen?.start();
     });
     if (!started) return;
+    if (WARMUP_MS > 0) {
+      console.log(`# warming up for ${WARMUP_MS / 1000} s`);
+      await sleep(WARMUP_MS);
+    }
   }
   const browser = await launchBrowser();
   const pageErrors = [];

@@ -218,7 +218,7 @@ describe("AlertStore", () => {
   it("announces escalations but not acknowledgements, and keeps what the list said", () => {
     const store = new AlertStore();
     store.replaceActive([alert({ severity: "warning", startsAt: 10, summary: "p95 is 600 ms" })]);
-    const ackEvent = alert({ transition: "acknowledged", acknowledged: true, acknowledgedBy: "sam", startsAt: null, summary: "HighErrorRate" });
+    const ackEvent = alert({ transition: "acknowledged", acknowledged: true, acknowledgedBy: "sam", startsAt: null, summary: "acknowledged by sam" });
     expect(store.apply(ackEvent)).toBe(false);
     expect(store.get("fp1")).toMatchObject({ acknowledged: true, startsAt: 10, summary: "p95 is 600 ms" });
     expect(store.apply(alert({ transition: "escalated", severity: "critical", startsAt: null, changedAt: 30 }))).toBe(true);

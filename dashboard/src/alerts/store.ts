@@ -46,7 +46,8 @@ export class AlertStore {
             ...known,
             ...alert,
             startsAt: alert.startsAt ?? known.startsAt,
-            summary: alert.summary === alert.rule ? known.summary : alert.summary,
+            // Only transitions that measured something say something new ("acknowledged by …" does not).
+            summary: alert.summary !== alert.rule && alert.transition !== "acknowledged" ? alert.summary : known.summary,
             acknowledged: alert.acknowledged || (known.acknowledged && alert.transition !== "firing"),
             acknowledgedBy: alert.acknowledgedBy ?? known.acknowledgedBy,
             // Events do not say whether a silence covers the alert; the list does.

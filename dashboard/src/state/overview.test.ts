@@ -55,6 +55,7 @@ describe("overviewCharts", () => {
 
   it("stacks throughput so each band is one service's rate, and groups the rest", () => {
     const charts = overviewCharts(services, NOW, 60, 2);
+    // The two busiest (b, c) by name, the rest grouped.
     expect(charts.throughput.labels).toEqual(["b", "c", "1 other"]);
     expect(charts.throughput.columns).toEqual([[540, 600], [null, 10], [4, null], [1, 2]]);
     expect(charts.throughput.stacked).toEqual([[540, 600], [0, 10], [4, 10], [5, 12]]);
@@ -64,9 +65,9 @@ describe("overviewCharts", () => {
     expect(overviewCharts(services, NOW, 60).errors.columns).toEqual([[540, 600], [1, 4]]);
   });
 
-  it("draws p95 lines for the busiest services only", () => {
-    const charts = overviewCharts(services, NOW, 60, 2);
-    expect(charts.latency.labels).toEqual(["b", "c"]);
+  it("draws p95 lines for the busiest services only, in a stable (name) order", () => {
     expect(busiest(services, 3)).toEqual(["b", "c", "a"]);
+    expect(overviewCharts(services, NOW, 60, 2).latency.labels).toEqual(["b", "c"]);
+    expect(overviewCharts(services, NOW, 60, 3).latency.labels).toEqual(["a", "b", "c"]);
   });
 });

@@ -4,8 +4,6 @@
 import type { Bucket } from "../types";
 import {
   chartRate,
-  rateIn,
-  rateWindow,
   serviceStats,
   toMilliseconds,
   type ChartColumns,
@@ -88,7 +86,8 @@ export function overviewCharts(
   bucketSeconds: number,
   maxLines = 8,
 ): OverviewCharts {
-  const top = busiest(services, maxLines);
+  // Busiest first to choose, then by name: a line keeps its place (and colour) as volumes shift.
+  const top = busiest(services, maxLines).sort((a, b) => a.localeCompare(b));
   const others = [...services.keys()].filter((name) => !top.includes(name)).sort();
   const xs = allStarts(services);
 
@@ -155,11 +154,4 @@ function sumNullable(values: (number | null)[]): number | null {
   let total: number | null = null;
   for (const v of values) if (v !== null) total = (total ?? 0) + v;
   return total;
-}
-
-/** Current requests/s of one service (for graph nodes and lists); null when it is not reporting. */
-export function currentThroughput(data: ServiceBuckets, nowSeconds: number, bucketSeconds: number): number | null {
-  const source = data.requests.length > 0 ? data.requests : data.latency;
-  const window = rateWindow(source, nowSeconds, bucketSeconds);
-  return window === null ? null : rateIn(source, window);
 }

@@ -113,7 +113,7 @@ export class AlertsPage {
         return el("li", { class: "history-row", "data-state": t.state }, [
           el("span", { class: "severity-badge", "data-severity": t.severity }, [t.severity]),
           ` ${t.rule}${t.service ? ` · ${t.service}` : ""} · ${what}${who}${when}`,
-          t.summary !== t.rule ? el("span", { class: "history-summary" }, [` — ${t.summary}`]) : "",
+          t.summary !== t.rule && t.transition !== "acknowledged" ? el("span", { class: "history-summary" }, [` — ${t.summary}`]) : "",
         ]);
       }),
     );

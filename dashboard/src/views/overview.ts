@@ -14,6 +14,8 @@ import { HeatmapChart } from "./heatmap";
 /** Distinct on the dark background, in order of use. */
 export const SERVICE_COLORS = ["#58a6ff", "#3fb950", "#e3b341", "#d2a8ff", "#ff7b72", "#56d4dd", "#f778ba", "#ffa657", "#a5d6ff"];
 
+const OTHERS_COLOR = "#8b949e";
+
 export function colorFor(index: number): string {
   return SERVICE_COLORS[index % SERVICE_COLORS.length] ?? "#58a6ff";
 }
@@ -78,7 +80,9 @@ export class OverviewPage {
     this.set("p95", formatMilliseconds(stats.p95LatencyMs), stats.slowestService ?? "");
     this.set("error-rate", formatRatio(stats.errorRatio));
     this.set("alerts", String(stats.activeAlerts), stats.criticalAlerts > 0 ? `${stats.criticalAlerts} critical` : "");
-    const lines = (labels: string[]): LineSpec[] => labels.map((label, i) => ({ label, color: colorFor(i) }));
+    // A service has the same colour in both charts ("N others" is grey).
+    const lines = (labels: string[]): LineSpec[] =>
+      labels.map((label) => ({ label, color: this.colorOf(label, charts.latency.labels) }));
     this.throughput.setLines(lines(charts.throughput.labels));
     this.latency.setLines(lines(charts.latency.labels));
     for (const chart of [this.throughput, this.latency, this.errors]) chart.setMinSpan(spanSeconds);
@@ -86,6 +90,11 @@ export class OverviewPage {
     this.latency.setData(charts.latency.columns);
     this.errors.setData(charts.errors.columns);
     this.heatmap.setData(heatmap, 60, spanSeconds);
+  }
+
+  private colorOf(label: string, services: readonly string[]): string {
+    const index = services.indexOf(label);
+    return index < 0 ? OTHERS_COLOR : colorFor(index);
   }
 
   setAlerts(alerts: readonly Alert[], nowSeconds: number): void {

@@ -28,7 +28,8 @@ export class Toasts {
 
   alert(alert: Alert): void {
     const title = `${alert.severity === "critical" ? "Critical" : "Alert"}: ${alert.rule}${alert.service ? ` on ${alert.service}` : ""}`;
-    const details = [alert.summary !== alert.rule ? alert.summary : "", valueText(alert)].filter((t) => t !== "").join(" · ");
+    // The server's summary already names the value; without one, the value and threshold stand in.
+    const details = alert.summary !== alert.rule && alert.summary !== "" ? alert.summary : valueText(alert);
     const ack = el("button", { type: "button", class: "button" }, ["Acknowledge"]);
     const view = el("a", { class: "button", href: alert.service ? serviceHref(alert.service) : "#/alerts" }, ["View"]);
     const toast = this.show(

@@ -1,5 +1,6 @@
 //! AWS adapters of the ports: Kinesis ([`kinesis::KinesisStream`]), DynamoDB
-//! ([`dynamodb::DynamoStore`], [`dynamodb::DynamoConnections`]) and the API Gateway management API
+//! ([`dynamodb::DynamoStore`], [`dynamodb::DynamoConnections`], [`dynamodb::DynamoTraceStore`],
+//! [`dynamodb::DynamoAlertStore`]) and the API Gateway management API
 //! ([`apigw::ApiGatewayPusher`]), plus the Lambda event plumbing ([`lambda`], feature `lambda`).
 //!
 //! Nothing here names an endpoint: [`config::load`] honours `AWS_ENDPOINT_URL` and
@@ -17,7 +18,8 @@ pub mod retry;
 
 pub use apigw::ApiGatewayPusher;
 pub use dynamodb::{
-    create_tables_if_missing, delete_tables_if_present, DynamoConnections, DynamoStore, TableNames,
+    create_tables_if_missing, delete_tables_if_present, DynamoAlertStore, DynamoConnections,
+    DynamoStore, DynamoTraceStore, TableNames,
 };
 pub use kinesis::KinesisStream;
 pub use retry::RetryPolicy;

@@ -230,15 +230,16 @@ mod tests {
         assert!(hub.take_batch().is_none());
         hub.publish([update("api", "cpu", 60, 1), update("api", "cpu", 60, 2)]);
         hub.publish([update("db", "cpu", 60, 7)]);
-        let (seq, batch) = hub.take_batch().unwrap();
-        assert_eq!(seq, 1);
-        assert_eq!(batch.len(), 2);
+        let batch = hub.take_batch().unwrap();
+        assert_eq!(batch.seq, 1);
+        assert_eq!(batch.updates.len(), 2);
         assert_eq!(
-            batch[0].count, 2,
+            batch.updates[0].count, 2,
             "later update of a bucket replaces the earlier one"
         );
+        assert!(batch.traces.is_empty());
         hub.publish([update("api", "cpu", 120, 1)]);
-        assert_eq!(hub.take_batch().unwrap().0, 2);
+        assert_eq!(hub.take_batch().unwrap().seq, 2);
         assert!(hub.take_batch().is_none());
     }
 

@@ -7,6 +7,9 @@
 //! whatever else is there); expiries are far in the future so a real TTL cannot interfere.
 #![allow(dead_code)] // Each test binary uses the suites of the adapters it has.
 
+pub mod alerts;
+pub mod traces;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

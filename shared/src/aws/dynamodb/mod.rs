@@ -1,12 +1,16 @@
 //! DynamoDB adapters, implementing `infra/dynamodb.md`: [`DynamoStore`] (buckets, series registry,
-//! aggregator state) and [`DynamoConnections`] (live connections and their subscriptions).
+//! aggregator state), [`DynamoConnections`] (live connections and their subscriptions),
+//! [`DynamoTraceStore`] (sampled traces) and [`DynamoAlertStore`] (alert states, history, silences,
+//! dead letters).
 
+mod alerts;
 mod buckets;
 mod connections;
 mod item;
 mod series;
 mod state;
 mod tables;
+mod traces;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -26,11 +30,14 @@ use crate::ports::{ApplyOutcome, BucketDelta, MetricStore, StoreError};
 
 use item::Item;
 
+pub use alerts::DynamoAlertStore;
 pub use buckets::{decode_bucket_image, BucketImage};
 pub use connections::DynamoConnections;
 pub use tables::{create_tables_if_missing, delete_tables_if_present};
+pub use traces::DynamoTraceStore;
 
-/// The tables' names, from `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE` and `CONNECTIONS_TABLE`.
+/// The tables' names, from `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE`, `CONNECTIONS_TABLE`,
+/// `TRACES_TABLE` and `ALERTS_TABLE`.
 ///
 /// A function is given only the tables it uses, so a missing name is not an error until an operation
 /// needs that table.
@@ -40,6 +47,8 @@ pub struct TableNames {
     pub series: String,
     pub state: String,
     pub connections: String,
+    pub traces: String,
+    pub alerts: String,
 }
 
 impl TableNames {
@@ -50,6 +59,8 @@ impl TableNames {
             series: var("SERIES_TABLE"),
             state: var("STATE_TABLE"),
             connections: var("CONNECTIONS_TABLE"),
+            traces: var("TRACES_TABLE"),
+            alerts: var("ALERTS_TABLE"),
         }
     }
 
@@ -60,6 +71,8 @@ impl TableNames {
             series: format!("{prefix}-series"),
             state: format!("{prefix}-state"),
             connections: format!("{prefix}-connections"),
+            traces: format!("{prefix}-traces"),
+            alerts: format!("{prefix}-alerts"),
         }
     }
 }

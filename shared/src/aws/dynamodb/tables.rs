@@ -1,4 +1,4 @@
-//! Creating the four tables of `infra/dynamodb.md` (for tests and `--aws` mode against emulators; on
+//! Creating the six tables of `infra/dynamodb.md` (for tests and `--aws` mode against emulators; on
 //! AWS, template.yaml creates them).
 
 use std::time::Duration;
@@ -32,6 +32,8 @@ pub async fn create_tables_if_missing(
         (&tables.series, series_table(&client)?),
         (&tables.state, state_table(&client)?),
         (&tables.connections, connections_table(&client)?),
+        (&tables.traces, pk_sk_table(&client)?),
+        (&tables.alerts, pk_sk_table(&client)?),
     ];
     for (name, definition) in definitions {
         if name.is_empty() {
@@ -53,6 +55,8 @@ pub async fn delete_tables_if_present(
         &tables.series,
         &tables.state,
         &tables.connections,
+        &tables.traces,
+        &tables.alerts,
     ] {
         if name.is_empty() {
             continue;
@@ -185,6 +189,15 @@ fn state_table(client: &Client) -> Result<CreateTableFluentBuilder, StoreError> 
 }
 
 fn connections_table(client: &Client) -> Result<CreateTableFluentBuilder, StoreError> {
+    Ok(on_demand(client)
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S)?)
+        .attribute_definitions(attribute("sk", ScalarAttributeType::S)?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?))
+}
+
+/// A plain `pk`/`sk` table: traces and alerts keep several item kinds apart by key prefix.
+fn pk_sk_table(client: &Client) -> Result<CreateTableFluentBuilder, StoreError> {
     Ok(on_demand(client)
         .attribute_definitions(attribute("pk", ScalarAttributeType::S)?)
         .attribute_definitions(attribute("sk", ScalarAttributeType::S)?)
