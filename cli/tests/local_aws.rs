@@ -94,5 +94,54 @@ async fn local_aws_mode_pushes_updates_through_kinesis_dynamodb_and_connections(
     let first = &update["updates"][0];
     assert_eq!(first["service"], "kinesis-svc");
     assert_eq!(first["max"].as_f64(), Some(42.0));
+
+    // The load generator's traces through Kinesis and DynamoDB make the five-service graph.
+    let loadgen = flowscope_cli::loadgen::LoadgenArgs {
+        endpoint: format!("http://{}", handle.otlp_addr),
+        rate: 200,
+        duration: Some(Duration::from_secs(4)),
+        traces_per_second: 20.0,
+        quiet: true,
+        ..Default::default()
+    };
+    flowscope_cli::loadgen::run(loadgen).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = http(
+            handle.http_addr,
+            "GET",
+            "/api/graph",
+            "application/json",
+            b"",
+        )
+        .await;
+        let graph: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let edges: Vec<(String, String)> = graph["edges"]
+            .as_array()
+            .map(|edges| {
+                edges
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["source"].as_str().unwrap_or("").into(),
+                            e["target"].as_str().unwrap_or("").into(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let wanted = ["auth", "cache", "database", "queue"];
+        if wanted
+            .iter()
+            .all(|t| edges.iter().any(|(a, b)| a == "api" && b == t))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "graph incomplete on the AWS adapters: {graph}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     handle.shutdown().await.unwrap();
 }

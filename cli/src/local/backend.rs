@@ -24,7 +24,7 @@ pub struct Backend {
     pub sink: Arc<dyn StreamSink>,
     pub store: Arc<dyn MetricStore>,
     pub connections: Arc<dyn ConnectionStore>,
-    /// Kept traces (embedded in both modes: a file beside the store).
+    /// Kept traces (a redb file beside the store, or DynamoDB with `--aws`).
     pub traces: Arc<dyn TraceStore>,
     pub consumer: Consumer,
     /// The SDK configuration, for the `@connections` client (AWS mode only).
@@ -71,8 +71,8 @@ impl Backend {
     #[cfg(feature = "aws")]
     pub async fn aws(args: &LocalArgs) -> anyhow::Result<Backend> {
         use flowscope_core::aws::{
-            config, create_tables_if_missing, DynamoConnections, DynamoStore, KinesisStream,
-            TableNames,
+            config, create_tables_if_missing, DynamoConnections, DynamoStore, DynamoTraceStore,
+            KinesisStream, TableNames,
         };
         let sdk = config::load_for_emulators().await;
         let tables = TableNames::with_prefix(&args.aws_prefix);
@@ -93,7 +93,7 @@ impl Backend {
             sink: stream.clone(),
             store: Arc::new(DynamoStore::new(&sdk, tables.clone())),
             connections: Arc::new(DynamoConnections::new(&sdk, tables.connections.clone())),
-            traces: open_trace_store(args)?,
+            traces: Arc::new(DynamoTraceStore::new(&sdk, tables.traces.clone())),
             consumer: Consumer::Kinesis {
                 stream,
                 arn: format!("arn:aws:kinesis:{region}:000000000000:stream/{stream_name}"),
