@@ -341,9 +341,14 @@ impl<S: MetricStore + ?Sized> QueryApi<S> {
     /// decoded (metric names contain dots, services may contain anything).
     pub async fn handle(&self, path: &str, query: &str, now_unix_s: i64) -> ApiResponse {
         if let Some(traces) = &self.traces {
-            if let Some(response) =
-                crate::traces::api::handle(self.store.as_ref(), traces.as_ref(), path, query, now_unix_s)
-                    .await
+            if let Some(response) = crate::traces::api::handle(
+                self.store.as_ref(),
+                traces.as_ref(),
+                path,
+                query,
+                now_unix_s,
+            )
+            .await
             {
                 return response;
             }

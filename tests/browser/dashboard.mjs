@@ -35,7 +35,7 @@
 //
 // Prints one line per check and `N passed, N failed` last; exits non-zero when any check failed.
 
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
   assert,
@@ -64,6 +64,8 @@ const TIMEOUT_MS = Number(process.env.FLOWSCOPE_TIMEOUT_S ?? 90) * 1000;
 const WARMUP_MS = Number(process.env.FLOWSCOPE_WARMUP_S ?? 0) * 1000;
 const SCREENSHOTS = resolve(process.env.FLOWSCOPE_SCREENSHOTS ?? join(repoRoot, "build/screenshots"));
 const LOGS = join(repoRoot, "build/browser-test");
+/** A data dir the script made up is its own to delete at the end; a given one is left alone. */
+const OWN_DATA_DIR = process.env.FLOWSCOPE_DATA_DIR === undefined;
 const DATA_DIR = resolve(process.env.FLOWSCOPE_DATA_DIR ?? join(LOGS, `data-${process.pid}`));
 
 const checks = new Checks();
@@ -442,6 +444,7 @@ try {
 } finally {
   await loadgen?.stop().catch(() => {});
   await server?.stop().catch(() => {});
+  if (BIN !== null && OWN_DATA_DIR) await rm(DATA_DIR, { recursive: true, force: true }).catch(() => {});
 }
 console.log(`screenshots: ${SCREENSHOTS}${MANAGED ? ` · logs: ${LOGS}` : ""}`);
 console.log(checks.summary());

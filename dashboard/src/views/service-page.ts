@@ -107,7 +107,7 @@ export class ServicePage {
     this.closeButton = el("button", { type: "button", class: "button panel-close", "aria-label": "Close details" }, ["Close"]);
     this.closeButton.addEventListener("click", () => this.callbacks.onClose());
     this.notice = el("p", { class: "notice", role: "note", hidden: true });
-    this.red = el("dl", { class: "red-summary", "data-testid": "red-summary" });
+    this.red = el("dl", { class: "red-summary", "data-testid": "red-summary", "aria-describedby": "red-caption" });
     const cardGrid = el("section", { class: "stat-grid", "aria-label": "Current values" }, [
       this.card("throughput", "Throughput", (s) => formatRate(s.throughput)),
       this.card("p95", "p95 latency", (s) => formatMilliseconds(s.p95LatencyMs)),
@@ -197,6 +197,7 @@ export class ServicePage {
     this.element = el("section", { class: "service-page", "data-testid": "service-page" }, [
       el("div", { class: "page-heading" }, [this.title, this.healthBadge, this.closeButton]),
       this.notice,
+      el("p", { class: "red-caption", id: "red-caption" }, ["From traces, last 5 minutes"]),
       this.red,
       cardGrid,
       pickers,
@@ -258,7 +259,6 @@ export class ServicePage {
       const dd = this.red.children[i]?.querySelector("dd");
       if (dd !== null && dd !== undefined) setText(dd, value);
     });
-    this.red.title = "From traces over the last 5 minutes";
   }
 
   setAlerts(alerts: readonly Alert[], nowSeconds: number): void {

@@ -8,8 +8,8 @@ use futures::stream::{self, StreamExt};
 
 use super::hub::LiveBatch;
 use super::wire::{LiveUpdate, ServerMessage};
-use crate::traces::TraceEvent;
 use crate::ports::{ConnectionPusher, ConnectionStore, ConnectionStoreError, PushError};
+use crate::traces::TraceEvent;
 
 /// API Gateway refuses WebSocket messages over 128 KB; stay under it with room for the envelope.
 pub const MAX_MESSAGE_BYTES: usize = 120 * 1024;
@@ -107,7 +107,12 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
         }
         Ok(per_connection
             .into_iter()
-            .map(|(connection, indexes)| (connection, indexes.into_iter().map(|i| &traces[i]).collect()))
+            .map(|(connection, indexes)| {
+                (
+                    connection,
+                    indexes.into_iter().map(|i| &traces[i]).collect(),
+                )
+            })
             .collect())
     }
 

@@ -8,9 +8,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use super::wire::{LiveUpdate, ServerMessage};
-use crate::traces::TraceEvent;
 use crate::model::Resolution;
 use crate::ports::Subscription;
+use crate::traces::TraceEvent;
 
 #[derive(Debug, Clone, Copy)]
 pub struct HubConfig {
