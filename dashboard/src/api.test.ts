@@ -9,6 +9,18 @@ function fakeFetch(status: number, body: unknown, seen: string[] = []): typeof f
 }
 
 describe("QueryClient", () => {
+  it("sends the configured token as a bearer key, and no header without one", async () => {
+    const headersSeen: Array<Record<string, string>> = [];
+    const recording = (async (_input: RequestInfo | URL, init?: RequestInit) => {
+      headersSeen.push({ ...(init?.headers as Record<string, string>) });
+      return new Response(JSON.stringify({ services: [] }), { status: 200 });
+    }) as typeof fetch;
+    await new QueryClient("https://api.example.com", recording, "k3y").services();
+    await new QueryClient("", recording).services();
+    expect(headersSeen[0]?.authorization).toBe("Bearer k3y");
+    expect(headersSeen[1]?.authorization).toBeUndefined();
+  });
+
   it("requests a metric's history with the range and percent-encoded names", async () => {
     const seen: string[] = [];
     const client = new QueryClient(

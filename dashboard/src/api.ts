@@ -48,9 +48,14 @@ function list(value: unknown): unknown[] {
 }
 
 export class QueryClient {
+  /**
+   * `token`, when not empty, is sent as `Authorization: Bearer …`: the query API on AWS requires an
+   * API key (local mode ignores it).
+   */
   constructor(
     private readonly baseUrl: string,
     private readonly fetchFn: typeof fetch,
+    private readonly token: string = "",
   ) {}
 
   async services(): Promise<ServiceSummary[]> {
@@ -172,9 +177,11 @@ export class QueryClient {
   private async request(method: "GET" | "POST" | "DELETE", path: string, payload?: unknown): Promise<unknown> {
     let response: Response;
     try {
-      const init: RequestInit = { method, headers: { accept: "application/json" } };
+      const headers: Record<string, string> = { accept: "application/json" };
+      if (this.token !== "") headers.authorization = `Bearer ${this.token}`;
+      const init: RequestInit = { method, headers };
       if (payload !== undefined) {
-        init.headers = { accept: "application/json", "content-type": "application/json" };
+        headers["content-type"] = "application/json";
         init.body = JSON.stringify(payload);
       }
       response = await this.fetchFn(`${this.baseUrl}${path}`, init);

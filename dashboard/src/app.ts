@@ -120,7 +120,7 @@ export class App {
     private readonly deps: AppDependencies,
     configWarning?: string,
   ) {
-    this.api = new QueryClient(config.apiBaseUrl, deps.fetch);
+    this.api = new QueryClient(config.apiBaseUrl, deps.fetch, config.token);
     this.header = new Header(root);
     const layout = el("div", { class: "layout" });
     this.main = el("main", { class: "main", id: "main", tabindex: -1 });
