@@ -17,6 +17,19 @@ pub enum AlertStoreError {
     Corrupt { key: String, reason: String },
 }
 
+/// The metric store's failure kinds map one to one: adapters sharing a DynamoDB or redb helper
+/// convert with `?`.
+impl From<crate::ports::StoreError> for AlertStoreError {
+    fn from(error: crate::ports::StoreError) -> Self {
+        use crate::ports::StoreError;
+        match error {
+            StoreError::Throttled(message) => AlertStoreError::Throttled(message),
+            StoreError::Unavailable(message) => AlertStoreError::Unavailable(message),
+            StoreError::Corrupt { key, reason } => AlertStoreError::Corrupt { key, reason },
+        }
+    }
+}
+
 /// Result of a conditional state write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PutOutcome {

@@ -21,6 +21,19 @@ pub enum TraceStoreError {
     Corrupt { key: String, reason: String },
 }
 
+/// The metric store's failure kinds map one to one: adapters sharing a DynamoDB or redb helper
+/// convert with `?`.
+impl From<crate::ports::StoreError> for TraceStoreError {
+    fn from(error: crate::ports::StoreError) -> Self {
+        use crate::ports::StoreError;
+        match error {
+            StoreError::Throttled(message) => TraceStoreError::Throttled(message),
+            StoreError::Unavailable(message) => TraceStoreError::Unavailable(message),
+            StoreError::Corrupt { key, reason } => TraceStoreError::Corrupt { key, reason },
+        }
+    }
+}
+
 /// Spans of one trace to store, and whether the trace is kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceWrite {

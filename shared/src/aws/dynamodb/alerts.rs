@@ -30,7 +30,7 @@ use crate::alerts::silence::Silence;
 use crate::alerts::state::{AlertState, AlertTransition};
 use crate::aws::errors;
 use crate::aws::retry::RetryPolicy;
-use crate::ports::{AlertStore, AlertStoreError, PutOutcome, StoreError};
+use crate::ports::{AlertStore, AlertStoreError, PutOutcome};
 
 const STATE_PK: &str = "state";
 const HISTORY_PK: &str = "history";
@@ -68,19 +68,11 @@ impl DynamoAlertStore {
     }
 
     fn table(&self) -> Result<&str, AlertStoreError> {
-        super::table(&self.table, "ALERTS_TABLE").map_err(from_store)
+        super::table(&self.table, "ALERTS_TABLE").map_err(AlertStoreError::from)
     }
 }
 
 // ---- errors ----
-
-fn from_store(error: StoreError) -> AlertStoreError {
-    match error {
-        StoreError::Throttled(message) => AlertStoreError::Throttled(message),
-        StoreError::Unavailable(message) => AlertStoreError::Unavailable(message),
-        StoreError::Corrupt { key, reason } => AlertStoreError::Corrupt { key, reason },
-    }
-}
 
 /// Throttling → [`AlertStoreError::Throttled`] (the caller backs off), anything else → `Unavailable`.
 fn alert_error<E, R>(operation: &str, error: &SdkError<E, R>) -> AlertStoreError
@@ -88,7 +80,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    from_store(super::store_error(operation, error))
+    AlertStoreError::from(super::store_error(operation, error))
 }
 
 fn corrupt(pk: &str, sk: &str, reason: impl std::fmt::Display) -> AlertStoreError {
@@ -208,7 +200,7 @@ impl DynamoAlertStore {
             .consistent_read(true);
         query_all(request, &format!("Query ({pk})"))
             .await
-            .map_err(from_store)
+            .map_err(AlertStoreError::from)
     }
 
     async fn put_item(&self, item: Item, operation: &str) -> Result<(), AlertStoreError> {

@@ -31,7 +31,7 @@ use super::state::batch_write;
 use super::{now_unix_s, query_all, CONFLICT_RETRY};
 use crate::aws::errors;
 use crate::aws::retry::RetryPolicy;
-use crate::ports::{StoreError, TraceStore, TraceStoreError, TraceSummary, TraceWrite};
+use crate::ports::{TraceStore, TraceStoreError, TraceSummary, TraceWrite};
 use crate::record::{self, RecordPayload};
 use crate::spans::{hex, Span};
 
@@ -73,19 +73,11 @@ impl DynamoTraceStore {
     }
 
     fn table(&self) -> Result<&str, TraceStoreError> {
-        super::table(&self.table, "TRACES_TABLE").map_err(from_store)
+        super::table(&self.table, "TRACES_TABLE").map_err(TraceStoreError::from)
     }
 }
 
 // ---- errors ----
-
-fn from_store(error: StoreError) -> TraceStoreError {
-    match error {
-        StoreError::Throttled(message) => TraceStoreError::Throttled(message),
-        StoreError::Unavailable(message) => TraceStoreError::Unavailable(message),
-        StoreError::Corrupt { key, reason } => TraceStoreError::Corrupt { key, reason },
-    }
-}
 
 /// Throttling → [`TraceStoreError::Throttled`] (the caller backs off), anything else → `Unavailable`.
 fn trace_error<E, R>(operation: &str, error: &SdkError<E, R>) -> TraceStoreError
@@ -93,7 +85,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    from_store(super::store_error(operation, error))
+    TraceStoreError::from(super::store_error(operation, error))
 }
 
 fn corrupt(pk: &str, sk: &str, error: impl std::fmt::Display) -> TraceStoreError {
@@ -345,7 +337,7 @@ impl DynamoTraceStore {
             .consistent_read(true);
         let items = query_all(request, "Query (trace)")
             .await
-            .map_err(from_store)?;
+            .map_err(TraceStoreError::from)?;
         decode_trace(trace_id, &items)
     }
 
@@ -358,7 +350,7 @@ impl DynamoTraceStore {
         for chunk in requests.chunks(25) {
             batch_write(&self.client, &self.retry, table, chunk.to_vec(), operation)
                 .await
-                .map_err(from_store)?;
+                .map_err(TraceStoreError::from)?;
         }
         Ok(())
     }
