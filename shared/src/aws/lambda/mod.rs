@@ -7,7 +7,9 @@
 //! - [`websocket`]: API Gateway WebSocket `$connect` / `$disconnect` / message events.
 //! - [`streams`]: DynamoDB Streams records of the buckets table → live updates.
 //! - [`keys`]: the accepted API key hashes, loaded once per cold start.
+//! - [`alerts`]: the scheduled rule evaluation, notifications and live `alert` events.
 
+pub mod alerts;
 pub mod http;
 pub mod keys;
 pub mod kinesis;

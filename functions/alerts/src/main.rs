@@ -1,0 +1,43 @@
+//! Scheduled (EventBridge, every minute): evaluate the alert rules against the buckets, notify the
+//! configured sinks, push `alert` events to subscribed WebSocket clients.
+//!
+//! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `ALERTS_TABLE`, `CONNECTIONS_TABLE`, `WS_MANAGEMENT_ENDPOINT`;
+//! sink URLs named by the rules' `url_env`. Rules: `infra/alert-rules.yaml`, compiled in.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use flowscope_core::alerts::{webhook, AlertEngine, Dispatcher, RuleSet};
+use flowscope_core::aws::lambda::alerts::evaluate_and_notify;
+use flowscope_core::aws::lambda::now_unix_s;
+use flowscope_core::aws::{
+    config, ApiGatewayPusher, DynamoAlertStore, DynamoConnections, DynamoStore, TableNames,
+};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+const RULES: &str = include_str!("../../../infra/alert-rules.yaml");
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = config::load().await;
+    let tables = TableNames::from_env();
+    let rules = Arc::new(RuleSet::parse(RULES, "infra/alert-rules.yaml")?);
+    let metrics = Arc::new(DynamoStore::new(&config, tables.clone()));
+    let alerts = Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone()));
+    let sinks = webhook::http_sinks(&rules.notifications, |k| std::env::var(k).ok())?;
+    let dispatcher = Dispatcher::new(alerts.clone(), sinks, &rules.notifications);
+    let engine = AlertEngine::new(metrics, alerts, rules);
+    let connections = DynamoConnections::from_env(&config)?;
+    let pusher = ApiGatewayPusher::from_env(&config)?;
+    let (engine, dispatcher, connections, pusher) = (&engine, &dispatcher, &connections, &pusher);
+    run(service_fn(
+        move |_: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
+            let report =
+                evaluate_and_notify(engine, dispatcher, connections, pusher, now_unix_s()).await?;
+            lambda_runtime::tracing::info!(?report, "alerts evaluated");
+            Ok::<(), Error>(())
+        },
+    ))
+    .await
+}
