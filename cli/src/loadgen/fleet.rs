@@ -250,14 +250,17 @@ mod tests {
 
             for name in [CPU_UTILIZATION, MEMORY_UTILIZATION] {
                 let metric = by_name[name];
-                assert_eq!(metric.unit, "%");
+                assert_eq!(
+                    metric.unit, "1",
+                    "utilization is a 0..1 ratio (semantic conventions)"
+                );
                 let Some(metric::Data::Gauge(gauge)) = &metric.data else {
                     panic!("{name} must be a gauge");
                 };
                 assert_eq!(gauge.data_points.len(), 1);
                 match gauge.data_points[0].value {
                     Some(number_data_point::Value::AsDouble(v)) => {
-                        assert!((0.0..=100.0).contains(&v), "{name} = {v}")
+                        assert!((0.0..=1.0).contains(&v), "{name} = {v}")
                     }
                     ref other => panic!("{name} value {other:?}"),
                 }

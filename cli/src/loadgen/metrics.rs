@@ -218,13 +218,13 @@ impl ServiceMetrics {
             counter(ERRORS, "HTTP server requests that failed.", errors),
             gauge(
                 CPU_UTILIZATION,
-                "CPU in use by the process, percent of one host.",
+                "CPU in use by the process, as a fraction of one host.",
                 self.cpu_percent,
                 time_unix_nano,
             ),
             gauge(
                 MEMORY_UTILIZATION,
-                "Memory in use by the process, percent of its limit.",
+                "Memory in use by the process, as a fraction of its limit.",
                 self.memory_percent,
                 time_unix_nano,
             ),
@@ -276,15 +276,17 @@ fn counter(name: &str, description: &str, data_points: Vec<NumberDataPoint>) -> 
     }
 }
 
+/// A utilization gauge as OpenTelemetry's semantic conventions define it: a 0..1 ratio with unit
+/// `1` (the alert rules and the dashboard scale it to percent).
 fn gauge(name: &str, description: &str, percent: f64, time: u64) -> Metric {
     Metric {
         name: name.to_owned(),
         description: description.to_owned(),
-        unit: "%".to_owned(),
+        unit: "1".to_owned(),
         data: Some(metric::Data::Gauge(Gauge {
             data_points: vec![NumberDataPoint {
                 time_unix_nano: time,
-                value: Some(number_data_point::Value::AsDouble(percent)),
+                value: Some(number_data_point::Value::AsDouble(percent / 100.0)),
                 ..Default::default()
             }],
         })),
