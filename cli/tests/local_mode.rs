@@ -211,7 +211,7 @@ async fn query_api_serves_series_and_history_and_data_survives_restart() {
     );
     // The three points may straddle a minute boundary, so fold whatever buckets hold them.
     let buckets = again["buckets"].as_array().unwrap();
-    let field = |name: &str| buckets.iter().filter_map(|b| b[name].as_f64());
+    let field = |name: &'static str| buckets.iter().filter_map(move |b| b[name].as_f64());
     assert_eq!(field("min").fold(f64::INFINITY, f64::min), 10.0);
     assert_eq!(field("max").fold(f64::NEG_INFINITY, f64::max), 30.0);
     assert_eq!(field("sum").sum::<f64>(), 60.0);
