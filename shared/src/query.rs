@@ -10,7 +10,6 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::aggregate::stats::BucketStats;
-use crate::live::wire::rate;
 use crate::model::{Attributes, MetricKind, Resolution, SeriesId, SeriesMeta};
 use crate::ports::{MetricStore, StoreError, TraceStore};
 
@@ -62,8 +61,8 @@ pub struct MetricSummary {
     pub series: Vec<SeriesSummary>,
 }
 
-/// One bucket as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One bucket as the API returns it (and, flattened, as live updates carry it).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct BucketView {
     pub start: i64,
     pub count: u64,
@@ -74,7 +73,18 @@ pub struct BucketView {
     pub p50: Option<f64>,
     pub p95: Option<f64>,
     pub p99: Option<f64>,
+    /// Per second over the bucket width: the summed value for counters (increase/s), the number of
+    /// observations for everything else (e.g. requests/s for a latency histogram).
     pub rate: f64,
+}
+
+/// Per-second rate of a bucket (see [`BucketView::rate`]).
+pub fn rate(kind: MetricKind, resolution: Resolution, stats: &BucketStats) -> f64 {
+    let seconds = resolution.seconds() as f64;
+    match kind {
+        MetricKind::Counter | MetricKind::UpDownCounter => stats.sum / seconds,
+        _ => stats.count as f64 / seconds,
+    }
 }
 
 impl BucketView {

@@ -10,6 +10,7 @@ use flowscope_core::embedded::MemoryConnections;
 use flowscope_core::live::{Fanout, LiveUpdate};
 use flowscope_core::model::{MetricKind, Resolution};
 use flowscope_core::ports::{ConnectionPusher, ConnectionStore, PushError, Subscription};
+use flowscope_core::query::BucketView;
 
 #[derive(Default)]
 struct RecordingPusher {
@@ -43,16 +44,18 @@ fn update(service: &str, metric: &str, series: usize) -> LiveUpdate {
         kind: MetricKind::Gauge,
         unit: "%".into(),
         resolution: Resolution::OneMinute,
-        start: 60,
-        count: 1,
-        sum: 1.0,
-        min: Some(1.0),
-        max: Some(1.0),
-        avg: Some(1.0),
-        p50: Some(1.0),
-        p95: Some(1.0),
-        p99: Some(1.0),
-        rate: 1.0 / 60.0,
+        bucket: BucketView {
+            start: 60,
+            count: 1,
+            sum: 1.0,
+            min: Some(1.0),
+            max: Some(1.0),
+            avg: Some(1.0),
+            p50: Some(1.0),
+            p95: Some(1.0),
+            p99: Some(1.0),
+            rate: 1.0 / 60.0,
+        },
     }
 }
 

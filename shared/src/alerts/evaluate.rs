@@ -3,8 +3,8 @@
 //! Nothing here reads a store or a clock; the engine passes windows of buckets and `now` in.
 
 use crate::aggregate::stats::BucketStats;
-use crate::live::wire::rate;
 use crate::model::{MetricKind, Resolution};
+use crate::query::rate;
 
 use super::rules::{Aggregation, AnomalySettings, Condition, Rule};
 use super::state::{Baseline, Severity};

@@ -84,7 +84,7 @@ impl LiveHub {
     pub fn publish(&self, updates: impl IntoIterator<Item = LiveUpdate>) {
         let mut state = self.lock();
         for update in updates {
-            state.newest_start = state.newest_start.max(update.start);
+            state.newest_start = state.newest_start.max(update.bucket.start);
             state
                 .latest
                 .insert(update.bucket_identity(), update.clone());
@@ -113,13 +113,20 @@ impl LiveHub {
         let traces: Vec<TraceEvent> = state.pending_traces.drain(..).collect();
         let mut batch: Vec<LiveUpdate> = state.pending.drain().map(|(_, u)| u).collect();
         batch.sort_by(|a, b| {
-            (&a.service, &a.metric, &a.series_id, a.resolution, a.start).cmp(&(
-                &b.service,
-                &b.metric,
-                &b.series_id,
-                b.resolution,
-                b.start,
-            ))
+            (
+                &a.service,
+                &a.metric,
+                &a.series_id,
+                a.resolution,
+                a.bucket.start,
+            )
+                .cmp(&(
+                    &b.service,
+                    &b.metric,
+                    &b.series_id,
+                    b.resolution,
+                    b.bucket.start,
+                ))
         });
         state.seq += 1;
         let seq = state.seq;
@@ -128,7 +135,7 @@ impl LiveHub {
             state.recent.pop_front();
         }
         let horizon = state.newest_start - self.config.snapshot_horizon_seconds;
-        state.latest.retain(|_, u| u.start >= horizon);
+        state.latest.retain(|_, u| u.bucket.start >= horizon);
         Some(LiveBatch {
             seq,
             updates: batch,
@@ -180,7 +187,11 @@ impl LiveHub {
 
 fn sorted(mut updates: Vec<LiveUpdate>) -> Vec<LiveUpdate> {
     updates.sort_by(|a, b| {
-        (&a.series_id, a.resolution, a.start).cmp(&(&b.series_id, b.resolution, b.start))
+        (&a.series_id, a.resolution, a.bucket.start).cmp(&(
+            &b.series_id,
+            b.resolution,
+            b.bucket.start,
+        ))
     });
     updates
 }
@@ -199,16 +210,18 @@ mod tests {
             kind: MetricKind::Gauge,
             unit: String::new(),
             resolution: Resolution::OneMinute,
-            start,
-            count,
-            sum: count as f64,
-            min: None,
-            max: None,
-            avg: None,
-            p50: None,
-            p95: None,
-            p99: None,
-            rate: 0.0,
+            bucket: crate::query::BucketView {
+                start,
+                count,
+                sum: count as f64,
+                min: None,
+                max: None,
+                avg: None,
+                p50: None,
+                p95: None,
+                p99: None,
+                rate: 0.0,
+            },
         }
     }
 
@@ -220,7 +233,7 @@ mod tests {
         };
         updates
             .iter()
-            .map(|u| (u.series_id.clone(), u.count))
+            .map(|u| (u.series_id.clone(), u.bucket.count))
             .collect()
     }
 
@@ -234,7 +247,7 @@ mod tests {
         assert_eq!(batch.seq, 1);
         assert_eq!(batch.updates.len(), 2);
         assert_eq!(
-            batch.updates[0].count, 2,
+            batch.updates[0].bucket.count, 2,
             "later update of a bucket replaces the earlier one"
         );
         assert!(batch.traces.is_empty());

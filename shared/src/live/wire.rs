@@ -4,9 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::stats::BucketStats;
 use crate::model::{Attributes, MetricKind, Resolution, SeriesMeta};
+use crate::query::BucketView;
 use crate::traces::TraceEvent;
 
 /// One bucket's current totals. Clients replace what they hold for (series, resolution, start).
+/// The bucket fields are the query API's [`BucketView`], flattened, so both speak the same shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveUpdate {
     pub series_id: String,
@@ -16,18 +18,8 @@ pub struct LiveUpdate {
     pub kind: MetricKind,
     pub unit: String,
     pub resolution: Resolution,
-    pub start: i64,
-    pub count: u64,
-    pub sum: f64,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    pub avg: Option<f64>,
-    pub p50: Option<f64>,
-    pub p95: Option<f64>,
-    pub p99: Option<f64>,
-    /// Per second over the bucket width: the summed value for counters (increase/s), the number of
-    /// observations for everything else (e.g. requests/s for a latency histogram).
-    pub rate: f64,
+    #[serde(flatten)]
+    pub bucket: BucketView,
 }
 
 impl LiveUpdate {
@@ -45,31 +37,13 @@ impl LiveUpdate {
             kind: meta.kind,
             unit: meta.unit.clone(),
             resolution,
-            start,
-            count: stats.count,
-            sum: stats.sum,
-            min: stats.min,
-            max: stats.max,
-            avg: stats.avg(),
-            p50: stats.quantile(0.5),
-            p95: stats.quantile(0.95),
-            p99: stats.quantile(0.99),
-            rate: rate(meta.kind, resolution, stats),
+            bucket: BucketView::new(start, stats, meta.kind, resolution),
         }
     }
 
     /// Identity of the bucket this update replaces.
     pub fn bucket_identity(&self) -> (String, Resolution, i64) {
-        (self.series_id.clone(), self.resolution, self.start)
-    }
-}
-
-/// Per-second rate of a bucket (see [`LiveUpdate::rate`]).
-pub fn rate(kind: MetricKind, resolution: Resolution, stats: &BucketStats) -> f64 {
-    let seconds = resolution.seconds() as f64;
-    match kind {
-        MetricKind::Counter | MetricKind::UpDownCounter => stats.sum / seconds,
-        _ => stats.count as f64 / seconds,
+        (self.series_id.clone(), self.resolution, self.bucket.start)
     }
 }
 
