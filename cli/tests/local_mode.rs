@@ -5,76 +5,11 @@ mod support;
 
 use std::time::Duration;
 
-use flowscope_cli::local::{self, LocalArgs, LocalHandle};
-use futures::{SinkExt, StreamExt};
+use flowscope_cli::local::{self, LocalHandle};
+use futures::SinkExt;
 use serde_json::Value;
-use support::{gauge_request, http};
+use support::{args, connect, get_json, http, next_json, send_gauge, Socket, WAIT};
 use tokio_tungstenite::tungstenite::Message;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn args(data_dir: &std::path::Path) -> LocalArgs {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        local: LocalArgs,
-    }
-    Wrapper::parse_from([
-        "test",
-        "--otlp-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--dashboard-dir",
-        "/nonexistent",
-    ])
-    .local
-}
-
-async fn send_gauge(handle: &LocalHandle, service: &str, metric: &str, value: f64) {
-    let (status, _) = http(
-        handle.otlp_addr,
-        "POST",
-        "/v1/metrics",
-        "application/x-protobuf",
-        &gauge_request(service, metric, value),
-    )
-    .await;
-    assert_eq!(status, 200);
-}
-
-async fn get_json(handle: &LocalHandle, path: &str) -> (u16, Value) {
-    let (status, body) = http(handle.http_addr, "GET", path, "application/json", b"").await;
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
-async fn connect(handle: &LocalHandle) -> Socket {
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", handle.http_addr))
-        .await
-        .unwrap();
-    let hello = next_json(&mut socket).await;
-    assert_eq!(hello["type"], "hello");
-    socket
-}
-
-async fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("a message within the wait")
-            .expect("socket open")
-            .unwrap();
-        if let Message::Text(text) = message {
-            return serde_json::from_str(text.as_str()).unwrap();
-        }
-    }
-}
 
 /// Reads messages until one of `kind` carries an update for `metric` whose max equals `value`.
 async fn wait_for_update(socket: &mut Socket, kind: &str, metric: &str, value: f64) -> Value {

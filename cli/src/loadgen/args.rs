@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
 
+use super::model::{PlannedSpike, SpikePlan};
+
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4318";
 pub const DEFAULT_RATE: u64 = 2000;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -35,6 +37,13 @@ pub struct LoadgenArgs {
     /// Seed of every random choice (spikes, trends, traffic, traces): same seed, same run.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+    /// Schedule an incident `SERVICE[:START[:DURATION]]` (e.g. `api:30s:90s`; start defaults to
+    /// 0s, duration to 60s): 5× latency and a fifth of requests failing. Repeatable.
+    #[arg(long = "spike", value_name = "SERVICE[:START[:DURATION]]")]
+    pub spikes: Vec<PlannedSpike>,
+    /// Only the `--spike` incidents: no random ones (which otherwise hit each service every ~7 min).
+    #[arg(long)]
+    pub no_random_spikes: bool,
     /// Compress request bodies with gzip (`Content-Encoding: gzip`).
     #[arg(long)]
     pub gzip: bool,
@@ -59,10 +68,21 @@ impl Default for LoadgenArgs {
             duration: None,
             interval: DEFAULT_INTERVAL,
             seed: DEFAULT_SEED,
+            spikes: Vec::new(),
+            no_random_spikes: false,
             gzip: false,
             traces_per_second: DEFAULT_TRACES_PER_SECOND,
             headers: Vec::new(),
             quiet: false,
+        }
+    }
+}
+
+impl LoadgenArgs {
+    pub fn spike_plan(&self) -> SpikePlan {
+        SpikePlan {
+            random: !self.no_random_spikes,
+            planned: self.spikes.clone(),
         }
     }
 }
@@ -190,5 +210,56 @@ mod tests {
             plain
         );
         assert!(Cli::try_parse_from(["loadgen", "--traces-per-second", "-1"]).is_err());
+    }
+
+    #[test]
+    fn spikes_parse_with_defaults_and_bad_ones_name_the_problem() {
+        use crate::loadgen::model::ServiceName;
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "--spike",
+            "api:30s:90s",
+            "--spike",
+            "cache",
+            "--no-random-spikes",
+        ])
+        .unwrap();
+        let plan = cli.args.spike_plan();
+        assert!(!plan.random);
+        assert_eq!(
+            plan.planned,
+            vec![
+                PlannedSpike {
+                    service: ServiceName::Api,
+                    start: Duration::from_secs(30),
+                    duration: Duration::from_secs(90),
+                },
+                PlannedSpike {
+                    service: ServiceName::Cache,
+                    start: Duration::ZERO,
+                    duration: Duration::from_secs(60),
+                },
+            ]
+        );
+        assert!(
+            Cli::try_parse_from(["loadgen"])
+                .unwrap()
+                .args
+                .spike_plan()
+                .random
+        );
+        for bad in ["checkout", "api:soon", "api:0s:0s", "api:1s:2s:3s"] {
+            let error = Cli::try_parse_from(["loadgen", "--spike", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("--spike"), "{bad}: {error}");
+        }
+        let error = Cli::try_parse_from(["loadgen", "--spike", "checkout"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("one of auth, api, database, cache, queue"),
+            "{error}"
+        );
     }
 }

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::metrics::{routes_for, ServiceMetrics};
-use super::model::{Conditions, ServiceBehaviour, ServiceName};
+use super::model::{Conditions, ServiceBehaviour, ServiceName, SpikePlan};
 use super::otlp::ServiceIdentity;
 use super::plan::TickPlan;
 use super::traces::{export_request, TraceGenerator};
@@ -47,6 +47,7 @@ impl Fleet {
     pub fn new(
         seed: u64,
         plan: &TickPlan,
+        spikes: &SpikePlan,
         traces_per_second: f64,
         start_time_unix_nano: u64,
         run_id: u64,
@@ -59,7 +60,7 @@ impl Fleet {
                 SimulatedService {
                     metrics: ServiceMetrics::new(identity.clone(), start_time_unix_nano, routes),
                     identity,
-                    behaviour: ServiceBehaviour::new(name, seed),
+                    behaviour: ServiceBehaviour::new(name, seed, spikes),
                     traffic: StdRng::seed_from_u64(
                         seed ^ 0x5452_4146 ^ ((name.index() as u64) << 32),
                     ),
@@ -143,7 +144,10 @@ mod tests {
 
     fn fleet(seed: u64, rate: u64) -> (Fleet, TickPlan) {
         let plan = TickPlan::new(rate, Duration::from_secs(1));
-        (Fleet::new(seed, &plan, 20.0, START, 99), plan)
+        (
+            Fleet::new(seed, &plan, &SpikePlan::default(), 20.0, START, 99),
+            plan,
+        )
     }
 
     /// Decodes a request the way a receiver would: from its protobuf bytes.

@@ -70,6 +70,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<LoadgenSummary> {
     let mut fleet = Fleet::new(
         args.seed,
         &plan,
+        &args.spike_plan(),
         args.traces_per_second,
         start_unix_nano,
         run_id,
@@ -86,6 +87,17 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<LoadgenSummary> {
             args.seed,
             if args.gzip { " | gzip" } else { "" },
         );
+        for spike in &args.spikes {
+            eprintln!(
+                "loadgen: spike on {} from {:?} for {:?}",
+                spike.service.as_str(),
+                spike.start,
+                spike.duration
+            );
+        }
+        if args.no_random_spikes {
+            eprintln!("loadgen: random spikes off");
+        }
     }
 
     let stats = Arc::new(Stats::default());

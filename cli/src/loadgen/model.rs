@@ -1,9 +1,13 @@
 //! The five simulated services: their baselines and how those baselines move over time.
 
+use std::str::FromStr;
+use std::time::Duration;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::shape::{CreepConfig, CreepTrend, SineCycle, SpikeConfig, SpikeSchedule};
+use super::args::parse_duration;
+use super::shape::{CreepConfig, CreepTrend, SineCycle, Spike, SpikeConfig, SpikeSchedule};
 
 /// The services of the simulated system. Requests enter at `Api`, which calls the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,6 +45,93 @@ impl ServiceName {
 
     pub fn profile(self) -> &'static ServiceProfile {
         &PROFILES[self.index()]
+    }
+}
+
+impl FromStr for ServiceName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ServiceName::ALL
+            .into_iter()
+            .find(|name| name.as_str() == s.trim())
+            .ok_or_else(|| {
+                let names: Vec<&str> = ServiceName::ALL.iter().map(|n| n.as_str()).collect();
+                format!("unknown service {s:?} (one of {})", names.join(", "))
+            })
+    }
+}
+
+/// One incident asked for on the command line: `SERVICE[:START[:DURATION]]`, e.g. `api:30s:90s`.
+/// It runs at full intensity (5× latency, a fifth of requests failing) from `start` after the
+/// run begins, for `duration`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlannedSpike {
+    pub service: ServiceName,
+    pub start: Duration,
+    pub duration: Duration,
+}
+
+/// How long a planned spike lasts when `--spike` names no duration.
+pub const DEFAULT_SPIKE_DURATION: Duration = Duration::from_secs(60);
+
+impl FromStr for PlannedSpike {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.split(':');
+        let service = parts.next().unwrap_or_default().parse()?;
+        let start = parts.next().map(parse_duration).transpose()?;
+        let duration = parts.next().map(parse_duration).transpose()?;
+        if parts.next().is_some() {
+            return Err(format!("expected SERVICE[:START[:DURATION]], got {s:?}"));
+        }
+        let duration = duration.unwrap_or(DEFAULT_SPIKE_DURATION);
+        if duration.is_zero() {
+            return Err(format!("spike {s:?} lasts no time"));
+        }
+        Ok(PlannedSpike {
+            service,
+            start: start.unwrap_or_default(),
+            duration,
+        })
+    }
+}
+
+/// The incidents of a run: random ones (unless turned off) and the planned ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpikePlan {
+    pub random: bool,
+    pub planned: Vec<PlannedSpike>,
+}
+
+impl Default for SpikePlan {
+    fn default() -> Self {
+        SpikePlan {
+            random: true,
+            planned: Vec::new(),
+        }
+    }
+}
+
+impl SpikePlan {
+    fn schedule_for(&self, name: ServiceName, seed: u64, config: SpikeConfig) -> SpikeSchedule {
+        let planned = self
+            .planned
+            .iter()
+            .filter(|spike| spike.service == name)
+            .map(|spike| Spike {
+                start_secs: spike.start.as_secs_f64(),
+                duration_secs: spike.duration.as_secs_f64(),
+                severity: 1.0,
+            })
+            .collect();
+        let schedule = SpikeSchedule::new(seed, config).with_planned(planned);
+        if self.random {
+            schedule
+        } else {
+            schedule.without_random()
+        }
     }
 }
 
@@ -271,13 +362,13 @@ pub struct ServiceBehaviour {
 }
 
 impl ServiceBehaviour {
-    pub fn new(name: ServiceName, seed: u64) -> Self {
+    pub fn new(name: ServiceName, seed: u64, spikes: &SpikePlan) -> Self {
         let profile = name.profile();
         // Each service and each shape gets its own stream, so services spike independently.
         let base = seed ^ (name.index() as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         ServiceBehaviour {
             profile,
-            spikes: SpikeSchedule::new(base ^ 0x5350_494b, profile.spikes),
+            spikes: spikes.schedule_for(name, base ^ 0x5350_494b, profile.spikes),
             memory: CreepTrend::new(base ^ 0x4d45_4d4f, profile.memory_creep),
             noise: StdRng::seed_from_u64(base ^ 0x4e4f_4953),
         }
@@ -303,7 +394,7 @@ mod tests {
     use super::*;
 
     fn run(name: ServiceName, seed: u64, seconds: u32) -> Vec<Conditions> {
-        let mut behaviour = ServiceBehaviour::new(name, seed);
+        let mut behaviour = ServiceBehaviour::new(name, seed, &SpikePlan::default());
         (0..seconds)
             .map(|t| behaviour.conditions_at(f64::from(t)))
             .collect()

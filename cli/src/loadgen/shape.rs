@@ -67,32 +67,56 @@ pub struct SpikeConfig {
     pub max_duration_secs: f64,
 }
 
-/// Rare random incidents, generated one after another as time advances.
+/// Incidents over a run: rare random ones, generated one after another as time advances, plus any
+/// planned ones (`flowscope loadgen --spike`). Where two overlap, the worse one counts.
 #[derive(Debug, Clone)]
 pub struct SpikeSchedule {
     config: SpikeConfig,
     rng: StdRng,
-    current: Spike,
+    /// The current or next random incident; `None` when random incidents are off.
+    current: Option<Spike>,
+    planned: Vec<Spike>,
 }
 
 impl SpikeSchedule {
     pub fn new(seed: u64, config: SpikeConfig) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let current = next_spike(&mut rng, &config, 0.0);
+        let current = Some(next_spike(&mut rng, &config, 0.0));
         SpikeSchedule {
             config,
             rng,
             current,
+            planned: Vec::new(),
         }
     }
 
-    /// Spike intensity in [0, 1] at `t_secs`. Calls must not go back in time: spikes that already
-    /// ended are forgotten.
+    /// Only the planned incidents: a run whose incidents happen exactly when asked.
+    pub fn without_random(mut self) -> Self {
+        self.current = None;
+        self
+    }
+
+    pub fn with_planned(mut self, planned: Vec<Spike>) -> Self {
+        self.planned = planned;
+        self
+    }
+
+    /// Spike intensity in [0, 1] at `t_secs`. Calls must not go back in time: random spikes that
+    /// already ended are forgotten.
     pub fn intensity(&mut self, t_secs: f64) -> f64 {
-        while t_secs >= self.current.end_secs() {
-            self.current = next_spike(&mut self.rng, &self.config, self.current.end_secs());
-        }
-        self.current.intensity(t_secs)
+        let random = match self.current.as_mut() {
+            Some(current) => {
+                while t_secs >= current.end_secs() {
+                    *current = next_spike(&mut self.rng, &self.config, current.end_secs());
+                }
+                current.intensity(t_secs)
+            }
+            None => 0.0,
+        };
+        self.planned
+            .iter()
+            .map(|spike| spike.intensity(t_secs))
+            .fold(random, f64::max)
     }
 }
 
@@ -215,6 +239,37 @@ mod tests {
         }
         assert!((0.7 - 1e-9..0.71).contains(&low), "low {low}");
         assert!((1.29..=1.3 + 1e-9).contains(&high), "high {high}");
+    }
+
+    #[test]
+    fn planned_spikes_happen_exactly_when_asked_and_random_ones_can_be_turned_off() {
+        let planned = Spike {
+            start_secs: 30.0,
+            duration_secs: 60.0,
+            severity: 1.0,
+        };
+        let mut schedule = SpikeSchedule::new(11, SPIKES)
+            .without_random()
+            .with_planned(vec![planned]);
+        let trace: Vec<f64> = (0..6 * 3600)
+            .map(|t| schedule.intensity(f64::from(t)))
+            .collect();
+        let spiking: Vec<usize> = (0..trace.len()).filter(|&t| trace[t] > 0.0).collect();
+        assert_eq!(spiking.first(), Some(&31), "ramps up from its start");
+        assert_eq!(spiking.last(), Some(&89), "over by its end");
+        assert_eq!(trace[40..80].iter().filter(|i| **i == 1.0).count(), 40);
+
+        // With random incidents on, the planned one is still there at full strength.
+        let mut both = SpikeSchedule::new(11, SPIKES).with_planned(vec![planned]);
+        let random_only = spike_trace(11, 6 * 3600);
+        for (t, random) in random_only.iter().enumerate() {
+            let combined = both.intensity(t as f64);
+            assert_eq!(
+                combined,
+                random.max(planned.intensity(t as f64)),
+                "at {t} s"
+            );
+        }
     }
 
     #[test]

@@ -464,13 +464,15 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::loadgen::model::ServiceBehaviour;
+    use crate::loadgen::model::{ServiceBehaviour, SpikePlan};
     use crate::loadgen::otlp::find_string;
 
     const END: u64 = 1_700_000_000_000_000_000;
 
     fn conditions_at(seed: u64, t_secs: f64) -> [Conditions; 5] {
-        ServiceName::ALL.map(|name| ServiceBehaviour::new(name, seed).conditions_at(t_secs))
+        ServiceName::ALL.map(|name| {
+            ServiceBehaviour::new(name, seed, &SpikePlan::default()).conditions_at(t_secs)
+        })
     }
 
     /// Generates traces, exports them per service, and decodes what would go over the wire.

@@ -1,7 +1,11 @@
-//! Helpers shared by the local-mode integration tests: an OTLP gauge request and a minimal HTTP/1.1
-//! client, so the tests need no HTTP client crate.
+//! Helpers shared by the local-mode integration tests: local-mode flags, an OTLP gauge request, a
+//! minimal HTTP/1.1 client (so the tests need no HTTP client crate) and a WebSocket client.
 #![allow(dead_code)]
 
+use std::time::Duration;
+
+use flowscope_cli::local::{LocalArgs, LocalHandle};
+use futures::StreamExt;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -9,6 +13,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
 
 pub fn now_nanos() -> u64 {
     std::time::SystemTime::now()
@@ -94,5 +100,80 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         }
         out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
         data = &data[line_end + 2 + size + 2..];
+    }
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How long a test waits for one message or one response.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Local mode on ephemeral ports with its data in `data_dir`.
+pub fn args(data_dir: &std::path::Path) -> LocalArgs {
+    args_with(data_dir, &[])
+}
+
+/// [`args`] plus more command-line flags.
+pub fn args_with(data_dir: &std::path::Path, extra: &[&str]) -> LocalArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        local: LocalArgs,
+    }
+    let mut argv = vec![
+        "test",
+        "--otlp-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--dashboard-dir",
+        "/nonexistent",
+    ];
+    argv.extend_from_slice(extra);
+    Wrapper::parse_from(argv).local
+}
+
+pub async fn send_gauge(handle: &LocalHandle, service: &str, metric: &str, value: f64) {
+    let (status, _) = http(
+        handle.otlp_addr,
+        "POST",
+        "/v1/metrics",
+        "application/x-protobuf",
+        &gauge_request(service, metric, value),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+pub async fn get_json(handle: &LocalHandle, path: &str) -> (u16, Value) {
+    let (status, body) = http(handle.http_addr, "GET", path, "application/json", b"").await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// A WebSocket to local mode's gateway, past its `hello`.
+pub async fn connect(handle: &LocalHandle) -> Socket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", handle.http_addr))
+        .await
+        .unwrap();
+    let hello = next_json(&mut socket).await;
+    assert_eq!(hello["type"], "hello");
+    socket
+}
+
+/// The next text message as JSON, within [`WAIT`].
+pub async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a message within the wait")
+            .expect("socket open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
     }
 }
