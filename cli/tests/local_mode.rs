@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use flowscope_cli::local::{self, LocalHandle};
+use flowscope_cli::local;
 use futures::SinkExt;
 use serde_json::Value;
 use support::{args, connect, get_json, http, next_json, send_gauge, Socket, WAIT};
