@@ -6,9 +6,8 @@
 //!
 //! Without emulator endpoints the tests print that they were skipped and pass.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,14 +27,15 @@ use flowscope_core::aws::{
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesKey, SeriesMeta};
 use flowscope_core::ports::{
-    ApplyOutcome, BucketDelta, ConnectionPusher, ConnectionStore, MetricStore, PushError,
-    StoreError, StreamEntry, StreamRecord, StreamSink, StreamSource,
+    ApplyOutcome, BucketDelta, ConnectionStore, MetricStore, StoreError, StreamEntry, StreamRecord,
+    StreamSink, StreamSource,
 };
 use flowscope_core::query::QueryApi;
 use flowscope_integration_tests::events::{
     api_get, bucket_stream_event, json_body, kinesis_event, otlp_post, websocket_event,
 };
 use flowscope_integration_tests::otlp::gauge_request;
+use flowscope_integration_tests::pusher::RecordingPusher;
 use flowscope_integration_tests::{api_keys, emulators, now_unix_s, unique, API_KEY};
 use serde_json::Value;
 
@@ -388,40 +388,6 @@ async fn a_write_failure_mid_batch_is_redelivered_from_its_record_and_counted_ex
     pipeline.finish().await;
 }
 
-/// Records what would be posted to each connection; connections in `gone` answer 410.
-#[derive(Default)]
-struct RecordingPusher {
-    posted: Mutex<Vec<(String, Value)>>,
-    gone: HashSet<String>,
-}
-
-impl RecordingPusher {
-    fn messages_to(&self, connection: &str) -> Vec<Value> {
-        self.posted
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(id, _)| id == connection)
-            .map(|(_, message)| message.clone())
-            .collect()
-    }
-}
-
-#[async_trait]
-impl ConnectionPusher for RecordingPusher {
-    async fn post(&self, connection_id: &str, payload: Bytes) -> Result<(), PushError> {
-        if self.gone.contains(connection_id) {
-            return Err(PushError::Gone);
-        }
-        let message = serde_json::from_slice(&payload).expect("pushed messages are JSON");
-        self.posted
-            .lock()
-            .unwrap()
-            .push((connection_id.to_string(), message));
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_written_bucket_is_pushed_to_the_websocket_clients_subscribed_to_its_service() {
     let Some(pipeline) = Pipeline::start(
@@ -434,10 +400,7 @@ async fn a_written_bucket_is_pushed_to_the_websocket_clients_subscribed_to_its_s
     let service = unique("search");
     let other_service = unique("billing");
     let connections = DynamoConnections::new(&pipeline.config, &pipeline.tables.connections);
-    let pusher = RecordingPusher {
-        gone: HashSet::from(["vanished".to_string()]),
-        ..RecordingPusher::default()
-    };
+    let pusher = RecordingPusher::with_gone(["vanished"]);
 
     let refused = handle_connect(
         &connections,

@@ -5,6 +5,7 @@
 pub mod events;
 pub mod fake_kinesis;
 pub mod otlp;
+pub mod pusher;
 
 use std::io::Write;
 

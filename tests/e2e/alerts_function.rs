@@ -1,0 +1,315 @@
+//! The scheduled alerts function against DynamoDB (emulators: `scripts/emulators.sh start`, then
+//! `source "$(scripts/emulators.sh env)"`), wired as `functions/alerts` wires it: the engine reads
+//! buckets and series from DynamoDB, records transitions in the alerts table with conditional
+//! writes, notifies the sinks and pushes `alert` events to the connections subscribed to the
+//! service. EventBridge Scheduler delivers at least once, so two invocations for the same minute
+//! run at once here; the alert must still fire once, notify once and be pushed once.
+//!
+//! Without emulator endpoints the tests print that they were skipped and pass.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use flowscope_core::aggregate::BucketStats;
+use flowscope_core::alerts::notify::NotificationStatus;
+use flowscope_core::alerts::{AlertEngine, Dispatcher, Notification, RuleSet, TransitionKind};
+use flowscope_core::aws::lambda::alerts::{evaluate_and_notify, AlertRunReport};
+use flowscope_core::aws::{
+    create_tables_if_missing, delete_tables_if_present, DynamoAlertStore, DynamoConnections,
+    DynamoStore, TableNames,
+};
+use flowscope_core::model::{Attributes, MetricKind, Resolution, SeriesKey, SeriesMeta};
+use flowscope_core::ports::{
+    AlertStore, BucketDelta, BucketKey, ConnectionStore, MetricStore, Notifier, NotifyError,
+    SequenceNumber, Subscription,
+};
+use flowscope_integration_tests::pusher::RecordingPusher;
+use flowscope_integration_tests::{emulators, now_unix_s, unique};
+
+const REQUESTS: &str = "http.server.requests";
+const ERRORS: &str = "http.server.errors";
+
+/// The shipped error-rate rule, on a 1-minute window and without `for`, so one minute decides.
+const RULES: &str = r#"
+settings:
+  evaluation_delay: 0s
+notifications:
+  retry: { attempts: 2, initial_backoff: 10ms, max_backoff: 10ms }
+rules:
+  - name: high-error-rate
+    ratio:
+      numerator: { metric: http.server.errors }
+      denominator: { metric: http.server.requests }
+    aggregation: rate
+    scale: 100
+    unit: "%"
+    window: 1m
+    condition: above
+    warning: 5
+    critical: 10
+"#;
+
+/// Every notification a sink was handed; `fail` makes it refuse them all.
+struct RecordingSink {
+    name: &'static str,
+    fail: bool,
+    received: Mutex<Vec<Notification>>,
+}
+
+impl RecordingSink {
+    fn new(name: &'static str, fail: bool) -> Arc<RecordingSink> {
+        Arc::new(RecordingSink {
+            name,
+            fail,
+            received: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn statuses(&self) -> Vec<NotificationStatus> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.status)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Notifier for RecordingSink {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    async fn send(&self, notification: &Notification) -> Result<(), NotifyError> {
+        self.received.lock().unwrap().push(notification.clone());
+        if self.fail {
+            return Err(NotifyError::Retryable("HTTP 503: hook unavailable".into()));
+        }
+        Ok(())
+    }
+}
+
+/// One test's tables and the function's parts, as `functions/alerts` builds them.
+struct AlertsFunction {
+    config: SdkConfig,
+    tables: TableNames,
+    metrics: Arc<DynamoStore>,
+    alerts: Arc<DynamoAlertStore>,
+    connections: DynamoConnections,
+    engine: AlertEngine<DynamoStore, DynamoAlertStore>,
+    dispatcher: Dispatcher<DynamoAlertStore>,
+    /// The first minute of the synthetic series (ten minutes ago, so TTLs are in the future).
+    base: i64,
+    sequence: u64,
+}
+
+impl AlertsFunction {
+    async fn start(test: &str, sinks: Vec<Arc<dyn Notifier>>) -> Option<AlertsFunction> {
+        let config = emulators(test).await?;
+        let tables = TableNames::with_prefix(&unique("flowscope-alerts"));
+        create_tables_if_missing(&config, &tables)
+            .await
+            .expect("create the tables");
+        let rules = Arc::new(RuleSet::parse(RULES, "test-rules.yaml").expect("valid rules"));
+        let metrics = Arc::new(DynamoStore::new(&config, tables.clone()));
+        let alerts = Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone()));
+        Some(AlertsFunction {
+            dispatcher: Dispatcher::new(alerts.clone(), sinks, &rules.notifications),
+            engine: AlertEngine::new(metrics.clone(), alerts.clone(), rules),
+            connections: DynamoConnections::new(&config, &tables.connections),
+            base: Resolution::OneMinute.bucket_start(now_unix_s()) - 600,
+            metrics,
+            alerts,
+            tables,
+            config,
+            sequence: 0,
+        })
+    }
+
+    fn minute(&self, m: i64) -> i64 {
+        self.base + 60 * m
+    }
+
+    /// Writes one minute of a counter's increase for `service`, as the aggregator would.
+    async fn record(&mut self, service: &str, metric: &str, m: i64, increase: f64) {
+        let key = SeriesKey {
+            service: service.into(),
+            metric: metric.into(),
+            attributes: Attributes::new(),
+        };
+        let mut stats = BucketStats::new();
+        stats.observe(increase);
+        self.sequence += 1;
+        let sequence = SequenceNumber::from_u128(u128::from(self.sequence));
+        let delta = BucketDelta {
+            key: BucketKey {
+                series: key.id(),
+                resolution: Resolution::OneMinute,
+                start_unix_s: self.minute(m),
+            },
+            shard_id: "shardId-000000000000".into(),
+            first_seq: sequence.clone(),
+            last_seq: sequence,
+            stats,
+            expires_at_unix_s: now_unix_s() + 86_400,
+        };
+        self.metrics
+            .apply_bucket(&delta)
+            .await
+            .expect("write bucket");
+        self.metrics
+            .upsert_series(&[SeriesMeta {
+                id: key.id(),
+                key,
+                kind: MetricKind::Counter,
+                unit: String::new(),
+                last_seen_unix_s: self.minute(m) + 59,
+            }])
+            .await
+            .expect("register series");
+    }
+
+    /// `invocations` scheduled runs for the same minute at once (at-least-once delivery).
+    async fn invoke(
+        &self,
+        pusher: &RecordingPusher,
+        now: i64,
+        invocations: usize,
+    ) -> AlertRunReport {
+        let runs = (0..invocations).map(|_| {
+            evaluate_and_notify(
+                &self.engine,
+                &self.dispatcher,
+                &self.connections,
+                pusher,
+                now,
+            )
+        });
+        let mut total = AlertRunReport::default();
+        for report in futures::future::join_all(runs).await {
+            let report = report.expect("the function succeeds");
+            total.transitions += report.transitions;
+            total.notifications_delivered += report.notifications_delivered;
+            total.notifications_dead_lettered += report.notifications_dead_lettered;
+            total.events_pushed += report.events_pushed;
+        }
+        total
+    }
+
+    async fn finish(self) {
+        delete_tables_if_present(&self.config, &self.tables)
+            .await
+            .expect("delete the tables");
+    }
+}
+
+#[tokio::test]
+async fn duplicate_invocations_fire_notify_and_push_once_then_resolve() {
+    let test = "duplicate_invocations_fire_notify_and_push_once_then_resolve";
+    let ops = RecordingSink::new("ops", false);
+    let broken = RecordingSink::new("broken-hook", true);
+    let Some(mut function) = AlertsFunction::start(test, vec![ops.clone(), broken.clone()]).await
+    else {
+        return;
+    };
+    let service = unique("checkout");
+    let pusher = RecordingPusher::default();
+    for (connection, services) in [
+        ("watcher", vec![service.clone()]),
+        ("bystander", vec![unique("billing")]),
+    ] {
+        function
+            .connections
+            .put_connection(connection, "test", now_unix_s() + 3600)
+            .await
+            .expect("connect");
+        function
+            .connections
+            .set_subscription(
+                connection,
+                &Subscription {
+                    services,
+                    metrics: Vec::new(),
+                },
+                now_unix_s() + 3600,
+            )
+            .await
+            .expect("subscribe");
+    }
+
+    // Two healthy minutes, then one where a fifth of the requests fail.
+    for (m, errors) in [(0, 6.0), (1, 12.0), (2, 1200.0)] {
+        function.record(&service, REQUESTS, m, 6000.0).await;
+        function.record(&service, ERRORS, m, errors).await;
+    }
+    let quiet = function.invoke(&pusher, function.minute(2) + 5, 2).await;
+    assert_eq!(quiet.transitions, 0, "0.2% errors is healthy: {quiet:?}");
+
+    let fired = function.invoke(&pusher, function.minute(3) + 5, 2).await;
+    assert_eq!(
+        fired.transitions, 1,
+        "two invocations, one transition: {fired:?}"
+    );
+    assert_eq!(fired.notifications_delivered, 1, "{fired:?}");
+    assert_eq!(fired.notifications_dead_lettered, 1, "{fired:?}");
+    assert_eq!(fired.events_pushed, 1, "{fired:?}");
+    assert_eq!(ops.statuses(), vec![NotificationStatus::Firing]);
+    let event = &pusher.messages_to("watcher")[0];
+    assert_eq!(event["type"], "alert");
+    assert_eq!(event["kind"], "firing");
+    assert_eq!(event["severity"], "critical");
+    assert_eq!(event["service"], service.as_str());
+    assert!(
+        (event["value"].as_f64().unwrap() - 20.0).abs() < 1e-6,
+        "{event}"
+    );
+    assert!(
+        pusher.messages_to("bystander").is_empty(),
+        "not its service"
+    );
+
+    // The sink that keeps failing is tried `attempts` times, then dead-lettered in DynamoDB.
+    assert_eq!(broken.statuses().len(), 2, "two attempts");
+    let letters = function
+        .alerts
+        .list_dead_letters(10)
+        .await
+        .expect("dead letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].sink, "broken-hook");
+    assert!(letters[0].error.contains("503"), "{}", letters[0].error);
+    assert_eq!(letters[0].attempts, 2);
+
+    // The next minute is healthy again: resolved, once, with a resolve message.
+    function.record(&service, REQUESTS, 3, 6000.0).await;
+    function.record(&service, ERRORS, 3, 6.0).await;
+    let resolved = function.invoke(&pusher, function.minute(4) + 5, 2).await;
+    assert_eq!(resolved.transitions, 1, "{resolved:?}");
+    assert_eq!(
+        ops.statuses(),
+        vec![NotificationStatus::Firing, NotificationStatus::Resolved]
+    );
+    let events = pusher.messages_to("watcher");
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1]["kind"], "resolved");
+
+    let history = function
+        .alerts
+        .history(function.minute(0), function.minute(10), 100)
+        .await
+        .expect("history");
+    let kinds: Vec<TransitionKind> = history.iter().map(|t| t.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![TransitionKind::Firing, TransitionKind::Resolved]
+    );
+    let states = function.alerts.list_states().await.expect("states");
+    assert_eq!(states.len(), 1);
+    assert_eq!(
+        states[0].status,
+        flowscope_core::alerts::AlertStatus::Resolved
+    );
+    function.finish().await;
+}
