@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests need that a fresh machine may lack (Debian: chromium for
-# the browser tests). Toolchains (cargo, node/npm, java, python3) are checked, not installed.
+# the browser tests, ca-certificates for https alert sinks, which use the OS root certificates). Toolchains (cargo, node/npm, java, python3) are checked, not installed.
 # Idempotent; everything else is installed by the stage that needs it (pip venvs, npm ci).
 set -euo pipefail
 
@@ -13,13 +13,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 
-if ! command -v chromium >/dev/null; then
+packages=()
+command -v chromium >/dev/null || packages+=(chromium)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || [ -s /etc/pki/tls/certs/ca-bundle.crt ] || packages+=(ca-certificates)
+if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing chromium (Debian package) for the browser tests…"
+    echo "installing ${packages[*]} (Debian packages)…"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
   else
-    echo "chromium is missing: install it (e.g. sudo apt-get install chromium) for the browser tests" >&2
+    echo "missing packages: ${packages[*]} (e.g. sudo apt-get install ${packages[*]})" >&2
     exit 1
   fi
 fi

@@ -1,10 +1,13 @@
-//! HTTP notification sinks over hyper: a generic JSON webhook and a Slack-compatible incoming webhook.
+//! HTTP(S) notification sinks over hyper: a generic JSON webhook and a Slack-compatible incoming webhook.
 //!
-//! [`WebhookNotifier::new`] speaks plain HTTP (local receivers, relays). For `https://` URLs (Slack),
-//! build a hyper-util client with a TLS connector and pass it to [`WebhookNotifier::with_client`]; the
-//! notifier itself does not depend on a TLS stack.
+//! Every notifier speaks both `http://` and `https://` through one connector (rustls with ring).
+//! [`WebhookNotifier::new`] and [`http_sinks`] trust the operating system's root certificates, which
+//! are loaded once per process; if the OS has none, `https://` sinks are refused with a configuration
+//! error naming the sink while `http://` sinks still work. [`WebhookNotifier::with_root_certificates`]
+//! and [`WebhookNotifier::with_tls_config`] trust what the caller says instead (a private CA, tests).
 
-use std::sync::Arc;
+use std::error::Error as StdError;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,9 +15,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Uri};
+use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use rustls::{ClientConfig, RootCertStore};
 
 use super::notify::Notification;
 use super::rules::{NotificationSettings, SinkKind};
@@ -25,7 +30,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of an error response kept for the message.
 const ERROR_BODY_LIMIT: usize = 512;
 
-pub struct WebhookNotifier<C = HttpConnector> {
+/// The connector every sink uses: plain TCP for `http://`, rustls for `https://`.
+pub type SinkConnector = HttpsConnector<HttpConnector>;
+
+pub struct WebhookNotifier<C = SinkConnector> {
     name: String,
     kind: SinkKind,
     url: Uri,
@@ -33,43 +41,136 @@ pub struct WebhookNotifier<C = HttpConnector> {
     timeout: Duration,
 }
 
-impl WebhookNotifier<HttpConnector> {
-    /// A plain-HTTP notifier. `https://` URLs are refused here: use [`WebhookNotifier::with_client`]
-    /// with a TLS-capable connector.
+impl WebhookNotifier<SinkConnector> {
+    /// A notifier for an `http://` or `https://` URL; https servers are verified against the
+    /// operating system's root certificates (loaded once per process).
     pub fn new(name: &str, kind: SinkKind, url: &str) -> Result<Self, String> {
-        if url.starts_with("https://") {
-            return Err(format!(
-                "sink {name:?}: https URLs need a TLS connector; build the notifier with `with_client`"
-            ));
-        }
-        let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        WebhookNotifier::with_client(name, kind, url, client)
+        WebhookNotifier::with_tls(name, kind, url, native_tls().as_ref())
     }
+
+    /// A notifier whose https servers are verified against `roots` only (a private CA, tests).
+    pub fn with_root_certificates(
+        name: &str,
+        kind: SinkKind,
+        url: &str,
+        roots: RootCertStore,
+    ) -> Result<Self, String> {
+        let config = client_config(roots).map_err(|e| format!("sink {name:?}: {e}"))?;
+        WebhookNotifier::with_tls_config(name, kind, url, config)
+    }
+
+    /// A notifier using `config` for https (its ALPN protocols are replaced: the sink speaks HTTP/1.1).
+    pub fn with_tls_config(
+        name: &str,
+        kind: SinkKind,
+        url: &str,
+        config: ClientConfig,
+    ) -> Result<Self, String> {
+        WebhookNotifier::with_tls(name, kind, url, Ok(&config))
+    }
+
+    /// `tls` is the client configuration for https, or why there is none (http still works then).
+    fn with_tls(
+        name: &str,
+        kind: SinkKind,
+        url: &str,
+        tls: Result<&ClientConfig, &String>,
+    ) -> Result<Self, String> {
+        let uri = parse_url(name, url)?;
+        let config = match tls {
+            Ok(config) => config.clone(),
+            Err(reason) if uri.scheme_str() == Some("https") => {
+                return Err(format!("sink {name:?}: cannot use https: {reason}"));
+            }
+            // No roots to trust, but this sink is plain http: a config that trusts nothing is never used.
+            Err(_) => {
+                client_config(RootCertStore::empty()).map_err(|e| format!("sink {name:?}: {e}"))?
+            }
+        };
+        let client = Client::builder(TokioExecutor::new()).build(connector(config));
+        Ok(WebhookNotifier::from_parts(name, kind, uri, client))
+    }
+}
+
+/// TLS client settings with ring as the crypto provider (whatever else the process links), trusting
+/// `roots`.
+pub fn client_config(roots: RootCertStore) -> Result<ClientConfig, String> {
+    Ok(ring_config_builder()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+fn ring_config_builder(
+) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, String> {
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))
+}
+
+/// The operating system's root certificates as a client configuration, loaded on first use.
+fn native_tls() -> &'static Result<ClientConfig, String> {
+    static NATIVE: OnceLock<Result<ClientConfig, String>> = OnceLock::new();
+    NATIVE.get_or_init(|| {
+        Ok(ring_config_builder()?
+            .with_native_roots()
+            .map_err(|e| format!("the operating system has no usable root certificates ({e})"))?
+            .with_no_client_auth())
+    })
+}
+
+fn connector(mut config: ClientConfig) -> SinkConnector {
+    // The builder sets ALPN itself and refuses (panics on) a config that already has some.
+    config.alpn_protocols.clear();
+    HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .build()
+}
+
+fn parse_url(name: &str, url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("sink {name:?}: invalid url {url:?}: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        // The URL may be a secret (from `url_env`): not echoed.
+        return Err(format!(
+            "sink {name:?}: url must start with http:// or https://"
+        ));
+    }
+    if uri.host().is_none() {
+        return Err(format!("sink {name:?}: url {uri} has no host"));
+    }
+    Ok(uri)
 }
 
 impl<C> WebhookNotifier<C>
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
+    /// A notifier over a client of your own (another connector, proxy, ...).
     pub fn with_client(
         name: &str,
         kind: SinkKind,
         url: &str,
         client: Client<C, Full<Bytes>>,
     ) -> Result<Self, String> {
-        let url: Uri = url
-            .parse()
-            .map_err(|e| format!("sink {name:?}: invalid url {url:?}: {e}"))?;
-        if url.host().is_none() {
-            return Err(format!("sink {name:?}: url {url} has no host"));
-        }
-        Ok(WebhookNotifier {
+        Ok(WebhookNotifier::from_parts(
+            name,
+            kind,
+            parse_url(name, url)?,
+            client,
+        ))
+    }
+
+    fn from_parts(name: &str, kind: SinkKind, url: Uri, client: Client<C, Full<Bytes>>) -> Self {
+        WebhookNotifier {
             name: name.to_string(),
             kind,
             url,
             client,
             timeout: DEFAULT_TIMEOUT,
-        })
+        }
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -92,7 +193,7 @@ where
         let response = tokio::time::timeout(self.timeout, self.client.request(request))
             .await
             .map_err(|_| NotifyError::Retryable(format!("no response within {:?}", self.timeout)))?
-            .map_err(|e| NotifyError::Retryable(format!("request failed: {e}")))?;
+            .map_err(|e| NotifyError::Retryable(self.describe_failure(&e)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -110,6 +211,46 @@ where
         match status.as_u16() {
             408 | 429 | 500..=599 => Err(NotifyError::Retryable(message)),
             _ => Err(NotifyError::Permanent(message)),
+        }
+    }
+
+    /// The error and its causes on one line (hyper's own message is just "client error (Connect)").
+    fn describe_failure(&self, error: &(dyn StdError + 'static)) -> String {
+        let mut message = error.to_string();
+        let mut tls = false;
+        let mut cause = error.source();
+        while let Some(e) = cause {
+            tls |= is_tls_error(e);
+            let text = e.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            cause = e.source();
+        }
+        let host = self.url.authority().map(|a| a.as_str()).unwrap_or("?");
+        if tls {
+            format!("TLS handshake with {host} failed: {message}")
+        } else {
+            format!("request to {host} failed: {message}")
+        }
+    }
+}
+
+/// Whether `error` is (or wraps, through nested `io::Error`s as tokio-rustls and hyper-rustls build
+/// them) a rustls error: a failed handshake or certificate check.
+fn is_tls_error(error: &(dyn StdError + 'static)) -> bool {
+    let mut current = error;
+    loop {
+        if current.is::<rustls::Error>() {
+            return true;
+        }
+        match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => current = inner,
+            None => return false,
         }
     }
 }
@@ -138,7 +279,8 @@ where
     }
 }
 
-/// Plain-HTTP notifiers for every configured sink, URLs read through `env` where asked.
+/// Notifiers (http or https, OS root certificates) for every configured sink, URLs read through `env`
+/// where asked.
 pub fn http_sinks(
     settings: &NotificationSettings,
     env: impl Fn(&str) -> Option<String>,
@@ -152,4 +294,58 @@ pub fn http_sinks(
             Ok(Arc::new(notifier) as Arc<dyn Notifier>)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_root_certificates_https_sinks_are_refused_but_http_sinks_work() {
+        let reason = "the operating system has no usable root certificates".to_string();
+        let https = WebhookNotifier::with_tls(
+            "slack",
+            SinkKind::Slack,
+            "https://hooks.example.com/services/x",
+            Err(&reason),
+        );
+        let error = https.err().expect("https without roots must be refused");
+        assert!(error.contains("\"slack\""), "{error}");
+        assert!(error.contains("root certificates"), "{error}");
+        let http = WebhookNotifier::with_tls(
+            "ops",
+            SinkKind::Webhook,
+            "http://127.0.0.1:9/x",
+            Err(&reason),
+        );
+        assert!(http.is_ok(), "{:?}", http.err());
+    }
+
+    #[test]
+    fn urls_must_be_http_or_https_with_a_host() {
+        for url in ["ftp://example.com/x", "example.com", "/hook", "not a url"] {
+            let error = WebhookNotifier::with_root_certificates(
+                "ops",
+                SinkKind::Webhook,
+                url,
+                RootCertStore::empty(),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{url} accepted"));
+            assert!(error.starts_with("sink \"ops\""), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_tls_config_with_alpn_set_is_accepted() {
+        let mut config = client_config(RootCertStore::empty()).unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let notifier = WebhookNotifier::with_tls_config(
+            "ops",
+            SinkKind::Webhook,
+            "https://example.com/x",
+            config,
+        );
+        assert!(notifier.is_ok());
+    }
 }
