@@ -50,6 +50,9 @@ pub struct IngestLimits {
     pub max_body_bytes: usize,
     /// Largest body accepted after decompression; also bounds what a gzip bomb can allocate.
     pub max_decompressed_bytes: usize,
+    /// How far ahead of this receiver's clock a point or span may be stamped; later ones are
+    /// rejected in the partial success (a client clock that is off, or a unit mix-up).
+    pub max_clock_skew: Duration,
 }
 
 impl Default for IngestLimits {
@@ -57,6 +60,7 @@ impl Default for IngestLimits {
         IngestLimits {
             max_body_bytes: 4 * 1024 * 1024,
             max_decompressed_bytes: 32 * 1024 * 1024,
+            max_clock_skew: Duration::from_secs(600),
         }
     }
 }
@@ -119,6 +123,15 @@ pub struct Ingest<S: StreamSink + ?Sized> {
     sink: Arc<S>,
     limits: IngestLimits,
     stats: IngestStats,
+    /// Unix nanoseconds now; replaceable so tests can pin the time limit.
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+fn system_now_unix_nano() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// A response that is not a 200.
@@ -189,6 +202,21 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
             sink,
             limits,
             stats: IngestStats::default(),
+            clock: Arc::new(system_now_unix_nano),
+        }
+    }
+
+    /// Replaces the clock (unix nanoseconds) that bounds how far ahead timestamps may be.
+    pub fn with_clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    fn time_limit(&self) -> otlp::TimeLimit {
+        otlp::TimeLimit {
+            now_unix_nano: (self.clock)(),
+            max_skew_nanos: u64::try_from(self.limits.max_clock_skew.as_nanos())
+                .unwrap_or(u64::MAX),
         }
     }
 
@@ -251,7 +279,7 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                 let decoded = if body.is_empty() {
                     otlp::DecodedMetrics::default()
                 } else {
-                    otlp::decode_metrics(format, &body)?
+                    otlp::decode_metrics(format, &body, self.time_limit())?
                 };
                 self.write(record::encode_metrics(&decoded.points)).await?;
                 IngestStats::add(&stats.accepted_data_points, decoded.accepted_data_points);
@@ -265,7 +293,7 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                 let decoded = if body.is_empty() {
                     otlp::DecodedSpans::default()
                 } else {
-                    otlp::decode_traces(format, &body)?
+                    otlp::decode_traces(format, &body, self.time_limit())?
                 };
                 self.write(record::encode_spans(&decoded.spans)).await?;
                 IngestStats::add(&stats.accepted_spans, decoded.spans.len() as u64);

@@ -110,6 +110,7 @@ async fn body_over_the_limit_is_413() {
     let (ingest, sink) = receiver_with(IngestLimits {
         max_body_bytes: 1_000,
         max_decompressed_bytes: 10_000,
+        ..IngestLimits::default()
     });
     let mut req = simple_request("api");
     let long = "x".repeat(2_000);
@@ -140,6 +141,7 @@ async fn gzip_bomb_is_413_although_the_compressed_body_is_small() {
     let limits = IngestLimits {
         max_body_bytes: 64 * 1024,
         max_decompressed_bytes: 1024 * 1024,
+        ..IngestLimits::default()
     };
     let (ingest, sink) = receiver_with(limits);
     let bomb = gzip(&vec![0u8; 16 * 1024 * 1024]);
@@ -404,4 +406,83 @@ async fn the_receiver_works_behind_a_trait_object_and_its_future_is_send() {
     let response = assert_send(ingest.handle(request(Signal::Metrics, PROTOBUF, None, body))).await;
     assert_eq!(response.status, 200);
     assert_eq!(sink.points().len(), 1);
+}
+
+/// Points and spans stamped further ahead of the receiver's clock than `max_clock_skew` are
+/// rejected in the partial success with the reason; the rest of the request is written.
+#[tokio::test]
+async fn timestamps_too_far_ahead_of_the_receivers_clock_are_rejected_and_the_rest_kept() {
+    let (ingest, sink) = receiver();
+    // The receiver's clock reads T0; 10 minutes of skew are accepted by default.
+    let ingest = ingest.with_clock(|| T0);
+    let minute = 60_000_000_000;
+    let req = metrics_request(
+        vec![string_kv("service.name", "api")],
+        vec![metric(
+            "queue.depth",
+            "1",
+            metric::Data::Gauge(Gauge {
+                data_points: vec![
+                    number_point(vec![], T0, number_data_point::Value::AsDouble(1.0)),
+                    number_point(
+                        vec![],
+                        T0 + 10 * minute,
+                        number_data_point::Value::AsDouble(2.0),
+                    ),
+                    // A client clock an hour ahead.
+                    number_point(
+                        vec![],
+                        T0 + 60 * minute,
+                        number_data_point::Value::AsDouble(3.0),
+                    ),
+                ],
+            }),
+        )],
+    );
+    let response = post_metrics_proto(&ingest, &req).await;
+    assert_eq!(response.status, 200);
+    let partial = ExportMetricsServiceResponse::decode(&response.body[..])
+        .unwrap()
+        .partial_success
+        .expect("one point rejected");
+    assert_eq!(partial.rejected_data_points, 1);
+    assert!(
+        partial
+            .error_message
+            .contains("3600 s ahead of the receiver's clock (at most 600 s"),
+        "{}",
+        partial.error_message
+    );
+    let kept: Vec<u64> = sink.points().iter().map(|p| p.time_unix_nano).collect();
+    assert_eq!(
+        kept,
+        vec![T0, T0 + 10 * minute],
+        "the in-range points are written"
+    );
+
+    let span = |id: &str, end: u64| {
+        format!(
+            r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"{id}","name":"GET /","kind":2,"startTimeUnixNano":"{}","endTimeUnixNano":"{end}"}}"#,
+            end - 1_000_000
+        )
+    };
+    let body = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"api"}}}}]}},"scopeSpans":[{{"spans":[{},{}]}}]}}]}}"#,
+        span("eee19b7ec3c1b174", T0),
+        span("eee19b7ec3c1b175", T0 + 24 * 60 * minute)
+    );
+    let (ingest, sink) = receiver();
+    let ingest = ingest.with_clock(|| T0);
+    let response = post_json(&ingest, Signal::Traces, &body).await;
+    assert_eq!(response.status, 200);
+    let partial = &json(&response.body)["partialSuccess"];
+    assert_eq!(partial["rejectedSpans"], "1", "{partial}");
+    let message = partial["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("eee19b7ec3c1b175") && message.contains("86400 s ahead"),
+        "{message}"
+    );
+    let spans = sink.spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].end_unix_nano, T0);
 }

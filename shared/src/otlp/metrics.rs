@@ -9,7 +9,7 @@ use prost::Message;
 use serde_json::Value;
 
 use super::attributes::{flatten, Origin, ResourceInfo};
-use super::{json, Format, OtlpError, Rejections};
+use super::{json, Format, OtlpError, Rejections, TimeLimit};
 use crate::model::{MetricPoint, PointData, SeriesKey, Temporality};
 use crate::record;
 
@@ -30,15 +30,19 @@ pub struct DecodedMetrics {
     pub rejected: Rejections,
 }
 
-/// Decodes a (decompressed) metrics request body.
-pub fn decode_metrics(format: Format, body: &[u8]) -> Result<DecodedMetrics, OtlpError> {
+/// Decodes a (decompressed) metrics request body; points stamped after `limit` are rejected.
+pub fn decode_metrics(
+    format: Format,
+    body: &[u8],
+    limit: TimeLimit,
+) -> Result<DecodedMetrics, OtlpError> {
     let mut decoded = DecodedMetrics::default();
     let request = match format {
         Format::Protobuf => ExportMetricsServiceRequest::decode(body)
             .map_err(|e| OtlpError::Malformed(format!("invalid protobuf: {e}")))?,
         Format::Json => from_json(body, &mut decoded.rejected)?,
     };
-    normalize(request, &mut decoded);
+    normalize(request, limit, &mut decoded);
     Ok(decoded)
 }
 
@@ -152,13 +156,13 @@ fn json_points<T: serde::de::DeserializeOwned>(
 }
 
 /// Validates every data point and turns the valid ones into domain points.
-fn normalize(request: ExportMetricsServiceRequest, out: &mut DecodedMetrics) {
+fn normalize(request: ExportMetricsServiceRequest, limit: TimeLimit, out: &mut DecodedMetrics) {
     for resource_metrics in request.resource_metrics {
         let resource = ResourceInfo::new(resource_metrics.resource.as_ref());
         for scope_metrics in resource_metrics.scope_metrics {
             let origin = resource.origin(scope_metrics.scope.as_ref());
             for metric in scope_metrics.metrics {
-                normalize_metric(&origin, metric, out);
+                normalize_metric(&origin, metric, limit, out);
             }
         }
     }
@@ -169,6 +173,7 @@ struct MetricSink<'a> {
     origin: &'a Origin,
     metric: &'a str,
     unit: &'a str,
+    limit: TimeLimit,
     out: &'a mut DecodedMetrics,
 }
 
@@ -199,6 +204,8 @@ impl MetricSink<'_> {
             Ok(())
         } else if time_unix_nano == 0 {
             Err("time_unix_nano is missing".to_string())
+        } else if let Err(reason) = self.limit.check(time_unix_nano) {
+            Err(reason)
         } else {
             convert(self).and_then(|()| {
                 if self.out.points[emitted_before..]
@@ -229,7 +236,7 @@ impl MetricSink<'_> {
     }
 }
 
-fn normalize_metric(origin: &Origin, metric: Metric, out: &mut DecodedMetrics) {
+fn normalize_metric(origin: &Origin, metric: Metric, limit: TimeLimit, out: &mut DecodedMetrics) {
     let Metric {
         name, unit, data, ..
     } = metric;
@@ -248,6 +255,7 @@ fn normalize_metric(origin: &Origin, metric: Metric, out: &mut DecodedMetrics) {
         origin,
         metric: &name,
         unit: &unit,
+        limit,
         out,
     };
     match data {

@@ -37,6 +37,35 @@ pub enum OtlpError {
 const MAX_REASONS: usize = 5;
 
 /// Data points (or spans) refused individually, with the first few reasons.
+/// The latest timestamp a request may carry: the receiver's clock plus the client clock skew it
+/// tolerates. A point further ahead would fill a bucket that has not happened yet (and alert rules
+/// would read it minutes early), so it is rejected in the partial success instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeLimit {
+    pub now_unix_nano: u64,
+    pub max_skew_nanos: u64,
+}
+
+impl TimeLimit {
+    /// No limit: every timestamp is accepted.
+    pub const NONE: TimeLimit = TimeLimit {
+        now_unix_nano: 0,
+        max_skew_nanos: u64::MAX,
+    };
+
+    pub(crate) fn check(&self, time_unix_nano: u64) -> Result<(), String> {
+        if time_unix_nano <= self.now_unix_nano.saturating_add(self.max_skew_nanos) {
+            return Ok(());
+        }
+        const NANOS_PER_S: u64 = 1_000_000_000;
+        Err(format!(
+            "timestamp is {} s ahead of the receiver's clock (at most {} s of clock skew is accepted)",
+            (time_unix_nano - self.now_unix_nano) / NANOS_PER_S,
+            self.max_skew_nanos / NANOS_PER_S
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rejections {
     pub count: u64,

@@ -6,7 +6,7 @@ use prost::Message;
 use serde_json::Value;
 
 use super::attributes::{flatten, ResourceInfo};
-use super::{json, Format, OtlpError, Rejections};
+use super::{json, Format, OtlpError, Rejections, TimeLimit};
 use crate::record;
 use crate::spans::{Span, SpanKind, SpanStatus};
 
@@ -17,8 +17,12 @@ pub struct DecodedSpans {
     pub rejected: Rejections,
 }
 
-/// Decodes a (decompressed) traces request body.
-pub fn decode_traces(format: Format, body: &[u8]) -> Result<DecodedSpans, OtlpError> {
+/// Decodes a (decompressed) traces request body; spans ending after `limit` are rejected.
+pub fn decode_traces(
+    format: Format,
+    body: &[u8],
+    limit: TimeLimit,
+) -> Result<DecodedSpans, OtlpError> {
     let mut decoded = DecodedSpans::default();
     let request = match format {
         Format::Protobuf => ExportTraceServiceRequest::decode(body)
@@ -37,7 +41,12 @@ pub fn decode_traces(format: Format, body: &[u8]) -> Result<DecodedSpans, OtlpEr
                             record::MAX_RECORD_BYTES
                         )
                     }),
-                    Ok(span) => decoded.spans.push(span),
+                    Ok(span) => match limit.check(span.end_unix_nano) {
+                        Ok(()) => decoded.spans.push(span),
+                        Err(reason) => decoded
+                            .rejected
+                            .reject(1, || format!("span {}: {reason}", span.span_id_hex())),
+                    },
                     Err(reason) => decoded.rejected.reject(1, || reason),
                 }
             }
