@@ -6,10 +6,10 @@ mod alerts_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alerts_support::{minute, Fixture, Receiver};
+use alerts_support::{minute, notification_settings, Fixture, Receiver};
 use async_trait::async_trait;
 use flowscope_core::alerts::notify::{Dispatcher, Notification, NotificationStatus};
-use flowscope_core::alerts::rules::{NotificationSettings, RetrySettings, SinkKind};
+use flowscope_core::alerts::rules::SinkKind;
 use flowscope_core::alerts::silence::{MatchOp, Matcher, Silence};
 use flowscope_core::alerts::state::{fingerprint, Labels, Severity};
 use flowscope_core::alerts::webhook::WebhookNotifier;
@@ -32,18 +32,6 @@ impl Notifier for Recording {
     async fn send(&self, notification: &Notification) -> Result<(), NotifyError> {
         self.sent.lock().unwrap().push(notification.clone());
         Ok(())
-    }
-}
-
-fn settings(attempts: u32) -> NotificationSettings {
-    NotificationSettings {
-        group_wait_s: 30,
-        retry: RetrySettings {
-            attempts,
-            initial_backoff_ms: 20,
-            max_backoff_ms: 100,
-        },
-        sinks: Vec::new(),
     }
 }
 
@@ -96,7 +84,11 @@ fn silence_service(service: &str, from: i64, to: i64) -> Silence {
 async fn silences_suppress_notifications_only_while_active() {
     let fx = Fixture::new();
     let sink = Arc::new(Recording::default());
-    let dispatcher = Dispatcher::new(fx.alerts.clone(), vec![sink.clone()], &settings(1));
+    let dispatcher = Dispatcher::new(
+        fx.alerts.clone(),
+        vec![sink.clone()],
+        &notification_settings(1),
+    );
     let now = minute(0);
     fx.alerts
         .put_silence(&silence_service("api", now, now + 600))
@@ -146,7 +138,11 @@ async fn silences_suppress_notifications_only_while_active() {
 async fn a_failing_service_sends_one_message_per_group_window() {
     let fx = Fixture::new();
     let sink = Arc::new(Recording::default());
-    let dispatcher = Dispatcher::new(fx.alerts.clone(), vec![sink.clone()], &settings(1));
+    let dispatcher = Dispatcher::new(
+        fx.alerts.clone(),
+        vec![sink.clone()],
+        &notification_settings(1),
+    );
     let now = minute(0);
     // Twenty alerts of one service over 25 s, one of another, and a pending one nobody is told about.
     for i in 0..20 {
@@ -199,7 +195,11 @@ async fn webhook_is_retried_with_backoff_until_the_receiver_accepts() {
     let fx = Fixture::new();
     let receiver = Receiver::start(vec![500, 503, 200]).await;
     let webhook = WebhookNotifier::new("ops", SinkKind::Webhook, &receiver.url).unwrap();
-    let dispatcher = Dispatcher::new(fx.alerts.clone(), vec![Arc::new(webhook)], &settings(5));
+    let dispatcher = Dispatcher::new(
+        fx.alerts.clone(),
+        vec![Arc::new(webhook)],
+        &notification_settings(5),
+    );
     let now = minute(0);
     dispatcher
         .submit(
@@ -241,7 +241,7 @@ async fn undeliverable_notifications_become_dead_letters() {
         Arc::new(WebhookNotifier::new("flaky", SinkKind::Webhook, &always_failing.url).unwrap()),
         Arc::new(WebhookNotifier::new("strict", SinkKind::Webhook, &rejecting.url).unwrap()),
     ];
-    let dispatcher = Dispatcher::new(fx.alerts.clone(), sinks, &settings(3));
+    let dispatcher = Dispatcher::new(fx.alerts.clone(), sinks, &notification_settings(3));
     let now = minute(0);
     let resolved = transition("api", "latency", TransitionKind::Resolved, now);
     let reports = dispatcher.dispatch_now(&[resolved], now).await.unwrap();
@@ -277,7 +277,11 @@ async fn unreachable_receivers_are_retried_then_dead_lettered() {
     let webhook = WebhookNotifier::new("gone", SinkKind::Webhook, &format!("http://{address}/x"))
         .unwrap()
         .with_timeout(Duration::from_secs(2));
-    let dispatcher = Dispatcher::new(fx.alerts.clone(), vec![Arc::new(webhook)], &settings(2));
+    let dispatcher = Dispatcher::new(
+        fx.alerts.clone(),
+        vec![Arc::new(webhook)],
+        &notification_settings(2),
+    );
     let now = minute(0);
     let reports = dispatcher
         .dispatch_now(
@@ -296,7 +300,11 @@ async fn slack_sink_posts_a_text_message_with_every_alert_of_the_service() {
     let fx = Fixture::new();
     let receiver = Receiver::start(vec![200]).await;
     let slack = WebhookNotifier::new("slack", SinkKind::Slack, &receiver.url).unwrap();
-    let dispatcher = Dispatcher::new(fx.alerts.clone(), vec![Arc::new(slack)], &settings(1));
+    let dispatcher = Dispatcher::new(
+        fx.alerts.clone(),
+        vec![Arc::new(slack)],
+        &notification_settings(1),
+    );
     let now = minute(0);
     let reports = dispatcher
         .dispatch_now(
@@ -345,7 +353,7 @@ async fn engine_transitions_flow_to_a_webhook_including_the_resolve() {
     let engine = fx.engine(rules);
     let webhook = WebhookNotifier::new("ops", SinkKind::Webhook, &receiver.url).unwrap();
     let store: Arc<RedbAlertStore> = fx.alerts.clone();
-    let dispatcher = Dispatcher::new(store, vec![Arc::new(webhook)], &settings(1));
+    let dispatcher = Dispatcher::new(store, vec![Arc::new(webhook)], &notification_settings(1));
     for now in [minute(1), minute(2)] {
         let transitions = engine.evaluate(now).await.unwrap();
         dispatcher.submit(&transitions, now).await.unwrap();

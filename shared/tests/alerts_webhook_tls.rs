@@ -7,9 +7,9 @@ mod alerts_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alerts_support::{minute, Fixture, Received};
+use alerts_support::{minute, notification_settings, serve, Fixture, Received};
 use flowscope_core::alerts::notify::{Dispatcher, Notification};
-use flowscope_core::alerts::rules::{NotificationSettings, RetrySettings, SinkKind};
+use flowscope_core::alerts::rules::SinkKind;
 use flowscope_core::alerts::state::{fingerprint, Labels, Severity};
 use flowscope_core::alerts::webhook::{http_sinks, WebhookNotifier};
 use flowscope_core::alerts::{AlertStatus, AlertTransition, RuleSet, TransitionKind};
@@ -19,7 +19,6 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{RootCertStore, ServerConfig};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -83,35 +82,18 @@ impl TlsReceiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://{}/hook", listener.local_addr().unwrap());
         let acceptor = TlsAcceptor::from(pki.server.clone());
-        let received = Arc::new(Mutex::new(Vec::new()));
         let failed_handshakes = Arc::new(Mutex::new(Vec::new()));
-        let (log, failures) = (received.clone(), failed_handshakes.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut tls = match acceptor.accept(socket).await {
-                    Ok(tls) => tls,
+        let failures = failed_handshakes.clone();
+        let received = serve(listener, statuses, move |socket| {
+            let (acceptor, failures) = (acceptor.clone(), failures.clone());
+            async move {
+                match acceptor.accept(socket).await {
+                    Ok(tls) => Some(tls),
                     Err(e) => {
                         failures.lock().unwrap().push(e.to_string());
-                        continue;
+                        None
                     }
-                };
-                let request = read_request(&mut tls).await;
-                let status = {
-                    let mut log = log.lock().unwrap();
-                    log.push(request);
-                    *statuses
-                        .get(log.len() - 1)
-                        .or(statuses.last())
-                        .unwrap_or(&200)
-                };
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: 6\r\nconnection: close\r\n\r\nstatus"
-                );
-                let _ = tls.write_all(response.as_bytes()).await;
-                let _ = tls.shutdown().await;
+                }
             }
         });
         TlsReceiver {
@@ -123,51 +105,6 @@ impl TlsReceiver {
 
     fn requests(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
-    }
-}
-
-async fn read_request(socket: &mut (impl AsyncRead + Unpin)) -> Received {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = socket.read(&mut chunk).await.unwrap_or(0);
-        if n == 0 {
-            break buffer.len();
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let mut received = Received {
-        head,
-        body: Vec::new(),
-    };
-    let length: usize = received
-        .header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    received.body = buffer[head_end..].to_vec();
-    while received.body.len() < length {
-        let n = socket.read(&mut chunk).await.unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        received.body.extend_from_slice(&chunk[..n]);
-    }
-    received
-}
-
-fn settings(attempts: u32) -> NotificationSettings {
-    NotificationSettings {
-        group_wait_s: 30,
-        retry: RetrySettings {
-            attempts,
-            initial_backoff_ms: 20,
-            max_backoff_ms: 100,
-        },
-        sinks: Vec::new(),
     }
 }
 
@@ -205,7 +142,11 @@ async fn slack_sink_delivers_over_https_to_a_receiver_issued_by_a_trusted_ca() {
     )
     .unwrap()
     .with_timeout(Duration::from_secs(5));
-    let dispatcher = Dispatcher::new(fx.alerts.clone(), vec![Arc::new(slack)], &settings(3));
+    let dispatcher = Dispatcher::new(
+        fx.alerts.clone(),
+        vec![Arc::new(slack)],
+        &notification_settings(3),
+    );
     let now = minute(0);
     let reports = dispatcher
         .dispatch_now(&[firing("checkout", "high-latency", now)], now)

@@ -10,8 +10,11 @@ use flowscope_core::alerts::{AlertEngine, AlertTransition, RuleSet, TransitionKi
 use flowscope_core::embedded::{RedbAlertStore, RedbStore};
 use flowscope_core::model::{Attributes, MetricKind, Resolution, SeriesKey, SeriesMeta};
 use flowscope_core::ports::{BucketDelta, BucketKey, MetricStore, SequenceNumber};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use std::future::Future;
+
+use flowscope_core::alerts::rules::{NotificationSettings, RetrySettings};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 /// An hour boundary: every synthetic minute is counted from here.
 pub const T0: i64 = 1_699_999_200;
@@ -144,29 +147,7 @@ impl Receiver {
     pub async fn start(statuses: Vec<u16>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let log = received.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let request = read_request(&mut socket).await;
-                let status = {
-                    let mut log = log.lock().unwrap();
-                    log.push(request);
-                    *statuses
-                        .get(log.len() - 1)
-                        .or(statuses.last())
-                        .unwrap_or(&200)
-                };
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: 6\r\nconnection: close\r\n\r\nstatus"
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            }
-        });
+        let received = serve(listener, statuses, |socket| async move { Some(socket) });
         Receiver { url, received }
     }
 
@@ -175,7 +156,49 @@ impl Receiver {
     }
 }
 
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Received {
+/// Accepts connections on `listener`, opens each with `open` (plain TCP as is, or a TLS handshake;
+/// `None` drops the connection), records its one request and answers the n-th with `statuses[n]`
+/// (the last repeats). Returns the record of requests.
+pub fn serve<S, Open, Opening>(
+    listener: TcpListener,
+    statuses: Vec<u16>,
+    open: Open,
+) -> Arc<Mutex<Vec<Received>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    Open: Fn(TcpStream) -> Opening + Send + 'static,
+    Opening: Future<Output = Option<S>> + Send,
+{
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let log = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let Some(mut stream) = open(socket).await else {
+                continue;
+            };
+            let request = read_request(&mut stream).await;
+            let status = {
+                let mut log = log.lock().unwrap();
+                log.push(request);
+                *statuses
+                    .get(log.len() - 1)
+                    .or(statuses.last())
+                    .unwrap_or(&200)
+            };
+            let response = format!(
+                "HTTP/1.1 {status} X\r\ncontent-length: 6\r\nconnection: close\r\n\r\nstatus"
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    received
+}
+
+async fn read_request(socket: &mut (impl AsyncRead + Unpin)) -> Received {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -188,24 +211,33 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Received {
         }
         buffer.extend_from_slice(&chunk[..n]);
     };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())
-                .flatten()
-        })
+    let mut received = Received {
+        head: String::from_utf8_lossy(&buffer[..head_end]).into_owned(),
+        body: buffer[head_end..].to_vec(),
+    };
+    let length: usize = received
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let mut body = buffer[head_end..].to_vec();
-    while body.len() < length {
+    while received.body.len() < length {
         let n = socket.read(&mut chunk).await.unwrap_or(0);
         if n == 0 {
             break;
         }
-        body.extend_from_slice(&chunk[..n]);
+        received.body.extend_from_slice(&chunk[..n]);
     }
-    Received { head, body }
+    received
+}
+
+/// Notification settings with `attempts` deliveries and short backoffs, and no sinks.
+pub fn notification_settings(attempts: u32) -> NotificationSettings {
+    NotificationSettings {
+        group_wait_s: 30,
+        retry: RetrySettings {
+            attempts,
+            initial_backoff_ms: 20,
+            max_backoff_ms: 100,
+        },
+        sinks: Vec::new(),
+    }
 }
