@@ -9,18 +9,11 @@ mod support;
 
 use std::time::Duration;
 
-use clap::Parser;
-use flowscope_cli::local::{self, LocalArgs};
+use flowscope_cli::local;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use support::{gauge_request, http};
+use support::{args_with, gauge_request, get_json, http};
 use tokio_tungstenite::tungstenite::Message;
-
-#[derive(Parser)]
-struct Wrapper {
-    #[command(flatten)]
-    local: LocalArgs,
-}
 
 fn emulators_configured() -> bool {
     let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty());
@@ -40,24 +33,10 @@ async fn local_aws_mode_pushes_updates_through_kinesis_dynamodb_and_connections(
     }
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("fs-local-{}", rand::random::<u32>());
-    let args = Wrapper::parse_from([
-        "test",
-        "--aws",
-        "--aws-prefix",
-        &prefix,
-        "--shards",
-        "1",
-        "--otlp-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-        "--dashboard-dir",
-        "/nonexistent",
-    ])
-    .local;
-    let handle = local::start(args).await.unwrap();
+    let aws_flags = ["--aws", "--aws-prefix", &prefix, "--shards", "1"];
+    let handle = local::start(args_with(dir.path(), &aws_flags))
+        .await
+        .unwrap();
 
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", handle.http_addr))
         .await
@@ -143,5 +122,32 @@ async fn local_aws_mode_pushes_updates_through_kinesis_dynamodb_and_connections(
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+
+    // Alert state lives in DynamoDB too: a silence made through the API is still there for a
+    // second run on the same tables with an empty data dir.
+    let silence = br#"{"matchers":[{"name":"service","value":"kinesis-svc","op":"="}],"duration":"1h","created_by":"ann"}"#;
+    let (status, created) = http(
+        handle.http_addr,
+        "POST",
+        "/api/silences",
+        "application/json",
+        silence,
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&created));
+    let created: Value = serde_json::from_slice(&created).unwrap();
+    let id = created["silence"]["id"].as_str().unwrap().to_string();
+    handle.shutdown().await.unwrap();
+
+    let other_dir = tempfile::tempdir().unwrap();
+    let handle = local::start(args_with(other_dir.path(), &aws_flags))
+        .await
+        .unwrap();
+    let (status, silences) = get_json(&handle, "/api/silences").await;
+    assert_eq!(status, 200);
+    assert!(
+        silences.to_string().contains(&id),
+        "silence {id} not found in DynamoDB: {silences}"
+    );
     handle.shutdown().await.unwrap();
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use flowscope_core::alerts::{webhook, AlertEngine, AlertEvent, Dispatcher, RuleSet};
-use flowscope_core::embedded::RedbAlertStore;
 use flowscope_core::live::Fanout;
 use flowscope_core::ports::{AlertStore, ConnectionPusher, ConnectionStore, MetricStore};
 
@@ -42,13 +41,11 @@ pub struct Alerting {
 }
 
 impl Alerting {
-    pub fn open(data_dir: &Path, rules: RuleSet) -> anyhow::Result<Alerting> {
-        let store = RedbAlertStore::open(&data_dir.join("alerts.redb"))
-            .with_context(|| format!("opening the alert store in {}", data_dir.display()))?;
-        Ok(Alerting {
-            store: Arc::new(store),
+    pub fn new(store: Arc<dyn AlertStore>, rules: RuleSet) -> Alerting {
+        Alerting {
+            store,
             rules: Arc::new(rules),
-        })
+        }
     }
 }
 

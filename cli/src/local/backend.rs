@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use flowscope_core::embedded::{EmbeddedStream, MemoryConnections, RedbStore, RedbTraceStore};
+use flowscope_core::embedded::{
+    EmbeddedStream, MemoryConnections, RedbAlertStore, RedbStore, RedbTraceStore,
+};
 use flowscope_core::model::Retention;
-use flowscope_core::ports::{ConnectionStore, MetricStore, StreamSink, TraceStore};
+use flowscope_core::ports::{AlertStore, ConnectionStore, MetricStore, StreamSink, TraceStore};
 
 use super::LocalArgs;
 
@@ -26,6 +28,8 @@ pub struct Backend {
     pub connections: Arc<dyn ConnectionStore>,
     /// Kept traces (a redb file beside the store, or DynamoDB with `--aws`).
     pub traces: Arc<dyn TraceStore>,
+    /// Alert states, history, silences and dead letters (a redb file, or DynamoDB with `--aws`).
+    pub alerts: Arc<dyn AlertStore>,
     pub consumer: Consumer,
     /// The SDK configuration, for the `@connections` client (AWS mode only).
     #[cfg(feature = "aws")]
@@ -60,6 +64,11 @@ impl Backend {
             store,
             connections: Arc::new(MemoryConnections::default()),
             traces: open_trace_store(args)?,
+            alerts: Arc::new(
+                RedbAlertStore::open(&args.data_dir.join("alerts.redb")).with_context(|| {
+                    format!("opening the alert store in {}", args.data_dir.display())
+                })?,
+            ),
             consumer: Consumer::Embedded(stream),
             #[cfg(feature = "aws")]
             aws: None,
@@ -71,8 +80,8 @@ impl Backend {
     #[cfg(feature = "aws")]
     pub async fn aws(args: &LocalArgs) -> anyhow::Result<Backend> {
         use flowscope_core::aws::{
-            config, create_tables_if_missing, DynamoConnections, DynamoStore, DynamoTraceStore,
-            KinesisStream, TableNames,
+            config, create_tables_if_missing, DynamoAlertStore, DynamoConnections, DynamoStore,
+            DynamoTraceStore, KinesisStream, TableNames,
         };
         let sdk = config::load_for_emulators().await;
         let tables = TableNames::with_prefix(&args.aws_prefix);
@@ -94,6 +103,7 @@ impl Backend {
             store: Arc::new(DynamoStore::new(&sdk, tables.clone())),
             connections: Arc::new(DynamoConnections::new(&sdk, tables.connections.clone())),
             traces: Arc::new(DynamoTraceStore::new(&sdk, tables.traces.clone())),
+            alerts: Arc::new(DynamoAlertStore::new(&sdk, tables.alerts.clone())),
             consumer: Consumer::Kinesis {
                 stream,
                 arn: format!("arn:aws:kinesis:{region}:000000000000:stream/{stream_name}"),

@@ -96,10 +96,10 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         Backend::embedded(&args, retention)?
     };
     let (store, connections) = (backend.store.clone(), backend.connections.clone());
-    let alerting = Arc::new(Alerting::open(
-        &args.data_dir,
+    let alerting = Arc::new(Alerting::new(
+        backend.alerts.clone(),
         alerting::load_rules(args.alert_rules.as_deref())?,
-    )?);
+    ));
     let pusher = Arc::new(LocalConnections::default());
     let hub = Arc::new(LiveHub::default());
     let ingest: Arc<Ingest<dyn StreamSink>> = Arc::new(Ingest::new(
