@@ -9,9 +9,10 @@
 //!    (for a delta: the end of its interval) and is attributed to its record's sequence number;
 //! 3. register the batch's series (`upsert_series`, idempotent);
 //! 4. per bucket, merge the contributions of all records and write **one**
-//!    `apply_bucket(first_seq, last_seq)` (at most [`WRITE_CONCURRENCY`] at once). The store applies it
-//!    only if the bucket's watermark for this shard is below `first_seq`; on `AlreadyApplied{watermark}`
-//!    the contributions at or below the watermark are dropped and the rest re-sent;
+//!    `apply_bucket(first_seq, last_seq)` ([`write_buckets`], shared with the trace processor; at most
+//!    [`WRITE_CONCURRENCY`](super::WRITE_CONCURRENCY) at once). The store applies it only if the
+//!    bucket's watermark for this shard is below `first_seq`; on `AlreadyApplied{watermark}` the
+//!    contributions at or below the watermark are dropped and the rest re-sent;
 //! 5. save the cumulative state — *after* the bucket writes;
 //! 6. report `retry_from` (Lambda's `batchItemFailures`), from which the shard is redelivered.
 //!
@@ -42,23 +43,17 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use futures::StreamExt;
-
 use crate::model::{MetricPoint, PointData, Resolution, Retention, SeriesId, SeriesMeta};
-use crate::ports::{
-    ApplyOutcome, BucketDelta, BucketKey, MetricStore, SequenceNumber, ShardBatch, StoreError,
-};
+use crate::ports::{BucketKey, MetricStore, SequenceNumber, ShardBatch, StoreError};
 use crate::record::{self, RecordPayload};
 
+use super::bucket_write::{write_buckets, BucketUpdate, Contribution};
 use super::contribution::{add_contribution, adds_nothing};
 use super::cumulative::{
     needs_state, state_key, CumulativeTracker, Normalized, SeriesState, StateId,
     STATE_IDLE_EXPIRY_SECONDS,
 };
 use super::stats::BucketStats;
-
-/// Bucket writes in flight at once per batch.
-pub const WRITE_CONCURRENCY: usize = 16;
 
 /// What processing a batch did.
 #[derive(Debug, Clone, Default)]
@@ -82,15 +77,6 @@ pub struct BatchOutcome {
     pub points_noop: u64,
     /// Spans carried by the batch; traces are not aggregated yet, so they are left untouched.
     pub spans_ignored: u64,
-}
-
-/// One bucket after this batch's write.
-#[derive(Debug, Clone)]
-pub struct BucketUpdate {
-    pub series: SeriesMeta,
-    pub resolution: Resolution,
-    pub start_unix_s: i64,
-    pub stats: BucketStats,
 }
 
 /// A record after decoding: what [`Aggregator::process_decoded`] takes.
@@ -121,14 +107,26 @@ struct Share {
     primary: bool,
 }
 
-/// How one bucket's write ended.
-struct BucketResult {
-    key: BucketKey,
-    written: Option<BucketStats>,
-    applied_points: u64,
-    duplicate_points: u64,
-    /// Lowest sequence number whose contribution was not written because the write failed.
-    failed_from: Option<SequenceNumber>,
+/// A [`Share`] resolved against the batch, as a bucket write takes it.
+struct PointShare<'a> {
+    seq: &'a SequenceNumber,
+    data: &'a PointData,
+    primary: bool,
+}
+
+impl Contribution for PointShare<'_> {
+    fn seq(&self) -> &SequenceNumber {
+        self.seq
+    }
+
+    fn add_to(&self, stats: &mut BucketStats) {
+        add_contribution(self.data, stats);
+    }
+
+    /// A point counts (as applied or duplicate) in its primary bucket only.
+    fn points(&self) -> u64 {
+        u64::from(self.primary)
+    }
 }
 
 fn system_now() -> i64 {
@@ -213,7 +211,6 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
         };
 
         let mut tracker = CumulativeTracker::new(loaded.clone());
-        let seqs: Vec<SequenceNumber> = metrics.iter().map(|(seq, _)| seq.clone()).collect();
         let mut normalized: Vec<PointData> = Vec::new();
         let mut buckets: HashMap<BucketKey, Vec<Share>> = HashMap::new();
         let mut series: HashMap<SeriesId, SeriesMeta> = HashMap::new();
@@ -266,38 +263,24 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
             return outcome;
         }
 
-        let results: Vec<BucketResult> = futures::stream::iter(
-            buckets
+        // Per bucket, the shares in record order.
+        let writes = buckets.into_iter().map(|(key, shares)| {
+            let contributions: Vec<PointShare> = shares
                 .into_iter()
-                .map(|(key, shares)| self.write_bucket(shard_id, key, shares, &seqs, &normalized)),
-        )
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .collect()
-        .await;
-
-        let mut failed_from: Option<SequenceNumber> = None;
-        for result in results {
-            outcome.points_applied += result.applied_points;
-            outcome.points_duplicate += result.duplicate_points;
-            if let Some(seq) = result.failed_from {
-                failed_from = Some(failed_from.map_or(seq.clone(), |f| f.min(seq)));
-            }
-            if let (Some(stats), Some(meta)) = (result.written, series.get(&result.key.series)) {
-                outcome.updates.push(BucketUpdate {
-                    series: meta.clone(),
-                    resolution: result.key.resolution,
-                    start_unix_s: result.key.start_unix_s,
-                    stats,
-                });
-            }
-        }
-        outcome.updates.sort_by(|a, b| {
-            (a.series.id, a.resolution, a.start_unix_s).cmp(&(
-                b.series.id,
-                b.resolution,
-                b.start_unix_s,
-            ))
+                .map(|share| PointShare {
+                    seq: &metrics[share.record].0,
+                    data: &normalized[share.point],
+                    primary: share.primary,
+                })
+                .collect();
+            let expires_at = self.expires_at(key.resolution, key.start_unix_s);
+            (key, expires_at, contributions)
         });
+        let written = write_buckets(&*self.store, shard_id, writes, |id| series.get(&id)).await;
+        outcome.points_applied += written.applied;
+        outcome.points_duplicate += written.duplicates;
+        outcome.updates = written.updates;
+        let failed_from = written.failed_from;
 
         // Only what was applied may be remembered: the state after the records below the failure.
         let applied_state = match &failed_from {
@@ -390,72 +373,6 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
                 .save_state(&items)
                 .await
                 .map_err(|e| (e, first.clone())),
-        }
-    }
-
-    /// Writes one bucket once, re-sending only the contributions above the watermark if needed.
-    /// `shares` are in record order.
-    async fn write_bucket(
-        &self,
-        shard_id: &str,
-        key: BucketKey,
-        mut shares: Vec<Share>,
-        seqs: &[SequenceNumber],
-        normalized: &[PointData],
-    ) -> BucketResult {
-        let mut result = BucketResult {
-            key,
-            written: None,
-            applied_points: 0,
-            duplicate_points: 0,
-            failed_from: None,
-        };
-        loop {
-            let (Some(first), Some(last)) = (shares.first(), shares.last()) else {
-                return result; // everything was applied before
-            };
-            let first_seq = seqs[first.record].clone();
-            let mut stats = BucketStats::new();
-            for share in &shares {
-                add_contribution(&normalized[share.point], &mut stats);
-            }
-            let delta = BucketDelta {
-                key,
-                shard_id: shard_id.to_string(),
-                first_seq: first_seq.clone(),
-                last_seq: seqs[last.record].clone(),
-                stats,
-                expires_at_unix_s: self.expires_at(key.resolution, key.start_unix_s),
-            };
-            match self.store.apply_bucket(&delta).await {
-                Ok(ApplyOutcome::Applied(after)) => {
-                    result.written = Some(after);
-                    result.applied_points = shares.iter().filter(|s| s.primary).count() as u64;
-                    return result;
-                }
-                Ok(ApplyOutcome::AlreadyApplied { watermark }) => {
-                    let before = shares.len();
-                    shares.retain(|share| {
-                        let applied = seqs[share.record] <= watermark;
-                        if applied && share.primary {
-                            result.duplicate_points += 1;
-                        }
-                        !applied
-                    });
-                    if shares.len() == before {
-                        // A watermark below first_seq cannot refuse the write: the store is wrong,
-                        // and looping would never end.
-                        tracing::warn!(shard_id, ?key, %watermark, %first_seq, "store refused a write above its watermark");
-                        result.failed_from = Some(first_seq);
-                        return result;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(shard_id, ?key, %error, "bucket write failed");
-                    result.failed_from = Some(first_seq);
-                    return result;
-                }
-            }
         }
     }
 }

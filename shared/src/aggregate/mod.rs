@@ -4,18 +4,21 @@
 //! 1. [`cumulative`] turns cumulative sums and histograms into deltas (state per source and series,
 //!    persisted in the [`crate::ports::MetricStore`] between batches);
 //! 2. [`contribution`] turns the normalized point into [`BucketStats`] (one per resolution);
-//! 3. [`aggregator`] merges the contributions of a shard batch per bucket and writes each bucket once,
-//!    guarded by per-shard watermarks so that redelivered batches are not counted twice.
+//! 3. [`aggregator`] merges the contributions of a shard batch per bucket and writes each bucket once
+//!    ([`bucket_write`], also used for the RED and edge buckets of [`crate::traces`]), guarded by
+//!    per-shard watermarks so that redelivered batches are not counted twice.
 //!
 //! [`rollup`] merges stored buckets into coarser ones for queries.
 
 pub mod aggregator;
+pub mod bucket_write;
 pub mod contribution;
 pub mod cumulative;
 pub mod rollup;
 pub mod stats;
 
-pub use aggregator::{Aggregator, BatchOutcome, BucketUpdate, DecodedRecord, WRITE_CONCURRENCY};
+pub use aggregator::{Aggregator, BatchOutcome, DecodedRecord};
+pub use bucket_write::{BucketUpdate, WRITE_CONCURRENCY};
 pub use contribution::contribution;
 pub use cumulative::{CumulativeTracker, Normalized};
 pub use rollup::rollup;

@@ -7,14 +7,15 @@
 //! `at (order-preserving i64 BE) | sequence (u64 BE)`, so a time range is one contiguous scan; expiry
 //! has its own time-first index, as in the metric store, so purging reads only what has expired.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::ordered_keys::{ordered_i64, take_expired, time_key};
+use super::redb_file::{blocking, RedbFile};
 use super::EmbeddedError;
 use crate::alerts::notify::DeadLetter;
 use crate::alerts::silence::Silence;
@@ -43,38 +44,15 @@ const ITEM_VERSION: u8 = 1;
 /// redb-backed [`AlertStore`]. Clones share one database.
 #[derive(Clone)]
 pub struct RedbAlertStore {
-    db: Arc<Database>,
+    db: RedbFile,
 }
 
 impl RedbAlertStore {
     /// Opens (or creates) the alert store at `path`.
     pub fn open(path: &Path) -> Result<RedbAlertStore, EmbeddedError> {
-        let database_error = |reason: String| EmbeddedError::Database {
-            path: PathBuf::from(path),
-            reason,
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(EmbeddedError::io("creating", parent))?;
-        }
-        let db = Database::create(path).map_err(|e| database_error(e.to_string()))?;
-        let txn = db
-            .begin_write()
-            .map_err(|e| database_error(e.to_string()))?;
-        create_tables(&txn).map_err(|e| database_error(e.to_string()))?;
-        txn.commit().map_err(|e| database_error(e.to_string()))?;
-        Ok(RedbAlertStore { db: Arc::new(db) })
-    }
-
-    /// Runs `work` on the blocking pool: redb does synchronous file I/O.
-    async fn blocking<T, F>(&self, work: F) -> Result<T, AlertStoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Database) -> Result<T, AlertStoreError> + Send + 'static,
-    {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || work(&db))
-            .await
-            .map_err(|e| AlertStoreError::Unavailable(format!("alert store task failed: {e}")))?
+        Ok(RedbAlertStore {
+            db: RedbFile::open(path, "alert store", None, create_tables)?,
+        })
     }
 }
 
@@ -116,18 +94,6 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, AlertStoreE
     }
 }
 
-/// Big-endian with the sign bit flipped: byte order equals numeric order, negatives included.
-fn ordered_i64(value: i64) -> [u8; 8] {
-    ((value as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn time_key(at: i64, suffix: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + suffix.len());
-    out.extend_from_slice(&ordered_i64(at));
-    out.extend_from_slice(suffix);
-    out
-}
-
 fn next_sequence(txn: &WriteTransaction) -> Result<u64, AlertStoreError> {
     let mut meta = txn.open_table(META).map_err(unavailable)?;
     let next = meta
@@ -161,28 +127,11 @@ fn append_history(
     Ok(())
 }
 
-/// Removes index entries that expired before `now` and returns the item keys they pointed at.
-fn take_expired(
-    index: &mut redb::Table<&'static [u8], ()>,
-    now: i64,
-) -> Result<Vec<Vec<u8>>, AlertStoreError> {
-    let upper = ordered_i64(now);
-    let mut expired = Vec::new();
-    for entry in index.range::<&[u8]>(..&upper[..]).map_err(unavailable)? {
-        let (key, _) = entry.map_err(unavailable)?;
-        expired.push(key.value().to_vec());
-    }
-    for key in &expired {
-        index.remove(&key[..]).map_err(unavailable)?;
-    }
-    Ok(expired.into_iter().map(|k| k[8..].to_vec()).collect())
-}
-
 #[async_trait]
 impl AlertStore for RedbAlertStore {
     async fn get_state(&self, fingerprint: &str) -> Result<Option<AlertState>, AlertStoreError> {
         let fingerprint = fingerprint.to_string();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let states = txn.open_table(STATES).map_err(unavailable)?;
             match states.get(fingerprint.as_str()).map_err(unavailable)? {
@@ -194,7 +143,7 @@ impl AlertStore for RedbAlertStore {
     }
 
     async fn list_states(&self) -> Result<Vec<AlertState>, AlertStoreError> {
-        self.blocking(|db| {
+        blocking(&self.db, |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let states = txn.open_table(STATES).map_err(unavailable)?;
             let mut out = Vec::new();
@@ -216,7 +165,7 @@ impl AlertStore for RedbAlertStore {
     ) -> Result<PutOutcome, AlertStoreError> {
         let mut state = state.clone();
         let history = history.to_vec();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             let stored: Option<AlertState> = {
                 let states = txn.open_table(STATES).map_err(unavailable)?;
@@ -263,7 +212,7 @@ impl AlertStore for RedbAlertStore {
         if from >= to || limit == 0 {
             return Ok(Vec::new());
         }
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let history = txn.open_table(HISTORY).map_err(unavailable)?;
             let (lower, upper) = (ordered_i64(from), ordered_i64(to));
@@ -288,7 +237,7 @@ impl AlertStore for RedbAlertStore {
 
     async fn put_silence(&self, silence: &Silence) -> Result<(), AlertStoreError> {
         let silence = silence.clone();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut silences = txn.open_table(SILENCES).map_err(unavailable)?;
@@ -302,7 +251,7 @@ impl AlertStore for RedbAlertStore {
     }
 
     async fn list_silences(&self) -> Result<Vec<Silence>, AlertStoreError> {
-        self.blocking(|db| {
+        blocking(&self.db, |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let silences = txn.open_table(SILENCES).map_err(unavailable)?;
             let mut out = Vec::new();
@@ -317,7 +266,7 @@ impl AlertStore for RedbAlertStore {
 
     async fn delete_silence(&self, id: &str) -> Result<bool, AlertStoreError> {
         let id = id.to_string();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             let existed = {
                 let mut silences = txn.open_table(SILENCES).map_err(unavailable)?;
@@ -332,7 +281,7 @@ impl AlertStore for RedbAlertStore {
 
     async fn put_dead_letter(&self, letter: &DeadLetter) -> Result<(), AlertStoreError> {
         let letter = letter.clone();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut letters = txn.open_table(DEAD_LETTERS).map_err(unavailable)?;
@@ -351,7 +300,7 @@ impl AlertStore for RedbAlertStore {
     }
 
     async fn list_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, AlertStoreError> {
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let letters = txn.open_table(DEAD_LETTERS).map_err(unavailable)?;
             let mut out = Vec::new();
@@ -371,13 +320,13 @@ impl AlertStore for RedbAlertStore {
     }
 
     async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, AlertStoreError> {
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             let mut deleted = 0;
             {
                 let mut history = txn.open_table(HISTORY).map_err(unavailable)?;
                 let mut expiry = txn.open_table(HISTORY_EXPIRY).map_err(unavailable)?;
-                for key in take_expired(&mut expiry, now_unix_s)? {
+                for key in take_expired::<AlertStoreError>(&mut expiry, now_unix_s)? {
                     if history.remove(&key[..]).map_err(unavailable)?.is_some() {
                         deleted += 1;
                     }
@@ -386,7 +335,7 @@ impl AlertStore for RedbAlertStore {
             {
                 let mut letters = txn.open_table(DEAD_LETTERS).map_err(unavailable)?;
                 let mut expiry = txn.open_table(DEAD_LETTER_EXPIRY).map_err(unavailable)?;
-                for key in take_expired(&mut expiry, now_unix_s)? {
+                for key in take_expired::<AlertStoreError>(&mut expiry, now_unix_s)? {
                     if letters.remove(&key[..]).map_err(unavailable)?.is_some() {
                         deleted += 1;
                     }

@@ -7,6 +7,8 @@
 pub mod alert_store;
 pub mod connections;
 mod crc32;
+mod ordered_keys;
+mod redb_file;
 pub mod store;
 pub mod stream_log;
 pub mod trace_store;

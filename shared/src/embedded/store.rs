@@ -11,18 +11,21 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::ordered_keys::{from_ordered_i64, ordered_i64, service_prefix, take_expired, time_key};
+use super::redb_file::{blocking, RedbFile};
 use super::{unix_now_ms, EmbeddedError};
 use crate::aggregate::stats::BucketStats;
 use crate::model::{Resolution, Retention, SeriesId, SeriesMeta};
 use crate::ports::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, SequenceNumber, StoreError};
 use crate::sketch::Sketch;
+use crate::spans::hex;
 
 /// bucket key → encoded bucket item.
 const BUCKETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("buckets");
@@ -52,7 +55,7 @@ const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// redb-backed [`MetricStore`]. Clones share one database.
 #[derive(Clone)]
 pub struct RedbStore {
-    db: Arc<Database>,
+    db: RedbFile,
     retention: Retention,
     applies: Arc<ApplyQueue>,
 }
@@ -89,25 +92,8 @@ impl RedbStore {
         path: &Path,
         retention: Retention,
     ) -> Result<RedbStore, EmbeddedError> {
-        let database_error = |reason: String| EmbeddedError::Database {
-            path: PathBuf::from(path),
-            reason,
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(EmbeddedError::io("creating", parent))?;
-        }
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| database_error(e.to_string()))?;
-        // Create every table up front so read transactions never meet a missing one.
-        let txn = db
-            .begin_write()
-            .map_err(|e| database_error(e.to_string()))?;
-        create_tables(&txn).map_err(|e| database_error(e.to_string()))?;
-        txn.commit().map_err(|e| database_error(e.to_string()))?;
         Ok(RedbStore {
-            db: Arc::new(db),
+            db: RedbFile::open(path, "store", Some(CACHE_BYTES), create_tables)?,
             retention,
             applies: Arc::new(ApplyQueue::default()),
         })
@@ -115,19 +101,6 @@ impl RedbStore {
 
     pub fn retention(&self) -> Retention {
         self.retention
-    }
-
-    /// Runs `work` on the blocking pool: redb does synchronous file I/O.
-    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Database, Retention) -> Result<T, StoreError> + Send + 'static,
-    {
-        let db = self.db.clone();
-        let retention = self.retention;
-        tokio::task::spawn_blocking(move || work(&db, retention))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
     }
 }
 
@@ -156,7 +129,7 @@ impl MetricStore for RedbStore {
         });
         lock(&self.applies.waiting).push(request.clone());
         let queue = self.applies.clone();
-        self.blocking(move |db, _| {
+        blocking(&self.db, move |db| {
             let _committer = lock(&queue.committer);
             if let Some(outcome) = lock(&request.outcome).take() {
                 // Committed by the thread that held the committer before us.
@@ -194,7 +167,7 @@ impl MetricStore for RedbStore {
         if from_unix_s >= to_unix_s {
             return Ok(Vec::new());
         }
-        self.blocking(move |db, _| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let buckets = txn.open_table(BUCKETS).map_err(unavailable)?;
             let from = bucket_key(&BucketKey {
@@ -234,7 +207,7 @@ impl MetricStore for RedbStore {
             return Ok(());
         }
         let series = series.to_vec();
-        self.blocking(move |db, _| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             upsert_series_in(&txn, &series)?;
             txn.commit().map_err(unavailable)
@@ -243,7 +216,7 @@ impl MetricStore for RedbStore {
     }
 
     async fn list_services(&self) -> Result<Vec<String>, StoreError> {
-        self.blocking(|db, _| {
+        blocking(&self.db, |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let services = txn.open_table(SERVICES).map_err(unavailable)?;
             let mut out = Vec::new();
@@ -258,7 +231,7 @@ impl MetricStore for RedbStore {
 
     async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
         let service = service.to_string();
-        self.blocking(move |db, _| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let index = txn.open_table(SERIES_BY_SERVICE).map_err(unavailable)?;
             let registry = txn.open_table(SERIES).map_err(unavailable)?;
@@ -289,7 +262,7 @@ impl MetricStore for RedbStore {
     }
 
     async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
-        self.blocking(move |db, _| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let registry = txn.open_table(SERIES).map_err(unavailable)?;
             match registry.get(id.0).map_err(unavailable)? {
@@ -306,7 +279,7 @@ impl MetricStore for RedbStore {
         }
         let keys = keys.to_vec();
         let now = unix_now_ms() / 1000;
-        self.blocking(move |db, _| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let state = txn.open_table(STATE).map_err(unavailable)?;
             let mut out = Vec::new();
@@ -334,7 +307,7 @@ impl MetricStore for RedbStore {
             return Ok(());
         }
         let items = items.to_vec();
-        self.blocking(move |db, _| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut state = txn.open_table(STATE).map_err(unavailable)?;
@@ -346,14 +319,14 @@ impl MetricStore for RedbStore {
                         .and_then(|old| decode_state(old.value()).ok().map(|(at, _)| at));
                     if let Some(old) = old_expiry {
                         expiry
-                            .remove(&expiry_key(old, key.as_bytes())[..])
+                            .remove(&time_key(old, key.as_bytes())[..])
                             .map_err(unavailable)?;
                     }
                     state
                         .insert(key.as_str(), &encode_state(*expires_at, data)[..])
                         .map_err(unavailable)?;
                     expiry
-                        .insert(&expiry_key(*expires_at, key.as_bytes())[..], ())
+                        .insert(&time_key(*expires_at, key.as_bytes())[..], ())
                         .map_err(unavailable)?;
                 }
             }
@@ -363,7 +336,8 @@ impl MetricStore for RedbStore {
     }
 
     async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError> {
-        self.blocking(move |db, retention| {
+        let retention = self.retention;
+        blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             let mut deleted = purge_buckets(&txn, now_unix_s)?;
             deleted += purge_state(&txn, now_unix_s)?;
@@ -459,11 +433,11 @@ fn apply_in(txn: &WriteTransaction, delta: &BucketDelta) -> Result<ApplyOutcome,
     if old_expiry != Some(item.expires_at_unix_s) {
         if let Some(old) = old_expiry {
             expiry
-                .remove(&expiry_key(old, &key)[..])
+                .remove(&time_key(old, &key)[..])
                 .map_err(unavailable)?;
         }
         expiry
-            .insert(&expiry_key(item.expires_at_unix_s, &key)[..], ())
+            .insert(&time_key(item.expires_at_unix_s, &key)[..], ())
             .map_err(unavailable)?;
     }
     Ok(ApplyOutcome::Applied(item.stats))
@@ -539,28 +513,11 @@ fn service_has_series(
     }
 }
 
-/// Removes index entries below `now` from `index` and returns the item keys they pointed at.
-fn take_expired(
-    index: &mut redb::Table<&'static [u8], ()>,
-    before: i64,
-) -> Result<Vec<Vec<u8>>, StoreError> {
-    let upper = ordered_i64(before);
-    let mut expired = Vec::new();
-    for entry in index.range::<&[u8]>(..&upper[..]).map_err(unavailable)? {
-        let (key, _) = entry.map_err(unavailable)?;
-        expired.push(key.value().to_vec());
-    }
-    for key in &expired {
-        index.remove(&key[..]).map_err(unavailable)?;
-    }
-    Ok(expired.into_iter().map(|k| k[8..].to_vec()).collect())
-}
-
 fn purge_buckets(txn: &WriteTransaction, now: i64) -> Result<u64, StoreError> {
     let mut buckets = txn.open_table(BUCKETS).map_err(unavailable)?;
     let mut expiry = txn.open_table(BUCKET_EXPIRY).map_err(unavailable)?;
     let mut deleted = 0;
-    for key in take_expired(&mut expiry, now)? {
+    for key in take_expired::<StoreError>(&mut expiry, now)? {
         if buckets.remove(&key[..]).map_err(unavailable)?.is_some() {
             deleted += 1;
         }
@@ -572,7 +529,7 @@ fn purge_state(txn: &WriteTransaction, now: i64) -> Result<u64, StoreError> {
     let mut state = txn.open_table(STATE).map_err(unavailable)?;
     let mut expiry = txn.open_table(STATE_EXPIRY).map_err(unavailable)?;
     let mut deleted = 0;
-    for key in take_expired(&mut expiry, now)? {
+    for key in take_expired::<StoreError>(&mut expiry, now)? {
         let Ok(key) = std::str::from_utf8(&key) else {
             continue;
         };
@@ -589,7 +546,7 @@ fn purge_series(txn: &WriteTransaction, seen_before: i64) -> Result<u64, StoreEr
     let mut by_last_seen = txn.open_table(SERIES_BY_LAST_SEEN).map_err(unavailable)?;
     let mut services = txn.open_table(SERVICES).map_err(unavailable)?;
     let mut deleted = 0;
-    for id_bytes in take_expired(&mut by_last_seen, seen_before)? {
+    for id_bytes in take_expired::<StoreError>(&mut by_last_seen, seen_before)? {
         let Some(id) = trailing_u64(&id_bytes) else {
             continue;
         };
@@ -614,15 +571,6 @@ fn purge_series(txn: &WriteTransaction, seen_before: i64) -> Result<u64, StoreEr
 
 // ---- keys ----
 
-/// Big-endian with the sign bit flipped: byte order equals numeric order, negatives included.
-fn ordered_i64(value: i64) -> [u8; 8] {
-    ((value as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn from_ordered_i64(bytes: [u8; 8]) -> i64 {
-    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
-}
-
 fn resolution_code(resolution: Resolution) -> u8 {
     match resolution {
         Resolution::OneMinute => 1,
@@ -644,25 +592,10 @@ fn decode_bucket_start(key: &[u8]) -> Option<i64> {
     (key.len() == 17).then(|| from_ordered_i64(bytes))
 }
 
-fn expiry_key(expires_at: i64, item_key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + item_key.len());
-    out.extend_from_slice(&ordered_i64(expires_at));
-    out.extend_from_slice(item_key);
-    out
-}
-
 fn time_id_key(unix_s: i64, id: u64) -> [u8; 16] {
     let mut out = [0u8; 16];
     out[..8].copy_from_slice(&ordered_i64(unix_s));
     out[8..].copy_from_slice(&id.to_be_bytes());
-    out
-}
-
-/// Length-prefixed so that no service's prefix is a prefix of another's.
-fn service_prefix(service: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + service.len());
-    out.extend_from_slice(&(service.len() as u32).to_be_bytes());
-    out.extend_from_slice(service.as_bytes());
     out
 }
 
@@ -681,10 +614,6 @@ fn trailing_u64(key: &[u8]) -> Option<u64> {
 
 fn describe_bucket(series: SeriesId, resolution: Resolution, start: i64) -> String {
     format!("bucket {series}#{resolution}@{start}")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---- values ----

@@ -13,12 +13,13 @@
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use prost::Message;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::ordered_keys::{ordered_i64, service_prefix};
+use super::redb_file::{blocking, RedbFile};
 use super::{unix_now_ms, EmbeddedError};
 use crate::ports::{TraceStore, TraceStoreError, TraceSummary, TraceWrite};
 use crate::record::{self, RecordPayload};
@@ -39,49 +40,33 @@ const CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// redb-backed [`TraceStore`]. Clones share one database.
 #[derive(Clone)]
 pub struct RedbTraceStore {
-    db: Arc<Database>,
+    db: RedbFile,
 }
 
 impl RedbTraceStore {
     /// Opens (or creates) `traces.redb` in `dir`.
     pub fn open(dir: &Path) -> Result<RedbTraceStore, EmbeddedError> {
-        let path = dir.join(FILE_NAME);
-        let database_error = |reason: String| EmbeddedError::Database {
-            path: path.clone(),
-            reason,
-        };
+        // `dir` as given (the file's parent may be spelled differently), so an error names it as given.
         std::fs::create_dir_all(dir).map_err(EmbeddedError::io("creating", PathBuf::from(dir)))?;
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| database_error(e.to_string()))?;
-        // Create every table up front so read transactions never meet a missing one.
-        let txn = db
-            .begin_write()
-            .map_err(|e| database_error(e.to_string()))?;
-        for table in [SPANS, TRACES] {
-            txn.open_table(table)
-                .map_err(|e| database_error(e.to_string()))?;
-        }
-        for table in [BY_SERVICE, EXPIRY] {
-            txn.open_table(table)
-                .map_err(|e| database_error(e.to_string()))?;
-        }
-        txn.commit().map_err(|e| database_error(e.to_string()))?;
-        Ok(RedbTraceStore { db: Arc::new(db) })
+        Ok(RedbTraceStore {
+            db: RedbFile::open(
+                &dir.join(FILE_NAME),
+                "trace store",
+                Some(CACHE_BYTES),
+                create_tables,
+            )?,
+        })
     }
+}
 
-    /// Runs `work` on the blocking pool: redb does synchronous file I/O.
-    async fn blocking<R, F>(&self, work: F) -> Result<R, TraceStoreError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Database) -> Result<R, TraceStoreError> + Send + 'static,
-    {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || work(&db))
-            .await
-            .map_err(|e| TraceStoreError::Unavailable(format!("trace store task failed: {e}")))?
+fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
+    for table in [SPANS, TRACES] {
+        txn.open_table(table)?;
     }
+    for table in [BY_SERVICE, EXPIRY] {
+        txn.open_table(table)?;
+    }
+    Ok(())
 }
 
 fn unavailable(e: impl Display) -> TraceStoreError {
@@ -102,7 +87,7 @@ impl TraceStore for RedbTraceStore {
             return Ok(());
         }
         let writes = writes.to_vec();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             write_in(&txn, &writes)?;
             txn.commit().map_err(unavailable)
@@ -113,7 +98,7 @@ impl TraceStore for RedbTraceStore {
     async fn get_trace(&self, trace_id: &[u8; 16]) -> Result<Option<Vec<Span>>, TraceStoreError> {
         let trace_id = *trace_id;
         let now = unix_now_ms() / 1000;
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let traces = txn.open_table(TRACES).map_err(unavailable)?;
             let Some(value) = traces.get(&trace_id[..]).map_err(unavailable)? else {
@@ -147,7 +132,7 @@ impl TraceStore for RedbTraceStore {
     ) -> Result<Vec<TraceSummary>, TraceStoreError> {
         let prefix = service_prefix(service);
         let now = unix_now_ms() / 1000;
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let index = txn.open_table(BY_SERVICE).map_err(unavailable)?;
             let traces = txn.open_table(TRACES).map_err(unavailable)?;
@@ -180,7 +165,7 @@ impl TraceStore for RedbTraceStore {
     }
 
     async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, TraceStoreError> {
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             let deleted = purge_in(&txn, now_unix_s)?;
             txn.commit().map_err(unavailable)?;
@@ -303,13 +288,6 @@ fn span_range(trace_id: &[u8; 16]) -> ([u8; 24], [u8; 24]) {
     (span_key(trace_id, &[0; 8]), span_key(trace_id, &[0xff; 8]))
 }
 
-fn service_prefix(service: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + service.len());
-    out.extend_from_slice(&(service.len() as u32).to_be_bytes());
-    out.extend_from_slice(service.as_bytes());
-    out
-}
-
 fn index_keys(item: &TraceItem) -> Vec<Vec<u8>> {
     item.summary
         .services
@@ -327,10 +305,6 @@ fn trailing_trace_id(key: &[u8]) -> Option<[u8; 16]> {
     key.len()
         .checked_sub(16)
         .and_then(|at| key[at..].try_into().ok())
-}
-
-fn ordered_i64(value: i64) -> [u8; 8] {
-    ((value as u64) ^ (1 << 63)).to_be_bytes()
 }
 
 fn expiry_key(expires_at: i64, trace_id: &[u8; 16]) -> [u8; 24] {

@@ -12,7 +12,6 @@
 //! `GET /api/services/{service}/traces` and `GET /api/graph`.
 
 pub mod api;
-pub mod bucket_write;
 pub mod config;
 pub mod critical_path;
 pub mod fold;

@@ -9,7 +9,8 @@
 //! 2. fold the records in order ([`TraceFold`], pure): RED observations, edges, sampling;
 //! 3. register the batch's series; a failure retries the batch;
 //! 4. per bucket, merge each record's observations and write once under the shard's watermark
-//!    ([`write_watermarked`]); the lowest sequence number whose contribution was not written is `F`;
+//!    ([`bucket_write::write_buckets`], as the aggregator does); the lowest sequence number whose
+//!    contribution was not written is `F`;
 //! 5. store the sampled spans (idempotent by span id); a failure lowers `F` to the first record that
 //!    had spans to store;
 //! 6. save the state *after the records below `F` only* (when `F` is set, the stored state is read
@@ -35,15 +36,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::StreamExt;
 
+use crate::aggregate::bucket_write::{self, BucketUpdate};
 use crate::aggregate::stats::BucketStats;
-use crate::aggregate::{BucketUpdate, WRITE_CONCURRENCY};
 use crate::model::Resolution;
 use crate::ports::{BucketKey, MetricStore, SequenceNumber, StoreError, TraceStore, TraceWrite};
 use crate::spans::{hex, Span};
 
-use super::bucket_write::{write_watermarked, BucketWrite};
 use super::config::TraceConfig;
 use super::fold::{Effects, FoldCounters, FoldState, TraceFold};
 use super::graph::Edge;
@@ -310,44 +309,23 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
             }
         }
 
-        let writes: Vec<BucketWrite> =
-            futures::stream::iter(buckets.into_iter().map(|(key, list)| {
-                let contributions = list
-                    .into_iter()
-                    .map(|(record, stats)| (records[record].0.clone(), stats))
-                    .collect();
-                let expires_at = self.expires_at(key.resolution, key.start_unix_s);
-                write_watermarked(&*self.store, shard_id, key, expires_at, contributions)
-            }))
-            .buffer_unordered(WRITE_CONCURRENCY)
-            .collect()
-            .await;
-
-        let metas: HashMap<_, _> = series.metas().iter().map(|m| (m.id, m)).collect();
-        let mut failed_from: Option<SequenceNumber> = None;
-        for write in writes {
-            outcome.counters.contributions_duplicate += write.duplicates;
-            if let Some(seq) = write.failed_from {
-                failed_from = Some(failed_from.map_or(seq.clone(), |f| f.min(seq)));
-            }
-            if let (Some(stats), Some(meta)) = (write.written, metas.get(&write.key.series)) {
-                outcome.counters.buckets_written += 1;
-                outcome.updates.push(BucketUpdate {
-                    series: (*meta).clone(),
-                    resolution: write.key.resolution,
-                    start_unix_s: write.key.start_unix_s,
-                    stats,
-                });
-            }
-        }
-        outcome.updates.sort_by(|a, b| {
-            (a.series.id, a.resolution, a.start_unix_s).cmp(&(
-                b.series.id,
-                b.resolution,
-                b.start_unix_s,
-            ))
+        let writes = buckets.into_iter().map(|(key, list)| {
+            let contributions: Vec<(SequenceNumber, BucketStats)> = list
+                .into_iter()
+                .map(|(record, stats)| (records[record].0.clone(), stats))
+                .collect();
+            let expires_at = self.expires_at(key.resolution, key.start_unix_s);
+            (key, expires_at, contributions)
         });
-        failed_from
+        let metas: HashMap<_, _> = series.metas().iter().map(|m| (m.id, m)).collect();
+        let written = bucket_write::write_buckets(&*self.store, shard_id, writes, |id| {
+            metas.get(&id).copied()
+        })
+        .await;
+        outcome.counters.contributions_duplicate += written.duplicates;
+        outcome.counters.buckets_written += written.updates.len() as u64;
+        outcome.updates = written.updates;
+        written.failed_from
     }
 
     /// Stores the batch's sampled spans in one call; on failure returns the first sequence number that
