@@ -91,8 +91,9 @@ async fn threshold_rule_waits_for_for_escalates_deescalates_and_resolves_with_hy
         "{}",
         firing.summary
     );
-    // History holds exactly what was returned.
-    let history = fx.alerts.history(T0, minute(20), 100).await.unwrap();
+    // History holds exactly what was returned, newest first.
+    let mut history = fx.alerts.history(T0, minute(20), 100).await.unwrap();
+    history.reverse();
     assert_eq!(brief(&history), brief(&transitions));
     let state = fx
         .alerts

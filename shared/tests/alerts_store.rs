@@ -141,12 +141,17 @@ async fn history_is_time_ordered_limited_and_expires() {
     assert_eq!(
         seen,
         vec![
-            (200, TransitionKind::Firing),
-            (300, TransitionKind::Pending),
             (300, TransitionKind::Firing),
+            (300, TransitionKind::Pending),
+            (200, TransitionKind::Firing),
         ]
     );
-    assert_eq!(store.history(0, 1000, 1).await.unwrap().len(), 1);
+    let newest = store.history(0, 1000, 1).await.unwrap();
+    assert_eq!(
+        (newest.len(), newest[0].kind),
+        (1, TransitionKind::Firing),
+        "a limit keeps the newest"
+    );
     assert_eq!(
         store.history(250, 300, 100).await.unwrap().len(),
         0,

@@ -303,7 +303,8 @@ async fn duplicate_invocations_fire_notify_and_push_once_then_resolve() {
     let kinds: Vec<TransitionKind> = history.iter().map(|t| t.kind).collect();
     assert_eq!(
         kinds,
-        vec![TransitionKind::Firing, TransitionKind::Resolved]
+        vec![TransitionKind::Resolved, TransitionKind::Firing],
+        "newest first"
     );
     let states = function.alerts.list_states().await.expect("states");
     assert_eq!(states.len(), 1);

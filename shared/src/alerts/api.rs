@@ -2,7 +2,7 @@
 //! so local mode's gateway and the query Lambda serve the same routes:
 //!
 //! - `GET /api/alerts` — active (pending and firing) alerts, with acknowledgement and silenced flag
-//! - `GET /api/alerts/history?from&to&limit&fingerprint&rule&service` — transitions, oldest first
+//! - `GET /api/alerts/history?from&to&limit&fingerprint&rule&service` — transitions, newest first
 //! - `POST /api/alerts/{fingerprint}/ack` with `{"by": "..."}` — acknowledge a firing alert
 //! - `GET /api/alerts/dead-letters?limit` — notifications that could not be delivered
 //! - `GET /api/silences[?all=true]`, `POST /api/silences`, `DELETE /api/silences/{id}`

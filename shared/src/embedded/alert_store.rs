@@ -217,9 +217,11 @@ impl AlertStore for RedbAlertStore {
             let history = txn.open_table(HISTORY).map_err(unavailable)?;
             let (lower, upper) = (ordered_i64(from), ordered_i64(to));
             let mut out = Vec::new();
+            // Newest first: with a limit, the latest transitions are the ones that matter.
             for entry in history
                 .range::<&[u8]>(&lower[..]..&upper[..])
                 .map_err(unavailable)?
+                .rev()
             {
                 let (key, value) = entry.map_err(unavailable)?;
                 out.push(decode(

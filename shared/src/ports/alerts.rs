@@ -59,7 +59,7 @@ pub trait AlertStore: Send + Sync {
         history_expires_at: i64,
     ) -> Result<PutOutcome, AlertStoreError>;
 
-    /// Transitions with `from <= at < to`, oldest first, at most `limit`.
+    /// Transitions with `from <= at < to`, newest first, at most `limit` (the newest ones).
     async fn history(
         &self,
         from: i64,

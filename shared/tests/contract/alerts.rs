@@ -1,5 +1,5 @@
 //! The [`AlertStore`] contract: conditional state writes (exactly one of racing writers wins, and only
-//! its history is kept), history in time order within a range, silences and dead letters. Every
+//! its history is kept), history newest first within a range, silences and dead letters. Every
 //! alert has a random service label and history sits at a random time base, so the suite runs
 //! against a shared table; assertions look only at what this run wrote. Expiry is left out: DynamoDB
 //! does it by TTL, on its own schedule (the embedded store's purge has its own tests).
@@ -16,7 +16,7 @@ use super::{far_future, unique};
 pub async fn alert_store_contract<S: AlertStore>(store: &S) {
     writes_are_conditional_on_the_stored_version(store).await;
     exactly_one_of_racing_writers_wins_and_only_its_history_is_kept(store).await;
-    history_is_time_ordered_within_the_range_and_limited(store).await;
+    history_is_newest_first_within_the_range_and_limited(store).await;
     silences_are_replaced_by_id_and_deleted_once(store).await;
     dead_letters_list_newest_first(store).await;
 }
@@ -156,7 +156,7 @@ pub async fn exactly_one_of_racing_writers_wins_and_only_its_history_is_kept<S: 
 
 /// History comes oldest first within `from <= at < to`, keeps two entries of the same second in
 /// their order, and honours `limit`.
-pub async fn history_is_time_ordered_within_the_range_and_limited<S: AlertStore>(store: &S) {
+pub async fn history_is_newest_first_within_the_range_and_limited<S: AlertStore>(store: &S) {
     let (a, b) = (state(), state());
     let base = time_base();
     store
@@ -204,15 +204,16 @@ pub async fn history_is_time_ordered_within_the_range_and_limited<S: AlertStore>
                 .expect("history")
         ),
         vec![
-            (b.fingerprint.clone(), base + 200, TransitionKind::Firing),
-            (a.fingerprint.clone(), base + 300, TransitionKind::Pending),
-            (a.fingerprint.clone(), base + 300, TransitionKind::Firing),
             (
                 b.fingerprint.clone(),
                 base + 86_405,
                 TransitionKind::Resolved
             ),
-        ]
+            (a.fingerprint.clone(), base + 300, TransitionKind::Firing),
+            (a.fingerprint.clone(), base + 300, TransitionKind::Pending),
+            (b.fingerprint.clone(), base + 200, TransitionKind::Firing),
+        ],
+        "newest first; one evaluation's transitions of the same second in reverse order too"
     );
     assert_eq!(
         ours(
@@ -222,10 +223,14 @@ pub async fn history_is_time_ordered_within_the_range_and_limited<S: AlertStore>
                 .expect("history")
         ),
         vec![
-            (b.fingerprint.clone(), base + 200, TransitionKind::Firing),
-            (a.fingerprint.clone(), base + 300, TransitionKind::Pending),
+            (
+                b.fingerprint.clone(),
+                base + 86_405,
+                TransitionKind::Resolved
+            ),
+            (a.fingerprint.clone(), base + 300, TransitionKind::Firing),
         ],
-        "limit keeps the oldest"
+        "limit keeps the newest"
     );
     assert!(
         ours(

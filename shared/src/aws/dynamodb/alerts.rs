@@ -338,6 +338,8 @@ impl AlertStore for DynamoAlertStore {
                 .expression_attribute_values(":upper", item::s(upper.as_str()))
                 .limit(page)
                 .consistent_read(true)
+                // Newest first: with a limit, the latest transitions are the ones that matter.
+                .scan_index_forward(false)
                 .set_exclusive_start_key(start_key.take())
                 .send()
                 .await
