@@ -218,3 +218,41 @@ fn errors_display_as_file_line_column_message() {
         "{missing}"
     );
 }
+
+/// One rules file serves deployments with and without a sink: an `optional` sink whose variable is
+/// unset is left out; a required one is an error naming it; `optional` on a written URL is refused.
+#[test]
+fn optional_sinks_turn_off_without_their_variable_and_required_ones_fail() {
+    use flowscope_core::alerts::webhook::http_sinks;
+    let text = format!(
+        "notifications:\n  sinks:\n    - {{ name: ops, kind: webhook, url: \"http://127.0.0.1:9/hook\" }}\n    - {{ name: chat, kind: slack, url_env: TEST_CHAT_URL, optional: true }}\n    - {{ name: pager, kind: webhook, url_env: TEST_PAGER_URL }}\nrules:\n{GOOD_RULE}"
+    );
+    let rules = RuleSet::parse(&text, "rules.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let names = |env: &dyn Fn(&str) -> Option<String>| -> Result<Vec<String>, String> {
+        http_sinks(&rules.notifications, env)
+            .map(|sinks| sinks.iter().map(|s| s.name().to_string()).collect())
+    };
+    let pager_only = |k: &str| (k == "TEST_PAGER_URL").then(|| "http://127.0.0.1:9/p".to_string());
+    assert_eq!(names(&pager_only), Ok(vec!["ops".into(), "pager".into()]));
+    let both = |k: &str| {
+        k.starts_with("TEST_")
+            .then(|| "http://127.0.0.1:9/x".to_string())
+    };
+    assert_eq!(
+        names(&both),
+        Ok(vec!["ops".into(), "chat".into(), "pager".into()])
+    );
+    let error = names(&|_: &str| None).unwrap_err();
+    assert!(
+        error.contains("\"pager\"") && error.contains("TEST_PAGER_URL"),
+        "{error}"
+    );
+
+    let text = "notifications:\n  sinks:\n    - { name: ops, kind: webhook, url: \"http://x/hook\", optional: true }\nrules: []\n";
+    let (line, _, message) = error_of(text);
+    assert_eq!(line, Some(3), "{message}");
+    assert!(
+        message.contains("`optional` applies to a `url_env` sink"),
+        "{message}"
+    );
+}

@@ -139,6 +139,9 @@ pub struct SinkConfig {
     /// The URL as written; `None` when it comes from `url_env`. Never echo a resolved secret.
     pub url: Option<String>,
     pub url_env: Option<String>,
+    /// With `url_env`: an unset variable turns the sink off (logged) instead of failing the start,
+    /// so one rules file serves deployments with and without the sink.
+    pub optional: bool,
 }
 
 impl SinkConfig {
@@ -496,6 +499,8 @@ struct RawSink {
     kind: SinkKind,
     url: Option<String>,
     url_env: Option<String>,
+    #[serde(default)]
+    optional: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -642,11 +647,18 @@ fn check_sink(sink: RawSink) -> Result<SinkConfig, String> {
             ))
         }
     }
+    if sink.optional && sink.url.is_some() {
+        return Err(format!(
+            "sink {:?}: `optional` applies to a `url_env` sink (a written `url` is always on)",
+            sink.name
+        ));
+    }
     Ok(SinkConfig {
         name: sink.name,
         kind: sink.kind,
         url: sink.url,
         url_env: sink.url_env,
+        optional: sink.optional,
     })
 }
 
@@ -1020,6 +1032,7 @@ mod tests {
             kind: SinkKind::Slack,
             url: None,
             url_env: Some("HOOK".into()),
+            optional: false,
         };
         assert_eq!(
             sink.resolve_url(|k| (k == "HOOK").then(|| "http://x".to_string())),

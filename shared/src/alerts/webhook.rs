@@ -280,20 +280,25 @@ where
 }
 
 /// Notifiers (http or https, OS root certificates) for every configured sink, URLs read through `env`
-/// where asked.
+/// where asked. An `optional` sink whose variable is unset is left out; any other sink that cannot
+/// be built is an error naming it.
 pub fn http_sinks(
     settings: &NotificationSettings,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<Arc<dyn Notifier>>, String> {
-    settings
-        .sinks
-        .iter()
-        .map(|sink| {
-            let url = sink.resolve_url(&env)?;
-            let notifier = WebhookNotifier::new(&sink.name, sink.kind, &url)?;
-            Ok(Arc::new(notifier) as Arc<dyn Notifier>)
-        })
-        .collect()
+    let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
+    for sink in &settings.sinks {
+        let url = match sink.resolve_url(&env) {
+            Ok(url) => url,
+            Err(reason) if sink.optional => {
+                tracing::info!(sink = %sink.name, %reason, "optional notification sink is off");
+                continue;
+            }
+            Err(reason) => return Err(reason),
+        };
+        notifiers.push(Arc::new(WebhookNotifier::new(&sink.name, sink.kind, &url)?));
+    }
+    Ok(notifiers)
 }
 
 #[cfg(test)]
