@@ -89,10 +89,10 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<LoadgenSummary> {
         );
         for spike in &args.spikes {
             eprintln!(
-                "loadgen: spike on {} from {:?} for {:?}",
+                "loadgen: spike on {} from {}s for {}s",
                 spike.service.as_str(),
-                spike.start,
-                spike.duration
+                spike.start.as_secs_f64(),
+                spike.duration.as_secs_f64()
             );
         }
         if args.no_random_spikes {
