@@ -310,7 +310,7 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                     otlp::decode_logs(format, &body)?
                 };
                 IngestStats::add(&stats.log_records, decoded.log_records);
-                Ok(response::logs_body(format))
+                Ok(response::logs_body(format, &decoded.not_kept()))
             }
         }
     }

@@ -345,7 +345,7 @@ async fn a_request_whose_points_are_all_rejected_is_200_with_partial_success() {
 }
 
 #[tokio::test]
-async fn logs_are_accepted_and_counted_but_not_written() {
+async fn logs_are_counted_and_reported_as_not_kept_in_the_partial_success() {
     let (ingest, sink) = receiver();
     let req = ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
@@ -364,11 +364,23 @@ async fn logs_are_accepted_and_counted_but_not_written() {
         .handle(request(Signal::Logs, PROTOBUF, None, req.encode_to_vec()))
         .await;
     assert_eq!(response.status, 200);
+    let partial = ExportLogsServiceResponse::decode(&response.body[..])
+        .unwrap()
+        .partial_success
+        .expect("the exporter is told its logs were not stored");
+    assert_eq!(partial.rejected_log_records, 3);
+    assert!(
+        partial.error_message.contains("not stored"),
+        "{}",
+        partial.error_message
+    );
     let json_logs =
         r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"hi"}}]}]}]}"#;
+    let response = post_json(&ingest, Signal::Logs, json_logs).await;
+    assert_eq!(response.status, 200);
     assert_eq!(
-        post_json(&ingest, Signal::Logs, json_logs).await.status,
-        200
+        json(&response.body)["partialSuccess"]["rejectedLogRecords"],
+        "1"
     );
     assert_eq!(ingest.stats().log_records, 4);
     assert_eq!(sink.calls(), 0);

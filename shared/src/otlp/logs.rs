@@ -1,4 +1,6 @@
-//! Logs are accepted (so exporters configured for all signals do not error) and counted, not kept.
+//! Logs are checked and counted, not kept: a well-formed request gets a 200 whose `partial_success`
+//! says every log record was rejected and why, so exporters configured for all signals neither fail
+//! nor believe their logs were stored.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use prost::Message;
@@ -8,6 +10,19 @@ use super::{json, Format, OtlpError};
 #[derive(Debug, Default)]
 pub struct DecodedLogs {
     pub log_records: u64,
+}
+
+impl DecodedLogs {
+    /// What the response reports: every log record, as not stored.
+    pub fn not_kept(&self) -> super::Rejections {
+        let mut rejected = super::Rejections::default();
+        if self.log_records > 0 {
+            rejected.reject(self.log_records, || {
+                "Flowscope keeps metrics and traces; log records are counted (GET /api/pipeline) but not stored".to_string()
+            });
+        }
+        rejected
+    }
 }
 
 /// Checks the request is well-formed and counts its log records.

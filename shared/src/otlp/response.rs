@@ -1,7 +1,9 @@
 //! OTLP/HTTP response bodies: `Export*ServiceResponse` on success, `google.rpc.Status` on failure,
 //! each in the request's format.
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
 };
@@ -92,13 +94,16 @@ pub fn traces_body(format: Format, rejected: &Rejections) -> Vec<u8> {
     }
 }
 
-/// `ExportLogsServiceResponse`: logs are never rejected, only counted.
-pub fn logs_body(format: Format) -> Vec<u8> {
+/// `ExportLogsServiceResponse`, with `partial_success` when log records were not kept.
+pub fn logs_body(format: Format, rejected: &Rejections) -> Vec<u8> {
     match format {
         Format::Protobuf => ExportLogsServiceResponse {
-            partial_success: None,
+            partial_success: (!rejected.is_empty()).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: count(rejected),
+                error_message: rejected.message("log records"),
+            }),
         }
         .encode_to_vec(),
-        Format::Json => b"{}".to_vec(),
+        Format::Json => json_response("rejectedLogRecords", rejected, "log records"),
     }
 }
