@@ -12,7 +12,7 @@ use std::time::Duration;
 use flowscope_cli::local;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use support::{args_with, gauge_request, get_json, http};
+use support::{args_with, create_silence, gauge_request, get_json, http};
 use tokio_tungstenite::tungstenite::Message;
 
 fn emulators_configured() -> bool {
@@ -125,18 +125,7 @@ async fn local_aws_mode_pushes_updates_through_kinesis_dynamodb_and_connections(
 
     // Alert state lives in DynamoDB too: a silence made through the API is still there for a
     // second run on the same tables with an empty data dir.
-    let silence = br#"{"matchers":[{"name":"service","value":"kinesis-svc","op":"="}],"duration":"1h","created_by":"ann"}"#;
-    let (status, created) = http(
-        handle.http_addr,
-        "POST",
-        "/api/silences",
-        "application/json",
-        silence,
-    )
-    .await;
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&created));
-    let created: Value = serde_json::from_slice(&created).unwrap();
-    let id = created["silence"]["id"].as_str().unwrap().to_string();
+    let id = create_silence(&handle, "kinesis-svc").await;
     handle.shutdown().await.unwrap();
 
     let other_dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use flowscope_cli::local;
 use futures::SinkExt;
 use serde_json::Value;
-use support::{args, connect, get_json, http, next_json, send_gauge, Socket, WAIT};
+use support::{args, connect, create_silence, get_json, http, next_json, send_gauge, Socket, WAIT};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Reads messages until one of `kind` carries an update for `metric` whose max equals `value`.
@@ -247,18 +247,7 @@ async fn alert_routes_serve_rules_and_silences_and_query_routes_are_read_only() 
     assert_eq!(status, 200);
     assert!(rules.to_string().contains("high-latency"), "{rules}");
 
-    let silence = br#"{"matchers":[{"name":"service","value":"checkout","op":"="}],"duration":"2h","created_by":"ann","comment":"deploy"}"#;
-    let (status, created) = http(
-        handle.http_addr,
-        "POST",
-        "/api/silences",
-        "application/json",
-        silence,
-    )
-    .await;
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&created));
-    let created: Value = serde_json::from_slice(&created).unwrap();
-    let id = created["silence"]["id"].as_str().unwrap().to_string();
+    let id = create_silence(&handle, "checkout").await;
     let (_, listed) = get_json(&handle, "/api/silences").await;
     assert!(listed.to_string().contains(&id));
     let (status, _) = http(

@@ -154,6 +154,27 @@ pub async fn get_json(handle: &LocalHandle, path: &str) -> (u16, Value) {
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
+/// Creates a silence of `service`'s alerts through the API and returns its id.
+pub async fn create_silence(handle: &LocalHandle, service: &str) -> String {
+    let silence = serde_json::json!({
+        "matchers": [{ "name": "service", "value": service, "op": "=" }],
+        "duration": "2h",
+        "created_by": "ann",
+        "comment": "deploy",
+    });
+    let (status, created) = http(
+        handle.http_addr,
+        "POST",
+        "/api/silences",
+        "application/json",
+        silence.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&created));
+    let created: Value = serde_json::from_slice(&created).unwrap();
+    created["silence"]["id"].as_str().unwrap().to_string()
+}
+
 /// A WebSocket to local mode's gateway, past its `hello`.
 pub async fn connect(handle: &LocalHandle) -> Socket {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", handle.http_addr))
