@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::item::{self, get_n, get_s, Item};
-use super::{query_all, CONFLICT_RETRY};
+use super::{query_all, query_up_to, CONFLICT_RETRY};
 use crate::alerts::notify::DeadLetter;
 use crate::alerts::silence::Silence;
 use crate::alerts::state::{AlertState, AlertTransition};
@@ -38,8 +38,6 @@ const SILENCE_PK: &str = "silence";
 const DEAD_LETTER_PK: &str = "dead_letter";
 /// TransactWriteItems takes at most 100 actions: the state Put and up to 99 history entries.
 const MAX_HISTORY_PER_PUT: usize = 99;
-/// Largest page a Query is asked for.
-const MAX_PAGE: usize = 1000;
 
 /// The alert store on DynamoDB.
 pub struct DynamoAlertStore {
@@ -324,37 +322,22 @@ impl AlertStore for DynamoAlertStore {
         // Every key of a second `at` starts with its 20 digits, then `#`; `~` sorts after `#`.
         let lower = ordered_i64(from);
         let upper = format!("{}~", ordered_i64(to - 1));
-        let page = i32::try_from(limit.min(MAX_PAGE)).unwrap_or(1000);
-        let mut out = Vec::new();
-        let mut start_key: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(self.table()?)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lower AND :upper")
-                .expression_attribute_values(":pk", item::s(HISTORY_PK))
-                .expression_attribute_values(":lower", item::s(lower.as_str()))
-                .expression_attribute_values(":upper", item::s(upper.as_str()))
-                .limit(page)
-                .consistent_read(true)
-                // Newest first: with a limit, the latest transitions are the ones that matter.
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(|e| alert_error("Query (alert history)", &e))?;
-            for entry in output.items() {
-                out.push(from_json(entry, "entry")?);
-                if out.len() >= limit {
-                    return Ok(out);
-                }
-            }
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start_key = Some(key.clone()),
-                _ => return Ok(out),
-            }
-        }
+        let request = self
+            .client
+            .query()
+            .table_name(self.table()?)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lower AND :upper")
+            .expression_attribute_values(":pk", item::s(HISTORY_PK))
+            .expression_attribute_values(":lower", item::s(lower.as_str()))
+            .expression_attribute_values(":upper", item::s(upper.as_str()))
+            .consistent_read(true)
+            // Newest first: with a limit, the latest transitions are the ones that matter.
+            .scan_index_forward(false);
+        query_up_to(request, limit, "Query (alert history)")
+            .await?
+            .iter()
+            .map(|entry| from_json(entry, "entry"))
+            .collect()
     }
 
     async fn put_silence(&self, silence: &Silence) -> Result<(), AlertStoreError> {
@@ -393,37 +376,19 @@ impl AlertStore for DynamoAlertStore {
     }
 
     async fn list_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, AlertStoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let page = i32::try_from(limit.min(MAX_PAGE)).unwrap_or(1000);
-        let mut out = Vec::new();
-        let mut start_key: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(self.table()?)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", item::s(DEAD_LETTER_PK))
-                .scan_index_forward(false)
-                .limit(page)
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(|e| alert_error("Query (dead letters)", &e))?;
-            for letter in output.items() {
-                out.push(from_json(letter, "letter")?);
-                if out.len() >= limit {
-                    return Ok(out);
-                }
-            }
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start_key = Some(key.clone()),
-                _ => return Ok(out),
-            }
-        }
+        let request = self
+            .client
+            .query()
+            .table_name(self.table()?)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", item::s(DEAD_LETTER_PK))
+            .scan_index_forward(false)
+            .consistent_read(true);
+        query_up_to(request, limit, "Query (dead letters)")
+            .await?
+            .iter()
+            .map(|letter| from_json(letter, "letter"))
+            .collect()
     }
 
     /// DynamoDB's TTL deletes history, dead letters and ended silences by itself.

@@ -104,7 +104,23 @@ where
 
 /// Every item a Query finds, following `LastEvaluatedKey` across pages.
 async fn query_all(request: QueryFluentBuilder, operation: &str) -> Result<Vec<Item>, StoreError> {
+    query_up_to(request, usize::MAX, operation).await
+}
+
+/// The first `limit` items of a query, in its order, following its pages only as far as needed.
+async fn query_up_to(
+    request: QueryFluentBuilder,
+    limit: usize,
+    operation: &str,
+) -> Result<Vec<Item>, StoreError> {
     let mut items = Vec::new();
+    if limit == 0 {
+        return Ok(items);
+    }
+    // Pages no larger than what is wanted, and bounded (DynamoDB also caps a page at 1 MB).
+    const MAX_PAGE: usize = 1000;
+    let page = i32::try_from(limit.min(MAX_PAGE)).unwrap_or(1000);
+    let request = request.limit(page);
     let mut start_key: Option<Item> = None;
     loop {
         let output = request
@@ -113,7 +129,12 @@ async fn query_all(request: QueryFluentBuilder, operation: &str) -> Result<Vec<I
             .send()
             .await
             .map_err(|e| store_error(operation, &e))?;
-        items.extend(output.items().iter().cloned());
+        for item in output.items() {
+            items.push(item.clone());
+            if items.len() >= limit {
+                return Ok(items);
+            }
+        }
         match output.last_evaluated_key() {
             Some(key) if !key.is_empty() => start_key = Some(key.clone()),
             _ => return Ok(items),
