@@ -1,8 +1,11 @@
 //! Alerts in local mode, driven by the load generator's own incident: with the quick rules
 //! (`infra/alert-rules.quick.yaml`, the README's demo), a planned spike on `api` fires an error-rate
-//! alert and its end resolves it, seen both over the WebSocket (`alert` events) and through the
-//! query API (active alerts, history). Takes two to three minutes: rules read whole minutes.
+//! alert and its end resolves it, seen over the WebSocket (`alert` events), through the query API
+//! (active alerts, history) and at the webhook sink (a firing and a resolve notification). Takes two
+//! to three minutes: rules read whole minutes.
 
+#[path = "../../shared/tests/alerts_support/mod.rs"]
+mod alerts_support;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -51,6 +54,10 @@ async fn active_alerts(handle: &LocalHandle) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_generator_spike_fires_an_alert_and_its_end_resolves_it() {
     let dir = tempfile::tempdir().unwrap();
+    let webhook = alerts_support::Receiver::start(vec![200]).await;
+    // The quick rules' optional webhook sink reads this at start. The only test in this binary,
+    // so setting the variable races nothing.
+    std::env::set_var("FLOWSCOPE_ALERT_WEBHOOK_URL", &webhook.url);
     let rules = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../infra/alert-rules.quick.yaml"
@@ -139,6 +146,50 @@ async fn a_load_generator_spike_fires_an_alert_and_its_end_resolves_it() {
         .collect();
     assert_eq!(kinds.first(), Some(&"resolved"), "newest first: {kinds:?}");
     assert_eq!(kinds.last(), Some(&"firing"), "newest first: {kinds:?}");
+    // The sink got one message when it fired and one when it resolved (grouped per service, after
+    // the rules' 10 s group_wait).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let notified = loop {
+        let notified: Vec<(String, String)> = webhook
+            .requests()
+            .iter()
+            .map(|r| r.json())
+            .filter(|n| n["service"] == "api")
+            .flat_map(|n| {
+                let status = n["status"].as_str().unwrap_or_default().to_string();
+                n["alerts"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|a| a["fingerprint"] == fingerprint.as_str())
+                    .map(move |a| {
+                        (
+                            status.clone(),
+                            a["kind"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+            })
+            .collect();
+        if notified.iter().any(|(_, kind)| kind == "resolved") || Instant::now() > deadline {
+            break notified;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(
+        notified
+            .first()
+            .map(|(status, kind)| (status.as_str(), kind.as_str())),
+        Some(("firing", "firing")),
+        "{notified:?}"
+    );
+    assert_eq!(
+        notified
+            .last()
+            .map(|(status, kind)| (status.as_str(), kind.as_str())),
+        Some(("resolved", "resolved")),
+        "{notified:?}"
+    );
     eprintln!(
         "spike {SPIKE}: fired ({severity}, {value:.1}%) after {:.0} s, resolved after {:.0} s; history {kinds:?}",
         fired_after.as_secs_f64(),

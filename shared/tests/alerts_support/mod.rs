@@ -1,18 +1,18 @@
-//! Shared by the `alerts_*` tests: synthetic series written straight into a real (temporary) metric
-//! store, the embedded alert store, and a scriptable HTTP receiver on 127.0.0.1.
+//! Shared by the `alerts_*` tests (and `cli/tests/local_alerts.rs`): synthetic series written straight
+//! into a real (temporary) metric store, the embedded alert store, and a scriptable HTTP receiver on
+//! 127.0.0.1.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use flowscope_core::aggregate::BucketStats;
+use flowscope_core::alerts::rules::{NotificationSettings, RetrySettings};
 use flowscope_core::alerts::{AlertEngine, AlertTransition, RuleSet, TransitionKind};
 use flowscope_core::embedded::{RedbAlertStore, RedbStore};
 use flowscope_core::model::{Attributes, MetricKind, Resolution, SeriesKey, SeriesMeta};
 use flowscope_core::ports::{BucketDelta, BucketKey, MetricStore, SequenceNumber};
-use std::future::Future;
-
-use flowscope_core::alerts::rules::{NotificationSettings, RetrySettings};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
