@@ -23,51 +23,24 @@ impl DynamoStore {
         let mut unique: Vec<&String> = keys.iter().collect();
         unique.sort();
         unique.dedup();
+        let request_keys: Vec<Item> = unique
+            .into_iter()
+            .map(|key| Item::from([("pk".to_string(), item::s(key.as_str()))]))
+            .collect();
+        let items = batch_get(
+            &self.client,
+            &self.retry,
+            table,
+            request_keys,
+            "BatchGetItem (state)",
+        )
+        .await?;
+        let now = super::now_unix_s();
         let mut found = Vec::new();
-        for chunk in unique.chunks(MAX_KEYS_PER_GET) {
-            let request_keys: Vec<Item> = chunk
-                .iter()
-                .map(|key| Item::from([("pk".to_string(), item::s(key.as_str()))]))
-                .collect();
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(request_keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::Unavailable(format!("BatchGetItem request: {e}")))?,
-            );
-            let mut attempts = self.retry.start();
-            while let Some(keys_and_attributes) = pending.take() {
-                if !attempts.next().await {
-                    return Err(StoreError::Throttled(format!(
-                        "BatchGetItem (state): keys still unprocessed after {} attempts",
-                        attempts.made()
-                    )));
-                }
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(table, keys_and_attributes)
-                    .send()
-                    .await
-                    .map_err(|e| store_error("BatchGetItem (state)", &e))?;
-                let now = super::now_unix_s();
-                for item in output
-                    .responses()
-                    .and_then(|r| r.get(table))
-                    .into_iter()
-                    .flatten()
-                {
-                    // TTL deletes lazily (up to days late): expired state reads as absent.
-                    if let Some(state) = decode_state(item, now)? {
-                        found.push(state);
-                    }
-                }
-                pending = output
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(table))
-                    .filter(|k| !k.keys().is_empty())
-                    .cloned();
+        for item in &items {
+            // TTL deletes lazily (up to days late): expired state reads as absent.
+            if let Some(state) = decode_state(item, now)? {
+                found.push(state);
             }
         }
         Ok(found)
@@ -111,6 +84,56 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         batch_write(&self.client, &self.retry, table, requests, operation).await
     }
+}
+
+/// BatchGetItem of `keys` (strongly consistent, at most 100 per call), retrying the keys DynamoDB
+/// leaves unprocessed; shared by the store and the trace table. Keys must be distinct.
+pub(super) async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    retry: &crate::aws::retry::RetryPolicy,
+    table: &str,
+    keys: Vec<Item>,
+    operation: &str,
+) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(MAX_KEYS_PER_GET) {
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Unavailable(format!("{operation} request: {e}")))?,
+        );
+        let mut attempts = retry.start();
+        while let Some(request) = pending.take() {
+            if !attempts.next().await {
+                return Err(StoreError::Throttled(format!(
+                    "{operation}: keys still unprocessed after {} attempts",
+                    attempts.made()
+                )));
+            }
+            let output = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|e| store_error(operation, &e))?;
+            found.extend(
+                output
+                    .responses()
+                    .and_then(|r| r.get(table))
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+            pending = output
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .filter(|k| !k.keys().is_empty())
+                .cloned();
+        }
+    }
+    Ok(found)
 }
 
 /// BatchWriteItem with retries of unprocessed items, shared by the store and the connections table.

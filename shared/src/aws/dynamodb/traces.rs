@@ -21,13 +21,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 
 use super::item::{self, get_n, get_opt_b, get_s, get_string_list, Item, ItemError};
-use super::state::batch_write;
+use super::state::{batch_get, batch_write};
 use super::{now_unix_s, query_all, CONFLICT_RETRY};
 use crate::aws::errors;
 use crate::aws::retry::RetryPolicy;
@@ -38,7 +36,6 @@ use crate::spans::{hex, Span};
 const META_SK: &str = "meta";
 const SPAN_SK_PREFIX: &str = "span#";
 const LISTING_PK_PREFIX: &str = "svc#";
-const MAX_KEYS_PER_GET: usize = 100;
 /// Span items carry their TTL rounded up to the hour: a trace's expiry moves later with almost every
 /// write, and rounding lets most writes leave the already stored spans alone.
 const SPAN_TTL_GRANULARITY_S: i64 = 3600;
@@ -478,53 +475,25 @@ impl DynamoTraceStore {
         let mut unique: Vec<[u8; 16]> = trace_ids.to_vec();
         unique.sort();
         unique.dedup();
+        let keys: Vec<Item> = unique
+            .iter()
+            .map(|id| key(trace_pk(id), META_SK.to_string()))
+            .collect();
+        let items = batch_get(
+            &self.client,
+            &self.retry,
+            table,
+            keys,
+            "BatchGetItem (traces)",
+        )
+        .await?;
         let mut found = HashMap::new();
-        for chunk in unique.chunks(MAX_KEYS_PER_GET) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|id| key(trace_pk(id), META_SK.to_string()))
-                .collect();
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| TraceStoreError::Unavailable(format!("BatchGetItem: {e}")))?,
-            );
-            let mut attempts = self.retry.start();
-            while let Some(request) = pending.take() {
-                if !attempts.next().await {
-                    return Err(TraceStoreError::Throttled(format!(
-                        "BatchGetItem (traces): keys still unprocessed after {} attempts",
-                        attempts.made()
-                    )));
-                }
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(table, request)
-                    .send()
-                    .await
-                    .map_err(|e| trace_error("BatchGetItem (traces)", &e))?;
-                for item in output
-                    .responses()
-                    .and_then(|r| r.get(table))
-                    .into_iter()
-                    .flatten()
-                {
-                    let pk = get_s(item, "pk").map_err(|e| corrupt("?", META_SK, e))?;
-                    let trace_id = parse_hex::<16>(pk)
-                        .ok_or_else(|| corrupt(pk, META_SK, "pk is not a trace id"))?;
-                    let meta = TraceMeta::from_item(trace_id, item)
-                        .map_err(|e| corrupt(pk, META_SK, e))?;
-                    found.insert(trace_id, meta);
-                }
-                pending = output
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(table))
-                    .filter(|k| !k.keys().is_empty())
-                    .cloned();
-            }
+        for item in &items {
+            let pk = get_s(item, "pk").map_err(|e| corrupt("?", META_SK, e))?;
+            let trace_id =
+                parse_hex::<16>(pk).ok_or_else(|| corrupt(pk, META_SK, "pk is not a trace id"))?;
+            let meta = TraceMeta::from_item(trace_id, item).map_err(|e| corrupt(pk, META_SK, e))?;
+            found.insert(trace_id, meta);
         }
         Ok(found)
     }
