@@ -12,7 +12,7 @@ use std::time::Duration;
 use flowscope_cli::local;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use support::{args_with, create_silence, gauge_request, get_json, http};
+use support::{args_with, create_silence, gauge_request, get_json, http, wait_for_loadgen_graph};
 use tokio_tungstenite::tungstenite::Message;
 
 fn emulators_configured() -> bool {
@@ -84,44 +84,7 @@ async fn local_aws_mode_pushes_updates_through_kinesis_dynamodb_and_connections(
         ..Default::default()
     };
     flowscope_cli::loadgen::run(loadgen).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, body) = http(
-            handle.http_addr,
-            "GET",
-            "/api/graph",
-            "application/json",
-            b"",
-        )
-        .await;
-        let graph: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let edges: Vec<(String, String)> = graph["edges"]
-            .as_array()
-            .map(|edges| {
-                edges
-                    .iter()
-                    .map(|e| {
-                        (
-                            e["source"].as_str().unwrap_or("").into(),
-                            e["target"].as_str().unwrap_or("").into(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let wanted = ["auth", "cache", "database", "queue"];
-        if wanted
-            .iter()
-            .all(|t| edges.iter().any(|(a, b)| a == "api" && b == t))
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "graph incomplete on the AWS adapters: {graph}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_for_loadgen_graph(&handle, Duration::from_secs(30)).await;
 
     // Alert state lives in DynamoDB too: a silence made through the API is still there for a
     // second run on the same tables with an empty data dir.

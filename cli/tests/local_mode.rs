@@ -8,7 +8,10 @@ use std::time::Duration;
 use flowscope_cli::local;
 use futures::SinkExt;
 use serde_json::Value;
-use support::{args, connect, create_silence, get_json, http, next_json, send_gauge, Socket, WAIT};
+use support::{
+    args, connect, create_silence, get_json, http, next_json, send_gauge, wait_for_loadgen_graph,
+    Socket, WAIT,
+};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Reads messages until one of `kind` carries an update for `metric` whose max equals `value`.
@@ -295,41 +298,7 @@ async fn load_generator_traces_build_the_five_service_graph_and_stream_trace_eve
     let summary = flowscope_cli::loadgen::run(loadgen).await.unwrap();
     assert!(summary.spans_sent > 0);
 
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let graph = loop {
-        let (_, graph) = get_json(&handle, "/api/graph").await;
-        let edges: Vec<(String, String)> = graph["edges"]
-            .as_array()
-            .map(|edges| {
-                edges
-                    .iter()
-                    .map(|e| {
-                        (
-                            e["source"].as_str().unwrap_or("").to_string(),
-                            e["target"].as_str().unwrap_or("").to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let wanted = [
-            ("api", "auth"),
-            ("api", "cache"),
-            ("api", "database"),
-            ("api", "queue"),
-        ];
-        if wanted
-            .iter()
-            .all(|(f, t)| edges.iter().any(|(a, b)| a == f && b == t))
-        {
-            break graph;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "graph incomplete: {graph}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let graph = wait_for_loadgen_graph(&handle, WAIT).await;
     let mut nodes: Vec<&str> = graph["nodes"]
         .as_array()
         .unwrap()

@@ -154,6 +154,33 @@ pub async fn get_json(handle: &LocalHandle, path: &str) -> (u16, Value) {
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
+/// Polls `/api/graph` until the load generator's edges (api → auth, cache, database, queue) are all
+/// there, and returns that graph; fails with the last graph seen once `within` has passed.
+pub async fn wait_for_loadgen_graph(handle: &LocalHandle, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (_, graph) = get_json(handle, "/api/graph").await;
+        let has_edge = |target: &str| {
+            graph["edges"].as_array().is_some_and(|edges| {
+                edges
+                    .iter()
+                    .any(|e| e["source"] == "api" && e["target"] == target)
+            })
+        };
+        if ["auth", "cache", "database", "queue"]
+            .iter()
+            .all(|target| has_edge(target))
+        {
+            return graph;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "graph incomplete after {within:?}: {graph}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Creates a silence of `service`'s alerts through the API and returns its id.
 pub async fn create_silence(handle: &LocalHandle, service: &str) -> String {
     let silence = serde_json::json!({
