@@ -204,22 +204,23 @@ impl MetricSink<'_> {
             Ok(())
         } else if time_unix_nano == 0 {
             Err("time_unix_nano is missing".to_string())
-        } else if let Err(reason) = self.limit.check(time_unix_nano) {
-            Err(reason)
         } else {
-            convert(self).and_then(|()| {
-                if self.out.points[emitted_before..]
-                    .iter()
-                    .all(record::metric_point_fits)
-                {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "data point is larger than a stream record ({} bytes)",
-                        record::MAX_RECORD_BYTES
-                    ))
-                }
-            })
+            self.limit
+                .check(time_unix_nano)
+                .and_then(|()| convert(self))
+                .and_then(|()| {
+                    if self.out.points[emitted_before..]
+                        .iter()
+                        .all(record::metric_point_fits)
+                    {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "data point is larger than a stream record ({} bytes)",
+                            record::MAX_RECORD_BYTES
+                        ))
+                    }
+                })
         };
         if result.is_err() {
             self.out.points.truncate(emitted_before);

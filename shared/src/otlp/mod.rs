@@ -47,12 +47,6 @@ pub struct TimeLimit {
 }
 
 impl TimeLimit {
-    /// No limit: every timestamp is accepted.
-    pub const NONE: TimeLimit = TimeLimit {
-        now_unix_nano: 0,
-        max_skew_nanos: u64::MAX,
-    };
-
     pub(crate) fn check(&self, time_unix_nano: u64) -> Result<(), String> {
         if time_unix_nano <= self.now_unix_nano.saturating_add(self.max_skew_nanos) {
             return Ok(());
