@@ -17,8 +17,6 @@ use super::unix_now;
 const EVALUATION_INTERVAL: Duration = Duration::from_secs(10);
 /// Where the shipped default rules live in a checkout.
 const DEFAULT_RULES_PATH: &str = "infra/alert-rules.yaml";
-/// The same defaults compiled in, for a binary run outside the checkout.
-const BUILT_IN_RULES: &str = include_str!("../../../infra/alert-rules.yaml");
 
 /// The rules from `path`, else `infra/alert-rules.yaml` when it exists, else the built-in defaults.
 /// A file that exists but is invalid is an error with its line numbers, never silently replaced.
@@ -30,8 +28,7 @@ pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
     match path {
         Some(path) => RuleSet::load(&path)
             .with_context(|| format!("loading alert rules from {}", path.display())),
-        None => RuleSet::parse(BUILT_IN_RULES, "built-in alert-rules.yaml")
-            .context("the built-in alert rules are invalid"),
+        None => RuleSet::shipped().context("the built-in alert rules are invalid"),
     }
 }
 

@@ -15,14 +15,12 @@ use flowscope_core::aws::{
 };
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
-const RULES: &str = include_str!("../../../infra/alert-rules.yaml");
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::load().await;
     let tables = TableNames::from_env();
-    let rules = Arc::new(RuleSet::parse(RULES, "infra/alert-rules.yaml")?);
+    let rules = Arc::new(RuleSet::shipped()?);
     let metrics = Arc::new(DynamoStore::new(&config, tables.clone()));
     let alerts = Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone()));
     let sinks = webhook::http_sinks(&rules.notifications, |k| std::env::var(k).ok())?;

@@ -303,7 +303,16 @@ pub struct NoDataRule {
     pub severity: crate::alerts::state::Severity,
 }
 
+/// `infra/alert-rules.yaml` as shipped, compiled in: the Lambda functions' rules, and local mode's
+/// when run outside a checkout.
+pub const SHIPPED_RULES_YAML: &str = include_str!("../../../infra/alert-rules.yaml");
+
 impl RuleSet {
+    /// The shipped defaults ([`SHIPPED_RULES_YAML`]).
+    pub fn shipped() -> Result<RuleSet, RulesError> {
+        RuleSet::parse(SHIPPED_RULES_YAML, "infra/alert-rules.yaml")
+    }
+
     /// Reads and validates the rules file at `path`.
     pub fn load(path: &Path) -> Result<RuleSet, RulesError> {
         let text = std::fs::read_to_string(path).map_err(|source| RulesError::Io {
