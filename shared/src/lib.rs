@@ -8,6 +8,7 @@
 
 pub mod aggregate;
 pub mod alerts;
+pub mod api;
 pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;

@@ -5,6 +5,9 @@
 //! service. EventBridge Scheduler delivers at least once, so two invocations for the same minute
 //! run at once here; the alert must still fire once, notify once and be pushed once.
 //!
+//! The query function's alert routes (`handle_query` with the `/api/*` router) read and write the
+//! same table: active alerts, acknowledgement, silences.
+//!
 //! Without emulator endpoints the tests print that they were skipped and pass.
 
 use std::sync::{Arc, Mutex};
@@ -13,8 +16,12 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use flowscope_core::aggregate::BucketStats;
 use flowscope_core::alerts::notify::NotificationStatus;
-use flowscope_core::alerts::{AlertEngine, Dispatcher, Notification, RuleSet, TransitionKind};
+use flowscope_core::alerts::{
+    AlertApi, AlertEngine, Dispatcher, Notification, RuleSet, TransitionKind,
+};
+use flowscope_core::api::ApiRouter;
 use flowscope_core::aws::lambda::alerts::{evaluate_and_notify, AlertRunReport};
+use flowscope_core::aws::lambda::http::handle_query;
 use flowscope_core::aws::{
     create_tables_if_missing, delete_tables_if_present, DynamoAlertStore, DynamoConnections,
     DynamoStore, TableNames,
@@ -24,8 +31,11 @@ use flowscope_core::ports::{
     AlertStore, BucketDelta, BucketKey, ConnectionStore, MetricStore, Notifier, NotifyError,
     SequenceNumber, Subscription,
 };
+use flowscope_core::query::QueryApi;
+use flowscope_integration_tests::events::{http_request, json_body};
 use flowscope_integration_tests::pusher::RecordingPusher;
-use flowscope_integration_tests::{emulators, now_unix_s, unique};
+use flowscope_integration_tests::{api_keys, emulators, now_unix_s, unique, API_KEY};
+use serde_json::Value;
 
 const REQUESTS: &str = "http.server.requests";
 const ERRORS: &str = "http.server.errors";
@@ -99,6 +109,8 @@ struct AlertsFunction {
     alerts: Arc<DynamoAlertStore>,
     connections: DynamoConnections,
     engine: AlertEngine<DynamoStore, DynamoAlertStore>,
+    /// The query function's router over the same tables and rules.
+    api: ApiRouter<DynamoStore, DynamoAlertStore>,
     dispatcher: Dispatcher<DynamoAlertStore>,
     /// The first minute of the synthetic series (ten minutes ago, so TTLs are in the future).
     base: i64,
@@ -117,6 +129,10 @@ impl AlertsFunction {
         let alerts = Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone()));
         Some(AlertsFunction {
             dispatcher: Dispatcher::new(alerts.clone(), sinks, &rules.notifications),
+            api: ApiRouter::new(
+                QueryApi::new(metrics.clone()),
+                AlertApi::new(alerts.clone(), rules.clone()),
+            ),
             engine: AlertEngine::new(metrics.clone(), alerts.clone(), rules),
             connections: DynamoConnections::new(&config, &tables.connections),
             base: Resolution::OneMinute.bucket_start(now_unix_s()) - 600,
@@ -198,6 +214,18 @@ impl AlertsFunction {
         total
     }
 
+    /// One request through the query function's handler, as API Gateway would deliver it.
+    async fn request(&self, method: &str, path: &str, body: &str) -> (u16, Option<String>, Value) {
+        let request = http_request(method, path, "", &[("x-api-key", API_KEY)], body.as_bytes());
+        let response = handle_query(&self.api, &api_keys(), request, now_unix_s()).await;
+        let allow = response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (response.status().as_u16(), allow, json_body(&response))
+    }
+
     async fn finish(self) {
         delete_tables_if_present(&self.config, &self.tables)
             .await
@@ -269,6 +297,45 @@ async fn duplicate_invocations_fire_notify_and_push_once_then_resolve() {
         pusher.messages_to("bystander").is_empty(),
         "not its service"
     );
+
+    // The query function lists it, records an acknowledgement and takes a silence.
+    let fingerprint = event["fingerprint"].as_str().unwrap().to_string();
+    let (status, _, active) = function.request("GET", "/api/alerts", "").await;
+    assert_eq!(status, 200, "{active}");
+    assert_eq!(active["alerts"][0]["fingerprint"], fingerprint.as_str());
+    assert_eq!(active["alerts"][0]["status"], "firing");
+    let ack = format!("/api/alerts/{fingerprint}/ack");
+    let (status, _, acked) = function.request("POST", &ack, r#"{"by":"ann"}"#).await;
+    assert_eq!(status, 200, "{acked}");
+    let state = function
+        .alerts
+        .get_state(&fingerprint)
+        .await
+        .expect("state")
+        .expect("the alert");
+    assert_eq!(state.ack.map(|a| a.by).as_deref(), Some("ann"));
+    let silence = format!(
+        r#"{{"matchers":[{{"name":"service","value":"{service}","op":"="}}],"duration":"1h","created_by":"ann"}}"#
+    );
+    let (status, _, created) = function.request("POST", "/api/silences", &silence).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        function
+            .alerts
+            .list_silences()
+            .await
+            .expect("silences")
+            .len(),
+        1
+    );
+    let (status, allow, _) = function.request("POST", "/api/services", "{}").await;
+    assert_eq!((status, allow.as_deref()), (405, Some("GET")));
+    // Lifted again, so the resolve notification below still goes out.
+    let id = created["silence"]["id"].as_str().unwrap().to_string();
+    let (status, _, _) = function
+        .request("DELETE", &format!("/api/silences/{id}"), "")
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
 
     // The sink that keeps failing is tried `attempts` times, then dead-lettered in DynamoDB.
     assert_eq!(broken.statuses().len(), 2, "two attempts");

@@ -15,14 +15,16 @@ use aws_config::SdkConfig;
 use bytes::Bytes;
 use flowscope_core::aggregate::aggregator::Aggregator;
 use flowscope_core::aggregate::stats::BucketStats;
+use flowscope_core::alerts::{AlertApi, RuleSet};
+use flowscope_core::api::ApiRouter;
 use flowscope_core::auth::ApiKeys;
 use flowscope_core::aws::lambda::http::{handle_ingest, handle_query};
 use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
 use flowscope_core::aws::lambda::streams::handle_bucket_stream;
 use flowscope_core::aws::lambda::websocket::{handle_connect, handle_message};
 use flowscope_core::aws::{
-    create_tables_if_missing, delete_tables_if_present, DynamoConnections, DynamoStore,
-    KinesisStream, TableNames,
+    create_tables_if_missing, delete_tables_if_present, DynamoAlertStore, DynamoConnections,
+    DynamoStore, KinesisStream, TableNames,
 };
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesKey, SeriesMeta};
@@ -112,6 +114,20 @@ impl Pipeline {
         panic!("only {} of {expected} records arrived", records.len());
     }
 
+    /// The query function's router over this test's tables.
+    fn api(&self) -> ApiRouter<DynamoStore, DynamoAlertStore> {
+        ApiRouter::new(
+            QueryApi::new(self.store.clone()),
+            AlertApi::new(
+                Arc::new(DynamoAlertStore::new(
+                    &self.config,
+                    self.tables.alerts.clone(),
+                )),
+                Arc::new(RuleSet::shipped().expect("the shipped rules are valid")),
+            ),
+        )
+    }
+
     fn aggregator<S: MetricStore>(&self, store: Arc<S>) -> Aggregator<S> {
         Aggregator::new(store, Retention::default())
     }
@@ -121,8 +137,13 @@ impl Pipeline {
         let now = now_unix_s();
         let query = format!("from={}&to={}&resolution=1m", now - 3600, now + 120);
         let path = format!("/api/services/{service}/metrics/{METRIC}");
-        let api = QueryApi::new(self.store.clone());
-        let response = handle_query(&api, &self.keys, api_get(&path, &query, API_KEY), now).await;
+        let response = handle_query(
+            &self.api(),
+            &self.keys,
+            api_get(&path, &query, API_KEY),
+            now,
+        )
+        .await;
         assert_eq!(response.status(), 200, "{}", json_body(&response));
         json_body(&response)
     }
@@ -206,7 +227,7 @@ async fn an_otlp_request_reaches_the_query_api_through_kinesis_and_dynamodb() {
     assert_eq!(history["kind"], "gauge");
 
     let services = handle_query(
-        &QueryApi::new(pipeline.store.clone()),
+        &pipeline.api(),
         &pipeline.keys,
         api_get("/api/services", "", API_KEY),
         now_unix_s(),
@@ -222,7 +243,7 @@ async fn an_otlp_request_reaches_the_query_api_through_kinesis_and_dynamodb() {
         "{listed}"
     );
     let refused = handle_query(
-        &QueryApi::new(pipeline.store.clone()),
+        &pipeline.api(),
         &pipeline.keys,
         api_get("/api/services", "", "wrong-key"),
         now_unix_s(),

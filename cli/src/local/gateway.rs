@@ -11,23 +11,22 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, Method, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use flowscope_core::alerts::AlertApi;
+use flowscope_core::api::ApiRouter;
 use flowscope_core::auth::ApiKeys;
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::session::{self, ConnectError};
 use flowscope_core::live::{LiveHub, ServerMessage};
 use flowscope_core::ports::{
-    AlertStore, ConnectionPusher, ConnectionStore, MetricStore, PushError, StreamSink, TraceStore,
+    AlertStore, ConnectionPusher, ConnectionStore, MetricStore, PushError, StreamSink,
 };
-use flowscope_core::query::QueryApi;
 use futures::{SinkExt, StreamExt};
 use tower_http::services::{ServeDir, ServeFile};
 
-use super::alerting::{push_events, Alerting};
+use super::alerting::push_events;
 use super::connections::{LocalConnections, Outgoing};
 use super::stats::AggregatorStats;
 use super::unix_now;
@@ -39,7 +38,7 @@ pub struct GatewayState {
     pub hub: Arc<LiveHub>,
     pub ingest: Arc<Ingest<dyn StreamSink>>,
     pub aggregator_stats: Arc<AggregatorStats>,
-    pub api: ApiHandles,
+    pub api: Arc<ApiRouter<dyn MetricStore, dyn AlertStore>>,
     pub keys: ApiKeys,
     pub token: Option<String>,
     pub dashboard_dir: PathBuf,
@@ -73,28 +72,6 @@ pub fn router(state: GatewayState) -> Router {
     router.with_state(state)
 }
 
-#[derive(Clone)]
-pub struct ApiHandles {
-    pub query: Arc<QueryApi<dyn MetricStore>>,
-    pub alerts: Arc<AlertApi<dyn AlertStore>>,
-}
-
-impl ApiHandles {
-    pub fn new(
-        store: Arc<dyn MetricStore>,
-        traces: Arc<dyn TraceStore>,
-        alerting: &Alerting,
-    ) -> ApiHandles {
-        ApiHandles {
-            query: Arc::new(QueryApi::new(store).with_traces(traces)),
-            alerts: Arc::new(AlertApi::new(
-                alerting.store.clone(),
-                alerting.rules.clone(),
-            )),
-        }
-    }
-}
-
 /// `/api/*`: the alert routes (which also take POST/DELETE) or the read-only query API.
 async fn api_routes(
     State(state): State<GatewayState>,
@@ -103,36 +80,31 @@ async fn api_routes(
     body: Bytes,
 ) -> Response {
     let (path, query) = (uri.path(), uri.query().unwrap_or(""));
-    let response = if AlertApi::<dyn AlertStore>::handles(path) {
-        let outcome = state
-            .api
-            .alerts
-            .handle_with_events(method.as_str(), path, query, &body, unix_now())
-            .await;
-        // An acknowledgement is shown to every client watching the service at once.
-        push_events(
-            state.connections.as_ref(),
-            state.pusher.as_ref(),
-            &outcome.events,
-        )
+    let routed = state
+        .api
+        .handle(method.as_str(), path, query, &body, unix_now())
         .await;
-        outcome.response
-    } else if method == Method::GET {
-        state.api.query.handle(path, query, unix_now()).await
-    } else {
-        return (
-            StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "GET")],
-            Json(serde_json::json!({ "error": format!("{method} is not allowed on {path}") })),
-        )
-            .into_response();
-    };
-    (
-        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        [(header::CONTENT_TYPE, "application/json")],
-        response.body,
+    // An acknowledgement is shown to every client watching the service at once.
+    push_events(
+        state.connections.as_ref(),
+        state.pusher.as_ref(),
+        &routed.events,
     )
-        .into_response()
+    .await;
+    let status =
+        StatusCode::from_u16(routed.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        routed.response.body,
+    )
+        .into_response();
+    if let Some(allow) = routed.allow {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    response
 }
 
 /// Counters of every stage, for operators and the benchmark script.

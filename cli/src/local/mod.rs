@@ -24,12 +24,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use flowscope_core::alerts::AlertApi;
+use flowscope_core::api::ApiRouter;
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::live::{Fanout, LiveHub};
 use flowscope_core::pipeline::{ProcessShard, ShardProcessor};
 use flowscope_core::ports::{
     ConnectionPusher, ConnectionStore, MetricStore, StreamSink, TraceStore,
 };
+use flowscope_core::query::QueryApi;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -162,7 +165,10 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         pusher,
         hub,
         ingest: ingest.clone(),
-        api: gateway::ApiHandles::new(store.clone(), backend.traces.clone(), &alerting),
+        api: Arc::new(ApiRouter::new(
+            QueryApi::new(store.clone()).with_traces(backend.traces.clone()),
+            AlertApi::new(alerting.store.clone(), alerting.rules.clone()),
+        )),
         aggregator_stats,
         keys: args.ws_keys()?,
         token: args.token.clone(),

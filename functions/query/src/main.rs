@@ -1,12 +1,16 @@
-//! The query API (API Gateway HTTP API, `GET /api/...`): services, series and bucket history, kept
-//! traces and the service graph.
+//! The query API (API Gateway HTTP API, `/api/...`): services, series and bucket history, kept
+//! traces and the service graph (GET), and the alert routes: active alerts, history, rules,
+//! acknowledgements and silences (GET, POST, DELETE).
 //!
-//! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `TRACES_TABLE`, `API_KEYS_PARAMETER` (SSM) or `API_KEY_HASHES`.
+//! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `TRACES_TABLE`, `ALERTS_TABLE`, `API_KEYS_PARAMETER` (SSM)
+//! or `API_KEY_HASHES`. Rules: `infra/alert-rules.yaml`, compiled in.
 
 use std::sync::Arc;
 
+use flowscope_core::alerts::{AlertApi, RuleSet};
+use flowscope_core::api::ApiRouter;
 use flowscope_core::aws::lambda::{http, keys, now_unix_s};
-use flowscope_core::aws::{config, DynamoStore, DynamoTraceStore, TableNames};
+use flowscope_core::aws::{config, DynamoAlertStore, DynamoStore, DynamoTraceStore, TableNames};
 use flowscope_core::query::QueryApi;
 use lambda_http::{run, service_fn, Error, Request};
 
@@ -16,8 +20,14 @@ async fn main() -> Result<(), Error> {
     let config = config::load().await;
     let keys = keys::load_api_keys(&config).await?;
     let tables = TableNames::from_env();
-    let api = QueryApi::new(Arc::new(DynamoStore::new(&config, tables.clone())))
-        .with_traces(Arc::new(DynamoTraceStore::new(&config, tables.traces)));
+    let query = QueryApi::new(Arc::new(DynamoStore::new(&config, tables.clone()))).with_traces(
+        Arc::new(DynamoTraceStore::new(&config, tables.traces.clone())),
+    );
+    let alerts = AlertApi::new(
+        Arc::new(DynamoAlertStore::new(&config, tables.alerts)),
+        Arc::new(RuleSet::shipped()?),
+    );
+    let api = ApiRouter::new(query, alerts);
     let (api, keys) = (&api, &keys);
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(http::handle_query(api, keys, request, now_unix_s()).await)

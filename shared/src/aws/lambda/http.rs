@@ -1,15 +1,17 @@
-//! API Gateway HTTP API requests (through `lambda_http`) ↔ the OTLP receiver and the query API.
+//! API Gateway HTTP API requests (through `lambda_http`) ↔ the OTLP receiver and the `/api/*` router
+//! (query API and alert routes).
 
 use bytes::Bytes;
 use lambda_http::http::{header, HeaderMap, HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
 
+use crate::api::ApiRouter;
 use crate::auth::ApiKeys;
 use crate::ingest::{Ingest, IngestRequest, IngestResponse, Signal};
 use crate::otlp::response::status_body;
 use crate::otlp::Format;
-use crate::ports::{MetricStore, StreamSink};
-use crate::query::{parse_query, ApiResponse, QueryApi};
+use crate::ports::{AlertStore, MetricStore, StreamSink};
+use crate::query::{parse_query, ApiResponse};
 
 /// `google.rpc.Code.UNAUTHENTICATED`.
 const UNAUTHENTICATED: i32 = 16;
@@ -119,9 +121,11 @@ fn json_response(response: ApiResponse) -> Response<Body> {
     http
 }
 
-/// The query function: API key check (headers, or `?token=` for links), then the query API.
-pub async fn handle_query<S: MetricStore + ?Sized>(
-    api: &QueryApi<S>,
+/// The query function: API key check (headers, or `?token=` for links), then the `/api/*` router.
+/// Acknowledgements are stored and returned; their live `alert` event is not pushed from here (the
+/// function has no WebSocket management client), so dashboards see it on their next alert reload.
+pub async fn handle_query<S: MetricStore + ?Sized, A: AlertStore + ?Sized>(
+    api: &ApiRouter<S, A>,
     keys: &ApiKeys,
     request: Request,
     now_unix_s: i64,
@@ -139,7 +143,22 @@ pub async fn handle_query<S: MetricStore + ?Sized>(
             .to_string(),
         });
     }
-    json_response(api.handle(request.uri().path(), query, now_unix_s).await)
+    let routed = api
+        .handle(
+            request.method().as_str(),
+            request.uri().path(),
+            query,
+            request.body().as_ref(),
+            now_unix_s,
+        )
+        .await;
+    let mut response = json_response(routed.response);
+    if let Some(allow) = routed.allow {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    response
 }
 
 #[cfg(test)]
