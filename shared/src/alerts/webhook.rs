@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Uri};
 use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::{ClientConfig, RootCertStore};
@@ -33,15 +33,15 @@ const ERROR_BODY_LIMIT: usize = 512;
 /// The connector every sink uses: plain TCP for `http://`, rustls for `https://`.
 pub type SinkConnector = HttpsConnector<HttpConnector>;
 
-pub struct WebhookNotifier<C = SinkConnector> {
+pub struct WebhookNotifier {
     name: String,
     kind: SinkKind,
     url: Uri,
-    client: Client<C, Full<Bytes>>,
+    client: Client<SinkConnector, Full<Bytes>>,
     timeout: Duration,
 }
 
-impl WebhookNotifier<SinkConnector> {
+impl WebhookNotifier {
     /// A notifier for an `http://` or `https://` URL; https servers are verified against the
     /// operating system's root certificates (loaded once per process).
     pub fn new(name: &str, kind: SinkKind, url: &str) -> Result<Self, String> {
@@ -144,26 +144,13 @@ fn parse_url(name: &str, url: &str) -> Result<Uri, String> {
     Ok(uri)
 }
 
-impl<C> WebhookNotifier<C>
-where
-    C: Connect + Clone + Send + Sync + 'static,
-{
-    /// A notifier over a client of your own (another connector, proxy, ...).
-    pub fn with_client(
+impl WebhookNotifier {
+    fn from_parts(
         name: &str,
         kind: SinkKind,
-        url: &str,
-        client: Client<C, Full<Bytes>>,
-    ) -> Result<Self, String> {
-        Ok(WebhookNotifier::from_parts(
-            name,
-            kind,
-            parse_url(name, url)?,
-            client,
-        ))
-    }
-
-    fn from_parts(name: &str, kind: SinkKind, url: Uri, client: Client<C, Full<Bytes>>) -> Self {
+        url: Uri,
+        client: Client<SinkConnector, Full<Bytes>>,
+    ) -> Self {
         WebhookNotifier {
             name: name.to_string(),
             kind,
@@ -265,10 +252,7 @@ pub fn payload(kind: SinkKind, notification: &Notification) -> Result<Vec<u8>, N
 }
 
 #[async_trait]
-impl<C> Notifier for WebhookNotifier<C>
-where
-    C: Connect + Clone + Send + Sync + 'static,
-{
+impl Notifier for WebhookNotifier {
     fn name(&self) -> &str {
         &self.name
     }
