@@ -17,6 +17,7 @@ mod connections;
 mod gateway;
 mod mapper;
 mod otlp_server;
+mod serve;
 mod stats;
 
 use std::net::SocketAddr;
@@ -175,26 +176,23 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         dashboard_dir: args.dashboard_dir.clone(),
     });
     let otlp = otlp_server::router(ingest);
-    let mut otlp_stopped = stopped.clone();
+    let otlp_config = args.serve_config(serve::ErrorStyle::Otlp)?;
+    let http_config = args.serve_config(serve::ErrorStyle::Api)?;
+    // Above the API body limit so that the buffered body always passes axum's own check.
+    let gateway = gateway.layer(axum::extract::DefaultBodyLimit::max(
+        args.max_api_body_bytes.saturating_add(1),
+    ));
+    let otlp_stopped = stopped.clone();
     tasks.spawn(async move {
-        axum::serve(otlp_listener, otlp)
-            .with_graceful_shutdown(async move {
-                let _ = otlp_stopped.wait_for(|s| *s).await;
-            })
+        serve::serve(otlp_listener, otlp, otlp_config, otlp_stopped)
             .await
             .context("OTLP server")
     });
-    let mut http_stopped = stopped.clone();
+    let http_stopped = stopped.clone();
     tasks.spawn(async move {
-        axum::serve(
-            http_listener,
-            gateway.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = http_stopped.wait_for(|s| *s).await;
-        })
-        .await
-        .context("HTTP server")
+        serve::serve(http_listener, gateway, http_config, http_stopped)
+            .await
+            .context("HTTP server")
     });
     tracing::info!(%otlp_addr, %http_addr, data_dir = %args.data_dir.display(), "flowscope local is running");
     Ok(LocalHandle {

@@ -5,12 +5,15 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use flowscope_core::ingest::{Ingest, IngestRequest, IngestResponse, Signal};
 use flowscope_core::ports::StreamSink;
+use http_body_util::BodyExt;
 use tower_http::cors::CorsLayer;
+
+use super::serve;
 
 type Receiver = Arc<Ingest<dyn StreamSink>>;
 
@@ -46,22 +49,27 @@ async fn handle(ingest: &Receiver, signal: Signal, headers: &HeaderMap, body: Bo
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    // Read one byte past the limit: enough to know the body is too large without buffering it all.
-    let read_limit = ingest.limits().max_body_bytes.saturating_add(1);
-    let body: Bytes = match axum::body::to_bytes(body, read_limit).await {
+    let limit = ingest.limits().max_body_bytes;
+    let body: Bytes = match read_body(body, limit, serve::declared_length(headers)).await {
         Ok(body) => body,
-        Err(error) if is_length_limit(&error) => {
-            return into_response(
-                ingest.body_too_large(text(header::CONTENT_TYPE).as_deref(), read_limit),
-            )
+        Err(ReadError::TooLarge { read }) => {
+            // The rest of the body has been read and discarded (up to a bound), so the client
+            // receives this answer; the connection closes after it either way.
+            let mut response =
+                into_response(ingest.body_too_large(text(header::CONTENT_TYPE).as_deref(), read));
+            serve::close_after(&mut response);
+            return response;
         }
-        Err(error) => {
+        Err(ReadError::Unreadable(error)) => {
             tracing::debug!(%error, "reading an OTLP request body failed");
-            return (
+            let mut response = serve::error_response(
+                serve::ErrorStyle::Otlp,
+                text(header::CONTENT_TYPE).as_deref(),
                 StatusCode::BAD_REQUEST,
-                "the request body could not be read",
-            )
-                .into_response();
+                "the request body could not be read (it ended early or stalled)",
+            );
+            serve::close_after(&mut response);
+            return response;
         }
     };
     let request = IngestRequest {
@@ -73,15 +81,37 @@ async fn handle(ingest: &Receiver, signal: Signal, headers: &HeaderMap, body: Bo
     into_response(ingest.handle(request).await)
 }
 
-fn is_length_limit(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = e.source();
+enum ReadError {
+    /// Over the limit; `read` bytes were seen before giving up.
+    TooLarge { read: usize },
+    Unreadable(axum::Error),
+}
+
+/// Reads a body of at most `limit` bytes. An oversized one (by its `Content-Length` or as it
+/// arrives) is read on and discarded up to [`serve::drain_bound`], so that a keep-alive client gets
+/// the 413 instead of a reset.
+async fn read_body(body: Body, limit: usize, declared: Option<u64>) -> Result<Bytes, ReadError> {
+    let bound = serve::drain_bound(limit);
+    if let Some(declared) = declared.filter(|n| *n > limit as u64) {
+        serve::drain(body, bound).await;
+        return Err(ReadError::TooLarge {
+            read: usize::try_from(declared).unwrap_or(usize::MAX),
+        });
     }
-    false
+    let mut body = body;
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(ReadError::Unreadable)?;
+        if let Some(data) = frame.data_ref() {
+            let read = buffer.len().saturating_add(data.len());
+            if read > limit {
+                serve::drain(body, bound).await;
+                return Err(ReadError::TooLarge { read });
+            }
+            buffer.extend_from_slice(data);
+        }
+    }
+    Ok(buffer.freeze())
 }
 
 fn into_response(response: IngestResponse) -> Response {
