@@ -17,6 +17,27 @@ use crate::ports::{MetricStore, StoreError, TraceStore};
 pub const MAX_BUCKETS: i64 = 2000;
 /// Range when `from` is omitted.
 const DEFAULT_RANGE_SECONDS: i64 = 15 * 60;
+/// Earliest timestamp the API accepts, in unix seconds (1970-01-01T00:00:00Z).
+pub const MIN_TIMESTAMP: i64 = 0;
+/// Latest timestamp the API accepts, in unix seconds (9999-12-31T23:59:59Z).
+pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
+
+/// A timestamp parameter (unix seconds) from a query string: `None` when absent; an error naming
+/// the parameter when it is not a whole number within [`MIN_TIMESTAMP`]..=[`MAX_TIMESTAMP`].
+pub fn timestamp_param(
+    params: &BTreeMap<String, String>,
+    name: &str,
+) -> Result<Option<i64>, String> {
+    let Some(text) = params.get(name) else {
+        return Ok(None);
+    };
+    match text.trim().parse::<i64>() {
+        Ok(t) if (MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&t) => Ok(Some(t)),
+        _ => Err(format!(
+            "`{name}` must be unix seconds from {MIN_TIMESTAMP} to {MAX_TIMESTAMP} (1970-01-01 to 9999-12-31), got {text:?}"
+        )),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -133,18 +154,12 @@ impl Range {
     /// Parses `from`, `to` (unix seconds) and `resolution` (1m/5m/1h) from a query string.
     /// Defaults: `to` = now, `from` = to − 15 min, `resolution` = 1m.
     pub fn from_query(params: &BTreeMap<String, String>, now: i64) -> Result<Range, QueryError> {
-        let number = |name: &str| -> Result<Option<i64>, QueryError> {
-            params
-                .get(name)
-                .map(|v| {
-                    v.parse::<i64>().map_err(|_| {
-                        QueryError::BadRequest(format!("`{name}` must be unix seconds, got {v:?}"))
-                    })
-                })
-                .transpose()
-        };
-        let to = number("to")?.unwrap_or(now);
-        let from = number("from")?.unwrap_or(to - DEFAULT_RANGE_SECONDS);
+        let to = timestamp_param(params, "to")
+            .map_err(QueryError::BadRequest)?
+            .unwrap_or_else(|| now.clamp(MIN_TIMESTAMP, MAX_TIMESTAMP));
+        let from = timestamp_param(params, "from")
+            .map_err(QueryError::BadRequest)?
+            .unwrap_or_else(|| to.saturating_sub(DEFAULT_RANGE_SECONDS).max(MIN_TIMESTAMP));
         let resolution = match params.get("resolution") {
             Some(r) => r.parse::<Resolution>().map_err(QueryError::BadRequest)?,
             None => Resolution::OneMinute,
@@ -154,7 +169,11 @@ impl Range {
                 "`from` ({from}) must be before `to` ({to})"
             )));
         }
-        let buckets = (to - from) / resolution.seconds();
+        // Both ends are within the accepted range, so the span cannot overflow; checked anyway.
+        let buckets = to
+            .checked_sub(from)
+            .and_then(|span| span.checked_div(resolution.seconds()))
+            .unwrap_or(i64::MAX);
         if buckets > MAX_BUCKETS {
             return Err(QueryError::BadRequest(format!(
                 "range holds {buckets} buckets at {resolution}; at most {MAX_BUCKETS}: use a coarser resolution"

@@ -20,7 +20,9 @@ use super::state::{
 };
 use super::wire::AlertEvent;
 use crate::ports::{AlertStore, AlertStoreError, PutOutcome};
-use crate::query::{parse_query, percent_decode, ApiResponse};
+use crate::query::{
+    parse_query, percent_decode, timestamp_param, ApiResponse, MAX_TIMESTAMP, MIN_TIMESTAMP,
+};
 
 /// Default history range when `from` is omitted.
 const DEFAULT_HISTORY_S: i64 = 86_400;
@@ -228,6 +230,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
             }
             (["api", "silences"], "POST") => {
                 let request: SilenceRequest = parse_body(body)?;
+                check_silence_times(&request)?;
                 let id = format!("{:016x}", rand::random::<u64>());
                 let silence = request
                     .into_silence(id, now)
@@ -337,20 +340,12 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
         params: &std::collections::BTreeMap<String, String>,
         now: i64,
     ) -> Result<serde_json::Value, AlertApiError> {
-        let number = |name: &str| -> Result<Option<i64>, AlertApiError> {
-            params
-                .get(name)
-                .map(|v| {
-                    v.parse::<i64>().map_err(|_| {
-                        AlertApiError::BadRequest(format!(
-                            "`{name}` must be unix seconds, got {v:?}"
-                        ))
-                    })
-                })
-                .transpose()
-        };
-        let to = number("to")?.unwrap_or(now + 1);
-        let from = number("from")?.unwrap_or(to - DEFAULT_HISTORY_S);
+        let to = timestamp_param(params, "to")
+            .map_err(AlertApiError::BadRequest)?
+            .unwrap_or_else(|| now.saturating_add(1).clamp(MIN_TIMESTAMP, MAX_TIMESTAMP));
+        let from = timestamp_param(params, "from")
+            .map_err(AlertApiError::BadRequest)?
+            .unwrap_or_else(|| to.saturating_sub(DEFAULT_HISTORY_S).max(MIN_TIMESTAMP));
         if from >= to {
             return Err(AlertApiError::BadRequest(format!(
                 "`from` ({from}) must be before `to` ({to})"
@@ -380,6 +375,19 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
         entries.truncate(limit);
         Ok(serde_json::json!({ "from": from, "to": to, "history": entries }))
     }
+}
+
+/// `starts_at` / `ends_at` of a silence within the API's timestamp range, so that no arithmetic on
+/// them can overflow.
+fn check_silence_times(request: &SilenceRequest) -> Result<(), AlertApiError> {
+    for (name, value) in [("starts_at", request.starts_at), ("ends_at", request.ends_at)] {
+        if let Some(t) = value.filter(|t| !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(t)) {
+            return Err(AlertApiError::BadRequest(format!(
+                "`{name}` must be unix seconds from {MIN_TIMESTAMP} to {MAX_TIMESTAMP} (1970-01-01 to 9999-12-31), got {t}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn limit_param(
