@@ -185,7 +185,10 @@ async fn an_idle_keep_alive_connection_is_closed_and_a_stalled_body_is_cut_off()
     let mut conn = Conn::open(handle.http_addr).await;
     for _ in 0..2 {
         conn.send("GET", "/healthz", &[], b"").await;
-        let answer = conn.answer().await.expect("an answer on the kept-alive connection");
+        let answer = conn
+            .answer()
+            .await
+            .expect("an answer on the kept-alive connection");
         assert_eq!(answer.status, 200);
         assert!(!answer.closes());
     }
@@ -305,9 +308,14 @@ async fn an_oversized_body_on_a_keep_alive_connection_gets_its_413() {
         );
     }
     // The API port: alert routes take bodies; its limit answers 413 with a JSON reason.
-    let answers =
-        oversized_requests(handle.http_addr, "/api/silences", "application/json", &oversized, 20)
-            .await;
+    let answers = oversized_requests(
+        handle.http_addr,
+        "/api/silences",
+        "application/json",
+        &oversized,
+        20,
+    )
+    .await;
     for answer in &answers {
         assert_eq!(answer.status, 413);
         let error = answer.json()["error"].as_str().unwrap().to_string();
@@ -344,7 +352,11 @@ async fn method_uri_and_header_refusals_carry_a_reason() {
     assert!(answer.head.contains("allow: post"), "{}", answer.head);
     let message = answer.json()["message"].as_str().unwrap().to_string();
     assert!(message.contains("GET is not allowed"), "{message}");
-    for (method, path) in [("POST", "/api/pipeline"), ("PUT", "/config.json"), ("DELETE", "/api/services")] {
+    for (method, path) in [
+        ("POST", "/api/pipeline"),
+        ("PUT", "/config.json"),
+        ("DELETE", "/api/services"),
+    ] {
         let answer = once(http, method, path, &[]).await;
         assert_eq!(answer.status, 405, "{method} {path}");
         assert!(answer.head.contains("allow: "), "{}", answer.head);
@@ -358,7 +370,13 @@ async fn method_uri_and_header_refusals_carry_a_reason() {
     assert_eq!(answer.status, 414);
     assert!(answer.json()["error"].as_str().unwrap().contains("8192"));
     let long = format!("/v1/metrics?x={}", "a".repeat(10 * 1024));
-    let answer = once(otlp, "POST", &long, &[("Content-Type", "application/json".into())]).await;
+    let answer = once(
+        otlp,
+        "POST",
+        &long,
+        &[("Content-Type", "application/json".into())],
+    )
+    .await;
     assert_eq!(answer.status, 414);
     assert!(answer.json()["message"].as_str().unwrap().contains("8192"));
 
@@ -374,11 +392,17 @@ async fn method_uri_and_header_refusals_carry_a_reason() {
     let many: Vec<(&str, String)> = names.iter().map(|n| (n.as_str(), "1".into())).collect();
     let answer = once(http, "GET", "/api/services", &many).await;
     assert_eq!(answer.status, 431);
-    assert!(answer.json()["error"].as_str().unwrap().contains("100 fields"));
+    assert!(answer.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("100 fields"));
 
     // Checked ranges (issue 10 item 4) reach the client as 400 with the parameter named.
-    let (status, body) =
-        get_json(&handle, "/api/services/x/metrics/y?from=-9223372036854775808").await;
+    let (status, body) = get_json(
+        &handle,
+        "/api/services/x/metrics/y?from=-9223372036854775808",
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap().contains("`from`"), "{body}");
 

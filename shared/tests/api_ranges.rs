@@ -70,7 +70,11 @@ async fn metric_and_series_history_refuse_extreme_and_inverted_ranges() {
         "/api/services/checkout/metrics/cpu",
         "/api/series/00000000000000ff",
     ] {
-        refused(api.get(path, &format!("from={I64_MIN}")).await, "from", path);
+        refused(
+            api.get(path, &format!("from={I64_MIN}")).await,
+            "from",
+            path,
+        );
         refused(
             api.get(path, &format!("from={I64_MIN}&to={I64_MAX}")).await,
             "to",
@@ -89,7 +93,10 @@ async fn metric_and_series_history_refuse_extreme_and_inverted_ranges() {
             .get(path, &format!("from=0&to={MAX_TIMESTAMP}&resolution=1h"))
             .await;
         assert_eq!(status, 400, "{body}");
-        assert!(body["error"].as_str().unwrap().contains("buckets"), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("buckets"),
+            "{body}"
+        );
         // A sane range passes the checks (and finds nothing here).
         let (status, body) = api.get(path, &format!("from={}", NOW - 600)).await;
         assert_eq!(status, 404, "{body}");
@@ -99,21 +106,33 @@ async fn metric_and_series_history_refuse_extreme_and_inverted_ranges() {
 #[tokio::test]
 async fn the_service_graph_and_trace_lists_refuse_extremes() {
     let api = api();
-    refused(api.get("/api/graph", &format!("from={I64_MIN}")).await, "from", "graph");
+    refused(
+        api.get("/api/graph", &format!("from={I64_MIN}")).await,
+        "from",
+        "graph",
+    );
     refused(
         api.get("/api/graph", &format!("from={I64_MIN}&to={I64_MAX}"))
             .await,
         "to",
         "graph",
     );
-    refused(api.get("/api/graph", &format!("to={I64_MAX}")).await, "to", "graph");
+    refused(
+        api.get("/api/graph", &format!("to={I64_MAX}")).await,
+        "to",
+        "graph",
+    );
     refused(api.get("/api/graph", "from=5&to=5").await, "from", "graph");
     let (status, body) = api.get("/api/graph", &format!("from={}", NOW - 3600)).await;
     assert_eq!(status, 200, "{body}");
 
     let traces = "/api/services/checkout/traces";
     for limit in ["0", "-1", "201", "18446744073709551616", "x"] {
-        refused(api.get(traces, &format!("limit={limit}")).await, "limit", limit);
+        refused(
+            api.get(traces, &format!("limit={limit}")).await,
+            "limit",
+            limit,
+        );
     }
     assert_eq!(api.get(traces, "limit=200").await.0, 200);
 }
@@ -122,18 +141,34 @@ async fn the_service_graph_and_trace_lists_refuse_extremes() {
 async fn alert_history_and_silences_refuse_extremes() {
     let api = api();
     let history = "/api/alerts/history";
-    refused(api.get(history, &format!("from={I64_MIN}")).await, "from", "history");
+    refused(
+        api.get(history, &format!("from={I64_MIN}")).await,
+        "from",
+        "history",
+    );
     refused(
         api.get(history, &format!("from={I64_MIN}&to={I64_MAX}"))
             .await,
         "to",
         "history",
     );
-    refused(api.get(history, &format!("to={I64_MAX}")).await, "to", "history");
-    refused(api.get(history, &format!("to={I64_MIN}")).await, "to", "history");
+    refused(
+        api.get(history, &format!("to={I64_MAX}")).await,
+        "to",
+        "history",
+    );
+    refused(
+        api.get(history, &format!("to={I64_MIN}")).await,
+        "to",
+        "history",
+    );
     refused(api.get(history, "from=10&to=3").await, "from", "history");
     for limit in ["0", "5001", "-3", "99999999999999999999"] {
-        refused(api.get(history, &format!("limit={limit}")).await, "limit", limit);
+        refused(
+            api.get(history, &format!("limit={limit}")).await,
+            "limit",
+            limit,
+        );
     }
     let (status, body) = api
         .get(history, &format!("from=0&to={MAX_TIMESTAMP}&limit=10"))
@@ -152,14 +187,24 @@ async fn alert_history_and_silences_refuse_extremes() {
         )
     };
     refused(
-        api.call("POST", "/api/silences", "", &silence(I64_MIN, &(NOW + 60).to_string()))
-            .await,
+        api.call(
+            "POST",
+            "/api/silences",
+            "",
+            &silence(I64_MIN, &(NOW + 60).to_string()),
+        )
+        .await,
         "starts_at",
         "silence",
     );
     refused(
-        api.call("POST", "/api/silences", "", &silence(&NOW.to_string(), I64_MAX))
-            .await,
+        api.call(
+            "POST",
+            "/api/silences",
+            "",
+            &silence(&NOW.to_string(), I64_MAX),
+        )
+        .await,
         "ends_at",
         "silence",
     );

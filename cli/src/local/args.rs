@@ -35,27 +35,9 @@ pub struct LocalArgs {
     /// Largest OTLP request body accepted, in bytes (compressed size).
     #[arg(long, env = "FLOWSCOPE_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// A request head (request line and headers) must arrive whole within this time (e.g. 10s); an
-    /// idle keep-alive connection is closed after it too. Both ports.
-    #[arg(long, env = "FLOWSCOPE_HEADER_READ_TIMEOUT", default_value = "10s")]
-    pub header_read_timeout: String,
-    /// Longest pause inside a request: between chunks of a request body, or while a response waits
-    /// for a client that does not read. Both ports.
-    #[arg(long, env = "FLOWSCOPE_IDLE_TIMEOUT", default_value = "60s")]
-    pub idle_timeout: String,
-    /// Open connections per port (WebSockets included); at the limit new connections wait in the
-    /// listen backlog until one closes.
-    #[arg(long, env = "FLOWSCOPE_MAX_CONNECTIONS", default_value_t = 1024)]
-    pub max_connections: usize,
-    /// Longest request URI (path and query) accepted, in bytes; longer → 414. Both ports.
-    #[arg(long, env = "FLOWSCOPE_MAX_URI_BYTES", default_value_t = 8 * 1024)]
-    pub max_uri_bytes: usize,
-    /// Largest request header section accepted, in bytes (names + values); larger → 431. Both ports.
-    #[arg(long, env = "FLOWSCOPE_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
-    pub max_header_bytes: usize,
-    /// Largest request body on the dashboard/API port (alert routes, `@connections`); larger → 413.
-    #[arg(long, env = "FLOWSCOPE_MAX_API_BODY_BYTES", default_value_t = 1024 * 1024)]
-    pub max_api_body_bytes: usize,
+    /// Limits of both HTTP servers (boxed: keeps the `local` command's arguments small).
+    #[command(flatten)]
+    pub server: Box<ServerLimits>,
     /// Require this token on WebSocket connections (`?token=`); the served dashboard is given it.
     #[arg(long, env = "FLOWSCOPE_TOKEN")]
     pub token: Option<String>,
@@ -82,6 +64,32 @@ pub struct LocalArgs {
     pub retention_1h: String,
 }
 
+/// Timeouts and size limits of both local HTTP servers (see `serve.rs`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerLimits {
+    /// A request head (request line and headers) must arrive whole within this time (e.g. 10s); an
+    /// idle keep-alive connection is closed after it too. Both ports.
+    #[arg(long, env = "FLOWSCOPE_HEADER_READ_TIMEOUT", default_value = "10s")]
+    pub header_read_timeout: String,
+    /// Longest pause inside a request: between chunks of a request body, or while a response waits
+    /// for a client that does not read. Both ports.
+    #[arg(long, env = "FLOWSCOPE_IDLE_TIMEOUT", default_value = "60s")]
+    pub idle_timeout: String,
+    /// Open connections per port (WebSockets included); at the limit new connections wait in the
+    /// listen backlog until one closes.
+    #[arg(long, env = "FLOWSCOPE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Longest request URI (path and query) accepted, in bytes; longer → 414. Both ports.
+    #[arg(long, env = "FLOWSCOPE_MAX_URI_BYTES", default_value_t = 8 * 1024)]
+    pub max_uri_bytes: usize,
+    /// Largest request header section accepted, in bytes (names + values); larger → 431. Both ports.
+    #[arg(long, env = "FLOWSCOPE_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+    /// Largest request body on the dashboard/API port (alert routes, `@connections`); larger → 413.
+    #[arg(long, env = "FLOWSCOPE_MAX_API_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_api_body_bytes: usize,
+}
+
 impl LocalArgs {
     pub fn retention(&self) -> anyhow::Result<Retention> {
         Ok(Retention {
@@ -96,19 +104,25 @@ impl LocalArgs {
 
     /// The hardened server's limits for one port.
     pub fn serve_config(&self, errors: ErrorStyle) -> anyhow::Result<ServeConfig> {
-        anyhow::ensure!(self.max_connections > 0, "--max-connections must be at least 1");
+        let limits = &self.server;
+        anyhow::ensure!(
+            limits.max_connections > 0,
+            "--max-connections must be at least 1"
+        );
         let seconds = |text: &str, flag: &str| -> anyhow::Result<Duration> {
             let s = parse_duration_seconds(text).with_context(|| flag.to_string())?;
-            Ok(Duration::from_secs(u64::try_from(s).context(flag.to_string())?))
+            Ok(Duration::from_secs(
+                u64::try_from(s).context(flag.to_string())?,
+            ))
         };
         Ok(ServeConfig {
-            header_read_timeout: seconds(&self.header_read_timeout, "--header-read-timeout")?,
-            idle_timeout: seconds(&self.idle_timeout, "--idle-timeout")?,
-            max_connections: self.max_connections,
-            max_uri_bytes: self.max_uri_bytes,
-            max_header_bytes: self.max_header_bytes,
+            header_read_timeout: seconds(&limits.header_read_timeout, "--header-read-timeout")?,
+            idle_timeout: seconds(&limits.idle_timeout, "--idle-timeout")?,
+            max_connections: limits.max_connections,
+            max_uri_bytes: limits.max_uri_bytes,
+            max_header_bytes: limits.max_header_bytes,
             max_body_bytes: match errors {
-                ErrorStyle::Api => Some(self.max_api_body_bytes),
+                ErrorStyle::Api => Some(limits.max_api_body_bytes),
                 ErrorStyle::Otlp => None,
             },
             errors,

@@ -180,7 +180,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     let http_config = args.serve_config(serve::ErrorStyle::Api)?;
     // Above the API body limit so that the buffered body always passes axum's own check.
     let gateway = gateway.layer(axum::extract::DefaultBodyLimit::max(
-        args.max_api_body_bytes.saturating_add(1),
+        args.server.max_api_body_bytes.saturating_add(1),
     ));
     let otlp_stopped = stopped.clone();
     tasks.spawn(async move {

@@ -83,7 +83,9 @@ async fn handle(ingest: &Receiver, signal: Signal, headers: &HeaderMap, body: Bo
 
 enum ReadError {
     /// Over the limit; `read` bytes were seen before giving up.
-    TooLarge { read: usize },
+    TooLarge {
+        read: usize,
+    },
     Unreadable(axum::Error),
 }
 

@@ -221,7 +221,12 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let error = |status: StatusCode, message: String| {
-            error_response(self.config.errors, content_type.as_deref(), status, &message)
+            error_response(
+                self.config.errors,
+                content_type.as_deref(),
+                status,
+                &message,
+            )
         };
         let uri_bytes = parts.uri.to_string().len();
         if uri_bytes > self.config.max_uri_bytes {
@@ -277,11 +282,7 @@ impl App {
             },
         };
         let (method, path) = (parts.method.clone(), parts.uri.path().to_string());
-        let response = match self
-            .router
-            .oneshot(Request::from_parts(parts, body))
-            .await
-        {
+        let response = match self.router.oneshot(Request::from_parts(parts, body)).await {
             Ok(response) => response,
             Err(never) => match never {},
         };
@@ -355,7 +356,9 @@ pub fn error_response(
     let (content_type, body) = match style {
         ErrorStyle::Api => (
             "application/json",
-            serde_json::json!({ "error": message }).to_string().into_bytes(),
+            serde_json::json!({ "error": message })
+                .to_string()
+                .into_bytes(),
         ),
         ErrorStyle::Otlp => {
             let format = Format::from_content_type(content_type).unwrap_or(Format::Json);
@@ -403,7 +406,11 @@ impl GuardedStream {
         }
     }
 
-    fn on_write<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn on_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match result {
             Poll::Ready(result) => {
                 self.write_stall = None;

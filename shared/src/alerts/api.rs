@@ -380,7 +380,10 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
 /// `starts_at` / `ends_at` of a silence within the API's timestamp range, so that no arithmetic on
 /// them can overflow.
 fn check_silence_times(request: &SilenceRequest) -> Result<(), AlertApiError> {
-    for (name, value) in [("starts_at", request.starts_at), ("ends_at", request.ends_at)] {
+    for (name, value) in [
+        ("starts_at", request.starts_at),
+        ("ends_at", request.ends_at),
+    ] {
         if let Some(t) = value.filter(|t| !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(t)) {
             return Err(AlertApiError::BadRequest(format!(
                 "`{name}` must be unix seconds from {MIN_TIMESTAMP} to {MAX_TIMESTAMP} (1970-01-01 to 9999-12-31), got {t}"
