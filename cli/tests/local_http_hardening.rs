@@ -211,6 +211,54 @@ async fn an_idle_keep_alive_connection_is_closed_and_a_stalled_body_is_cut_off()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_responses_is_cut_off_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = start(
+        &dir,
+        &["--idle-timeout", "1s", "--header-read-timeout", "60s"],
+    )
+    .await;
+    // Pipeline far more answers than the socket buffers hold, and read none of them for a while.
+    const REQUESTS: usize = 20_000;
+    let stream = TcpStream::connect(handle.http_addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        let request = b"GET /api/alert-rules HTTP/1.1\r\nHost: x\r\n\r\n";
+        for _ in 0..REQUESTS {
+            if writer.write_all(request).await.is_err() {
+                break;
+            }
+        }
+        writer
+    });
+    // The hostile client's behaviour: not reading for three idle timeouts.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Now read what is there: the server must have given up (EOF or reset) well before answering
+    // every request, and well before the 60 s header-read timeout could have closed it.
+    let mut received = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, reader.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received.extend_from_slice(&chunk[..n]),
+            Err(_) => panic!("the server kept writing to a client that did not read"),
+        }
+    }
+    let answers = received
+        .windows(12)
+        .filter(|w| w == b"HTTP/1.1 200")
+        .count();
+    assert!(answers < REQUESTS, "all {answers} answers were written");
+    eprintln!("a non-reading client received {answers} of {REQUESTS} pipelined answers before the server closed");
+    drop(writing);
+    // Other clients are unaffected.
+    let (status, _) = get_json(&handle, "/api/alert-rules").await;
+    assert_eq!(status, 200);
+    handle.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_connection_limit_new_clients_wait_for_a_free_slot() {
     let dir = tempfile::tempdir().unwrap();
     let handle = start(
@@ -352,6 +400,10 @@ async fn method_uri_and_header_refusals_carry_a_reason() {
     assert!(answer.head.contains("allow: post"), "{}", answer.head);
     let message = answer.json()["message"].as_str().unwrap().to_string();
     assert!(message.contains("GET is not allowed"), "{message}");
+    let answer = once(otlp, "POST", "/v1/nothing", &[]).await;
+    assert_eq!(answer.status, 404);
+    let message = answer.json()["message"].as_str().unwrap().to_string();
+    assert!(message.contains("/v1/nothing"), "{message}");
     for (method, path) in [
         ("POST", "/api/pipeline"),
         ("PUT", "/config.json"),

@@ -22,7 +22,7 @@
 //! - **Bodies** (API port): buffered up to a limit; an oversized body is read and discarded up to
 //!   [`drain_bound`] so the client actually receives the 413 (with `Connection: close`) instead of a
 //!   reset. The OTLP port's handlers do the same with the receiver's own limit.
-//! - **405** answers with an empty body get a reason (the `Allow` header is kept).
+//! - **405** and **404** answers with an empty body get a reason (the `Allow` header is kept).
 
 use std::convert::Infallible;
 use std::io;
@@ -286,19 +286,21 @@ impl App {
             Ok(response) => response,
             Err(never) => match never {},
         };
-        if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        let status = response.status();
+        if (status == StatusCode::METHOD_NOT_ALLOWED || status == StatusCode::NOT_FOUND)
             && response.body().size_hint().exact() == Some(0)
         {
-            let allow = response
-                .headers()
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            let mut answer = error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{method} is not allowed on {path}; allowed: {allow}"),
-            );
+            let message = if status == StatusCode::NOT_FOUND {
+                format!("no route for {path}")
+            } else {
+                let allow = response
+                    .headers()
+                    .get(header::ALLOW)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                format!("{method} is not allowed on {path}; allowed: {allow}")
+            };
+            let mut answer = error(status, message);
             for (name, value) in response.headers() {
                 if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
                     answer.headers_mut().insert(name.clone(), value.clone());
