@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::model::Retention;
 use crate::otlp::response::{self, code};
 use crate::otlp::{self, Format, OtlpError};
 use crate::ports::{StreamEntry, StreamError, StreamSink};
-use crate::model::Retention;
 use crate::record;
 
 /// Which OTLP endpoint a request arrived on (`/v1/metrics`, `/v1/traces`, `/v1/logs`).
@@ -76,6 +76,40 @@ impl Default for IngestLimits {
             max_attribute_value_bytes: 4096,
             max_points_per_request: 100_000,
         }
+    }
+}
+
+impl IngestLimits {
+    /// Environment variables (on the ingest Lambda) that override the per-point limits.
+    pub const ENV_MAX_ATTRIBUTES_PER_POINT: &'static str = "MAX_ATTRIBUTES_PER_POINT";
+    pub const ENV_MAX_ATTRIBUTE_VALUE_BYTES: &'static str = "MAX_ATTRIBUTE_VALUE_BYTES";
+    pub const ENV_MAX_POINTS_PER_REQUEST: &'static str = "MAX_POINTS_PER_REQUEST";
+
+    /// These limits with the per-point ones overridden by the variables `env` returns (unset or
+    /// blank: keep the default); a value that is not a whole number is an error, not ignored.
+    pub fn with_env(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        for (name, field) in [
+            (
+                Self::ENV_MAX_ATTRIBUTES_PER_POINT,
+                &mut self.max_attributes_per_point,
+            ),
+            (
+                Self::ENV_MAX_ATTRIBUTE_VALUE_BYTES,
+                &mut self.max_attribute_value_bytes,
+            ),
+            (
+                Self::ENV_MAX_POINTS_PER_REQUEST,
+                &mut self.max_points_per_request,
+            ),
+        ] {
+            if let Some(text) = env(name).filter(|t| !t.trim().is_empty()) {
+                *field = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{name}={text:?} is not a whole number"))?;
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -273,8 +307,7 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
         otlp::PointLimits {
             time: otlp::TimeLimit {
                 now_unix_nano: (self.clock)(),
-                max_skew_nanos: u64::try_from(limits.max_clock_skew.as_nanos())
-                    .unwrap_or(u64::MAX),
+                max_skew_nanos: u64::try_from(limits.max_clock_skew.as_nanos()).unwrap_or(u64::MAX),
                 retention: limits.retention,
             },
             max_attributes: limits.max_attributes_per_point,

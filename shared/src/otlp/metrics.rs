@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::attributes::{flatten, Origin, ResourceInfo};
 use super::{
-    json, truncated, Format, OtlpError, PointLimits, RejectReason, Refused, Rejections,
+    json, truncated, Format, OtlpError, PointLimits, Refused, RejectReason, Rejections,
     MAX_ABS_VALUE,
 };
 use crate::model::{MetricPoint, PointData, SeriesKey, Temporality};
@@ -338,7 +338,9 @@ fn normalize_metric(
         }
         Data::Summary(summary) => {
             for p in summary.data_points {
-                sink.point(p.flags, p.time_unix_nano, &p.attributes, |sink| summary_points(sink, &p));
+                sink.point(p.flags, p.time_unix_nano, &p.attributes, |sink| {
+                    summary_points(sink, &p)
+                });
             }
         }
     }
@@ -398,7 +400,9 @@ fn number_value(p: &NumberDataPoint) -> Result<f64, Refused> {
 
 fn check_min_max(min: Option<f64>, max: Option<f64>) -> Result<(), Refused> {
     match (min, max) {
-        (Some(min), Some(max)) if min > max => Err(format!("min {min} is greater than max {max}").into()),
+        (Some(min), Some(max)) if min > max => {
+            Err(format!("min {min} is greater than max {max}").into())
+        }
         _ => Ok(()),
     }
 }
@@ -427,13 +431,16 @@ fn histogram_data(p: &HistogramDataPoint, temporality_code: i32) -> Result<Point
                 p.bucket_counts.len(),
                 p.explicit_bounds.len(),
                 p.explicit_bounds.len() + 1
-            ).into());
+            )
+            .into());
         }
         for bound in &p.explicit_bounds {
             finite("histogram bound", *bound)?;
         }
         if p.explicit_bounds.windows(2).any(|w| w[0] >= w[1]) {
-            return Err("histogram bounds are not strictly increasing".to_string().into());
+            return Err("histogram bounds are not strictly increasing"
+                .to_string()
+                .into());
         }
         (p.explicit_bounds.clone(), p.bucket_counts.clone())
     };
@@ -442,7 +449,8 @@ fn histogram_data(p: &HistogramDataPoint, temporality_code: i32) -> Result<Point
         return Err(format!(
             "histogram count {} differs from the sum of its bucket counts {in_buckets}",
             p.count
-        ).into());
+        )
+        .into());
     }
     Ok(PointData::Histogram {
         temporality,
@@ -464,7 +472,8 @@ fn exponential_histogram_data(
         return Err(format!(
             "exponential histogram scale {} is outside {MIN_SCALE}..={MAX_SCALE}",
             p.scale
-        ).into());
+        )
+        .into());
     }
     if p.zero_threshold.abs() > MAX_ABS_VALUE {
         return Err(out_of_range(
@@ -476,7 +485,8 @@ fn exponential_histogram_data(
         return Err(format!(
             "exponential histogram zero threshold {} is invalid",
             p.zero_threshold
-        ).into());
+        )
+        .into());
     }
     let sum = finite_opt("sum", p.sum)?;
     let min = finite_opt("min", p.min)?;
@@ -487,9 +497,9 @@ fn exponential_histogram_data(
     for (side, buckets) in [("positive", &positive), ("negative", &negative)] {
         let last = i64::from(buckets.offset) + buckets.bucket_counts.len() as i64 - 1;
         if last > i64::from(i32::MAX) {
-            return Err(format!(
-                "exponential histogram {side} buckets run past the largest index"
-            ).into());
+            return Err(
+                format!("exponential histogram {side} buckets run past the largest index").into(),
+            );
         }
         check_exponential_range(side, p.scale, buckets.offset, &buckets.bucket_counts)?;
     }

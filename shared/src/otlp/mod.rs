@@ -22,7 +22,6 @@ pub use logs::{decode_logs, DecodedLogs};
 pub use metrics::{decode_metrics, DecodedMetrics};
 pub use traces::{decode_traces, DecodedSpans};
 
-
 /// Why a whole request was refused (as opposed to individual points, see [`Rejections`]).
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {

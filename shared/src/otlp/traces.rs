@@ -6,7 +6,7 @@ use prost::Message;
 use serde_json::Value;
 
 use super::attributes::{flatten, ResourceInfo};
-use super::{json, Format, OtlpError, PointLimits, RejectReason, Refused, Rejections};
+use super::{json, Format, OtlpError, PointLimits, Refused, RejectReason, Rejections};
 use crate::record;
 use crate::spans::{Span, SpanKind, SpanStatus};
 
