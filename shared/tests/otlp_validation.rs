@@ -259,9 +259,10 @@ async fn points_flagged_no_recorded_value_are_accepted_but_carry_nothing() {
 
 #[tokio::test]
 async fn a_point_too_large_for_a_stream_record_is_rejected_not_sent() {
-    // 100 attributes of 4000 bytes: within the per-point attribute limits, over 256 KiB together.
+    // 100 distinct attribute values of 4000 bytes: within the per-point attribute limits, over
+    // 256 KiB together.
     let blobs = (0..100)
-        .map(|i| string_kv(&format!("blob{i}"), &"x".repeat(4000)))
+        .map(|i| string_kv(&format!("blob{i}"), &format!("{i:03}{}", "x".repeat(3997))))
         .collect();
     let huge = number_point(blobs, T0, number_data_point::Value::AsDouble(1.0));
     let partial = rejected_next_to_a_valid_point(vec![metric(
