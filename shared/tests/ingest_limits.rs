@@ -98,11 +98,12 @@ async fn aggregate(sink: &RecordingSink, store: &std::sync::Arc<MemoryStore>, no
 
 // ---- 1. Too old -------------------------------------------------------------------------------
 
-/// The first second whose 1h bucket the aggregator still keeps at `now_s` (the longest retention by
-/// default): bucket start + 1 h + 365 d > now.
+/// The first second whose 1h bucket the aggregator still keeps 5 minutes after `now_s` (the
+/// receiver's margin for the time a point takes to reach the aggregator): bucket start + 1 h + 365 d
+/// > now + 300 s. (1h buckets have the longest retention by default.)
 fn earliest_kept_s(now_s: u64) -> u64 {
     let hour = 3600;
-    let expired_until = now_s - hour - 365 * 86_400;
+    let expired_until = now_s + 300 - hour - 365 * 86_400;
     (expired_until / hour + 1) * hour
 }
 
@@ -199,6 +200,30 @@ async fn the_window_follows_the_configured_retention_and_a_missing_timestamp_sta
     let stats = ingest.stats();
     assert_eq!(stats.rejected_by_reason.too_old, 1);
     assert_eq!(stats.rejected_by_reason.invalid, 1);
+}
+
+#[tokio::test]
+async fn a_point_whose_bucket_expires_within_five_minutes_is_refused_rather_than_lost_on_the_way() {
+    const HOUR: u64 = 3600 * SEC;
+    let hour_start = 1_700_002_800 * SEC; // an hour boundary
+    let now = hour_start + 3500 * SEC;
+    let (ingest, sink) = receiver();
+    let ingest = ingest.with_clock(move || now);
+    let oldest_bucket = hour_start - 365 * DAY; // its 1h bucket expires 100 s from now
+    let req = request_of(vec![gauge(
+        "temperature",
+        vec![
+            at(oldest_bucket + 10 * SEC, 1.0),
+            at(oldest_bucket + HOUR, 2.0),
+        ],
+    )]);
+    let partial = refused(&post_metrics_proto(&ingest, &req).await);
+    assert_eq!(partial.rejected_data_points, 1, "{}", partial.error_message);
+    assert!(partial
+        .error_message
+        .contains("older than the retention window"));
+    assert_eq!(sink.points().len(), 1);
+    assert_eq!(sink.points()[0].data, PointData::Gauge(2.0));
 }
 
 fn span(id: u8, end: u64, attributes: Vec<KeyValue>) -> OtlpSpan {

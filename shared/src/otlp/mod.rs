@@ -57,6 +57,11 @@ pub struct TimeLimit {
 
 const NANOS_PER_S: u64 = 1_000_000_000;
 
+/// The aggregator decides expiry when it folds a point in, seconds (or, with a backlog, minutes)
+/// after the receiver accepted it. A point whose last bucket expires within this margin is refused
+/// at the receiver, so that an accepted point is not expired on its way to the store.
+pub const EXPIRY_MARGIN_SECONDS: i64 = 300;
+
 impl TimeLimit {
     /// Checks a point's (or span's) time against both ends of the accepted window.
     pub(crate) fn check(&self, time_unix_nano: u64) -> Result<(), Refused> {
@@ -90,10 +95,12 @@ impl TimeLimit {
         Ok(())
     }
 
-    /// The first unix second whose bucket some resolution still keeps: for each resolution, the
-    /// first bucket start `b` with `b + width + retention > now`; the earliest of those.
+    /// The first unix second whose bucket some resolution still keeps a little after now: for each
+    /// resolution, the first bucket start `b` with `b + width + retention > now + margin`
+    /// ([`EXPIRY_MARGIN_SECONDS`]); the earliest of those.
     pub fn earliest_retained_unix_s(&self) -> i64 {
-        let now_s = (self.now_unix_nano / NANOS_PER_S) as i64;
+        let now_s =
+            ((self.now_unix_nano / NANOS_PER_S) as i64).saturating_add(EXPIRY_MARGIN_SECONDS);
         Resolution::ALL
             .iter()
             .map(|r| {
