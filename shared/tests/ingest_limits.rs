@@ -634,3 +634,31 @@ fn the_ingest_lambda_reads_its_limits_from_the_environment() {
         .unwrap_err();
     assert!(error.contains("MAX_POINTS_PER_REQUEST"), "{error}");
 }
+
+#[tokio::test]
+async fn json_doubles_are_checked_like_protobuf_ones_and_an_unrepresentable_number_is_malformed() {
+    let (ingest, sink) = receiver();
+    let time = NOW - 60 * SEC;
+    // Beyond the magnitude limit but a double: refused alone, like in protobuf.
+    let response = post_json(
+        &ingest,
+        Signal::Metrics,
+        &json_gauge("g", &["-1e281", "7"], time),
+    )
+    .await;
+    let body: Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(body["partialSuccess"]["rejectedDataPoints"], "1", "{body}");
+    assert_eq!(sink.points().len(), 1);
+    // Not a double at all (JSON allows the text, proto3's JSON mapping does not): the document is
+    // malformed, 400 with the reason, as for any invalid JSON.
+    let response = post_json(&ingest, Signal::Metrics, &json_gauge("g", &["1e309"], time)).await;
+    assert_eq!(response.status, 400);
+    let status: Value = serde_json::from_slice(&response.body).unwrap();
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("number out of range"),
+        "{status}"
+    );
+}
