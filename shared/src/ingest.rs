@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::model::Retention;
 use crate::otlp::response::{self, code};
 use crate::otlp::{self, Format, OtlpError};
 use crate::ports::{StreamEntry, StreamError, StreamSink};
@@ -53,6 +54,15 @@ pub struct IngestLimits {
     /// How far ahead of this receiver's clock a point or span may be stamped; later ones are
     /// rejected in the partial success (a client clock that is off, or a unit mix-up).
     pub max_clock_skew: Duration,
+    /// The aggregator's retention: a point (or span) older than every resolution keeps is refused
+    /// in the partial success instead of being accepted and stored nowhere.
+    pub retention: Retention,
+    /// Attributes one data point or span may carry (the OTel SDKs' default attribute count limit).
+    pub max_attributes_per_point: usize,
+    /// Bytes of one attribute value; a longer value refuses the point (it is not truncated).
+    pub max_attribute_value_bytes: usize,
+    /// OTLP data points (or spans) one request may carry; those beyond are refused, the rest kept.
+    pub max_points_per_request: usize,
 }
 
 impl Default for IngestLimits {
@@ -61,7 +71,45 @@ impl Default for IngestLimits {
             max_body_bytes: 4 * 1024 * 1024,
             max_decompressed_bytes: 32 * 1024 * 1024,
             max_clock_skew: Duration::from_secs(600),
+            retention: Retention::default(),
+            max_attributes_per_point: 128,
+            max_attribute_value_bytes: 4096,
+            max_points_per_request: 100_000,
         }
+    }
+}
+
+impl IngestLimits {
+    /// Environment variables (on the ingest Lambda) that override the per-point limits.
+    pub const ENV_MAX_ATTRIBUTES_PER_POINT: &'static str = "MAX_ATTRIBUTES_PER_POINT";
+    pub const ENV_MAX_ATTRIBUTE_VALUE_BYTES: &'static str = "MAX_ATTRIBUTE_VALUE_BYTES";
+    pub const ENV_MAX_POINTS_PER_REQUEST: &'static str = "MAX_POINTS_PER_REQUEST";
+
+    /// These limits with the per-point ones overridden by the variables `env` returns (unset or
+    /// blank: keep the default); a value that is not a whole number is an error, not ignored.
+    pub fn with_env(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        for (name, field) in [
+            (
+                Self::ENV_MAX_ATTRIBUTES_PER_POINT,
+                &mut self.max_attributes_per_point,
+            ),
+            (
+                Self::ENV_MAX_ATTRIBUTE_VALUE_BYTES,
+                &mut self.max_attribute_value_bytes,
+            ),
+            (
+                Self::ENV_MAX_POINTS_PER_REQUEST,
+                &mut self.max_points_per_request,
+            ),
+        ] {
+            if let Some(text) = env(name).filter(|t| !t.trim().is_empty()) {
+                *field = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{name}={text:?} is not a whole number"))?;
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -81,6 +129,27 @@ pub struct IngestStats {
     stream_bytes: AtomicU64,
     /// Requests answered with anything but 200.
     refused_requests: AtomicU64,
+    /// Rejected data points and spans, per [`otlp::RejectReason`] (indexed as its `ALL`).
+    rejected_by_reason: [AtomicU64; otlp::RejectReason::ALL.len()],
+}
+
+/// Rejected data points and spans (together) per reason, since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RejectedByReason {
+    /// Malformed or inconsistent (bad ids, counts that do not add up, non-finite values, …).
+    pub invalid: u64,
+    /// Stamped further ahead of the receiver's clock than the tolerated skew.
+    pub ahead_of_clock: u64,
+    /// Older than the longest retention window.
+    pub too_old: u64,
+    /// A value beyond the accepted magnitude, or exponential buckets outside the representable range.
+    pub value_out_of_range: u64,
+    pub too_many_attributes: u64,
+    pub attribute_too_long: u64,
+    /// Beyond the per-request point (span) limit.
+    pub too_many_in_request: u64,
+    /// Larger than one stream record.
+    pub too_large: u64,
 }
 
 /// A copy of [`IngestStats`] at one moment.
@@ -96,6 +165,7 @@ pub struct IngestStatsSnapshot {
     /// Bytes of stream entry data written.
     pub stream_bytes: u64,
     pub refused_requests: u64,
+    pub rejected_by_reason: RejectedByReason,
 }
 
 impl IngestStats {
@@ -110,11 +180,31 @@ impl IngestStats {
             stream_records: get(&self.stream_records),
             stream_bytes: get(&self.stream_bytes),
             refused_requests: get(&self.refused_requests),
+            rejected_by_reason: {
+                use otlp::RejectReason as R;
+                let of = |r: R| get(&self.rejected_by_reason[r as usize]);
+                RejectedByReason {
+                    invalid: of(R::Invalid),
+                    ahead_of_clock: of(R::AheadOfClock),
+                    too_old: of(R::TooOld),
+                    value_out_of_range: of(R::ValueOutOfRange),
+                    too_many_attributes: of(R::TooManyAttributes),
+                    attribute_too_long: of(R::AttributeTooLong),
+                    too_many_in_request: of(R::TooManyInRequest),
+                    too_large: of(R::TooLarge),
+                }
+            },
         }
     }
 
     fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn add_rejections(&self, rejected: &otlp::Rejections) {
+        for (counter, reason) in self.rejected_by_reason.iter().zip(otlp::RejectReason::ALL) {
+            IngestStats::add(counter, rejected.count_of(reason));
+        }
     }
 }
 
@@ -212,11 +302,17 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
         self
     }
 
-    fn time_limit(&self) -> otlp::TimeLimit {
-        otlp::TimeLimit {
-            now_unix_nano: (self.clock)(),
-            max_skew_nanos: u64::try_from(self.limits.max_clock_skew.as_nanos())
-                .unwrap_or(u64::MAX),
+    fn point_limits(&self) -> otlp::PointLimits {
+        let limits = &self.limits;
+        otlp::PointLimits {
+            time: otlp::TimeLimit {
+                now_unix_nano: (self.clock)(),
+                max_skew_nanos: u64::try_from(limits.max_clock_skew.as_nanos()).unwrap_or(u64::MAX),
+                retention: limits.retention,
+            },
+            max_attributes: limits.max_attributes_per_point,
+            max_attribute_value_bytes: limits.max_attribute_value_bytes,
+            max_items_per_request: limits.max_points_per_request,
         }
     }
 
@@ -279,11 +375,12 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                 let decoded = if body.is_empty() {
                     otlp::DecodedMetrics::default()
                 } else {
-                    otlp::decode_metrics(format, &body, self.time_limit())?
+                    otlp::decode_metrics(format, &body, self.point_limits())?
                 };
                 self.write(record::encode_metrics(&decoded.points)).await?;
                 IngestStats::add(&stats.accepted_data_points, decoded.accepted_data_points);
                 IngestStats::add(&stats.rejected_data_points, decoded.rejected.count);
+                stats.add_rejections(&decoded.rejected);
                 if !decoded.rejected.is_empty() {
                     tracing::debug!(rejected = %decoded.rejected.message("data points"), "partial success");
                 }
@@ -293,11 +390,12 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                 let decoded = if body.is_empty() {
                     otlp::DecodedSpans::default()
                 } else {
-                    otlp::decode_traces(format, &body, self.time_limit())?
+                    otlp::decode_traces(format, &body, self.point_limits())?
                 };
                 self.write(record::encode_spans(&decoded.spans)).await?;
                 IngestStats::add(&stats.accepted_spans, decoded.spans.len() as u64);
                 IngestStats::add(&stats.rejected_spans, decoded.rejected.count);
+                stats.add_rejections(&decoded.rejected);
                 if !decoded.rejected.is_empty() {
                     tracing::debug!(rejected = %decoded.rejected.message("spans"), "partial success");
                 }

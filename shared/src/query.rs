@@ -103,7 +103,7 @@ pub struct BucketView {
 pub fn rate(kind: MetricKind, resolution: Resolution, stats: &BucketStats) -> f64 {
     let seconds = resolution.seconds() as f64;
     match kind {
-        MetricKind::Counter | MetricKind::UpDownCounter => stats.sum / seconds,
+        MetricKind::Counter | MetricKind::UpDownCounter => stats.finite_sum() / seconds,
         _ => stats.count as f64 / seconds,
     }
 }
@@ -113,9 +113,9 @@ impl BucketView {
         BucketView {
             start,
             count: stats.count,
-            sum: stats.sum,
-            min: stats.min,
-            max: stats.max,
+            sum: stats.finite_sum(),
+            min: stats.finite_min(),
+            max: stats.finite_max(),
             avg: stats.avg(),
             p50: stats.quantile(0.5),
             p95: stats.quantile(0.95),

@@ -58,14 +58,22 @@ impl Sketch {
         }
     }
 
-    /// Adds `count` observations of `value` in constant time.
+    /// Adds `count` observations of `value` in constant time. The total count saturates at
+    /// `u64::MAX` (observations beyond it are not added) instead of overflowing.
     pub fn add_n(&mut self, value: f64, count: u64) {
-        if value.is_finite() {
+        let count = count.min(u64::MAX - self.count());
+        if value.is_finite() && count > 0 {
             self.inner.add_with_count(value, count);
         }
     }
 
+    /// Adds `other`'s bins. A merge whose total count would pass `u64::MAX` (only reachable with
+    /// absurd wire counts) is skipped: the sketch stays as it was rather than overflowing.
     pub fn merge(&mut self, other: &Sketch) {
+        if self.count().checked_add(other.count()).is_none() {
+            tracing::warn!("sketch merge skipped: the total count would pass u64::MAX");
+            return;
+        }
         // Both sides come from `config()`, so the only error (config mismatch) cannot occur.
         let _ = self.inner.merge(&other.inner);
     }
@@ -121,6 +129,19 @@ mod tests {
         for q in [0.0, 0.5, 0.95, 0.99, 1.0] {
             assert_eq!(back.quantile(q), s.quantile(q), "q={q}");
         }
+    }
+
+    #[test]
+    fn counts_saturate_instead_of_overflowing() {
+        let mut s = Sketch::new();
+        s.add_n(2.0, u64::MAX - 1);
+        s.add_n(3.0, 5);
+        assert_eq!(s.count(), u64::MAX);
+        let mut other = Sketch::new();
+        other.add_n(4.0, 10);
+        s.merge(&other);
+        assert_eq!(s.count(), u64::MAX);
+        assert!(s.quantile(0.5).is_some_and(f64::is_finite));
     }
 
     #[test]

@@ -412,7 +412,7 @@ async fn the_receiver_works_behind_a_trait_object_and_its_future_is_send() {
     }
     let sink = RecordingSink::new(SinkBehaviour::Accept);
     let dynamic: std::sync::Arc<dyn StreamSink> = sink.clone();
-    let ingest = Ingest::new(dynamic, IngestLimits::default());
+    let ingest = Ingest::new(dynamic, IngestLimits::default()).with_clock(|| NOW);
     // Servers (axum, lambda_http) spawn the handler future on a multi-threaded runtime.
     let body = simple_request("api").encode_to_vec();
     let response = assert_send(ingest.handle(request(Signal::Metrics, PROTOBUF, None, body))).await;

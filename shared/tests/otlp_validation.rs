@@ -259,11 +259,12 @@ async fn points_flagged_no_recorded_value_are_accepted_but_carry_nothing() {
 
 #[tokio::test]
 async fn a_point_too_large_for_a_stream_record_is_rejected_not_sent() {
-    let huge = number_point(
-        vec![string_kv("blob", &"x".repeat(300 * 1024))],
-        T0,
-        number_data_point::Value::AsDouble(1.0),
-    );
+    // 100 distinct attribute values of 4000 bytes: within the per-point attribute limits, over
+    // 256 KiB together.
+    let blobs = (0..100)
+        .map(|i| string_kv(&format!("blob{i}"), &format!("{i:03}{}", "x".repeat(3997))))
+        .collect();
+    let huge = number_point(blobs, T0, number_data_point::Value::AsDouble(1.0));
     let partial = rejected_next_to_a_valid_point(vec![metric(
         "huge",
         "1",

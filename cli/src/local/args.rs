@@ -38,6 +38,28 @@ pub struct LocalArgs {
     /// Limits of both HTTP servers (boxed: keeps the `local` command's arguments small).
     #[command(flatten)]
     pub server: Box<ServerLimits>,
+    /// Attributes one OTLP data point or span may carry; a point with more is refused in the
+    /// partial success.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_MAX_ATTRIBUTES_PER_POINT",
+        default_value_t = 128
+    )]
+    pub max_attributes_per_point: usize,
+    /// Bytes of one attribute value; a point with a longer value is refused (not truncated).
+    #[arg(
+        long,
+        env = "FLOWSCOPE_MAX_ATTRIBUTE_VALUE_BYTES",
+        default_value_t = 4096
+    )]
+    pub max_attribute_value_bytes: usize,
+    /// OTLP data points (or spans) one request may carry; those beyond are refused, the rest kept.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_MAX_POINTS_PER_REQUEST",
+        default_value_t = 100_000
+    )]
+    pub max_points_per_request: usize,
     /// Require this token on WebSocket connections (`?token=`); the served dashboard is given it.
     #[arg(long, env = "FLOWSCOPE_TOKEN")]
     pub token: Option<String>,

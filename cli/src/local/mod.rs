@@ -110,6 +110,10 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         backend.sink.clone(),
         IngestLimits {
             max_body_bytes: args.max_body_bytes,
+            retention,
+            max_attributes_per_point: args.max_attributes_per_point,
+            max_attribute_value_bytes: args.max_attribute_value_bytes,
+            max_points_per_request: args.max_points_per_request,
             ..IngestLimits::default()
         },
     ));

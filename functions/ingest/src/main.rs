@@ -1,6 +1,8 @@
 //! OTLP/HTTP in (API Gateway HTTP API): API key check, decode, pack into records, PutRecords to Kinesis.
 //!
-//! Env: `STREAM_NAME` (name or ARN), `API_KEYS_PARAMETER` (SSM) or `API_KEY_HASHES`.
+//! Env: `STREAM_NAME` (name or ARN), `API_KEYS_PARAMETER` (SSM) or `API_KEY_HASHES`; optional
+//! per-point limits `MAX_ATTRIBUTES_PER_POINT`, `MAX_ATTRIBUTE_VALUE_BYTES`, `MAX_POINTS_PER_REQUEST`
+//! (defaults in `IngestLimits`). Retention is the default one, as in the aggregator function.
 
 use std::sync::Arc;
 
@@ -15,7 +17,8 @@ async fn main() -> Result<(), Error> {
     let config = config::load().await;
     let keys = keys::load_api_keys(&config).await?;
     let stream = KinesisStream::new(&config, required_env("STREAM_NAME")?);
-    let ingest = Ingest::new(Arc::new(stream), IngestLimits::default());
+    let limits = IngestLimits::default().with_env(|name| std::env::var(name).ok())?;
+    let ingest = Ingest::new(Arc::new(stream), limits);
     let (ingest, keys) = (&ingest, &keys);
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(http::handle_ingest(ingest, keys, request).await)

@@ -83,7 +83,7 @@ pub fn add_contribution(data: &PointData, stats: &mut BucketStats) {
         PointData::Summary { count, sum } => {
             if *count > 0 {
                 stats.count = stats.count.saturating_add(*count);
-                stats.sum += sum;
+                stats.add_to_sum(*sum);
             }
         }
     }
@@ -156,19 +156,16 @@ fn add_buckets(
             continue;
         }
         stats.sketch.add_n(value, n);
+        // Representatives lie within the point's values (≤ 1e280 after validation), so this stays
+        // finite; `add_to_sum` would saturate anyway.
         placed_sum += value * n as f64;
         placed_min = Some(placed_min.map_or(value, |m| m.min(value)));
         placed_max = Some(placed_max.map_or(value, |m| m.max(value)));
     }
     // Counts come from the wire: saturate rather than overflow on absurd input.
     stats.count = stats.count.saturating_add(count);
-    stats.sum += sum.unwrap_or(placed_sum);
-    if let Some(low) = min.or(placed_min) {
-        stats.min = Some(stats.min.map_or(low, |m| m.min(low)));
-    }
-    if let Some(high) = max.or(placed_max) {
-        stats.max = Some(stats.max.map_or(high, |m| m.max(high)));
-    }
+    stats.add_to_sum(sum.unwrap_or(placed_sum));
+    stats.extend_range(min.or(placed_min), max.or(placed_max));
 }
 
 #[cfg(test)]

@@ -15,6 +15,15 @@ pub(crate) fn flatten(attributes: &[KeyValue]) -> Attributes {
         .collect()
 }
 
+/// Bytes of [`text`] of `value`, without building it for the common (string) case.
+pub(crate) fn text_len(value: Option<&AnyValue>) -> usize {
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => s.len(),
+        Some(Value::BytesValue(b)) => b.len().div_ceil(3) * 4,
+        _ => text(value).len(),
+    }
+}
+
 /// An attribute value as text: strings as-is, scalars in their usual spelling, arrays and key/value
 /// lists as JSON, bytes as base64, absent as "".
 pub(crate) fn text(value: Option<&AnyValue>) -> String {

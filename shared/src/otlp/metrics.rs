@@ -1,6 +1,7 @@
 //! ExportMetricsServiceRequest → validated, normalized [`MetricPoint`]s.
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, number_data_point, summary_data_point::ValueAtQuantile,
     ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint, SummaryDataPoint,
@@ -9,7 +10,10 @@ use prost::Message;
 use serde_json::Value;
 
 use super::attributes::{flatten, Origin, ResourceInfo};
-use super::{json, Format, OtlpError, Rejections, TimeLimit};
+use super::{
+    json, truncated, Format, OtlpError, PointLimits, Refused, RejectReason, Rejections,
+    MAX_ABS_VALUE,
+};
 use crate::model::{MetricPoint, PointData, SeriesKey, Temporality};
 use crate::record;
 
@@ -28,13 +32,15 @@ pub struct DecodedMetrics {
     /// OTLP data points accepted (including "no recorded value" points, which yield nothing).
     pub accepted_data_points: u64,
     pub rejected: Rejections,
+    /// OTLP data points seen so far (accepted or not), for the per-request limit.
+    seen_data_points: u64,
 }
 
-/// Decodes a (decompressed) metrics request body; points stamped after `limit` are rejected.
+/// Decodes a (decompressed) metrics request body; points outside `limits` are rejected.
 pub fn decode_metrics(
     format: Format,
     body: &[u8],
-    limit: TimeLimit,
+    limits: PointLimits,
 ) -> Result<DecodedMetrics, OtlpError> {
     let mut decoded = DecodedMetrics::default();
     let request = match format {
@@ -42,7 +48,7 @@ pub fn decode_metrics(
             .map_err(|e| OtlpError::Malformed(format!("invalid protobuf: {e}")))?,
         Format::Json => from_json(body, &mut decoded.rejected)?,
     };
-    normalize(request, limit, &mut decoded);
+    normalize(request, limits, &mut decoded);
     Ok(decoded)
 }
 
@@ -156,13 +162,13 @@ fn json_points<T: serde::de::DeserializeOwned>(
 }
 
 /// Validates every data point and turns the valid ones into domain points.
-fn normalize(request: ExportMetricsServiceRequest, limit: TimeLimit, out: &mut DecodedMetrics) {
+fn normalize(request: ExportMetricsServiceRequest, limits: PointLimits, out: &mut DecodedMetrics) {
     for resource_metrics in request.resource_metrics {
         let resource = ResourceInfo::new(resource_metrics.resource.as_ref());
         for scope_metrics in resource_metrics.scope_metrics {
             let origin = resource.origin(scope_metrics.scope.as_ref());
             for metric in scope_metrics.metrics {
-                normalize_metric(&origin, metric, limit, out);
+                normalize_metric(&origin, metric, limits, out);
             }
         }
     }
@@ -173,7 +179,7 @@ struct MetricSink<'a> {
     origin: &'a Origin,
     metric: &'a str,
     unit: &'a str,
-    limit: TimeLimit,
+    limits: PointLimits,
     out: &'a mut DecodedMetrics,
 }
 
@@ -197,16 +203,29 @@ impl MetricSink<'_> {
         &mut self,
         flags: u32,
         time_unix_nano: u64,
-        convert: impl FnOnce(&mut Self) -> Result<(), String>,
+        attributes: &[KeyValue],
+        convert: impl FnOnce(&mut Self) -> Result<(), Refused>,
     ) {
+        self.out.seen_data_points += 1;
         let emitted_before = self.out.points.len();
-        let result = if flags & FLAG_NO_RECORDED_VALUE != 0 {
+        let result = if self.out.seen_data_points > self.limits.max_items_per_request as u64 {
+            Err(Refused::new(
+                RejectReason::TooManyInRequest,
+                format!(
+                    "the request carries more than {} data points (the limit per request); \
+                     the points after it are refused",
+                    self.limits.max_items_per_request
+                ),
+            ))
+        } else if flags & FLAG_NO_RECORDED_VALUE != 0 {
             Ok(())
         } else if time_unix_nano == 0 {
-            Err("time_unix_nano is missing".to_string())
+            Err(Refused::invalid("time_unix_nano is missing"))
         } else {
-            self.limit
+            self.limits
+                .time
                 .check(time_unix_nano)
+                .and_then(|()| self.limits.check_attributes(attributes))
                 .and_then(|()| convert(self))
                 .and_then(|()| {
                     if self.out.points[emitted_before..]
@@ -215,9 +234,12 @@ impl MetricSink<'_> {
                     {
                         Ok(())
                     } else {
-                        Err(format!(
-                            "data point is larger than a stream record ({} bytes)",
-                            record::MAX_RECORD_BYTES
+                        Err(Refused::new(
+                            RejectReason::TooLarge,
+                            format!(
+                                "data point is larger than a stream record ({} bytes)",
+                                record::MAX_RECORD_BYTES
+                            ),
                         ))
                     }
                 })
@@ -227,17 +249,22 @@ impl MetricSink<'_> {
         }
         match result {
             Ok(()) => self.out.accepted_data_points += 1,
-            Err(reason) => {
-                let metric = self.metric;
+            Err(Refused { reason, message }) => {
+                let metric = truncated(self.metric, 256);
                 self.out
                     .rejected
-                    .reject(1, || format!("metric {metric:?}: {reason}"));
+                    .reject_as(reason, 1, || format!("metric {metric:?}: {message}"));
             }
         }
     }
 }
 
-fn normalize_metric(origin: &Origin, metric: Metric, limit: TimeLimit, out: &mut DecodedMetrics) {
+fn normalize_metric(
+    origin: &Origin,
+    metric: Metric,
+    limits: PointLimits,
+    out: &mut DecodedMetrics,
+) {
     let Metric {
         name, unit, data, ..
     } = metric;
@@ -256,13 +283,13 @@ fn normalize_metric(origin: &Origin, metric: Metric, limit: TimeLimit, out: &mut
         origin,
         metric: &name,
         unit: &unit,
-        limit,
+        limits,
         out,
     };
     match data {
         Data::Gauge(gauge) => {
             for p in gauge.data_points {
-                sink.point(p.flags, p.time_unix_nano, |sink| {
+                sink.point(p.flags, p.time_unix_nano, &p.attributes, |sink| {
                     let value = number_value(&p)?;
                     sink.push(
                         flatten(&p.attributes),
@@ -276,7 +303,7 @@ fn normalize_metric(origin: &Origin, metric: Metric, limit: TimeLimit, out: &mut
         Data::Sum(sum) => {
             let temporality_code = sum.aggregation_temporality;
             for p in sum.data_points {
-                sink.point(p.flags, p.time_unix_nano, |sink| {
+                sink.point(p.flags, p.time_unix_nano, &p.attributes, |sink| {
                     let temporality = temporality(temporality_code, p.start_time_unix_nano)?;
                     let value = number_value(&p)?;
                     let data = PointData::Sum {
@@ -292,7 +319,7 @@ fn normalize_metric(origin: &Origin, metric: Metric, limit: TimeLimit, out: &mut
         Data::Histogram(histogram) => {
             let temporality_code = histogram.aggregation_temporality;
             for p in histogram.data_points {
-                sink.point(p.flags, p.time_unix_nano, |sink| {
+                sink.point(p.flags, p.time_unix_nano, &p.attributes, |sink| {
                     let data = histogram_data(&p, temporality_code)?;
                     sink.push(flatten(&p.attributes), p.time_unix_nano, data);
                     Ok(())
@@ -302,7 +329,7 @@ fn normalize_metric(origin: &Origin, metric: Metric, limit: TimeLimit, out: &mut
         Data::ExponentialHistogram(histogram) => {
             let temporality_code = histogram.aggregation_temporality;
             for p in histogram.data_points {
-                sink.point(p.flags, p.time_unix_nano, |sink| {
+                sink.point(p.flags, p.time_unix_nano, &p.attributes, |sink| {
                     let data = exponential_histogram_data(p.clone(), temporality_code)?;
                     sink.push(flatten(&p.attributes), p.time_unix_nano, data);
                     Ok(())
@@ -311,7 +338,9 @@ fn normalize_metric(origin: &Origin, metric: Metric, limit: TimeLimit, out: &mut
         }
         Data::Summary(summary) => {
             for p in summary.data_points {
-                sink.point(p.flags, p.time_unix_nano, |sink| summary_points(sink, &p));
+                sink.point(p.flags, p.time_unix_nano, &p.attributes, |sink| {
+                    summary_points(sink, &p)
+                });
             }
         }
     }
@@ -328,53 +357,65 @@ fn point_count(data: &Data) -> u64 {
     n as u64
 }
 
-fn temporality(code: i32, start_time_unix_nano: u64) -> Result<Temporality, String> {
+fn temporality(code: i32, start_time_unix_nano: u64) -> Result<Temporality, Refused> {
     match code {
         1 => Ok(Temporality::Delta),
         2 => Ok(Temporality::Cumulative {
             start_time_unix_nano,
         }),
-        0 => Err("aggregation temporality is unspecified".to_string()),
-        other => Err(format!("unknown aggregation temporality {other}")),
+        0 => Err("aggregation temporality is unspecified".to_string().into()),
+        other => Err(format!("unknown aggregation temporality {other}").into()),
     }
 }
 
-fn finite(what: &str, value: f64) -> Result<f64, String> {
-    if value.is_finite() {
-        Ok(value)
+/// A finite value within [`MAX_ABS_VALUE`], so that no bucket statistic it enters can overflow.
+fn finite(what: &str, value: f64) -> Result<f64, Refused> {
+    if !value.is_finite() {
+        Err(Refused::invalid(format!("{what} is not finite ({value})")))
+    } else if value.abs() > MAX_ABS_VALUE {
+        Err(out_of_range(what, value))
     } else {
-        Err(format!("{what} is not finite ({value})"))
+        Ok(value)
     }
 }
 
-fn finite_opt(what: &str, value: Option<f64>) -> Result<Option<f64>, String> {
+fn out_of_range(what: &str, value: f64) -> Refused {
+    Refused::new(
+        RejectReason::ValueOutOfRange,
+        format!("{what} {value:e} is beyond the accepted magnitude of {MAX_ABS_VALUE:e}"),
+    )
+}
+
+fn finite_opt(what: &str, value: Option<f64>) -> Result<Option<f64>, Refused> {
     value.map(|v| finite(what, v)).transpose()
 }
 
-fn number_value(p: &NumberDataPoint) -> Result<f64, String> {
+fn number_value(p: &NumberDataPoint) -> Result<f64, Refused> {
     match p.value {
         Some(number_data_point::Value::AsDouble(v)) => finite("value", v),
         Some(number_data_point::Value::AsInt(v)) => Ok(v as f64),
-        None => Err("data point has no value".to_string()),
+        None => Err("data point has no value".to_string().into()),
     }
 }
 
-fn check_min_max(min: Option<f64>, max: Option<f64>) -> Result<(), String> {
+fn check_min_max(min: Option<f64>, max: Option<f64>) -> Result<(), Refused> {
     match (min, max) {
-        (Some(min), Some(max)) if min > max => Err(format!("min {min} is greater than max {max}")),
+        (Some(min), Some(max)) if min > max => {
+            Err(format!("min {min} is greater than max {max}").into())
+        }
         _ => Ok(()),
     }
 }
 
 /// Sum of counts, or an error when it overflows u64.
-fn total(counts: &[u64]) -> Result<u64, String> {
+fn total(counts: &[u64]) -> Result<u64, Refused> {
     counts
         .iter()
         .try_fold(0u64, |acc, c| acc.checked_add(*c))
-        .ok_or_else(|| "bucket counts overflow".to_string())
+        .ok_or_else(|| Refused::invalid("bucket counts overflow"))
 }
 
-fn histogram_data(p: &HistogramDataPoint, temporality_code: i32) -> Result<PointData, String> {
+fn histogram_data(p: &HistogramDataPoint, temporality_code: i32) -> Result<PointData, Refused> {
     let temporality = temporality(temporality_code, p.start_time_unix_nano)?;
     let sum = finite_opt("sum", p.sum)?;
     let min = finite_opt("min", p.min)?;
@@ -390,13 +431,16 @@ fn histogram_data(p: &HistogramDataPoint, temporality_code: i32) -> Result<Point
                 p.bucket_counts.len(),
                 p.explicit_bounds.len(),
                 p.explicit_bounds.len() + 1
-            ));
+            )
+            .into());
         }
-        if let Some(bad) = p.explicit_bounds.iter().find(|b| !b.is_finite()) {
-            return Err(format!("histogram bound {bad} is not finite"));
+        for bound in &p.explicit_bounds {
+            finite("histogram bound", *bound)?;
         }
         if p.explicit_bounds.windows(2).any(|w| w[0] >= w[1]) {
-            return Err("histogram bounds are not strictly increasing".to_string());
+            return Err("histogram bounds are not strictly increasing"
+                .to_string()
+                .into());
         }
         (p.explicit_bounds.clone(), p.bucket_counts.clone())
     };
@@ -405,7 +449,8 @@ fn histogram_data(p: &HistogramDataPoint, temporality_code: i32) -> Result<Point
         return Err(format!(
             "histogram count {} differs from the sum of its bucket counts {in_buckets}",
             p.count
-        ));
+        )
+        .into());
     }
     Ok(PointData::Histogram {
         temporality,
@@ -421,19 +466,27 @@ fn histogram_data(p: &HistogramDataPoint, temporality_code: i32) -> Result<Point
 fn exponential_histogram_data(
     p: ExponentialHistogramDataPoint,
     temporality_code: i32,
-) -> Result<PointData, String> {
+) -> Result<PointData, Refused> {
     let temporality = temporality(temporality_code, p.start_time_unix_nano)?;
     if !(MIN_SCALE..=MAX_SCALE).contains(&p.scale) {
         return Err(format!(
             "exponential histogram scale {} is outside {MIN_SCALE}..={MAX_SCALE}",
             p.scale
+        )
+        .into());
+    }
+    if p.zero_threshold.abs() > MAX_ABS_VALUE {
+        return Err(out_of_range(
+            "exponential histogram zero threshold",
+            p.zero_threshold,
         ));
     }
     if !(p.zero_threshold.is_finite() && p.zero_threshold >= 0.0) {
         return Err(format!(
             "exponential histogram zero threshold {} is invalid",
             p.zero_threshold
-        ));
+        )
+        .into());
     }
     let sum = finite_opt("sum", p.sum)?;
     let min = finite_opt("min", p.min)?;
@@ -444,10 +497,11 @@ fn exponential_histogram_data(
     for (side, buckets) in [("positive", &positive), ("negative", &negative)] {
         let last = i64::from(buckets.offset) + buckets.bucket_counts.len() as i64 - 1;
         if last > i64::from(i32::MAX) {
-            return Err(format!(
-                "exponential histogram {side} buckets run past the largest index"
-            ));
+            return Err(
+                format!("exponential histogram {side} buckets run past the largest index").into(),
+            );
         }
+        check_exponential_range(side, p.scale, buckets.offset, &buckets.bucket_counts)?;
     }
     let in_buckets = total(&positive.bucket_counts)?
         .checked_add(total(&negative.bucket_counts)?)
@@ -457,7 +511,7 @@ fn exponential_histogram_data(
         return Err(format!(
             "exponential histogram count {} differs from zero count plus bucket counts {in_buckets}",
             p.count
-        ));
+        ).into());
     }
     Ok(PointData::ExponentialHistogram {
         temporality,
@@ -474,13 +528,55 @@ fn exponential_histogram_data(
     })
 }
 
+/// Refuses exponential buckets whose boundaries leave the range of values a bucket may hold: the
+/// upper boundary of the highest populated bucket must be ≤ [`MAX_ABS_VALUE`], the lower boundary of
+/// the lowest populated one ≥ the smallest normal double (`f64::MIN_POSITIVE`). Bucket `i` at scale
+/// `s` is `(2^(i·2^-s), 2^((i+1)·2^-s)]`; empty buckets at either end do not matter.
+fn check_exponential_range(
+    side: &str,
+    scale: i32,
+    offset: i32,
+    counts: &[u64],
+) -> Result<(), Refused> {
+    let (Some(first), Some(last)) = (
+        counts.iter().position(|&n| n > 0),
+        counts.iter().rposition(|&n| n > 0),
+    ) else {
+        return Ok(());
+    };
+    let boundary_log2 = |index: i64| index as f64 * (-f64::from(scale)).exp2();
+    let lowest = i64::from(offset) + first as i64;
+    let highest = i64::from(offset) + last as i64;
+    let upper = boundary_log2(highest + 1);
+    if upper > MAX_ABS_VALUE.log2() {
+        return Err(Refused::new(
+            RejectReason::ValueOutOfRange,
+            format!(
+                "exponential histogram {side} bucket {highest} at scale {scale} reaches 2^{upper}, \
+                 beyond the accepted magnitude of {MAX_ABS_VALUE:e}"
+            ),
+        ));
+    }
+    let lower = boundary_log2(lowest);
+    if lower < f64::MIN_POSITIVE.log2() {
+        return Err(Refused::new(
+            RejectReason::ValueOutOfRange,
+            format!(
+                "exponential histogram {side} bucket {lowest} at scale {scale} starts at 2^{lower}, \
+                 below the smallest normal double"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A summary becomes its count/sum point plus one gauge per quantile (`quantile` = "0.99" …),
 /// because quantiles cannot be merged across instances.
-fn summary_points(sink: &mut MetricSink<'_>, p: &SummaryDataPoint) -> Result<(), String> {
+fn summary_points(sink: &mut MetricSink<'_>, p: &SummaryDataPoint) -> Result<(), Refused> {
     let sum = finite("sum", p.sum)?;
     for ValueAtQuantile { quantile, value } in &p.quantile_values {
         if !(0.0..=1.0).contains(quantile) {
-            return Err(format!("summary quantile {quantile} is outside [0, 1]"));
+            return Err(format!("summary quantile {quantile} is outside [0, 1]").into());
         }
         finite("summary quantile value", *value)?;
     }

@@ -6,7 +6,7 @@ use prost::Message;
 use serde_json::Value;
 
 use super::attributes::{flatten, ResourceInfo};
-use super::{json, Format, OtlpError, Rejections, TimeLimit};
+use super::{json, Format, OtlpError, PointLimits, Refused, RejectReason, Rejections};
 use crate::record;
 use crate::spans::{Span, SpanKind, SpanStatus};
 
@@ -17,11 +17,11 @@ pub struct DecodedSpans {
     pub rejected: Rejections,
 }
 
-/// Decodes a (decompressed) traces request body; spans ending after `limit` are rejected.
+/// Decodes a (decompressed) traces request body; spans outside `limits` are rejected.
 pub fn decode_traces(
     format: Format,
     body: &[u8],
-    limit: TimeLimit,
+    limits: PointLimits,
 ) -> Result<DecodedSpans, OtlpError> {
     let mut decoded = DecodedSpans::default();
     let request = match format {
@@ -29,30 +29,57 @@ pub fn decode_traces(
             .map_err(|e| OtlpError::Malformed(format!("invalid protobuf: {e}")))?,
         Format::Json => from_json(body, &mut decoded.rejected)?,
     };
+    let mut seen: u64 = 0;
     for resource_spans in request.resource_spans {
         let resource = ResourceInfo::new(resource_spans.resource.as_ref());
         for scope_spans in resource_spans.scope_spans {
             for span in scope_spans.spans {
-                match convert(span, resource.service()) {
-                    Ok(span) if !record::span_fits(&span) => decoded.rejected.reject(1, || {
-                        format!(
-                            "span {} is larger than a stream record ({} bytes)",
-                            span.span_id_hex(),
-                            record::MAX_RECORD_BYTES
-                        )
-                    }),
-                    Ok(span) => match limit.check(span.end_unix_nano) {
-                        Ok(()) => decoded.spans.push(span),
-                        Err(reason) => decoded
-                            .rejected
-                            .reject(1, || format!("span {}: {reason}", span.span_id_hex())),
-                    },
-                    Err(reason) => decoded.rejected.reject(1, || reason),
+                seen += 1;
+                if seen > limits.max_items_per_request as u64 {
+                    decoded
+                        .rejected
+                        .reject_as(RejectReason::TooManyInRequest, 1, || {
+                            format!(
+                                "the request carries more than {} spans (the limit per request); \
+                                 the spans after it are refused",
+                                limits.max_items_per_request
+                            )
+                        });
+                    continue;
+                }
+                match check_and_convert(span, resource.service(), &limits) {
+                    Ok(span) => decoded.spans.push(span),
+                    Err(Refused { reason, message }) => {
+                        decoded.rejected.reject_as(reason, 1, || message)
+                    }
                 }
             }
         }
     }
     Ok(decoded)
+}
+
+/// Validates one span against `limits` and converts it.
+fn check_and_convert(span: OtlpSpan, service: &str, limits: &PointLimits) -> Result<Span, Refused> {
+    let attributes_checked = limits.check_attributes(&span.attributes);
+    let span = convert(span, service)?;
+    let name = |message: String| format!("span {}: {message}", span.span_id_hex());
+    if let Err(Refused { reason, message }) = attributes_checked {
+        return Err(Refused::new(reason, name(message)));
+    }
+    if let Err(Refused { reason, message }) = limits.time.check(span.end_unix_nano) {
+        return Err(Refused::new(reason, name(message)));
+    }
+    if !record::span_fits(&span) {
+        return Err(Refused::new(
+            RejectReason::TooLarge,
+            name(format!(
+                "larger than a stream record ({} bytes)",
+                record::MAX_RECORD_BYTES
+            )),
+        ));
+    }
+    Ok(span)
 }
 
 fn from_json(
