@@ -140,19 +140,40 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
         self.post_all(posts).await
     }
 
-    /// Posts concurrently, counts the results, and removes the connections the gateway reported
-    /// gone. The posts own their data, which keeps the concurrent futures free of borrows.
+    /// Posts concurrently across connections, in order within one connection (so a split message's
+    /// parts arrive in sequence), counts the results, and removes the connections the gateway
+    /// reported gone. The posts own their data, which keeps the concurrent futures free of borrows.
     async fn post_all(
         &self,
         posts: Vec<(String, Bytes)>,
     ) -> Result<FanoutReport, ConnectionStoreError> {
         let pusher = self.pusher;
-        let results: Vec<(String, Result<(), PushError>)> = stream::iter(posts)
-            .map(|(connection, payload)| async move {
-                let result = pusher.post(&connection, payload).await;
-                (connection, result)
+        let mut per_connection: Vec<(String, Vec<Bytes>)> = Vec::new();
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        for (connection, payload) in posts {
+            match index.get(&connection) {
+                Some(&i) => per_connection[i].1.push(payload),
+                None => {
+                    index.insert(connection.clone(), per_connection.len());
+                    per_connection.push((connection, vec![payload]));
+                }
+            }
+        }
+        let results: Vec<(String, Result<(), PushError>)> = stream::iter(per_connection)
+            .map(|(connection, payloads)| async move {
+                let mut results = Vec::with_capacity(payloads.len());
+                for payload in payloads {
+                    let result = pusher.post(&connection, payload).await;
+                    let gone = matches!(result, Err(PushError::Gone));
+                    results.push((connection.clone(), result));
+                    if gone {
+                        break;
+                    }
+                }
+                stream::iter(results)
             })
             .buffer_unordered(CONCURRENT_POSTS)
+            .flatten()
             .collect()
             .await;
         let mut report = FanoutReport::default();
