@@ -37,8 +37,10 @@ impl Default for WsLimits {
 #[derive(Debug)]
 pub struct Outgoing {
     pub text: String,
-    /// For a `metrics_update`: its `seq`, so the writer can skip updates a resume reply already covers.
-    pub update_seq: Option<u64>,
+    /// The message's `seq` (flush), when it has one.
+    pub seq: Option<u64>,
+    /// A `metrics_update`: the writer skips it when a snapshot or catch-up already covers its `seq`.
+    pub is_update: bool,
 }
 
 impl Outgoing {
@@ -49,11 +51,12 @@ impl Outgoing {
             kind: String,
             seq: Option<u64>,
         }
-        let update_seq = serde_json::from_str::<Head>(&text)
-            .ok()
-            .filter(|head| head.kind == "metrics_update")
-            .and_then(|head| head.seq);
-        Outgoing { text, update_seq }
+        let head = serde_json::from_str::<Head>(&text).ok();
+        Outgoing {
+            seq: head.as_ref().and_then(|h| h.seq),
+            is_update: head.is_some_and(|h| h.kind == "metrics_update"),
+            text,
+        }
     }
 
     fn cost(&self) -> usize {
@@ -70,16 +73,57 @@ pub enum StopReason {
     FellBehind,
 }
 
-/// One connection's send-queue accounting and stop signal, shared by the pushers and its writer.
-#[derive(Default)]
+/// No resync asked for (see [`Queue::resync_seq`]).
+const NO_RESYNC: u64 = u64::MAX;
+
+/// One connection's send-queue accounting and signals, shared by the pushers and its writer.
+///
+/// A message that does not fit the byte bound is not queued: the client is owed a resync instead
+/// (its writer drops what is queued and streams a fresh snapshot, paced by the socket). Messages
+/// arriving meanwhile are dropped, since the snapshot covers them. If a later flush arrives while
+/// that resync has still not been started, the client is not reading: it is closed.
 pub struct Queue {
     bytes: AtomicUsize,
     /// 0: running; otherwise a [`StopReason`].
     stop: AtomicU8,
     stopped: Notify,
+    /// The `seq` of the first message refused while a resync is owed; [`NO_RESYNC`] when none is.
+    resync_seq: AtomicU64,
+    resync_owed: std::sync::atomic::AtomicBool,
+    resync: Notify,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            bytes: AtomicUsize::new(0),
+            stop: AtomicU8::new(0),
+            stopped: Notify::new(),
+            resync_seq: AtomicU64::new(NO_RESYNC),
+            resync_owed: std::sync::atomic::AtomicBool::new(false),
+            resync: Notify::new(),
+        }
+    }
 }
 
 impl Queue {
+    /// Completes once the queue overflowed and the client is owed a fresh snapshot.
+    pub async fn resync_owed(&self) {
+        loop {
+            let notified = self.resync.notified();
+            if self.resync_owed.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The writer starts the resync: pushes from now on are queued again.
+    pub fn start_resync(&self) {
+        self.resync_seq.store(NO_RESYNC, Ordering::Release);
+        self.resync_owed.store(false, Ordering::Release);
+    }
+
     pub fn stop_reason(&self) -> Option<StopReason> {
         match self.stop.load(Ordering::Acquire) {
             1 => Some(StopReason::Deleted),
@@ -138,6 +182,8 @@ pub struct LiveConnectionStats {
     pub send_queue_limit_bytes: usize,
     /// Connections closed for falling behind by more than the limit.
     pub closed_behind: u64,
+    /// Times a queue overflowed and its client was sent a fresh snapshot instead.
+    pub resyncs: u64,
 }
 
 pub struct LocalConnections {
@@ -146,6 +192,7 @@ pub struct LocalConnections {
     queued_bytes: AtomicUsize,
     queued_bytes_peak: AtomicUsize,
     closed_behind: AtomicU64,
+    resyncs: AtomicU64,
 }
 
 impl Default for LocalConnections {
@@ -177,6 +224,7 @@ impl LocalConnections {
             queued_bytes: AtomicUsize::new(0),
             queued_bytes_peak: AtomicUsize::new(0),
             closed_behind: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
         }
     }
 
@@ -232,6 +280,7 @@ impl LocalConnections {
             queued_bytes_peak: self.queued_bytes_peak.load(Ordering::Acquire),
             send_queue_limit_bytes: self.limits.send_queue_bytes,
             closed_behind: self.closed_behind.load(Ordering::Acquire),
+            resyncs: self.resyncs.load(Ordering::Acquire),
         }
     }
 
@@ -275,17 +324,38 @@ impl ConnectionPusher for LocalConnections {
         let Some(handle) = open.get(connection_id) else {
             return Err(PushError::Gone);
         };
-        let queued = handle.queue.bytes.load(Ordering::Acquire);
-        if queued + cost > self.limits.send_queue_bytes {
-            // Too far behind: stop queueing for it, close it, and let it resynchronise.
-            if let Some(handle) = open.remove(connection_id) {
-                handle.queue.request_stop(StopReason::FellBehind);
+        let queue = &handle.queue;
+        if queue.resync_owed.load(Ordering::Acquire) {
+            let first_refused = queue.resync_seq.load(Ordering::Acquire);
+            match message.seq {
+                // A later flush, and the writer has not even started the resync: not reading.
+                Some(seq) if first_refused != NO_RESYNC && seq > first_refused => {
+                    if let Some(handle) = open.remove(connection_id) {
+                        handle.queue.request_stop(StopReason::FellBehind);
+                    }
+                    self.closed_behind.fetch_add(1, Ordering::AcqRel);
+                    return Err(PushError::Failed(format!(
+                        "client fell more than {} bytes behind; closing it",
+                        self.limits.send_queue_bytes
+                    )));
+                }
+                Some(seq) if first_refused == NO_RESYNC => {
+                    queue.resync_seq.store(seq, Ordering::Release);
+                }
+                _ => {}
             }
-            self.closed_behind.fetch_add(1, Ordering::AcqRel);
-            return Err(PushError::Failed(format!(
-                "client fell more than {} bytes behind; closing it",
-                self.limits.send_queue_bytes
-            )));
+            // The snapshot the client is owed covers this message.
+            return Ok(());
+        }
+        let queued = queue.bytes.load(Ordering::Acquire);
+        if queued + cost > self.limits.send_queue_bytes {
+            queue
+                .resync_seq
+                .store(message.seq.unwrap_or(NO_RESYNC), Ordering::Release);
+            queue.resync_owed.store(true, Ordering::Release);
+            queue.resync.notify_one();
+            self.resyncs.fetch_add(1, Ordering::AcqRel);
+            return Ok(());
         }
         // Counted before the send, so the writer's `dequeued` never subtracts what is not yet added.
         handle.queue.bytes.fetch_add(cost, Ordering::AcqRel);
@@ -335,6 +405,7 @@ fn rfc3339_ms(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn rfc3339_formats_known_instants() {
@@ -356,10 +427,7 @@ mod tests {
             Err(PushError::Gone)
         ));
         assert!(conns.close("abc"));
-        assert_eq!(
-            registration.queue.stop_reason(),
-            Some(StopReason::Deleted)
-        );
+        assert_eq!(registration.queue.stop_reason(), Some(StopReason::Deleted));
         assert!(matches!(
             conns.post("abc", Bytes::from_static(b"x")).await,
             Err(PushError::Gone)
@@ -367,46 +435,66 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_client_that_does_not_read_is_stopped_at_the_byte_bound_and_its_queue_released() {
+    async fn a_client_past_the_byte_bound_is_owed_a_resync_and_closed_if_it_does_not_take_it() {
         let limit = 200 * 1024;
         let conns = LocalConnections::new(WsLimits {
             send_queue_bytes: limit,
             ..WsLimits::default()
         });
         let slow = conns.register("slow", "127.0.0.1".into());
-        let message = Bytes::from(format!(
-            r#"{{"type":"metrics_update","seq":1,"updates":["{}"]}}"#,
-            "x".repeat(30 * 1024)
-        ));
-        let mut accepted = 0;
-        let refused = loop {
-            match conns.post("slow", message.clone()).await {
-                Ok(()) => accepted += 1,
-                Err(e) => break e,
-            }
-            assert!(accepted < 100, "the bound never applied");
+        let message = |seq: u64| {
+            Bytes::from(format!(
+                r#"{{"type":"metrics_update","seq":{seq},"updates":["{}"]}}"#,
+                "x".repeat(30 * 1024)
+            ))
         };
-        assert!(matches!(refused, PushError::Failed(_)));
-        assert_eq!(slow.queue.stop_reason(), Some(StopReason::FellBehind));
+        // One flush larger than the bound: what fits is queued, the rest is owed as a resync.
+        for _ in 0..10 {
+            conns.post("slow", message(1)).await.unwrap();
+        }
         let stats = conns.stats();
         assert!(stats.queued_bytes <= limit && stats.queued_bytes_peak <= limit);
-        assert!(stats.queued_bytes > limit - message.len() - PER_MESSAGE_OVERHEAD);
-        assert_eq!(stats.closed_behind, 1);
+        assert_eq!(stats.resyncs, 1);
+        tokio::time::timeout(Duration::from_secs(1), slow.queue.resync_owed())
+            .await
+            .expect("the writer is told to resync");
+        // The next flush arrives and the writer never started the resync: closed.
         assert!(matches!(
-            conns.post("slow", message.clone()).await,
+            conns.post("slow", message(2)).await,
+            Err(PushError::Failed(_))
+        ));
+        assert_eq!(slow.queue.stop_reason(), Some(StopReason::FellBehind));
+        assert_eq!(conns.stats().closed_behind, 1);
+        assert!(matches!(
+            conns.post("slow", message(3)).await,
             Err(PushError::Gone)
         ));
         conns.unregister("slow", &slow.queue);
         drop(slow);
         assert_eq!(conns.stats().queued_bytes, 0);
         assert_eq!(conns.stats().connections, 0);
+
+        // A writer that takes its resync goes on receiving.
+        let mut reader = conns.register("reader", "127.0.0.1".into());
+        for _ in 0..10 {
+            conns.post("reader", message(4)).await.unwrap();
+        }
+        reader.queue.start_resync();
+        while let Ok(queued) = reader.inbox.try_recv() {
+            conns.dequeued(&reader.queue, &queued);
+        }
+        conns.post("reader", message(5)).await.unwrap();
+        assert_eq!(reader.queue.stop_reason(), None);
+        assert_eq!(reader.inbox.try_recv().unwrap().seq, Some(5));
     }
 
     #[test]
     fn queued_updates_carry_their_sequence_number() {
-        let update = Outgoing::new(r#"{"type":"metrics_update","seq":42,"part":1,"parts":1,"updates":[]}"#.into());
-        assert_eq!(update.update_seq, Some(42));
-        let trace = Outgoing::new(r#"{"type":"trace","seq":42,"traces":[]}"#.into());
-        assert_eq!(trace.update_seq, None);
+        let update = Outgoing::new(
+            r#"{"type":"metrics_update","seq":42,"part":1,"parts":1,"updates":[]}"#.into(),
+        );
+        assert_eq!((update.seq, update.is_update), (Some(42), true));
+        let trace = Outgoing::new(r#"{"type":"trace","seq":43,"traces":[]}"#.into());
+        assert_eq!((trace.seq, trace.is_update), (Some(43), false));
     }
 }

@@ -20,9 +20,9 @@ use flowscope_core::api::ApiRouter;
 use flowscope_core::auth::ApiKeys;
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::session::{self, ConnectError};
-use flowscope_core::live::{LiveHub, ServerMessage, MAX_MESSAGE_BYTES};
+use flowscope_core::live::{ClientMessage, LiveHub, ServerMessage, MAX_MESSAGE_BYTES};
 use flowscope_core::ports::{
-    AlertStore, ConnectionPusher, ConnectionStore, MetricStore, PushError, StreamSink,
+    AlertStore, ConnectionPusher, ConnectionStore, MetricStore, PushError, StreamSink, Subscription,
 };
 use futures::{SinkExt, StreamExt};
 use tower_http::services::{ServeDir, ServeFile};
@@ -186,6 +186,7 @@ fn live_stats(state: &GatewayState) -> serde_json::Value {
         "queued_bytes_peak": connections.queued_bytes_peak,
         "send_queue_limit_bytes": connections.send_queue_limit_bytes,
         "closed_behind": connections.closed_behind,
+        "resyncs": connections.resyncs,
         "replay_batches": replay.batches,
         "replay_bytes": replay.bytes,
     })
@@ -301,19 +302,42 @@ async fn serve_messages(
     send_text(sink, queue, hello.to_json()).await?;
     // The `seq` of the last resume reply: queued updates up to it are already in that reply.
     let mut resumed_at: Option<u64> = None;
+    // This connection's subscription, for a resync after its queue overflowed.
+    let mut subscription: Option<Subscription> = None;
     loop {
         tokio::select! {
             reason = queue.stopped() => return Err(Ended::Stopped(reason)),
+            () = queue.resync_owed() => {
+                // The queue overflowed: drop what is queued and send the current state instead.
+                queue.start_resync();
+                while let Ok(message) = inbox.try_recv() {
+                    state.pusher.dequeued(queue, &message);
+                }
+                if let Some(subscription) = &subscription {
+                    if let Some(snapshot) = state.hub.resume(None, subscription) {
+                        if let ServerMessage::Snapshot { seq, .. } = &snapshot {
+                            resumed_at = Some(*seq);
+                        }
+                        for text in snapshot.into_parts(MAX_MESSAGE_BYTES).texts {
+                            send_text(sink, queue, text).await?;
+                        }
+                    }
+                }
+            }
             outgoing = inbox.recv() => {
                 let Some(message) = outgoing else { return Err(Ended::Gone) };
                 state.pusher.dequeued(queue, &message);
-                let covered = matches!((message.update_seq, resumed_at), (Some(seq), Some(at)) if seq <= at);
+                let covered = message.is_update
+                    && matches!((message.seq, resumed_at), (Some(seq), Some(at)) if seq <= at);
                 if !covered {
                     send_text(sink, queue, message.text).await?;
                 }
             }
             received = incoming.next() => match received {
                 Some(Ok(Message::Text(text))) => {
+                    if let Ok(ClientMessage::Subscribe { services, metrics, .. }) = serde_json::from_str(text.as_str()) {
+                        subscription = Some(Subscription { services, metrics });
+                    }
                     let reply = session::on_message(
                         state.connections.as_ref(), state.hub.as_ref(), connection_id, text.as_str(), unix_now(),
                     ).await;

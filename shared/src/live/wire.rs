@@ -260,13 +260,20 @@ mod tests {
             parts: 1,
             updates: updates.clone(),
         };
-        assert!(whole.to_json().len() > MAX_MESSAGE_BYTES, "the test needs a large message");
+        assert!(
+            whole.to_json().len() > MAX_MESSAGE_BYTES,
+            "the test needs a large message"
+        );
         let encoded = whole.into_parts(MAX_MESSAGE_BYTES);
         assert_eq!(encoded.oversized, 0);
         assert!(encoded.texts.len() > 1);
         let mut reassembled = Vec::new();
         for (i, text) in encoded.texts.iter().enumerate() {
-            assert!(text.len() <= MAX_MESSAGE_BYTES, "part {i} has {} bytes", text.len());
+            assert!(
+                text.len() <= MAX_MESSAGE_BYTES,
+                "part {i} has {} bytes",
+                text.len()
+            );
             match serde_json::from_str::<ServerMessage>(text).unwrap() {
                 ServerMessage::Snapshot {
                     seq,
@@ -274,7 +281,10 @@ mod tests {
                     parts,
                     updates,
                 } => {
-                    assert_eq!((seq, part, parts), (7, i as u32 + 1, encoded.texts.len() as u32));
+                    assert_eq!(
+                        (seq, part, parts),
+                        (7, i as u32 + 1, encoded.texts.len() as u32)
+                    );
                     reassembled.extend(updates);
                 }
                 other => panic!("unexpected {other:?}"),
