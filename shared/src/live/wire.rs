@@ -227,7 +227,7 @@ mod tests {
 
     fn update(i: usize, attribute_bytes: usize) -> LiveUpdate {
         let mut attributes = Attributes::new();
-        attributes.insert("pad".into(), "x".repeat(attribute_bytes).into());
+        attributes.insert("pad".into(), "x".repeat(attribute_bytes));
         LiveUpdate {
             series_id: format!("series-{i}"),
             service: "api".into(),
