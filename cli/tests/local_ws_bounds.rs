@@ -142,6 +142,12 @@ async fn a_large_snapshot_arrives_in_parts_under_128_kb_and_reassembles_every_se
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(series.len(), expected, "every series once");
+    let largest = texts.iter().map(String::len).max().unwrap_or(0);
+    eprintln!(
+        "snapshot of {expected} series: {} parts, {} bytes in all, largest part {largest} bytes",
+        texts.len(),
+        texts.iter().map(String::len).sum::<usize>()
+    );
     assert!(texts.len() > 1, "{expected} series do not fit one message");
     for (i, text) in texts.iter().enumerate() {
         assert!(
@@ -254,6 +260,7 @@ async fn a_subscriber_that_never_reads_is_closed_at_the_send_queue_bound_and_its
             "one client's queue went past the bound: {live}"
         );
         if live["closed_behind"].as_u64().unwrap() >= 1 {
+            eprintln!("slow client closed after {value} flood requests: {live}");
             break;
         }
         assert!(
