@@ -22,6 +22,16 @@ const update = {
 };
 
 describe("parseServerMessage", () => {
+  it("reads the part numbering of a split message and refuses a nonsensical one", () => {
+    const split = parseServerMessage(JSON.stringify({ type: "snapshot", seq: 3, part: 2, parts: 4, updates: [update] }));
+    expect(split).toMatchObject({ type: "snapshot", seq: 3, part: 2, parts: 4 });
+    const whole = parseServerMessage(JSON.stringify({ type: "snapshot", seq: 3, part: 1, parts: 1, updates: [] }));
+    expect(whole).not.toHaveProperty("part");
+    for (const [p, n] of [[0, 2], [3, 2], [1.5, 2], ["1", 2], [1, null]]) {
+      expect(parseServerMessage(JSON.stringify({ type: "metrics_update", seq: 3, part: p, parts: n, updates: [] }))).toBeNull();
+    }
+  });
+
   it("parses a metrics_update with its updates", () => {
     const message = parseServerMessage(JSON.stringify({ type: "metrics_update", seq: 7, updates: [update] }));
     expect(message).toEqual({ type: "metrics_update", seq: 7, updates: [update], traces: [] });

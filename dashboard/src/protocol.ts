@@ -139,10 +139,17 @@ export function parseServerMessage(text: string, receivedMs: number = Date.now()
         seq,
       };
     case "metrics_update":
-    case "snapshot":
+    case "snapshot": {
       if (seq === null) return null;
+      // A message split to stay under 128 KB carries `part` of `parts` (1-based, same seq).
+      const part = value.part === undefined ? 1 : finite(value.part);
+      const parts = value.parts === undefined ? 1 : finite(value.parts);
+      if (part === null || parts === null || !Number.isInteger(part) || !Number.isInteger(parts)) return null;
+      if (part < 1 || part > parts) return null;
       // Trace events may ride along with a flush's metric updates.
-      return { type: value.type, seq, updates: parseUpdates(value.updates), traces: parseTraces(value.traces, receivedMs) };
+      const message = { type: value.type, seq, updates: parseUpdates(value.updates), traces: parseTraces(value.traces, receivedMs) };
+      return parts > 1 ? { ...message, part, parts } : message;
+    }
     case "pong":
       return { type: "pong" };
     case "trace":

@@ -76,8 +76,9 @@ export type ServerMessage =
   | { type: "traces"; traces: TraceEvent[] }
   /** An alert changed state (started firing, resolved, was acknowledged or silenced). */
   | { type: "alert"; alert: Alert }
-  | { type: "metrics_update"; seq: number; updates: LiveUpdate[]; traces: TraceEvent[] }
-  | { type: "snapshot"; seq: number; updates: LiveUpdate[]; traces: TraceEvent[] }
+  /** `part`/`parts` (1-based) only on a message split to stay under 128 KB; absent = whole. */
+  | { type: "metrics_update"; seq: number; updates: LiveUpdate[]; traces: TraceEvent[]; part?: number; parts?: number }
+  | { type: "snapshot"; seq: number; updates: LiveUpdate[]; traces: TraceEvent[]; part?: number; parts?: number }
   | { type: "pong" }
   | { type: "error"; message: string };
 

@@ -168,9 +168,12 @@ async fn a_batch_larger_than_one_websocket_message_is_split_under_the_limit() {
         "2000 updates do not fit in one 128 KB message"
     );
     let mut total = 0;
-    for message in messages {
+    for (i, message) in messages.iter().enumerate() {
         assert!(message.to_string().len() <= 128 * 1024);
         assert_eq!(message["seq"], 3);
+        // Numbered in order so a client knows when it has the whole flush.
+        assert_eq!(message["part"], i + 1);
+        assert_eq!(message["parts"], messages.len());
         total += message["updates"].as_array().unwrap().len();
     }
     assert_eq!(total, 2000, "splitting loses nothing");

@@ -84,6 +84,20 @@ pub struct LocalArgs {
     /// Retention of 1-hour buckets.
     #[arg(long, env = "FLOWSCOPE_RETENTION_1H", default_value = "365d")]
     pub retention_1h: String,
+    /// Largest WebSocket message a client may send, in bytes; larger closes it with 1009.
+    #[arg(long, env = "FLOWSCOPE_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
+    pub ws_max_message_bytes: u64,
+    /// Bytes of server messages queued for one WebSocket client; one further behind is closed with
+    /// 1013 and resynchronises. At least one 128 KiB message.
+    #[arg(long, env = "FLOWSCOPE_WS_SEND_QUEUE_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(128 * 1024..=1024 * 1024 * 1024))]
+    pub ws_send_queue_bytes: u64,
+    /// Bytes of recent flushes kept to replay to reconnecting WebSocket clients (also at most 300
+    /// flushes); an older gap gets a snapshot.
+    #[arg(long, env = "FLOWSCOPE_WS_REPLAY_BYTES", default_value_t = 8 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(0..=4 * 1024 * 1024 * 1024))]
+    pub ws_replay_bytes: u64,
 }
 
 /// Timeouts and size limits of both local HTTP servers (see `serve.rs`).
@@ -149,6 +163,17 @@ impl LocalArgs {
             },
             errors,
         })
+    }
+
+    pub fn ws_limits(&self) -> super::connections::WsLimits {
+        super::connections::WsLimits {
+            max_inbound_bytes: usize::try_from(self.ws_max_message_bytes).unwrap_or(usize::MAX),
+            send_queue_bytes: usize::try_from(self.ws_send_queue_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
+    pub fn ws_replay_bytes(&self) -> usize {
+        usize::try_from(self.ws_replay_bytes).unwrap_or(usize::MAX)
     }
 
     pub fn ws_keys(&self) -> anyhow::Result<ApiKeys> {

@@ -2,32 +2,203 @@
 //! in-process (fan-out) and over HTTP (`/@connections/{id}`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use flowscope_core::live::MAX_MESSAGE_BYTES;
 use flowscope_core::ports::{ConnectionPusher, PushError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
-/// Messages waiting for one client; a client this far behind is too slow and gets no more until it
-/// catches up (its next resubscribe resumes from its last sequence number).
-const OUTBOX_CAPACITY: usize = 256;
+/// Bytes counted per queued message on top of its text, so a flood of empty messages is bounded too.
+const PER_MESSAGE_OVERHEAD: usize = 64;
 
+/// Bounds of one local WebSocket connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsLimits {
+    /// Largest message (and frame) a client may send; larger closes the connection with 1009.
+    pub max_inbound_bytes: usize,
+    /// Bytes of server messages waiting for one client; a client further behind is closed with
+    /// 1013 and resynchronises with a fresh snapshot when it reconnects.
+    pub send_queue_bytes: usize,
+}
+
+impl Default for WsLimits {
+    fn default() -> Self {
+        WsLimits {
+            max_inbound_bytes: 64 * 1024,
+            send_queue_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A message waiting in a connection's send queue.
 #[derive(Debug)]
-pub enum Outgoing {
-    Text(String),
-    Close,
+pub struct Outgoing {
+    pub text: String,
+    /// The message's `seq` (flush), when it has one.
+    pub seq: Option<u64>,
+    /// A `metrics_update`: the writer skips it when a snapshot or catch-up already covers its `seq`.
+    pub is_update: bool,
+}
+
+impl Outgoing {
+    fn new(text: String) -> Outgoing {
+        #[derive(serde::Deserialize)]
+        struct Head {
+            #[serde(rename = "type")]
+            kind: String,
+            seq: Option<u64>,
+        }
+        let head = serde_json::from_str::<Head>(&text).ok();
+        Outgoing {
+            seq: head.as_ref().and_then(|h| h.seq),
+            is_update: head.is_some_and(|h| h.kind == "metrics_update"),
+            text,
+        }
+    }
+
+    fn cost(&self) -> usize {
+        self.text.len() + PER_MESSAGE_OVERHEAD
+    }
+}
+
+/// Why a connection's writer must stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// `DeleteConnection` (`DELETE /@connections/{id}`).
+    Deleted,
+    /// The client fell more than the send-queue bound behind.
+    FellBehind,
+}
+
+/// No resync asked for (see [`Queue::resync_seq`]).
+const NO_RESYNC: u64 = u64::MAX;
+
+/// One connection's send-queue accounting and signals, shared by the pushers and its writer.
+///
+/// A message that does not fit the byte bound is not queued: the client is owed a resync instead
+/// (its writer drops what is queued and streams a fresh snapshot, paced by the socket). Messages
+/// arriving meanwhile are dropped, since the snapshot covers them. If a later flush arrives while
+/// that resync has still not been started, the client is not reading: it is closed.
+pub struct Queue {
+    bytes: AtomicUsize,
+    /// 0: running; otherwise a [`StopReason`].
+    stop: AtomicU8,
+    stopped: Notify,
+    /// The `seq` of the first message refused while a resync is owed; [`NO_RESYNC`] when none is.
+    resync_seq: AtomicU64,
+    resync_owed: std::sync::atomic::AtomicBool,
+    resync: Notify,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            bytes: AtomicUsize::new(0),
+            stop: AtomicU8::new(0),
+            stopped: Notify::new(),
+            resync_seq: AtomicU64::new(NO_RESYNC),
+            resync_owed: std::sync::atomic::AtomicBool::new(false),
+            resync: Notify::new(),
+        }
+    }
+}
+
+impl Queue {
+    /// Completes once the queue overflowed and the client is owed a fresh snapshot.
+    pub async fn resync_owed(&self) {
+        loop {
+            let notified = self.resync.notified();
+            if self.resync_owed.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The writer starts the resync: pushes from now on are queued again.
+    pub fn start_resync(&self) {
+        self.resync_seq.store(NO_RESYNC, Ordering::Release);
+        self.resync_owed.store(false, Ordering::Release);
+    }
+
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        match self.stop.load(Ordering::Acquire) {
+            1 => Some(StopReason::Deleted),
+            2 => Some(StopReason::FellBehind),
+            _ => None,
+        }
+    }
+
+    fn request_stop(&self, reason: StopReason) {
+        let code = match reason {
+            StopReason::Deleted => 1,
+            StopReason::FellBehind => 2,
+        };
+        if self
+            .stop
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.stopped.notify_one();
+        }
+    }
+
+    /// Completes once the connection must stop (at once if it already must).
+    pub async fn stopped(&self) -> StopReason {
+        loop {
+            let notified = self.stopped.notified();
+            if let Some(reason) = self.stop_reason() {
+                return reason;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What a connection's writer holds: its queue's receiving end and accounting.
+pub struct Registration {
+    pub inbox: mpsc::UnboundedReceiver<Outgoing>,
+    pub queue: Arc<Queue>,
 }
 
 struct Handle {
-    outbox: mpsc::Sender<Outgoing>,
+    outbox: mpsc::UnboundedSender<Outgoing>,
+    queue: Arc<Queue>,
     connected_at_ms: i64,
     source_ip: String,
 }
 
-#[derive(Default)]
+/// The live section of `/api/pipeline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LiveConnectionStats {
+    pub connections: usize,
+    /// Bytes queued for all connections now.
+    pub queued_bytes: usize,
+    /// The most one connection has had queued since start (never above `send_queue_limit_bytes`).
+    pub queued_bytes_peak: usize,
+    pub send_queue_limit_bytes: usize,
+    /// Connections closed for falling behind by more than the limit.
+    pub closed_behind: u64,
+    /// Times a queue overflowed and its client was sent a fresh snapshot instead.
+    pub resyncs: u64,
+}
+
 pub struct LocalConnections {
     open: Mutex<HashMap<String, Handle>>,
+    limits: WsLimits,
+    queued_bytes: AtomicUsize,
+    queued_bytes_peak: AtomicUsize,
+    closed_behind: AtomicU64,
+    resyncs: AtomicU64,
+}
+
+impl Default for LocalConnections {
+    fn default() -> Self {
+        LocalConnections::new(WsLimits::default())
+    }
 }
 
 /// What `GET /@connections/{id}` returns, shaped like API Gateway's GetConnection.
@@ -46,25 +217,71 @@ pub struct Identity {
 }
 
 impl LocalConnections {
+    pub fn new(limits: WsLimits) -> Self {
+        LocalConnections {
+            open: Mutex::default(),
+            limits,
+            queued_bytes: AtomicUsize::new(0),
+            queued_bytes_peak: AtomicUsize::new(0),
+            closed_behind: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
+        }
+    }
+
+    pub fn limits(&self) -> WsLimits {
+        self.limits
+    }
+
     fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, Handle>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn register(&self, connection_id: &str, source_ip: String) -> mpsc::Receiver<Outgoing> {
-        let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
+    pub fn register(&self, connection_id: &str, source_ip: String) -> Registration {
+        let (outbox, inbox) = mpsc::unbounded_channel();
+        let queue = Arc::new(Queue::default());
         self.open().insert(
             connection_id.to_string(),
             Handle {
                 outbox,
+                queue: queue.clone(),
                 connected_at_ms: now_ms(),
                 source_ip,
             },
         );
-        inbox
+        Registration { inbox, queue }
     }
 
-    pub fn unregister(&self, connection_id: &str) {
-        self.open().remove(connection_id);
+    /// The writer took `message` off its queue.
+    pub fn dequeued(&self, queue: &Queue, message: &Outgoing) {
+        let cost = message.cost();
+        queue.bytes.fetch_sub(cost, Ordering::AcqRel);
+        self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+    }
+
+    /// The connection ended: forget it and release what its queue still counted. Its writer drops
+    /// the queue's receiving end (and with it the queued messages) right after.
+    pub fn unregister(&self, connection_id: &str, queue: &Queue) {
+        let mut open = self.open();
+        if open
+            .get(connection_id)
+            .is_some_and(|h| std::ptr::eq(Arc::as_ptr(&h.queue), queue))
+        {
+            open.remove(connection_id);
+        }
+        drop(open);
+        let left = queue.bytes.swap(0, Ordering::AcqRel);
+        self.queued_bytes.fetch_sub(left, Ordering::AcqRel);
+    }
+
+    pub fn stats(&self) -> LiveConnectionStats {
+        LiveConnectionStats {
+            connections: self.open().len(),
+            queued_bytes: self.queued_bytes.load(Ordering::Acquire),
+            queued_bytes_peak: self.queued_bytes_peak.load(Ordering::Acquire),
+            send_queue_limit_bytes: self.limits.send_queue_bytes,
+            closed_behind: self.closed_behind.load(Ordering::Acquire),
+            resyncs: self.resyncs.load(Ordering::Acquire),
+        }
     }
 
     pub fn info(&self, connection_id: &str) -> Option<ConnectionInfo> {
@@ -81,7 +298,7 @@ impl LocalConnections {
     pub fn close(&self, connection_id: &str) -> bool {
         match self.open().remove(connection_id) {
             Some(handle) => {
-                let _ = handle.outbox.try_send(Outgoing::Close);
+                handle.queue.request_stop(StopReason::Deleted);
                 true
             }
             None => false,
@@ -92,19 +309,65 @@ impl LocalConnections {
 #[async_trait]
 impl ConnectionPusher for LocalConnections {
     async fn post(&self, connection_id: &str, payload: Bytes) -> Result<(), PushError> {
-        let outbox = match self.open().get(connection_id) {
-            Some(handle) => handle.outbox.clone(),
-            None => return Err(PushError::Gone),
-        };
+        if payload.len() > MAX_MESSAGE_BYTES {
+            return Err(PushError::Failed(format!(
+                "message of {} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit",
+                payload.len()
+            )));
+        }
         let text = String::from_utf8(payload.to_vec())
             .map_err(|_| PushError::Failed("payload is not UTF-8 text".into()))?;
-        match outbox.try_send(Outgoing::Text(text)) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(PushError::Gone),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(PushError::Failed(
-                "client is not reading its messages".into(),
-            )),
+        let message = Outgoing::new(text);
+        let cost = message.cost();
+        // Under the lock, so the check and the send cannot interleave with another post or a close.
+        let mut open = self.open();
+        let Some(handle) = open.get(connection_id) else {
+            return Err(PushError::Gone);
+        };
+        let queue = &handle.queue;
+        if queue.resync_owed.load(Ordering::Acquire) {
+            let first_refused = queue.resync_seq.load(Ordering::Acquire);
+            match message.seq {
+                // A later flush, and the writer has not even started the resync: not reading.
+                Some(seq) if first_refused != NO_RESYNC && seq > first_refused => {
+                    if let Some(handle) = open.remove(connection_id) {
+                        handle.queue.request_stop(StopReason::FellBehind);
+                    }
+                    self.closed_behind.fetch_add(1, Ordering::AcqRel);
+                    return Err(PushError::Failed(format!(
+                        "client fell more than {} bytes behind; closing it",
+                        self.limits.send_queue_bytes
+                    )));
+                }
+                Some(seq) if first_refused == NO_RESYNC => {
+                    queue.resync_seq.store(seq, Ordering::Release);
+                }
+                _ => {}
+            }
+            // The snapshot the client is owed covers this message.
+            return Ok(());
         }
+        let queued = queue.bytes.load(Ordering::Acquire);
+        if queued + cost > self.limits.send_queue_bytes {
+            queue
+                .resync_seq
+                .store(message.seq.unwrap_or(NO_RESYNC), Ordering::Release);
+            queue.resync_owed.store(true, Ordering::Release);
+            queue.resync.notify_one();
+            self.resyncs.fetch_add(1, Ordering::AcqRel);
+            return Ok(());
+        }
+        // Counted before the send, so the writer's `dequeued` never subtracts what is not yet added.
+        handle.queue.bytes.fetch_add(cost, Ordering::AcqRel);
+        self.queued_bytes.fetch_add(cost, Ordering::AcqRel);
+        if handle.outbox.send(message).is_err() {
+            handle.queue.bytes.fetch_sub(cost, Ordering::AcqRel);
+            self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+            return Err(PushError::Gone);
+        }
+        self.queued_bytes_peak
+            .fetch_max(queued + cost, Ordering::AcqRel);
+        Ok(())
     }
 }
 
@@ -142,6 +405,7 @@ fn rfc3339_ms(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn rfc3339_formats_known_instants() {
@@ -152,10 +416,10 @@ mod tests {
     #[tokio::test]
     async fn post_reaches_registered_connection_and_unknown_is_gone() {
         let conns = LocalConnections::default();
-        let mut inbox = conns.register("abc", "127.0.0.1".into());
+        let mut registration = conns.register("abc", "127.0.0.1".into());
         conns.post("abc", Bytes::from_static(b"hi")).await.unwrap();
-        match inbox.recv().await {
-            Some(Outgoing::Text(t)) => assert_eq!(t, "hi"),
+        match registration.inbox.recv().await {
+            Some(message) => assert_eq!(message.text, "hi"),
             other => panic!("unexpected {other:?}"),
         }
         assert!(matches!(
@@ -163,9 +427,74 @@ mod tests {
             Err(PushError::Gone)
         ));
         assert!(conns.close("abc"));
+        assert_eq!(registration.queue.stop_reason(), Some(StopReason::Deleted));
         assert!(matches!(
             conns.post("abc", Bytes::from_static(b"x")).await,
             Err(PushError::Gone)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_client_past_the_byte_bound_is_owed_a_resync_and_closed_if_it_does_not_take_it() {
+        let limit = 200 * 1024;
+        let conns = LocalConnections::new(WsLimits {
+            send_queue_bytes: limit,
+            ..WsLimits::default()
+        });
+        let slow = conns.register("slow", "127.0.0.1".into());
+        let message = |seq: u64| {
+            Bytes::from(format!(
+                r#"{{"type":"metrics_update","seq":{seq},"updates":["{}"]}}"#,
+                "x".repeat(30 * 1024)
+            ))
+        };
+        // One flush larger than the bound: what fits is queued, the rest is owed as a resync.
+        for _ in 0..10 {
+            conns.post("slow", message(1)).await.unwrap();
+        }
+        let stats = conns.stats();
+        assert!(stats.queued_bytes <= limit && stats.queued_bytes_peak <= limit);
+        assert_eq!(stats.resyncs, 1);
+        tokio::time::timeout(Duration::from_secs(1), slow.queue.resync_owed())
+            .await
+            .expect("the writer is told to resync");
+        // The next flush arrives and the writer never started the resync: closed.
+        assert!(matches!(
+            conns.post("slow", message(2)).await,
+            Err(PushError::Failed(_))
+        ));
+        assert_eq!(slow.queue.stop_reason(), Some(StopReason::FellBehind));
+        assert_eq!(conns.stats().closed_behind, 1);
+        assert!(matches!(
+            conns.post("slow", message(3)).await,
+            Err(PushError::Gone)
+        ));
+        conns.unregister("slow", &slow.queue);
+        drop(slow);
+        assert_eq!(conns.stats().queued_bytes, 0);
+        assert_eq!(conns.stats().connections, 0);
+
+        // A writer that takes its resync goes on receiving.
+        let mut reader = conns.register("reader", "127.0.0.1".into());
+        for _ in 0..10 {
+            conns.post("reader", message(4)).await.unwrap();
+        }
+        reader.queue.start_resync();
+        while let Ok(queued) = reader.inbox.try_recv() {
+            conns.dequeued(&reader.queue, &queued);
+        }
+        conns.post("reader", message(5)).await.unwrap();
+        assert_eq!(reader.queue.stop_reason(), None);
+        assert_eq!(reader.inbox.try_recv().unwrap().seq, Some(5));
+    }
+
+    #[test]
+    fn queued_updates_carry_their_sequence_number() {
+        let update = Outgoing::new(
+            r#"{"type":"metrics_update","seq":42,"part":1,"parts":1,"updates":[]}"#.into(),
+        );
+        assert_eq!((update.seq, update.is_update), (Some(42), true));
+        let trace = Outgoing::new(r#"{"type":"trace","seq":43,"traces":[]}"#.into());
+        assert_eq!((trace.seq, trace.is_update), (Some(43), false));
     }
 }

@@ -7,9 +7,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -19,15 +20,15 @@ use flowscope_core::api::ApiRouter;
 use flowscope_core::auth::ApiKeys;
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::session::{self, ConnectError};
-use flowscope_core::live::{LiveHub, ServerMessage};
+use flowscope_core::live::{ClientMessage, LiveHub, ServerMessage, MAX_MESSAGE_BYTES};
 use flowscope_core::ports::{
-    AlertStore, ConnectionPusher, ConnectionStore, MetricStore, PushError, StreamSink,
+    AlertStore, ConnectionPusher, ConnectionStore, MetricStore, PushError, StreamSink, Subscription,
 };
 use futures::{SinkExt, StreamExt};
 use tower_http::services::{ServeDir, ServeFile};
 
 use super::alerting::push_events;
-use super::connections::{LocalConnections, Outgoing};
+use super::connections::{LocalConnections, Outgoing, Queue, Registration, StopReason};
 use super::stats::AggregatorStats;
 use super::unix_now;
 
@@ -112,7 +113,7 @@ async fn pipeline_stats(State(state): State<GatewayState>) -> Json<serde_json::V
     Json(serde_json::json!({
         "ingest": state.ingest.stats(),
         "aggregator": state.aggregator_stats.snapshot(),
-        "live": { "seq": state.hub.current_seq() },
+        "live": live_stats(&state),
     }))
 }
 
@@ -164,10 +165,65 @@ async fn websocket(
         }
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
-    // API Gateway's limit: 128 KB per message.
+    // Client messages are tiny subscriptions: a frame or message past the limit closes with 1009.
+    let max_inbound = state.pusher.limits().max_inbound_bytes;
     upgrade
-        .max_message_size(128 * 1024)
+        .max_message_size(max_inbound)
+        .max_frame_size(max_inbound)
+        // Sends wait for the socket, so the library's buffer holds about one message.
+        .max_write_buffer_size(4 * MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| serve_connection(state, socket, connection_id, peer))
+}
+
+/// The live section of `/api/pipeline`: sequence, connections, send queues and replay buffer.
+fn live_stats(state: &GatewayState) -> serde_json::Value {
+    let connections = state.pusher.stats();
+    let replay = state.hub.replay_stats();
+    serde_json::json!({
+        "seq": state.hub.current_seq(),
+        "connections": connections.connections,
+        "queued_bytes": connections.queued_bytes,
+        "queued_bytes_peak": connections.queued_bytes_peak,
+        "send_queue_limit_bytes": connections.send_queue_limit_bytes,
+        "closed_behind": connections.closed_behind,
+        "resyncs": connections.resyncs,
+        "replay_batches": replay.batches,
+        "replay_bytes": replay.bytes,
+    })
+}
+
+/// Close code for a client that fell behind: "try again later". The dashboard reconnects and
+/// subscribes afresh (no `last_seq`), so it gets a snapshot.
+pub const CLOSE_FELL_BEHIND: u16 = 1013;
+/// Close code for a client message over the limit: "message too big".
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// How long a closing handshake may take before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+type WsSink = futures::stream::SplitSink<WebSocket, Message>;
+
+/// Why a connection's loop ended.
+enum Ended {
+    /// The client left or the socket failed: nothing more to send.
+    Gone,
+    Stopped(StopReason),
+    TooBig,
+}
+
+/// Sends one text, giving up at once if the connection is told to stop meanwhile (a client that
+/// does not read would otherwise hold its writer here forever).
+async fn send_text(sink: &mut WsSink, queue: &Queue, text: String) -> Result<(), Ended> {
+    tokio::select! {
+        sent = sink.send(Message::Text(text.into())) => sent.map_err(|_| Ended::Gone),
+        reason = queue.stopped() => Err(Ended::Stopped(reason)),
+    }
+}
+
+/// A read error caused by a message or frame over `max_message_size`/`max_frame_size`.
+fn is_too_big(error: &axum::Error) -> bool {
+    // axum wraps tungstenite's `Error::Capacity(MessageTooLong)` ("Space limit exceeded: Message
+    // too long: …"); the close-code test in cli/tests/local_ws_bounds.rs guards this wording.
+    error.to_string().contains("Message too long")
 }
 
 async fn serve_connection(
@@ -176,53 +232,138 @@ async fn serve_connection(
     connection_id: String,
     peer: SocketAddr,
 ) {
-    let mut outbox = state.pusher.register(&connection_id, peer.ip().to_string());
+    let Registration { mut inbox, queue } =
+        state.pusher.register(&connection_id, peer.ip().to_string());
     let (mut sink, mut incoming) = socket.split();
-    let hello = ServerMessage::Hello {
-        connection_id: connection_id.clone(),
-        seq: state.hub.current_seq(),
+    let Err(ended) = serve_messages(
+        &state,
+        &connection_id,
+        &mut sink,
+        &mut incoming,
+        &mut inbox,
+        &queue,
+    )
+    .await;
+    // The queue's messages go now, not when the close handshake ends.
+    state.pusher.unregister(&connection_id, &queue);
+    drop(inbox);
+    let close = |code: u16, reason: String| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
     };
-    if sink
-        .send(Message::Text(hello.to_json().into()))
-        .await
-        .is_ok()
-    {
-        loop {
-            tokio::select! {
-                outgoing = outbox.recv() => match outgoing {
-                    Some(Outgoing::Text(text)) => {
-                        if sink.send(Message::Text(text.into())).await.is_err() { break; }
-                    }
-                    Some(Outgoing::Close) | None => { let _ = sink.send(Message::Close(None)).await; break; }
-                },
-                incoming = incoming.next() => match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        let reply = session::on_message(
-                            state.connections.as_ref(), state.hub.as_ref(), &connection_id, text.as_str(), unix_now(),
-                        ).await;
-                        let reply = match reply {
-                            Ok(reply) => reply,
-                            Err(e) => Some(ServerMessage::Error { message: e.to_string() }),
-                        };
-                        if let Some(reply) = reply {
-                            // Through the same outbox as pushes, so replies and updates stay in order.
-                            if state.pusher.post(&connection_id, Bytes::from(reply.to_json())).await.is_err() { break; }
-                        }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        let error = ServerMessage::Error { message: "binary messages are not supported; send JSON text".into() };
-                        if sink.send(Message::Text(error.to_json().into())).await.is_err() { break; }
-                    }
-                    Some(Ok(_)) => {} // ping/pong are answered by the library
-                    Some(Err(_)) | None => break,
-                },
+    match ended {
+        Ended::Gone => {}
+        Ended::Stopped(StopReason::Deleted) => {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(None))).await;
+        }
+        Ended::Stopped(StopReason::FellBehind) => {
+            let reason = format!(
+                "fell more than {} bytes behind; reconnect and subscribe again",
+                state.pusher.limits().send_queue_bytes
+            );
+            let message = close(CLOSE_FELL_BEHIND, reason);
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(message)).await;
+        }
+        Ended::TooBig => {
+            let reason = format!(
+                "message exceeds {} bytes",
+                state.pusher.limits().max_inbound_bytes
+            );
+            let message = close(CLOSE_TOO_BIG, reason);
+            if let Ok(Ok(())) = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(message)).await {
+                // The rest of the oversized message cannot be read past (the library stops at its
+                // header), and closing with unread input makes the kernel reset the connection,
+                // which can destroy the close frame in flight: give the client a moment to read it.
+                tokio::time::sleep(CLOSE_TIMEOUT).await;
             }
         }
     }
     // `$disconnect`
-    state.pusher.unregister(&connection_id);
     if let Err(e) = session::on_disconnect(state.connections.as_ref(), &connection_id).await {
         tracing::warn!(%connection_id, error = %e, "disconnect cleanup failed");
+    }
+}
+
+/// The connection's loop: queued pushes out, client messages in, replies streamed part by part.
+async fn serve_messages(
+    state: &GatewayState,
+    connection_id: &str,
+    sink: &mut WsSink,
+    incoming: &mut futures::stream::SplitStream<WebSocket>,
+    inbox: &mut tokio::sync::mpsc::UnboundedReceiver<Outgoing>,
+    queue: &Queue,
+) -> Result<std::convert::Infallible, Ended> {
+    let hello = ServerMessage::Hello {
+        connection_id: connection_id.to_string(),
+        seq: state.hub.current_seq(),
+    };
+    send_text(sink, queue, hello.to_json()).await?;
+    // The `seq` of the last resume reply: queued updates up to it are already in that reply.
+    let mut resumed_at: Option<u64> = None;
+    // This connection's subscription, for a resync after its queue overflowed.
+    let mut subscription: Option<Subscription> = None;
+    loop {
+        tokio::select! {
+            reason = queue.stopped() => return Err(Ended::Stopped(reason)),
+            () = queue.resync_owed() => {
+                // The queue overflowed: drop what is queued and send the current state instead.
+                queue.start_resync();
+                while let Ok(message) = inbox.try_recv() {
+                    state.pusher.dequeued(queue, &message);
+                }
+                if let Some(subscription) = &subscription {
+                    if let Some(snapshot) = state.hub.resume(None, subscription) {
+                        if let ServerMessage::Snapshot { seq, .. } = &snapshot {
+                            resumed_at = Some(*seq);
+                        }
+                        for text in snapshot.into_parts(MAX_MESSAGE_BYTES).texts {
+                            send_text(sink, queue, text).await?;
+                        }
+                    }
+                }
+            }
+            outgoing = inbox.recv() => {
+                let Some(message) = outgoing else { return Err(Ended::Gone) };
+                state.pusher.dequeued(queue, &message);
+                let covered = message.is_update
+                    && matches!((message.seq, resumed_at), (Some(seq), Some(at)) if seq <= at);
+                if !covered {
+                    send_text(sink, queue, message.text).await?;
+                }
+            }
+            received = incoming.next() => match received {
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(ClientMessage::Subscribe { services, metrics, .. }) = serde_json::from_str(text.as_str()) {
+                        subscription = Some(Subscription { services, metrics });
+                    }
+                    let reply = session::on_message(
+                        state.connections.as_ref(), state.hub.as_ref(), connection_id, text.as_str(), unix_now(),
+                    ).await;
+                    let reply = match reply {
+                        Ok(reply) => reply,
+                        Err(e) => Some(ServerMessage::Error { message: e.to_string() }),
+                    };
+                    let Some(reply) = reply else { continue };
+                    if let ServerMessage::Snapshot { seq, .. } | ServerMessage::MetricsUpdate { seq, .. } = &reply {
+                        resumed_at = Some(*seq);
+                    }
+                    // Straight to the socket, part by part at the client's pace: a snapshot is not
+                    // held in the send queue, whose bound is for pushes.
+                    for text in reply.into_parts(MAX_MESSAGE_BYTES).texts {
+                        send_text(sink, queue, text).await?;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let error = ServerMessage::Error { message: "binary messages are not supported; send JSON text".into() };
+                    send_text(sink, queue, error.to_json()).await?;
+                }
+                Some(Ok(_)) => {} // ping/pong are answered by the library
+                Some(Err(e)) if is_too_big(&e) => return Err(Ended::TooBig),
+                Some(Err(_)) | None => return Err(Ended::Gone),
+            },
+        }
     }
 }
 

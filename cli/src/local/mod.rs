@@ -28,7 +28,7 @@ use anyhow::Context;
 use flowscope_core::alerts::AlertApi;
 use flowscope_core::api::ApiRouter;
 use flowscope_core::ingest::{Ingest, IngestLimits};
-use flowscope_core::live::{Fanout, LiveHub};
+use flowscope_core::live::{Fanout, HubConfig, LiveHub};
 use flowscope_core::pipeline::{ProcessShard, ShardProcessor};
 use flowscope_core::ports::{
     ConnectionPusher, ConnectionStore, MetricStore, StreamSink, TraceStore,
@@ -104,8 +104,11 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         backend.alerts.clone(),
         alerting::load_rules(args.alert_rules.as_deref())?,
     ));
-    let pusher = Arc::new(LocalConnections::default());
-    let hub = Arc::new(LiveHub::default());
+    let pusher = Arc::new(LocalConnections::new(args.ws_limits()));
+    let hub = Arc::new(LiveHub::new(HubConfig {
+        replay_bytes: args.ws_replay_bytes(),
+        ..HubConfig::default()
+    }));
     let ingest: Arc<Ingest<dyn StreamSink>> = Arc::new(Ingest::new(
         backend.sink.clone(),
         IngestLimits {

@@ -32,9 +32,9 @@ class FakeSocket implements SocketLike {
     this.onmessage?.({ data: typeof message === "string" ? message : JSON.stringify(message) });
   }
 
-  drop(): void {
+  drop(code?: number): void {
     this.readyState = 3;
-    this.onclose?.({});
+    this.onclose?.(code === undefined ? {} : { code, reason: "fell behind" });
   }
 }
 
@@ -70,6 +70,30 @@ function setup(overrides: Partial<ConstructorParameters<typeof LiveConnection>[0
 }
 
 const update = (seq: number) => ({ type: "metrics_update", seq, updates: [] });
+
+const liveUpdate = (series: string, count: number) => ({
+  series_id: series,
+  service: "api",
+  metric: "http.server.requests",
+  attributes: {},
+  kind: "counter",
+  unit: "1",
+  resolution: "1m",
+  start: 1_764_000_000,
+  count,
+  sum: count,
+  rate: 0,
+});
+
+const part = (type: string, seq: number, partNo: number, parts: number, series: string[]) => ({
+  type,
+  seq,
+  part: partNo,
+  parts,
+  updates: series.map((s) => liveUpdate(s, seq)),
+});
+
+const seriesOf = (m: ServerMessage) => ("updates" in m ? m.updates.map((u) => u.series_id) : []);
 
 describe("LiveConnection", () => {
   beforeEach(() => {
@@ -232,6 +256,77 @@ describe("LiveConnection", () => {
     expect(t.latest().closed).toBe(true);
     vi.advanceTimersByTime(120_000);
     expect(t.sockets).toHaveLength(1);
+  });
+
+  it("applies a split snapshot once, after its last part, and holds updates that arrive meanwhile", () => {
+    const t = setup();
+    t.connection.start();
+    t.latest().open();
+    t.latest().receive({ type: "hello", connection_id: "c", seq: 40 });
+    t.latest().receive(part("snapshot", 42, 1, 3, ["a", "b"]));
+    t.latest().receive(part("snapshot", 42, 2, 3, ["c"]));
+    // Updates sent meanwhile: one the snapshot already covers, one newer.
+    t.latest().receive(part("metrics_update", 42, 1, 1, ["a"]));
+    t.latest().receive(part("metrics_update", 43, 1, 1, ["d"]));
+    expect(t.messages.map((m) => m.type)).toEqual(["hello"]);
+    expect(t.connection.inSync).toBe(false);
+    expect(t.connection.lastSeq).toBe(40);
+
+    t.latest().receive(part("snapshot", 42, 3, 3, ["e"]));
+    expect(t.connection.inSync).toBe(true);
+    expect(t.messages.map((m) => m.type)).toEqual(["hello", "snapshot", "metrics_update"]);
+    expect(t.messages[1]).toMatchObject({ type: "snapshot", seq: 42 });
+    expect(t.messages[1]).not.toHaveProperty("part");
+    expect(seriesOf(t.messages[1] as ServerMessage)).toEqual(["a", "b", "c", "e"]);
+    expect(seriesOf(t.messages[2] as ServerMessage)).toEqual(["d"]);
+    expect(t.connection.lastSeq).toBe(43);
+  });
+
+  it("applies a split update part by part and counts its seq only after the last part", () => {
+    const t = setup();
+    t.connection.start();
+    t.latest().open();
+    t.latest().receive(update(10));
+    t.latest().receive(part("metrics_update", 11, 1, 2, ["a"]));
+    expect(t.messages).toHaveLength(2);
+    expect(t.connection.lastSeq).toBe(10);
+    t.latest().receive(part("metrics_update", 11, 2, 2, ["b"]));
+    expect(t.messages).toHaveLength(3);
+    expect(t.connection.lastSeq).toBe(11);
+  });
+
+  it("after being closed for falling behind (1013) reconnects and asks for a fresh snapshot", () => {
+    const t = setup();
+    t.connection.start();
+    t.latest().open();
+    t.latest().receive({ type: "hello", connection_id: "c", seq: 10 });
+    t.latest().receive(update(41));
+    t.latest().drop(1013);
+    expect(t.statuses.at(-1)?.state).toBe("reconnecting");
+    vi.runOnlyPendingTimers();
+    t.latest().open();
+    expect(t.latest().sent).toEqual([{ type: "subscribe", services: [], metrics: ["http.server.requests"] }]);
+    t.latest().receive({ type: "hello", connection_id: "d", seq: 60 });
+    t.latest().receive(part("snapshot", 60, 1, 2, ["a"]));
+    t.latest().receive(part("snapshot", 60, 2, 2, ["b"]));
+    expect(t.messages.at(-1)).toMatchObject({ type: "snapshot", seq: 60 });
+    expect(t.connection.lastSeq).toBe(60);
+    expect(t.resyncs()).toBe(1);
+  });
+
+  it("reconnects for a fresh snapshot when a snapshot part is missing", () => {
+    const t = setup();
+    t.connection.start();
+    t.latest().open();
+    t.latest().receive({ type: "hello", connection_id: "c", seq: 5 });
+    t.latest().receive(part("snapshot", 6, 1, 3, ["a"]));
+    t.latest().receive(part("snapshot", 6, 3, 3, ["c"]));
+    expect(t.messages.map((m) => m.type)).toEqual(["hello"]);
+    expect(t.protocolErrors).toHaveLength(1);
+    expect(t.sockets[0]?.closed).toBe(true);
+    vi.runOnlyPendingTimers();
+    t.latest().open();
+    expect(t.latest().sent[0]).not.toHaveProperty("last_seq");
   });
 
   it("retryNow skips the remaining wait", () => {

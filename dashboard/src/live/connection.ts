@@ -4,7 +4,13 @@
 // - ping every 30 s: API Gateway closes a connection after 10 min without traffic;
 // - pong deadline: a dead TCP path can stay "open" for minutes, so a missing pong forces a reconnect;
 // - `last_seq` on re-subscribe: the server can replay what was missed, or send a snapshot if it cannot;
-// - backoff with jitter: a server restart must not be hit by every dashboard at the same instant.
+// - backoff with jitter: a server restart must not be hit by every dashboard at the same instant;
+// - split messages: the server keeps every message under 128 KB, so a large snapshot comes as
+//   numbered parts. They are gathered and handed on as one snapshot (applied at once, no flicker);
+//   updates arriving meanwhile wait for it. A split update is applied part by part (each bucket's
+//   totals replace what is held), and its seq only counts once its last part is in;
+// - close code 1013: the server closed us for falling behind; forget our position so the
+//   re-subscribe asks for a fresh snapshot instead of a catch-up.
 
 import { encodeClientMessage, parseServerMessage } from "../protocol";
 import type { ClientMessage, ServerMessage } from "../types";
@@ -62,6 +68,20 @@ export interface LiveConnectionOptions {
 }
 
 const OPEN = 1;
+/** "Try again later": the server closed a client that fell too far behind. */
+export const CLOSE_FELL_BEHIND = 1013;
+
+type DataMessage = Extract<ServerMessage, { type: "metrics_update" | "snapshot" }>;
+
+/** A split snapshot being gathered, and the updates that arrived meanwhile. */
+interface PendingSnapshot {
+  seq: number;
+  parts: number;
+  received: number;
+  updates: DataMessage["updates"];
+  traces: DataMessage["traces"];
+  held: DataMessage[];
+}
 
 export class LiveConnection {
   private socket: SocketLike | null = null;
@@ -70,6 +90,7 @@ export class LiveConnection {
   private everLive = false;
   private lastSeqSeen: number | null = null;
   private lastStatus: ConnectionState | null = null;
+  private pendingSnapshot: PendingSnapshot | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private pongTimer: ReturnType<typeof setTimeout> | null = null;
@@ -92,6 +113,11 @@ export class LiveConnection {
     this.pingIntervalMs = options.pingIntervalMs ?? 30_000;
     this.pongTimeoutMs = options.pongTimeoutMs ?? 10_000;
     this.offlineAfterFailures = options.offlineAfterFailures ?? 5;
+  }
+
+  /** False while a split snapshot is still arriving: live state is not yet complete. */
+  get inSync(): boolean {
+    return this.pendingSnapshot === null;
   }
 
   /** Sequence number of the last update received; sent as `last_seq` when re-subscribing. */
@@ -143,8 +169,10 @@ export class LiveConnection {
     socket.onerror = () => {
       // Browsers follow every error with a close event; reconnecting happens there.
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       if (this.socket !== socket) return;
+      // Closed for falling behind: what was missed is gone, ask for a snapshot on reconnect.
+      if ((event as { code?: unknown } | null)?.code === CLOSE_FELL_BEHIND) this.lastSeqSeen = null;
       this.dropSocket();
       if (!this.stopped) this.scheduleReconnect();
     };
@@ -188,14 +216,76 @@ export class LiveConnection {
         break;
       case "metrics_update":
       case "snapshot":
-        this.lastSeqSeen = message.seq;
-        this.markLive();
-        break;
+        this.receiveData(message);
+        return;
       case "pong":
         this.clearPongDeadline();
         break;
       case "error":
         break;
+    }
+    this.options.onMessage(message);
+  }
+
+  /** Gathers split snapshots, holds updates that arrive while one is gathered, passes the rest on. */
+  private receiveData(message: DataMessage): void {
+    const part = message.part ?? 1;
+    const parts = message.parts ?? 1;
+    if (message.type === "snapshot" && parts > 1) {
+      const pending = this.pendingSnapshot;
+      if (part === 1) {
+        // A new snapshot supersedes one left unfinished (its updates still wait for this one).
+        this.pendingSnapshot = {
+          seq: message.seq,
+          parts,
+          received: 0,
+          updates: [],
+          traces: [],
+          held: pending?.held ?? [],
+        };
+      } else if (pending === null || pending.seq !== message.seq || pending.parts !== parts || pending.received + 1 !== part) {
+        // A part out of its sequence: this snapshot cannot be completed. Reconnect and ask for a
+        // fresh one (no last_seq), as after being closed for falling behind.
+        this.options.onProtocolError?.(JSON.stringify({ type: message.type, seq: message.seq, part, parts }));
+        this.lastSeqSeen = null;
+        this.abandonSocket();
+        return;
+      }
+      const gathering = this.pendingSnapshot;
+      if (gathering === null) return;
+      gathering.received += 1;
+      gathering.updates.push(...message.updates);
+      gathering.traces.push(...message.traces);
+      if (gathering.received < gathering.parts) return;
+      this.pendingSnapshot = null;
+      this.deliverData({ type: "snapshot", seq: gathering.seq, updates: gathering.updates, traces: gathering.traces });
+      for (const held of gathering.held) {
+        if (held.seq > gathering.seq) this.deliverData(held); // older ones are in the snapshot
+      }
+      return;
+    }
+    if (this.pendingSnapshot !== null) {
+      if (message.type === "snapshot") {
+        // A whole snapshot replaces the unfinished one.
+        const held = this.pendingSnapshot.held;
+        this.pendingSnapshot = null;
+        this.deliverData(message);
+        for (const m of held) if (m.seq > message.seq) this.deliverData(m);
+        return;
+      }
+      this.pendingSnapshot.held.push(message);
+      return;
+    }
+    this.deliverData(message);
+  }
+
+  private deliverData(message: DataMessage): void {
+    const part = message.part ?? 1;
+    const parts = message.parts ?? 1;
+    // A split update's seq counts once its last part is in: a resume then replays the rest.
+    if (part === parts) {
+      this.lastSeqSeen = message.seq;
+      this.markLive();
     }
     this.options.onMessage(message);
   }
@@ -249,6 +339,7 @@ export class LiveConnection {
 
   private dropSocket(): void {
     this.stopPing();
+    this.pendingSnapshot = null;
     const socket = this.socket;
     this.socket = null;
     if (socket === null) return;

@@ -7,12 +7,11 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
 use super::hub::LiveBatch;
+pub use super::wire::MAX_MESSAGE_BYTES;
 use super::wire::{LiveUpdate, ServerMessage};
 use crate::ports::{ConnectionPusher, ConnectionStore, ConnectionStoreError, PushError};
 use crate::traces::TraceEvent;
 
-/// API Gateway refuses WebSocket messages over 128 KB; stay under it with room for the envelope.
-pub const MAX_MESSAGE_BYTES: usize = 120 * 1024;
 /// Posts in flight at once. PostToConnection is one HTTP call per connection.
 const CONCURRENT_POSTS: usize = 32;
 
@@ -48,7 +47,7 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
             .await?
             .into_iter()
             .flat_map(|(connection, updates)| {
-                split_messages(seq, updates)
+                split_messages(&connection, seq, updates)
                     .into_iter()
                     .map(move |payload| (connection.clone(), payload))
             })
@@ -67,7 +66,7 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
             .await?
             .into_iter()
             .flat_map(|(connection, updates)| {
-                split_messages(batch.seq, updates)
+                split_messages(&connection, batch.seq, updates)
                     .into_iter()
                     .map(move |payload| (connection.clone(), payload))
             })
@@ -77,7 +76,14 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
                 seq: batch.seq,
                 traces: traces.into_iter().cloned().collect(),
             };
-            posts.push((connection, Bytes::from(message.to_json())));
+            let encoded = message.into_parts(MAX_MESSAGE_BYTES);
+            warn_oversized(&connection, encoded.oversized);
+            posts.extend(
+                encoded
+                    .texts
+                    .into_iter()
+                    .map(|text| (connection.clone(), Bytes::from(text))),
+            );
         }
         self.post_all(posts).await
     }
@@ -134,19 +140,40 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
         self.post_all(posts).await
     }
 
-    /// Posts concurrently, counts the results, and removes the connections the gateway reported
-    /// gone. The posts own their data, which keeps the concurrent futures free of borrows.
+    /// Posts concurrently across connections, in order within one connection (so a split message's
+    /// parts arrive in sequence), counts the results, and removes the connections the gateway
+    /// reported gone. The posts own their data, which keeps the concurrent futures free of borrows.
     async fn post_all(
         &self,
         posts: Vec<(String, Bytes)>,
     ) -> Result<FanoutReport, ConnectionStoreError> {
         let pusher = self.pusher;
-        let results: Vec<(String, Result<(), PushError>)> = stream::iter(posts)
-            .map(|(connection, payload)| async move {
-                let result = pusher.post(&connection, payload).await;
-                (connection, result)
+        let mut per_connection: Vec<(String, Vec<Bytes>)> = Vec::new();
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        for (connection, payload) in posts {
+            match index.get(&connection) {
+                Some(&i) => per_connection[i].1.push(payload),
+                None => {
+                    index.insert(connection.clone(), per_connection.len());
+                    per_connection.push((connection, vec![payload]));
+                }
+            }
+        }
+        let results: Vec<(String, Result<(), PushError>)> = stream::iter(per_connection)
+            .map(|(connection, payloads)| async move {
+                let mut results = Vec::with_capacity(payloads.len());
+                for payload in payloads {
+                    let result = pusher.post(&connection, payload).await;
+                    let gone = matches!(result, Err(PushError::Gone));
+                    results.push((connection.clone(), result));
+                    if gone {
+                        break;
+                    }
+                }
+                stream::iter(results)
             })
             .buffer_unordered(CONCURRENT_POSTS)
+            .flatten()
             .collect()
             .await;
         let mut report = FanoutReport::default();
@@ -200,27 +227,27 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
     }
 }
 
-/// One `metrics_update` message, or several when one would exceed [`MAX_MESSAGE_BYTES`]
-/// (all carry the same `seq`).
-fn split_messages(seq: u64, updates: Vec<&LiveUpdate>) -> Vec<Bytes> {
-    let mut messages = Vec::new();
-    let mut chunk: Vec<LiveUpdate> = Vec::new();
-    let mut chunk_bytes = 64;
-    for update in updates {
-        let size = serde_json::to_vec(update).map(|v| v.len()).unwrap_or(512) + 1;
-        if !chunk.is_empty() && chunk_bytes + size > MAX_MESSAGE_BYTES {
-            messages.push(encode(seq, std::mem::take(&mut chunk)));
-            chunk_bytes = 64;
-        }
-        chunk_bytes += size;
-        chunk.push(update.clone());
-    }
-    if !chunk.is_empty() {
-        messages.push(encode(seq, chunk));
-    }
-    messages
+/// One `metrics_update` message, or several numbered parts (same `seq`) when one would exceed
+/// [`MAX_MESSAGE_BYTES`].
+fn split_messages(connection: &str, seq: u64, updates: Vec<&LiveUpdate>) -> Vec<Bytes> {
+    let message = ServerMessage::MetricsUpdate {
+        seq,
+        part: 1,
+        parts: 1,
+        updates: updates.into_iter().cloned().collect(),
+    };
+    let encoded = message.into_parts(MAX_MESSAGE_BYTES);
+    warn_oversized(connection, encoded.oversized);
+    encoded.texts.into_iter().map(Bytes::from).collect()
 }
 
-fn encode(seq: u64, updates: Vec<LiveUpdate>) -> Bytes {
-    Bytes::from(ServerMessage::MetricsUpdate { seq, updates }.to_json())
+fn warn_oversized(connection: &str, oversized: usize) {
+    if oversized > 0 {
+        tracing::warn!(
+            %connection,
+            oversized,
+            limit = MAX_MESSAGE_BYTES,
+            "live items larger than one WebSocket message left out (read them from the query API)"
+        );
+    }
 }

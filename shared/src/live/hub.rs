@@ -16,6 +16,9 @@ use crate::traces::TraceEvent;
 pub struct HubConfig {
     /// Batches kept for catch-up after a reconnect (one per flush: 300 ≈ 5 minutes at 1/s).
     pub replay_batches: usize,
+    /// Bytes (their updates' JSON) the kept batches may hold together; the oldest leave first. A
+    /// client whose gap left the buffer gets a snapshot instead of a catch-up.
+    pub replay_bytes: usize,
     /// Buckets older than this (unix seconds before the newest update) leave the snapshot.
     pub snapshot_horizon_seconds: i64,
 }
@@ -24,9 +27,45 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             replay_batches: 300,
+            replay_bytes: DEFAULT_REPLAY_BYTES,
             snapshot_horizon_seconds: 3600,
         }
     }
+}
+
+/// Default of [`HubConfig::replay_bytes`].
+pub const DEFAULT_REPLAY_BYTES: usize = 8 * 1024 * 1024;
+
+/// What the replay buffer holds now, for `/api/pipeline`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayStats {
+    pub batches: usize,
+    pub bytes: usize,
+}
+
+/// Counts the bytes a value serializes to without keeping them.
+#[derive(Default)]
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The JSON size of a batch's updates (what a catch-up of it costs on the wire).
+fn json_bytes(updates: &[LiveUpdate]) -> usize {
+    let mut counter = ByteCounter::default();
+    for update in updates {
+        // Serializing a plain struct into a counter cannot fail.
+        let _ = serde_json::to_writer(&mut counter, update);
+        counter.0 += 1;
+    }
+    counter.0
 }
 
 type BucketIdentity = (String, Resolution, i64);
@@ -48,7 +87,9 @@ struct HubState {
     /// Updates since the last flush; a later update of the same bucket replaces the earlier one.
     pending: HashMap<BucketIdentity, LiveUpdate>,
     pending_traces: VecDeque<TraceEvent>,
-    recent: VecDeque<(u64, Vec<LiveUpdate>)>,
+    /// Kept batches: sequence number, updates, their JSON size.
+    recent: VecDeque<(u64, Vec<LiveUpdate>, usize)>,
+    recent_bytes: usize,
     /// Newest bucket per (series, resolution) and the ones before it within the horizon.
     latest: HashMap<BucketIdentity, LiveUpdate>,
     newest_start: i64,
@@ -130,9 +171,16 @@ impl LiveHub {
         });
         state.seq += 1;
         let seq = state.seq;
-        state.recent.push_back((seq, batch.clone()));
-        while state.recent.len() > self.config.replay_batches {
-            state.recent.pop_front();
+        let bytes = json_bytes(&batch);
+        state.recent.push_back((seq, batch.clone(), bytes));
+        state.recent_bytes += bytes;
+        while state.recent.len() > self.config.replay_batches
+            || state.recent_bytes > self.config.replay_bytes
+        {
+            match state.recent.pop_front() {
+                Some((_, _, bytes)) => state.recent_bytes -= bytes,
+                None => break,
+            }
         }
         let horizon = state.newest_start - self.config.snapshot_horizon_seconds;
         state.latest.retain(|_, u| u.bucket.start >= horizon);
@@ -145,6 +193,14 @@ impl LiveHub {
 
     pub fn current_seq(&self) -> u64 {
         self.lock().seq
+    }
+
+    pub fn replay_stats(&self) -> ReplayStats {
+        let state = self.lock();
+        ReplayStats {
+            batches: state.recent.len(),
+            bytes: state.recent_bytes,
+        }
     }
 
     /// What a (re)subscribing client should receive: the batches it missed since `last_seq` when
@@ -160,19 +216,21 @@ impl LiveHub {
             if last == state.seq {
                 return None;
             }
-            let oldest_buffered = state.recent.front().map(|(seq, _)| *seq);
+            let oldest_buffered = state.recent.front().map(|(seq, _, _)| *seq);
             // `last > seq` means the server restarted and its sequence began again: snapshot.
             let gap_is_buffered =
                 last < state.seq && oldest_buffered.is_some_and(|o| o <= last + 1);
             if gap_is_buffered {
                 let mut missed: HashMap<BucketIdentity, LiveUpdate> = HashMap::new();
-                for (_, batch) in state.recent.iter().filter(|(seq, _)| *seq > last) {
+                for (_, batch, _) in state.recent.iter().filter(|(seq, _, _)| *seq > last) {
                     for update in batch.iter().filter(wanted) {
                         missed.insert(update.bucket_identity(), update.clone());
                     }
                 }
                 return Some(ServerMessage::MetricsUpdate {
                     seq: state.seq,
+                    part: 1,
+                    parts: 1,
                     updates: sorted(missed.into_values().collect()),
                 });
             }
@@ -180,6 +238,8 @@ impl LiveHub {
         let updates = state.latest.values().filter(wanted).cloned().collect();
         Some(ServerMessage::Snapshot {
             seq: state.seq,
+            part: 1,
+            parts: 1,
             updates: sorted(updates),
         })
     }
@@ -285,7 +345,7 @@ mod tests {
     fn resume_falls_back_to_a_snapshot_when_the_gap_is_gone_or_the_server_restarted() {
         let hub = LiveHub::new(HubConfig {
             replay_batches: 2,
-            snapshot_horizon_seconds: 3600,
+            ..HubConfig::default()
         });
         for i in 1..=4 {
             hub.publish([update("api", "cpu", 60, i)]);
@@ -303,6 +363,51 @@ mod tests {
         assert!(matches!(
             caught_up,
             ServerMessage::MetricsUpdate { seq: 4, .. }
+        ));
+    }
+
+    #[test]
+    fn the_replay_buffer_is_bounded_in_bytes_and_a_gap_past_it_gets_a_snapshot() {
+        // Counts of two digits keep every batch the same size.
+        let one_batch = json_bytes(&[update("api", "cpu", 60, 10)]);
+        let hub = LiveHub::new(HubConfig {
+            replay_bytes: 3 * one_batch,
+            ..HubConfig::default()
+        });
+        for i in 10..20 {
+            hub.publish([update("api", "cpu", 60, i)]);
+            hub.take_batch();
+            assert!(hub.replay_stats().bytes <= 3 * one_batch);
+        }
+        assert_eq!(
+            hub.replay_stats(),
+            ReplayStats {
+                batches: 3,
+                bytes: 3 * one_batch
+            }
+        );
+        let all = Subscription::default();
+        assert!(matches!(
+            hub.resume(Some(7), &all),
+            Some(ServerMessage::MetricsUpdate { seq: 10, .. })
+        ));
+        let gone = hub.resume(Some(6), &all).unwrap();
+        assert!(matches!(gone, ServerMessage::Snapshot { seq: 10, .. }));
+        assert_eq!(counts(&gone), vec![("api/cpu".to_string(), 19)]);
+
+        // A single flush larger than the whole buffer is not kept at all.
+        let small = LiveHub::new(HubConfig {
+            replay_bytes: one_batch / 2,
+            ..HubConfig::default()
+        });
+        small.publish([update("api", "cpu", 60, 10)]);
+        small.take_batch();
+        small.publish([update("api", "cpu", 60, 11)]);
+        small.take_batch();
+        assert_eq!(small.replay_stats(), ReplayStats::default());
+        assert!(matches!(
+            small.resume(Some(1), &all),
+            Some(ServerMessage::Snapshot { seq: 2, .. })
         ));
     }
 }

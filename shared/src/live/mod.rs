@@ -7,5 +7,5 @@ pub mod session;
 pub mod wire;
 
 pub use fanout::{Fanout, FanoutReport};
-pub use hub::{HubConfig, LiveBatch, LiveHub};
-pub use wire::{ClientMessage, LiveUpdate, ServerMessage};
+pub use hub::{HubConfig, LiveBatch, LiveHub, ReplayStats, DEFAULT_REPLAY_BYTES};
+pub use wire::{ClientMessage, EncodedParts, LiveUpdate, ServerMessage, MAX_MESSAGE_BYTES};

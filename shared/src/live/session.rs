@@ -40,6 +40,8 @@ impl Replay for NoReplay {
     ) -> Option<ServerMessage> {
         Some(ServerMessage::Snapshot {
             seq: 0,
+            part: 1,
+            parts: 1,
             updates: Vec::new(),
         })
     }

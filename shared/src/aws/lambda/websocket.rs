@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::{now_unix_s, LambdaError};
 use crate::auth::ApiKeys;
 use crate::live::session::{on_connect, on_disconnect, on_message, ConnectError, NoReplay};
+use crate::live::MAX_MESSAGE_BYTES;
 use crate::ports::{ConnectionPusher, ConnectionStore, PushError};
 
 /// The connection the event is about.
@@ -85,11 +86,14 @@ pub async fn handle_message<C: ConnectionStore + ?Sized, P: ConnectionPusher + ?
     )
     .await?;
     if let Some(reply) = reply {
-        match pusher.post(id, Bytes::from(reply.to_json())).await {
-            Ok(()) => {}
-            // The sender left while we worked: its $disconnect cleans up.
-            Err(PushError::Gone) => {}
-            Err(e) => return Err(e.into()),
+        // A large reply goes out as numbered parts, each under API Gateway's 128 KB, in order.
+        for text in reply.into_parts(MAX_MESSAGE_BYTES).texts {
+            match pusher.post(id, Bytes::from(text)).await {
+                Ok(()) => {}
+                // The sender left while we worked: its $disconnect cleans up.
+                Err(PushError::Gone) => break,
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(response(200, "ok"))
