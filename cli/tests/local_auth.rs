@@ -105,7 +105,10 @@ async fn config_json_carries_endpoints_and_mode_but_never_the_token() {
     );
     assert!(config.body.get("token").is_none(), "{}", config.body);
     assert_eq!(config.body["mode"], "local");
-    assert_eq!(config.body["auth"], "token", "the dashboard must ask for it");
+    assert_eq!(
+        config.body["auth"], "token",
+        "the dashboard must ask for it"
+    );
     // The health check and the dashboard's files stay public.
     assert_eq!(request(&handle, "GET", "/healthz", &[]).await.status, 200);
     assert_eq!(request(&handle, "GET", "/", &[]).await.status, 200);
@@ -158,7 +161,10 @@ async fn query_api_needs_the_token_and_says_why_it_refuses() {
         ("POST", "/api/silences"),
         ("GET", "/api/graph?from=0&to=60"),
     ] {
-        assert_refused(&request(&handle, method, path, &[]).await, "missing credential: ");
+        assert_refused(
+            &request(&handle, method, path, &[]).await,
+            "missing credential: ",
+        );
     }
     assert_eq!(
         request(&handle, "GET", "/api/pipeline", &[&bearer])

@@ -123,8 +123,8 @@ impl ApiKeys {
         authorization: Option<&'a str>,
         x_api_key: Option<&'a str>,
     ) -> Option<&'a str> {
-        if let Some(value) = x_api_key {
-            return Some(value.trim());
+        if let Some(value) = x_api_key.map(str::trim).filter(|v| !v.is_empty()) {
+            return Some(value);
         }
         let value = authorization?.trim();
         let (scheme, rest) = value.split_once(' ')?;
@@ -174,26 +174,47 @@ mod tests {
         );
         assert_eq!(ApiKeys::key_from_headers(Some("Basic abc"), None), None);
         assert_eq!(ApiKeys::key_from_headers(None, Some("k")), Some("k"));
+        assert_eq!(
+            ApiKeys::key_from_headers(Some("Bearer abc"), Some(" ")),
+            Some("abc")
+        );
         assert_eq!(ApiKeys::key_from_headers(None, None), None);
     }
 
     #[test]
     fn refusals_say_whether_the_credential_was_missing_or_wrong() {
         let keys = ApiKeys::from_clear_keys(["T"]);
-        assert_eq!(keys.check_headers(None, None), Err(AuthError::MissingHeader));
+        assert_eq!(
+            keys.check_headers(None, None),
+            Err(AuthError::MissingHeader)
+        );
         assert_eq!(
             keys.check_headers(Some("Basic VDo="), None),
             Err(AuthError::MissingHeader)
         );
-        assert_eq!(keys.check_headers(Some("Bearer "), None), Err(AuthError::MissingHeader));
-        assert_eq!(keys.check_headers(Some("Bearer x"), None), Err(AuthError::Invalid));
+        assert_eq!(
+            keys.check_headers(Some("Bearer "), None),
+            Err(AuthError::MissingHeader)
+        );
+        assert_eq!(
+            keys.check_headers(Some("Bearer x"), None),
+            Err(AuthError::Invalid)
+        );
         assert_eq!(keys.check_headers(Some("Bearer T"), None), Ok(()));
         assert_eq!(keys.check_headers(None, Some("T")), Ok(()));
-        assert_eq!(keys.check_query_token(None), Err(AuthError::MissingQueryToken));
-        assert_eq!(keys.check_query_token(Some("")), Err(AuthError::MissingQueryToken));
+        assert_eq!(
+            keys.check_query_token(None),
+            Err(AuthError::MissingQueryToken)
+        );
+        assert_eq!(
+            keys.check_query_token(Some("")),
+            Err(AuthError::MissingQueryToken)
+        );
         assert_eq!(keys.check_query_token(Some("x")), Err(AuthError::Invalid));
         assert_eq!(keys.check_query_token(Some("T")), Ok(()));
-        assert!(AuthError::MissingHeader.to_string().starts_with("missing credential: "));
+        assert!(AuthError::MissingHeader
+            .to_string()
+            .starts_with("missing credential: "));
         assert_eq!(
             AuthError::Invalid.json_body(),
             r#"{"error":"invalid credential"}"#

@@ -259,6 +259,7 @@ async function main() {
           await fresh.getByRole("button", { name: "Sign in" }).click();
           const message = fresh.getByTestId("sign-in-message");
           await waitFor("the server's reason", async () => /invalid credential/.test((await message.textContent()) ?? ""), 10_000);
+          await fresh.screenshot({ path: join(SCREENSHOTS, "sign-in-refused.png") });
           await field.fill(TOKEN);
           await fresh.getByRole("button", { name: "Sign in" }).click();
           await waitFor("the prompt to go", async () => (await fresh.getByTestId("sign-in").count()) === 0, 10_000);

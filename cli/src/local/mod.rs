@@ -148,7 +148,8 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     .await?;
     // Fan-out reaches clients the way the `fanout` function does: in-process for the embedded
     // backend, through aws-sdk-apigatewaymanagement and this gateway's `@connections` with `--aws`.
-    let fanout_pusher: Arc<dyn ConnectionPusher> = fanout_pusher(&backend, &pusher, http_addr, args.token.as_deref());
+    let fanout_pusher: Arc<dyn ConnectionPusher> =
+        fanout_pusher(&backend, &pusher, http_addr, args.token.as_deref());
     tasks.spawn(until_stopped(
         stopped.clone(),
         flush_loop(hub.clone(), connections.clone(), fanout_pusher.clone()),

@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
-use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_apigatewaymanagement::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
 use bytes::Bytes;
 

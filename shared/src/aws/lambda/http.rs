@@ -136,8 +136,10 @@ pub fn unauthorized(error: AuthError) -> Response<Body> {
         status: 401,
         body: error.json_body(),
     });
-    http.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
+    http.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(CHALLENGE),
+    );
     http
 }
 
@@ -195,12 +197,18 @@ mod tests {
     #[test]
     fn the_query_api_refuses_missing_and_wrong_keys_with_a_reason() {
         let keys = ApiKeys::from_clear_keys(["k1"]);
-        assert_eq!(query_auth(&keys, &headers(&[])), Err(AuthError::MissingHeader));
+        assert_eq!(
+            query_auth(&keys, &headers(&[])),
+            Err(AuthError::MissingHeader)
+        );
         assert_eq!(
             query_auth(&keys, &headers(&[("authorization", "Bearer nope")])),
             Err(AuthError::Invalid)
         );
-        assert_eq!(query_auth(&keys, &headers(&[("authorization", "Bearer k1")])), Ok(()));
+        assert_eq!(
+            query_auth(&keys, &headers(&[("authorization", "Bearer k1")])),
+            Ok(())
+        );
         assert_eq!(query_auth(&keys, &headers(&[("x-api-key", "k1")])), Ok(()));
 
         let refused = unauthorized(AuthError::Invalid);

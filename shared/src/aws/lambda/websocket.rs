@@ -125,7 +125,10 @@ mod tests {
         let Some(Body::Text(body)) = missing.body else {
             panic!("a text body")
         };
-        assert!(body.contains("missing credential: connect with ?token="), "{body}");
+        assert!(
+            body.contains("missing credential: connect with ?token="),
+            "{body}"
+        );
         let wrong = refused(keys.check_query_token(Some("nope")).unwrap_err());
         assert_eq!(
             wrong.body,
