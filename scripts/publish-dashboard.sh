@@ -6,9 +6,11 @@
 #                         `aws cloudformation describe-stacks` answer or its Stacks[0].Outputs list
 #   --dashboard-dir DIR   the dashboard project (default: <repo>/dashboard)
 #   --skip-build          publish DIR/dist as it is (no npm ci / npm run build)
-#   --token TOKEN         put TOKEN into config.json. Everything in the bucket is public through
-#                         CloudFront, so by default the token is left empty and the page asks for it.
 #   --region REGION       AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / the CLI's config)
+#
+# config.json carries endpoints and mode only, never a key: everything in the bucket is public
+# through CloudFront. The page asks for the API key (or takes it from a `#token=…` link) and keeps
+# it in sessionStorage. `--token` is refused.
 #
 # Uses the AWS CLI (from the deploy venv if present). AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) points
 # it at an S3 emulator; path-style addressing is then used, as emulators need.
@@ -29,14 +31,16 @@ STACK=""
 OUTPUTS_JSON=""
 DASHBOARD_DIR="$REPO_ROOT/dashboard"
 SKIP_BUILD=0
-TOKEN=""
 REGION_ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --outputs-json) OUTPUTS_JSON="${2:?--outputs-json needs a file}"; shift 2 ;;
     --dashboard-dir) DASHBOARD_DIR="${2:?--dashboard-dir needs a directory}"; shift 2 ;;
     --skip-build) SKIP_BUILD=1; shift ;;
-    --token) TOKEN="${2?--token needs a value}"; shift 2 ;;
+    --token)
+      echo "publish-dashboard: --token is no longer supported: config.json is public, so it never carries a key;" \
+        "the dashboard asks for it (or open it with #token=<key>)" >&2
+      exit 2 ;;
     --region) REGION_ARGS=(--region "${2:?--region needs a value}"); shift 2 ;;
     -h | --help) usage ;;
     -*) echo "publish-dashboard: unknown option $1" >&2; usage ;;
@@ -117,17 +121,15 @@ DIST="$DASHBOARD_DIR/dist"
 [[ -f "$DIST/index.html" ]] || { echo "publish-dashboard: $DIST/index.html missing (build first)" >&2; exit 1; }
 
 # 3. config.json: where the page finds the APIs (see dashboard's config contract).
-python3 - "$DIST/config.json" "$API_BASE_URL" "$WS_URL" "$TOKEN" <<'PY'
+# Public: endpoints and mode only. `auth: key` tells the page to ask for the API key first.
+python3 - "$DIST/config.json" "$API_BASE_URL" "$WS_URL" <<'PY'
 import json, sys
 
-path, api, ws, token = sys.argv[1:5]
+path, api, ws = sys.argv[1:4]
 with open(path, "w") as f:
-    json.dump({"apiBaseUrl": api, "wsUrl": ws, "token": token, "mode": "aws"}, f, indent=2)
+    json.dump({"apiBaseUrl": api, "wsUrl": ws, "mode": "aws", "auth": "key"}, f, indent=2)
     f.write("\n")
 PY
-if [[ -n "$TOKEN" ]]; then
-  echo "publish-dashboard: warning: config.json carries a token; anyone who can open the dashboard can read it" >&2
-fi
 
 # 4. Upload: hashed assets first, so a fresh index.html never points at files not yet there.
 if [[ -d "$DIST/assets" ]]; then

@@ -123,7 +123,12 @@ config_is() { # key expected
 check "config.json apiBaseUrl is the HTTP API base without trailing slash" \
   config_is apiBaseUrl "https://abc123.execute-api.us-east-1.amazonaws.com"
 check "config.json wsUrl is the WebSocket URL" config_is wsUrl "wss://ws456.execute-api.us-east-1.amazonaws.com/prod"
-check "config.json carries no token unless asked" config_is token ""
+config_has_no_key() {
+  python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); sys.exit(any(k in c for k in ("token", "key", "apiKey")) or c.get("auth") != "key")' \
+    "$work/config.json"
+}
+check "config.json carries no token or key, and says one is needed" config_has_no_key
+check "config.json mode is aws" config_is mode "aws"
 
 head_field() { # key field
   s3api head-object --bucket "$bucket" --key "$1" --query "$2" --output text 2>/dev/null
@@ -134,15 +139,22 @@ check "index.html is revalidated on every load" test "$(head_field index.html Ca
 check "config.json is revalidated on every load" test "$(head_field config.json CacheControl)" = "no-cache"
 check "index.html is served as text/html" grep -q "^text/html" <<<"$(head_field index.html ContentType)"
 
-# Plain Outputs-list form, prebuilt dist, and an explicit token.
+# Plain Outputs-list form and a prebuilt dist.
 python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); json.dump(d["Stacks"][0]["Outputs"], open(sys.argv[2], "w"))' \
   "$work/outputs.json" "$work/outputs-list.json"
 "$REPO_ROOT/scripts/publish-dashboard.sh" flowscope --outputs-json "$work/outputs-list.json" \
-  --dashboard-dir "$project" --skip-build --token s3cret >"$work/publish2.log" 2>&1
+  --dashboard-dir "$project" --skip-build >"$work/publish2.log" 2>&1
+rc=$?
+check "an Outputs list is accepted" test "$rc" -eq 0
+
+# A key must never reach the public bucket: --token is refused before anything is uploaded.
+"$REPO_ROOT/scripts/publish-dashboard.sh" flowscope --outputs-json "$work/outputs-list.json" \
+  --dashboard-dir "$project" --skip-build --token s3cret >"$work/publish-token.log" 2>&1
 rc=$?
 s3api get-object --bucket "$bucket" --key config.json "$work/config.json" >/dev/null 2>&1
-check "an Outputs list and --token are accepted" test "$rc" -eq 0
-check "--token lands in config.json" config_is token "s3cret"
+check "--token is refused" test "$rc" -ne 0
+check "the refusal says why" grep -q "config.json is public" "$work/publish-token.log"
+check "the published config.json still carries no key" bash -c "! grep -q s3cret '$work/config.json'"
 
 # A stack without the dashboard bucket output must not publish anywhere.
 s3api create-bucket --bucket flowscope-untouched >/dev/null

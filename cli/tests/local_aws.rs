@@ -103,3 +103,64 @@ async fn local_aws_mode_pushes_updates_through_kinesis_dynamodb_and_connections(
     );
     handle.shutdown().await.unwrap();
 }
+
+/// With `--token`, this gateway's `@connections` needs the credential too; fan-out through
+/// aws-sdk-apigatewaymanagement sends it (`x-api-key`), so a subscriber with `?token=` still gets
+/// its updates, and a handshake without the token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_aws_mode_with_a_token_still_fans_out_through_connections() {
+    if !emulators_configured() {
+        eprintln!("SKIPPED: set AWS_ENDPOINT_URL (scripts/aws-tests.sh starts emulators)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("fs-local-{}", rand::random::<u32>());
+    let flags = [
+        "--aws",
+        "--aws-prefix",
+        &prefix,
+        "--shards",
+        "1",
+        "--token",
+        "aws-path-token",
+    ];
+    let handle = local::start(args_with(dir.path(), &flags)).await.unwrap();
+    let ws = format!("ws://{}/ws", handle.http_addr);
+    assert!(
+        tokio_tungstenite::connect_async(ws.as_str()).await.is_err(),
+        "a handshake without the token is refused"
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{ws}?token=aws-path-token"))
+        .await
+        .unwrap();
+    socket
+        .send(Message::text(
+            r#"{"type":"subscribe","services":["token-svc"]}"#,
+        ))
+        .await
+        .unwrap();
+    let (status, _) = http(
+        handle.otlp_addr,
+        "POST",
+        "/v1/metrics",
+        "application/x-protobuf",
+        &gauge_request("token-svc", "cpu", 7.0),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let update = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let Some(Ok(Message::Text(text))) = socket.next().await else {
+                panic!("socket closed")
+            };
+            let message: Value = serde_json::from_str(text.as_str()).unwrap();
+            if message["type"] == "metrics_update" {
+                return message;
+            }
+        }
+    })
+    .await
+    .expect("a metrics_update through @connections (with the credential) within 30 s");
+    assert_eq!(update["updates"][0]["service"], "token-svc");
+    handle.shutdown().await.unwrap();
+}

@@ -798,6 +798,15 @@ async function serveStatic(pathname, res) {
   }
 }
 
+/** As the real API: `Authorization: Bearer` or `x-api-key`; null when accepted (or no token set). */
+function credentialRefusal(req) {
+  if (TOKEN === "") return null;
+  const bearer = /^bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim();
+  const presented = req.headers["x-api-key"]?.trim() ?? bearer;
+  if (!presented) return "missing credential: send `Authorization: Bearer <token>` or `x-api-key: <token>`";
+  return presented === TOKEN ? null : "invalid credential";
+}
+
 function json(res, status, body) {
   res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
   res.end(JSON.stringify(body));
@@ -806,8 +815,14 @@ function json(res, status, body) {
 const server = createServer(async (req, res) => {
   const url = new URL(req.url ?? "/", "http://localhost");
   try {
-    if (url.pathname === "/config.json") return json(res, 200, { apiBaseUrl: "", token: TOKEN, mode: "mock" });
+    // Public: endpoints and mode only, like the real config.json; the page asks for the token.
+    if (url.pathname === "/config.json") return json(res, 200, { apiBaseUrl: "", mode: "mock", auth: TOKEN === "" ? "none" : "token" });
     if (url.pathname.startsWith("/api/")) {
+      const refusal = credentialRefusal(req);
+      if (refusal !== null) {
+        res.writeHead(401, { "content-type": "application/json", "www-authenticate": 'Bearer realm="flowscope"' });
+        return res.end(JSON.stringify({ error: refusal }));
+      }
       const [status, body] = await api(req.method ?? "GET", url.pathname, url.searchParams, req);
       return json(res, status, body);
     }
@@ -843,7 +858,8 @@ server.on("upgrade", (req, socket, head) => {
   const url = new URL(req.url ?? "/", "http://localhost");
   if (url.pathname !== "/ws") return socket.destroy();
   if (TOKEN !== "" && url.searchParams.get("token") !== TOKEN) {
-    socket.write("HTTP/1.1 401 Unauthorized\r\nconnection: close\r\n\r\n");
+    const reason = JSON.stringify({ error: url.searchParams.has("token") ? "invalid credential" : "missing credential: connect with ?token=<token>" });
+    socket.write(`HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(reason)}\r\nconnection: close\r\n\r\n${reason}`);
     return socket.destroy();
   }
   wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws));
@@ -944,7 +960,7 @@ setInterval(() => {
 
 server.listen(PORT, "127.0.0.1", () => {
   const shape = NODE_COUNT > 0 ? `${SERVICES.size} generated nodes, ${EDGES.length} edges` : "5 services";
-  console.log(`mock Flowscope on http://127.0.0.1:${PORT} (token ${TOKEN || "none"}, ${shape}, ${UPDATE_HZ} updates/s, dashboard from ${DIST})`);
+  console.log(`mock Flowscope on http://127.0.0.1:${PORT}/${TOKEN ? `#token=${encodeURIComponent(TOKEN)}` : ""} (token ${TOKEN || "none"}, ${shape}, ${UPDATE_HZ} updates/s, dashboard from ${DIST})`);
 });
 
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(0));

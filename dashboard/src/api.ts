@@ -24,6 +24,11 @@ export class ApiError extends Error {
     this.name = "ApiError";
   }
 
+  /** True when the server refused the credential (missing or wrong token): ask for it again. */
+  get isUnauthorized(): boolean {
+    return this.status === 401;
+  }
+
   /** True when the thing asked for does not exist (yet): show "no data", not an error. */
   get isNotFound(): boolean {
     return this.status === 404;
@@ -49,13 +54,15 @@ function list(value: unknown): unknown[] {
 
 export class QueryClient {
   /**
-   * `token`, when not empty, is sent as `Authorization: Bearer …`: the query API on AWS requires an
-   * API key (local mode ignores it).
+   * `token`, when not empty, is sent as `Authorization: Bearer …` (the query API on AWS, and local
+   * mode started with `--token`, require it). `onUnauthorized` hears the server's reason whenever a
+   * request is answered 401, so the page can ask for the token again.
    */
   constructor(
     private readonly baseUrl: string,
     private readonly fetchFn: typeof fetch,
     private readonly token: string = "",
+    private readonly onUnauthorized: (reason: string) => void = () => {},
   ) {}
 
   async services(): Promise<ServiceSummary[]> {
@@ -200,6 +207,7 @@ export class QueryClient {
     if (!response.ok) {
       const message =
         isObject(body) && typeof body.error === "string" ? body.error : `HTTP ${response.status}`;
+      if (response.status === 401) this.onUnauthorized(message);
       throw new ApiError(message, response.status);
     }
     return body;

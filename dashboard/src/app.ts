@@ -79,6 +79,14 @@ export interface AppDependencies {
   nowMs: () => number;
 }
 
+/** The session's credential: sent on every request, and what to do when the server refuses it. */
+export interface AppCredential {
+  /** "" for none. */
+  token: string;
+  /** Called with the server's reason when the API answers 401. */
+  onUnauthorized: (reason: string) => void;
+}
+
 export class App {
   private readonly state = new TelemetryState({ resolution: RESOLUTION, retentionSeconds: RETENTION_SECONDS });
   private readonly traces = new TraceStore(100);
@@ -119,8 +127,9 @@ export class App {
     config: DashboardConfig,
     private readonly deps: AppDependencies,
     configWarning?: string,
+    credential: AppCredential = { token: "", onUnauthorized: () => {} },
   ) {
-    this.api = new QueryClient(config.apiBaseUrl, deps.fetch, config.token);
+    this.api = new QueryClient(config.apiBaseUrl, deps.fetch, credential.token, credential.onUnauthorized);
     this.header = new Header(root);
     const layout = el("div", { class: "layout" });
     this.main = el("main", { class: "main", id: "main", tabindex: -1 });
@@ -164,7 +173,7 @@ export class App {
     });
 
     this.connection = new LiveConnection({
-      url: withToken(config.wsUrl, config.token),
+      url: withToken(config.wsUrl, credential.token),
       subscription: { services: [], metrics: [...PAGE_METRICS, ...Object.values(RED_METRICS)] },
       onMessage: (message) => this.onLiveMessage(message),
       onStatus: (status) => this.onStatus(status),
@@ -213,6 +222,12 @@ export class App {
       setInterval(whenVisible(() => void this.refreshRecentTraces()), TRACES_REFRESH_MS),
       setInterval(() => this.scheduleRender(), TICK_MS),
     );
+  }
+
+  /** Stops polling and the live connection (the credential was refused; the page asks again). */
+  stop(): void {
+    for (const timer of this.timers.splice(0)) clearInterval(timer);
+    this.connection.stop();
   }
 
   /** Counters for the benchmark and for anyone inspecting the page (`window.flowscope`). */

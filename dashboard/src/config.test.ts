@@ -5,11 +5,25 @@ const page = { protocol: "http:", host: "127.0.0.1:8080" };
 
 describe("resolveConfig", () => {
   it("derives the WebSocket URL from the page when config.json has none", () => {
-    expect(resolveConfig({ apiBaseUrl: "", token: "t" }, page)).toEqual({
+    expect(resolveConfig({ apiBaseUrl: "", mode: "local", auth: "none" }, page)).toEqual({
       apiBaseUrl: "",
       wsUrl: "ws://127.0.0.1:8080/ws",
-      token: "t",
+      authRequired: false,
     });
+  });
+
+  it("never takes a credential from config.json, even an old one that still carries a token", () => {
+    const config = resolveConfig({ apiBaseUrl: "", token: "leaked", auth: "token" }, page);
+    expect(JSON.stringify(config)).not.toContain("leaked");
+    expect(config.authRequired).toBe(true);
+  });
+
+  it("knows when a credential is needed: auth says so, and an AWS deployment always needs one", () => {
+    expect(resolveConfig({ auth: "token" }, page).authRequired).toBe(true);
+    expect(resolveConfig({ auth: "none" }, page).authRequired).toBe(false);
+    expect(resolveConfig({ mode: "aws" }, page).authRequired).toBe(true);
+    expect(resolveConfig({ mode: "local" }, page).authRequired).toBe(false);
+    expect(resolveConfig({}, page).authRequired).toBe(false);
   });
 
   it("uses wss on an https page so the socket is not blocked as mixed content", () => {
@@ -23,14 +37,13 @@ describe("resolveConfig", () => {
     );
     expect(config.apiBaseUrl).toBe("https://api.example.com/prod");
     expect(config.wsUrl).toBe("wss://ws.example.com/prod");
-    expect(config.token).toBe("");
   });
 
   it("falls back to defaults for malformed fields instead of failing", () => {
-    expect(resolveConfig({ apiBaseUrl: 42, wsUrl: "", token: null }, page)).toEqual({
+    expect(resolveConfig({ apiBaseUrl: 42, wsUrl: "", auth: null }, page)).toEqual({
       apiBaseUrl: "",
       wsUrl: "ws://127.0.0.1:8080/ws",
-      token: "",
+      authRequired: false,
     });
     expect(resolveConfig("not an object", page).wsUrl).toBe("ws://127.0.0.1:8080/ws");
   });
@@ -49,9 +62,9 @@ describe("withToken", () => {
 
 describe("loadConfig", () => {
   it("reads config.json", async () => {
-    const fetchFn = (async () => new Response(JSON.stringify({ token: "secret" }))) as typeof fetch;
+    const fetchFn = (async () => new Response(JSON.stringify({ apiBaseUrl: "", auth: "token" }))) as typeof fetch;
     const { config, warning } = await loadConfig(fetchFn, page, "/config.json");
-    expect(config.token).toBe("secret");
+    expect(config.authRequired).toBe(true);
     expect(warning).toBeUndefined();
   });
 

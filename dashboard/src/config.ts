@@ -1,13 +1,19 @@
 // Where the API and WebSocket live. The page reads `config.json` from its own origin, so one build
 // works from local mode, an S3 bucket or a dev server: only that file differs per deployment.
+//
+// `config.json` is public, so it never carries a credential: it only says whether one is needed.
+// The token itself comes from the user (see `auth.ts`) and is kept for the browser session.
 
 export interface DashboardConfig {
   /** Prefix for `/api/...` requests; "" means the page's own origin. */
   apiBaseUrl: string;
   /** WebSocket endpoint without the token. */
   wsUrl: string;
-  /** Sent as `?token=` on the WebSocket (browsers cannot set headers there); "" for none. */
-  token: string;
+  /**
+   * True when the server says a credential is needed (`"auth": "token"`, or any AWS deployment):
+   * the page asks for it before its first request instead of waiting for a 401.
+   */
+  authRequired: boolean;
 }
 
 export interface PageLocation {
@@ -24,7 +30,9 @@ export function resolveConfig(raw: unknown, location: PageLocation): DashboardCo
   };
   const apiBaseUrl = (text("apiBaseUrl") ?? "").replace(/\/+$/, "");
   const wsUrl = text("wsUrl") || defaultWsUrl(location);
-  return { apiBaseUrl, wsUrl, token: text("token") ?? "" };
+  const auth = text("auth");
+  const authRequired = auth === undefined ? text("mode") === "aws" : auth !== "none" && auth !== "";
+  return { apiBaseUrl, wsUrl, authRequired };
 }
 
 /** `ws(s)://<host>/ws`, matching the page's scheme so an https page never opens an insecure socket. */
@@ -42,7 +50,7 @@ export function withToken(wsUrl: string, token: string): string {
 
 /**
  * Fetches `config.json` next to the page. A missing or broken file is not fatal: the page then
- * talks to its own origin without a token, which is what local mode without `--token` expects.
+ * talks to its own origin, and asks for a token only if the server answers 401.
  */
 export async function loadConfig(
   fetchFn: typeof fetch,

@@ -16,6 +16,7 @@
 //   BENCH_TRACES_PER_S trace events per second (default 20)
 //   BENCH_PORT         port of the mock server it starts (default 18490)
 //   BENCH_URL          use a running server instead of starting the mock
+//   BENCH_TOKEN        that server's token, passed in the URL fragment (the mock's is mock-token)
 //   CHROMIUM_PATH      browser binary (default /usr/bin/chromium)
 
 import { join } from "node:path";
@@ -79,7 +80,9 @@ async function main() {
     const cdp = await page.context().newCDPSession(page);
     await cdp.send("Performance.enable");
 
-    await page.goto(`${BASE_URL}/#/pipeline`);
+    // The mock's token (or BENCH_TOKEN for a running server) in the fragment, as a shared link would.
+    const token = process.env.BENCH_TOKEN ?? (mock === null ? "" : "mock-token");
+    await page.goto(`${BASE_URL}/#/pipeline${token === "" ? "" : `?token=${encodeURIComponent(token)}`}`);
     await checks.run(`the graph shows ${NODES} nodes`, async () => {
       await waitFor(`${NODES} nodes`, async () => (await page.locator("[data-node]").count()) >= NODES, 60_000);
     });

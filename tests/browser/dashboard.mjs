@@ -17,6 +17,9 @@
 //   FLOWSCOPE_OTLP_PORT    OTLP port of the started server (default 18418)
 //   FLOWSCOPE_DATA_DIR     data dir of the started server (default: a fresh one under build/)
 //   FLOWSCOPE_LOCAL_ARGS   extra arguments for `flowscope local`
+//   FLOWSCOPE_TOKEN        the server's token: given to a started server as --token (default
+//                          browser-test-token); the page gets it from the URL fragment (#…?token=),
+//                          never from config.json. "" = a server without a token.
 //   FLOWSCOPE_ALERT_RULES  rules file for the started server (default: one written by this script,
 //                          with a fast error-spike rule: 1-minute window, fires at once)
 //   FLOWSCOPE_SERVICES     services that must appear (default auth,api,database,cache,queue)
@@ -54,6 +57,8 @@ const MOCK = process.env.FLOWSCOPE_MOCK === "1";
 const HTTP_PORT = Number(process.env.FLOWSCOPE_HTTP_PORT ?? 18480);
 const OTLP_PORT = Number(process.env.FLOWSCOPE_OTLP_PORT ?? 18418);
 const MANAGED = BIN !== null || MOCK;
+const TOKEN = process.env.FLOWSCOPE_TOKEN ?? (MANAGED ? "browser-test-token" : "");
+const TOKEN_ARGS = TOKEN === "" ? [] : ["--token", TOKEN];
 const BASE_URL = MANAGED ? `http://127.0.0.1:${HTTP_PORT}` : (process.env.FLOWSCOPE_URL ?? "http://127.0.0.1:8080");
 const SERVICES = (process.env.FLOWSCOPE_SERVICES ?? "auth,api,database,cache,queue")
   .split(",")
@@ -92,7 +97,12 @@ rules:
 
 function serverProcess() {
   if (MOCK) {
-    return new ManagedProcess("mock-server", process.execPath, ["dashboard/dev/mock-server.mjs", "--port", String(HTTP_PORT)], LOGS);
+    return new ManagedProcess(
+      "mock-server",
+      process.execPath,
+      ["dashboard/dev/mock-server.mjs", "--port", String(HTTP_PORT), "--token", TOKEN],
+      LOGS,
+    );
   }
   const extra = (process.env.FLOWSCOPE_LOCAL_ARGS ?? "").split(/\s+/).filter(Boolean);
   return new ManagedProcess(
@@ -108,6 +118,7 @@ function serverProcess() {
       DATA_DIR,
       "--dashboard-dir",
       join(repoRoot, "dashboard/dist"),
+      ...TOKEN_ARGS,
       ...extra,
     ],
     LOGS,
@@ -225,10 +236,51 @@ async function main() {
     const status = page.getByTestId("connection-status");
     const shot = (name, fullPage = false) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage });
 
+    if (TOKEN !== "") {
+      await checks.run("config.json is public and carries no token", async () => {
+        const response = await fetch(`${BASE_URL}/config.json`);
+        const text = await response.text();
+        assert(response.ok, `HTTP ${response.status}`);
+        assert(!text.includes(TOKEN), `config.json holds the token: ${text}`);
+        assert(JSON.parse(text).auth === "token", `config.json does not say a token is needed: ${text}`);
+      });
+
+      await checks.run("without a token the page asks for it; a wrong one shows the server's reason", async () => {
+        const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+        try {
+          const fresh = await context.newPage();
+          fresh.on("pageerror", (error) => pageErrors.push(error.message));
+          await fresh.goto(`${BASE_URL}/#/overview`, { waitUntil: "domcontentloaded", timeout: 30_000 });
+          const field = fresh.getByLabel("Access token");
+          await field.waitFor({ timeout: 10_000 });
+          const focused = await fresh.evaluate(() => document.activeElement?.id);
+          assert(focused === "sign-in-token", `focus is on ${focused}, not the token field`);
+          await field.fill("not-the-token");
+          await fresh.getByRole("button", { name: "Sign in" }).click();
+          const message = fresh.getByTestId("sign-in-message");
+          await waitFor("the server's reason", async () => /invalid credential/.test((await message.textContent()) ?? ""), 10_000);
+          await fresh.screenshot({ path: join(SCREENSHOTS, "sign-in-refused.png") });
+          await field.fill(TOKEN);
+          await fresh.getByRole("button", { name: "Sign in" }).click();
+          await waitFor("the prompt to go", async () => (await fresh.getByTestId("sign-in").count()) === 0, 10_000);
+          await waitFor("status Live", async () => (await fresh.getByTestId("connection-status").getAttribute("data-state")) === "live", TIMEOUT_MS);
+          const kept = await fresh.evaluate(() => [sessionStorage.getItem("flowscope.token"), localStorage.length]);
+          assert(kept[0] === TOKEN && kept[1] === 0, `token kept as ${JSON.stringify(kept)} (sessionStorage only)`);
+        } finally {
+          await context.close();
+        }
+      });
+    }
+
     await checks.run("page loads", async () => {
-      const response = await page.goto(`${BASE_URL}/#/overview`, { waitUntil: "domcontentloaded", timeout: 30_000 });
+      // The token comes in the URL fragment (never sent to the server) and leaves the address bar.
+      const fragment = TOKEN === "" ? "#/overview" : `#/overview?token=${encodeURIComponent(TOKEN)}`;
+      const response = await page.goto(`${BASE_URL}/${fragment}`, { waitUntil: "domcontentloaded", timeout: 30_000 });
       assert(response !== null && response.ok(), `HTTP ${response?.status()} for ${BASE_URL}`);
       assert((await page.title()) === "Flowscope", `title is ${JSON.stringify(await page.title())}`);
+      if (TOKEN !== "") {
+        await waitFor("the token out of the address bar", async () => page.url().endsWith("#/overview"), 10_000);
+      }
     });
 
     await checks.run("connection status reads Live", async () => {

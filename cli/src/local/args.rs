@@ -60,7 +60,9 @@ pub struct LocalArgs {
         default_value_t = 100_000
     )]
     pub max_points_per_request: usize,
-    /// Require this token on WebSocket connections (`?token=`); the served dashboard is given it.
+    /// Require this token on the query API (`Authorization: Bearer` or `x-api-key`), the WebSocket
+    /// (`?token=`) and `@connections`; the dashboard asks for it. Without it, anyone who reaches the
+    /// HTTP address may read (keep that on 127.0.0.1).
     #[arg(long, env = "FLOWSCOPE_TOKEN")]
     pub token: Option<String>,
     /// Use the AWS adapters (Kinesis, DynamoDB, API Gateway management) against `AWS_ENDPOINT_URL`
@@ -178,8 +180,12 @@ impl LocalArgs {
 
     pub fn ws_keys(&self) -> anyhow::Result<ApiKeys> {
         Ok(match &self.token {
-            Some(token) if !token.is_empty() => ApiKeys::from_clear_keys([token.as_str()]),
-            _ => ApiKeys::default(),
+            // An empty token would silently mean "no credential": refuse it.
+            Some(token) if token.trim().is_empty() => {
+                anyhow::bail!("--token (FLOWSCOPE_TOKEN) is empty: give a token or leave it out")
+            }
+            Some(token) => ApiKeys::from_clear_keys([token.trim()]),
+            None => ApiKeys::default(),
         })
     }
 }

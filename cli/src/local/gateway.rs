@@ -1,6 +1,10 @@
 //! The local API Gateway (8080): the query API, the WebSocket API with `$connect` / `$default` /
 //! `$disconnect` semantics, its `@connections` management endpoint, `config.json` and the dashboard.
 //!
+//! With `--token`, everything but `/healthz`, `config.json` and the dashboard's static files needs the
+//! credential ([`require_credential`]): `Authorization: Bearer` or `x-api-key` on HTTP, `?token=` on
+//! the WebSocket handshake. Without it local mode is zero-config and open to whoever reaches the port.
+//!
 //! Free LocalStack has no WebSocket APIs and SAM has no local WebSocket support, so local mode brings
 //! its own gateway that runs the same route logic (`flowscope_core::live::session`) as the Lambdas.
 
@@ -11,13 +15,14 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use flowscope_core::api::ApiRouter;
-use flowscope_core::auth::ApiKeys;
+use flowscope_core::auth::{ApiKeys, AuthError, CHALLENGE};
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::session::{self, ConnectError};
 use flowscope_core::live::{ClientMessage, LiveHub, ServerMessage, MAX_MESSAGE_BYTES};
@@ -40,8 +45,8 @@ pub struct GatewayState {
     pub ingest: Arc<Ingest<dyn StreamSink>>,
     pub aggregator_stats: Arc<AggregatorStats>,
     pub api: Arc<ApiRouter<dyn MetricStore, dyn AlertStore>>,
+    /// The `--token` credential (hashed); empty = no credential needed.
     pub keys: ApiKeys,
-    pub token: Option<String>,
     pub dashboard_dir: PathBuf,
 }
 
@@ -59,6 +64,11 @@ pub fn router(state: GatewayState) -> Router {
                 .get(get_connection)
                 .delete(delete_connection),
         )
+        // Every route above needs the credential when a token is set; the ones below never do.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_credential,
+        ))
         .route("/config.json", get(config))
         .route("/healthz", get(|| async { "ok" }));
     let router = if has_dashboard {
@@ -71,6 +81,47 @@ pub fn router(state: GatewayState) -> Router {
         router.fallback(get(no_dashboard))
     };
     router.with_state(state)
+}
+
+/// With a token set: the credential from `Authorization: Bearer` / `x-api-key`, or `?token=` on
+/// `/ws` (browsers cannot set headers there); otherwise 401 with the reason. Without a token: open.
+async fn require_credential(
+    State(state): State<GatewayState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.keys.is_empty() {
+        return next.run(request).await;
+    }
+    match check_credential(&state.keys, request.uri(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(error) => unauthorized(error),
+    }
+}
+
+fn check_credential(keys: &ApiKeys, uri: &Uri, headers: &HeaderMap) -> Result<(), AuthError> {
+    if uri.path() == "/ws" {
+        // The same check `$connect` makes (session::on_connect), before the upgrade is attempted.
+        let token = Query::<ConnectParams>::try_from_uri(uri)
+            .ok()
+            .and_then(|Query(params)| params.token);
+        return keys.check_query_token(token.as_deref());
+    }
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    keys.check_headers(text(header::AUTHORIZATION.as_str()), text("x-api-key"))
+}
+
+/// 401 with `{"error": "<reason>"}` and a `WWW-Authenticate: Bearer` challenge.
+fn unauthorized(error: AuthError) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::WWW_AUTHENTICATE, CHALLENGE),
+        ],
+        error.json_body(),
+    )
+        .into_response()
 }
 
 /// `/api/*`: the alert routes (which also take POST/DELETE) or the read-only query API.
@@ -117,12 +168,14 @@ async fn pipeline_stats(State(state): State<GatewayState>) -> Json<serde_json::V
     }))
 }
 
+/// Public, so it carries endpoints and mode only — never a credential. `auth` tells the dashboard
+/// whether to ask for the token before its first request.
 async fn config(State(state): State<GatewayState>) -> Json<serde_json::Value> {
     // URLs are left to the page (same origin) so the dashboard works behind any host name or port.
     Json(serde_json::json!({
         "apiBaseUrl": "",
-        "token": state.token.clone().unwrap_or_default(),
         "mode": "local",
+        "auth": if state.keys.is_empty() { "none" } else { "token" },
     }))
 }
 
@@ -160,9 +213,7 @@ async fn websocket(
     .await
     {
         Ok(()) => {}
-        Err(ConnectError::Unauthorized) => {
-            return (StatusCode::UNAUTHORIZED, "a valid ?token= is required").into_response()
-        }
+        Err(ConnectError::Unauthorized(error)) => return unauthorized(error),
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
     // Client messages are tiny subscriptions: a frame or message past the limit closes with 1009.

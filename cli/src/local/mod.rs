@@ -94,6 +94,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
 /// Starts every part of local mode and returns once both ports accept connections.
 pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     let retention = args.retention()?;
+    let keys = args.ws_keys()?;
     let backend = if args.aws {
         Backend::aws(&args).await?
     } else {
@@ -135,6 +136,12 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         .with_context(|| format!("binding HTTP on {}", args.http_addr))?;
     let otlp_addr = otlp_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
+    if args.token.is_none() && !http_addr.ip().is_loopback() {
+        tracing::warn!(
+            %http_addr,
+            "the query API and WebSocket listen beyond this machine without a credential: set --token (FLOWSCOPE_TOKEN)"
+        );
+    }
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -149,7 +156,8 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     .await?;
     // Fan-out reaches clients the way the `fanout` function does: in-process for the embedded
     // backend, through aws-sdk-apigatewaymanagement and this gateway's `@connections` with `--aws`.
-    let fanout_pusher: Arc<dyn ConnectionPusher> = fanout_pusher(&backend, &pusher, http_addr);
+    let fanout_pusher: Arc<dyn ConnectionPusher> =
+        fanout_pusher(&backend, &pusher, http_addr, args.token.as_deref());
     tasks.spawn(until_stopped(
         stopped.clone(),
         flush_loop(hub.clone(), connections.clone(), fanout_pusher.clone()),
@@ -178,8 +186,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             AlertApi::new(alerting.store.clone(), alerting.rules.clone()),
         )),
         aggregator_stats,
-        keys: args.ws_keys()?,
-        token: args.token.clone(),
+        keys,
         dashboard_dir: args.dashboard_dir.clone(),
     });
     let otlp = otlp_server::router(ingest);
@@ -227,11 +234,14 @@ fn fanout_pusher(
     backend: &Backend,
     local: &Arc<LocalConnections>,
     http_addr: SocketAddr,
+    token: Option<&str>,
 ) -> Arc<dyn ConnectionPusher> {
     match &backend.aws {
-        Some(sdk) => Arc::new(flowscope_core::aws::ApiGatewayPusher::new(
+        // This gateway's `@connections` requires the `--token` credential like the query API.
+        Some(sdk) => Arc::new(flowscope_core::aws::ApiGatewayPusher::with_api_key(
             sdk,
             &format!("http://{http_addr}"),
+            token,
         )),
         None => local.clone(),
     }
@@ -242,6 +252,7 @@ fn fanout_pusher(
     _backend: &Backend,
     local: &Arc<LocalConnections>,
     _http_addr: SocketAddr,
+    _token: Option<&str>,
 ) -> Arc<dyn ConnectionPusher> {
     local.clone()
 }

@@ -2,6 +2,8 @@
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
+use aws_sdk_apigatewaymanagement::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_apigatewaymanagement::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
@@ -21,11 +23,19 @@ pub struct ApiGatewayPusher {
 impl ApiGatewayPusher {
     /// A pusher for the WebSocket API stage at `endpoint`.
     pub fn new(config: &SdkConfig, endpoint: &str) -> Self {
-        let client_config = aws_sdk_apigatewaymanagement::config::Builder::from(config)
-            .endpoint_url(endpoint.trim_end_matches('/'))
-            .build();
+        Self::with_api_key(config, endpoint, None)
+    }
+
+    /// A pusher that also sends `x-api-key: <key>` on every call: local mode's `@connections`
+    /// requires the `--token` credential (on AWS the endpoint is IAM-protected and this is `None`).
+    pub fn with_api_key(config: &SdkConfig, endpoint: &str, api_key: Option<&str>) -> Self {
+        let mut builder = aws_sdk_apigatewaymanagement::config::Builder::from(config)
+            .endpoint_url(endpoint.trim_end_matches('/'));
+        if let Some(key) = api_key.filter(|k| !k.is_empty()) {
+            builder = builder.interceptor(ApiKeyHeader(key.to_string()));
+        }
         ApiGatewayPusher {
-            client: Client::from_conf(client_config),
+            client: Client::from_conf(builder.build()),
         }
     }
 
@@ -36,6 +46,34 @@ impl ApiGatewayPusher {
             .filter(|e| !e.trim().is_empty())
             .ok_or_else(|| PushError::Failed(format!("{ENDPOINT_VARIABLE} is not set")))?;
         Ok(Self::new(config, &endpoint))
+    }
+}
+
+/// Adds `x-api-key` to each request, before SigV4 signing (which leaves the header alone).
+struct ApiKeyHeader(String);
+
+impl std::fmt::Debug for ApiKeyHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKeyHeader(<redacted>)")
+    }
+}
+
+impl Intercept for ApiKeyHeader {
+    fn name(&self) -> &'static str {
+        "ApiKeyHeader"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        context
+            .request_mut()
+            .headers_mut()
+            .insert("x-api-key", self.0.clone());
+        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::hub::LiveHub;
 use super::wire::{ClientMessage, ServerMessage};
-use crate::auth::ApiKeys;
+use crate::auth::{ApiKeys, AuthError};
 use crate::ports::{ConnectionStore, ConnectionStoreError, Subscription};
 
 /// API Gateway closes a connection after 2 h; connection items outlive that a little, then expire.
@@ -11,8 +11,9 @@ pub const CONNECTION_TTL_SECONDS: i64 = 2 * 3600 + 600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("a valid token is required: connect with ?token=<key>")]
-    Unauthorized,
+    /// Missing or wrong `?token=`; the text is the reason given with the 401.
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
     #[error(transparent)]
     Store(#[from] ConnectionStoreError),
 }
@@ -59,12 +60,9 @@ pub async fn on_connect<C: ConnectionStore + ?Sized>(
     let principal = if keys.is_empty() {
         "anonymous".to_string()
     } else {
-        match token {
-            Some(token) if keys.accepts(token) => {
-                format!("key:{}", &crate::auth::hash_key(token)[..12])
-            }
-            _ => return Err(ConnectError::Unauthorized),
-        }
+        keys.check_query_token(token)?;
+        let token = token.unwrap_or_default().trim();
+        format!("key:{}", &crate::auth::hash_key(token)[..12])
     };
     connections
         .put_connection(

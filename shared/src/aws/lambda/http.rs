@@ -6,12 +6,12 @@ use lambda_http::http::{header, HeaderMap, HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
 
 use crate::api::ApiRouter;
-use crate::auth::ApiKeys;
+use crate::auth::{ApiKeys, AuthError, CHALLENGE};
 use crate::ingest::{Ingest, IngestRequest, IngestResponse, Signal};
 use crate::otlp::response::status_body;
 use crate::otlp::Format;
 use crate::ports::{AlertStore, MetricStore, StreamSink};
-use crate::query::{parse_query, ApiResponse};
+use crate::query::ApiResponse;
 
 /// `google.rpc.Code.UNAUTHENTICATED`.
 const UNAUTHENTICATED: i32 = 16;
@@ -121,7 +121,29 @@ fn json_response(response: ApiResponse) -> Response<Body> {
     http
 }
 
-/// The query function: API key check (headers, or `?token=` for links), then the `/api/*` router.
+/// The query API's credential check: `Authorization: Bearer <key>` or `x-api-key: <key>`. A
+/// `?token=` is not read here: a key in a URL ends up in access logs and browser history.
+pub fn query_auth(keys: &ApiKeys, headers: &HeaderMap) -> Result<(), AuthError> {
+    keys.check_headers(
+        header_text(headers, header::AUTHORIZATION.as_str()),
+        header_text(headers, "x-api-key"),
+    )
+}
+
+/// The 401 of the query API: `{"error": "<reason>"}` and a `WWW-Authenticate: Bearer` challenge.
+pub fn unauthorized(error: AuthError) -> Response<Body> {
+    let mut http = json_response(ApiResponse {
+        status: 401,
+        body: error.json_body(),
+    });
+    http.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(CHALLENGE),
+    );
+    http
+}
+
+/// The query function: API key check (headers only), then the `/api/*` router.
 /// Acknowledgements are stored and returned; their live `alert` event is not pushed from here (the
 /// function has no WebSocket management client), so dashboards see it on their next alert reload.
 pub async fn handle_query<S: MetricStore + ?Sized, A: AlertStore + ?Sized>(
@@ -130,19 +152,10 @@ pub async fn handle_query<S: MetricStore + ?Sized, A: AlertStore + ?Sized>(
     request: Request,
     now_unix_s: i64,
 ) -> Response<Body> {
-    let query = request.uri().query().unwrap_or("");
-    let token = parse_query(query).remove("token");
-    let authorized =
-        is_authorized(keys, request.headers()) || token.as_deref().is_some_and(|t| keys.accepts(t));
-    if !authorized {
-        return json_response(ApiResponse {
-            status: 401,
-            body: serde_json::json!({
-                "error": "a valid API key is required: send `Authorization: Bearer <key>`"
-            })
-            .to_string(),
-        });
+    if let Err(error) = query_auth(keys, request.headers()) {
+        return unauthorized(error);
     }
+    let query = request.uri().query().unwrap_or("");
     let routed = api
         .handle(
             request.method().as_str(),
@@ -171,6 +184,41 @@ mod tests {
         assert_eq!(signal_for_path("/v1/traces/"), Some(Signal::Traces));
         assert_eq!(signal_for_path("/v1/logs"), Some(Signal::Logs));
         assert_eq!(signal_for_path("/v1/profiles"), None);
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn the_query_api_refuses_missing_and_wrong_keys_with_a_reason() {
+        let keys = ApiKeys::from_clear_keys(["k1"]);
+        assert_eq!(
+            query_auth(&keys, &headers(&[])),
+            Err(AuthError::MissingHeader)
+        );
+        assert_eq!(
+            query_auth(&keys, &headers(&[("authorization", "Bearer nope")])),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            query_auth(&keys, &headers(&[("authorization", "Bearer k1")])),
+            Ok(())
+        );
+        assert_eq!(query_auth(&keys, &headers(&[("x-api-key", "k1")])), Ok(()));
+
+        let refused = unauthorized(AuthError::Invalid);
+        assert_eq!(refused.status(), 401);
+        assert_eq!(refused.headers()[header::WWW_AUTHENTICATE], CHALLENGE);
+        assert_eq!(refused.headers()[header::CONTENT_TYPE], "application/json");
+        let Body::Text(body) = refused.body() else {
+            panic!("a JSON text body")
+        };
+        assert_eq!(body, r#"{"error":"invalid credential"}"#);
     }
 
     #[test]

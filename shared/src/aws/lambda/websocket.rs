@@ -6,9 +6,10 @@ use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use base64::Engine;
 use bytes::Bytes;
+use lambda_http::http::{header, HeaderValue};
 
 use super::{now_unix_s, LambdaError};
-use crate::auth::ApiKeys;
+use crate::auth::{ApiKeys, AuthError, CHALLENGE};
 use crate::live::session::{on_connect, on_disconnect, on_message, ConnectError, NoReplay};
 use crate::live::MAX_MESSAGE_BYTES;
 use crate::ports::{ConnectionPusher, ConnectionStore, PushError};
@@ -31,6 +32,20 @@ pub fn response(status: i64, message: &str) -> ApiGatewayProxyResponse {
     response
 }
 
+/// The `$connect` refusal: 401, the reason as `{"error": …}` and a `WWW-Authenticate` challenge.
+pub fn refused(error: AuthError) -> ApiGatewayProxyResponse {
+    let mut refusal = response(401, &error.json_body());
+    refusal.headers.insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(CHALLENGE),
+    );
+    refusal.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    refusal
+}
+
 /// `$connect`: checks `?token=` against the API key hashes and records the connection.
 pub async fn handle_connect<C: ConnectionStore + ?Sized>(
     connections: &C,
@@ -41,9 +56,7 @@ pub async fn handle_connect<C: ConnectionStore + ?Sized>(
     let token = event.query_string_parameters.first("token");
     match on_connect(connections, keys, id, token, now_unix_s()).await {
         Ok(()) => Ok(response(200, "connected")),
-        Err(ConnectError::Unauthorized) => {
-            Ok(response(401, &ConnectError::Unauthorized.to_string()))
-        }
+        Err(ConnectError::Unauthorized(error)) => Ok(refused(error)),
         Err(ConnectError::Store(e)) => Err(e.into()),
     }
 }
@@ -105,6 +118,26 @@ mod tests {
 
     fn event(json: serde_json::Value) -> ApiGatewayWebsocketProxyRequest {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_refused_connect_says_why_with_a_challenge() {
+        let keys = ApiKeys::from_clear_keys(["k1"]);
+        let missing = refused(keys.check_query_token(None).unwrap_err());
+        assert_eq!(missing.status_code, 401);
+        assert_eq!(missing.headers[header::WWW_AUTHENTICATE], CHALLENGE);
+        let Some(Body::Text(body)) = missing.body else {
+            panic!("a text body")
+        };
+        assert!(
+            body.contains("missing credential: connect with ?token="),
+            "{body}"
+        );
+        let wrong = refused(keys.check_query_token(Some("nope")).unwrap_err());
+        assert_eq!(
+            wrong.body,
+            Some(Body::Text(r#"{"error":"invalid credential"}"#.into()))
+        );
     }
 
     #[test]
