@@ -250,6 +250,12 @@ async fn an_otlp_request_reaches_the_query_api_through_kinesis_and_dynamodb() {
     )
     .await;
     assert_eq!(refused.status(), 401);
+    // The reason and the challenge reach the client (the dashboard shows the reason).
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        flowscope_core::auth::CHALLENGE
+    );
+    assert_eq!(json_body(&refused)["error"], "invalid credential");
     pipeline.finish().await;
 }
 
@@ -431,6 +437,11 @@ async fn a_written_bucket_is_pushed_to_the_websocket_clients_subscribed_to_its_s
     .await
     .expect("connect handled");
     assert_eq!(refused.status_code, 401);
+    assert!(
+        format!("{:?}", refused.body).contains("invalid credential"),
+        "{:?}",
+        refused.body
+    );
     for (connection, subscribed_to) in [
         ("watcher", &service),
         ("bystander", &other_service),
