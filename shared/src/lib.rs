@@ -10,6 +10,7 @@ pub mod aggregate;
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod cardinality;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod embedded;

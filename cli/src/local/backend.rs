@@ -4,11 +4,14 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::embedded::{
-    EmbeddedStream, MemoryConnections, RedbAlertStore, RedbStore, RedbTraceStore,
+    EmbeddedStream, MemorySeriesAdmission, MemoryConnections, RedbAlertStore, RedbStore, RedbTraceStore,
 };
 use flowscope_core::model::Retention;
-use flowscope_core::ports::{AlertStore, ConnectionStore, MetricStore, StreamSink, TraceStore};
+use flowscope_core::ports::{
+    AlertStore, ConnectionStore, MetricStore, SeriesAdmission, StreamSink, TraceStore,
+};
 
 use super::LocalArgs;
 
@@ -110,6 +113,11 @@ impl Backend {
             },
             aws: Some(sdk),
         })
+    }
+
+    /// The active-series limits: in memory, seeded from the store's series registry.
+    pub fn series_admission(&self, limits: SeriesLimits) -> Arc<dyn SeriesAdmission> {
+        Arc::new(MemorySeriesAdmission::new(limits).with_seed(self.store.clone()))
     }
 
     #[cfg(not(feature = "aws"))]

@@ -105,13 +105,17 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     ));
     let pusher = Arc::new(LocalConnections::default());
     let hub = Arc::new(LiveHub::default());
-    let ingest: Arc<Ingest<dyn StreamSink>> = Arc::new(Ingest::new(
-        backend.sink.clone(),
-        IngestLimits {
-            max_body_bytes: args.max_body_bytes,
-            ..IngestLimits::default()
-        },
-    ));
+    let admission = backend.series_admission(args.series_limits()?);
+    let ingest: Arc<Ingest<dyn StreamSink>> = Arc::new(
+        Ingest::new(
+            backend.sink.clone(),
+            IngestLimits {
+                max_body_bytes: args.max_body_bytes,
+                ..IngestLimits::default()
+            },
+        )
+        .with_series_admission(admission.clone()),
+    );
     let aggregator: Arc<dyn ProcessShard> = Arc::new(ShardProcessor::new(
         store.clone(),
         backend.traces.clone(),
@@ -168,7 +172,8 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         api: Arc::new(ApiRouter::new(
             QueryApi::new(store.clone()).with_traces(backend.traces.clone()),
             AlertApi::new(alerting.store.clone(), alerting.rules.clone()),
-        )),
+        )
+        .with_series_admission(admission)),
         aggregator_stats,
         keys: args.ws_keys()?,
         token: args.token.clone(),

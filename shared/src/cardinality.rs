@@ -1,0 +1,240 @@
+//! Active-series (cardinality) limits: which series a request may create.
+//!
+//! A series (service + metric + point attributes, see [`SeriesKey`](crate::model::SeriesKey)) is
+//! *active* while it has been seen within the activity window. Each service may have at most
+//! `max_series_per_service` active series and each of its metrics at most `max_series_per_metric`.
+//! At ingest, after decoding and before the stream write, points of active series pass, new series
+//! are admitted while both limits have room, and the points of the rest are refused in the OTLP
+//! `partial_success` with a message naming the metric and the limit; the rest of the request is
+//! written. Refusals are counted per service and metric (with a few example attribute sets) and
+//! served at `GET /api/limits`.
+//!
+//! The decision itself sits behind the [`SeriesAdmission`] port: in memory locally
+//! ([`crate::embedded::MemorySeriesAdmission`]), DynamoDB counters on AWS.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::model::{Attributes, MetricPoint, SeriesId};
+use crate::otlp::Rejections;
+use crate::ports::admission::{AdmissionError, SeriesAdmission};
+
+/// Example attribute sets kept per refused metric.
+pub const MAX_EXAMPLES_PER_METRIC: usize = 5;
+/// (service, metric) pairs with their own refusal counts; refusals beyond are only totalled.
+pub const MAX_REFUSED_METRICS: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SeriesLimits {
+    pub max_series_per_service: u32,
+    pub max_series_per_metric: u32,
+    /// A series not seen for this long stops counting against the limits.
+    pub active_window_seconds: i64,
+}
+
+impl Default for SeriesLimits {
+    fn default() -> Self {
+        SeriesLimits {
+            max_series_per_service: 10_000,
+            max_series_per_metric: 2_000,
+            active_window_seconds: 3_600,
+        }
+    }
+}
+
+/// The distinct series of one service and metric in one request, in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricSeries {
+    pub service: String,
+    pub metric: String,
+    pub ids: Vec<SeriesId>,
+}
+
+/// Which limit refused a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    PerMetric,
+    PerService,
+}
+
+/// What [`SeriesAdmission::admit`] refused of one group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefusedSeries {
+    pub ids: Vec<SeriesId>,
+    /// The limit that refused the first of them (`None` when nothing was refused).
+    pub limit: Option<LimitKind>,
+}
+
+/// Refusals of one request for one service and metric, to be counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRefusal {
+    pub service: String,
+    pub metric: String,
+    pub limit: LimitKind,
+    pub points: u64,
+    /// Up to [`MAX_EXAMPLES_PER_METRIC`] attribute sets of refused series.
+    pub examples: Vec<Attributes>,
+}
+
+/// Refusal counts of one service and metric (`GET /api/limits`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricRefusals {
+    pub service: String,
+    pub metric: String,
+    /// The limit of the latest refusal.
+    pub limit: LimitKind,
+    pub refused_points: u64,
+    pub last_refused_unix_s: i64,
+    pub examples: Vec<Attributes>,
+}
+
+/// The body of `GET /api/limits`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RefusalReport {
+    pub limits: SeriesLimits,
+    /// Sorted by service, then metric.
+    pub refusals: Vec<MetricRefusals>,
+    /// Points refused for metrics beyond the first [`MAX_REFUSED_METRICS`] counted individually.
+    pub other_refused_points: u64,
+}
+
+/// Bounded in-memory refusal counts: [`MAX_REFUSED_METRICS`] metrics with
+/// [`MAX_EXAMPLES_PER_METRIC`] examples each, the rest totalled.
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    metrics: BTreeMap<(String, String), MetricRefusals>,
+    other_refused_points: u64,
+}
+
+impl RefusalLog {
+    pub fn add(&mut self, now_unix_s: i64, refusal: &SeriesRefusal) {
+        let key = (refusal.service.clone(), refusal.metric.clone());
+        if !self.metrics.contains_key(&key) && self.metrics.len() >= MAX_REFUSED_METRICS {
+            self.other_refused_points = self.other_refused_points.saturating_add(refusal.points);
+            return;
+        }
+        let entry = self.metrics.entry(key).or_insert_with(|| MetricRefusals {
+            service: refusal.service.clone(),
+            metric: refusal.metric.clone(),
+            limit: refusal.limit,
+            refused_points: 0,
+            last_refused_unix_s: now_unix_s,
+            examples: Vec::new(),
+        });
+        entry.limit = refusal.limit;
+        entry.refused_points = entry.refused_points.saturating_add(refusal.points);
+        entry.last_refused_unix_s = entry.last_refused_unix_s.max(now_unix_s);
+        for example in &refusal.examples {
+            if entry.examples.len() >= MAX_EXAMPLES_PER_METRIC {
+                break;
+            }
+            if !entry.examples.contains(example) {
+                entry.examples.push(example.clone());
+            }
+        }
+    }
+
+    pub fn report(&self, limits: SeriesLimits) -> RefusalReport {
+        RefusalReport {
+            limits,
+            refusals: self.metrics.values().cloned().collect(),
+            other_refused_points: self.other_refused_points,
+        }
+    }
+}
+
+/// The partial-success reason for one refused group.
+pub fn refusal_message(refusal: &SeriesRefusal, limits: SeriesLimits) -> String {
+    match refusal.limit {
+        LimitKind::PerMetric => format!(
+            "metric {:?} of service {:?} is at its limit of {} active series; {} points of new series refused",
+            refusal.metric, refusal.service, limits.max_series_per_metric, refusal.points
+        ),
+        LimitKind::PerService => format!(
+            "service {:?} is at its limit of {} active series; {} points of new series of metric {:?} refused",
+            refusal.service, limits.max_series_per_service, refusal.points, refusal.metric
+        ),
+    }
+}
+
+/// Applies the limits to a decoded request: removes the points of refused series from `points`,
+/// reports them in `rejected` (one reason per refused metric) and counts them through the port.
+/// Returns how many points were removed.
+pub async fn admit_points(
+    admission: &dyn SeriesAdmission,
+    now_unix_s: i64,
+    points: &mut Vec<MetricPoint>,
+    rejected: &mut Rejections,
+) -> Result<u64, AdmissionError> {
+    if points.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<SeriesId> = points.iter().map(|p| p.series.id()).collect();
+    let mut groups: Vec<MetricSeries> = Vec::new();
+    let mut group_of: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut seen: HashSet<SeriesId> = HashSet::with_capacity(ids.len());
+    for (point, id) in points.iter().zip(&ids) {
+        if !seen.insert(*id) {
+            continue;
+        }
+        let key = (point.series.service.as_str(), point.series.metric.as_str());
+        let index = *group_of.entry(key).or_insert_with(|| {
+            groups.push(MetricSeries {
+                service: point.series.service.clone(),
+                metric: point.series.metric.clone(),
+                ids: Vec::new(),
+            });
+            groups.len() - 1
+        });
+        groups[index].ids.push(*id);
+    }
+    drop(group_of);
+    let verdicts = admission.admit(now_unix_s, &groups).await?;
+    // Refused id → its group's index into `refusals`.
+    let mut refused_group: HashMap<SeriesId, usize> = HashMap::new();
+    let mut refusals: Vec<SeriesRefusal> = Vec::new();
+    for (group, verdict) in groups.iter().zip(&verdicts) {
+        let (Some(limit), false) = (verdict.limit, verdict.ids.is_empty()) else {
+            continue;
+        };
+        for id in &verdict.ids {
+            refused_group.insert(*id, refusals.len());
+        }
+        refusals.push(SeriesRefusal {
+            service: group.service.clone(),
+            metric: group.metric.clone(),
+            limit,
+            points: 0,
+            examples: Vec::new(),
+        });
+    }
+    if refusals.is_empty() {
+        return Ok(0);
+    }
+    let mut index = 0;
+    points.retain(|point| {
+        let id = ids[index];
+        index += 1;
+        let Some(&group) = refused_group.get(&id) else {
+            return true;
+        };
+        let refusal = &mut refusals[group];
+        refusal.points += 1;
+        if refusal.examples.len() < MAX_EXAMPLES_PER_METRIC
+            && !refusal.examples.contains(&point.series.attributes)
+        {
+            refusal.examples.push(point.series.attributes.clone());
+        }
+        false
+    });
+    let limits = admission.limits();
+    let mut total = 0;
+    for refusal in &refusals {
+        total += refusal.points;
+        rejected.reject(refusal.points, || refusal_message(refusal, limits));
+    }
+    admission.record_refusals(now_unix_s, &refusals).await?;
+    Ok(total)
+}
