@@ -126,3 +126,22 @@ pub async fn admission_contract(admission: &dyn SeriesAdmission) {
     assert_eq!(mine[0].examples, vec![attributes], "examples are not repeated");
     assert!(mine[0].last_refused_unix_s >= now);
 }
+
+/// Two instances of one adapter that share their state (ingest Lambdas on one table) enforce one
+/// set of limits: what one admitted counts for the other, and the other admits it again.
+pub async fn shared_limits_contract(one: &dyn SeriesAdmission, two: &dyn SeriesAdmission) {
+    let service = unique("svc");
+    let now = now_unix_s();
+    let first = ids(0..2);
+    let verdict = admit_one(one, now, &service, "latency", &first).await;
+    assert_eq!(verdict, RefusedSeries::default());
+    let second = ids(10..13);
+    let verdict = admit_one(two, now, &service, "latency", &second).await;
+    assert_eq!(
+        verdict.ids,
+        second[1..].to_vec(),
+        "the first instance's 2 series count: room for 1"
+    );
+    let verdict = admit_one(two, now, &service, "latency", &first).await;
+    assert_eq!(verdict, RefusedSeries::default(), "admitted elsewhere, passes here");
+}
