@@ -43,6 +43,42 @@ impl Default for SeriesLimits {
     }
 }
 
+impl SeriesLimits {
+    /// From the Lambda environment: `MAX_SERIES_PER_SERVICE`, `MAX_SERIES_PER_METRIC`,
+    /// `SERIES_ACTIVE_WINDOW_SECONDS`; each defaults when unset and must be a positive integer.
+    pub fn from_env() -> Result<SeriesLimits, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<SeriesLimits, String> {
+        let defaults = SeriesLimits::default();
+        let positive = |name: &str, default: u64| -> Result<u64, String> {
+            match var(name) {
+                None => Ok(default),
+                Some(text) => match text.trim().parse::<u64>() {
+                    Ok(n) if n > 0 && n <= u64::from(u32::MAX) => Ok(n),
+                    _ => Err(format!("{name} must be a positive integer, got {text:?}")),
+                },
+            }
+        };
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(SeriesLimits {
+            max_series_per_service: narrow(positive(
+                "MAX_SERIES_PER_SERVICE",
+                u64::from(defaults.max_series_per_service),
+            )?),
+            max_series_per_metric: narrow(positive(
+                "MAX_SERIES_PER_METRIC",
+                u64::from(defaults.max_series_per_metric),
+            )?),
+            active_window_seconds: i64::from(narrow(positive(
+                "SERIES_ACTIVE_WINDOW_SECONDS",
+                defaults.active_window_seconds as u64,
+            )?)),
+        })
+    }
+}
+
 /// The distinct series of one service and metric in one request, in request order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricSeries {
@@ -237,4 +273,61 @@ pub async fn admit_points(
     }
     admission.record_refusals(now_unix_s, &refusals).await?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_from_the_environment_default_and_refuse_nonsense() {
+        let none = SeriesLimits::from_lookup(|_| None).unwrap();
+        assert_eq!(none, SeriesLimits::default());
+        let set = SeriesLimits::from_lookup(|name| match name {
+            "MAX_SERIES_PER_METRIC" => Some("50".into()),
+            "SERIES_ACTIVE_WINDOW_SECONDS" => Some("600".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(set.max_series_per_metric, 50);
+        assert_eq!(set.active_window_seconds, 600);
+        assert_eq!(set.max_series_per_service, 10_000);
+        for bad in ["0", "-1", "many", "99999999999"] {
+            let error = SeriesLimits::from_lookup(|name| {
+                (name == "MAX_SERIES_PER_SERVICE").then(|| bad.to_string())
+            })
+            .unwrap_err();
+            assert!(error.contains("MAX_SERIES_PER_SERVICE"), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_refusal_log_is_bounded_in_metrics_and_examples() {
+        let mut log = RefusalLog::default();
+        for m in 0..(MAX_REFUSED_METRICS + 10) {
+            let examples = (0..8)
+                .map(|i| Attributes::from([("user".to_string(), format!("u-{i}"))]))
+                .collect();
+            log.add(
+                1,
+                &SeriesRefusal {
+                    service: "api".into(),
+                    metric: format!("m{m:03}"),
+                    limit: LimitKind::PerMetric,
+                    points: 2,
+                    examples,
+                },
+            );
+        }
+        let report = log.report(SeriesLimits::default());
+        assert_eq!(report.refusals.len(), MAX_REFUSED_METRICS);
+        assert!(report
+            .refusals
+            .iter()
+            .all(|r| r.examples.len() == MAX_EXAMPLES_PER_METRIC && r.refused_points == 2));
+        assert_eq!(
+            report.other_refused_points, 20,
+            "10 metrics beyond the bound, 2 points each"
+        );
+    }
 }

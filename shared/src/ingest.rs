@@ -306,7 +306,8 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                     otlp::decode_metrics(format, &body, self.time_limit())?
                 };
                 if let Some(admission) = &self.admission {
-                    let now_unix_s = i64::try_from((self.clock)() / 1_000_000_000).unwrap_or(i64::MAX);
+                    let now_unix_s =
+                        i64::try_from((self.clock)() / 1_000_000_000).unwrap_or(i64::MAX);
                     let refused = crate::cardinality::admit_points(
                         admission.as_ref(),
                         now_unix_s,
@@ -314,7 +315,8 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                         &mut decoded.rejected,
                     )
                     .await?;
-                    decoded.accepted_data_points = decoded.accepted_data_points.saturating_sub(refused);
+                    decoded.accepted_data_points =
+                        decoded.accepted_data_points.saturating_sub(refused);
                 }
                 self.write(record::encode_metrics(&decoded.points)).await?;
                 IngestStats::add(&stats.accepted_data_points, decoded.accepted_data_points);

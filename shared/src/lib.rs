@@ -10,9 +10,9 @@ pub mod aggregate;
 pub mod alerts;
 pub mod api;
 pub mod auth;
-pub mod cardinality;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod cardinality;
 pub mod embedded;
 pub mod ingest;
 pub mod live;

@@ -15,7 +15,8 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use flowscope_core::aws::{
     config, create_tables_if_missing, delete_tables_if_present, DynamoAlertStore,
-    DynamoConnections, DynamoSeriesAdmission, DynamoStore, DynamoTraceStore, KinesisStream, TableNames,
+    DynamoConnections, DynamoSeriesAdmission, DynamoStore, DynamoTraceStore, KinesisStream,
+    TableNames,
 };
 
 /// Set (to anything) where the emulators must be there, e.g. CI's emulator stage: a missing

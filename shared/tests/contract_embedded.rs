@@ -9,15 +9,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use contract::{delta, fresh_series, now_unix_s, stats_of, unique};
-use flowscope_core::embedded::{
-    EmbeddedError, EmbeddedStream, MemoryConnections, MemorySeriesAdmission, RedbAlertStore, RedbStore, RedbTraceStore,
-    StreamOptions,
-};
 use flowscope_core::cardinality::{LimitKind, MetricSeries};
+use flowscope_core::embedded::{
+    EmbeddedError, EmbeddedStream, MemoryConnections, MemorySeriesAdmission, RedbAlertStore,
+    RedbStore, RedbTraceStore, StreamOptions,
+};
 use flowscope_core::model::{MetricKind, Resolution, Retention, SeriesId, SeriesMeta};
 use flowscope_core::ports::{
-    ApplyOutcome, BucketKey, MetricStore, SequenceNumber, StreamEntry, StreamRecord, StreamSink,
-    SeriesAdmission, StreamSource,
+    ApplyOutcome, BucketKey, MetricStore, SequenceNumber, SeriesAdmission, StreamEntry,
+    StreamRecord, StreamSink, StreamSource,
 };
 
 fn entries(key: &str, range: std::ops::Range<usize>) -> Vec<StreamEntry> {
@@ -618,12 +618,13 @@ async fn memory_series_admission_frees_a_slot_one_window_after_a_series_was_last
     let verdicts = admission.admit(now, &[group(&[1, 2, 3])]).await.unwrap();
     assert!(verdicts[0].ids.is_empty());
     // Series 1 stays active; 2 and 3 are not seen again.
-    admission
-        .admit(now + 30, &[group(&[1])])
-        .await
-        .unwrap();
+    admission.admit(now + 30, &[group(&[1])]).await.unwrap();
     let verdicts = admission.admit(now + 59, &[group(&[4])]).await.unwrap();
-    assert_eq!(verdicts[0].ids, vec![SeriesId(4)], "2 and 3 are still active");
+    assert_eq!(
+        verdicts[0].ids,
+        vec![SeriesId(4)],
+        "2 and 3 are still active"
+    );
     let verdicts = admission
         .admit(now + limits.active_window_seconds + 1, &[group(&[4, 5, 6])])
         .await
@@ -673,7 +674,10 @@ async fn memory_series_admission_seeded_from_the_registry_does_not_readmit_after
         .admit(now, &[group(known.clone()), group(vec![SeriesId(42)])])
         .await
         .unwrap();
-    assert!(verdicts[0].ids.is_empty(), "the registry's active series pass");
+    assert!(
+        verdicts[0].ids.is_empty(),
+        "the registry's active series pass"
+    );
     assert_eq!(
         verdicts[1].ids,
         vec![SeriesId(42)],

@@ -54,7 +54,10 @@ fn per_user(name: &str, users: std::ops::Range<u32>) -> Metric {
     )
 }
 
-fn request_of(service: &str, metrics: Vec<Metric>) -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+fn request_of(
+    service: &str,
+    metrics: Vec<Metric>,
+) -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
     metrics_request(vec![string_kv("service.name", service)], metrics)
 }
 
@@ -95,7 +98,11 @@ async fn points_of_series_beyond_the_metric_limit_are_refused_and_the_rest_is_wr
         partial.error_message
     );
     assert_eq!(points_of(&sink, "api", "logins"), 5);
-    assert_eq!(points_of(&sink, "api", "temperature"), 1, "the rest of the request is kept");
+    assert_eq!(
+        points_of(&sink, "api", "temperature"),
+        1,
+        "the rest of the request is kept"
+    );
     assert_eq!(ingest.stats().accepted_data_points, 6);
     assert_eq!(ingest.stats().rejected_data_points, 7);
 
@@ -109,18 +116,29 @@ async fn points_of_series_beyond_the_metric_limit_are_refused_and_the_rest_is_wr
     let report = admission.refusals().await.unwrap();
     assert_eq!(report.refusals.len(), 1);
     let logins = &report.refusals[0];
-    assert_eq!((logins.service.as_str(), logins.metric.as_str()), ("api", "logins"));
+    assert_eq!(
+        (logins.service.as_str(), logins.metric.as_str()),
+        ("api", "logins")
+    );
     assert_eq!(logins.refused_points, 8);
     assert_eq!(logins.limit, LimitKind::PerMetric);
     assert_eq!(logins.examples.len(), 5, "at most 5 examples");
-    assert_eq!(logins.examples[0].get("user").map(String::as_str), Some("u-5"));
+    assert_eq!(
+        logins.examples[0].get("user").map(String::as_str),
+        Some("u-5")
+    );
 }
 
 #[tokio::test]
 async fn the_service_limit_refuses_new_series_of_any_metric_and_leaves_other_services_alone() {
     let (ingest, sink, admission) = limited();
     // 5 + 3 = the service limit of 8; the 4th series of `b` is over it.
-    let response = send(&ingest, "api", vec![per_user("a", 0..5), per_user("b", 0..4)]).await;
+    let response = send(
+        &ingest,
+        "api",
+        vec![per_user("a", 0..5), per_user("b", 0..4)],
+    )
+    .await;
     let partial = response.partial_success.expect("a partial success");
     assert_eq!(partial.rejected_data_points, 1);
     assert!(

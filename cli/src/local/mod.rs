@@ -105,7 +105,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     ));
     let pusher = Arc::new(LocalConnections::default());
     let hub = Arc::new(LiveHub::default());
-    let admission = backend.series_admission(args.series_limits()?);
+    let admission = backend.series_admission(&args, args.series_limits()?);
     let ingest: Arc<Ingest<dyn StreamSink>> = Arc::new(
         Ingest::new(
             backend.sink.clone(),
@@ -169,11 +169,13 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         pusher,
         hub,
         ingest: ingest.clone(),
-        api: Arc::new(ApiRouter::new(
-            QueryApi::new(store.clone()).with_traces(backend.traces.clone()),
-            AlertApi::new(alerting.store.clone(), alerting.rules.clone()),
-        )
-        .with_series_admission(admission)),
+        api: Arc::new(
+            ApiRouter::new(
+                QueryApi::new(store.clone()).with_traces(backend.traces.clone()),
+                AlertApi::new(alerting.store.clone(), alerting.rules.clone()),
+            )
+            .with_series_admission(admission),
+        ),
         aggregator_stats,
         keys: args.ws_keys()?,
         token: args.token.clone(),

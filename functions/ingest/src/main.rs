@@ -1,11 +1,14 @@
 //! OTLP/HTTP in (API Gateway HTTP API): API key check, decode, pack into records, PutRecords to Kinesis.
 //!
-//! Env: `STREAM_NAME` (name or ARN), `API_KEYS_PARAMETER` (SSM) or `API_KEY_HASHES`.
+//! Env: `STREAM_NAME` (name or ARN), `API_KEYS_PARAMETER` (SSM) or `API_KEY_HASHES`; active-series
+//! limits (shared by every instance through `STATE_TABLE`): `MAX_SERIES_PER_SERVICE` (10000),
+//! `MAX_SERIES_PER_METRIC` (2000), `SERIES_ACTIVE_WINDOW_SECONDS` (3600).
 
 use std::sync::Arc;
 
 use flowscope_core::aws::lambda::{http, keys, required_env};
-use flowscope_core::aws::{config, KinesisStream};
+use flowscope_core::aws::{config, DynamoSeriesAdmission, KinesisStream};
+use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use lambda_http::{run, service_fn, Error, Request};
 
@@ -15,7 +18,10 @@ async fn main() -> Result<(), Error> {
     let config = config::load().await;
     let keys = keys::load_api_keys(&config).await?;
     let stream = KinesisStream::new(&config, required_env("STREAM_NAME")?);
-    let ingest = Ingest::new(Arc::new(stream), IngestLimits::default());
+    let limits = SeriesLimits::from_env()?;
+    let admission = DynamoSeriesAdmission::new(&config, required_env("STATE_TABLE")?, limits);
+    let ingest = Ingest::new(Arc::new(stream), IngestLimits::default())
+        .with_series_admission(Arc::new(admission));
     let (ingest, keys) = (&ingest, &keys);
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(http::handle_ingest(ingest, keys, request).await)

@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::cardinality::{
-    LimitKind, MetricSeries, RefusalLog, RefusalReport, RefusedSeries, SeriesLimits,
-    SeriesRefusal,
+    LimitKind, MetricSeries, RefusalLog, RefusalReport, RefusedSeries, SeriesLimits, SeriesRefusal,
 };
 use crate::model::stable_hash;
 use crate::ports::admission::{AdmissionError, SeriesAdmission};
@@ -85,7 +84,9 @@ pub struct MemorySeriesAdmission {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl MemorySeriesAdmission {

@@ -54,19 +54,31 @@ pub async fn admission_contract(admission: &dyn SeriesAdmission) {
     // New series are admitted in order while the metric has room; the rest are refused by the
     // per-metric limit.
     let verdict = admit_one(admission, now, &service, "latency", &latency).await;
-    assert_eq!(verdict.ids, latency[3..].to_vec(), "the 4th and 5th series are refused");
+    assert_eq!(
+        verdict.ids,
+        latency[3..].to_vec(),
+        "the 4th and 5th series are refused"
+    );
     assert_eq!(verdict.limit, Some(LimitKind::PerMetric));
 
     // Admitted series keep passing; refused ones stay refused while the metric is full.
     let verdict = admit_one(admission, now + 1, &service, "latency", &latency).await;
     assert_eq!(verdict.ids, latency[3..].to_vec());
     let verdict = admit_one(admission, now + 1, &service, "latency", &latency[..3]).await;
-    assert_eq!(verdict, RefusedSeries::default(), "active series always pass");
+    assert_eq!(
+        verdict,
+        RefusedSeries::default(),
+        "active series always pass"
+    );
 
     // Another metric of the same service has its own room, up to the service limit (5).
     let errors = ids(10..14);
     let verdict = admit_one(admission, now + 2, &service, "errors", &errors).await;
-    assert_eq!(verdict.ids, errors[2..].to_vec(), "3 + 2 = the service limit of 5");
+    assert_eq!(
+        verdict.ids,
+        errors[2..].to_vec(),
+        "3 + 2 = the service limit of 5"
+    );
     assert_eq!(verdict.limit, Some(LimitKind::PerService));
 
     // Several groups in one call get one verdict each, in order; another service is unaffected.
@@ -109,7 +121,13 @@ pub async fn admission_contract(admission: &dyn SeriesAdmission) {
         .await
         .expect("record");
     admission
-        .record_refusals(now + 1, &[SeriesRefusal { points: 3, ..refusal }])
+        .record_refusals(
+            now + 1,
+            &[SeriesRefusal {
+                points: 3,
+                ..refusal
+            }],
+        )
         .await
         .expect("record");
     let report = admission.refusals().await.expect("report");
@@ -123,7 +141,11 @@ pub async fn admission_contract(admission: &dyn SeriesAdmission) {
     assert_eq!(mine[0].metric, "latency");
     assert_eq!(mine[0].refused_points, 10);
     assert_eq!(mine[0].limit, LimitKind::PerMetric);
-    assert_eq!(mine[0].examples, vec![attributes], "examples are not repeated");
+    assert_eq!(
+        mine[0].examples,
+        vec![attributes],
+        "examples are not repeated"
+    );
     assert!(mine[0].last_refused_unix_s >= now);
 }
 
@@ -143,5 +165,9 @@ pub async fn shared_limits_contract(one: &dyn SeriesAdmission, two: &dyn SeriesA
         "the first instance's 2 series count: room for 1"
     );
     let verdict = admit_one(two, now, &service, "latency", &first).await;
-    assert_eq!(verdict, RefusedSeries::default(), "admitted elsewhere, passes here");
+    assert_eq!(
+        verdict,
+        RefusedSeries::default(),
+        "admitted elsewhere, passes here"
+    );
 }

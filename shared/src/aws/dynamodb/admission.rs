@@ -64,7 +64,9 @@ pub struct DynamoSeriesAdmission {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn admission_error(error: StoreError) -> AdmissionError {
@@ -397,13 +399,14 @@ impl SeriesAdmission for DynamoSeriesAdmission {
                 .await;
             let counted_alone = match listed {
                 Ok(_) => true,
-                Err(error)
-                    if errors::code(&error) == Some("ConditionalCheckFailedException") =>
-                {
+                Err(error) if errors::code(&error) == Some("ConditionalCheckFailedException") => {
                     false
                 }
                 Err(error) => {
-                    return Err(admission_error(store_error("UpdateItem (refusals)", &error)))
+                    return Err(admission_error(store_error(
+                        "UpdateItem (refusals)",
+                        &error,
+                    )))
                 }
             };
             let request = if counted_alone {
