@@ -6,7 +6,7 @@
 //! series on top of the ones already active.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use async_trait::async_trait;
 
@@ -78,7 +78,8 @@ impl ServiceState {
 
 pub struct MemorySeriesAdmission {
     limits: SeriesLimits,
-    seed: Option<Arc<dyn MetricStore>>,
+    /// Weak: the admission must not keep the store (and its file lock) open after local mode stops.
+    seed: Option<Weak<dyn MetricStore>>,
     services: Mutex<HashMap<u64, ServiceState>>,
     refusals: Mutex<RefusalLog>,
 }
@@ -101,7 +102,7 @@ impl MemorySeriesAdmission {
 
     /// Seeds each service, when first seen, with its series active in the store's registry.
     pub fn with_seed(mut self, store: Arc<dyn MetricStore>) -> Self {
-        self.seed = Some(store);
+        self.seed = Some(Arc::downgrade(&store));
         self
     }
 
@@ -111,7 +112,7 @@ impl MemorySeriesAdmission {
 
     /// Loads the registry of services not seen yet (outside the lock: it reads the store).
     async fn seed_services(&self, now: i64, groups: &[MetricSeries]) -> Result<(), AdmissionError> {
-        let Some(store) = &self.seed else {
+        let Some(store) = self.seed.as_ref().and_then(Weak::upgrade) else {
             return Ok(());
         };
         let mut unseeded: Vec<&str> = {
