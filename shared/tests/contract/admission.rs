@@ -117,7 +117,7 @@ pub async fn admission_contract(admission: &dyn SeriesAdmission) {
         examples: vec![attributes.clone()],
     };
     admission
-        .record_refusals(now, &[refusal.clone()])
+        .record_refusals(now, std::slice::from_ref(&refusal))
         .await
         .expect("record");
     admission
