@@ -16,9 +16,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::model::{Attributes, MetricPoint, SeriesId};
+use crate::model::{Attributes, MetricPoint, SeriesId, SeriesKey};
 use crate::otlp::Rejections;
 use crate::ports::admission::{AdmissionError, SeriesAdmission};
+use crate::spans::Span;
+use crate::traces::red;
 
 /// Example attribute sets kept per refused metric.
 pub const MAX_EXAMPLES_PER_METRIC: usize = 5;
@@ -181,15 +183,15 @@ impl RefusalLog {
     }
 }
 
-/// The partial-success reason for one refused group.
-pub fn refusal_message(refusal: &SeriesRefusal, limits: SeriesLimits) -> String {
+/// The partial-success reason for one refused group; `what` is "points" or "spans".
+pub fn refusal_message(refusal: &SeriesRefusal, limits: SeriesLimits, what: &str) -> String {
     match refusal.limit {
         LimitKind::PerMetric => format!(
-            "metric {:?} of service {:?} is at its limit of {} active series; {} points of new series refused",
+            "metric {:?} of service {:?} is at its limit of {} active series; {} {what} of new series refused",
             refusal.metric, refusal.service, limits.max_series_per_metric, refusal.points
         ),
         LimitKind::PerService => format!(
-            "service {:?} is at its limit of {} active series; {} points of new series of metric {:?} refused",
+            "service {:?} is at its limit of {} active series; {} {what} of new series of metric {:?} refused",
             refusal.service, limits.max_series_per_service, refusal.points, refusal.metric
         ),
     }
@@ -204,29 +206,90 @@ pub async fn admit_points(
     points: &mut Vec<MetricPoint>,
     rejected: &mut Rejections,
 ) -> Result<u64, AdmissionError> {
-    if points.is_empty() {
-        return Ok(0);
+    let keys: Vec<&SeriesKey> = points.iter().map(|p| &p.series).collect();
+    let keep = admit_keys(admission, now_unix_s, &keys, rejected, "points").await?;
+    Ok(retain_kept(points, &keep))
+}
+
+/// Spans make RED series per operation (span name + kind, see [`crate::traces::red`]): an exploding
+/// span name is the same attack as an exploding attribute. Each span's operation series
+/// (`red.operation.requests{operation, span.kind}`, the id the aggregator will create) goes through
+/// the same admission, so a service's operations are capped by the per-metric limit; spans of
+/// operations beyond it are refused in the partial success (the rest of the trace is kept).
+/// Returns how many spans were removed.
+pub async fn admit_spans(
+    admission: &dyn SeriesAdmission,
+    now_unix_s: i64,
+    spans: &mut Vec<Span>,
+    rejected: &mut Rejections,
+) -> Result<u64, AdmissionError> {
+    let owned: Vec<SeriesKey> = spans.iter().map(operation_series).collect();
+    let keys: Vec<&SeriesKey> = owned.iter().collect();
+    let keep = admit_keys(admission, now_unix_s, &keys, rejected, "spans").await?;
+    drop(keys);
+    drop(owned);
+    Ok(retain_kept(spans, &keep))
+}
+
+/// The per-operation RED series a span feeds (its `red.operation.requests` series).
+pub fn operation_series(span: &Span) -> SeriesKey {
+    let mut attributes = Attributes::new();
+    attributes.insert(red::OPERATION_ATTRIBUTE.to_string(), span.name.clone());
+    attributes.insert(
+        red::SPAN_KIND_ATTRIBUTE.to_string(),
+        red::kind_name(span.kind).to_string(),
+    );
+    SeriesKey {
+        service: span.service.clone(),
+        metric: red::OPERATION_REQUESTS.to_string(),
+        attributes,
     }
-    let ids: Vec<SeriesId> = points.iter().map(|p| p.series.id()).collect();
+}
+
+fn retain_kept<T>(items: &mut Vec<T>, keep: &[bool]) -> u64 {
+    let before = items.len();
+    let mut index = 0;
+    items.retain(|_| {
+        let kept = keep.get(index).copied().unwrap_or(true);
+        index += 1;
+        kept
+    });
+    (before - items.len()) as u64
+}
+
+/// Decides every key of a request; returns, per key, whether its item is kept.
+async fn admit_keys(
+    admission: &dyn SeriesAdmission,
+    now_unix_s: i64,
+    keys: &[&SeriesKey],
+    rejected: &mut Rejections,
+    what: &str,
+) -> Result<Vec<bool>, AdmissionError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<SeriesId> = keys.iter().map(|k| k.id()).collect();
     let mut groups: Vec<MetricSeries> = Vec::new();
     let mut group_of: HashMap<(&str, &str), usize> = HashMap::new();
     let mut seen: HashSet<SeriesId> = HashSet::with_capacity(ids.len());
-    for (point, id) in points.iter().zip(&ids) {
+    for (key, id) in keys.iter().zip(&ids) {
         if !seen.insert(*id) {
             continue;
         }
-        let key = (point.series.service.as_str(), point.series.metric.as_str());
-        let index = *group_of.entry(key).or_insert_with(|| {
-            groups.push(MetricSeries {
-                service: point.series.service.clone(),
-                metric: point.series.metric.clone(),
-                ids: Vec::new(),
+        let index = *group_of
+            .entry((key.service.as_str(), key.metric.as_str()))
+            .or_insert_with(|| {
+                groups.push(MetricSeries {
+                    service: key.service.clone(),
+                    metric: key.metric.clone(),
+                    ids: Vec::new(),
+                });
+                groups.len() - 1
             });
-            groups.len() - 1
-        });
         groups[index].ids.push(*id);
     }
     drop(group_of);
+    drop(seen);
     let verdicts = admission.admit(now_unix_s, &groups).await?;
     // Refused id → its group's index into `refusals`.
     let mut refused_group: HashMap<SeriesId, usize> = HashMap::new();
@@ -246,33 +309,29 @@ pub async fn admit_points(
             examples: Vec::new(),
         });
     }
+    let mut keep = vec![true; keys.len()];
     if refusals.is_empty() {
-        return Ok(0);
+        return Ok(keep);
     }
-    let mut index = 0;
-    points.retain(|point| {
-        let id = ids[index];
-        index += 1;
-        let Some(&group) = refused_group.get(&id) else {
-            return true;
+    for ((key, id), kept) in keys.iter().zip(&ids).zip(keep.iter_mut()) {
+        let Some(&group) = refused_group.get(id) else {
+            continue;
         };
+        *kept = false;
         let refusal = &mut refusals[group];
         refusal.points += 1;
         if refusal.examples.len() < MAX_EXAMPLES_PER_METRIC
-            && !refusal.examples.contains(&point.series.attributes)
+            && !refusal.examples.contains(&key.attributes)
         {
-            refusal.examples.push(point.series.attributes.clone());
+            refusal.examples.push(key.attributes.clone());
         }
-        false
-    });
+    }
     let limits = admission.limits();
-    let mut total = 0;
     for refusal in &refusals {
-        total += refusal.points;
-        rejected.reject(refusal.points, || refusal_message(refusal, limits));
+        rejected.reject(refusal.points, || refusal_message(refusal, limits, what));
     }
     admission.record_refusals(now_unix_s, &refusals).await?;
-    Ok(total)
+    Ok(keep)
 }
 
 #[cfg(test)]

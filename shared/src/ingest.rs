@@ -327,11 +327,22 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                 Ok(response::metrics_body(format, &decoded.rejected))
             }
             Signal::Traces => {
-                let decoded = if body.is_empty() {
+                let mut decoded = if body.is_empty() {
                     otlp::DecodedSpans::default()
                 } else {
                     otlp::decode_traces(format, &body, self.time_limit())?
                 };
+                if let Some(admission) = &self.admission {
+                    let now_unix_s =
+                        i64::try_from((self.clock)() / 1_000_000_000).unwrap_or(i64::MAX);
+                    crate::cardinality::admit_spans(
+                        admission.as_ref(),
+                        now_unix_s,
+                        &mut decoded.spans,
+                        &mut decoded.rejected,
+                    )
+                    .await?;
+                }
                 self.write(record::encode_spans(&decoded.spans)).await?;
                 IngestStats::add(&stats.accepted_spans, decoded.spans.len() as u64);
                 IngestStats::add(&stats.rejected_spans, decoded.rejected.count);

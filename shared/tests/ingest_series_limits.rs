@@ -165,3 +165,70 @@ async fn without_admission_nothing_is_limited() {
     assert_eq!(response.partial_success, None);
     assert_eq!(points_of(&sink, "api", "logins"), 50);
 }
+
+#[tokio::test]
+async fn spans_of_operations_beyond_the_limit_are_refused_and_the_rest_is_written() {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
+
+    let (ingest, sink, admission) = limited();
+    // 8 distinct span names (operations) of `api`: each is a RED operation series.
+    let spans = (0..8u8)
+        .map(|i| Span {
+            trace_id: vec![7; 16],
+            span_id: vec![i + 1; 8],
+            name: format!("GET /user/{i}"),
+            kind: span::SpanKind::Server as i32,
+            start_time_unix_nano: T0 - 2_000_000,
+            end_time_unix_nano: T0,
+            ..Default::default()
+        })
+        .collect();
+    let request_body = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                attributes: vec![string_kv("service.name", "api")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let response = ingest
+        .handle(request(
+            flowscope_core::ingest::Signal::Traces,
+            PROTOBUF,
+            None,
+            request_body.encode_to_vec(),
+        ))
+        .await;
+    assert_eq!(response.status, 200);
+    let partial = ExportTraceServiceResponse::decode(&response.body[..])
+        .unwrap()
+        .partial_success
+        .expect("a partial success");
+    assert_eq!(partial.rejected_spans, 3, "8 operations, limit 5");
+    assert!(
+        partial.error_message.contains(
+            "metric \"red.operation.requests\" of service \"api\" is at its limit of 5 active series; 3 spans of new series refused"
+        ),
+        "{}",
+        partial.error_message
+    );
+    let names: Vec<String> = sink.spans().into_iter().map(|s| s.name).collect();
+    assert_eq!(names.len(), 5);
+    assert!(names.contains(&"GET /user/0".to_string()));
+    let report = admission.refusals().await.unwrap();
+    assert_eq!(report.refusals[0].metric, "red.operation.requests");
+    assert_eq!(
+        report.refusals[0].examples[0]
+            .get("operation")
+            .map(String::as_str),
+        Some("GET /user/5")
+    );
+}
