@@ -2,12 +2,16 @@
 //! (which also take POST and DELETE) and the read-only query API.
 
 use crate::alerts::{AlertApi, AlertEvent};
-use crate::ports::{AlertStore, MetricStore};
+use std::sync::Arc;
+
+use crate::ports::{AlertStore, MetricStore, SeriesAdmission};
 use crate::query::{ApiResponse, QueryApi};
 
 pub struct ApiRouter<S: MetricStore + ?Sized, A: AlertStore + ?Sized> {
     query: QueryApi<S>,
     alerts: AlertApi<A>,
+    /// Serves `GET /api/limits` (active-series refusals) when set.
+    limits: Option<Arc<dyn SeriesAdmission>>,
 }
 
 /// One routed answer.
@@ -21,7 +25,17 @@ pub struct RoutedResponse {
 
 impl<S: MetricStore + ?Sized, A: AlertStore + ?Sized> ApiRouter<S, A> {
     pub fn new(query: QueryApi<S>, alerts: AlertApi<A>) -> Self {
-        ApiRouter { query, alerts }
+        ApiRouter {
+            query,
+            alerts,
+            limits: None,
+        }
+    }
+
+    /// Serves the refusal counts of the active-series limits at `GET /api/limits`.
+    pub fn with_series_admission(mut self, admission: Arc<dyn SeriesAdmission>) -> Self {
+        self.limits = Some(admission);
+        self
     }
 
     /// Serves one request; `now_unix_s` is the query API's "now" and stamps acknowledgements.
@@ -44,6 +58,15 @@ impl<S: MetricStore + ?Sized, A: AlertStore + ?Sized> ApiRouter<S, A> {
                 events: outcome.events,
             };
         }
+        if method == "GET" && path == "/api/limits" {
+            if let Some(admission) = &self.limits {
+                return RoutedResponse {
+                    response: limits_response(admission.as_ref()).await,
+                    allow: None,
+                    events: Vec::new(),
+                };
+            }
+        }
         if method == "GET" {
             return RoutedResponse {
                 response: self.query.handle(path, query, now_unix_s).await,
@@ -60,5 +83,20 @@ impl<S: MetricStore + ?Sized, A: AlertStore + ?Sized> ApiRouter<S, A> {
             allow: Some("GET"),
             events: Vec::new(),
         }
+    }
+}
+
+/// `GET /api/limits`: the active-series limits and what they refused.
+async fn limits_response(admission: &dyn SeriesAdmission) -> ApiResponse {
+    match admission.refusals().await {
+        Ok(report) => ApiResponse {
+            status: 200,
+            body: serde_json::to_string(&report)
+                .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string()),
+        },
+        Err(e) => ApiResponse {
+            status: 503,
+            body: serde_json::json!({ "error": e.to_string() }).to_string(),
+        },
     }
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::model::Retention;
 use crate::otlp::response::{self, code};
 use crate::otlp::{self, Format, OtlpError};
-use crate::ports::{StreamEntry, StreamError, StreamSink};
+use crate::ports::{AdmissionError, SeriesAdmission, StreamEntry, StreamError, StreamSink};
 use crate::record;
 
 /// Which OTLP endpoint a request arrived on (`/v1/metrics`, `/v1/traces`, `/v1/logs`).
@@ -215,6 +215,8 @@ pub struct Ingest<S: StreamSink + ?Sized> {
     stats: IngestStats,
     /// Unix nanoseconds now; replaceable so tests can pin the time limit.
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// Active-series limits (`crate::cardinality`); none means no limit.
+    admission: Option<Arc<dyn SeriesAdmission>>,
 }
 
 fn system_now_unix_nano() -> u64 {
@@ -252,6 +254,21 @@ impl From<OtlpError> for Refusal {
             OtlpError::Malformed(_) => 400,
         };
         Refusal::new(status, code::INVALID_ARGUMENT, error.to_string())
+    }
+}
+
+impl From<AdmissionError> for Refusal {
+    fn from(error: AdmissionError) -> Refusal {
+        let (status, code) = match &error {
+            AdmissionError::Throttled(_) => (429, code::RESOURCE_EXHAUSTED),
+            AdmissionError::Unavailable(_) => (503, code::UNAVAILABLE),
+        };
+        Refusal {
+            status,
+            code,
+            message: error.to_string(),
+            retry_after_seconds: Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+        }
     }
 }
 
@@ -293,7 +310,14 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
             limits,
             stats: IngestStats::default(),
             clock: Arc::new(system_now_unix_nano),
+            admission: None,
         }
+    }
+
+    /// Enforces active-series limits: points of series beyond them are refused in the partial success.
+    pub fn with_series_admission(mut self, admission: Arc<dyn SeriesAdmission>) -> Self {
+        self.admission = Some(admission);
+        self
     }
 
     /// Replaces the clock (unix nanoseconds) that bounds how far ahead timestamps may be.
@@ -372,11 +396,24 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
         let stats = &self.stats;
         match request.signal {
             Signal::Metrics => {
-                let decoded = if body.is_empty() {
+                let mut decoded = if body.is_empty() {
                     otlp::DecodedMetrics::default()
                 } else {
                     otlp::decode_metrics(format, &body, self.point_limits())?
                 };
+                if let Some(admission) = &self.admission {
+                    let now_unix_s =
+                        i64::try_from((self.clock)() / 1_000_000_000).unwrap_or(i64::MAX);
+                    let refused = crate::cardinality::admit_points(
+                        admission.as_ref(),
+                        now_unix_s,
+                        &mut decoded.points,
+                        &mut decoded.rejected,
+                    )
+                    .await?;
+                    decoded.accepted_data_points =
+                        decoded.accepted_data_points.saturating_sub(refused);
+                }
                 self.write(record::encode_metrics(&decoded.points)).await?;
                 IngestStats::add(&stats.accepted_data_points, decoded.accepted_data_points);
                 IngestStats::add(&stats.rejected_data_points, decoded.rejected.count);
@@ -387,11 +424,22 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                 Ok(response::metrics_body(format, &decoded.rejected))
             }
             Signal::Traces => {
-                let decoded = if body.is_empty() {
+                let mut decoded = if body.is_empty() {
                     otlp::DecodedSpans::default()
                 } else {
                     otlp::decode_traces(format, &body, self.point_limits())?
                 };
+                if let Some(admission) = &self.admission {
+                    let now_unix_s =
+                        i64::try_from((self.clock)() / 1_000_000_000).unwrap_or(i64::MAX);
+                    crate::cardinality::admit_spans(
+                        admission.as_ref(),
+                        now_unix_s,
+                        &mut decoded.spans,
+                        &mut decoded.rejected,
+                    )
+                    .await?;
+                }
                 self.write(record::encode_spans(&decoded.spans)).await?;
                 IngestStats::add(&stats.accepted_spans, decoded.spans.len() as u64);
                 IngestStats::add(&stats.rejected_spans, decoded.rejected.count);

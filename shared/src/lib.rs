@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod cardinality;
 pub mod embedded;
 pub mod ingest;
 pub mod live;

@@ -15,7 +15,8 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use flowscope_core::aws::{
     config, create_tables_if_missing, delete_tables_if_present, DynamoAlertStore,
-    DynamoConnections, DynamoStore, DynamoTraceStore, KinesisStream, TableNames,
+    DynamoConnections, DynamoSeriesAdmission, DynamoStore, DynamoTraceStore, KinesisStream,
+    TableNames,
 };
 
 /// Set (to anything) where the emulators must be there, e.g. CI's emulator stage: a missing
@@ -152,4 +153,43 @@ async fn dynamo_alert_store_passes_the_alert_store_contract() {
     delete_tables_if_present(&config, &tables)
         .await
         .expect("delete the table");
+}
+
+#[tokio::test]
+async fn dynamo_series_admission_passes_the_admission_contract() {
+    let Some(config) = emulator(
+        "dynamodb",
+        "dynamo_series_admission_passes_the_admission_contract",
+    )
+    .await
+    else {
+        return;
+    };
+    let tables = TableNames {
+        buckets: String::new(),
+        series: String::new(),
+        connections: String::new(),
+        traces: String::new(),
+        alerts: String::new(),
+        ..TableNames::with_prefix(&contract::unique("flowscope-contract"))
+    };
+    create_tables_if_missing(&config, &tables)
+        .await
+        .expect("create the tables");
+    let admission = DynamoSeriesAdmission::new(
+        &config,
+        tables.state.clone(),
+        contract::admission::CONTRACT_LIMITS,
+    );
+    contract::admission::admission_contract(&admission).await;
+    // Another instance (a cold start: empty cache) sees the same limits.
+    let other = DynamoSeriesAdmission::new(
+        &config,
+        tables.state.clone(),
+        contract::admission::CONTRACT_LIMITS,
+    );
+    contract::admission::shared_limits_contract(&admission, &other).await;
+    delete_tables_if_present(&config, &tables)
+        .await
+        .expect("delete the tables");
 }

@@ -9,14 +9,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use contract::{delta, fresh_series, now_unix_s, stats_of, unique};
+use flowscope_core::cardinality::{LimitKind, MetricSeries};
 use flowscope_core::embedded::{
-    EmbeddedError, EmbeddedStream, MemoryConnections, RedbAlertStore, RedbStore, RedbTraceStore,
-    StreamOptions,
+    EmbeddedError, EmbeddedStream, MemoryConnections, MemorySeriesAdmission, RedbAlertStore,
+    RedbStore, RedbTraceStore, StreamOptions,
 };
-use flowscope_core::model::{MetricKind, Resolution, Retention, SeriesMeta};
+use flowscope_core::model::{MetricKind, Resolution, Retention, SeriesId, SeriesMeta};
 use flowscope_core::ports::{
-    ApplyOutcome, BucketKey, MetricStore, SequenceNumber, StreamEntry, StreamRecord, StreamSink,
-    StreamSource,
+    ApplyOutcome, BucketKey, MetricStore, SequenceNumber, SeriesAdmission, StreamEntry,
+    StreamRecord, StreamSink, StreamSource,
 };
 
 fn entries(key: &str, range: std::ops::Range<usize>) -> Vec<StreamEntry> {
@@ -594,4 +595,101 @@ async fn benchmark_embedded_adapters() {
          in {elapsed:?}: {:.0} applies/s",
         applies as f64 / elapsed.as_secs_f64()
     );
+}
+
+// ---- series admission (active-series limits) ----
+
+#[tokio::test]
+async fn memory_series_admission_passes_the_admission_contract() {
+    let admission = MemorySeriesAdmission::new(contract::admission::CONTRACT_LIMITS);
+    contract::admission::admission_contract(&admission).await;
+}
+
+#[tokio::test]
+async fn memory_series_admission_frees_a_slot_one_window_after_a_series_was_last_seen() {
+    let limits = contract::admission::CONTRACT_LIMITS;
+    let admission = MemorySeriesAdmission::new(limits);
+    let now = now_unix_s();
+    let group = |ids: &[u64]| MetricSeries {
+        service: "api".into(),
+        metric: "latency".into(),
+        ids: ids.iter().map(|i| SeriesId(*i)).collect(),
+    };
+    let verdicts = admission.admit(now, &[group(&[1, 2, 3])]).await.unwrap();
+    assert!(verdicts[0].ids.is_empty());
+    // Series 1 stays active; 2 and 3 are not seen again.
+    admission.admit(now + 30, &[group(&[1])]).await.unwrap();
+    let verdicts = admission.admit(now + 59, &[group(&[4])]).await.unwrap();
+    assert_eq!(
+        verdicts[0].ids,
+        vec![SeriesId(4)],
+        "2 and 3 are still active"
+    );
+    let verdicts = admission
+        .admit(now + limits.active_window_seconds + 1, &[group(&[4, 5, 6])])
+        .await
+        .unwrap();
+    assert_eq!(
+        verdicts[0].ids,
+        vec![SeriesId(6)],
+        "2 and 3 expired and freed two slots; 1 (seen at +30) still holds one"
+    );
+}
+
+#[tokio::test]
+async fn memory_series_admission_seeded_from_the_registry_does_not_readmit_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(&dir.path().join("flowscope.redb")).unwrap());
+    let limits = contract::admission::CONTRACT_LIMITS;
+    let now = now_unix_s();
+    let service = unique("svc");
+    // The registry a previous run left: 3 active series of one metric, 1 long idle one.
+    let registered: Vec<SeriesMeta> = (0..4)
+        .map(|i| {
+            let mut key = fresh_series(&service, "latency");
+            key.attributes.insert("n".into(), i.to_string());
+            SeriesMeta {
+                id: key.id(),
+                key,
+                kind: MetricKind::Gauge,
+                unit: String::new(),
+                last_seen_unix_s: if i == 3 {
+                    now - 10 * limits.active_window_seconds
+                } else {
+                    now - 5
+                },
+            }
+        })
+        .collect();
+    store.upsert_series(&registered).await.unwrap();
+
+    let admission = MemorySeriesAdmission::new(limits).with_seed(store.clone());
+    let group = |ids: Vec<SeriesId>| MetricSeries {
+        service: service.clone(),
+        metric: "latency".into(),
+        ids,
+    };
+    let known: Vec<SeriesId> = registered[..3].iter().map(|m| m.id).collect();
+    let verdicts = admission
+        .admit(now, &[group(known.clone()), group(vec![SeriesId(42)])])
+        .await
+        .unwrap();
+    assert!(
+        verdicts[0].ids.is_empty(),
+        "the registry's active series pass"
+    );
+    assert_eq!(
+        verdicts[1].ids,
+        vec![SeriesId(42)],
+        "the metric was already at its limit before the restart"
+    );
+    // The idle one did not take a slot: the service (limit 5) has room for another metric's 2.
+    let other = MetricSeries {
+        service: service.clone(),
+        metric: "errors".into(),
+        ids: vec![SeriesId(7), SeriesId(8), SeriesId(9)],
+    };
+    let verdicts = admission.admit(now, &[other]).await.unwrap();
+    assert_eq!(verdicts[0].ids, vec![SeriesId(9)]);
+    assert_eq!(verdicts[0].limit, Some(LimitKind::PerService));
 }

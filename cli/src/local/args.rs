@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flowscope_core::auth::ApiKeys;
+use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::model::Retention;
 
 use super::serve::{ErrorStyle, ServeConfig};
@@ -77,6 +78,17 @@ pub struct LocalArgs {
     /// copy of the shipped defaults.
     #[arg(long, env = "FLOWSCOPE_ALERT_RULES")]
     pub alert_rules: Option<PathBuf>,
+    /// Active series a service may have; points of further new series are refused (partial success).
+    #[arg(long, env = "FLOWSCOPE_MAX_SERIES_PER_SERVICE", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_series_per_service: u32,
+    /// Active series one metric of a service may have.
+    #[arg(long, env = "FLOWSCOPE_MAX_SERIES_PER_METRIC", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_series_per_metric: u32,
+    /// A series not seen for this long stops counting against the series limits (e.g. 1h, 30m).
+    #[arg(long, env = "FLOWSCOPE_SERIES_ACTIVE_WINDOW", default_value = "1h")]
+    pub series_active_window: String,
     /// Retention of 1-minute buckets (e.g. 7d, 12h).
     #[arg(long, env = "FLOWSCOPE_RETENTION_1M", default_value = "7d")]
     pub retention_1m: String,
@@ -176,6 +188,15 @@ impl LocalArgs {
 
     pub fn ws_replay_bytes(&self) -> usize {
         usize::try_from(self.ws_replay_bytes).unwrap_or(usize::MAX)
+    }
+
+    pub fn series_limits(&self) -> anyhow::Result<SeriesLimits> {
+        Ok(SeriesLimits {
+            max_series_per_service: self.max_series_per_service,
+            max_series_per_metric: self.max_series_per_metric,
+            active_window_seconds: parse_duration_seconds(&self.series_active_window)
+                .context("--series-active-window")?,
+        })
     }
 
     pub fn ws_keys(&self) -> anyhow::Result<ApiKeys> {

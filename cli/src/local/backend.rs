@@ -4,11 +4,15 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::embedded::{
-    EmbeddedStream, MemoryConnections, RedbAlertStore, RedbStore, RedbTraceStore,
+    EmbeddedStream, MemoryConnections, MemorySeriesAdmission, RedbAlertStore, RedbStore,
+    RedbTraceStore,
 };
 use flowscope_core::model::Retention;
-use flowscope_core::ports::{AlertStore, ConnectionStore, MetricStore, StreamSink, TraceStore};
+use flowscope_core::ports::{
+    AlertStore, ConnectionStore, MetricStore, SeriesAdmission, StreamSink, TraceStore,
+};
 
 use super::LocalArgs;
 
@@ -110,6 +114,26 @@ impl Backend {
             },
             aws: Some(sdk),
         })
+    }
+
+    /// The active-series limits: in memory, seeded from the store's series registry; with `--aws`
+    /// the DynamoDB adapter on the state table, as the ingest function runs it.
+    pub fn series_admission(
+        &self,
+        args: &LocalArgs,
+        limits: SeriesLimits,
+    ) -> Arc<dyn SeriesAdmission> {
+        #[cfg(feature = "aws")]
+        if let Some(sdk) = &self.aws {
+            let tables = flowscope_core::aws::TableNames::with_prefix(&args.aws_prefix);
+            return Arc::new(flowscope_core::aws::DynamoSeriesAdmission::new(
+                sdk,
+                tables.state,
+                limits,
+            ));
+        }
+        let _ = args;
+        Arc::new(MemorySeriesAdmission::new(limits).with_seed(self.store.clone()))
     }
 
     #[cfg(not(feature = "aws"))]

@@ -110,17 +110,21 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         replay_bytes: args.ws_replay_bytes(),
         ..HubConfig::default()
     }));
-    let ingest: Arc<Ingest<dyn StreamSink>> = Arc::new(Ingest::new(
-        backend.sink.clone(),
-        IngestLimits {
-            max_body_bytes: args.max_body_bytes,
-            retention,
-            max_attributes_per_point: args.max_attributes_per_point,
-            max_attribute_value_bytes: args.max_attribute_value_bytes,
-            max_points_per_request: args.max_points_per_request,
-            ..IngestLimits::default()
-        },
-    ));
+    let admission = backend.series_admission(&args, args.series_limits()?);
+    let ingest: Arc<Ingest<dyn StreamSink>> = Arc::new(
+        Ingest::new(
+            backend.sink.clone(),
+            IngestLimits {
+                max_body_bytes: args.max_body_bytes,
+                retention,
+                max_attributes_per_point: args.max_attributes_per_point,
+                max_attribute_value_bytes: args.max_attribute_value_bytes,
+                max_points_per_request: args.max_points_per_request,
+                ..IngestLimits::default()
+            },
+        )
+        .with_series_admission(admission.clone()),
+    );
     let aggregator: Arc<dyn ProcessShard> = Arc::new(ShardProcessor::new(
         store.clone(),
         backend.traces.clone(),
@@ -181,10 +185,13 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         pusher,
         hub,
         ingest: ingest.clone(),
-        api: Arc::new(ApiRouter::new(
-            QueryApi::new(store.clone()).with_traces(backend.traces.clone()),
-            AlertApi::new(alerting.store.clone(), alerting.rules.clone()),
-        )),
+        api: Arc::new(
+            ApiRouter::new(
+                QueryApi::new(store.clone()).with_traces(backend.traces.clone()),
+                AlertApi::new(alerting.store.clone(), alerting.rules.clone()),
+            )
+            .with_series_admission(admission),
+        ),
         aggregator_stats,
         keys,
         dashboard_dir: args.dashboard_dir.clone(),

@@ -3,11 +3,14 @@
 //! Env: `STREAM_NAME` (name or ARN), `API_KEYS_PARAMETER` (SSM) or `API_KEY_HASHES`; optional
 //! per-point limits `MAX_ATTRIBUTES_PER_POINT`, `MAX_ATTRIBUTE_VALUE_BYTES`, `MAX_POINTS_PER_REQUEST`
 //! (defaults in `IngestLimits`). Retention is the default one, as in the aggregator function.
+//! Active-series limits (shared by every instance through `STATE_TABLE`): `MAX_SERIES_PER_SERVICE`
+//! (10000), `MAX_SERIES_PER_METRIC` (2000), `SERIES_ACTIVE_WINDOW_SECONDS` (3600).
 
 use std::sync::Arc;
 
 use flowscope_core::aws::lambda::{http, keys, required_env};
-use flowscope_core::aws::{config, KinesisStream};
+use flowscope_core::aws::{config, DynamoSeriesAdmission, KinesisStream};
+use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use lambda_http::{run, service_fn, Error, Request};
 
@@ -18,7 +21,12 @@ async fn main() -> Result<(), Error> {
     let keys = keys::load_api_keys(&config).await?;
     let stream = KinesisStream::new(&config, required_env("STREAM_NAME")?);
     let limits = IngestLimits::default().with_env(|name| std::env::var(name).ok())?;
-    let ingest = Ingest::new(Arc::new(stream), limits);
+    let admission = DynamoSeriesAdmission::new(
+        &config,
+        required_env("STATE_TABLE")?,
+        SeriesLimits::from_env()?,
+    );
+    let ingest = Ingest::new(Arc::new(stream), limits).with_series_admission(Arc::new(admission));
     let (ingest, keys) = (&ingest, &keys);
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(http::handle_ingest(ingest, keys, request).await)

@@ -2,7 +2,7 @@
 //! traces and the service graph (GET), and the alert routes: active alerts, history, rules,
 //! acknowledgements and silences (GET, POST, DELETE).
 //!
-//! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `TRACES_TABLE`, `ALERTS_TABLE`, `API_KEYS_PARAMETER` (SSM)
+//! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE` (series-limit refusals), `TRACES_TABLE`, `ALERTS_TABLE`, `API_KEYS_PARAMETER` (SSM)
 //! or `API_KEY_HASHES`. Rules: `infra/alert-rules.yaml`, compiled in.
 
 use std::sync::Arc;
@@ -10,7 +10,10 @@ use std::sync::Arc;
 use flowscope_core::alerts::{AlertApi, RuleSet};
 use flowscope_core::api::ApiRouter;
 use flowscope_core::aws::lambda::{http, keys, now_unix_s};
-use flowscope_core::aws::{config, DynamoAlertStore, DynamoStore, DynamoTraceStore, TableNames};
+use flowscope_core::aws::{
+    config, DynamoAlertStore, DynamoSeriesAdmission, DynamoStore, DynamoTraceStore, TableNames,
+};
+use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::query::QueryApi;
 use lambda_http::{run, service_fn, Error, Request};
 
@@ -23,11 +26,14 @@ async fn main() -> Result<(), Error> {
     let query = QueryApi::new(Arc::new(DynamoStore::new(&config, tables.clone()))).with_traces(
         Arc::new(DynamoTraceStore::new(&config, tables.traces.clone())),
     );
+    // `GET /api/limits`: the ingest function's refusal counts (same limits from the same env).
+    let admission =
+        DynamoSeriesAdmission::new(&config, tables.state.clone(), SeriesLimits::from_env()?);
     let alerts = AlertApi::new(
         Arc::new(DynamoAlertStore::new(&config, tables.alerts)),
         Arc::new(RuleSet::shipped()?),
     );
-    let api = ApiRouter::new(query, alerts);
+    let api = ApiRouter::new(query, alerts).with_series_admission(Arc::new(admission));
     let (api, keys) = (&api, &keys);
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(http::handle_query(api, keys, request, now_unix_s()).await)

@@ -4,6 +4,7 @@
 //! (`shared/tests/contract`), so local mode behaves like the deployed pipeline: ordered shards with
 //! rising sequence numbers, conditional per-shard watermarks on buckets, topic-indexed subscriptions.
 
+pub mod admission;
 pub mod alert_store;
 pub mod connections;
 mod crc32;
@@ -15,6 +16,7 @@ pub mod trace_store;
 
 use std::path::PathBuf;
 
+pub use admission::MemorySeriesAdmission;
 pub use alert_store::RedbAlertStore;
 pub use connections::MemoryConnections;
 pub use store::RedbStore;

@@ -4,6 +4,7 @@
 //! (issue 3: Kinesis, DynamoDB, API Gateway management). The contract tests in `shared/tests/contract`
 //! run one suite against every adapter so they cannot drift.
 
+pub mod admission;
 pub mod alerts;
 pub mod connections;
 pub mod pusher;
@@ -12,6 +13,7 @@ pub mod store;
 pub mod stream;
 pub mod traces;
 
+pub use admission::{AdmissionError, SeriesAdmission};
 pub use alerts::{AlertStore, AlertStoreError, Notifier, NotifyError, PutOutcome};
 pub use connections::{ConnectionStore, ConnectionStoreError, Subscription};
 pub use pusher::{ConnectionPusher, PushError};

@@ -7,6 +7,7 @@
 //! whatever else is there); expiries are far in the future so a real TTL cannot interfere.
 #![allow(dead_code)] // Each test binary uses the suites of the adapters it has.
 
+pub mod admission;
 pub mod alerts;
 pub mod traces;
 

@@ -3,6 +3,7 @@
 //! [`DynamoTraceStore`] (sampled traces) and [`DynamoAlertStore`] (alert states, history, silences,
 //! dead letters).
 
+mod admission;
 mod alerts;
 mod buckets;
 mod connections;
@@ -30,6 +31,7 @@ use crate::ports::{ApplyOutcome, BucketDelta, MetricStore, StoreError};
 
 use item::Item;
 
+pub use admission::DynamoSeriesAdmission;
 pub use alerts::DynamoAlertStore;
 pub use buckets::{decode_bucket_image, BucketImage};
 pub use connections::DynamoConnections;
