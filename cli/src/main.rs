@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the whole pipeline on this machine: OTLP on :4318, API + WebSocket + dashboard on :8080.
-    Local(local::LocalArgs),
+    Local(Box<local::LocalArgs>),
     /// Send simulated OTLP metrics and traces from five services.
     Loadgen(loadgen::LoadgenArgs),
 }
@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Local(args) => local::run(args).await,
+        Command::Local(args) => local::run(*args).await,
         Command::Loadgen(args) => loadgen::run(args).await.map(|_| ()),
     }
 }
