@@ -1,5 +1,7 @@
 //! `flowscope`: local mode (the whole pipeline in one process) and the load generator.
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 
 use flowscope_cli::{loadgen, local};
@@ -32,6 +34,8 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,tower_http=warn,hyper=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: logs piped to a file or a collector stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
         Command::Local(args) => local::run(*args).await,
