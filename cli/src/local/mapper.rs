@@ -11,6 +11,8 @@ use flowscope_core::live::{LiveHub, LiveUpdate};
 use flowscope_core::model::Resolution;
 use flowscope_core::pipeline::{ProcessShard, ShardOutcome};
 use flowscope_core::ports::{SequenceNumber, ShardBatch, StreamRecord};
+#[cfg(feature = "aws")]
+use flowscope_core::ports::StreamSource;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -160,7 +162,6 @@ mod kinesis {
     use super::*;
     use flowscope_core::aws::lambda::kinesis::{kinesis_event, process_kinesis_event};
     use flowscope_core::aws::KinesisStream;
-    use flowscope_core::ports::StreamSource;
 
     /// Lambda polls each shard about once a second when it is idle.
     const KINESIS_IDLE_POLL: Duration = Duration::from_secs(1);
