@@ -1,13 +1,32 @@
 //! Aggregator benchmark: points/s through decode + cumulative→delta + bucket merge on one core, and
 //! the AWS-cost numbers per million points. Prints numbers; asserts nothing about time.
 //! Run: `cargo bench -p flowscope-core --bench aggregate`.
+//!
+//! The first part is issue 11's "core path": OTLP protobuf bodies shaped like SDK exports through
+//! the receiver (decode + normalize + pack into stream records) and the aggregator (cumulative →
+//! delta + 1m/5m/1h buckets, in-memory store), beside the floors it is built from on the same data:
+//! prost decoding the bodies alone, and one DDSketch insert per data point alone.
+
+/// The allocator the `flowscope` binary ships with, so the numbers are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "../tests/support/memory_store.rs"]
 mod memory_store;
 #[path = "../tests/support/points.rs"]
 mod points;
+#[path = "support/sdk_export.rs"]
+mod sdk_export;
+#[path = "../tests/fixtures/otlp/support.rs"]
+mod support;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use flowscope_core::ingest::Signal;
+use flowscope_core::ports::{SequenceNumber, ShardBatch, StreamRecord};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point};
+use prost::Message;
 
 use flowscope_core::aggregate::Aggregator;
 use flowscope_core::model::{MetricPoint, PointData, Retention, Temporality};
@@ -54,8 +73,148 @@ fn record_points(record: u64) -> Vec<MetricPoint> {
         .collect()
 }
 
+/// Exports per service in the core-path run: 5 services × 1000 exports × 200 points = 1M points.
+const CORE_EXPORTS: u64 = 1000;
+/// Records per aggregator batch in the core-path run.
+const CORE_BATCH_RECORDS: usize = 100;
+
+fn per_second(points: u64, elapsed: Duration) -> f64 {
+    points as f64 / elapsed.as_secs_f64()
+}
+
+/// One value per OTLP data point, as a sketch would see it: the number, or a histogram's mean.
+fn point_values(request: &ExportMetricsServiceRequest) -> Vec<f64> {
+    let mut values = Vec::new();
+    for metric in request
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+    {
+        let number = |p: &opentelemetry_proto::tonic::metrics::v1::NumberDataPoint| match p.value {
+            Some(number_data_point::Value::AsDouble(v)) => v,
+            Some(number_data_point::Value::AsInt(v)) => v as f64,
+            None => 0.0,
+        };
+        match &metric.data {
+            Some(Data::Gauge(g)) => values.extend(g.data_points.iter().map(number)),
+            Some(Data::Sum(s)) => values.extend(s.data_points.iter().map(number)),
+            Some(Data::Histogram(h)) => values.extend(
+                h.data_points
+                    .iter()
+                    .map(|p| p.sum.unwrap_or(0.0) / p.count.max(1) as f64),
+            ),
+            Some(Data::ExponentialHistogram(h)) => {
+                values.extend(h.data_points.iter().map(|p| p.count as f64))
+            }
+            _ => {}
+        }
+    }
+    values
+}
+
+/// Issue 11's core path and its floors; prints `name: value` lines that `scripts/bench.sh` reads.
+async fn core_path() {
+    let requests: Vec<ExportMetricsServiceRequest> = (0..CORE_EXPORTS)
+        .flat_map(|tick| (0..5).map(move |s| sdk_export::sdk_export(&format!("service-{s}"), tick)))
+        .collect();
+    let bodies: Vec<Vec<u8>> = requests.iter().map(|r| r.encode_to_vec()).collect();
+    let values: Vec<Vec<f64>> = requests.iter().map(point_values).collect();
+    let points = requests.len() as u64 * sdk_export::POINTS_PER_EXPORT;
+    drop(requests);
+
+    // Floor 1: prost decoding the same bodies, nothing else.
+    let started = Instant::now();
+    let mut decoded_metrics = 0usize;
+    for body in &bodies {
+        let request = ExportMetricsServiceRequest::decode(&body[..]).expect("bench body decodes");
+        decoded_metrics += request.resource_metrics.len();
+    }
+    let prost_elapsed = started.elapsed();
+    assert!(decoded_metrics > 0);
+
+    // Floor 2: one DDSketch insert per data point (the core's sketch configuration).
+    let started = Instant::now();
+    let mut sketch = flowscope_core::sketch::Sketch::new();
+    for value in values.iter().flatten() {
+        sketch.add(*value);
+    }
+    let sketch_elapsed = started.elapsed();
+    assert!(sketch.count() > 0);
+
+    // The core path: receiver, then aggregator, on one core.
+    let (ingest, sink) = support::receiver();
+    let started = Instant::now();
+    for body in &bodies {
+        let response = ingest
+            .handle(support::request(
+                Signal::Metrics,
+                support::PROTOBUF,
+                None,
+                body.clone(),
+            ))
+            .await;
+        assert_eq!(response.status, 200);
+    }
+    let ingest_elapsed = started.elapsed();
+    let records: Vec<StreamRecord> = sink
+        .entries()
+        .into_iter()
+        .enumerate()
+        .map(|(n, entry)| StreamRecord {
+            shard_id: "shard-0".into(),
+            sequence_number: SequenceNumber::from_u128(n as u128 + 1),
+            partition_key: entry.partition_key,
+            data: entry.data,
+            arrival_unix_ms: 0,
+        })
+        .collect();
+    let batches: Vec<ShardBatch> = records
+        .chunks(CORE_BATCH_RECORDS)
+        .map(|chunk| ShardBatch {
+            shard_id: "shard-0".into(),
+            records: chunk.to_vec(),
+        })
+        .collect();
+    drop(records);
+    let store = MemoryStore::new();
+    let now = (support::T0 / SEC) as i64 + 3600;
+    let aggregator = Aggregator::new(store.clone(), Retention::default()).with_clock(move || now);
+    let started = Instant::now();
+    let mut consumed = 0;
+    for batch in &batches {
+        let outcome = aggregator.process(batch).await;
+        assert_eq!(outcome.retry_from, None);
+        consumed += outcome.points_applied + outcome.points_noop + outcome.points_duplicate;
+    }
+    let aggregate_elapsed = started.elapsed();
+    assert!(consumed > 0);
+    let core = per_second(points, ingest_elapsed + aggregate_elapsed);
+    let prost = per_second(points, prost_elapsed);
+    let sketch_rate = per_second(points, sketch_elapsed);
+    println!("core path points:              {points} (SDK-shaped exports: sums, histograms, gauges, exponential histograms)");
+    println!("core path: {core:.0} points/s");
+    println!(
+        "  receiver (decode + normalize + pack): {:.0} points/s alone",
+        per_second(points, ingest_elapsed)
+    );
+    println!(
+        "  aggregator (records → buckets): {:.0} points/s alone",
+        per_second(points, aggregate_elapsed)
+    );
+    println!("prost decode alone: {prost:.0} points/s");
+    println!("sketch insert alone: {sketch_rate:.0} points/s");
+    println!("core path vs prost decode: {:.1}%", core * 100.0 / prost);
+    println!(
+        "core path vs sketch insert: {:.1}%",
+        core * 100.0 / sketch_rate
+    );
+    println!();
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    core_path().await;
     let store = MemoryStore::new();
     let aggregator = Aggregator::new(store.clone(), Retention::default()).with_clock(|| NOW);
     let batches: Vec<_> = (0..BATCHES)

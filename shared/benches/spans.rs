@@ -3,6 +3,10 @@
 //! Prints numbers; asserts nothing about time.
 //! Run: `cargo bench -p flowscope-core --bench spans`.
 
+/// The allocator the `flowscope` binary ships with, so the numbers are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/support/memory_store.rs"]
 mod memory_store;
 

@@ -56,6 +56,14 @@ pub struct LoadgenArgs {
     /// No progress line and no final summary on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Benchmark shape instead of the simulated services: this many gauge series, one point each per
+    /// `--interval` (10 services, 100 series per metric); `--rate` and traces are ignored.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub gauge_series: Option<u64>,
+    /// With `--gauge-series`: also send the same samples in Prometheus text format to this
+    /// VictoriaMetrics base URL (`/api/v1/import/prometheus`), for side-by-side memory comparisons.
+    #[arg(long, value_name = "URL", requires = "gauge_series")]
+    pub prometheus_import: Option<String>,
 }
 
 /// The same defaults as the command line, for starting the load generator in-process (tests):
@@ -74,6 +82,8 @@ impl Default for LoadgenArgs {
             traces_per_second: DEFAULT_TRACES_PER_SECOND,
             headers: Vec::new(),
             quiet: false,
+            gauge_series: None,
+            prometheus_import: None,
         }
     }
 }

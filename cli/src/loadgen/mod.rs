@@ -7,6 +7,7 @@
 
 mod args;
 mod fleet;
+mod gauges;
 mod metrics;
 mod model;
 mod otlp;
@@ -63,6 +64,9 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<LoadgenSummary> {
         )
         .context("setting up the OTLP sender")?,
     );
+    if let Some(series) = args.gauge_series {
+        return gauges::run(args, series, sender).await;
+    }
     let started_wall = SystemTime::now();
     let start_unix_nano = otlp::unix_nanos(started_wall);
     // Unique per run even with the same seed, like an SDK's instance id.

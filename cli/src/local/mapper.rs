@@ -10,7 +10,9 @@ use flowscope_core::embedded::EmbeddedStream;
 use flowscope_core::live::{LiveHub, LiveUpdate};
 use flowscope_core::model::Resolution;
 use flowscope_core::pipeline::{ProcessShard, ShardOutcome};
-use flowscope_core::ports::{SequenceNumber, ShardBatch, StreamRecord, StreamSource};
+use flowscope_core::ports::{SequenceNumber, ShardBatch, StreamRecord};
+#[cfg(feature = "aws")]
+use flowscope_core::ports::StreamSource;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -20,6 +22,10 @@ use super::until_stopped;
 
 /// Records per batch (Lambda's BatchSize).
 const BATCH_SIZE: usize = 1000;
+/// Record data per embedded batch. A batch is decoded whole (about 6× its stream bytes as points in
+/// memory), so when the aggregator falls behind, a record count alone would let one batch per shard
+/// hold 1000 full records (~100 MB decoded each); 512 KiB is ~8k points. Lambda's limit is 6 MB.
+const BATCH_BYTES: usize = 512 * 1024;
 /// Longest wait for new records before polling again, in case a wake-up is missed.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Back-off after a failed batch before it is delivered again.
@@ -83,7 +89,10 @@ async fn run_embedded_shard(
     loop {
         // Register interest before reading so an append between the read and the wait still wakes us.
         let notified = notify.notified();
-        let records = match stream.read(&shard, checkpoint.as_ref(), BATCH_SIZE).await {
+        let records = match stream
+            .read_batch(&shard, checkpoint.as_ref(), BATCH_SIZE, BATCH_BYTES)
+            .await
+        {
             Ok(records) => records,
             Err(e) => {
                 tracing::warn!(%shard, error = %e, "reading the stream failed");

@@ -10,15 +10,17 @@
 //! would never end). Store errors are not retried here: the redelivery from the lowest failed sequence
 //! number is the retry.
 
-use futures::stream::{FuturesUnordered, StreamExt};
-
 use crate::model::{Resolution, SeriesId, SeriesMeta};
 use crate::ports::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, SequenceNumber};
 
 use super::stats::BucketStats;
 
-/// Bucket writes in flight at once per batch.
-pub const WRITE_CONCURRENCY: usize = 16;
+/// Bucket writes in flight at once per batch on stores without batched writes (see
+/// [`MetricStore::apply_buckets`]).
+pub const WRITE_CONCURRENCY: usize = crate::ports::store::APPLY_CONCURRENCY;
+/// Buckets per [`MetricStore::apply_buckets`] call (one redb transaction). Bounds the deltas held at
+/// once: a delta is its statistics (a sketch of ~60–800 bytes) plus two sequence numbers.
+pub const WRITE_CHUNK: usize = 2048;
 
 /// A part of one record in one bucket (a record may have several, e.g. one per point).
 pub trait Contribution {
@@ -147,9 +149,11 @@ pub struct BatchWrites {
     pub failed_from: Option<SequenceNumber>,
 }
 
-/// Writes every bucket of a batch once with [`write_watermarked`] (at most [`WRITE_CONCURRENCY`] at
-/// once). `buckets` yields (key, expires_at, contributions); `series` finds the registered series a
-/// written bucket's update names (a bucket whose series it does not know gets no update).
+/// Writes every bucket of a batch once, as [`write_watermarked`] does for one, in chunks of at most
+/// [`WRITE_CHUNK`] buckets per [`MetricStore::apply_buckets`] call (redb commits a chunk in one
+/// transaction; DynamoDB keeps its per-item conditional writes). `buckets` yields (key, expires_at,
+/// contributions); `series` finds the registered series a written bucket's update names (a bucket
+/// whose series it does not know gets no update).
 pub async fn write_buckets<'m, S, C, B>(
     store: &S,
     shard_id: &str,
@@ -161,40 +165,80 @@ where
     C: Contribution,
     B: IntoIterator<Item = (BucketKey, i64, Vec<C>)>,
 {
-    // `buffer_unordered` by hand: its closure, taking contributions that borrow the caller's batch,
-    // would make the caller's future fail the `Send` check (a rustc limitation with higher-ranked
-    // lifetimes), and creating every write up front would hold all of them in memory at once.
+    // Chunks, not everything at once: a batch's deltas (each with a sketch) are built only for the
+    // chunk being written.
     let mut pending = buckets.into_iter().fuse();
-    let mut in_flight = FuturesUnordered::new();
+    // Buckets whose watermark showed part of their contributions applied: the rest go again.
+    let mut again: Vec<(BucketKey, i64, Vec<C>)> = Vec::new();
     let mut batch = BatchWrites::default();
     loop {
-        while in_flight.len() < WRITE_CONCURRENCY {
-            let Some((key, expires_at, contributions)) = pending.next() else {
+        let mut chunk: Vec<(BucketKey, i64, Vec<C>)> = std::mem::take(&mut again);
+        while chunk.len() < WRITE_CHUNK {
+            let Some(bucket) = pending.next() else {
                 break;
             };
-            in_flight.push(write_watermarked(
-                store,
-                shard_id,
-                key,
-                expires_at,
-                contributions,
-            ));
+            chunk.push(bucket);
         }
-        let Some(write) = in_flight.next().await else {
+        // Empty contributions (everything applied before) have nothing to write.
+        let (chunk, deltas): (Vec<_>, Vec<_>) = chunk
+            .into_iter()
+            .filter_map(|(key, expires_at, contributions)| {
+                let delta = delta_of(shard_id, key, expires_at, &contributions)?;
+                Some(((key, expires_at, contributions), delta))
+            })
+            .unzip();
+        if chunk.is_empty() {
             break;
-        };
-        batch.applied += write.applied;
-        batch.duplicates += write.duplicates;
-        if let Some(seq) = write.failed_from {
-            batch.failed_from = Some(batch.failed_from.map_or(seq.clone(), |f| f.min(seq)));
         }
-        if let (Some(stats), Some(meta)) = (write.written, series(write.key.series)) {
-            batch.updates.push(BucketUpdate {
-                series: meta.clone(),
-                resolution: write.key.resolution,
-                start_unix_s: write.key.start_unix_s,
-                stats,
-            });
+        let mut outcomes = store.apply_buckets(&deltas).await.into_iter();
+        for ((key, expires_at, mut contributions), delta) in chunk.into_iter().zip(deltas) {
+            let failed = |batch: &mut BatchWrites, seq: SequenceNumber| {
+                batch.failed_from =
+                    Some(batch.failed_from.take().map_or(seq.clone(), |f| f.min(seq)));
+            };
+            match outcomes.next() {
+                Some(Ok(ApplyOutcome::Applied(after))) => {
+                    batch.applied += contributions.iter().map(C::points).sum::<u64>();
+                    if let Some(meta) = series(key.series) {
+                        batch.updates.push(BucketUpdate {
+                            series: meta.clone(),
+                            resolution: key.resolution,
+                            start_unix_s: key.start_unix_s,
+                            stats: after,
+                        });
+                    }
+                }
+                Some(Ok(ApplyOutcome::AlreadyApplied { watermark })) => {
+                    let before = contributions.len();
+                    contributions.retain(|contribution| {
+                        let applied = *contribution.seq() <= watermark;
+                        if applied {
+                            batch.duplicates += contribution.points();
+                        }
+                        !applied
+                    });
+                    if contributions.len() == before {
+                        // A watermark below first_seq cannot refuse the write: the store is wrong,
+                        // and looping would never end.
+                        tracing::warn!(shard_id, ?key, %watermark, first_seq = %delta.first_seq, "store refused a write above its watermark");
+                        failed(&mut batch, delta.first_seq);
+                    } else if !contributions.is_empty() {
+                        again.push((key, expires_at, contributions));
+                    }
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(shard_id, ?key, %error, "bucket write failed");
+                    failed(&mut batch, delta.first_seq);
+                }
+                None => {
+                    tracing::warn!(
+                        shard_id,
+                        ?key,
+                        "the store returned fewer outcomes than writes"
+                    );
+                    failed(&mut batch, delta.first_seq);
+                }
+            }
         }
     }
     batch.updates.sort_by(|a, b| {
@@ -205,4 +249,26 @@ where
         ))
     });
     batch
+}
+
+/// The delta of `contributions` (in sequence order) to bucket `key`; `None` when there are none.
+fn delta_of<C: Contribution>(
+    shard_id: &str,
+    key: BucketKey,
+    expires_at_unix_s: i64,
+    contributions: &[C],
+) -> Option<BucketDelta> {
+    let (first, last) = (contributions.first()?, contributions.last()?);
+    let mut stats = BucketStats::new();
+    for contribution in contributions {
+        contribution.add_to(&mut stats);
+    }
+    Some(BucketDelta {
+        key,
+        shard_id: shard_id.to_string(),
+        first_seq: first.seq().clone(),
+        last_seq: last.seq().clone(),
+        stats,
+        expires_at_unix_s,
+    })
 }

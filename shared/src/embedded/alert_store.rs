@@ -42,6 +42,10 @@ const HISTORY_SEQUENCE: &str = "history_sequence";
 const ITEM_VERSION: u8 = 1;
 
 /// redb-backed [`AlertStore`]. Clones share one database.
+/// redb's page cache for alert states, history and silences: small tables. redb's default (1 GiB)
+/// would let the cache grow with the file.
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct RedbAlertStore {
     db: RedbFile,
@@ -51,7 +55,7 @@ impl RedbAlertStore {
     /// Opens (or creates) the alert store at `path`.
     pub fn open(path: &Path) -> Result<RedbAlertStore, EmbeddedError> {
         Ok(RedbAlertStore {
-            db: RedbFile::open(path, "alert store", None, create_tables)?,
+            db: RedbFile::open(path, "alert store", Some(CACHE_BYTES), create_tables)?,
         })
     }
 }

@@ -198,6 +198,32 @@ impl EmbeddedStream {
 
     /// Woken (`notify_waiters`) after every successful append, so consumers need not poll.
     /// Create the `notified()` future before reading, then await it when the read came back empty.
+    /// Like [`StreamSource::read`], and stops once the records' data reaches `max_bytes` (always
+    /// returning at least one record when there is one), so a consumer's batch is bounded in memory
+    /// whatever the record sizes.
+    pub async fn read_batch(
+        &self,
+        shard_id: &str,
+        after: Option<&SequenceNumber>,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StreamRecord>, StreamError> {
+        let start = match after {
+            None => 0,
+            // Larger than any sequence number this log hands out: nothing comes after it.
+            Some(seq) => match sequence_as_u64(seq) {
+                Some(n) => n.saturating_add(1),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let inner = self.inner.clone();
+        let shard_id = shard_id.to_string();
+        let limit = ReadLimit { max, max_bytes };
+        tokio::task::spawn_blocking(move || inner.read(&shard_id, start, limit))
+            .await
+            .map_err(|e| StreamError::Unavailable(format!("read task failed: {e}")))?
+    }
+
     pub fn notifier(&self) -> Arc<Notify> {
         self.inner.notify.clone()
     }
@@ -282,19 +308,7 @@ impl StreamSource for EmbeddedStream {
         after: Option<&SequenceNumber>,
         max: usize,
     ) -> Result<Vec<StreamRecord>, StreamError> {
-        let start = match after {
-            None => 0,
-            // Larger than any sequence number this log hands out: nothing comes after it.
-            Some(seq) => match sequence_as_u64(seq) {
-                Some(n) => n.saturating_add(1),
-                None => return Ok(Vec::new()),
-            },
-        };
-        let inner = self.inner.clone();
-        let shard_id = shard_id.to_string();
-        tokio::task::spawn_blocking(move || inner.read(&shard_id, start, max))
-            .await
-            .map_err(|e| StreamError::Unavailable(format!("read task failed: {e}")))?
+        self.read_batch(shard_id, after, max, usize::MAX).await
     }
 }
 
@@ -351,13 +365,13 @@ impl Inner {
         &self,
         shard_id: &str,
         start: u64,
-        max: usize,
+        limit: ReadLimit,
     ) -> Result<Vec<StreamRecord>, StreamError> {
         let shard = self
             .shard(shard_id)
             .ok_or_else(|| StreamError::Unavailable(format!("no shard named {shard_id:?}")))?;
         shard
-            .read(start, max)
+            .read(start, limit)
             .map_err(|e| StreamError::Unavailable(e.to_string()))
     }
 
@@ -531,10 +545,11 @@ impl Shard {
         Ok(())
     }
 
-    fn read(&self, start: u64, max: usize) -> Result<Vec<StreamRecord>, EmbeddedError> {
+    fn read(&self, start: u64, limit: ReadLimit) -> Result<Vec<StreamRecord>, EmbeddedError> {
         let view = lock(&self.view).clone();
         let mut records = Vec::new();
-        if max == 0 || start >= view.next_seq || view.segments.is_empty() {
+        let mut bytes = 0usize;
+        if limit.max == 0 || start >= view.next_seq || view.segments.is_empty() {
             return Ok(records);
         }
         let hint = *lock(&self.hint);
@@ -545,7 +560,7 @@ impl Shard {
         let last_index = view.segments.len() - 1;
         let mut stop = None;
         for (index, segment) in view.segments.iter().enumerate().skip(first) {
-            let limit = if index == last_index {
+            let limit_bytes = if index == last_index {
                 view.active_len
             } else {
                 match fs::metadata(&segment.path) {
@@ -560,7 +575,7 @@ impl Shard {
                     if index == first
                         && h.segment_first_seq == segment.first_seq
                         && h.next_seq == start
-                        && h.offset <= limit =>
+                        && h.offset <= limit_bytes =>
                 {
                     h.offset
                 }
@@ -575,14 +590,15 @@ impl Shard {
                 file,
                 &segment.path,
                 offset,
-                limit,
+                limit_bytes,
                 start,
-                max,
+                limit,
                 &self.id,
                 &mut records,
+                &mut bytes,
             )?;
             stop = Some((segment.first_seq, end));
-            if records.len() >= max {
+            if limit.reached(records.len(), bytes) {
                 break;
             }
         }
@@ -605,8 +621,23 @@ fn write_synced(file: &mut File, at: u64, bytes: &[u8]) -> io::Result<()> {
     file.sync_data()
 }
 
+/// How much one read returns: at most `max` records, and no more once their data reaches
+/// `max_bytes`.
+#[derive(Clone, Copy)]
+struct ReadLimit {
+    max: usize,
+    max_bytes: usize,
+}
+
+impl ReadLimit {
+    fn reached(&self, records: usize, bytes: usize) -> bool {
+        records >= self.max || bytes >= self.max_bytes
+    }
+}
+
 /// Appends to `out` the records of one segment from `offset` up to `limit` bytes with a sequence
-/// number of at least `start`, until `out` holds `max`. Returns the offset where reading stopped.
+/// number of at least `start`, until `out` holds what `read` allows (`held` counts the data bytes in `out`).
+/// Returns the offset where reading stopped.
 #[allow(clippy::too_many_arguments)]
 fn read_segment(
     file: File,
@@ -614,16 +645,17 @@ fn read_segment(
     offset: u64,
     limit: u64,
     start: u64,
-    max: usize,
+    read: ReadLimit,
     shard_id: &str,
     out: &mut Vec<StreamRecord>,
+    held: &mut usize,
 ) -> Result<u64, EmbeddedError> {
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     reader
         .seek(SeekFrom::Start(offset))
         .map_err(EmbeddedError::io("reading", path))?;
     let mut position = offset;
-    while out.len() < max {
+    while !read.reached(out.len(), *held) {
         match read_frame(&mut reader, limit.saturating_sub(position))
             .map_err(EmbeddedError::io("reading", path))?
         {
@@ -642,6 +674,7 @@ fn read_segment(
             FrameRead::Frame { frame, bytes } => {
                 position += bytes;
                 if frame.seq >= start {
+                    *held += frame.data.len();
                     out.push(StreamRecord {
                         shard_id: shard_id.to_string(),
                         sequence_number: SequenceNumber::from_u128(u128::from(frame.seq)),
@@ -1016,5 +1049,47 @@ mod tests {
                 "bit flipped at byte {at}"
             );
         }
+    }
+
+    fn entry(key: &str, bytes: usize) -> StreamEntry {
+        StreamEntry {
+            partition_key: key.to_string(),
+            data: Bytes::from(vec![7u8; bytes]),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_read_stops_at_its_byte_budget_and_the_next_read_goes_on_from_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = EmbeddedStream::open(dir.path(), 1).unwrap();
+        stream
+            .put_all((0..10).map(|_| entry("api", 1000)).collect())
+            .await
+            .unwrap();
+        let shard = stream.shard_names().remove(0);
+
+        // 2,500 bytes of budget: the third record crosses it and is the last one returned.
+        let first = stream.read_batch(&shard, None, 1000, 2500).await.unwrap();
+        assert_eq!(first.len(), 3);
+        let next = stream
+            .read_batch(&shard, first.last().map(|r| &r.sequence_number), 1000, 2500)
+            .await
+            .unwrap();
+        assert_eq!(next.len(), 3);
+        assert!(next[0].sequence_number > first[2].sequence_number);
+
+        // A record larger than the whole budget still comes out, alone: a shard never stalls.
+        let one = stream.read_batch(&shard, None, 1000, 10).await.unwrap();
+        assert_eq!(one.len(), 1);
+        // The record count still bounds the batch, and the port's read has no byte budget.
+        assert_eq!(
+            stream
+                .read_batch(&shard, None, 2, usize::MAX)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(stream.read(&shard, None, 1000).await.unwrap().len(), 10);
     }
 }

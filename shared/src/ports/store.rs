@@ -53,10 +53,37 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
+/// Bucket writes in flight at once in the default [`MetricStore::apply_buckets`].
+pub const APPLY_CONCURRENCY: usize = 16;
+
 #[async_trait]
 pub trait MetricStore: Send + Sync {
     /// Conditionally merges `delta` into its bucket (see [`BucketDelta`]).
     async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError>;
+
+    /// [`MetricStore::apply_bucket`] for each of `deltas` (distinct buckets), one outcome per delta in
+    /// order. The default runs at most [`APPLY_CONCURRENCY`] at once; a store that can commit many
+    /// writes together (redb: one transaction, one fsync) overrides it.
+    async fn apply_buckets(&self, deltas: &[BucketDelta]) -> Vec<Result<ApplyOutcome, StoreError>> {
+        // `buffered` by hand: its closure would fail the `Send` check (a rustc limitation with
+        // higher-ranked lifetimes).
+        use futures::stream::{FuturesOrdered, StreamExt};
+        let mut pending = deltas.iter();
+        let mut in_flight = FuturesOrdered::new();
+        let mut outcomes = Vec::with_capacity(deltas.len());
+        loop {
+            while in_flight.len() < APPLY_CONCURRENCY {
+                let Some(delta) = pending.next() else {
+                    break;
+                };
+                in_flight.push_back(self.apply_bucket(delta));
+            }
+            match in_flight.next().await {
+                Some(outcome) => outcomes.push(outcome),
+                None => return outcomes,
+            }
+        }
+    }
 
     /// Buckets of one series and resolution with `from_unix_s <= start < to_unix_s`, oldest first.
     async fn query_buckets(

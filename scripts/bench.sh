@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Issue 11's benchmark table in one command: prints a markdown table of every row it can measure
+# here, with the raw floors (prost decode alone, DDSketch insert alone) as ratios and VictoriaMetrics
+# (Debian's `victoria-metrics`) side by side. Prints numbers; asserts nothing. Bounded in time
+# (~5 minutes with the defaults).
+#   scripts/bench.sh                      # everything
+#   BENCH_ONLY="core rss10k" scripts/bench.sh
+# Knobs (env): BENCH_E2E_RATE (points/s offered, default 500000), BENCH_E2E_SECONDS (20),
+# BENCH_RSS_SECONDS (60: how long the 10k series are sent at 1 point/s), BENCH_100K_SECONDS (30),
+# FLOWSCOPE_BIN (a prebuilt `flowscope`; default: build the release binary).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ONLY="${BENCH_ONLY:-core spans e2e rss10k rss100k}"
+E2E_RATE="${BENCH_E2E_RATE:-500000}"
+E2E_SECONDS="${BENCH_E2E_SECONDS:-20}"
+RSS_SECONDS="${BENCH_RSS_SECONDS:-60}"
+BIG_SECONDS="${BENCH_100K_SECONDS:-30}"
+want() { [[ " $ONLY " == *" $1 "* ]]; }
+
+if [ -z "${FLOWSCOPE_BIN:-}" ]; then
+  cargo build --release --quiet -p flowscope-cli
+  TARGET="${CARGO_TARGET_DIR:-target}"
+  FLOWSCOPE_BIN="$TARGET/release/flowscope"
+fi
+BIN="$FLOWSCOPE_BIN"
+WORK="$(mktemp -d)"
+ROWS="$WORK/rows.md"
+: >"$ROWS"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+row() { printf '| %s | %s |\n' "$1" "$2" | tee -a "$ROWS" >&2; }
+
+free_ports() {
+  python3 -c 'import socket,sys
+s=[socket.socket() for _ in range(int(sys.argv[1]))]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(*[x.getsockname()[1] for x in s])' "$1"
+}
+# kB of a process: rss_kb PID VmRSS|VmHWM
+rss_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
+mb() { python3 -c "print(f'{int(\"$1\")/1024:.0f} MB')"; }
+
+# Starts `flowscope local` on a fresh data dir; sets LOCAL_PID, OTLP, API.
+start_local() {
+  local dir="$WORK/local-$1"; shift
+  mkdir -p "$dir"
+  read -r op hp < <(free_ports 2)
+  "$BIN" local --otlp-addr "127.0.0.1:$op" --http-addr "127.0.0.1:$hp" --data-dir "$dir" \
+    --dashboard-dir /nonexistent "$@" >"$dir.log" 2>&1 &
+  LOCAL_PID=$!
+  PIDS+=("$LOCAL_PID")
+  OTLP="http://127.0.0.1:$op"
+  API="http://127.0.0.1:$hp"
+  for _ in $(seq 1 100); do curl -fs "$API/healthz" >/dev/null && return 0; sleep 0.1; done
+  echo "flowscope local did not start: $(tail -5 "$dir.log")" >&2
+  return 1
+}
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+stats() { curl -fs "$API/api/pipeline"; }
+consumed_points() {
+  stats | python3 -c 'import json,sys; d=json.load(sys.stdin)["aggregator"]; print(sum(d[k] for k in ("points_applied","points_noop","points_duplicate","points_expired")))'
+}
+accepted_points() { stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["ingest"]["accepted_data_points"])'; }
+# Waits (bounded) until the aggregator has consumed every accepted point; prints the seconds waited.
+wait_caught_up() {
+  local accepted started now
+  accepted=$(accepted_points)
+  started=$(date +%s.%N)
+  for _ in $(seq 1 "${1:-600}"); do
+    [ "$(consumed_points)" -ge "$accepted" ] && break
+    sleep 0.1
+  done
+  now=$(date +%s.%N)
+  python3 -c "print(f'{$now-$started:.1f}')"
+}
+# Extra flags that raise the series limits, when this build has them.
+LIMIT_FLAGS=()
+for flag in --max-series-per-service --max-series-per-metric; do
+  if "$BIN" local --help | grep -q -- "$flag"; then LIMIT_FLAGS+=("$flag" 1000000); fi
+done
+
+echo "| measure | result |" >&2
+echo "|---|---|" >&2
+
+if want core; then
+  out=$(cargo bench --quiet -p flowscope-core --bench aggregate 2>/dev/null)
+  echo "$out" >"$WORK/core.txt"
+  get() { awk -F': *' -v k="$1" '$1==k {print $2}' "$WORK/core.txt"; }
+  row "core path, OTLP protobuf → aggregated buckets (decode + normalize + cumulative→delta + 1m/5m/1h), one core" \
+    "$(get 'core path') ($(get 'core path vs prost decode') of prost decode alone at $(get 'prost decode alone'); $(get 'core path vs sketch insert') of DDSketch insert alone at $(get 'sketch insert alone'))"
+fi
+
+if want spans; then
+  out=$(cargo bench --quiet -p flowscope-core --bench spans 2>/dev/null | grep -i 'spans/s' | head -3 | tr '\n' ';')
+  row "span processor (decode + RED + graph + sampling + store), one core" "${out:-see cargo bench --bench spans}"
+fi
+
+if want e2e; then
+  start_local e2e "${LIMIT_FLAGS[@]}"
+  started=$(date +%s.%N)
+  "$BIN" loadgen --endpoint "$OTLP" --rate "$E2E_RATE" --duration "${E2E_SECONDS}s" --gzip \
+    --traces-per-second 0 --quiet
+  sent=$(date +%s.%N)
+  accepted=$(accepted_points)
+  consumed_at_stop=$(consumed_points)
+  lag=$(wait_caught_up 600)
+  consumed=$(consumed_points)
+  done_at=$(date +%s.%N)
+  row "local mode end to end, loadgen protobuf+gzip at ${E2E_RATE} points/s offered for ${E2E_SECONDS}s, 2 cores" \
+    "$(python3 -c "print(f'{$accepted/($sent-$started):.0f} points/s accepted, {$consumed_at_stop/($sent-$started):.0f} points/s aggregated while sending, {$consumed/($done_at-$started):.0f} points/s aggregated to the end; lag $lag s after the sender stopped')"); peak RSS $(mb "$(rss_kb "$LOCAL_PID" VmHWM)")"
+  stop_pid "$LOCAL_PID"
+fi
+
+if want rss10k; then
+  start_local rss10k "${LIMIT_FLAGS[@]}"
+  VM_ARGS=()
+  if command -v victoria-metrics >/dev/null; then
+    read -r vp < <(free_ports 1)
+    victoria-metrics -storageDataPath="$WORK/vm" -httpListenAddr="127.0.0.1:$vp" -retentionPeriod=1d \
+      -loggerLevel=ERROR >"$WORK/vm.log" 2>&1 &
+    VM_PID=$!
+    PIDS+=("$VM_PID")
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$vp/health" >/dev/null && break; sleep 0.1; done
+    VM_ARGS=(--prometheus-import "http://127.0.0.1:$vp")
+  fi
+  "$BIN" loadgen --endpoint "$OTLP" --gauge-series 10000 --duration "${RSS_SECONDS}s" --gzip --quiet "${VM_ARGS[@]}"
+  lag=$(wait_caught_up 600)
+  fs=$(rss_kb "$LOCAL_PID" VmRSS)
+  fs_peak=$(rss_kb "$LOCAL_PID" VmHWM)
+  result="Flowscope $(mb "$fs") (peak $(mb "$fs_peak"), $(python3 -c "print(f'{$fs/10000:.1f}')") KB per series; lag $lag s)"
+  if [ -n "${VM_PID:-}" ]; then
+    vm=$(rss_kb "$VM_PID" VmRSS)
+    vm_series=$(curl -fs "http://127.0.0.1:$vp/api/v1/series/count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0])' || echo '?')
+    result="$result; VictoriaMetrics $(mb "$vm") ($vm_series series); Flowscope/VictoriaMetrics = $(python3 -c "print(f'{$fs/$vm:.2f}')")×"
+    stop_pid "$VM_PID"
+  else
+    result="$result; VictoriaMetrics: not installed (apt-get install victoria-metrics)"
+  fi
+  row "local mode RSS with 10k active gauge series at 1 point/s each for ${RSS_SECONDS}s (same data to both)" "$result"
+  stop_pid "$LOCAL_PID"
+fi
+
+if want rss100k; then
+  start_local rss100k "${LIMIT_FLAGS[@]}"
+  "$BIN" loadgen --endpoint "$OTLP" --gauge-series 100000 --interval 10s --duration "${BIG_SECONDS}s" --gzip --quiet
+  lag=$(wait_caught_up 600)
+  loaded=$(rss_kb "$LOCAL_PID" VmRSS)
+  peak=$(rss_kb "$LOCAL_PID" VmHWM)
+  sleep 10 # idle: what is kept after the load stops
+  idle=$(rss_kb "$LOCAL_PID" VmRSS)
+  limits="${LIMIT_FLAGS[*]:-default series limits}"
+  row "local mode RSS with 100k active series (one point per series every 10 s for ${BIG_SECONDS}s; $limits)" \
+    "$(mb "$loaded") after the load (peak $(mb "$peak")), $(mb "$idle") after 10 s idle; lag $lag s"
+  stop_pid "$LOCAL_PID"
+fi
+
+row "OTLP accepted → WebSocket frame p99; 10k WebSocket clients" "not measured by this script"
+row "Lambda aggregator: DynamoDB writes and Kinesis bytes per 1M points" "needs emulators: see tests/e2e/aws_cost_bench.rs"
+
+echo
+echo "| measure | result |"
+echo "|---|---|"
+cat "$ROWS"
