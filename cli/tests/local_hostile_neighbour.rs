@@ -336,8 +336,10 @@ async fn a_hostile_client_does_not_hurt_a_well_behaved_one() {
         partial.error_message
     );
     println!(
-        "100k-series request: {} points refused: {}",
-        partial.rejected_data_points, partial.error_message
+        "100k-series request: {} points refused (RSS {} MB): {}",
+        partial.rejected_data_points,
+        local.rss().0 >> 20,
+        partial.error_message.chars().take(200).collect::<String>()
     );
 
     // The well-behaved client, while all of that is going on.
