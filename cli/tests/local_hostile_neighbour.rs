@@ -87,7 +87,7 @@ impl LocalProcess {
             ])
             .arg(dir.path())
             .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

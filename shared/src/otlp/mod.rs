@@ -248,6 +248,8 @@ impl From<String> for Refused {
 pub struct Rejections {
     pub count: u64,
     pub reasons: Vec<String>,
+    /// Items whose reason did not fit in `reasons` (the report keeps the first few).
+    unlisted: u64,
     /// `count` split by [`RejectReason`] (indexed as [`RejectReason::ALL`]).
     by_reason: [u64; RejectReason::ALL.len()],
 }
@@ -269,6 +271,8 @@ impl Rejections {
         self.by_reason[kind.index()] += n;
         if self.reasons.len() < MAX_REASONS {
             self.reasons.push(reason());
+        } else {
+            self.unlisted += n;
         }
     }
 
@@ -288,9 +292,50 @@ impl Rejections {
             self.count,
             self.reasons.join("; ")
         );
-        if self.count > self.reasons.len() as u64 {
-            message.push_str("; …");
+        if self.unlisted > 0 {
+            message.push_str(&format!(
+                "; {} more {what} refused (reasons not listed)",
+                self.unlisted
+            ));
         }
         message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_names_unlisted_refusals_only_when_some_reasons_were_left_out() {
+        let mut one_reason = Rejections::default();
+        one_reason.reject(98_000, || "metric \"m\" is at its limit".into());
+        assert_eq!(
+            one_reason.message("data points"),
+            "rejected 98000 data points: metric \"m\" is at its limit",
+            "one reason covering many points is the whole story"
+        );
+
+        let mut many = Rejections::default();
+        for i in 0..(MAX_REASONS + 2) {
+            many.reject(2, || format!("reason {i}"));
+        }
+        let message = many.message("data points");
+        assert!(
+            message.starts_with("rejected 14 data points: reason 0; "),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("reason {}", MAX_REASONS - 1)),
+            "{message}"
+        );
+        assert!(
+            !message.contains(&format!("reason {MAX_REASONS}")),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("; 4 more data points refused (reasons not listed)"),
+            "{message}"
+        );
     }
 }
