@@ -5,7 +5,10 @@
 #   3. run the unmodified OpenTelemetry SDK verifiers: Python (OTLP/HTTP protobuf) and Node (OTLP/HTTP
 #      JSON), which check values and the 2 s visibility promise through the query API and the WebSocket;
 #   4. stop and restart `flowscope local` on the same data dir: series and history must survive, unchanged;
-#   5. run `flowscope loadgen --duration 5s`: its five services must appear.
+#   5. run `flowscope loadgen --duration 5s`: its five services must appear;
+#   6. the hostile-neighbour test (cli/tests/local_hostile_neighbour.rs) against the release binary, as
+#      users run it: a 100k-series request, 400 slow-header connections and a never-reading subscriber
+#      beside a well-behaved client whose points must be visible within 2 s, with RSS under 300 MB.
 # One PASS/FAIL line per check; the last line is `N passed, N failed`; exit status 1 if any failed.
 #
 # Needs: cargo (unless FLOWSCOPE_BIN), curl, python3 with venv, node + npm.
@@ -196,6 +199,17 @@ if [ ! -x "$FLOWSCOPE_BIN" ]; then
   fail "FLOWSCOPE_BIN=$FLOWSCOPE_BIN is not an executable"
   finish
 fi
+# The hostile-neighbour test measures what users run: the release build (and its test harness).
+build_started=$SECONDS
+if cargo build --release --locked -p flowscope-cli >"$WORK/build-release.log" 2>&1 &&
+  cargo test --locked -p flowscope-cli --test local_hostile_neighbour --no-run >>"$WORK/build-release.log" 2>&1; then
+  pass "cargo build --release -p flowscope-cli and the hostile-neighbour test ($((SECONDS - build_started)) s)"
+  RELEASE_BIN="$ROOT/target/release/flowscope"
+else
+  tail -n 40 "$WORK/build-release.log"
+  fail "cargo build --release -p flowscope-cli"
+  RELEASE_BIN=""
+fi
 
 # Time limit for everything after the build (a cold build on 2 cores alone takes minutes).
 MAIN_PID=$$
@@ -353,6 +367,22 @@ if [ -n "$SERVER_PID" ]; then
   fi
 else
   fail "loadgen check skipped: flowscope local is not running"
+fi
+
+# --- 6. hostile neighbour ----------------------------------------------------------------------------
+
+stop_server # the test starts its own flowscope local
+if [ -n "$RELEASE_BIN" ]; then
+  if FLOWSCOPE_BIN="$RELEASE_BIN" cargo test --locked -p flowscope-cli --test local_hostile_neighbour \
+    -- --ignored --nocapture >"$WORK/hostile.log" 2>&1; then
+    grep -E '^(100k|round|RSS)' "$WORK/hostile.log" | cut -c1-200
+    pass "hostile neighbour: the well-behaved client's points were visible within 2 s each, RSS under 300 MB"
+  else
+    tail -n 40 "$WORK/hostile.log"
+    fail "hostile neighbour (cli/tests/local_hostile_neighbour.rs)"
+  fi
+else
+  fail "hostile neighbour skipped: no release build"
 fi
 
 finish
