@@ -36,6 +36,18 @@ pub struct LocalArgs {
     /// Largest OTLP request body accepted, in bytes (compressed size).
     #[arg(long, env = "FLOWSCOPE_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Records one aggregator batch may hold per shard (Lambda's BatchSize).
+    #[arg(long, env = "FLOWSCOPE_AGGREGATOR_BATCH_RECORDS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub aggregator_batch_records: u64,
+    /// Bytes of stream records one aggregator batch may hold per shard; a batch is decoded whole,
+    /// so this bounds the aggregator's memory when it falls behind.
+    #[arg(long, env = "FLOWSCOPE_AGGREGATOR_BATCH_BYTES", default_value_t = super::mapper::DEFAULT_BATCH_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(64 * 1024..=64 * 1024 * 1024))]
+    pub aggregator_batch_bytes: u64,
+    /// Page cache of the metric store (redb), in bytes; colder pages are read from disk.
+    #[arg(long, env = "FLOWSCOPE_STORE_CACHE_BYTES", default_value_t = flowscope_core::embedded::store::DEFAULT_CACHE_BYTES)]
+    pub store_cache_bytes: usize,
     /// Limits of both HTTP servers (boxed: keeps the `local` command's arguments small).
     #[command(flatten)]
     pub server: Box<ServerLimits>,
@@ -186,6 +198,13 @@ impl LocalArgs {
         }
     }
 
+    pub fn batch_limits(&self) -> super::mapper::BatchLimits {
+        super::mapper::BatchLimits {
+            records: usize::try_from(self.aggregator_batch_records).unwrap_or(usize::MAX),
+            bytes: usize::try_from(self.aggregator_batch_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
     pub fn ws_replay_bytes(&self) -> usize {
         usize::try_from(self.ws_replay_bytes).unwrap_or(usize::MAX)
     }
@@ -237,6 +256,43 @@ pub fn parse_duration_seconds(text: &str) -> anyhow::Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(extra: &[&str]) -> Result<LocalArgs, clap::Error> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            local: LocalArgs,
+        }
+        let mut argv = vec!["test"];
+        argv.extend_from_slice(extra);
+        Wrapper::try_parse_from(argv).map(|w| w.local)
+    }
+
+    #[test]
+    fn aggregator_batch_and_store_cache_have_defaults_flags_and_bounds() {
+        let defaults = parse(&[]).unwrap();
+        let batch = defaults.batch_limits();
+        assert_eq!((batch.records, batch.bytes), (1000, 2 * 1024 * 1024));
+        assert_eq!(defaults.store_cache_bytes, 32 * 1024 * 1024);
+
+        let set = parse(&[
+            "--aggregator-batch-records",
+            "200",
+            "--aggregator-batch-bytes",
+            "65536",
+            "--store-cache-bytes",
+            "1048576",
+        ])
+        .unwrap();
+        let batch = set.batch_limits();
+        assert_eq!((batch.records, batch.bytes), (200, 65536));
+        assert_eq!(set.store_cache_bytes, 1024 * 1024);
+
+        // At least one record and 64 KiB per batch: nonsense is refused at start-up, not clamped.
+        assert!(parse(&["--aggregator-batch-records", "0"]).is_err());
+        assert!(parse(&["--aggregator-batch-bytes", "1024"]).is_err());
+    }
 
     #[test]
     fn durations_parse_with_units_and_reject_nonsense() {

@@ -56,8 +56,12 @@ impl Backend {
         // The store first: redb locks its file, so a second `flowscope local` on the same data dir
         // stops here, before it could touch the stream log.
         let store = Arc::new(
-            RedbStore::open_with_retention(&args.data_dir.join("flowscope.redb"), retention)
-                .with_context(|| format!("opening store in {}", args.data_dir.display()))?,
+            RedbStore::open_with_cache(
+                &args.data_dir.join("flowscope.redb"),
+                retention,
+                args.store_cache_bytes,
+            )
+            .with_context(|| format!("opening store in {}", args.data_dir.display()))?,
         );
         let stream = Arc::new(
             EmbeddedStream::open(&args.data_dir.join("stream"), args.shards)

@@ -20,8 +20,16 @@ use super::backend::Consumer;
 use super::stats::AggregatorStats;
 use super::until_stopped;
 
-/// Records per batch (Lambda's BatchSize).
-const BATCH_SIZE: usize = 1000;
+/// How much one aggregator batch per shard may hold (`--aggregator-batch-records` /
+/// `--aggregator-batch-bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Records per batch (Lambda's BatchSize); default 1000.
+    pub records: usize,
+    /// Record data per embedded batch; default [`DEFAULT_BATCH_BYTES`].
+    pub bytes: usize,
+}
+
 /// Record data per embedded batch. A batch is decoded whole (several times its stream bytes as points in
 /// memory), so when the aggregator falls behind, a record count alone would let one batch per shard
 /// hold 1000 full records (~100 MB decoded each). Smaller batches cost throughput: every batch
@@ -29,7 +37,7 @@ const BATCH_SIZE: usize = 1000;
 /// per point than one of 30k. Measured after a 20 s burst of 500k points/s offered: 512 KiB left the
 /// aggregator 60 s behind, 1 MiB 28.5 s, 2 MiB 4.4 s (peak RSS 703 MB), unbounded 8.5 s (peak RSS
 /// 3.36 GB). 2 MiB is ~30k points. Lambda's limit is 6 MB.
-const BATCH_BYTES: usize = 2 * 1024 * 1024;
+pub const DEFAULT_BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Longest wait for new records before polling again, in case a wake-up is missed.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Back-off after a failed batch before it is delivered again.
@@ -44,6 +52,7 @@ pub async fn spawn_all(
     hub: &Arc<LiveHub>,
     stats: &Arc<AggregatorStats>,
     stopped: &watch::Receiver<bool>,
+    limits: BatchLimits,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     match consumer {
@@ -57,6 +66,7 @@ pub async fn spawn_all(
                         aggregator.clone(),
                         hub.clone(),
                         stats.clone(),
+                        limits,
                     ),
                 ));
             }
@@ -73,6 +83,7 @@ pub async fn spawn_all(
                         aggregator.clone(),
                         hub.clone(),
                         stats.clone(),
+                        limits.records,
                     ),
                 ));
             }
@@ -87,6 +98,7 @@ async fn run_embedded_shard(
     aggregator: SharedAggregator,
     hub: Arc<LiveHub>,
     stats: Arc<AggregatorStats>,
+    limits: BatchLimits,
 ) {
     let notify = stream.notifier();
     let mut checkpoint: Option<SequenceNumber> = stream.checkpoint_of(&shard);
@@ -94,7 +106,7 @@ async fn run_embedded_shard(
         // Register interest before reading so an append between the read and the wait still wakes us.
         let notified = notify.notified();
         let records = match stream
-            .read_batch(&shard, checkpoint.as_ref(), BATCH_SIZE, BATCH_BYTES)
+            .read_batch(&shard, checkpoint.as_ref(), limits.records, limits.bytes)
             .await
         {
             Ok(records) => records,
@@ -177,10 +189,14 @@ mod kinesis {
         aggregator: SharedAggregator,
         hub: Arc<LiveHub>,
         stats: Arc<AggregatorStats>,
+        batch_records: usize,
     ) {
         let mut checkpoint: Option<SequenceNumber> = None;
         loop {
-            let records = match stream.read(&shard, checkpoint.as_ref(), BATCH_SIZE).await {
+            let records = match stream
+                .read(&shard, checkpoint.as_ref(), batch_records)
+                .await
+            {
                 Ok(records) => records,
                 Err(e) => {
                     tracing::warn!(%shard, error = %e, "reading Kinesis failed");

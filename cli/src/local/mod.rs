@@ -155,6 +155,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         &hub,
         &aggregator_stats,
         &stopped,
+        args.batch_limits(),
         &mut tasks,
     )
     .await?;

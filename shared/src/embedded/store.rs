@@ -51,7 +51,7 @@ const HAS_MIN: u8 = 0b01;
 const HAS_MAX: u8 = 0b10;
 /// redb's page cache (redb's default is 1 GiB). Local mode shares the machine with everything else;
 /// 10k active series' current buckets and state take ~10 MB of pages.
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
+pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// redb-backed [`MetricStore`]. Clones share one database.
 #[derive(Clone)]
@@ -93,8 +93,18 @@ impl RedbStore {
         path: &Path,
         retention: Retention,
     ) -> Result<RedbStore, EmbeddedError> {
+        RedbStore::open_with_cache(path, retention, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`RedbStore::open_with_retention`] with a page cache of `cache_bytes` (redb's own default is
+    /// 1 GiB, which an idle local mode would grow into).
+    pub fn open_with_cache(
+        path: &Path,
+        retention: Retention,
+        cache_bytes: usize,
+    ) -> Result<RedbStore, EmbeddedError> {
         Ok(RedbStore {
-            db: RedbFile::open(path, "store", Some(CACHE_BYTES), create_tables)?,
+            db: RedbFile::open(path, "store", Some(cache_bytes), create_tables)?,
             retention,
             applies: Arc::new(ApplyQueue::default()),
         })
