@@ -14,10 +14,10 @@ if [ -z "${AWS_ENDPOINT_URL:-}${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
   # shellcheck disable=SC1090
   source "$(bash scripts/emulators.sh env)"
 fi
-export FLOWSCOPE_REQUIRE_EMULATORS=1
-cargo test --locked -p flowscope-core --features aws --test contract_aws
-cargo test --locked -p flowscope-integration-tests
+# The emulator tests build only with the `emulator-tests` feature, and fail without endpoints.
+cargo test --locked -p flowscope-core --features emulator-tests --test contract_aws
+cargo test --locked -p flowscope-integration-tests --features emulator-tests
 # `flowscope local --aws`: the local event-source mapper, DynamoDB, and fan-out through
 # aws-sdk-apigatewaymanagement to the local gateway's @connections.
-cargo test --locked -p flowscope-cli --features aws --test local_aws
+cargo test --locked -p flowscope-cli --features emulator-tests --test local_aws
 [ -z "$started" ] || echo "emulators: DynamoDB Local + kinesis-mock"

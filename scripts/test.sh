@@ -35,7 +35,7 @@ stage() {
 
 stage setup bash scripts/setup.sh
 stage fmt cargo fmt --all --check
-stage clippy bash -c 'cargo clippy --workspace --all-targets --locked -- -D warnings && cargo clippy -p flowscope-cli --features aws --all-targets --locked -- -D warnings'
+stage clippy bash -c 'cargo clippy --workspace --all-targets --locked -- -D warnings && cargo clippy --workspace --all-targets --locked --features flowscope-cli/emulator-tests,flowscope-core/emulator-tests,flowscope-integration-tests/emulator-tests -- -D warnings'
 stage rust-tests cargo test --workspace --locked
 stage aws-emulators bash scripts/aws-tests.sh
 stage template bash -c 'bash scripts/deploy-tools.sh >/dev/null && bash scripts/validate-template.sh'

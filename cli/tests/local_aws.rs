@@ -1,8 +1,8 @@
 //! `flowscope local --aws` against emulators (DynamoDB Local + kinesis-mock, or LocalStack): OTLP →
 //! Kinesis → the aggregator handler (a real KinesisEvent) → DynamoDB → fan-out through
 //! aws-sdk-apigatewaymanagement → the local gateway's `@connections` → a WebSocket client.
-//! Skipped (with a message) when no emulator endpoint is configured, unless
-//! `FLOWSCOPE_REQUIRE_EMULATORS=1`, as in `scripts/aws-tests.sh`.
+//! Built only with the `emulator-tests` feature (`scripts/aws-tests.sh`); fails when no emulator
+//! endpoint is configured.
 #![cfg(feature = "aws")]
 
 mod support;
@@ -19,9 +19,10 @@ fn emulators_configured() -> bool {
     let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty());
     let configured = set("AWS_ENDPOINT_URL")
         || (set("AWS_ENDPOINT_URL_DYNAMODB") && set("AWS_ENDPOINT_URL_KINESIS"));
-    if !configured && std::env::var("FLOWSCOPE_REQUIRE_EMULATORS").as_deref() == Ok("1") {
-        panic!("FLOWSCOPE_REQUIRE_EMULATORS=1 but no AWS_ENDPOINT_URL(_DYNAMODB/_KINESIS) is set");
-    }
+    assert!(
+        configured,
+        "no AWS_ENDPOINT_URL(_DYNAMODB/_KINESIS) is set: scripts/aws-tests.sh starts the emulators"
+    );
     configured
 }
 

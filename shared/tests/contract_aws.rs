@@ -2,14 +2,13 @@
 //! LocalStack: `source "$(scripts/emulators.sh env)"` first. Each run creates its own uniquely named
 //! stream and tables and deletes them afterwards.
 //!
-//! Without `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_KINESIS` / `_DYNAMODB`) the tests say they were
-//! skipped and pass, so they never touch a real AWS account by accident; with
-//! `FLOWSCOPE_REQUIRE_EMULATORS` set they fail instead (CI's emulator stage).
+//! Built only with the `emulator-tests` feature (`scripts/aws-tests.sh`), so a plain `cargo test`
+//! never lists them as passed without running them. Without `AWS_ENDPOINT_URL` (or
+//! `AWS_ENDPOINT_URL_KINESIS` / `_DYNAMODB`) they fail, so they never touch a real AWS account.
 #![cfg(feature = "aws")]
 
 mod contract;
 
-use std::io::Write;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -19,25 +18,14 @@ use flowscope_core::aws::{
     TableNames,
 };
 
-/// Set (to anything) where the emulators must be there, e.g. CI's emulator stage: a missing
-/// endpoint then fails the test instead of skipping it.
-const REQUIRE_EMULATORS: &str = "FLOWSCOPE_REQUIRE_EMULATORS";
-
-/// The emulator configuration when `service`'s endpoint is overridden, else `None` after saying so
-/// (or failing, when [`REQUIRE_EMULATORS`] is set).
+/// The emulator configuration; fails the test when `service`'s endpoint is not overridden.
 async fn emulator(service: &str, test: &str) -> Option<SdkConfig> {
-    if !config::endpoint_configured(service) {
-        let how = format!(
-            "set AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_{} (scripts/emulators.sh start)",
-            service.to_ascii_uppercase()
-        );
-        if std::env::var_os(REQUIRE_EMULATORS).is_some() {
-            panic!("{test} needs the emulators ({REQUIRE_EMULATORS} is set): {how}");
-        }
-        // Straight to the terminal: the test harness captures `eprintln!` of passing tests.
-        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {how}");
-        return None;
-    }
+    assert!(
+        config::endpoint_configured(service),
+        "{test} needs the emulators: set AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_{} \
+         (scripts/aws-tests.sh starts them)",
+        service.to_ascii_uppercase()
+    );
     Some(config::load_for_emulators().await)
 }
 

@@ -8,7 +8,8 @@
 //! The query function's alert routes (`handle_query` with the `/api/*` router) read and write the
 //! same table: active alerts, acknowledgement, silences.
 //!
-//! Without emulator endpoints the tests print that they were skipped and pass.
+//! Built only with the `emulator-tests` feature (`scripts/aws-tests.sh`); without emulator endpoints
+//! they fail rather than pass unrun.
 
 use std::sync::{Arc, Mutex};
 

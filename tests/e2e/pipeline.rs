@@ -4,7 +4,8 @@
 //! buckets in DynamoDB, read through the query handler, and pushed live through the WebSocket and
 //! fan-out handlers. Each test creates its own stream and tables and deletes them at the end.
 //!
-//! Without emulator endpoints the tests print that they were skipped and pass.
+//! Built only with the `emulator-tests` feature (`scripts/aws-tests.sh`); without emulator endpoints
+//! they fail rather than pass unrun.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -538,5 +539,101 @@ async fn a_written_bucket_is_pushed_to_the_websocket_clients_subscribed_to_its_s
         vec!["watcher".to_string()],
         "the connection API Gateway reported gone was forgotten"
     );
+    pipeline.finish().await;
+}
+
+/// The active-series limit on the AWS path: the ingest function with the DynamoDB admission adapter
+/// refuses only the series beyond the limit, in `partial_success`, writes the rest to Kinesis, and the
+/// query function's `/api/limits` reports the refusal.
+#[tokio::test]
+async fn series_beyond_the_limit_are_refused_in_the_partial_success_and_the_rest_is_stored() {
+    use flowscope_core::aws::DynamoSeriesAdmission;
+    use flowscope_core::cardinality::SeriesLimits;
+    use flowscope_integration_tests::otlp::gauge_request_per_route;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    use prost::Message as _;
+
+    let Some(pipeline) = Pipeline::start(
+        "series_beyond_the_limit_are_refused_in_the_partial_success_and_the_rest_is_stored",
+    )
+    .await
+    else {
+        return;
+    };
+    let limits = SeriesLimits {
+        max_series_per_metric: 3,
+        ..SeriesLimits::default()
+    };
+    let admission = Arc::new(DynamoSeriesAdmission::new(
+        &pipeline.config,
+        pipeline.tables.state.clone(),
+        limits,
+    ));
+    let ingest = Ingest::new(pipeline.stream.clone(), IngestLimits::default())
+        .with_series_admission(admission.clone());
+    let service = unique("exploding");
+
+    // Five routes of one metric, one point each: three series fit, two are refused.
+    let body = gauge_request_per_route(&service, METRIC, 5, 1, now_unix_s());
+    let response = handle_ingest(&ingest, &pipeline.keys, otlp_post(&body, Some(API_KEY))).await;
+    assert_eq!(response.status(), 200);
+    let answer =
+        ExportMetricsServiceResponse::decode(response.body().as_ref()).expect("an OTLP response");
+    let partial = answer.partial_success.expect("the refusal is named");
+    assert_eq!(partial.rejected_data_points, 2, "{partial:?}");
+    assert!(
+        partial.error_message.contains(METRIC) && partial.error_message.contains("limit of 3"),
+        "{}",
+        partial.error_message
+    );
+
+    // Only the admitted series reach the stream, the aggregator and the store.
+    let records = pipeline.records(1).await;
+    let response = handle_kinesis_event(
+        &pipeline.aggregator(pipeline.store.clone()),
+        None,
+        kinesis_event(&records),
+    )
+    .await
+    .expect("the aggregator handles the event");
+    assert!(failed_items(&response).is_empty());
+    assert_eq!(
+        pipeline.count(&service).await,
+        3,
+        "three series, one point each"
+    );
+
+    // The same request again: the three known series pass, the two new ones are refused again.
+    let response = handle_ingest(&ingest, &pipeline.keys, otlp_post(&body, Some(API_KEY))).await;
+    let answer = ExportMetricsServiceResponse::decode(response.body().as_ref()).expect("OTLP");
+    assert_eq!(
+        answer
+            .partial_success
+            .expect("refused")
+            .rejected_data_points,
+        2
+    );
+
+    // The query function reports the refusals per service and metric.
+    let api = pipeline.api().with_series_admission(admission);
+    let now = now_unix_s();
+    let response = handle_query(
+        &api,
+        &pipeline.keys,
+        api_get("/api/limits", "", API_KEY),
+        now,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let limits = json_body(&response);
+    let refusal = limits["refusals"]
+        .as_array()
+        .expect("refusals")
+        .iter()
+        .find(|r| r["service"] == service.as_str())
+        .unwrap_or_else(|| panic!("no refusal for {service}: {limits}"))
+        .clone();
+    assert_eq!(refusal["metric"], METRIC);
+    assert_eq!(refusal["refused_points"], 4, "{refusal}");
     pipeline.finish().await;
 }
