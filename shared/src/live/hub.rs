@@ -7,8 +7,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use super::wire::{LiveUpdate, ServerMessage, SharedSeries};
+use super::wire::{LiveSeries, LiveUpdate, ServerMessage, SharedSeries};
+use crate::aggregate::BucketUpdate;
 use crate::model::Resolution;
+use crate::model::SeriesMeta;
 use crate::ports::Subscription;
 use crate::query::BucketView;
 use crate::traces::TraceEvent;
@@ -169,6 +171,16 @@ struct HubState {
 }
 
 impl HubState {
+    /// The hub's shared identity of `meta`'s series, or a new one when the hub holds none (or an
+    /// outdated one).
+    fn series_of(&self, meta: &SeriesMeta) -> SharedSeries {
+        let id = meta.id.to_string();
+        match self.latest.get(id.as_str()) {
+            Some(entry) if entry.series.describes(meta) => entry.series.clone(),
+            _ => SharedSeries::new(LiveSeries::from_meta(meta)),
+        }
+    }
+
     /// Points `update` at the hub's shared identity of its series (one per series, however many
     /// updates of it are held) and records its bucket for snapshots.
     fn intern(&mut self, update: &mut LiveUpdate) {
@@ -225,6 +237,22 @@ impl LiveHub {
     pub fn publish(&self, updates: impl IntoIterator<Item = LiveUpdate>) {
         let mut state = self.lock();
         for mut update in updates {
+            state.newest_start = state.newest_start.max(update.bucket.start);
+            state.intern(&mut update);
+            state.pending.insert(bucket_identity(&update), update);
+        }
+    }
+
+    /// Publishes written buckets: like [`LiveHub::publish`], but labels them with the hub's shared
+    /// identity of their series instead of copying the series' strings for each.
+    pub fn publish_buckets<'a>(&self, buckets: impl IntoIterator<Item = &'a BucketUpdate>) {
+        let mut state = self.lock();
+        for bucket in buckets {
+            let mut update = LiveUpdate {
+                series: state.series_of(&bucket.series),
+                resolution: bucket.resolution,
+                bucket: bucket.view.clone(),
+            };
             state.newest_start = state.newest_start.max(update.bucket.start);
             state.intern(&mut update);
             state.pending.insert(bucket_identity(&update), update);
@@ -382,7 +410,6 @@ fn sorted(mut updates: Vec<LiveUpdate>) -> Vec<LiveUpdate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::wire::LiveSeries;
     use crate::model::MetricKind;
 
     fn update(service: &str, metric: &str, start: i64, count: u64) -> LiveUpdate {
@@ -503,6 +530,55 @@ mod tests {
         hub.publish([changed]);
         let third = hub.take_batch().unwrap();
         assert_eq!(third.updates[0].series.unit, "ms");
+    }
+
+    fn bucket(start: i64, unit: &str) -> BucketUpdate {
+        let key = crate::model::SeriesKey {
+            service: "api".into(),
+            metric: "cpu".into(),
+            attributes: [("host".to_string(), "a".to_string())].into(),
+        };
+        BucketUpdate {
+            series: std::sync::Arc::new(SeriesMeta {
+                id: key.id(),
+                key,
+                kind: MetricKind::Gauge,
+                unit: unit.into(),
+                last_seen_unix_s: start,
+            }),
+            resolution: Resolution::OneMinute,
+            start_unix_s: start,
+            view: BucketView::new(
+                start,
+                &Default::default(),
+                MetricKind::Gauge,
+                Resolution::OneMinute,
+            ),
+        }
+    }
+
+    #[test]
+    fn published_buckets_are_labelled_with_the_series_identity_the_hub_holds() {
+        let hub = LiveHub::default();
+        // Separate copies of the series' metadata, as two aggregator batches make them.
+        hub.publish_buckets([&bucket(60, "%")]);
+        let first = hub.take_batch().unwrap();
+        hub.publish_buckets([&bucket(120, "%")]);
+        let second = hub.take_batch().unwrap();
+        assert!(second.updates[0].series.ptr_eq(&first.updates[0].series));
+        assert_eq!(
+            first.updates[0]
+                .series
+                .attributes
+                .get("host")
+                .map(String::as_str),
+            Some("a")
+        );
+        hub.publish_buckets([&bucket(180, "ms")]);
+        let third = hub.take_batch().unwrap();
+        assert_eq!(third.updates[0].series.unit, "ms");
+        assert!(!third.updates[0].series.ptr_eq(&first.updates[0].series));
+        assert_eq!(hub.snapshot_size(), (1, 2));
     }
 
     #[test]

@@ -23,6 +23,16 @@ pub struct LiveSeries {
 }
 
 impl LiveSeries {
+    /// Whether this is the identity [`LiveSeries::from_meta`] would make of `meta` (without the id,
+    /// which the caller matched).
+    pub fn describes(&self, meta: &SeriesMeta) -> bool {
+        self.service == meta.key.service
+            && self.metric == meta.key.metric
+            && self.kind == meta.kind
+            && self.unit == meta.unit
+            && self.attributes == meta.key.attributes
+    }
+
     pub fn from_meta(meta: &SeriesMeta) -> LiveSeries {
         LiveSeries {
             series_id: meta.id.to_string(),
