@@ -113,6 +113,11 @@ impl IngestLimits {
     }
 }
 
+/// OTLP data points of a metrics request turned into domain points (and admitted, and encoded)
+/// at a time: bounds the request's transient memory to the protobuf plus one chunk, whatever
+/// share of it the series limits refuse (issue 10). Not a limit: every point is still handled.
+const METRIC_CHUNK_POINTS: usize = 8_192;
+
 /// `Retry-After` when the stream is unavailable: long enough not to hammer it, short enough that
 /// exporters' buffers do not overflow.
 const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
@@ -396,25 +401,37 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
         let stats = &self.stats;
         match request.signal {
             Signal::Metrics => {
-                let mut decoded = if body.is_empty() {
-                    otlp::DecodedMetrics::default()
+                let mut request = if body.is_empty() {
+                    otlp::ChunkedMetrics::default()
                 } else {
-                    otlp::decode_metrics(format, &body, self.point_limits())?
+                    otlp::decode_metrics_in_chunks(
+                        format,
+                        &body,
+                        self.point_limits(),
+                        METRIC_CHUNK_POINTS,
+                    )?
                 };
-                if let Some(admission) = &self.admission {
-                    let now_unix_s =
-                        i64::try_from((self.clock)() / 1_000_000_000).unwrap_or(i64::MAX);
-                    let refused = crate::cardinality::admit_points(
-                        admission.as_ref(),
-                        now_unix_s,
-                        &mut decoded.points,
-                        &mut decoded.rejected,
-                    )
-                    .await?;
-                    decoded.accepted_data_points =
-                        decoded.accepted_data_points.saturating_sub(refused);
+                drop(body);
+                let mut entries = Vec::new();
+                while request.next_chunk() {
+                    let decoded = &mut request.decoded;
+                    if let Some(admission) = &self.admission {
+                        let now_unix_s =
+                            i64::try_from((self.clock)() / 1_000_000_000).unwrap_or(i64::MAX);
+                        let refused = crate::cardinality::admit_points(
+                            admission.as_ref(),
+                            now_unix_s,
+                            &mut decoded.points,
+                            &mut decoded.rejected,
+                        )
+                        .await?;
+                        decoded.accepted_data_points =
+                            decoded.accepted_data_points.saturating_sub(refused);
+                    }
+                    entries.extend(record::encode_metrics(&decoded.points));
                 }
-                self.write(record::encode_metrics(&decoded.points)).await?;
+                let decoded = request.finish();
+                self.write(entries).await?;
                 IngestStats::add(&stats.accepted_data_points, decoded.accepted_data_points);
                 IngestStats::add(&stats.rejected_data_points, decoded.rejected.count);
                 stats.add_rejections(&decoded.rejected);

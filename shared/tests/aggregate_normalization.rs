@@ -86,7 +86,7 @@ async fn gauge_values_are_observed_as_levels() {
     assert_eq!(update.series.kind, MetricKind::Gauge);
     assert_eq!(update.series.key.metric, "cpu");
     assert_eq!(update.series.last_seen_unix_s, (T0 + 20) as i64);
-    assert_eq!(update.stats.count, 3);
+    assert_eq!(update.view.count, 3);
     assert_eq!(outcome.updates.len(), 3);
 }
 

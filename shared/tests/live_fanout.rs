@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use bytes::Bytes;
 use flowscope_core::embedded::MemoryConnections;
-use flowscope_core::live::{Fanout, LiveUpdate};
+use flowscope_core::live::{Fanout, LiveSeries, LiveUpdate, SharedSeries};
 use flowscope_core::model::{MetricKind, Resolution};
 use flowscope_core::ports::{ConnectionPusher, ConnectionStore, PushError, Subscription};
 use flowscope_core::query::BucketView;
@@ -37,12 +37,14 @@ impl ConnectionPusher for RecordingPusher {
 
 fn update(service: &str, metric: &str, series: usize) -> LiveUpdate {
     LiveUpdate {
-        series_id: format!("{series:016x}"),
-        service: service.into(),
-        metric: metric.into(),
-        attributes: Default::default(),
-        kind: MetricKind::Gauge,
-        unit: "%".into(),
+        series: SharedSeries::new(LiveSeries {
+            series_id: format!("{series:016x}"),
+            service: service.into(),
+            metric: metric.into(),
+            attributes: Default::default(),
+            kind: MetricKind::Gauge,
+            unit: "%".into(),
+        }),
         resolution: Resolution::OneMinute,
         bucket: BucketView {
             start: 60,

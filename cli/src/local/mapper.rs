@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowscope_core::embedded::EmbeddedStream;
-use flowscope_core::live::{LiveHub, LiveUpdate};
+use flowscope_core::live::LiveHub;
 use flowscope_core::model::Resolution;
 use flowscope_core::pipeline::{ProcessShard, ShardOutcome};
 #[cfg(feature = "aws")]
@@ -147,12 +147,11 @@ async fn run_embedded_shard(
 fn deliver(hub: &LiveHub, stats: &AggregatorStats, records: usize, outcome: &ShardOutcome) {
     stats.record(records, outcome);
     hub.publish_traces(outcome.trace_events().iter().cloned());
-    hub.publish(
+    hub.publish_buckets(
         outcome
             .updates()
             // The dashboard draws 1-minute buckets live; coarser ones are read from the API.
-            .filter(|u| u.resolution == Resolution::OneMinute)
-            .map(|u| LiveUpdate::from_bucket(&u.series, u.resolution, u.start_unix_s, &u.stats)),
+            .filter(|u| u.resolution == Resolution::OneMinute),
     );
 }
 

@@ -256,12 +256,18 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
             }
         }
 
-        let metas: Vec<SeriesMeta> = series.values().cloned().collect();
+        let metas: Vec<SeriesMeta> = series.into_values().collect();
         if let Err(error) = self.store.upsert_series(&metas).await {
             tracing::warn!(shard_id, %error, "cannot register series; retrying the batch");
             outcome.retry_from = Some(first_seq);
             return outcome;
         }
+
+        // One shared copy per series for the batch's bucket updates (not one per bucket).
+        let series: HashMap<SeriesId, Arc<SeriesMeta>> = metas
+            .into_iter()
+            .map(|meta| (meta.id, Arc::new(meta)))
+            .collect();
 
         // Per bucket, the shares in record order.
         let writes = buckets.into_iter().map(|(key, shares)| {

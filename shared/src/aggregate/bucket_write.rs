@@ -10,10 +10,13 @@
 //! would never end). Store errors are not retried here: the redelivery from the lowest failed sequence
 //! number is the retry.
 
+use std::sync::Arc;
+
 use crate::model::{Resolution, SeriesId, SeriesMeta};
 use crate::ports::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, SequenceNumber};
 
 use super::stats::BucketStats;
+use crate::query::BucketView;
 
 /// Bucket writes in flight at once per batch on stores without batched writes (see
 /// [`MetricStore::apply_buckets`]).
@@ -48,10 +51,14 @@ impl Contribution for (SequenceNumber, BucketStats) {
 /// One bucket after this batch's write.
 #[derive(Debug, Clone)]
 pub struct BucketUpdate {
-    pub series: SeriesMeta,
+    /// Shared by every bucket of the series in the batch (three resolutions, several minutes).
+    pub series: Arc<SeriesMeta>,
     pub resolution: Resolution,
     pub start_unix_s: i64,
-    pub stats: BucketStats,
+    /// The bucket's totals and quantiles after the write, as the query API shows them. Not the
+    /// [`BucketStats`] themselves: their sketch is kilobytes per bucket, and a batch can write
+    /// tens of thousands of buckets.
+    pub view: BucketView,
 }
 
 /// How one bucket's write ended.
@@ -158,7 +165,7 @@ pub async fn write_buckets<'m, S, C, B>(
     store: &S,
     shard_id: &str,
     buckets: B,
-    series: impl Fn(SeriesId) -> Option<&'m SeriesMeta>,
+    series: impl Fn(SeriesId) -> Option<&'m Arc<SeriesMeta>>,
 ) -> BatchWrites
 where
     S: MetricStore + ?Sized,
@@ -201,10 +208,15 @@ where
                     batch.applied += contributions.iter().map(C::points).sum::<u64>();
                     if let Some(meta) = series(key.series) {
                         batch.updates.push(BucketUpdate {
+                            view: BucketView::new(
+                                key.start_unix_s,
+                                &after,
+                                meta.kind,
+                                key.resolution,
+                            ),
                             series: meta.clone(),
                             resolution: key.resolution,
                             start_unix_s: key.start_unix_s,
-                            stats: after,
                         });
                     }
                 }

@@ -210,7 +210,10 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
     ) -> Result<BTreeMap<String, Vec<&'u LiveUpdate>>, ConnectionStoreError> {
         let mut by_service: BTreeMap<&str, Vec<&LiveUpdate>> = BTreeMap::new();
         for update in updates {
-            by_service.entry(&update.service).or_default().push(update);
+            by_service
+                .entry(&update.series.service)
+                .or_default()
+                .push(update);
         }
         let mut per_connection: BTreeMap<String, Vec<&LiveUpdate>> = BTreeMap::new();
         for (service, service_updates) in by_service {
@@ -218,7 +221,7 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
                 let wanted = service_updates
                     .iter()
                     .copied()
-                    .filter(|u| subscription.wants(&u.service, &u.metric));
+                    .filter(|u| subscription.wants(&u.series.service, &u.series.metric));
                 per_connection.entry(connection).or_default().extend(wanted);
             }
         }

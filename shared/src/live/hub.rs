@@ -7,9 +7,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use super::wire::{LiveUpdate, ServerMessage};
+use super::wire::{LiveSeries, LiveUpdate, ServerMessage, SharedSeries};
+use crate::aggregate::BucketUpdate;
 use crate::model::Resolution;
+use crate::model::SeriesMeta;
 use crate::ports::Subscription;
+use crate::query::BucketView;
 use crate::traces::TraceEvent;
 
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +71,38 @@ fn json_bytes(updates: &[LiveUpdate]) -> usize {
     counter.0
 }
 
-type BucketIdentity = (String, Resolution, i64);
+/// A series in the hub's maps, compared by its id; cloning it only counts a reference.
+#[derive(Debug, Clone)]
+struct ById(SharedSeries);
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.series_id == other.0.series_id
+    }
+}
+
+impl Eq for ById {}
+
+impl std::hash::Hash for ById {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.series_id.hash(state);
+    }
+}
+
+type BucketIdentity = (ById, Resolution, i64);
+
+fn bucket_identity(update: &LiveUpdate) -> BucketIdentity {
+    (
+        ById(update.series.clone()),
+        update.resolution,
+        update.bucket.start,
+    )
+}
+
+/// Buckets per (series, resolution) a snapshot carries: the current one and the one before it
+/// (which can still be receiving late points). Older buckets come from the query API, which the
+/// dashboard loads for history anyway.
+pub const SNAPSHOT_BUCKETS_PER_RESOLUTION: usize = 2;
 
 /// Trace events kept per flush; beyond it the oldest are dropped (the dashboard animates a sample).
 const MAX_TRACES_PER_FLUSH: usize = 200;
@@ -81,6 +115,47 @@ pub struct LiveBatch {
     pub traces: Vec<TraceEvent>,
 }
 
+/// What a snapshot needs of one series: its identity (the one `Arc` every update of the series
+/// held by the hub shares) and its newest buckets.
+#[derive(Debug)]
+struct LatestSeries {
+    series: SharedSeries,
+    /// At most [`SNAPSHOT_BUCKETS_PER_RESOLUTION`] per resolution.
+    buckets: Vec<(Resolution, BucketView)>,
+}
+
+impl LatestSeries {
+    /// Keeps `bucket` if it is among the newest of its resolution.
+    fn record(&mut self, resolution: Resolution, bucket: &BucketView) {
+        if let Some((_, held)) = self
+            .buckets
+            .iter_mut()
+            .find(|(r, b)| *r == resolution && b.start == bucket.start)
+        {
+            *held = bucket.clone();
+            return;
+        }
+        self.buckets.push((resolution, bucket.clone()));
+        let of_resolution = self
+            .buckets
+            .iter()
+            .filter(|(r, _)| *r == resolution)
+            .count();
+        if of_resolution > SNAPSHOT_BUCKETS_PER_RESOLUTION {
+            let oldest = self
+                .buckets
+                .iter()
+                .enumerate()
+                .filter(|(_, (r, _))| *r == resolution)
+                .min_by_key(|(_, (_, b))| b.start)
+                .map(|(i, _)| i);
+            if let Some(i) = oldest {
+                self.buckets.swap_remove(i);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct HubState {
     seq: u64,
@@ -90,9 +165,46 @@ struct HubState {
     /// Kept batches: sequence number, updates, their JSON size.
     recent: VecDeque<(u64, Vec<LiveUpdate>, usize)>,
     recent_bytes: usize,
-    /// Newest bucket per (series, resolution) and the ones before it within the horizon.
-    latest: HashMap<BucketIdentity, LiveUpdate>,
+    /// Per series id: its shared identity and newest buckets within the horizon.
+    latest: HashMap<String, LatestSeries>,
     newest_start: i64,
+}
+
+impl HubState {
+    /// The hub's shared identity of `meta`'s series, or a new one when the hub holds none (or an
+    /// outdated one).
+    fn series_of(&self, meta: &SeriesMeta) -> SharedSeries {
+        let id = meta.id.to_string();
+        match self.latest.get(id.as_str()) {
+            Some(entry) if entry.series.describes(meta) => entry.series.clone(),
+            _ => SharedSeries::new(LiveSeries::from_meta(meta)),
+        }
+    }
+
+    /// Points `update` at the hub's shared identity of its series (one per series, however many
+    /// updates of it are held) and records its bucket for snapshots.
+    fn intern(&mut self, update: &mut LiveUpdate) {
+        match self.latest.get_mut(update.series.series_id.as_str()) {
+            Some(entry) => {
+                if entry.series.ptr_eq(&update.series) || *entry.series == *update.series {
+                    update.series = entry.series.clone();
+                } else {
+                    // The series' kind or unit changed: newer updates carry the new identity.
+                    entry.series = update.series.clone();
+                }
+                entry.record(update.resolution, &update.bucket);
+            }
+            None => {
+                self.latest.insert(
+                    update.series.series_id.clone(),
+                    LatestSeries {
+                        series: update.series.clone(),
+                        buckets: vec![(update.resolution, update.bucket.clone())],
+                    },
+                );
+            }
+        }
+    }
 }
 
 pub struct LiveHub {
@@ -124,12 +236,26 @@ impl LiveHub {
 
     pub fn publish(&self, updates: impl IntoIterator<Item = LiveUpdate>) {
         let mut state = self.lock();
-        for update in updates {
+        for mut update in updates {
             state.newest_start = state.newest_start.max(update.bucket.start);
-            state
-                .latest
-                .insert(update.bucket_identity(), update.clone());
-            state.pending.insert(update.bucket_identity(), update);
+            state.intern(&mut update);
+            state.pending.insert(bucket_identity(&update), update);
+        }
+    }
+
+    /// Publishes written buckets: like [`LiveHub::publish`], but labels them with the hub's shared
+    /// identity of their series instead of copying the series' strings for each.
+    pub fn publish_buckets<'a>(&self, buckets: impl IntoIterator<Item = &'a BucketUpdate>) {
+        let mut state = self.lock();
+        for bucket in buckets {
+            let mut update = LiveUpdate {
+                series: state.series_of(&bucket.series),
+                resolution: bucket.resolution,
+                bucket: bucket.view.clone(),
+            };
+            state.newest_start = state.newest_start.max(update.bucket.start);
+            state.intern(&mut update);
+            state.pending.insert(bucket_identity(&update), update);
         }
     }
 
@@ -153,18 +279,20 @@ impl LiveHub {
         }
         let traces: Vec<TraceEvent> = state.pending_traces.drain(..).collect();
         let mut batch: Vec<LiveUpdate> = state.pending.drain().map(|(_, u)| u).collect();
+        // Give back the capacity a burst left behind (the map is refilled from empty each flush).
+        state.pending.shrink_to(0);
         batch.sort_by(|a, b| {
             (
-                &a.service,
-                &a.metric,
-                &a.series_id,
+                &a.series.service,
+                &a.series.metric,
+                &a.series.series_id,
                 a.resolution,
                 a.bucket.start,
             )
                 .cmp(&(
-                    &b.service,
-                    &b.metric,
-                    &b.series_id,
+                    &b.series.service,
+                    &b.series.metric,
+                    &b.series.series_id,
                     b.resolution,
                     b.bucket.start,
                 ))
@@ -183,7 +311,10 @@ impl LiveHub {
             }
         }
         let horizon = state.newest_start - self.config.snapshot_horizon_seconds;
-        state.latest.retain(|_, u| u.bucket.start >= horizon);
+        state.latest.retain(|_, entry| {
+            entry.buckets.retain(|(_, b)| b.start >= horizon);
+            !entry.buckets.is_empty()
+        });
         Some(LiveBatch {
             seq,
             updates: batch,
@@ -203,6 +334,13 @@ impl LiveHub {
         }
     }
 
+    /// Series (and their buckets) a snapshot would draw from now, for tests and `/api/pipeline`.
+    pub fn snapshot_size(&self) -> (usize, usize) {
+        let state = self.lock();
+        let buckets = state.latest.values().map(|e| e.buckets.len()).sum();
+        (state.latest.len(), buckets)
+    }
+
     /// What a (re)subscribing client should receive: the batches it missed since `last_seq` when
     /// they are all still buffered, otherwise a snapshot. `None` when it missed nothing.
     pub fn resume(
@@ -211,7 +349,6 @@ impl LiveHub {
         subscription: &Subscription,
     ) -> Option<ServerMessage> {
         let state = self.lock();
-        let wanted = |u: &&LiveUpdate| subscription.wants(&u.service, &u.metric);
         if let Some(last) = last_seq {
             if last == state.seq {
                 return None;
@@ -223,8 +360,11 @@ impl LiveHub {
             if gap_is_buffered {
                 let mut missed: HashMap<BucketIdentity, LiveUpdate> = HashMap::new();
                 for (_, batch, _) in state.recent.iter().filter(|(seq, _, _)| *seq > last) {
-                    for update in batch.iter().filter(wanted) {
-                        missed.insert(update.bucket_identity(), update.clone());
+                    for update in batch
+                        .iter()
+                        .filter(|u| subscription.wants(&u.series.service, &u.series.metric))
+                    {
+                        missed.insert(bucket_identity(update), update.clone());
                     }
                 }
                 return Some(ServerMessage::MetricsUpdate {
@@ -235,7 +375,18 @@ impl LiveHub {
                 });
             }
         }
-        let updates = state.latest.values().filter(wanted).cloned().collect();
+        let updates = state
+            .latest
+            .values()
+            .filter(|e| subscription.wants(&e.series.service, &e.series.metric))
+            .flat_map(|e| {
+                e.buckets.iter().map(|(resolution, bucket)| LiveUpdate {
+                    series: e.series.clone(),
+                    resolution: *resolution,
+                    bucket: bucket.clone(),
+                })
+            })
+            .collect();
         Some(ServerMessage::Snapshot {
             seq: state.seq,
             part: 1,
@@ -247,8 +398,8 @@ impl LiveHub {
 
 fn sorted(mut updates: Vec<LiveUpdate>) -> Vec<LiveUpdate> {
     updates.sort_by(|a, b| {
-        (&a.series_id, a.resolution, a.bucket.start).cmp(&(
-            &b.series_id,
+        (&a.series.series_id, a.resolution, a.bucket.start).cmp(&(
+            &b.series.series_id,
             b.resolution,
             b.bucket.start,
         ))
@@ -263,12 +414,14 @@ mod tests {
 
     fn update(service: &str, metric: &str, start: i64, count: u64) -> LiveUpdate {
         LiveUpdate {
-            series_id: format!("{service}/{metric}"),
-            service: service.into(),
-            metric: metric.into(),
-            attributes: Default::default(),
-            kind: MetricKind::Gauge,
-            unit: String::new(),
+            series: SharedSeries::new(LiveSeries {
+                series_id: format!("{service}/{metric}"),
+                service: service.into(),
+                metric: metric.into(),
+                attributes: Default::default(),
+                kind: MetricKind::Gauge,
+                unit: String::new(),
+            }),
             resolution: Resolution::OneMinute,
             bucket: crate::query::BucketView {
                 start,
@@ -293,7 +446,7 @@ mod tests {
         };
         updates
             .iter()
-            .map(|u| (u.series_id.clone(), u.bucket.count))
+            .map(|u| (u.series.series_id.clone(), u.bucket.count))
             .collect()
     }
 
@@ -314,6 +467,132 @@ mod tests {
         hub.publish([update("api", "cpu", 120, 1)]);
         assert_eq!(hub.take_batch().unwrap().seq, 2);
         assert!(hub.take_batch().is_none());
+    }
+
+    fn snapshot_starts(hub: &LiveHub) -> Vec<(String, i64)> {
+        match hub.resume(None, &Subscription::default()) {
+            Some(ServerMessage::Snapshot { updates, .. }) => updates
+                .iter()
+                .map(|u| (u.series.series_id.clone(), u.bucket.start))
+                .collect(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_holds_the_newest_two_buckets_of_each_series_not_the_whole_hour() {
+        let hub = LiveHub::default();
+        for minute in 1..=30 {
+            hub.publish([
+                update("api", "cpu", minute * 60, 1),
+                update("db", "cpu", minute * 60, 1),
+            ]);
+            hub.take_batch();
+        }
+        // A late point for an old bucket is sent live but does not bring it back into snapshots.
+        hub.publish([update("api", "cpu", 5 * 60, 2)]);
+        hub.take_batch();
+        assert_eq!(
+            snapshot_starts(&hub),
+            vec![
+                ("api/cpu".to_string(), 29 * 60),
+                ("api/cpu".to_string(), 30 * 60),
+                ("db/cpu".to_string(), 29 * 60),
+                ("db/cpu".to_string(), 30 * 60),
+            ]
+        );
+        assert_eq!(hub.snapshot_size(), (2, 4));
+    }
+
+    #[test]
+    fn the_updates_held_for_one_series_share_one_identity() {
+        let hub = LiveHub::default();
+        // Each update arrives with its own copy of the series' strings, as the aggregator makes them.
+        hub.publish([update("api", "cpu", 60, 1)]);
+        let first = hub.take_batch().unwrap();
+        hub.publish([update("api", "cpu", 120, 1)]);
+        let second = hub.take_batch().unwrap();
+        let held = &first.updates[0].series;
+        assert!(second.updates[0].series.ptr_eq(held));
+        match hub.resume(None, &Subscription::default()) {
+            Some(ServerMessage::Snapshot { updates, .. }) => {
+                assert_eq!(updates.len(), 2);
+                assert!(updates.iter().all(|u| u.series.ptr_eq(held)));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // A changed unit is a changed identity: newer updates carry it.
+        let mut changed = update("api", "cpu", 180, 1);
+        changed.series = SharedSeries::new(LiveSeries {
+            unit: "ms".into(),
+            ..(*changed.series).clone()
+        });
+        hub.publish([changed]);
+        let third = hub.take_batch().unwrap();
+        assert_eq!(third.updates[0].series.unit, "ms");
+    }
+
+    fn bucket(start: i64, unit: &str) -> BucketUpdate {
+        let key = crate::model::SeriesKey {
+            service: "api".into(),
+            metric: "cpu".into(),
+            attributes: [("host".to_string(), "a".to_string())].into(),
+        };
+        BucketUpdate {
+            series: std::sync::Arc::new(SeriesMeta {
+                id: key.id(),
+                key,
+                kind: MetricKind::Gauge,
+                unit: unit.into(),
+                last_seen_unix_s: start,
+            }),
+            resolution: Resolution::OneMinute,
+            start_unix_s: start,
+            view: BucketView::new(
+                start,
+                &Default::default(),
+                MetricKind::Gauge,
+                Resolution::OneMinute,
+            ),
+        }
+    }
+
+    #[test]
+    fn published_buckets_are_labelled_with_the_series_identity_the_hub_holds() {
+        let hub = LiveHub::default();
+        // Separate copies of the series' metadata, as two aggregator batches make them.
+        hub.publish_buckets([&bucket(60, "%")]);
+        let first = hub.take_batch().unwrap();
+        hub.publish_buckets([&bucket(120, "%")]);
+        let second = hub.take_batch().unwrap();
+        assert!(second.updates[0].series.ptr_eq(&first.updates[0].series));
+        assert_eq!(
+            first.updates[0]
+                .series
+                .attributes
+                .get("host")
+                .map(String::as_str),
+            Some("a")
+        );
+        hub.publish_buckets([&bucket(180, "ms")]);
+        let third = hub.take_batch().unwrap();
+        assert_eq!(third.updates[0].series.unit, "ms");
+        assert!(!third.updates[0].series.ptr_eq(&first.updates[0].series));
+        assert_eq!(hub.snapshot_size(), (1, 2));
+    }
+
+    #[test]
+    fn series_older_than_the_horizon_leave_the_snapshot() {
+        let hub = LiveHub::new(HubConfig {
+            snapshot_horizon_seconds: 600,
+            ..HubConfig::default()
+        });
+        hub.publish([update("old", "cpu", 60, 1)]);
+        hub.take_batch();
+        hub.publish([update("new", "cpu", 60 + 660, 1)]);
+        hub.take_batch();
+        assert_eq!(snapshot_starts(&hub), vec![("new/cpu".to_string(), 720)]);
+        assert_eq!(hub.snapshot_size(), (1, 1));
     }
 
     #[test]

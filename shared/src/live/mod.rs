@@ -8,4 +8,7 @@ pub mod wire;
 
 pub use fanout::{Fanout, FanoutReport};
 pub use hub::{HubConfig, LiveBatch, LiveHub, ReplayStats, DEFAULT_REPLAY_BYTES};
-pub use wire::{ClientMessage, EncodedParts, LiveUpdate, ServerMessage, MAX_MESSAGE_BYTES};
+pub use wire::{
+    ClientMessage, EncodedParts, LiveSeries, LiveUpdate, ServerMessage, SharedSeries,
+    MAX_MESSAGE_BYTES,
+};

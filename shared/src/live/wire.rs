@@ -1,5 +1,7 @@
 //! The WebSocket protocol, as JSON messages. Documented for clients in `docs/websocket.md`.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::stats::BucketStats;
@@ -7,16 +9,84 @@ use crate::model::{Attributes, MetricKind, Resolution, SeriesMeta};
 use crate::query::BucketView;
 use crate::traces::TraceEvent;
 
-/// One bucket's current totals. Clients replace what they hold for (series, resolution, start).
-/// The bucket fields are the query API's [`BucketView`], flattened, so both speak the same shape.
+/// The identity of a series as live updates carry it. Every update of one series can share one
+/// `Arc` of it (the hub keeps one per series), so holding many updates costs their buckets, not
+/// copies of the service, metric, unit and attribute strings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LiveUpdate {
+pub struct LiveSeries {
     pub series_id: String,
     pub service: String,
     pub metric: String,
     pub attributes: Attributes,
     pub kind: MetricKind,
     pub unit: String,
+}
+
+impl LiveSeries {
+    /// Whether this is the identity [`LiveSeries::from_meta`] would make of `meta` (without the id,
+    /// which the caller matched).
+    pub fn describes(&self, meta: &SeriesMeta) -> bool {
+        self.service == meta.key.service
+            && self.metric == meta.key.metric
+            && self.kind == meta.kind
+            && self.unit == meta.unit
+            && self.attributes == meta.key.attributes
+    }
+
+    pub fn from_meta(meta: &SeriesMeta) -> LiveSeries {
+        LiveSeries {
+            series_id: meta.id.to_string(),
+            service: meta.key.service.clone(),
+            metric: meta.key.metric.clone(),
+            attributes: meta.key.attributes.clone(),
+            kind: meta.kind,
+            unit: meta.unit.clone(),
+        }
+    }
+}
+
+/// A shared [`LiveSeries`]: serialized as the series itself (flattened into its update), cloned by
+/// reference count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedSeries(pub Arc<LiveSeries>);
+
+impl SharedSeries {
+    pub fn new(series: LiveSeries) -> SharedSeries {
+        SharedSeries(Arc::new(series))
+    }
+
+    /// Whether both are the same allocation (not only equal).
+    pub fn ptr_eq(&self, other: &SharedSeries) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for SharedSeries {
+    type Target = LiveSeries;
+    fn deref(&self) -> &LiveSeries {
+        &self.0
+    }
+}
+
+impl Serialize for SharedSeries {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.as_ref().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedSeries {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        LiveSeries::deserialize(deserializer).map(SharedSeries::new)
+    }
+}
+
+/// One bucket's current totals. Clients replace what they hold for (series, resolution, start).
+/// The series and bucket fields are flattened: on the wire an update is one flat object (the
+/// series' fields, `resolution`, then the query API's [`BucketView`] fields), as before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveUpdate {
+    #[serde(flatten)]
+    pub series: SharedSeries,
     pub resolution: Resolution,
     #[serde(flatten)]
     pub bucket: BucketView,
@@ -29,21 +99,27 @@ impl LiveUpdate {
         start: i64,
         stats: &BucketStats,
     ) -> LiveUpdate {
-        LiveUpdate {
-            series_id: meta.id.to_string(),
-            service: meta.key.service.clone(),
-            metric: meta.key.metric.clone(),
-            attributes: meta.key.attributes.clone(),
-            kind: meta.kind,
-            unit: meta.unit.clone(),
+        LiveUpdate::of_series(
+            SharedSeries::new(LiveSeries::from_meta(meta)),
             resolution,
-            bucket: BucketView::new(start, stats, meta.kind, resolution),
-        }
+            start,
+            stats,
+        )
     }
 
-    /// Identity of the bucket this update replaces.
-    pub fn bucket_identity(&self) -> (String, Resolution, i64) {
-        (self.series_id.clone(), self.resolution, self.bucket.start)
+    /// An update labelled with an already shared series identity.
+    pub fn of_series(
+        series: SharedSeries,
+        resolution: Resolution,
+        start: i64,
+        stats: &BucketStats,
+    ) -> LiveUpdate {
+        let kind = series.kind;
+        LiveUpdate {
+            series,
+            resolution,
+            bucket: BucketView::new(start, stats, kind, resolution),
+        }
     }
 }
 
@@ -229,12 +305,14 @@ mod tests {
         let mut attributes = Attributes::new();
         attributes.insert("pad".into(), "x".repeat(attribute_bytes));
         LiveUpdate {
-            series_id: format!("series-{i}"),
-            service: "api".into(),
-            metric: "cpu".into(),
-            attributes,
-            kind: MetricKind::Gauge,
-            unit: "%".into(),
+            series: SharedSeries::new(LiveSeries {
+                series_id: format!("series-{i}"),
+                service: "api".into(),
+                metric: "cpu".into(),
+                attributes,
+                kind: MetricKind::Gauge,
+                unit: "%".into(),
+            }),
             resolution: Resolution::OneMinute,
             bucket: BucketView {
                 start: 60,
@@ -316,11 +394,26 @@ mod tests {
         match serde_json::from_str::<ServerMessage>(&encoded.texts[0]).unwrap() {
             ServerMessage::MetricsUpdate { updates, parts, .. } => {
                 assert_eq!(parts, 1);
-                let ids: Vec<_> = updates.iter().map(|u| u.series_id.as_str()).collect();
+                let ids: Vec<_> = updates
+                    .iter()
+                    .map(|u| u.series.series_id.as_str())
+                    .collect();
                 assert_eq!(ids, vec!["series-1", "series-3"]);
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_update_is_one_flat_object_on_the_wire_and_reads_back() {
+        let mut one = update(1, 2);
+        one.bucket.max = Some(2.5);
+        let text = serde_json::to_string(&one).unwrap();
+        assert_eq!(
+            text,
+            r#"{"series_id":"series-1","service":"api","metric":"cpu","attributes":{"pad":"xx"},"kind":"gauge","unit":"%","resolution":"1m","start":60,"count":1,"sum":1.0,"min":null,"max":2.5,"avg":null,"p50":null,"p95":null,"p99":null,"rate":0.0}"#
+        );
+        assert_eq!(serde_json::from_str::<LiveUpdate>(&text).unwrap(), one);
     }
 
     #[test]

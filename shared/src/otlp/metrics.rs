@@ -52,6 +52,181 @@ pub fn decode_metrics(
     Ok(decoded)
 }
 
+/// A decoded metrics request normalized a chunk at a time (see [`decode_metrics_in_chunks`]).
+#[derive(Debug, Default)]
+pub struct ChunkedMetrics {
+    chunks: std::vec::IntoIter<ExportMetricsServiceRequest>,
+    limits: Option<PointLimits>,
+    /// The current chunk's points in `points`; counts and rejections of every chunk so far.
+    pub decoded: DecodedMetrics,
+}
+
+impl ChunkedMetrics {
+    /// Replaces `decoded.points` with the next chunk's normalized points; `false` when none is left.
+    pub fn next_chunk(&mut self) -> bool {
+        self.decoded.points.clear();
+        match (self.chunks.next(), self.limits) {
+            (Some(chunk), Some(limits)) => {
+                normalize(chunk, limits, &mut self.decoded);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Counts and rejections of the whole request (`points` holds the last chunk's).
+    pub fn finish(self) -> DecodedMetrics {
+        self.decoded
+    }
+}
+
+/// Like [`decode_metrics`], but the domain points (an owned series key per point, several times
+/// the protobuf's size) are built `max_points` OTLP data points at a time, as
+/// [`ChunkedMetrics::next_chunk`] is called: the receiver admits and encodes each chunk before the
+/// next is built, so a request of many points refused by the series limits never holds them all.
+/// Limits and counts apply to the whole request exactly as in [`decode_metrics`].
+pub fn decode_metrics_in_chunks(
+    format: Format,
+    body: &[u8],
+    limits: PointLimits,
+    max_points: usize,
+) -> Result<ChunkedMetrics, OtlpError> {
+    let mut decoded = DecodedMetrics::default();
+    let request = match format {
+        Format::Protobuf => ExportMetricsServiceRequest::decode(body)
+            .map_err(|e| OtlpError::Malformed(format!("invalid protobuf: {e}")))?,
+        Format::Json => from_json(body, &mut decoded.rejected)?,
+    };
+    Ok(ChunkedMetrics {
+        chunks: split_request(request, max_points.max(1)).into_iter(),
+        limits: Some(limits),
+        decoded,
+    })
+}
+
+/// Splits a request into requests of at most `max_points` data points each (a larger metric is
+/// split too), in the same order, moving the points (resource, scope and metric descriptions are
+/// copied into each part).
+fn split_request(
+    request: ExportMetricsServiceRequest,
+    max_points: usize,
+) -> Vec<ExportMetricsServiceRequest> {
+    let mut chunks = Vec::new();
+    let mut current = ExportMetricsServiceRequest::default();
+    let mut in_current = 0usize;
+    for mut resource_metrics in request.resource_metrics {
+        let scopes = std::mem::take(&mut resource_metrics.scope_metrics);
+        for mut scope_metrics in scopes {
+            let metrics = std::mem::take(&mut scope_metrics.metrics);
+            // Whether `current` ends with this resource and scope, ready to take more metrics.
+            let mut scope_open = false;
+            for metric in metrics {
+                for piece in split_metric(metric, max_points) {
+                    let n = piece.data.as_ref().map_or(0, point_count) as usize;
+                    if in_current > 0 && in_current + n > max_points {
+                        chunks.push(std::mem::take(&mut current));
+                        in_current = 0;
+                        scope_open = false;
+                    }
+                    if !scope_open {
+                        let mut scope = scope_metrics.clone();
+                        scope.metrics = Vec::new();
+                        let mut resource = resource_metrics.clone();
+                        resource.scope_metrics = vec![scope];
+                        current.resource_metrics.push(resource);
+                        scope_open = true;
+                    }
+                    if let Some(scope) = current
+                        .resource_metrics
+                        .last_mut()
+                        .and_then(|r| r.scope_metrics.last_mut())
+                    {
+                        scope.metrics.push(piece);
+                    }
+                    in_current += n;
+                }
+            }
+        }
+    }
+    if !current.resource_metrics.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+/// One metric as parts of at most `max_points` data points (itself when it is small enough).
+fn split_metric(mut metric: Metric, max_points: usize) -> Vec<Metric> {
+    let Some(data) = metric.data.take() else {
+        return vec![metric];
+    };
+    // A metric without a name is refused whole: it makes no points, so it need not be split.
+    if point_count(&data) as usize <= max_points || metric.name.is_empty() {
+        metric.data = Some(data);
+        return vec![metric];
+    }
+    let with = |data: Data| Metric {
+        data: Some(data),
+        ..metric.clone()
+    };
+    fn parts<T>(points: Vec<T>, max: usize) -> Vec<Vec<T>> {
+        let mut parts = Vec::new();
+        let mut points = points.into_iter().peekable();
+        while points.peek().is_some() {
+            parts.push(points.by_ref().take(max).collect());
+        }
+        parts
+    }
+    match data {
+        Data::Gauge(mut g) => parts(std::mem::take(&mut g.data_points), max_points)
+            .into_iter()
+            .map(|data_points| {
+                with(Data::Gauge(
+                    opentelemetry_proto::tonic::metrics::v1::Gauge { data_points },
+                ))
+            })
+            .collect(),
+        Data::Sum(mut s) => parts(std::mem::take(&mut s.data_points), max_points)
+            .into_iter()
+            .map(|data_points| {
+                with(Data::Sum(opentelemetry_proto::tonic::metrics::v1::Sum {
+                    data_points,
+                    ..s.clone()
+                }))
+            })
+            .collect(),
+        Data::Histogram(mut h) => parts(std::mem::take(&mut h.data_points), max_points)
+            .into_iter()
+            .map(|data_points| {
+                with(Data::Histogram(
+                    opentelemetry_proto::tonic::metrics::v1::Histogram {
+                        data_points,
+                        ..h.clone()
+                    },
+                ))
+            })
+            .collect(),
+        Data::ExponentialHistogram(mut h) => parts(std::mem::take(&mut h.data_points), max_points)
+            .into_iter()
+            .map(|data_points| {
+                with(Data::ExponentialHistogram(
+                    opentelemetry_proto::tonic::metrics::v1::ExponentialHistogram {
+                        data_points,
+                        ..h.clone()
+                    },
+                ))
+            })
+            .collect(),
+        Data::Summary(mut s) => parts(std::mem::take(&mut s.data_points), max_points)
+            .into_iter()
+            .map(|data_points| {
+                with(Data::Summary(
+                    opentelemetry_proto::tonic::metrics::v1::Summary { data_points },
+                ))
+            })
+            .collect(),
+    }
+}
+
 const DATA_KEYS: [&str; 5] = [
     "gauge",
     "sum",
@@ -595,4 +770,146 @@ fn summary_points(sink: &mut MetricSink<'_>, p: &SummaryDataPoint) -> Result<(),
         },
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+    use crate::model::Retention;
+    use crate::otlp::TimeLimit;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        summary_data_point, Gauge, ResourceMetrics, ScopeMetrics, Sum, Summary,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    const NOW: u64 = 1_764_000_000_000_000_000;
+
+    fn limits(max_items_per_request: usize) -> PointLimits {
+        PointLimits {
+            time: TimeLimit {
+                now_unix_nano: NOW,
+                max_skew_nanos: 600_000_000_000,
+                retention: Retention::default(),
+            },
+            max_attributes: 128,
+            max_attribute_value_bytes: 4096,
+            max_items_per_request,
+        }
+    }
+
+    fn attribute(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn number(i: usize, time_unix_nano: u64) -> NumberDataPoint {
+        NumberDataPoint {
+            attributes: vec![attribute("i", &i.to_string())],
+            start_time_unix_nano: NOW - 60_000_000_000,
+            time_unix_nano,
+            value: Some(number_data_point::Value::AsDouble(i as f64)),
+            ..Default::default()
+        }
+    }
+
+    fn resource(service: &str, metrics: Vec<Metric>) -> ResourceMetrics {
+        ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![attribute("service.name", service)],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Two services, gauges, a cumulative sum, a summary, an invalid point (time 0) and a metric
+    /// without a name.
+    fn request() -> ExportMetricsServiceRequest {
+        let gauge = |name: &str, n: usize| Metric {
+            name: name.into(),
+            unit: "ms".into(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: (0..n)
+                    .map(|i| number(i, if i == 3 { 0 } else { NOW }))
+                    .collect(),
+            })),
+            ..Default::default()
+        };
+        let sum = Metric {
+            name: "requests".into(),
+            data: Some(Data::Sum(Sum {
+                data_points: (0..5).map(|i| number(i, NOW)).collect(),
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        };
+        let summary = Metric {
+            name: "latency".into(),
+            data: Some(Data::Summary(Summary {
+                data_points: (0..3)
+                    .map(|i| SummaryDataPoint {
+                        attributes: vec![attribute("i", &i.to_string())],
+                        time_unix_nano: NOW,
+                        count: 2,
+                        sum: 3.0,
+                        quantile_values: vec![summary_data_point::ValueAtQuantile {
+                            quantile: 0.5,
+                            value: 1.5,
+                        }],
+                        ..Default::default()
+                    })
+                    .collect(),
+            })),
+            ..Default::default()
+        };
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![
+                resource("api", vec![gauge("cpu", 7), sum, gauge("", 2)]),
+                resource("db", vec![summary, gauge("mem", 4)]),
+            ],
+        }
+    }
+
+    fn whole_and_chunked(
+        max_items: usize,
+        chunk: usize,
+    ) -> (DecodedMetrics, Vec<MetricPoint>, DecodedMetrics) {
+        let body = request().encode_to_vec();
+        let whole = decode_metrics(Format::Protobuf, &body, limits(max_items)).unwrap();
+        let mut chunked =
+            decode_metrics_in_chunks(Format::Protobuf, &body, limits(max_items), chunk).unwrap();
+        let mut points = Vec::new();
+        while chunked.next_chunk() {
+            assert!(
+                chunked.decoded.points.len() <= 2 * chunk,
+                "a chunk holds its points only"
+            );
+            points.append(&mut chunked.decoded.points);
+        }
+        (whole, points, chunked.finish())
+    }
+
+    #[test]
+    fn a_request_normalized_in_chunks_gives_the_same_points_counts_and_refusals() {
+        for (max_items, chunk) in [(100_000, 1), (100_000, 3), (100_000, 1000), (10, 4)] {
+            let (whole, points, chunked) = whole_and_chunked(max_items, chunk);
+            assert_eq!(points, whole.points, "chunks of {chunk}");
+            assert_eq!(chunked.accepted_data_points, whole.accepted_data_points);
+            assert_eq!(chunked.rejected.count, whole.rejected.count);
+            assert_eq!(chunked.rejected.reasons, whole.rejected.reasons);
+        }
+        let (whole, _, _) = whole_and_chunked(10, 4);
+        assert!(whole.rejected.count > 0, "the request limit is exercised");
+    }
 }

@@ -19,7 +19,7 @@ mod traces;
 
 pub use body::{decompress, Format};
 pub use logs::{decode_logs, DecodedLogs};
-pub use metrics::{decode_metrics, DecodedMetrics};
+pub use metrics::{decode_metrics, decode_metrics_in_chunks, ChunkedMetrics, DecodedMetrics};
 pub use traces::{decode_traces, DecodedSpans};
 
 /// Why a whole request was refused (as opposed to individual points, see [`Rejections`]).

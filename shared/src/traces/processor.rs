@@ -317,11 +317,13 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
             let expires_at = self.expires_at(key.resolution, key.start_unix_s);
             (key, expires_at, contributions)
         });
-        let metas: HashMap<_, _> = series.metas().iter().map(|m| (m.id, m)).collect();
-        let written = bucket_write::write_buckets(&*self.store, shard_id, writes, |id| {
-            metas.get(&id).copied()
-        })
-        .await;
+        let metas: HashMap<_, _> = series
+            .metas()
+            .iter()
+            .map(|m| (m.id, std::sync::Arc::new(m.clone())))
+            .collect();
+        let written =
+            bucket_write::write_buckets(&*self.store, shard_id, writes, |id| metas.get(&id)).await;
         outcome.counters.contributions_duplicate += written.duplicates;
         outcome.counters.buckets_written += written.updates.len() as u64;
         outcome.updates = written.updates;
