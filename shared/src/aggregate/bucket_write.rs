@@ -2,8 +2,8 @@
 //! the exactly-once scheme (see [`crate::aggregate::aggregator`]), shared by the metrics aggregator and
 //! the trace processor ([`crate::traces::processor`]).
 //!
-//! A bucket gets **one** `apply_bucket(first_seq, last_seq)` with the merged contributions of the
-//! batch's records. The store applies it only if the bucket's watermark for this shard is below
+//! A bucket gets **one** delta `(first_seq, last_seq)` with the merged contributions of the batch's
+//! records, sent with the batch's other buckets through `apply_buckets`. The store applies it only if the bucket's watermark for this shard is below
 //! `first_seq`; on `AlreadyApplied{watermark}` the contributions at or below the watermark are dropped
 //! (a redelivery; they were written before) and the rest re-sent. A watermark below `first_seq` cannot
 //! refuse the write: the store is wrong, and the bucket counts as failed from `first_seq` (looping
@@ -61,88 +61,6 @@ pub struct BucketUpdate {
     pub view: BucketView,
 }
 
-/// How one bucket's write ended.
-#[derive(Debug, Clone)]
-pub struct BucketWrite {
-    pub key: BucketKey,
-    /// The bucket's statistics after the write, when something was written.
-    pub written: Option<BucketStats>,
-    /// Points of the contributions written.
-    pub applied: u64,
-    /// Points of the contributions dropped because the bucket had applied them before (a redelivery).
-    pub duplicates: u64,
-    /// Lowest sequence number whose contribution was not written because the write failed.
-    pub failed_from: Option<SequenceNumber>,
-}
-
-/// Writes `contributions` (in sequence order; several may come from one record) to bucket `key`
-/// exactly once.
-pub async fn write_watermarked<S, C>(
-    store: &S,
-    shard_id: &str,
-    key: BucketKey,
-    expires_at_unix_s: i64,
-    mut contributions: Vec<C>,
-) -> BucketWrite
-where
-    S: MetricStore + ?Sized,
-    C: Contribution,
-{
-    let mut result = BucketWrite {
-        key,
-        written: None,
-        applied: 0,
-        duplicates: 0,
-        failed_from: None,
-    };
-    loop {
-        let (Some(first), Some(last)) = (contributions.first(), contributions.last()) else {
-            return result; // everything was applied before
-        };
-        let mut stats = BucketStats::new();
-        for contribution in &contributions {
-            contribution.add_to(&mut stats);
-        }
-        let delta = BucketDelta {
-            key,
-            shard_id: shard_id.to_string(),
-            first_seq: first.seq().clone(),
-            last_seq: last.seq().clone(),
-            stats,
-            expires_at_unix_s,
-        };
-        match store.apply_bucket(&delta).await {
-            Ok(ApplyOutcome::Applied(after)) => {
-                result.written = Some(after);
-                result.applied = contributions.iter().map(C::points).sum();
-                return result;
-            }
-            Ok(ApplyOutcome::AlreadyApplied { watermark }) => {
-                let before = contributions.len();
-                contributions.retain(|contribution| {
-                    let applied = *contribution.seq() <= watermark;
-                    if applied {
-                        result.duplicates += contribution.points();
-                    }
-                    !applied
-                });
-                if contributions.len() == before {
-                    // A watermark below first_seq cannot refuse the write: the store is wrong, and
-                    // looping would never end.
-                    tracing::warn!(shard_id, ?key, %watermark, first_seq = %delta.first_seq, "store refused a write above its watermark");
-                    result.failed_from = Some(delta.first_seq);
-                    return result;
-                }
-            }
-            Err(error) => {
-                tracing::warn!(shard_id, ?key, %error, "bucket write failed");
-                result.failed_from = Some(delta.first_seq);
-                return result;
-            }
-        }
-    }
-}
-
 /// What writing all the buckets of a batch did.
 #[derive(Debug, Clone, Default)]
 pub struct BatchWrites {
@@ -156,7 +74,7 @@ pub struct BatchWrites {
     pub failed_from: Option<SequenceNumber>,
 }
 
-/// Writes every bucket of a batch once, as [`write_watermarked`] does for one, in chunks of at most
+/// Writes every bucket of a batch exactly once (see the module documentation), in chunks of at most
 /// [`WRITE_CHUNK`] buckets per [`MetricStore::apply_buckets`] call (redb commits a chunk in one
 /// transaction; DynamoDB keeps its per-item conditional writes). `buckets` yields (key, expires_at,
 /// contributions); `series` finds the registered series a written bucket's update names (a bucket
