@@ -331,6 +331,11 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
         self
     }
 
+    /// The receiver's clock in unix seconds (series admission's activity window).
+    fn now_unix_s(&self) -> i64 {
+        i64::try_from((self.clock)() / 1_000_000_000).unwrap_or(i64::MAX)
+    }
+
     fn point_limits(&self) -> otlp::PointLimits {
         let limits = &self.limits;
         otlp::PointLimits {
@@ -416,11 +421,9 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                 while request.next_chunk() {
                     let decoded = &mut request.decoded;
                     if let Some(admission) = &self.admission {
-                        let now_unix_s =
-                            i64::try_from((self.clock)() / 1_000_000_000).unwrap_or(i64::MAX);
                         let refused = crate::cardinality::admit_points(
                             admission.as_ref(),
-                            now_unix_s,
+                            self.now_unix_s(),
                             &mut decoded.points,
                             &mut decoded.rejected,
                         )
@@ -447,11 +450,9 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                     otlp::decode_traces(format, &body, self.point_limits())?
                 };
                 if let Some(admission) = &self.admission {
-                    let now_unix_s =
-                        i64::try_from((self.clock)() / 1_000_000_000).unwrap_or(i64::MAX);
                     crate::cardinality::admit_spans(
                         admission.as_ref(),
-                        now_unix_s,
+                        self.now_unix_s(),
                         &mut decoded.spans,
                         &mut decoded.rejected,
                     )
