@@ -103,6 +103,10 @@ impl<'a> TraceFold<'a> {
         &self.state
     }
 
+    pub fn into_state(self) -> FoldState {
+        self.state
+    }
+
     /// The trace states changed by the records folded so far.
     pub fn changed_traces(&self) -> impl Iterator<Item = (&[u8; 16], &TraceState)> {
         self.changed

@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::aggregate::bucket_write::{self, BucketUpdate};
+use crate::aggregate::bucket_write::{self, BucketUpdate, Contribution};
 use crate::aggregate::stats::BucketStats;
 use crate::model::Resolution;
 use crate::ports::{BucketKey, MetricStore, SequenceNumber, StoreError, TraceStore, TraceWrite};
@@ -47,7 +47,7 @@ use super::config::TraceConfig;
 use super::fold::{Effects, FoldCounters, FoldState, TraceFold};
 use super::graph::Edge;
 use super::series::{unix_seconds, SeriesTable};
-use super::state::{shard_key, trace_key, ShardState, TraceState};
+use super::state::{shard_key, trace_key, ShardState, StateError, TraceState};
 use super::wire::{TraceEvent, TraceHop};
 
 /// How long a shard's state outlives its last batch.
@@ -82,12 +82,22 @@ pub struct TraceCounters {
 
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
+/// The shard state this processor last saved, per shard, beside the bytes it saved: when the store
+/// still holds exactly those bytes, the next batch takes the decoded state from here instead of
+/// decoding it again. The shard item carries every waiting edge half (up to
+/// `TraceConfig::max_pending_halves`), so decoding it was most of the cost of loading a batch's
+/// state. Comparing the bytes keeps this correct when another process wrote the item in between
+/// (another Lambda instance on the same shard): then the bytes differ and the item is decoded.
+/// One entry per shard; an entry is taken out while its shard's batch is processed.
+type ShardCache = std::sync::Mutex<HashMap<String, (Bytes, ShardState)>>;
+
 pub struct TraceProcessor<S: MetricStore + ?Sized, T: TraceStore + ?Sized> {
     store: Arc<S>,
     traces: Arc<T>,
     config: TraceConfig,
     /// Unix seconds now; replaceable so tests can pin retention and TTLs.
     clock: Clock,
+    shard_cache: ShardCache,
 }
 
 fn system_now() -> i64 {
@@ -103,6 +113,7 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
             traces,
             config,
             clock: Arc::new(system_now),
+            shard_cache: ShardCache::default(),
         }
     }
 
@@ -160,6 +171,7 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
             return outcome;
         }
 
+        let mut saved_shard: Option<Bytes> = None;
         let mut failed_from = self
             .write_buckets(shard_id, now, &records, &series, &effects, &mut outcome)
             .await;
@@ -172,7 +184,13 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
             records.partition_point(|(seq, _)| seq < f)
         });
         let save = if applied == records.len() {
-            self.save_state(shard_id, now, &fold).await
+            match self.save_state(shard_id, now, &fold).await {
+                Ok(saved) => {
+                    saved_shard = Some(saved);
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            }
         } else {
             // The stored state is still what this attempt loaded: refold the applied prefix from it
             // (re-reading it costs a load on the rare failure path instead of a copy on every batch).
@@ -184,7 +202,7 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
                     for (record, (_, spans)) in records.iter().take(applied).enumerate() {
                         prefix.apply(record, spans, now_nanos, &mut scratch_series, &mut discard);
                     }
-                    self.save_state(shard_id, now, &prefix).await
+                    self.save_state(shard_id, now, &prefix).await.map(drop)
                 }
                 Err(error) => Err(error),
             }
@@ -204,7 +222,33 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
             tracing::warn!(shard_id, retry_from = %seq, "span batch partly applied; asking for redelivery");
         }
         outcome.trace_events = trace_events(fold.state(), &effects, shown);
+        if let Some(bytes) = saved_shard {
+            self.remember_shard(shard_id, bytes, fold.into_state().shard);
+        }
         outcome
+    }
+
+    fn shard_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Bytes, ShardState)>> {
+        // The map holds plain data: a panic elsewhere cannot leave it half-updated.
+        self.shard_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember_shard(&self, shard_id: &str, bytes: Bytes, state: ShardState) {
+        self.shard_cache()
+            .insert(shard_id.to_string(), (bytes, state));
+    }
+
+    /// The shard state stored as `bytes`: the remembered one when it was saved as exactly these
+    /// bytes, else decoded.
+    fn shard_state(&self, shard_id: &str, bytes: &Bytes) -> Result<ShardState, StateError> {
+        if let Some((saved, state)) = self.shard_cache().remove(shard_id) {
+            if saved == *bytes {
+                return Ok(state);
+            }
+        }
+        ShardState::from_bytes(bytes)
     }
 
     async fn load_state(
@@ -228,7 +272,7 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
         // Corrupt items are logged and treated as absent, so one bad item cannot block the shard.
         for (key, bytes) in self.store.load_state(&keys).await? {
             if key == shard {
-                match ShardState::from_bytes(&bytes) {
+                match self.shard_state(shard_id, &bytes) {
                     Ok(shard_state) => state.shard = shard_state,
                     Err(error) => {
                         tracing::warn!(%key, %error, "ignoring corrupt shard trace state")
@@ -246,23 +290,26 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
         Ok(state)
     }
 
+    /// Saves the changed traces and the shard; returns the shard item's bytes.
     async fn save_state(
         &self,
         shard_id: &str,
         now: i64,
         fold: &TraceFold<'_>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Bytes, StoreError> {
         let trace_expiry = now.saturating_add(TRACE_STATE_TTL_SECONDS);
         let mut items: Vec<(String, Bytes, i64)> = fold
             .changed_traces()
             .map(|(id, state)| (trace_key(id), Bytes::from(state.to_bytes()), trace_expiry))
             .collect();
+        let shard = Bytes::from(fold.state().shard.to_bytes());
         items.push((
             shard_key(shard_id),
-            Bytes::from(fold.state().shard.to_bytes()),
+            shard.clone(),
             now.saturating_add(SHARD_STATE_TTL_SECONDS),
         ));
-        self.store.save_state(&items).await
+        self.store.save_state(&items).await?;
+        Ok(shard)
     }
 
     fn expires_at(&self, resolution: Resolution, start: i64) -> i64 {
@@ -281,8 +328,10 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
         effects: &Effects,
         outcome: &mut TraceOutcome,
     ) -> Option<SequenceNumber> {
-        // Per bucket, one contribution per record, in record order.
-        let mut buckets: HashMap<BucketKey, Vec<(usize, BucketStats)>> = HashMap::new();
+        // Per bucket, its observations' values in record order with the record of each run: a
+        // record's contribution is a slice of plain values, added to the bucket's one delta (one
+        // sketch per bucket, not one per record and bucket).
+        let mut buckets: HashMap<BucketKey, BucketValues> = HashMap::new();
         for (record, observation) in &effects.observations {
             let meta = series.meta(observation.series);
             let time_s = unix_seconds(observation.time_unix_nano);
@@ -297,26 +346,29 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
                     resolution,
                     start_unix_s: start,
                 };
-                let contributions = buckets.entry(key).or_default();
-                match contributions.last_mut() {
-                    Some((last, stats)) if last == record => stats.observe(observation.value),
-                    _ => {
-                        let mut stats = BucketStats::new();
-                        stats.observe(observation.value);
-                        contributions.push((*record, stats));
-                    }
-                }
+                buckets
+                    .entry(key)
+                    .or_default()
+                    .push(*record, observation.value);
             }
         }
 
-        let writes = buckets.into_iter().map(|(key, list)| {
-            let contributions: Vec<(SequenceNumber, BucketStats)> = list
-                .into_iter()
-                .map(|(record, stats)| (records[record].0.clone(), stats))
-                .collect();
-            let expires_at = self.expires_at(key.resolution, key.start_unix_s);
-            (key, expires_at, contributions)
-        });
+        // Collected (not a lazy iterator) so that the future stays `Send`.
+        let writes: Vec<(BucketKey, i64, Vec<RecordValues<'_>>)> = buckets
+            .iter()
+            .map(|(key, values)| {
+                let contributions: Vec<RecordValues<'_>> = values
+                    .runs
+                    .iter()
+                    .map(|&(record, from, to)| RecordValues {
+                        seq: &records[record].0,
+                        values: &values.values[from..to],
+                    })
+                    .collect();
+                let expires_at = self.expires_at(key.resolution, key.start_unix_s);
+                (*key, expires_at, contributions)
+            })
+            .collect();
         let metas: HashMap<_, _> = series
             .metas()
             .iter()
@@ -378,6 +430,43 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
             tracing::warn!(%error, "cannot store sampled spans");
             records[first_record].0.clone()
         })
+    }
+}
+
+/// The values one batch adds to one bucket, in record order: `runs` are (record, from, to) ranges of
+/// `values`, one per record.
+#[derive(Default)]
+struct BucketValues {
+    values: Vec<f64>,
+    runs: Vec<(usize, usize, usize)>,
+}
+
+impl BucketValues {
+    fn push(&mut self, record: usize, value: f64) {
+        let at = self.values.len();
+        self.values.push(value);
+        match self.runs.last_mut() {
+            Some((last, _, to)) if *last == record => *to = at + 1,
+            _ => self.runs.push((record, at, at + 1)),
+        }
+    }
+}
+
+/// One record's contribution to one bucket: its observed values.
+struct RecordValues<'a> {
+    seq: &'a SequenceNumber,
+    values: &'a [f64],
+}
+
+impl Contribution for RecordValues<'_> {
+    fn seq(&self) -> &SequenceNumber {
+        self.seq
+    }
+
+    fn add_to(&self, stats: &mut BucketStats) {
+        for &value in self.values {
+            stats.observe(value);
+        }
     }
 }
 
