@@ -18,7 +18,7 @@
 //! Edges are stored as ordinary series of the calling service (see [`EDGE_DURATION`]), so they are
 //! bucketed, rolled up and written exactly once like every other series.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::model::MetricKind;
 use crate::spans::{Span, SpanKind};
@@ -366,11 +366,12 @@ pub enum Expired {
     Dropped,
 }
 
-/// Halves waiting for their partner, with an index by deadline for expiry.
+/// Halves waiting for their partner, held in deadline order (expiry, eviction and saving walk them
+/// in that order without a lookup per half), with an index from key to deadline for pairing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Pending {
-    halves: HashMap<HalfKey, Half>,
-    by_deadline: BTreeSet<(u64, HalfKey)>,
+    by_deadline: BTreeMap<(u64, HalfKey), Half>,
+    deadlines: HashMap<HalfKey, u64>,
 }
 
 impl Pending {
@@ -379,16 +380,20 @@ impl Pending {
     }
 
     pub fn len(&self) -> usize {
-        self.halves.len()
+        self.deadlines.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.halves.is_empty()
+        self.deadlines.is_empty()
     }
 
     /// Pairs `half` with its waiting partner, or leaves it waiting until `half.deadline_unix_nano`.
     pub fn offer(&mut self, key: HalfKey, half: Half) -> Offer {
-        match self.halves.get(&key) {
+        let waiting = self
+            .deadlines
+            .get(&key)
+            .and_then(|deadline| self.by_deadline.get(&(*deadline, key)));
+        match waiting {
             Some(waiting) if waiting.role.complements(half.role) => {
                 let edge = Edge::between(waiting, &half);
                 self.remove(&key);
@@ -404,27 +409,35 @@ impl Pending {
 
     /// Restores a waiting half (from saved state).
     pub fn insert(&mut self, key: HalfKey, half: Half) {
-        if let Some(old) = self.halves.get(&key) {
-            self.by_deadline.remove(&(old.deadline_unix_nano, key));
+        if let Some(old) = self.deadlines.insert(key, half.deadline_unix_nano) {
+            self.by_deadline.remove(&(old, key));
         }
-        self.by_deadline.insert((half.deadline_unix_nano, key));
-        self.halves.insert(key, half);
+        self.by_deadline
+            .insert((half.deadline_unix_nano, key), half);
     }
 
     fn remove(&mut self, key: &HalfKey) -> Option<Half> {
-        let half = self.halves.remove(key)?;
-        self.by_deadline.remove(&(half.deadline_unix_nano, *key));
-        Some(half)
+        let deadline = self.deadlines.remove(key)?;
+        self.by_deadline.remove(&(deadline, *key))
+    }
+
+    /// Removes the half with the earliest deadline, if that deadline is before `before` (any
+    /// deadline for `None`).
+    fn pop_first(&mut self, before: Option<u64>) -> Option<(HalfKey, Half)> {
+        let entry = self.by_deadline.first_entry()?;
+        if before.is_some_and(|before| entry.key().0 >= before) {
+            return None;
+        }
+        let ((_, key), half) = entry.remove_entry();
+        self.deadlines.remove(&key);
+        Some((key, half))
     }
 
     /// Removes every half whose deadline is before `event_time`, oldest deadline first.
     pub fn expire(&mut self, event_time_unix_nano: u64) -> Vec<Expired> {
         let mut out = Vec::new();
-        while let Some(&(deadline, key)) = self.by_deadline.first() {
-            if deadline >= event_time_unix_nano {
-                break;
-            }
-            out.extend(self.remove(&key).map(|half| leave(key, &half)));
+        while let Some((key, half)) = self.pop_first(Some(event_time_unix_nano)) {
+            out.push(leave(key, &half));
         }
         out
     }
@@ -433,20 +446,18 @@ impl Pending {
     /// so that the state stays within a store item.
     pub fn evict_over(&mut self, max: usize) -> Vec<Expired> {
         let mut out = Vec::new();
-        while self.halves.len() > max {
-            let Some(&(_, key)) = self.by_deadline.first() else {
+        while self.len() > max {
+            let Some((key, half)) = self.pop_first(None) else {
                 break;
             };
-            out.extend(self.remove(&key).map(|half| leave(key, &half)));
+            out.push(leave(key, &half));
         }
         out
     }
 
     /// Waiting halves in a stable order (for saving).
     pub fn iter(&self) -> impl Iterator<Item = (&HalfKey, &Half)> {
-        self.by_deadline
-            .iter()
-            .filter_map(|(_, key)| self.halves.get_key_value(key))
+        self.by_deadline.iter().map(|((_, key), half)| (key, half))
     }
 }
 

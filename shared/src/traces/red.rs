@@ -17,7 +17,7 @@
 use crate::model::MetricKind;
 use crate::spans::{Span, SpanKind, SpanStatus};
 
-use super::series::{Observation, SeriesSpec, SeriesTable};
+use super::series::{Observation, SeriesIndex, SeriesSpec, SeriesTable};
 
 pub const REQUESTS: &str = "red.requests";
 pub const ERRORS: &str = "red.errors";
@@ -73,21 +73,43 @@ pub fn observe(span: &Span, series: &mut SeriesTable, out: &mut Vec<Observation>
         (OPERATION_ATTRIBUTE, span.name.as_str()),
         (SPAN_KIND_ATTRIBUTE, kind_name(span.kind)),
     ];
-    let mut emit = |metric: &str, attributes: &[(&str, &str)], kind, unit, value| {
-        let spec = SeriesSpec {
-            service: &span.service,
-            metric,
-            attributes,
-            kind,
-            unit,
+    // The series this batch already interned for spans like this one; the others are interned
+    // (their key hashed) once and remembered.
+    let known = series.red_series(&span.service, span.kind, &span.name);
+    let mut red = known;
+    let mut emit = |slot: &mut Option<SeriesIndex>,
+                    metric: &str,
+                    attributes: &[(&str, &str)],
+                    kind,
+                    unit,
+                    value| {
+        let index = match *slot {
+            Some(index) => {
+                series.touch(index, time);
+                index
+            }
+            None => {
+                let spec = SeriesSpec {
+                    service: &span.service,
+                    metric,
+                    attributes,
+                    kind,
+                    unit,
+                };
+                let index = series.intern(&spec, time);
+                *slot = Some(index);
+                index
+            }
         };
         out.push(Observation {
-            series: series.intern(&spec, time),
+            series: index,
             time_unix_nano: time,
             value,
         });
     };
+    let [requests, durations, errors] = &mut red.operation;
     emit(
+        requests,
         OPERATION_REQUESTS,
         &operation,
         MetricKind::Counter,
@@ -95,6 +117,7 @@ pub fn observe(span: &Span, series: &mut SeriesTable, out: &mut Vec<Observation>
         1.0,
     );
     emit(
+        durations,
         OPERATION_DURATION,
         &operation,
         MetricKind::Histogram,
@@ -102,14 +125,32 @@ pub fn observe(span: &Span, series: &mut SeriesTable, out: &mut Vec<Observation>
         duration,
     );
     if failed {
-        emit(OPERATION_ERRORS, &operation, MetricKind::Counter, "1", 1.0);
+        emit(
+            errors,
+            OPERATION_ERRORS,
+            &operation,
+            MetricKind::Counter,
+            "1",
+            1.0,
+        );
     }
     if is_entry(span) {
-        emit(REQUESTS, &[], MetricKind::Counter, "1", 1.0);
-        emit(DURATION, &[], MetricKind::Histogram, "ms", duration);
+        let [requests, durations, errors] = &mut red.service;
+        emit(requests, REQUESTS, &[], MetricKind::Counter, "1", 1.0);
+        emit(
+            durations,
+            DURATION,
+            &[],
+            MetricKind::Histogram,
+            "ms",
+            duration,
+        );
         if failed {
-            emit(ERRORS, &[], MetricKind::Counter, "1", 1.0);
+            emit(errors, ERRORS, &[], MetricKind::Counter, "1", 1.0);
         }
+    }
+    if red != known {
+        series.set_red_series(&span.service, span.kind, &span.name, red);
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crate::model::{stable_hash, Attributes, MetricKind, SeriesId, SeriesKey, SeriesMeta};
+use crate::spans::SpanKind;
 
 /// Index of a series in a [`SeriesTable`].
 pub type SeriesIndex = usize;
@@ -61,6 +62,35 @@ impl SeriesSpec<'_> {
 pub struct SeriesTable {
     metas: Vec<SeriesMeta>,
     by_id: HashMap<SeriesId, SeriesIndex>,
+    /// The RED series of spans by service, span kind and name, once interned: a span then costs
+    /// two short-string lookups instead of hashing six series keys (see [`RedSeries`]).
+    red: HashMap<String, ServiceRed>,
+}
+
+/// The RED series one span feeds (`red::observe`): requests, duration and errors of its operation,
+/// then of its service; `None` until first used in the batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RedSeries {
+    pub operation: [Option<SeriesIndex>; 3],
+    pub service: [Option<SeriesIndex>; 3],
+}
+
+#[derive(Debug, Default)]
+struct ServiceRed {
+    service: [Option<SeriesIndex>; 3],
+    /// Per span kind ([`kind_slot`]), per span name.
+    operations: [HashMap<String, [Option<SeriesIndex>; 3]>; 6],
+}
+
+fn kind_slot(kind: SpanKind) -> usize {
+    match kind {
+        SpanKind::Unspecified => 0,
+        SpanKind::Internal => 1,
+        SpanKind::Server => 2,
+        SpanKind::Client => 3,
+        SpanKind::Producer => 4,
+        SpanKind::Consumer => 5,
+    }
 }
 
 impl SeriesTable {
@@ -88,6 +118,43 @@ impl SeriesTable {
         });
         self.by_id.insert(id, index);
         index
+    }
+
+    /// Moves `index`'s `last_seen` forward to `time_unix_nano` (what [`SeriesTable::intern`] does for
+    /// a known series).
+    pub fn touch(&mut self, index: SeriesIndex, time_unix_nano: u64) {
+        let meta = &mut self.metas[index];
+        meta.last_seen_unix_s = meta.last_seen_unix_s.max(unix_seconds(time_unix_nano));
+    }
+
+    /// The RED series of spans of `service`, `kind` and `name` interned so far in this table.
+    pub fn red_series(&self, service: &str, kind: SpanKind, name: &str) -> RedSeries {
+        let Some(red) = self.red.get(service) else {
+            return RedSeries::default();
+        };
+        RedSeries {
+            operation: red.operations[kind_slot(kind)]
+                .get(name)
+                .copied()
+                .unwrap_or_default(),
+            service: red.service,
+        }
+    }
+
+    /// Remembers what [`SeriesTable::red_series`] returns for these spans.
+    pub fn set_red_series(&mut self, service: &str, kind: SpanKind, name: &str, red: RedSeries) {
+        let entry = match self.red.get_mut(service) {
+            Some(entry) => entry,
+            None => self.red.entry(service.to_string()).or_default(),
+        };
+        entry.service = red.service;
+        let operations = &mut entry.operations[kind_slot(kind)];
+        match operations.get_mut(name) {
+            Some(slots) => *slots = red.operation,
+            None => {
+                operations.insert(name.to_string(), red.operation);
+            }
+        }
     }
 
     pub fn meta(&self, index: SeriesIndex) -> &SeriesMeta {
