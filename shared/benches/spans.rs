@@ -1,5 +1,6 @@
 //! Span benchmark: spans/s through decode + RED + service graph (+ sampling) on one core, then through
-//! the whole trace processor against an in-memory store, with the store calls per million spans.
+//! the whole trace processor against an in-memory store, with the store calls per million spans, and
+//! against the embedded redb stores of local mode.
 //! Prints numbers; asserts nothing about time.
 //! Run: `cargo bench -p flowscope-core --bench spans`.
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use flowscope_core::embedded::{RedbStore, RedbTraceStore};
 use flowscope_core::model::Attributes;
 use flowscope_core::ports::{
     SequenceNumber, StreamEntry, TraceStore, TraceStoreError, TraceSummary, TraceWrite,
@@ -223,5 +225,23 @@ async fn main() {
         per_million(store.state_keys().len() as u64),
         per_million(traces.calls.load(Ordering::Relaxed)),
         per_million(traces.spans.load(Ordering::Relaxed)),
+    );
+
+    // 3. The same against the embedded stores local mode runs on (redb files with their fsyncs, on
+    //    tokio's blocking pool): what one shard of `flowscope local` can fold.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = Arc::new(RedbStore::open(&dir.path().join("store.redb")).expect("metric store"));
+    let traces = Arc::new(RedbTraceStore::open(dir.path()).expect("trace store"));
+    let processor = TraceProcessor::new(store, traces, config).with_clock(|| NOW);
+    let started = Instant::now();
+    for batch in &batches {
+        let outcome = processor.process("shard-0", &decode(batch)).await;
+        assert_eq!(outcome.retry_from, None);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "processor (embedded redb stores, local mode): {:.0} spans/s ({:.2} s)",
+        spans_total as f64 / elapsed,
+        elapsed
     );
 }
