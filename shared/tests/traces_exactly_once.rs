@@ -202,6 +202,30 @@ async fn a_redelivered_batch_changes_nothing() {
 }
 
 #[tokio::test]
+async fn two_processors_taking_turns_on_one_shard_count_as_one() {
+    // Two warm Lambda instances take turns on a shard: each must continue from the state the other
+    // saved, not from the shard state it remembers saving itself.
+    let expected = reference().await;
+    let Setup {
+        store,
+        traces,
+        processor,
+        ..
+    } = setup(config());
+    let other = TraceProcessor::new(store.clone(), traces.clone(), config()).with_clock(now);
+    let batches = workload();
+    // The first instance folds batch 1 and remembers its shard state; the other folds batch 2 over
+    // the saved state; the first comes back for batch 3.
+    for (batch, turn) in batches.iter().zip([&processor, &other, &processor]) {
+        let outcome = turn.process("shard-0", batch).await;
+        assert_eq!(outcome.retry_from, None);
+    }
+    assert_eq!(buckets(&store), expected.buckets);
+    assert_eq!(graph(&*store, &*traces).await, expected.graph);
+    assert_eq!(stored(&traces).await, expected.stored);
+}
+
+#[tokio::test]
 async fn a_redelivery_over_state_that_was_never_saved_is_dropped_by_the_watermarks() {
     let expected = reference().await;
     let inner = MemoryStore::new();
