@@ -95,7 +95,7 @@ if want core; then
 fi
 
 if want spans; then
-  out=$(cargo bench --quiet -p flowscope-core --bench spans 2>/dev/null | grep -i 'spans/s' | head -3 | tr '\n' ';')
+  out=$(cargo bench --quiet -p flowscope-core --bench spans 2>/dev/null | grep -i 'spans/s' | head -4 | tr '\n' ';')
   row "span processor (decode + RED + graph + sampling + store), one core" "${out:-see cargo bench --bench spans}"
 fi
 

@@ -46,9 +46,11 @@ use crate::spans::{hex, Span};
 use super::config::TraceConfig;
 use super::fold::{Effects, FoldCounters, FoldState, TraceFold};
 use super::graph::Edge;
-use super::series::{unix_seconds, SeriesTable};
+use super::series::{unix_seconds, SeriesIndex, SeriesTable};
 use super::state::{shard_key, trace_key, ShardState, StateError, TraceState};
 use super::wire::{TraceEvent, TraceHop};
+
+const RESOLUTIONS: usize = Resolution::ALL.len();
 
 /// How long a shard's state outlives its last batch.
 const SHARD_STATE_TTL_SECONDS: i64 = 7 * 24 * 3600;
@@ -331,25 +333,43 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
         // Per bucket, its observations' values in record order with the record of each run: a
         // record's contribution is a slice of plain values, added to the bucket's one delta (one
         // sketch per bucket, not one per record and bucket).
-        let mut buckets: HashMap<BucketKey, BucketValues> = HashMap::new();
+        let mut buckets: Vec<(BucketKey, BucketValues)> = Vec::new();
+        let mut by_key: HashMap<BucketKey, usize> = HashMap::new();
+        // Each (series, minute)'s bucket per resolution (`None` past retention), found with one
+        // lookup per observation instead of one per resolution: every resolution is a whole number
+        // of minutes, so the minute decides all three buckets.
+        let mut by_minute: HashMap<(SeriesIndex, i64), [Option<usize>; RESOLUTIONS]> =
+            HashMap::new();
         for (record, observation) in &effects.observations {
-            let meta = series.meta(observation.series);
             let time_s = unix_seconds(observation.time_unix_nano);
-            for resolution in Resolution::ALL {
-                let start = resolution.bucket_start(time_s);
-                if self.expires_at(resolution, start) <= now {
-                    outcome.counters.contributions_expired += 1;
-                    continue;
+            let minute = time_s - time_s.rem_euclid(60);
+            let slots = *by_minute
+                .entry((observation.series, minute))
+                .or_insert_with(|| {
+                    let id = series.meta(observation.series).id;
+                    let mut slots = [None; RESOLUTIONS];
+                    for (slot, resolution) in slots.iter_mut().zip(Resolution::ALL) {
+                        let start = resolution.bucket_start(time_s);
+                        if self.expires_at(resolution, start) <= now {
+                            continue;
+                        }
+                        let key = BucketKey {
+                            series: id,
+                            resolution,
+                            start_unix_s: start,
+                        };
+                        *slot = Some(*by_key.entry(key).or_insert_with(|| {
+                            buckets.push((key, BucketValues::default()));
+                            buckets.len() - 1
+                        }));
+                    }
+                    slots
+                });
+            for slot in slots {
+                match slot {
+                    Some(index) => buckets[index].1.push(*record, observation.value),
+                    None => outcome.counters.contributions_expired += 1,
                 }
-                let key = BucketKey {
-                    series: meta.id,
-                    resolution,
-                    start_unix_s: start,
-                };
-                buckets
-                    .entry(key)
-                    .or_default()
-                    .push(*record, observation.value);
             }
         }
 
