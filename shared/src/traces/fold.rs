@@ -22,6 +22,8 @@ use super::series::{Observation, SeriesTable};
 use super::state::{ShardState, TraceState};
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
+/// Up to this many fresh spans, a span's repetition within its record is found by a scan.
+const SCAN_LIMIT: usize = 16;
 /// Quota counts are kept for this many minutes behind the shard's event time.
 const QUOTA_MINUTES_KEPT: i64 = 10;
 
@@ -181,10 +183,23 @@ impl<'a> TraceFold<'a> {
         let (record, spans) = (at.index, at.spans);
         let seen = self.state.traces.get(&trace_id).map(|t| &t.seen);
         let mut fresh: Vec<usize> = Vec::with_capacity(indexes.len());
-        let mut ids_in_record = HashSet::with_capacity(indexes.len());
+        // Span ids already taken from this record: a scan of `fresh` while it is short (a record
+        // holds a handful of spans of a trace), a set beyond that.
+        let mut ids_in_record: HashSet<u64> = HashSet::new();
         for &i in indexes {
             let id = u64::from_be_bytes(spans[i].span_id);
-            if seen.is_some_and(|s| s.contains(&id)) || !ids_in_record.insert(id) {
+            let repeated = if fresh.len() < SCAN_LIMIT {
+                fresh
+                    .iter()
+                    .any(|&j| u64::from_be_bytes(spans[j].span_id) == id)
+            } else {
+                if ids_in_record.is_empty() {
+                    ids_in_record
+                        .extend(fresh.iter().map(|&j| u64::from_be_bytes(spans[j].span_id)));
+                }
+                !ids_in_record.insert(id)
+            };
+            if seen.is_some_and(|s| s.contains(&id)) || repeated {
                 effects.counters.spans_duplicate += 1;
             } else {
                 fresh.push(i);
@@ -334,6 +349,12 @@ fn add_edge(
 
 /// Span indexes per trace, traces in order of first appearance (a record usually holds one trace).
 fn group_by_trace(spans: &[Span]) -> Vec<([u8; 16], Vec<usize>)> {
+    // The usual record (one exporting service's spans of one trace) needs no map.
+    if let Some(first) = spans.first() {
+        if spans.iter().all(|s| s.trace_id == first.trace_id) {
+            return vec![(first.trace_id, (0..spans.len()).collect())];
+        }
+    }
     let mut slots: HashMap<[u8; 16], usize> = HashMap::new();
     let mut groups: Vec<([u8; 16], Vec<usize>)> = Vec::new();
     for (i, span) in spans.iter().enumerate() {
@@ -393,6 +414,22 @@ mod tests {
         let next = span(3, 3, SpanKind::Server, base + 31 * SEC);
         fold.apply(2, &[next], NOW, &mut series, &mut effects);
         assert_eq!(effects.counters.edges_virtual, 1);
+    }
+
+    #[test]
+    fn a_span_repeated_within_a_long_record_counts_once() {
+        let config = TraceConfig::default();
+        let mut fold = TraceFold::new(&config, FoldState::default());
+        let mut series = SeriesTable::new();
+        let mut effects = Effects::default();
+        let mut spans: Vec<Span> = (1..=20)
+            .map(|id| span(1, id, SpanKind::Internal, NOW))
+            .collect();
+        spans.push(spans[17].clone());
+        spans.push(spans[2].clone());
+        fold.apply(0, &spans, NOW, &mut series, &mut effects);
+        assert_eq!(effects.counters.spans_new, 20);
+        assert_eq!(effects.counters.spans_duplicate, 2);
     }
 
     #[test]
