@@ -502,6 +502,32 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_series_key_is_its_key_in_json_equality_and_id() {
+        let mut attributes = Attributes::new();
+        attributes.insert("route".into(), "/x".into());
+        let key = SeriesKey {
+            service: "api".into(),
+            metric: "latency".into(),
+            attributes,
+        };
+        let shared = SeriesRef::from(key.clone());
+        assert_eq!(shared.id(), key.id());
+        assert_eq!(shared, key);
+        assert_eq!(
+            serde_json::to_value(&shared).unwrap(),
+            serde_json::to_value(&key).unwrap()
+        );
+        let back: SeriesRef = serde_json::from_value(serde_json::to_value(&key).unwrap()).unwrap();
+        assert_eq!(back, shared);
+        assert_eq!(back.id(), key.id());
+        let other = SeriesRef::from(SeriesKey {
+            metric: "errors".into(),
+            ..key
+        });
+        assert_ne!(other, shared);
+    }
+
+    #[test]
     fn series_id_separates_concatenation_ambiguity() {
         assert_ne!(stable_hash(&["ab", "c"]), stable_hash(&["a", "bc"]));
     }

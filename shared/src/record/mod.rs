@@ -11,7 +11,6 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-
 use bytes::Bytes;
 use prost::Message;
 
