@@ -206,7 +206,7 @@ pub async fn admit_points(
     points: &mut Vec<MetricPoint>,
     rejected: &mut Rejections,
 ) -> Result<u64, AdmissionError> {
-    let keys: Vec<&SeriesKey> = points.iter().map(|p| &p.series).collect();
+    let keys: Vec<&SeriesKey> = points.iter().map(|p| p.series.key()).collect();
     let keep = admit_keys(admission, now_unix_s, &keys, rejected, "points").await?;
     Ok(retain_kept(points, &keep))
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,19 +18,44 @@ pub const UNKNOWN_SERVICE: &str = "unknown_service";
 /// Stable 64-bit FNV-1a. Series ids are persisted (store keys, stream records), so the hash must never
 /// change between builds or platforms, which `std`'s `DefaultHasher` does not promise.
 pub fn stable_hash(parts: &[&str]) -> u64 {
+    let mut hash = StableHasher::new();
+    for part in parts {
+        hash.part(part);
+    }
+    hash.finish()
+}
+
+/// [`stable_hash`] fed one part at a time.
+pub struct StableHasher(u64);
+
+impl StableHasher {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    for part in parts {
+
+    pub fn new() -> Self {
+        StableHasher(Self::OFFSET)
+    }
+
+    pub fn part(&mut self, part: &str) {
+        let mut hash = self.0;
         for byte in part.as_bytes() {
             hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(PRIME);
+            hash = hash.wrapping_mul(Self::PRIME);
         }
         // A separator byte that cannot appear in UTF-8 keeps ("ab","c") and ("a","bc") apart.
         hash ^= 0xff;
-        hash = hash.wrapping_mul(PRIME);
+        self.0 = hash.wrapping_mul(Self::PRIME);
     }
-    hash
+
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for StableHasher {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Identity of an aggregated series: service + metric + point attributes.
@@ -44,15 +70,165 @@ pub struct SeriesKey {
 }
 
 impl SeriesKey {
+    /// [`stable_hash`] of service, metric and the sorted attribute keys and values, computed without
+    /// collecting the parts first.
     pub fn id(&self) -> SeriesId {
-        let mut parts: Vec<&str> = Vec::with_capacity(2 + self.attributes.len() * 2);
-        parts.push(&self.service);
-        parts.push(&self.metric);
+        let mut hash = StableHasher::new();
+        hash.part(&self.service);
+        hash.part(&self.metric);
         for (k, v) in &self.attributes {
-            parts.push(k);
-            parts.push(v);
+            hash.part(k);
+            hash.part(v);
         }
-        SeriesId(stable_hash(&parts))
+        SeriesId(hash.finish())
+    }
+}
+
+/// A [`SeriesKey`] shared by every point of the series, with its [`SeriesId`] computed once.
+///
+/// Cloning is a reference-count increment: a decoded record's points share their series table's
+/// keys instead of each owning a copy, and [`SeriesRef::id`] does not rehash. Reads go through
+/// `Deref` to the key; equality, ordering, hashing and serde are the key's.
+#[derive(Clone)]
+pub struct SeriesRef(Arc<(SeriesKey, SeriesId)>);
+
+impl SeriesRef {
+    pub fn new(key: SeriesKey) -> Self {
+        let id = key.id();
+        SeriesRef(Arc::new((key, id)))
+    }
+
+    /// The key's [`SeriesKey::id`], computed when the reference was made.
+    pub fn id(&self) -> SeriesId {
+        self.0 .1
+    }
+
+    pub fn key(&self) -> &SeriesKey {
+        &self.0 .0
+    }
+}
+
+impl From<SeriesKey> for SeriesRef {
+    fn from(key: SeriesKey) -> Self {
+        SeriesRef::new(key)
+    }
+}
+
+impl std::ops::Deref for SeriesRef {
+    type Target = SeriesKey;
+    fn deref(&self) -> &SeriesKey {
+        self.key()
+    }
+}
+
+impl fmt::Debug for SeriesRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.key().fmt(f)
+    }
+}
+
+impl PartialEq for SeriesRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || (self.id() == other.id() && self.key() == other.key())
+    }
+}
+
+impl Eq for SeriesRef {}
+
+impl PartialEq<SeriesKey> for SeriesRef {
+    fn eq(&self, other: &SeriesKey) -> bool {
+        self.key() == other
+    }
+}
+
+/// Hashes the precomputed id only (equal keys have equal ids), so a map keyed by series does not
+/// rehash the key's strings.
+impl std::hash::Hash for SeriesRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id().hash(state)
+    }
+}
+
+impl PartialOrd for SeriesRef {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SeriesRef {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(other.key())
+    }
+}
+
+impl Serialize for SeriesRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.key().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SeriesRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        SeriesKey::deserialize(deserializer).map(SeriesRef::new)
+    }
+}
+
+/// A point's unit, shared by the points of one series-table entry (cloning does not copy the text).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Unit(Arc<str>);
+
+impl Unit {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Unit {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Unit {
+    fn from(s: &str) -> Self {
+        Unit(Arc::from(s))
+    }
+}
+
+impl From<String> for Unit {
+    fn from(s: String) -> Self {
+        Unit(Arc::from(s))
+    }
+}
+
+impl PartialEq<str> for Unit {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Unit {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Unit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Unit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Unit::from)
     }
 }
 
@@ -182,10 +358,10 @@ impl PointData {
 /// One normalized data point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricPoint {
-    pub series: SeriesKey,
+    pub series: SeriesRef,
     pub source: SourceId,
     /// Unit as reported (`ms`, `s`, `By`, `1`, `%` …); empty when absent.
-    pub unit: String,
+    pub unit: Unit,
     pub time_unix_nano: u64,
     pub data: PointData,
 }
@@ -323,6 +499,32 @@ mod tests {
         assert_eq!(text.len(), 16);
         assert_eq!(text.parse::<SeriesId>(), Ok(ka.id()));
         assert!("xyz".parse::<SeriesId>().is_err());
+    }
+
+    #[test]
+    fn a_shared_series_key_is_its_key_in_json_equality_and_id() {
+        let mut attributes = Attributes::new();
+        attributes.insert("route".into(), "/x".into());
+        let key = SeriesKey {
+            service: "api".into(),
+            metric: "latency".into(),
+            attributes,
+        };
+        let shared = SeriesRef::from(key.clone());
+        assert_eq!(shared.id(), key.id());
+        assert_eq!(shared, key);
+        assert_eq!(
+            serde_json::to_value(&shared).unwrap(),
+            serde_json::to_value(&key).unwrap()
+        );
+        let back: SeriesRef = serde_json::from_value(serde_json::to_value(&key).unwrap()).unwrap();
+        assert_eq!(back, shared);
+        assert_eq!(back.id(), key.id());
+        let other = SeriesRef::from(SeriesKey {
+            metric: "errors".into(),
+            ..key
+        });
+        assert_ne!(other, shared);
     }
 
     #[test]

@@ -240,7 +240,7 @@ async fn protobuf_in_protobuf_out_and_json_in_json_out() {
     let services: Vec<String> = sink
         .points()
         .into_iter()
-        .map(|p| p.series.service)
+        .map(|p| p.series.service.clone())
         .collect();
     assert_eq!(services, ["api", "json-service"]);
 }
@@ -261,7 +261,7 @@ async fn gzip_works_for_protobuf_and_json() {
     let services: Vec<String> = sink
         .points()
         .into_iter()
-        .map(|p| p.series.service)
+        .map(|p| p.series.service.clone())
         .collect();
     assert_eq!(services, ["gz-proto", "json-service"]);
 }

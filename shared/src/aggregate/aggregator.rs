@@ -40,7 +40,6 @@
 //! Store errors are not retried here: the redelivery is the retry (and SDK-backed adapters retry
 //! throttling themselves).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::model::{MetricPoint, PointData, Resolution, Retention, SeriesId, SeriesMeta};
@@ -54,6 +53,7 @@ use super::cumulative::{
     STATE_IDLE_EXPIRY_SECONDS,
 };
 use super::stats::BucketStats;
+use super::{FastMap, FastSet};
 
 /// What processing a batch did.
 #[derive(Debug, Clone, Default)]
@@ -196,12 +196,7 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
             return outcome;
         };
 
-        // Hashing a series key is not free; do it once per point.
-        let series_ids: Vec<Vec<SeriesId>> = metrics
-            .iter()
-            .map(|(_, points)| points.iter().map(|p| p.series.id()).collect())
-            .collect();
-        let loaded = match self.load_state(&metrics, &series_ids).await {
+        let loaded = match self.load_state(&metrics).await {
             Ok(loaded) => loaded,
             Err(error) => {
                 tracing::warn!(shard_id, %error, "cannot load cumulative state; retrying the batch");
@@ -211,11 +206,14 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
         };
 
         let mut tracker = CumulativeTracker::new(loaded.clone());
-        let mut normalized: Vec<PointData> = Vec::new();
-        let mut buckets: HashMap<BucketKey, Vec<Share>> = HashMap::new();
-        let mut series: HashMap<SeriesId, SeriesMeta> = HashMap::new();
-        for (record, ((seq, points), ids)) in metrics.iter().zip(&series_ids).enumerate() {
-            for (point, &series_id) in points.iter().zip(ids) {
+        let mut normalized: Vec<PointData> =
+            Vec::with_capacity(metrics.iter().map(|(_, points)| points.len()).sum());
+        let mut buckets: FastMap<BucketKey, Vec<Share>> = FastMap::default();
+        let mut series: FastMap<SeriesId, SeriesMeta> = FastMap::default();
+        for (record, (seq, points)) in metrics.iter().enumerate() {
+            for point in points {
+                // Computed once per series-table entry when the record was decoded.
+                let series_id = point.series.id();
                 register(&mut series, series_id, point);
                 let data = match tracker.normalize_series(seq, series_id, point) {
                     Normalized::Delta(data) => data,
@@ -264,7 +262,7 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
         }
 
         // One shared copy per series for the batch's bucket updates (not one per bucket).
-        let series: HashMap<SeriesId, Arc<SeriesMeta>> = metas
+        let series: FastMap<SeriesId, Arc<SeriesMeta>> = metas
             .into_iter()
             .map(|meta| (meta.id, Arc::new(meta)))
             .collect();
@@ -326,25 +324,23 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
     async fn load_state(
         &self,
         metrics: &[(SequenceNumber, Vec<MetricPoint>)],
-        series_ids: &[Vec<SeriesId>],
-    ) -> Result<HashMap<StateId, SeriesState>, StoreError> {
-        let ids: HashSet<StateId> = metrics
+    ) -> Result<FastMap<StateId, SeriesState>, StoreError> {
+        let ids: FastSet<StateId> = metrics
             .iter()
-            .zip(series_ids)
-            .flat_map(|((_, points), ids)| points.iter().zip(ids))
-            .filter(|(p, _)| needs_state(&p.data))
-            .map(|(p, id)| (p.source, *id))
+            .flat_map(|(_, points)| points)
+            .filter(|p| needs_state(&p.data))
+            .map(|p| (p.source, p.series.id()))
             .collect();
         if ids.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(FastMap::default());
         }
-        let by_key: HashMap<String, StateId> = ids
+        let by_key: FastMap<String, StateId> = ids
             .into_iter()
             .map(|id| (state_key(id.0, id.1), id))
             .collect();
         let mut keys: Vec<String> = by_key.keys().cloned().collect();
         keys.sort_unstable();
-        let mut states = HashMap::new();
+        let mut states = FastMap::default();
         for (key, bytes) in self.store.load_state(&keys).await? {
             let Some(id) = by_key.get(&key) else {
                 continue; // not asked for
@@ -384,7 +380,7 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
 }
 
 /// Adds the point's series to the batch's registry (newest point wins `last_seen`).
-fn register(series: &mut HashMap<SeriesId, SeriesMeta>, id: SeriesId, point: &MetricPoint) {
+fn register(series: &mut FastMap<SeriesId, SeriesMeta>, id: SeriesId, point: &MetricPoint) {
     let seen = unix_seconds(point.time_unix_nano);
     match series.get_mut(&id) {
         Some(meta) => meta.last_seen_unix_s = meta.last_seen_unix_s.max(seen),
@@ -393,9 +389,9 @@ fn register(series: &mut HashMap<SeriesId, SeriesMeta>, id: SeriesId, point: &Me
                 id,
                 SeriesMeta {
                     id,
-                    key: point.series.clone(),
+                    key: point.series.key().clone(),
                     kind: point.data.kind(),
-                    unit: point.unit.clone(),
+                    unit: point.unit.to_string(),
                     last_seen_unix_s: seen,
                 },
             );

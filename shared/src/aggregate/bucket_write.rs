@@ -98,20 +98,23 @@ where
     let mut batch = BatchWrites::default();
     loop {
         let mut chunk: Vec<(BucketKey, i64, Vec<C>)> = std::mem::take(&mut again);
+        chunk.reserve(WRITE_CHUNK.saturating_sub(chunk.len()));
         while chunk.len() < WRITE_CHUNK {
             let Some(bucket) = pending.next() else {
                 break;
             };
             chunk.push(bucket);
         }
-        // Empty contributions (everything applied before) have nothing to write.
-        let (chunk, deltas): (Vec<_>, Vec<_>) = chunk
+        // Empty contributions (everything applied before) have nothing to write. Sized up front: a
+        // chunk's deltas are large, and regrowing them copies and faults in fresh memory.
+        let mut deltas = Vec::with_capacity(chunk.len());
+        let chunk: Vec<_> = chunk
             .into_iter()
             .filter_map(|(key, expires_at, contributions)| {
-                let delta = delta_of(shard_id, key, expires_at, &contributions)?;
-                Some(((key, expires_at, contributions), delta))
+                deltas.push(delta_of(shard_id, key, expires_at, &contributions)?);
+                Some((key, expires_at, contributions))
             })
-            .unzip();
+            .collect();
         if chunk.is_empty() {
             break;
         }

@@ -40,11 +40,11 @@
 //! State is persisted per (source, series) under [`state_key`] as a compact versioned byte string
 //! ([`SeriesState::to_bytes`]) and expires after [`STATE_IDLE_EXPIRY_SECONDS`] without points.
 
-use std::collections::HashMap;
-
 use bytes::{Buf, BufMut, Bytes};
 
-use crate::model::{stable_hash, MetricPoint, PointData, SeriesId, SourceId, Temporality};
+use crate::model::{MetricPoint, PointData, SeriesId, SourceId, StableHasher, Temporality};
+
+use super::FastMap;
 use crate::ports::SequenceNumber;
 
 /// How long state of an idle series is kept (also how long a track of a stopped process lingers).
@@ -235,10 +235,50 @@ impl TrackValue {
     }
 }
 
+/// [`crate::model::stable_hash`] of the bounds' bit patterns in decimal (the value persisted in state items), built
+/// without allocating.
 fn bounds_hash(bounds: &[f64]) -> u64 {
-    let texts: Vec<String> = bounds.iter().map(|b| b.to_bits().to_string()).collect();
-    let parts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    stable_hash(&parts)
+    // Nearly every histogram point of a batch has the same bounds as the previous one: remember the
+    // last list and its hash (compared bit for bit) instead of hashing ten decimals per point.
+    thread_local! {
+        static LAST: std::cell::RefCell<(Vec<u64>, u64)> =
+            std::cell::RefCell::new((Vec::new(), bounds_hash_of(&[])));
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        let same = last.0.len() == bounds.len()
+            && last.0.iter().zip(bounds).all(|(a, b)| *a == b.to_bits());
+        if !same {
+            last.0.clear();
+            last.0.extend(bounds.iter().map(|b| b.to_bits()));
+            last.1 = bounds_hash_of(bounds);
+        }
+        last.1
+    })
+}
+
+fn bounds_hash_of(bounds: &[f64]) -> u64 {
+    let mut hash = StableHasher::new();
+    let mut digits = [0u8; 20];
+    for bound in bounds {
+        hash.part(decimal(bound.to_bits(), &mut digits));
+    }
+    hash.finish()
+}
+
+/// `n` in decimal, written into the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[at..]).unwrap_or("")
 }
 
 /// What cumulative state is kept per: one process's view of one series.
@@ -247,17 +287,17 @@ pub type StateId = (SourceId, SeriesId);
 /// Converts cumulative points to deltas for one batch, remembering which state items changed.
 #[derive(Debug, Clone, Default)]
 pub struct CumulativeTracker {
-    states: HashMap<StateId, SeriesState>,
+    states: FastMap<StateId, SeriesState>,
     /// State items changed by this batch, with the sequence number of the first record that changed them.
-    changed: HashMap<StateId, SequenceNumber>,
+    changed: FastMap<StateId, SequenceNumber>,
 }
 
 impl CumulativeTracker {
     /// A tracker starting from the state loaded for this batch (missing items start empty).
-    pub fn new(states: HashMap<StateId, SeriesState>) -> Self {
+    pub fn new(states: FastMap<StateId, SeriesState>) -> Self {
         CumulativeTracker {
             states,
-            changed: HashMap::new(),
+            changed: FastMap::default(),
         }
     }
 
@@ -780,13 +820,33 @@ mod tests {
 
     const SEC: u64 = 1_000_000_000;
 
+    #[test]
+    fn bounds_hash_keeps_the_value_persisted_by_earlier_builds() {
+        // The formula state items were written with: stable_hash of each bound's bits in decimal.
+        let persisted = |bounds: &[f64]| {
+            let texts: Vec<String> = bounds.iter().map(|b| b.to_bits().to_string()).collect();
+            let parts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            crate::model::stable_hash(&parts)
+        };
+        for bounds in [
+            &[][..],
+            &[0.0][..],
+            &[0.0, 5.0, 10.0, 25.0, 1e300, -1.5, f64::MIN_POSITIVE][..],
+        ] {
+            assert_eq!(bounds_hash(bounds), persisted(bounds));
+            // Again, now from the remembered last list.
+            assert_eq!(bounds_hash(bounds), persisted(bounds));
+        }
+    }
+
     fn point(time_s: u64, data: PointData) -> MetricPoint {
         MetricPoint {
             series: SeriesKey {
                 service: "api".into(),
                 metric: "requests".into(),
                 attributes: Attributes::new(),
-            },
+            }
+            .into(),
             source: SourceId(7),
             unit: "1".into(),
             time_unix_nano: time_s * SEC,

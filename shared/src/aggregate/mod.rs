@@ -23,3 +23,11 @@ pub use contribution::contribution;
 pub use cumulative::{CumulativeTracker, Normalized};
 pub use rollup::rollup;
 pub use stats::BucketStats;
+
+/// Hash map for the aggregator's per-batch maps keyed by our own ids (series ids, state ids, bucket
+/// keys): foldhash instead of SipHash, several times cheaper per lookup on these small keys. Its
+/// `RandomState` is seeded per map from per-process randomness, so clients that choose attribute
+/// values (and so series ids) still cannot aim at hash buckets they do not know.
+pub type FastMap<K, V> = foldhash::HashMap<K, V>;
+/// Set counterpart of [`FastMap`].
+pub type FastSet<K> = foldhash::HashSet<K>;

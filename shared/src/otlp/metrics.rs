@@ -14,7 +14,7 @@ use super::{
     json, truncated, Format, OtlpError, PointLimits, Refused, RejectReason, Rejections,
     MAX_ABS_VALUE,
 };
-use crate::model::{MetricPoint, PointData, SeriesKey, Temporality};
+use crate::model::{MetricPoint, PointData, SeriesKey, SeriesRef, Temporality, Unit};
 use crate::record;
 
 /// OTLP's "no recorded value" data point flag: a valid point that marks a gap, carrying nothing.
@@ -353,7 +353,8 @@ fn normalize(request: ExportMetricsServiceRequest, limits: PointLimits, out: &mu
 struct MetricSink<'a> {
     origin: &'a Origin,
     metric: &'a str,
-    unit: &'a str,
+    /// Shared by the metric's points.
+    unit: Unit,
     limits: PointLimits,
     out: &'a mut DecodedMetrics,
 }
@@ -361,13 +362,13 @@ struct MetricSink<'a> {
 impl MetricSink<'_> {
     fn push(&mut self, attributes: crate::model::Attributes, time_unix_nano: u64, data: PointData) {
         self.out.points.push(MetricPoint {
-            series: SeriesKey {
+            series: SeriesRef::new(SeriesKey {
                 service: self.origin.service.clone(),
                 metric: self.metric.to_string(),
                 attributes,
-            },
+            }),
             source: self.origin.source,
-            unit: self.unit.to_string(),
+            unit: self.unit.clone(),
             time_unix_nano,
             data,
         });
@@ -457,7 +458,7 @@ fn normalize_metric(
     let mut sink = MetricSink {
         origin,
         metric: &name,
-        unit: &unit,
+        unit: Unit::from(unit),
         limits,
         out,
     };

@@ -1,7 +1,5 @@
 //! Metric points ↔ metrics record bodies.
 
-use std::collections::HashMap;
-
 use prost::Message;
 
 use super::table::{delimited_len, lookup, StringTable};
@@ -9,7 +7,9 @@ use super::wire::{
     BoundsEntry, ExponentialHistogramValue, HistogramValue, MetricsBody, PointEntry, PointValue,
     SeriesEntry, SumValue, SummaryValue,
 };
-use crate::model::{Attributes, MetricPoint, PointData, SeriesKey, SourceId, Temporality};
+use crate::model::{
+    Attributes, MetricPoint, PointData, SeriesKey, SeriesRef, SourceId, Temporality, Unit,
+};
 
 const STRINGS_TAG: u32 = 1;
 const SERIES_TAG: u32 = 2;
@@ -17,20 +17,20 @@ const POINTS_TAG: u32 = 3;
 const BOUNDS_TAG: u32 = 4;
 
 /// Identity of a series-table entry: everything about a point except its time and value.
-type SeriesSlot<'a> = (&'a SeriesKey, SourceId, &'a str);
+type SeriesSlot<'a> = (&'a SeriesRef, SourceId, &'a str);
 
 /// Accumulates the points of one record, tracking its exact encoded size.
 #[derive(Default)]
 pub(crate) struct MetricsBodyBuilder<'a> {
     strings: StringTable<'a>,
     series: Vec<SeriesEntry>,
-    series_index: HashMap<SeriesSlot<'a>, u32>,
+    series_index: foldhash::HashMap<SeriesSlot<'a>, u32>,
     series_len: usize,
     points: Vec<PointEntry>,
     points_len: usize,
     /// Histogram bound lists, keyed by their bit patterns (f64 is not `Hash`).
     bounds: Vec<BoundsEntry>,
-    bounds_index: HashMap<Vec<u64>, u32>,
+    bounds_index: foldhash::HashMap<Vec<u64>, u32>,
     bounds_len: usize,
     last_time: u64,
 }
@@ -93,7 +93,7 @@ impl<'a> MetricsBodyBuilder<'a> {
         if let Some(&index) = self.series_index.get(&slot) {
             return index;
         }
-        let key = &point.series;
+        let key: &'a SeriesKey = &point.series;
         let mut attributes = Vec::with_capacity(key.attributes.len() * 2);
         for (k, v) in &key.attributes {
             attributes.push(self.strings.intern(k, STRINGS_TAG));
@@ -275,7 +275,8 @@ fn point_data(value: PointValue, bounds_table: &[BoundsEntry]) -> Result<PointDa
     })
 }
 
-/// Expands a decoded body back into points, checking every index.
+/// Expands a decoded body back into points, checking every index. The points of one series-table
+/// entry share its key (with its id computed once) and unit.
 pub(crate) fn decode_body(bytes: &[u8]) -> Result<Vec<MetricPoint>, String> {
     let body = MetricsBody::decode(bytes).map_err(|e| e.to_string())?;
     let mut series = Vec::with_capacity(body.series.len());
@@ -290,12 +291,12 @@ pub(crate) fn decode_body(bytes: &[u8]) -> Result<Vec<MetricPoint>, String> {
                 lookup(&body.strings, pair[1])?.to_owned(),
             );
         }
-        let key = SeriesKey {
+        let key = SeriesRef::new(SeriesKey {
             service: lookup(&body.strings, entry.service)?.to_owned(),
             metric: lookup(&body.strings, entry.metric)?.to_owned(),
             attributes,
-        };
-        let unit = lookup(&body.strings, entry.unit)?.to_owned();
+        });
+        let unit = Unit::from(lookup(&body.strings, entry.unit)?);
         series.push((key, SourceId(entry.source), unit));
     }
 

@@ -11,8 +11,6 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use prost::Message;
 
@@ -137,9 +135,13 @@ const FIELD_MAX: usize = 12;
 fn metric_point_upper_bound(point: &MetricPoint) -> usize {
     let key = &point.series;
     let attributes = key.attributes.len();
-    let strings: usize = [&key.service, &key.metric, &point.unit]
+    let strings: usize = [key.service.as_str(), &key.metric, &point.unit]
         .into_iter()
-        .chain(key.attributes.iter().flat_map(|(k, v)| [k, v]))
+        .chain(
+            key.attributes
+                .iter()
+                .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        )
         .map(|s| s.len() + FIELD_MAX)
         .sum();
     let series = FIELD_MAX * (6 + 2 * attributes);
@@ -238,7 +240,7 @@ fn group_by<'a, T, K: std::hash::Hash + Eq + Copy>(
     items: &'a [T],
     key: impl Fn(&'a T) -> K,
 ) -> Vec<(K, Vec<&'a T>)> {
-    let mut index: HashMap<K, usize> = HashMap::new();
+    let mut index: foldhash::HashMap<K, usize> = foldhash::HashMap::default();
     let mut groups: Vec<(K, Vec<&'a T>)> = Vec::new();
     for item in items {
         let k = key(item);

@@ -1,8 +1,6 @@
 //! Per-record string interning with exact size accounting, so records can be split at
 //! [`super::MAX_RECORD_BYTES`] without re-encoding.
 
-use std::collections::HashMap;
-
 use prost::encoding::{encoded_len_varint, key_len};
 
 /// Bytes a length-delimited field element (string, bytes or sub-message) of `len` bytes takes.
@@ -14,7 +12,8 @@ pub(crate) fn delimited_len(tag: u32, len: usize) -> usize {
 #[derive(Default)]
 pub(crate) struct StringTable<'a> {
     strings: Vec<&'a str>,
-    index: HashMap<&'a str, u32>,
+    /// foldhash (seeded per map), not SipHash: interning is most of the cost of packing a record.
+    index: foldhash::HashMap<&'a str, u32>,
     /// Encoded size of the `strings` field so far (`tag` per element).
     encoded_len: usize,
 }

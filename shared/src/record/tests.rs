@@ -19,7 +19,8 @@ fn point(
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<Attributes>(),
-        },
+        }
+        .into(),
         source: SourceId(0xdead_beef_0000_0001),
         unit: "ms".into(),
         time_unix_nano: time,

@@ -27,7 +27,7 @@ pub fn series(service: &str, metric: &str) -> SeriesKey {
 
 pub fn point(metric: &str, source: u64, time_s: u64, data: PointData) -> MetricPoint {
     MetricPoint {
-        series: series("api", metric),
+        series: series("api", metric).into(),
         source: SourceId(source),
         unit: "1".into(),
         time_unix_nano: time_s * SEC,
