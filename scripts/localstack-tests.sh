@@ -164,8 +164,11 @@ cmd_start() {
   if curl --silent --max-time 2 "$ENDPOINT/_localstack/health" >/dev/null 2>&1; then
     die "something else already answers on $ENDPOINT: stop it or set LOCALSTACK_PORT"
   fi
+  cmd_stop >/dev/null # whatever a crashed earlier start left behind
   cmd_install
   mkdir -p "$RUN_DIR"
+  # A fresh state each start (LocalStack keeps DynamoDB Local's files under its tmp folder).
+  rm -rf "$FS_ROOT/tmp"
   local started=$SECONDS
   # Host mode: OVERRIDE_IN_DOCKER=0 because this machine has /.dockerenv; hypercorn because the default
   # gateway server binds 0.0.0.0 whatever GATEWAY_LISTEN says; path-style SQS URLs because the default
@@ -195,18 +198,31 @@ cmd_start() {
   echo "localstack: ready on $ENDPOINT in $((SECONDS - started))s (pid $(running_pid), log $LOG_FILE)"
 }
 
+descendants() { # pid -> every process below it, deepest last
+  local child
+  for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+
 cmd_stop() {
-  local pid
-  pid="$(running_pid)"
-  if [[ -z "$pid" ]]; then
-    rm -f "$PID_FILE"
-    return 0
-  fi
-  # setsid made it a process group leader: stop it and the emulators it started, nothing else.
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  [[ -f "$PID_FILE" ]] || return 0
+  local pid children
+  pid="$(cat "$PID_FILE")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || { rm -f "$PID_FILE"; return 0; }
+  # LocalStack starts DynamoDB Local and kinesis-mock in sessions of their own: note them before
+  # stopping it, so none is left behind (holding DynamoDB's state files) if it does not stop them.
+  children="$(descendants "$pid")"
+  # setsid made LocalStack a process group leader: stop the group, then what it started.
+  kill -TERM -- "-$pid" 2>/dev/null || true
   local deadline=$((SECONDS + 20))
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.5; done
+  while kill -0 -- "-$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.5; done
   kill -KILL -- "-$pid" 2>/dev/null || true
+  local child
+  for child in $children; do kill -TERM "$child" 2>/dev/null || true; done
+  sleep 1
+  for child in $children; do kill -KILL "$child" 2>/dev/null || true; done
   rm -f "$PID_FILE"
   echo "localstack: stopped"
 }
