@@ -18,7 +18,17 @@ pub async fn read_shard<S: StreamSource + ?Sized>(
     shard: &str,
     expected: usize,
 ) -> Vec<StreamRecord> {
-    let deadline = Instant::now() + READ_DEADLINE;
+    read_shard_within(stream, shard, expected, READ_DEADLINE).await
+}
+
+/// [`read_shard`] with its own deadline.
+pub async fn read_shard_within<S: StreamSource + ?Sized>(
+    stream: &S,
+    shard: &str,
+    expected: usize,
+    within: Duration,
+) -> Vec<StreamRecord> {
+    let deadline = Instant::now() + within;
     let mut records: Vec<StreamRecord> = Vec::new();
     loop {
         let after = records.last().map(|r| r.sequence_number.clone());
@@ -26,7 +36,7 @@ pub async fn read_shard<S: StreamSource + ?Sized>(
             Ok(Ok(page)) => page,
             Ok(Err(e)) => panic!("GetRecords on {shard} failed after {} records: {e}", records.len()),
             Err(_) => panic!(
-                "GetRecords on {shard} did not answer within {READ_DEADLINE:?} ({} of {expected} records read)",
+                "GetRecords on {shard} did not answer within {within:?} ({} of {expected} records read)",
                 records.len()
             ),
         };
@@ -44,11 +54,68 @@ pub async fn read_shard<S: StreamSource + ?Sized>(
         }
         assert!(
             Instant::now() < deadline,
-            "only {} of {expected} records arrived within {READ_DEADLINE:?}",
+            "only {} of {expected} records arrived within {within:?}",
             records.len()
         );
         if empty {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use flowscope_core::ports::{SequenceNumber, StreamError};
+
+    use super::*;
+
+    /// A broken Kinesis endpoint: hands back the same record whatever the position, or never answers.
+    struct Broken {
+        hangs: bool,
+    }
+
+    #[async_trait]
+    impl StreamSource for Broken {
+        async fn shard_ids(&self) -> Result<Vec<String>, StreamError> {
+            Ok(vec!["shard-0".into()])
+        }
+
+        async fn read(
+            &self,
+            shard_id: &str,
+            _after: Option<&SequenceNumber>,
+            _max: usize,
+        ) -> Result<Vec<StreamRecord>, StreamError> {
+            if self.hangs {
+                std::future::pending::<()>().await;
+            }
+            Ok(vec![StreamRecord {
+                shard_id: shard_id.to_string(),
+                sequence_number: SequenceNumber::from_u128(1),
+                partition_key: "p".into(),
+                data: Bytes::from_static(b"x"),
+                arrival_unix_ms: 0,
+            }])
+        }
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "does not advance")]
+    async fn an_endpoint_returning_the_same_record_again_fails_the_read() {
+        read_shard(&Broken { hangs: false }, "shard-0", 2).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "did not answer within")]
+    async fn an_endpoint_that_never_answers_fails_the_read_at_the_deadline() {
+        read_shard_within(
+            &Broken { hangs: true },
+            "shard-0",
+            1,
+            Duration::from_millis(200),
+        )
+        .await;
     }
 }
