@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): formatting, lints, unit + contract tests, AWS emulator integration tests,
-# template validation, dashboard unit tests, OpenTelemetry SDK interop, browser tests and deploy-script
-# tests. Installs what it needs (apt/pip/npm by package name). Needs no Docker and no AWS account.
+# the same suite against LocalStack (host mode), template validation, dashboard unit tests,
+# OpenTelemetry SDK interop, browser tests and deploy-script tests. Installs what it needs (apt/pip/npm by
+# package name). Needs no Docker and no AWS account.
 #
 # Every stage runs even when an earlier one failed; the last line counts the stages.
 #   FLOWSCOPE_SKIP="browser template"   skip stages by name (space separated)
@@ -38,6 +39,8 @@ stage fmt cargo fmt --all --check
 stage clippy bash -c 'cargo clippy --workspace --all-targets --locked -- -D warnings && cargo clippy --workspace --all-targets --locked --features flowscope-cli/emulator-tests,flowscope-core/emulator-tests,flowscope-integration-tests/emulator-tests -- -D warnings'
 stage rust-tests cargo test --workspace --locked
 stage aws-emulators bash scripts/aws-tests.sh
+# The same AWS suite against LocalStack itself (host mode, no Docker), its init hook included.
+stage localstack bash scripts/localstack-tests.sh
 stage template bash -c 'bash scripts/deploy-tools.sh >/dev/null && bash scripts/validate-template.sh'
 stage dashboard bash -c 'cd dashboard && npm ci --no-audit --no-fund --loglevel=error && npm test && npm run build'
 stage sdk-interop bash scripts/e2e-local.sh

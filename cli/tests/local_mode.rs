@@ -59,9 +59,19 @@ async fn websocket_subscribe_update_and_resume_from_sequence() {
     );
 
     // Disconnect, miss an update, reconnect with the last sequence number: the gap is replayed.
+    // A second client stays subscribed: when the update reaches it, its flush is in the replay
+    // buffer (a flush keeps its batch for replay before delivering it).
+    let mut observer = connect(&handle).await;
+    observer
+        .send(Message::text(
+            r#"{"type":"subscribe","services":["checkout"]}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut observer).await["type"], "snapshot");
     socket.close(None).await.unwrap();
     send_gauge(&handle, "checkout", "cpu", 77.0).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    wait_for_update(&mut observer, "metrics_update", "cpu", 77.0).await;
     let mut socket = connect(&handle).await;
     socket
         .send(Message::text(format!(

@@ -13,6 +13,7 @@ pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cardinality;
+pub mod duration;
 pub mod embedded;
 pub mod ingest;
 pub mod live;

@@ -112,7 +112,7 @@ fn a_value_of_the_wrong_type_is_reported_at_the_value() {
     assert_eq!((line, column), (Some(4), Some(18)), "{message}");
     assert!(message.contains("unknown variant `average`"), "{message}");
     let text =
-        "rules:\n  - name: cpu\n    metric: m\n    aggregation: avg\n    window: 5 minutes\n";
+        "rules:\n  - name: cpu\n    metric: m\n    aggregation: avg\n    window: 5 parsecs\n";
     let (line, _, message) = error_of(text);
     assert_eq!(line, Some(5), "{message}");
     assert!(message.contains("invalid duration"), "{message}");

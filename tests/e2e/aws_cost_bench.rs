@@ -17,11 +17,10 @@ use flowscope_core::aws::{
 };
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesMeta};
-use flowscope_core::ports::{
-    ApplyOutcome, BucketDelta, MetricStore, StoreError, StreamRecord, StreamSource,
-};
+use flowscope_core::ports::{ApplyOutcome, BucketDelta, MetricStore, StoreError, StreamSource};
 use flowscope_integration_tests::events::{kinesis_event, otlp_post};
 use flowscope_integration_tests::otlp::gauge_request_per_route;
+use flowscope_integration_tests::shard::read_shard;
 use flowscope_integration_tests::{api_keys, emulators, now_unix_s, unique, API_KEY};
 
 const SERVICES: usize = 8;
@@ -124,18 +123,7 @@ async fn aws_calls_and_bytes_per_million_points() {
     let points = sent.accepted_data_points;
 
     let shard = stream.shard_ids().await.expect("shards").remove(0);
-    let mut records: Vec<StreamRecord> = Vec::new();
-    while (records.len() as u64) < sent.stream_records {
-        let after = records.last().map(|r| r.sequence_number.clone());
-        let page = stream
-            .read(&shard, after.as_ref(), 1000)
-            .await
-            .expect("GetRecords");
-        if page.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        records.extend(page);
-    }
+    let records = read_shard(stream.as_ref(), &shard, sent.stream_records as usize).await;
 
     let store = Arc::new(Counting {
         inner: DynamoStore::new(&config, tables.clone()),

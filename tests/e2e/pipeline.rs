@@ -39,6 +39,7 @@ use flowscope_integration_tests::events::{
 };
 use flowscope_integration_tests::otlp::gauge_request;
 use flowscope_integration_tests::pusher::RecordingPusher;
+use flowscope_integration_tests::shard::read_shard;
 use flowscope_integration_tests::{api_keys, emulators, now_unix_s, unique, API_KEY};
 use serde_json::Value;
 
@@ -93,26 +94,7 @@ impl Pipeline {
     async fn records(&self, expected: usize) -> Vec<StreamRecord> {
         let shards = self.stream.shard_ids().await.expect("shard ids");
         assert_eq!(shards.len(), 1);
-        let mut records: Vec<StreamRecord> = Vec::new();
-        for _ in 0..50 {
-            loop {
-                let after = records.last().map(|r| r.sequence_number.clone());
-                let page = self
-                    .stream
-                    .read(&shards[0], after.as_ref(), 1000)
-                    .await
-                    .expect("GetRecords");
-                if page.is_empty() {
-                    break;
-                }
-                records.extend(page);
-            }
-            if records.len() >= expected {
-                return records;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("only {} of {expected} records arrived", records.len());
+        read_shard(self.stream.as_ref(), &shards[0], expected).await
     }
 
     /// The query function's router over this test's tables.

@@ -6,6 +6,7 @@ pub mod events;
 pub mod fake_kinesis;
 pub mod otlp;
 pub mod pusher;
+pub mod shard;
 
 use aws_config::SdkConfig;
 use flowscope_core::auth::ApiKeys;

@@ -230,27 +230,12 @@ impl LocalArgs {
     }
 }
 
-/// `45s`, `90m`, `12h`, `7d`, `1y` → seconds.
+/// `45s`, `90m`, `12h`, `7d`, `1h 30m` → seconds (humantime, by `flowscope_core::duration`).
 pub fn parse_duration_seconds(text: &str) -> anyhow::Result<i64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: i64 = digits
-        .parse()
-        .with_context(|| format!("{text:?} is not a duration like 45s, 90m, 12h, 7d or 1y"))?;
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "y" => 365 * 86_400,
-        _ => anyhow::bail!("{text:?} is not a duration like 45s, 90m, 12h, 7d or 1y"),
-    };
-    anyhow::ensure!(n > 0, "duration {text:?} must be positive");
-    n.checked_mul(factor)
-        .with_context(|| format!("duration {text:?} is too large"))
+    let seconds =
+        flowscope_core::duration::parse_seconds(text, false).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(seconds > 0, "duration {text:?} must be positive");
+    Ok(seconds)
 }
 
 #[cfg(test)]
@@ -298,10 +283,23 @@ mod tests {
     fn durations_parse_with_units_and_reject_nonsense() {
         assert_eq!(parse_duration_seconds("45s").unwrap(), 45);
         assert_eq!(parse_duration_seconds("7d").unwrap(), 7 * 86_400);
-        assert_eq!(parse_duration_seconds("1y").unwrap(), 365 * 86_400);
+        assert_eq!(
+            parse_duration_seconds("1y").unwrap(),
+            31_557_600,
+            "humantime's year: 365.25 d"
+        );
+        assert_eq!(parse_duration_seconds("1h 30m").unwrap(), 5400);
         assert!(parse_duration_seconds("7").is_err());
         assert!(parse_duration_seconds("d").is_err());
         assert!(parse_duration_seconds("0h").is_err());
-        assert!(parse_duration_seconds("3w").is_err());
+        assert_eq!(
+            parse_duration_seconds("3w").unwrap(),
+            21 * 86_400,
+            "humantime's weeks"
+        );
+        assert!(
+            parse_duration_seconds("1500ms").is_err(),
+            "whole seconds only"
+        );
     }
 }

@@ -366,30 +366,10 @@ impl RuleSet {
 
 // ---- durations ----
 
-/// Parses `90`, `90s`, `5m`, `1h`, `30d` into seconds.
+/// Parses `90` (seconds), `90s`, `5m`, `1h`, `30d`, and humantime's combinations (`1h 30m`) into
+/// seconds ([`crate::duration::parse_seconds`]).
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: i64 = digits.parse().map_err(|_| {
-        format!("invalid duration {text:?}: expected a whole number with s, m, h or d, like \"5m\"")
-    })?;
-    let multiplier = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => {
-            return Err(format!(
-                "invalid duration {text:?}: unit must be s, m, h or d"
-            ))
-        }
-    };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("duration {text:?} is too long"))
+    crate::duration::parse_seconds(text, true)
 }
 
 /// The shortest exact text for `seconds` (`300` → `5m`).
@@ -997,7 +977,12 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(300));
         assert_eq!(parse_duration("1h"), Ok(3600));
         assert_eq!(parse_duration("30d"), Ok(30 * 86_400));
-        assert!(parse_duration("5 minutes").is_err());
+        assert_eq!(
+            parse_duration("5 minutes"),
+            Ok(300),
+            "humantime's long unit names"
+        );
+        assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("-5m").is_err());
         for s in [0, 45, 60, 300, 3600, 86_400, 90] {

@@ -2,6 +2,8 @@
 //! list newest first, and expired traces reading as absent. Trace ids are random and services carry
 //! a random suffix, so the suite runs against a shared table that is not empty.
 
+use std::sync::OnceLock;
+
 use flowscope_core::model::Attributes;
 use flowscope_core::ports::{TraceStore, TraceSummary, TraceWrite};
 use flowscope_core::spans::{Span, SpanKind, SpanStatus};
@@ -22,7 +24,15 @@ fn random_trace_id() -> [u8; 16] {
     rand::random()
 }
 
-/// A span starting `start_ms` after a base an hour before now, lasting `duration_ms`.
+/// The base every span starts from: an hour before the suite's first span, in whole seconds,
+/// computed once. Recomputing it per span let a second boundary between two calls make the
+/// "earlier" span of a trace later than the others.
+fn base_unix_nano() -> u64 {
+    static BASE: OnceLock<u64> = OnceLock::new();
+    *BASE.get_or_init(|| u64::try_from(now_unix_s() - 3600).unwrap_or(0) * 1_000 * MS)
+}
+
+/// A span starting `start_ms` after [`base_unix_nano`], lasting `duration_ms`.
 fn span(
     trace_id: [u8; 16],
     id: u64,
@@ -31,7 +41,7 @@ fn span(
     name: &str,
     (start_ms, duration_ms): (u64, u64),
 ) -> Span {
-    let base = u64::try_from(now_unix_s() - 3600).unwrap_or(0) * 1_000 * MS;
+    let base = base_unix_nano();
     Span {
         trace_id,
         span_id: id.to_be_bytes(),
