@@ -11,7 +11,9 @@
 //!
 //! A series seen in window `w` or `w − 1` is active, so a series stops counting 1–2 windows after it
 //! was last seen. A series of `w − 1` always passes in `w` (it is carried over, even beyond the
-//! limit); a new series needs room in both `w` items. The two updates go in one conditional
+//! limit); a new series needs room in both `w` items, where the series of `w − 1` not yet carried
+//! over still take room (per metric exactly, from the two id sets; per service by the count of
+//! `w − 1` not yet matched in `w`). The two updates go in one conditional
 //! TransactWriteItems (`size(ids) <= limit − new` and `n <= limit − new`); on a lost race the items
 //! are read again and the room recomputed (3 rounds, then the new series are refused).
 //!
@@ -172,20 +174,33 @@ impl DynamoSeriesAdmission {
     ) -> Result<(Vec<SeriesId>, Option<LimitKind>), AdmissionError> {
         let max_metric = u64::from(self.limits.max_series_per_metric);
         let max_service = u64::from(self.limits.max_series_per_service);
-        let (mkey, prev_key, skey) = (
+        let (mkey, prev_key, skey, prev_skey) = (
             metric_key(pending.service, pending.metric, w),
             metric_key(pending.service, pending.metric, w - 1),
             service_key(pending.service, w),
+            service_key(pending.service, w - 1),
         );
         for _ in 0..ROUNDS {
             let items = self
-                .get_items(vec![mkey.clone(), prev_key.clone(), skey.clone()])
+                .get_items(vec![
+                    mkey.clone(),
+                    prev_key.clone(),
+                    skey.clone(),
+                    prev_skey.clone(),
+                ])
                 .await?;
             let current = ids_of(items.get(&mkey));
             let previous = ids_of(items.get(&prev_key));
+            // Series of `w − 1` not yet seen in `w` are still active: they take room too, or a new
+            // window would open with the whole limit free again.
+            let not_carried = previous.difference(&current).count() as u64;
             let service_count = count_of(items.get(&skey));
-            let metric_room = max_metric.saturating_sub(current.len() as u64);
-            let service_room = max_service.saturating_sub(service_count);
+            // Per service only counts are kept; the previous window's count not yet matched in
+            // this one is the (lower-bound) share of its series still active.
+            let service_not_carried = count_of(items.get(&prev_skey)).saturating_sub(service_count);
+            let metric_room =
+                max_metric.saturating_sub(current.len() as u64 + not_carried);
+            let service_room = max_service.saturating_sub(service_count + service_not_carried);
             let mut carried = Vec::new();
             let mut fresh = Vec::new();
             let mut refused = Vec::new();
@@ -211,7 +226,15 @@ impl DynamoSeriesAdmission {
                 return Ok((refused, limit));
             }
             match self
-                .register(w, &mkey, &skey, &carried, &fresh, max_metric, max_service)
+                .register(
+                    w,
+                    &mkey,
+                    &skey,
+                    &carried,
+                    &fresh,
+                    max_metric.saturating_sub(not_carried),
+                    max_service.saturating_sub(service_not_carried),
+                )
                 .await?
             {
                 true => return Ok((refused, limit)),
@@ -276,10 +299,10 @@ impl DynamoSeriesAdmission {
         if new > 0 {
             metric_update = metric_update
                 .condition_expression("attribute_not_exists(#ids) OR size(#ids) <= :room")
-                .expression_attribute_values(":room", item::n(max_metric - new));
+                .expression_attribute_values(":room", item::n(max_metric.saturating_sub(new)));
             service_update = service_update
                 .condition_expression("attribute_not_exists(#n) OR #n <= :room")
-                .expression_attribute_values(":room", item::n(max_service - new));
+                .expression_attribute_values(":room", item::n(max_service.saturating_sub(new)));
         }
         let result = self
             .client
