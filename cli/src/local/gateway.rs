@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
@@ -269,7 +269,11 @@ enum Ended {
 
 /// Sends one text, giving up at once if the connection is told to stop meanwhile (a client that
 /// does not read would otherwise hold its writer here forever).
-async fn send_text(sink: &mut WsSink, queue: &Queue, text: String) -> Result<(), Ended> {
+async fn send_text(
+    sink: &mut WsSink,
+    queue: &Queue,
+    text: impl Into<Utf8Bytes>,
+) -> Result<(), Ended> {
     tokio::select! {
         sent = sink.send(Message::Text(text.into())) => sent.map_err(|_| Ended::Gone),
         reason = queue.stopped() => Err(Ended::Stopped(reason)),
