@@ -2,7 +2,7 @@
 # Issue 11's benchmark table in one command: prints a markdown table of every row it can measure
 # here, with the raw floors (prost decode alone, DDSketch insert alone) as ratios and VictoriaMetrics
 # (Debian's `victoria-metrics`) side by side. Prints numbers; asserts nothing. Bounded in time
-# (~5 minutes with the defaults).
+# (~6 minutes with the defaults).
 #   scripts/bench.sh                      # everything
 #   BENCH_ONLY="core rss10k" scripts/bench.sh
 # Knobs (env): BENCH_E2E_RATE (points/s offered, default 500000), BENCH_E2E_SECONDS (20),
