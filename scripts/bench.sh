@@ -2,19 +2,22 @@
 # Issue 11's benchmark table in one command: prints a markdown table of every row it can measure
 # here, with the raw floors (prost decode alone, DDSketch insert alone) as ratios and VictoriaMetrics
 # (Debian's `victoria-metrics`) side by side. Prints numbers; asserts nothing. Bounded in time
-# (~5 minutes with the defaults).
+# (~6 minutes with the defaults).
 #   scripts/bench.sh                      # everything
 #   BENCH_ONLY="core rss10k" scripts/bench.sh
 # Knobs (env): BENCH_E2E_RATE (points/s offered, default 500000), BENCH_E2E_SECONDS (20),
 # BENCH_RSS_SECONDS (60: how long the 10k series are sent at 1 point/s), BENCH_100K_SECONDS (30),
+# BENCH_WS_CLIENTS (10000), BENCH_WS_SECONDS (10: how long the clients' lag is measured),
 # FLOWSCOPE_BIN (a prebuilt `flowscope`; default: build the release binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ONLY="${BENCH_ONLY:-core spans e2e rss10k rss100k}"
+ONLY="${BENCH_ONLY:-core spans e2e ws rss10k rss100k}"
 E2E_RATE="${BENCH_E2E_RATE:-500000}"
 E2E_SECONDS="${BENCH_E2E_SECONDS:-20}"
 RSS_SECONDS="${BENCH_RSS_SECONDS:-60}"
 BIG_SECONDS="${BENCH_100K_SECONDS:-30}"
+WS_CLIENTS="${BENCH_WS_CLIENTS:-10000}"
+WS_SECONDS="${BENCH_WS_SECONDS:-10}"
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 
 if [ -z "${FLOWSCOPE_BIN:-}" ]; then
@@ -158,7 +161,22 @@ if want rss100k; then
   stop_pid "$LOCAL_PID"
 fi
 
-row "OTLP accepted → WebSocket frame p99; 10k WebSocket clients" "not measured by this script"
+if want ws; then
+  # 10,000 clients need as many sockets on each side.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  cargo bench --quiet -p flowscope-cli --bench ws --no-run 2>/dev/null
+  ws_bench() { cargo bench --quiet -p flowscope-cli --bench ws -- "$@" 2>/dev/null; }
+  start_local ws "${LIMIT_FLAGS[@]}" --max-connections $((WS_CLIENTS + 100))
+  ws_bench latency "${OTLP#http://}" "${API#http://}" 60 >"$WORK/ws-latency.txt"
+  ws_bench clients "${OTLP#http://}" "${API#http://}" "$WS_CLIENTS" "$WS_SECONDS" >"$WORK/ws-clients.txt"
+  wsget() { awk -F': ' -v k="$1" '$1==k {print $2}' "$2"; }
+  row "OTLP accepted → WebSocket frame at a subscribed client, excluding the ≤ 1 s batch window (accepted → visible in the API + flush → frame)" \
+    "$(wsget 'accepted to frame excluding the batch window' "$WORK/ws-latency.txt"); parts: visible in the API $(wsget 'accepted to visible in the query API' "$WORK/ws-latency.txt"), flush → frame $(wsget 'flush to frame at the client' "$WORK/ws-latency.txt"); with the window $(wsget 'accepted to frame including the batch window' "$WORK/ws-latency.txt")"
+  row "$WS_CLIENTS WebSocket clients, 1 update/s each, delivery lag (flush → frame at each client)" \
+    "$(wsget 'flush to frame at each client' "$WORK/ws-clients.txt"); $(wsget clients "$WORK/ws-clients.txt"); peak RSS $(mb "$(rss_kb "$LOCAL_PID" VmHWM)")"
+  stop_pid "$LOCAL_PID"
+fi
+
 row "Lambda aggregator: DynamoDB writes and Kinesis bytes per 1M points" "needs emulators: see tests/e2e/aws_cost_bench.rs"
 
 echo

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use bytes::Bytes;
 use flowscope_core::embedded::MemoryConnections;
-use flowscope_core::live::{Fanout, LiveSeries, LiveUpdate, SharedSeries};
+use flowscope_core::live::{Fanout, LiveBatch, LiveSeries, LiveUpdate, SharedSeries};
 use flowscope_core::model::{MetricKind, Resolution};
 use flowscope_core::ports::{ConnectionPusher, ConnectionStore, PushError, Subscription};
 use flowscope_core::query::BucketView;
@@ -179,4 +179,49 @@ async fn a_batch_larger_than_one_websocket_message_is_split_under_the_limit() {
         total += message["updates"].as_array().unwrap().len();
     }
     assert_eq!(total, 2000, "splitting loses nothing");
+}
+
+#[tokio::test]
+async fn a_flush_is_stamped_with_its_start_and_alike_subscribers_get_the_same_message() {
+    let store = MemoryConnections::default();
+    for id in ["a", "b", "c"] {
+        subscribe(&store, id, &["api"], &[]).await;
+    }
+    subscribe(&store, "db", &["db"], &[]).await;
+    let pusher = RecordingPusher::default();
+    let batch = LiveBatch {
+        seq: 9,
+        updates: vec![update("api", "cpu", 1), update("db", "cpu", 2)],
+        traces: Vec::new(),
+    };
+    let before_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+
+    let report = Fanout::new(&store, &pusher)
+        .deliver_batch(&batch)
+        .await
+        .unwrap();
+
+    let after_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let posted = pusher.posted.lock().unwrap();
+    assert_eq!(report.connections_reached, 4);
+    // The three subscribers of "api" receive one and the same message.
+    assert_eq!(posted["a"], posted["b"]);
+    assert_eq!(posted["a"], posted["c"]);
+    let message = &posted["a"][0];
+    assert_eq!(message["type"], "metrics_update");
+    assert_eq!(message["seq"], 9);
+    assert_eq!(message["updates"].as_array().unwrap().len(), 1);
+    // Clients tell delivery time from the batch window by the flush's start, in unix µs.
+    let stamp = message["flushed_at_us"]
+        .as_u64()
+        .expect("a flushed_at_us stamp");
+    assert!((before_us..=after_us).contains(&stamp), "{stamp}");
+    assert_eq!(posted["db"][0]["flushed_at_us"], message["flushed_at_us"]);
+    assert_eq!(posted["db"][0]["updates"][0]["service"], "db");
 }

@@ -101,19 +101,36 @@ async fn read_body(body: Body, limit: usize, declared: Option<u64>) -> Result<By
         });
     }
     let mut body = body;
+    // The first data frame is kept as it is: a body that arrives in one frame is never copied.
+    let mut first: Option<Bytes> = None;
+    // Sized by the declared length (at most the limit), so a large body is not copied on each growth.
     let mut buffer = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(ReadError::Unreadable)?;
-        if let Some(data) = frame.data_ref() {
-            let read = buffer.len().saturating_add(data.len());
-            if read > limit {
-                serve::drain(body, bound).await;
-                return Err(ReadError::TooLarge { read });
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let held = first.as_ref().map_or(0, Bytes::len) + buffer.len();
+        let read = held.saturating_add(data.len());
+        if read > limit {
+            serve::drain(body, bound).await;
+            return Err(ReadError::TooLarge { read });
+        }
+        match first.take() {
+            None if buffer.is_empty() => first = Some(data),
+            earlier => {
+                if buffer.is_empty() {
+                    let expected = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit));
+                    buffer.reserve(expected.clamp(read, limit));
+                }
+                if let Some(earlier) = earlier {
+                    buffer.extend_from_slice(&earlier);
+                }
+                buffer.extend_from_slice(&data);
             }
-            buffer.extend_from_slice(data);
         }
     }
-    Ok(buffer.freeze())
+    Ok(first.unwrap_or_else(|| buffer.freeze()))
 }
 
 fn into_response(response: IngestResponse) -> Response {

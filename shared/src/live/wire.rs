@@ -187,9 +187,9 @@ fn one() -> u32 {
 /// room to spare. Local mode keeps to the same limit so both behave alike.
 pub const MAX_MESSAGE_BYTES: usize = 120 * 1024;
 
-/// Bytes reserved for a split message's envelope: `{"type":"metrics_update","seq":…,"part":…,
-/// "parts":…,"updates":[]}` with every number at its widest.
-const ENVELOPE_BYTES: usize = 128;
+/// Bytes reserved for a split message's envelope: `{"type":"metrics_update","seq":…,
+/// "flushed_at_us":…,"part":…,"parts":…,"updates":[]}` with every number at its widest.
+const ENVELOPE_BYTES: usize = 192;
 
 /// Longest `error` message text sent back (an error can quote the client's input).
 const MAX_ERROR_CHARS: usize = 1024;
@@ -209,14 +209,20 @@ impl ServerMessage {
     /// `trace` messages. An item that alone would exceed the limit is left out and counted.
     pub fn into_parts(self, max_bytes: usize) -> EncodedParts {
         match self {
-            ServerMessage::MetricsUpdate { seq, updates, .. } => {
-                split_items("metrics_update", seq, "updates", true, &updates, max_bytes)
-            }
+            ServerMessage::MetricsUpdate { seq, updates, .. } => split_items(
+                "metrics_update",
+                seq,
+                "",
+                "updates",
+                true,
+                &updates,
+                max_bytes,
+            ),
             ServerMessage::Snapshot { seq, updates, .. } => {
-                split_items("snapshot", seq, "updates", true, &updates, max_bytes)
+                split_items("snapshot", seq, "", "updates", true, &updates, max_bytes)
             }
             ServerMessage::Trace { seq, traces } => {
-                split_items("trace", seq, "traces", false, &traces, max_bytes)
+                split_items("trace", seq, "", "traces", false, &traces, max_bytes)
             }
             ServerMessage::Error { message } => {
                 let message = match message.char_indices().nth(MAX_ERROR_CHARS) {
@@ -243,12 +249,36 @@ impl ServerMessage {
     }
 }
 
+/// A flush's `metrics_update` for one connection, stamped with when the flush started
+/// (`flushed_at_us`, unix microseconds on the server's clock) so a client can tell delivery time from
+/// the batch window. Encodes straight from the borrowed updates; connections with the same updates
+/// can share the result.
+pub fn encode_flush_update(
+    seq: u64,
+    flushed_at_us: u64,
+    updates: &[&LiveUpdate],
+    max_bytes: usize,
+) -> EncodedParts {
+    let stamp = format!(r#","flushed_at_us":{flushed_at_us}"#);
+    split_items(
+        "metrics_update",
+        seq,
+        &stamp,
+        "updates",
+        true,
+        updates,
+        max_bytes,
+    )
+}
+
 /// Greedy packing of pre-encoded items into messages of at most `max_bytes`. The envelope is
 /// written by hand around the items' JSON so each item is encoded once; it is the same JSON serde
 /// writes for the message (fields in declaration order).
 fn split_items<T: Serialize>(
     kind: &str,
     seq: u64,
+    // Extra envelope fields (`,"name":value…`) after `seq`, or "".
+    stamp: &str,
     field: &str,
     numbered: bool,
     items: &[T],
@@ -288,7 +318,7 @@ fn split_items<T: Serialize>(
                 String::new()
             };
             format!(
-                r#"{{"type":"{kind}","seq":{seq}{numbering},"{field}":[{}]}}"#,
+                r#"{{"type":"{kind}","seq":{seq}{stamp}{numbering},"{field}":[{}]}}"#,
                 group.join(",")
             )
         })
