@@ -289,6 +289,7 @@ impl LiveHub {
             state.intern(&mut update);
             state.pending.insert(bucket_identity(&update), update);
         }
+        state.evict_least_recent(self.config.snapshot_max_series);
     }
 
     /// Publishes written buckets: like [`LiveHub::publish`], but labels them with the hub's shared
@@ -305,6 +306,7 @@ impl LiveHub {
             state.intern(&mut update);
             state.pending.insert(bucket_identity(&update), update);
         }
+        state.evict_least_recent(self.config.snapshot_max_series);
     }
 
     /// Queues kept traces' events for the next flush. They are live-only: not replayed on resume.
@@ -615,6 +617,7 @@ mod tests {
         // A flood of new series, 100 per flush, all within the horizon.
         for flush in 0..20 {
             hub.publish((0..100).map(|i| update("api", &format!("m{flush}-{i}"), 60, 1)));
+            assert!(hub.snapshot_size().0 <= 160, "bounded between flushes too");
             hub.take_batch().unwrap();
             let (series, _) = hub.snapshot_size();
             assert!(series <= 160, "flush {flush}: {series} series held");
