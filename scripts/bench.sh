@@ -5,9 +5,11 @@
 # (~6 minutes with the defaults).
 #   scripts/bench.sh                      # everything
 #   BENCH_ONLY="core rss10k" scripts/bench.sh
+#   BENCH_ONLY=abuse scripts/bench.sh     # opt-in (10 minutes): 100k new series per minute
 # Knobs (env): BENCH_E2E_RATE (points/s offered, default 500000), BENCH_E2E_SECONDS (20),
 # BENCH_RSS_SECONDS (60: how long the 10k series are sent at 1 point/s), BENCH_100K_SECONDS (30),
 # BENCH_WS_CLIENTS (10000), BENCH_WS_SECONDS (10: how long the clients' lag is measured),
+# BENCH_ABUSE_MINUTES (10: how long 100k new series per minute are sent),
 # FLOWSCOPE_BIN (a prebuilt `flowscope`; default: build the release binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,7 @@ RSS_SECONDS="${BENCH_RSS_SECONDS:-60}"
 BIG_SECONDS="${BENCH_100K_SECONDS:-30}"
 WS_CLIENTS="${BENCH_WS_CLIENTS:-10000}"
 WS_SECONDS="${BENCH_WS_SECONDS:-10}"
+ABUSE_MINUTES="${BENCH_ABUSE_MINUTES:-10}"
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 
 if [ -z "${FLOWSCOPE_BIN:-}" ]; then
@@ -177,6 +180,30 @@ if want ws; then
   stop_pid "$LOCAL_PID"
 fi
 
+# Issue 11 item 4, opt-in: 100k series never seen before every minute (10k every 6 s), limits raised;
+# RSS sampled every minute, then after the aggregator caught up and after 30 s idle.
+if want abuse; then
+  start_local abuse "${LIMIT_FLAGS[@]}"
+  "$BIN" loadgen --endpoint "$OTLP" --gauge-series 10000 --interval 6s --new-series-each-interval \
+    --duration "$((ABUSE_MINUTES * 60))s" --gzip --quiet &
+  LOADGEN_PID=$!
+  PIDS+=("$LOADGEN_PID")
+  samples=""
+  for minute in $(seq 1 "$ABUSE_MINUTES"); do
+    sleep 60
+    samples="$samples ${minute}m $(mb "$(rss_kb "$LOCAL_PID" VmRSS)"),"
+  done
+  wait "$LOADGEN_PID" || true
+  lag=$(wait_caught_up 600)
+  loaded=$(rss_kb "$LOCAL_PID" VmRSS)
+  sleep 30 # idle: what is kept after the load stops
+  idle=$(rss_kb "$LOCAL_PID" VmRSS)
+  row "local mode RSS under 100k new series per minute for ${ABUSE_MINUTES} min (${LIMIT_FLAGS[*]:-default series limits}; target ≤ 300 MB)" \
+    "every minute:$samples peak $(mb "$(rss_kb "$LOCAL_PID" VmHWM)"); $(mb "$loaded") when caught up (lag $lag s), $(mb "$idle") after 30 s idle; $(accepted_points) points accepted"
+  stop_pid "$LOCAL_PID"
+fi
+
+row "OTLP accepted → WebSocket frame p99; 10k WebSocket clients" "not measured by this script"
 row "Lambda aggregator: DynamoDB writes and Kinesis bytes per 1M points" "needs emulators: see tests/e2e/aws_cost_bench.rs"
 
 echo

@@ -324,3 +324,83 @@ async fn a_subscriber_that_never_reads_is_closed_at_the_send_queue_bound_and_its
     reader.abort();
     handle.shutdown().await.unwrap();
 }
+
+/// Issue 11: the hub keeps the newest buckets of at most `--live-snapshot-max-series` series for
+/// snapshots, so its memory does not grow with every series seen within the hour. The series updated
+/// least recently leave the snapshot first; their history stays in the store and the query API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshot_holds_at_most_its_bounded_series_the_newest_and_history_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = local::start(args_with(
+        dir.path(),
+        &["--live-snapshot-max-series", "100"],
+    ))
+    .await
+    .unwrap();
+    // A subscriber sees the old series' flush go out: from then on they are less recent than
+    // anything published later (recency is counted in flushes).
+    let mut watcher = connect(&handle).await;
+    watcher
+        .send(Message::text(r#"{"type":"subscribe"}"#))
+        .await
+        .unwrap();
+    send_series(&handle, "checkout", "old", 300, 1.0).await;
+    loop {
+        let message = next_json(&mut watcher).await;
+        let carries_old = message["type"] == "metrics_update"
+            && message["updates"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|u| u["metric"] == "old"));
+        if carries_old {
+            break;
+        }
+    }
+    send_series(&handle, "checkout", "new", 50, 2.0).await;
+
+    let mut socket = connect(&handle).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (new, old) = loop {
+        let (texts, series) = read_snapshot(&mut socket).await;
+        assert!(series.len() <= 100, "{} series in a snapshot", series.len());
+        let mut of_metric: std::collections::HashMap<String, BTreeSet<String>> = Default::default();
+        for text in &texts {
+            let value: Value = serde_json::from_str(text).unwrap();
+            for update in value["updates"].as_array().unwrap() {
+                of_metric
+                    .entry(update["metric"].as_str().unwrap().to_string())
+                    .or_default()
+                    .insert(update["series_id"].as_str().unwrap().to_string());
+            }
+        }
+        let count = |metric: &str| of_metric.get(metric).map_or(0, BTreeSet::len);
+        if count("new") == 50 {
+            break (count("new"), count("old"));
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "snapshot has {} of the 50 newest series ({} series: {:?})",
+            count("new"),
+            series.len(),
+            of_metric
+                .iter()
+                .map(|(m, s)| (m, s.len()))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(new, 50);
+    assert!(
+        old <= 50,
+        "the least recently updated series left first: {old} old ones held"
+    );
+    // Out of the snapshot is not out of the store: the old metric's history is whole.
+    let (_, history) = get_json(&handle, "/api/services/checkout/metrics/old").await;
+    let points: u64 = history["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["count"].as_u64())
+        .sum();
+    assert_eq!(points, 300);
+    handle.shutdown().await.unwrap();
+}

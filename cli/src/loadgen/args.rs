@@ -64,6 +64,11 @@ pub struct LoadgenArgs {
     /// VictoriaMetrics base URL (`/api/v1/import/prometheus`), for side-by-side memory comparisons.
     #[arg(long, value_name = "URL", requires = "gauge_series")]
     pub prometheus_import: Option<String>,
+    /// With `--gauge-series`: every interval sends N series never sent before (the label value
+    /// carries the interval's number), an abuse shape for memory bounds; without it the same N
+    /// series are sent again each interval.
+    #[arg(long, requires = "gauge_series")]
+    pub new_series_each_interval: bool,
 }
 
 /// The same defaults as the command line, for starting the load generator in-process (tests):
@@ -84,6 +89,7 @@ impl Default for LoadgenArgs {
             quiet: false,
             gauge_series: None,
             prometheus_import: None,
+            new_series_each_interval: false,
         }
     }
 }

@@ -28,15 +28,20 @@ use super::{LoadgenArgs, LoadgenSummary};
 const SERIES_PER_SERVICE: u64 = 1000;
 const SERIES_PER_METRIC: u64 = 100;
 
-/// Series `i`'s (service, metric, label value).
-fn identity(i: u64) -> (String, String, String) {
+/// Series `i`'s (service, metric, label value); with a generation (`--new-series-each-interval`:
+/// the interval's number) the label is new for every generation.
+fn identity(i: u64, generation: Option<u64>) -> (String, String, String) {
+    let label = match generation {
+        Some(g) => format!("{g}-{}", i % SERIES_PER_METRIC),
+        None => (i % SERIES_PER_METRIC).to_string(),
+    };
     (
         format!("bench-{}", i / SERIES_PER_SERVICE),
         format!(
             "bench.gauge.{}",
             (i % SERIES_PER_SERVICE) / SERIES_PER_METRIC
         ),
-        (i % SERIES_PER_METRIC).to_string(),
+        label,
     )
 }
 
@@ -48,6 +53,7 @@ fn value(i: u64, tick: u64) -> f64 {
 fn otlp_requests(
     series: u64,
     tick: u64,
+    generation: Option<u64>,
     time_unix_nano: u64,
 ) -> Vec<(u64, ExportMetricsServiceRequest)> {
     let services = series.div_ceil(SERIES_PER_SERVICE);
@@ -57,7 +63,7 @@ fn otlp_requests(
             let last = (first + SERIES_PER_SERVICE).min(series);
             let mut metrics: Vec<Metric> = Vec::new();
             for i in first..last {
-                let (_, name, label) = identity(i);
+                let (_, name, label) = identity(i, generation);
                 if metrics.last().map(|m| m.name != name).unwrap_or(true) {
                     metrics.push(Metric {
                         name,
@@ -102,10 +108,10 @@ fn otlp_requests(
 }
 
 /// The same samples in Prometheus text format (`.` in names becomes `_`).
-fn prometheus_text(series: u64, tick: u64, time_unix_ms: u64) -> String {
+fn prometheus_text(series: u64, tick: u64, generation: Option<u64>, time_unix_ms: u64) -> String {
     let mut out = String::with_capacity(series as usize * 64);
     for i in 0..series {
-        let (service, metric, label) = identity(i);
+        let (service, metric, label) = identity(i, generation);
         let _ = writeln!(
             out,
             "{}{{service=\"{service}\",series=\"{label}\"}} {} {time_unix_ms}",
@@ -140,13 +146,15 @@ pub async fn run(
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut tick = 0u64;
+    let churn = args.new_series_each_interval;
     loop {
         tokio::select! {
             _ = &mut ctrl_c => break,
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
             _ = ticker.tick() => {
                 let now = SystemTime::now();
-                for (points, request) in otlp_requests(series, tick, unix_nanos(now)) {
+                let generation = churn.then_some(tick);
+                for (points, request) in otlp_requests(series, tick, generation, unix_nanos(now)) {
                     let body = sender.encode(&request)?;
                     let bytes = body.len() as u64;
                     match sender.send(Signal::Metrics, body).await {
@@ -160,7 +168,7 @@ pub async fn run(
                     }
                 }
                 if let Some(uri) = &import {
-                    let text = prometheus_text(series, tick, unix_nanos(now) / 1_000_000);
+                    let text = prometheus_text(series, tick, generation, unix_nanos(now) / 1_000_000);
                     let request = Request::builder()
                         .method(Method::POST)
                         .uri(uri.clone())
@@ -190,15 +198,29 @@ mod tests {
 
     #[test]
     fn every_series_is_sent_once_per_tick_with_distinct_identities() {
-        let requests = otlp_requests(2_500, 0, 1);
+        let requests = otlp_requests(2_500, 0, None, 1);
         let points: u64 = requests.iter().map(|(n, _)| n).sum();
         assert_eq!(points, 2_500);
         assert_eq!(requests.len(), 3);
-        let text = prometheus_text(2_500, 0, 1);
+        let text = prometheus_text(2_500, 0, None, 1);
         let lines: std::collections::HashSet<&str> = text
             .lines()
             .map(|l| l.split(' ').next().unwrap_or(""))
             .collect();
         assert_eq!(lines.len(), 2_500);
+    }
+
+    #[test]
+    fn with_generations_every_interval_sends_series_never_sent_before() {
+        let names = |generation| -> std::collections::HashSet<String> {
+            prometheus_text(1_000, 0, generation, 1)
+                .lines()
+                .map(|l| l.split(' ').next().unwrap_or("").to_string())
+                .collect()
+        };
+        let (first, second) = (names(Some(0)), names(Some(1)));
+        assert_eq!((first.len(), second.len()), (1_000, 1_000));
+        assert!(first.is_disjoint(&second));
+        assert_eq!(names(None).len(), 1_000);
     }
 }

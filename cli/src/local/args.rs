@@ -124,6 +124,12 @@ pub struct LocalArgs {
     #[arg(long, env = "FLOWSCOPE_WS_REPLAY_BYTES", default_value_t = 8 * 1024 * 1024,
           value_parser = clap::value_parser!(u64).range(0..=4 * 1024 * 1024 * 1024))]
     pub ws_replay_bytes: u64,
+    /// Series whose newest buckets are kept in memory for WebSocket snapshots; beyond it the series
+    /// updated least recently leave the snapshot (their history stays in the store and the query API).
+    #[arg(long, env = "FLOWSCOPE_LIVE_SNAPSHOT_MAX_SERIES",
+          default_value_t = flowscope_core::live::DEFAULT_SNAPSHOT_MAX_SERIES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=100_000_000))]
+    pub live_snapshot_max_series: usize,
 }
 
 /// Timeouts and size limits of both local HTTP servers (see `serve.rs`).

@@ -108,6 +108,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     let pusher = Arc::new(LocalConnections::new(args.ws_limits()));
     let hub = Arc::new(LiveHub::new(HubConfig {
         replay_bytes: args.ws_replay_bytes(),
+        snapshot_max_series: args.live_snapshot_max_series,
         ..HubConfig::default()
     }));
     let admission = backend.series_admission(&args, args.series_limits()?);

@@ -137,11 +137,15 @@ impl<S: MetricStore + ?Sized, A: AlertStore + ?Sized> AlertEngine<S, A> {
         Ok(report)
     }
 
-    /// Every registered series (the registry is the list of what can alert).
+    /// The registered series some rule selects (the registry is the list of what can alert). Only
+    /// those are kept for the evaluation: the registry may hold millions of series no rule reads,
+    /// and keeping them all cost memory in proportion to every series seen (issue 11).
     async fn discover(&self) -> Result<Vec<SeriesMeta>, AlertError> {
         let mut out = Vec::new();
         for service in self.metrics.list_services().await? {
-            out.extend(self.metrics.list_series(&service).await?);
+            let mut series = self.metrics.list_series(&service).await?;
+            series.retain(|meta| self.rules.rules.iter().any(|rule| selects(rule, meta)));
+            out.extend(series);
         }
         Ok(out)
     }
@@ -365,6 +369,27 @@ impl<S: MetricStore + ?Sized, A: AlertStore + ?Sized> AlertEngine<S, A> {
 }
 
 /// Groups the rule's series into alerts: one per service (and `group_by` values).
+/// Whether `rule` reads `meta`'s series (its service, and the metric and attributes of its signal).
+fn selects(rule: &Rule, meta: &SeriesMeta) -> bool {
+    if rule
+        .service
+        .as_ref()
+        .is_some_and(|s| *s != meta.key.service)
+    {
+        return false;
+    }
+    match &rule.signal {
+        Signal::Series(selector) => selector.matches(&meta.key.metric, &meta.key.attributes),
+        Signal::Ratio {
+            numerator,
+            denominator,
+        } => {
+            numerator.matches(&meta.key.metric, &meta.key.attributes)
+                || denominator.matches(&meta.key.metric, &meta.key.attributes)
+        }
+    }
+}
+
 fn groups<'a>(rule: &Rule, series: &'a [SeriesMeta]) -> BTreeMap<String, Group<'a>> {
     let (primary, numerator) = match &rule.signal {
         Signal::Series(selector) => (selector, None),

@@ -24,6 +24,10 @@ pub struct HubConfig {
     pub replay_bytes: usize,
     /// Buckets older than this (unix seconds before the newest update) leave the snapshot.
     pub snapshot_horizon_seconds: i64,
+    /// Series whose newest buckets the hub keeps for snapshots. Beyond it the series updated least
+    /// recently leave (a client still gets their history from the query API), so the hub's memory
+    /// does not grow with every series ever seen within the horizon.
+    pub snapshot_max_series: usize,
 }
 
 impl Default for HubConfig {
@@ -32,12 +36,17 @@ impl Default for HubConfig {
             replay_batches: 300,
             replay_bytes: DEFAULT_REPLAY_BYTES,
             snapshot_horizon_seconds: 3600,
+            snapshot_max_series: DEFAULT_SNAPSHOT_MAX_SERIES,
         }
     }
 }
 
 /// Default of [`HubConfig::replay_bytes`].
 pub const DEFAULT_REPLAY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Default of [`HubConfig::snapshot_max_series`]: twice the default per-service series limit, at
+/// ~1.3 KB per series (identity + 6 buckets) about 26 MB.
+pub const DEFAULT_SNAPSHOT_MAX_SERIES: usize = 20_000;
 
 /// What the replay buffer holds now, for `/api/pipeline`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -122,6 +131,9 @@ struct LatestSeries {
     series: SharedSeries,
     /// At most [`SNAPSHOT_BUCKETS_PER_RESOLUTION`] per resolution.
     buckets: Vec<(Resolution, BucketView)>,
+    /// The sequence number of the flush that carries its latest update: the least recent leave
+    /// first when the hub holds more than [`HubConfig::snapshot_max_series`].
+    touched: u64,
 }
 
 impl LatestSeries {
@@ -184,8 +196,10 @@ impl HubState {
     /// Points `update` at the hub's shared identity of its series (one per series, however many
     /// updates of it are held) and records its bucket for snapshots.
     fn intern(&mut self, update: &mut LiveUpdate) {
+        let touched = self.seq + 1;
         match self.latest.get_mut(update.series.series_id.as_str()) {
             Some(entry) => {
+                entry.touched = touched;
                 if entry.series.ptr_eq(&update.series) || *entry.series == *update.series {
                     update.series = entry.series.clone();
                 } else {
@@ -200,10 +214,44 @@ impl HubState {
                     LatestSeries {
                         series: update.series.clone(),
                         buckets: vec![(update.resolution, update.bucket.clone())],
+                        touched,
                     },
                 );
             }
         }
+    }
+}
+
+impl HubState {
+    /// Keeps at most `max` series in `latest`, dropping the least recently updated. Over the bound it
+    /// goes down to 15/16 of it, so a stream of new series costs one pass per ~max/16 of them, not
+    /// one per flush.
+    fn evict_least_recent(&mut self, max: usize) {
+        if self.latest.len() <= max {
+            return;
+        }
+        let keep = max - max / 16;
+        let mut excess = self.latest.len() - keep;
+        let mut touches: Vec<u64> = self.latest.values().map(|e| e.touched).collect();
+        let (_, cutoff, _) = touches.select_nth_unstable(excess - 1);
+        let cutoff = *cutoff;
+        drop(touches);
+        // Everything touched before the cutoff goes; of the series touched at it, only as many as
+        // are still in excess (many series share one flush's sequence number).
+        let older = self.latest.values().filter(|e| e.touched < cutoff).count();
+        let mut at_cutoff = excess - older;
+        self.latest.retain(|_, entry| {
+            let evict = entry.touched < cutoff || (entry.touched == cutoff && at_cutoff > 0);
+            if entry.touched == cutoff && evict {
+                at_cutoff -= 1;
+            }
+            if evict {
+                excess -= 1;
+            }
+            !evict
+        });
+        debug_assert_eq!(excess, 0);
+        self.latest.shrink_to(self.latest.len() * 9 / 8);
     }
 }
 
@@ -241,6 +289,7 @@ impl LiveHub {
             state.intern(&mut update);
             state.pending.insert(bucket_identity(&update), update);
         }
+        state.evict_least_recent(self.config.snapshot_max_series);
     }
 
     /// Publishes written buckets: like [`LiveHub::publish`], but labels them with the hub's shared
@@ -257,6 +306,7 @@ impl LiveHub {
             state.intern(&mut update);
             state.pending.insert(bucket_identity(&update), update);
         }
+        state.evict_least_recent(self.config.snapshot_max_series);
     }
 
     /// Queues kept traces' events for the next flush. They are live-only: not replayed on resume.
@@ -315,6 +365,7 @@ impl LiveHub {
             entry.buckets.retain(|(_, b)| b.start >= horizon);
             !entry.buckets.is_empty()
         });
+        state.evict_least_recent(self.config.snapshot_max_series);
         Some(LiveBatch {
             seq,
             updates: batch,
@@ -555,6 +606,40 @@ mod tests {
                 Resolution::OneMinute,
             ),
         }
+    }
+
+    #[test]
+    fn the_snapshot_keeps_the_most_recently_updated_series_up_to_its_bound() {
+        let hub = LiveHub::new(HubConfig {
+            snapshot_max_series: 160,
+            ..HubConfig::default()
+        });
+        // A flood of new series, 100 per flush, all within the horizon.
+        for flush in 0..20 {
+            hub.publish((0..100).map(|i| update("api", &format!("m{flush}-{i}"), 60, 1)));
+            assert!(hub.snapshot_size().0 <= 160, "bounded between flushes too");
+            hub.take_batch().unwrap();
+            let (series, _) = hub.snapshot_size();
+            assert!(series <= 160, "flush {flush}: {series} series held");
+        }
+        // A series updated again stays; the ones nobody updated since leave first.
+        hub.publish([update("api", "m0-0", 120, 2)]);
+        hub.publish((0..100).map(|i| update("api", &format!("late-{i}"), 60, 1)));
+        hub.take_batch().unwrap();
+        let ids: Vec<String> = counts(&hub.resume(None, &Subscription::default()).unwrap())
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert!(ids.len() <= 160 && ids.len() >= 100, "{}", ids.len());
+        assert!(
+            ids.iter().any(|id| id == "api/m0-0"),
+            "re-updated series kept"
+        );
+        assert!((0..100).all(|i| ids.contains(&format!("api/late-{i}"))));
+        assert!(
+            !ids.iter().any(|id| id.starts_with("api/m1-")),
+            "oldest left"
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@ pub mod session;
 pub mod wire;
 
 pub use fanout::{Fanout, FanoutReport};
-pub use hub::{HubConfig, LiveBatch, LiveHub, ReplayStats, DEFAULT_REPLAY_BYTES};
+pub use hub::{
+    HubConfig, LiveBatch, LiveHub, ReplayStats, DEFAULT_REPLAY_BYTES, DEFAULT_SNAPSHOT_MAX_SERIES,
+};
 pub use wire::{
     ClientMessage, EncodedParts, LiveSeries, LiveUpdate, ServerMessage, SharedSeries,
     MAX_MESSAGE_BYTES,
