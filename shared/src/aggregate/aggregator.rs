@@ -47,7 +47,7 @@ use crate::ports::{BucketKey, MetricStore, SequenceNumber, ShardBatch, StoreErro
 use crate::record::{self, RecordPayload};
 
 use super::bucket_write::{write_buckets, BucketUpdate, Contribution};
-use super::contribution::{adds_nothing, PointContribution};
+use super::contribution::{adds_nothing, most_placed, PointContribution};
 use super::cumulative::{
     needs_state, state_key, CumulativeTracker, Normalized, SeriesState, StateId,
     STATE_IDLE_EXPIRY_SECONDS,
@@ -211,7 +211,13 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
         let mut normalized: Vec<PointContribution> =
             Vec::with_capacity(metrics.iter().map(|(_, points)| points.len()).sum());
         // The histograms' placed (value, count) pairs, shared by their contributions.
-        let mut placed: Vec<(f64, u64)> = Vec::new();
+        let mut placed: Vec<(f64, u64)> = Vec::with_capacity(
+            metrics
+                .iter()
+                .flat_map(|(_, points)| points)
+                .map(|p| most_placed(&p.data))
+                .sum(),
+        );
         let mut buckets: FastMap<BucketKey, Vec<Share>> = FastMap::default();
         let mut series: FastMap<SeriesId, SeriesMeta> = FastMap::default();
         for (record, (seq, points)) in metrics.iter().enumerate() {

@@ -208,6 +208,20 @@ impl Spread {
     }
 }
 
+/// How many `(value, count)` pairs [`PointContribution::of`] places for `data` at most: a capacity
+/// hint for a batch's list of placed pairs, so that it is not regrown (and copied) while filled.
+pub fn most_placed(data: &PointData) -> usize {
+    match data {
+        PointData::Histogram { bucket_counts, .. } => bucket_counts.len(),
+        PointData::ExponentialHistogram {
+            positive_counts,
+            negative_counts,
+            ..
+        } => 1 + positive_counts.len() + negative_counts.len(),
+        PointData::Gauge(_) | PointData::Sum { .. } | PointData::Summary { .. } => 0,
+    }
+}
+
 /// Whether the normalized point adds nothing to a bucket (an empty delta), so no write is needed.
 pub fn adds_nothing(data: &PointData) -> bool {
     match data {
