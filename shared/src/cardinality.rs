@@ -206,7 +206,11 @@ pub async fn admit_points(
     points: &mut Vec<MetricPoint>,
     rejected: &mut Rejections,
 ) -> Result<u64, AdmissionError> {
-    let keys: Vec<&SeriesKey> = points.iter().map(|p| p.series.key()).collect();
+    // The id each point's shared series key already carries: no rehash per point.
+    let keys: Vec<(&SeriesKey, SeriesId)> = points
+        .iter()
+        .map(|p| (p.series.key(), p.series.id()))
+        .collect();
     let keep = admit_keys(admission, now_unix_s, &keys, rejected, "points").await?;
     Ok(retain_kept(points, &keep))
 }
@@ -224,7 +228,7 @@ pub async fn admit_spans(
     rejected: &mut Rejections,
 ) -> Result<u64, AdmissionError> {
     let owned: Vec<SeriesKey> = spans.iter().map(operation_series).collect();
-    let keys: Vec<&SeriesKey> = owned.iter().collect();
+    let keys: Vec<(&SeriesKey, SeriesId)> = owned.iter().map(|k| (k, k.id())).collect();
     let keep = admit_keys(admission, now_unix_s, &keys, rejected, "spans").await?;
     drop(keys);
     drop(owned);
@@ -257,22 +261,21 @@ fn retain_kept<T>(items: &mut Vec<T>, keep: &[bool]) -> u64 {
     (before - items.len()) as u64
 }
 
-/// Decides every key of a request; returns, per key, whether its item is kept.
+/// Decides every key (with its id) of a request; returns, per key, whether its item is kept.
 async fn admit_keys(
     admission: &dyn SeriesAdmission,
     now_unix_s: i64,
-    keys: &[&SeriesKey],
+    keys: &[(&SeriesKey, SeriesId)],
     rejected: &mut Rejections,
     what: &str,
 ) -> Result<Vec<bool>, AdmissionError> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<SeriesId> = keys.iter().map(|k| k.id()).collect();
     let mut groups: Vec<MetricSeries> = Vec::new();
     let mut group_of: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut seen: HashSet<SeriesId> = HashSet::with_capacity(ids.len());
-    for (key, id) in keys.iter().zip(&ids) {
+    let mut seen: HashSet<SeriesId> = HashSet::with_capacity(keys.len());
+    for (key, id) in keys {
         if !seen.insert(*id) {
             continue;
         }
@@ -313,7 +316,7 @@ async fn admit_keys(
     if refusals.is_empty() {
         return Ok(keep);
     }
-    for ((key, id), kept) in keys.iter().zip(&ids).zip(keep.iter_mut()) {
+    for ((key, id), kept) in keys.iter().zip(keep.iter_mut()) {
         let Some(&group) = refused_group.get(id) else {
             continue;
         };

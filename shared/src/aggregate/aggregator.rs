@@ -42,12 +42,12 @@
 
 use std::sync::Arc;
 
-use crate::model::{MetricPoint, PointData, Resolution, Retention, SeriesId, SeriesMeta};
+use crate::model::{MetricPoint, Resolution, Retention, SeriesId, SeriesMeta};
 use crate::ports::{BucketKey, MetricStore, SequenceNumber, ShardBatch, StoreError};
 use crate::record::{self, RecordPayload};
 
 use super::bucket_write::{write_buckets, BucketUpdate, Contribution};
-use super::contribution::{add_contribution, adds_nothing};
+use super::contribution::{adds_nothing, most_placed, PointContribution};
 use super::cumulative::{
     needs_state, state_key, CumulativeTracker, Normalized, SeriesState, StateId,
     STATE_IDLE_EXPIRY_SECONDS,
@@ -110,7 +110,8 @@ struct Share {
 /// A [`Share`] resolved against the batch, as a bucket write takes it.
 struct PointShare<'a> {
     seq: &'a SequenceNumber,
-    data: &'a PointData,
+    data: &'a PointContribution,
+    placed: &'a [(f64, u64)],
     primary: bool,
 }
 
@@ -120,7 +121,7 @@ impl Contribution for PointShare<'_> {
     }
 
     fn add_to(&self, stats: &mut BucketStats) {
-        add_contribution(self.data, stats);
+        self.data.add_to(self.placed, stats);
     }
 
     /// A point counts (as applied or duplicate) in its primary bucket only.
@@ -206,8 +207,17 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
         };
 
         let mut tracker = CumulativeTracker::new(loaded.clone());
-        let mut normalized: Vec<PointData> =
+        // Each point's contribution, worked out once for its (up to three) buckets.
+        let mut normalized: Vec<PointContribution> =
             Vec::with_capacity(metrics.iter().map(|(_, points)| points.len()).sum());
+        // The histograms' placed (value, count) pairs, shared by their contributions.
+        let mut placed: Vec<(f64, u64)> = Vec::with_capacity(
+            metrics
+                .iter()
+                .flat_map(|(_, points)| points)
+                .map(|p| most_placed(&p.data))
+                .sum(),
+        );
         let mut buckets: FastMap<BucketKey, Vec<Share>> = FastMap::default();
         let mut series: FastMap<SeriesId, SeriesMeta> = FastMap::default();
         for (record, (seq, points)) in metrics.iter().enumerate() {
@@ -250,7 +260,7 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
                     });
                     primary = false;
                 }
-                normalized.push(data);
+                normalized.push(PointContribution::of(&data, &mut placed));
             }
         }
 
@@ -274,6 +284,7 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
                 .map(|share| PointShare {
                     seq: &metrics[share.record].0,
                     data: &normalized[share.point],
+                    placed: &placed,
                     primary: share.primary,
                 })
                 .collect();

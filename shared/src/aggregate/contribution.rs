@@ -35,57 +35,190 @@ pub fn contribution(data: &PointData) -> BucketStats {
 
 /// Adds what [`contribution`] returns straight into `stats`, without building a sketch per point.
 pub fn add_contribution(data: &PointData, stats: &mut BucketStats) {
-    match data {
-        PointData::Gauge(value) | PointData::Sum { value, .. } => stats.observe(*value),
-        PointData::Histogram {
-            count,
-            sum,
-            min,
-            max,
-            bounds,
-            bucket_counts,
-            ..
-        } => {
-            let placed = bucket_counts.iter().enumerate().map(|(i, &n)| {
-                (
-                    explicit_representative(i, bounds, *min, *max, *sum, *count),
-                    n,
-                )
-            });
-            add_buckets(stats, *count, *sum, *min, *max, placed);
+    let mut placed = Vec::new();
+    PointContribution::of(data, &mut placed).add_to(&placed, stats);
+}
+
+/// What one normalized point adds to each bucket it falls in, worked out once: a point feeds up to
+/// three buckets (1m/5m/1h), and a histogram's representatives (an `exp2` pair per exponential
+/// bucket) are placed here once instead of once per bucket. [`PointContribution::add_to`] gives
+/// exactly what [`add_contribution`] gives (same sketch insertions in the same order, same
+/// count/sum/min/max).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointContribution {
+    /// A gauge value or a sum's delta: one observation.
+    Value(f64),
+    /// A histogram spread over its representatives.
+    Spread(Spread),
+    /// A summary: count and sum only.
+    Summary { count: u64, sum: f64 },
+}
+
+/// A histogram point placed into `(value, count)` pairs, with the exact fields it adds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spread {
+    /// Where its pairs (finite value, non-zero count, in bucket order) are in the batch's list of
+    /// placed pairs: one list for the batch, no allocation per point.
+    placed: std::ops::Range<usize>,
+    count: u64,
+    /// The point's sum, else the sum of the placed pairs.
+    sum: f64,
+    /// The point's min/max, else the placed pairs' range.
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+impl PointContribution {
+    /// Works out the contribution of `data`, appending a histogram's placed pairs to `placed`.
+    pub fn of(data: &PointData, placed: &mut Vec<(f64, u64)>) -> PointContribution {
+        match data {
+            PointData::Gauge(value) | PointData::Sum { value, .. } => {
+                PointContribution::Value(*value)
+            }
+            PointData::Histogram {
+                count,
+                sum,
+                min,
+                max,
+                bounds,
+                bucket_counts,
+                ..
+            } => {
+                let pairs = bucket_counts.iter().enumerate().map(|(i, &n)| {
+                    (
+                        explicit_representative(i, bounds, *min, *max, *sum, *count),
+                        n,
+                    )
+                });
+                PointContribution::Spread(Spread::new(*count, *sum, *min, *max, pairs, placed))
+            }
+            PointData::ExponentialHistogram {
+                count,
+                sum,
+                min,
+                max,
+                scale,
+                zero_count,
+                positive_offset,
+                positive_counts,
+                negative_offset,
+                negative_counts,
+                ..
+            } => {
+                let clamp = |v: f64| clamp_to(v, *min, *max);
+                let zero = std::iter::once((clamp(0.0), *zero_count));
+                // Only buckets with a count are placed (no `exp2` for empty ones).
+                let positive = positive_counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &n)| n > 0)
+                    .map(|(i, &n)| {
+                        let index = i64::from(*positive_offset) + i as i64;
+                        (clamp(exponential_midpoint(*scale, index)), n)
+                    });
+                let negative = negative_counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &n)| n > 0)
+                    .map(|(i, &n)| {
+                        let index = i64::from(*negative_offset) + i as i64;
+                        (clamp(-exponential_midpoint(*scale, index)), n)
+                    });
+                let pairs = zero.chain(positive).chain(negative);
+                PointContribution::Spread(Spread::new(*count, *sum, *min, *max, pairs, placed))
+            }
+            PointData::Summary { count, sum } => PointContribution::Summary {
+                count: *count,
+                sum: *sum,
+            },
         }
-        PointData::ExponentialHistogram {
-            count,
-            sum,
-            min,
-            max,
-            scale,
-            zero_count,
-            positive_offset,
-            positive_counts,
-            negative_offset,
-            negative_counts,
-            ..
-        } => {
-            let clamp = |v: f64| clamp_to(v, *min, *max);
-            let zero = std::iter::once((clamp(0.0), *zero_count));
-            let positive = positive_counts.iter().enumerate().map(|(i, &n)| {
-                let index = i64::from(*positive_offset) + i as i64;
-                (clamp(exponential_midpoint(*scale, index)), n)
-            });
-            let negative = negative_counts.iter().enumerate().map(|(i, &n)| {
-                let index = i64::from(*negative_offset) + i as i64;
-                (clamp(-exponential_midpoint(*scale, index)), n)
-            });
-            let placed = zero.chain(positive).chain(negative);
-            add_buckets(stats, *count, *sum, *min, *max, placed);
-        }
-        PointData::Summary { count, sum } => {
-            if *count > 0 {
-                stats.count = stats.count.saturating_add(*count);
-                stats.add_to_sum(*sum);
+    }
+
+    /// Adds this contribution to `stats` (what [`add_contribution`] of the point adds); `placed` is
+    /// the list [`PointContribution::of`] appended to.
+    pub fn add_to(&self, placed: &[(f64, u64)], stats: &mut BucketStats) {
+        match self {
+            PointContribution::Value(value) => stats.observe(*value),
+            PointContribution::Spread(spread) => spread.add_to(placed, stats),
+            PointContribution::Summary { count, sum } => {
+                if *count > 0 {
+                    stats.count = stats.count.saturating_add(*count);
+                    stats.add_to_sum(*sum);
+                }
             }
         }
+    }
+}
+
+impl Spread {
+    /// Places `(value, count)` pairs, keeping the point's own count/sum/min/max and estimating those
+    /// from the pairs only where the point lacks them.
+    fn new(
+        count: u64,
+        sum: Option<f64>,
+        min: Option<f64>,
+        max: Option<f64>,
+        pairs: impl Iterator<Item = (f64, u64)>,
+        placed: &mut Vec<(f64, u64)>,
+    ) -> Spread {
+        let start = placed.len();
+        if count == 0 {
+            return Spread {
+                placed: start..start,
+                count: 0,
+                sum: 0.0,
+                min: None,
+                max: None,
+            };
+        }
+        let mut placed_sum = 0.0;
+        let mut placed_min: Option<f64> = None;
+        let mut placed_max: Option<f64> = None;
+        for (value, n) in pairs {
+            if n == 0 || !value.is_finite() {
+                continue;
+            }
+            placed.push((value, n));
+            // Representatives lie within the point's values (≤ 1e280 after validation), so this
+            // stays finite; `add_to_sum` would saturate anyway.
+            placed_sum += value * n as f64;
+            placed_min = Some(placed_min.map_or(value, |m| m.min(value)));
+            placed_max = Some(placed_max.map_or(value, |m| m.max(value)));
+        }
+        Spread {
+            placed: start..placed.len(),
+            count,
+            sum: sum.unwrap_or(placed_sum),
+            min: min.or(placed_min),
+            max: max.or(placed_max),
+        }
+    }
+
+    fn add_to(&self, placed: &[(f64, u64)], stats: &mut BucketStats) {
+        if self.count == 0 {
+            return;
+        }
+        for &(value, n) in placed.get(self.placed.clone()).unwrap_or_default() {
+            stats.sketch.add_n(value, n);
+        }
+        // Counts come from the wire: saturate rather than overflow on absurd input.
+        stats.count = stats.count.saturating_add(self.count);
+        stats.add_to_sum(self.sum);
+        stats.extend_range(self.min, self.max);
+    }
+}
+
+/// How many `(value, count)` pairs [`PointContribution::of`] places for `data` at most: a capacity
+/// hint for a batch's list of placed pairs, so that it is not regrown (and copied) while filled.
+pub fn most_placed(data: &PointData) -> usize {
+    match data {
+        PointData::Histogram { bucket_counts, .. } => bucket_counts.len(),
+        PointData::ExponentialHistogram {
+            positive_counts,
+            negative_counts,
+            ..
+        } => 1 + positive_counts.len() + negative_counts.len(),
+        PointData::Gauge(_) | PointData::Sum { .. } | PointData::Summary { .. } => 0,
     }
 }
 
@@ -135,39 +268,6 @@ fn clamp_to(value: f64, min: Option<f64>, max: Option<f64>) -> f64 {
     }
 }
 
-/// Adds `(value, count)` pairs to the sketch, and the point's own count/sum/min/max to the exact
-/// fields, estimating those from the pairs only where the point lacks them.
-fn add_buckets(
-    stats: &mut BucketStats,
-    count: u64,
-    sum: Option<f64>,
-    min: Option<f64>,
-    max: Option<f64>,
-    placed: impl Iterator<Item = (f64, u64)>,
-) {
-    if count == 0 {
-        return;
-    }
-    let mut placed_sum = 0.0;
-    let mut placed_min: Option<f64> = None;
-    let mut placed_max: Option<f64> = None;
-    for (value, n) in placed {
-        if n == 0 || !value.is_finite() {
-            continue;
-        }
-        stats.sketch.add_n(value, n);
-        // Representatives lie within the point's values (≤ 1e280 after validation), so this stays
-        // finite; `add_to_sum` would saturate anyway.
-        placed_sum += value * n as f64;
-        placed_min = Some(placed_min.map_or(value, |m| m.min(value)));
-        placed_max = Some(placed_max.map_or(value, |m| m.max(value)));
-    }
-    // Counts come from the wire: saturate rather than overflow on absurd input.
-    stats.count = stats.count.saturating_add(count);
-    stats.add_to_sum(sum.unwrap_or(placed_sum));
-    stats.extend_range(min.or(placed_min), max.or(placed_max));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +298,81 @@ mod tests {
         // The open-ended last bucket sits at its lower bound when max is unknown.
         assert_eq!(stats.max, Some(20.0));
         assert_eq!(stats.sum, 30.0);
+    }
+
+    fn same_stats(a: &BucketStats, b: &BucketStats) {
+        assert_eq!(a.count, b.count);
+        assert_eq!(a.sum, b.sum);
+        assert_eq!(a.min, b.min);
+        assert_eq!(a.max, b.max);
+        assert_eq!(a.sketch.to_bytes(), b.sketch.to_bytes());
+    }
+
+    #[test]
+    fn contributions_worked_out_once_per_batch_add_each_points_own_statistics_to_every_bucket() {
+        let points = [
+            PointData::Histogram {
+                temporality: Temporality::Delta,
+                count: 7,
+                sum: Some(120.0),
+                min: Some(1.0),
+                max: Some(90.0),
+                bounds: vec![5.0, 10.0, 50.0],
+                bucket_counts: vec![1, 0, 4, 2],
+            },
+            PointData::Gauge(2.5),
+            PointData::ExponentialHistogram {
+                temporality: Temporality::Delta,
+                count: 9,
+                sum: None,
+                min: None,
+                max: None,
+                scale: 3,
+                zero_count: 1,
+                positive_offset: -2,
+                positive_counts: vec![3, 0, 2],
+                negative_offset: 1,
+                negative_counts: vec![0, 3],
+            },
+            PointData::Summary {
+                count: 4,
+                sum: 10.0,
+            },
+            PointData::Histogram {
+                temporality: Temporality::Delta,
+                count: 0,
+                sum: None,
+                min: None,
+                max: None,
+                bounds: vec![1.0],
+                bucket_counts: vec![0, 0],
+            },
+        ];
+        // One list of placed pairs for the whole batch, as the aggregator keeps it.
+        let mut placed = Vec::new();
+        let worked_out: Vec<PointContribution> = points
+            .iter()
+            .map(|p| PointContribution::of(p, &mut placed))
+            .collect();
+        for (point, contribution) in points.iter().zip(&worked_out) {
+            let expected = super::contribution(point);
+            // A point feeds up to three buckets (1m/5m/1h): each gets the same statistics.
+            for _bucket in 0..3 {
+                let mut stats = BucketStats::new();
+                contribution.add_to(&placed, &mut stats);
+                same_stats(&stats, &expected);
+            }
+        }
+        // Added into a bucket that already holds values, it merges like the point's own stats.
+        let mut merged = BucketStats::new();
+        merged.observe(3.0);
+        worked_out[0].add_to(&placed, &mut merged);
+        let mut expected = BucketStats::new();
+        expected.observe(3.0);
+        expected.merge(&super::contribution(&points[0]));
+        assert_eq!(merged.count, expected.count);
+        assert_eq!(merged.sum, expected.sum);
+        assert_eq!((merged.min, merged.max), (expected.min, expected.max));
+        assert_eq!(merged.sketch.count(), expected.sketch.count());
     }
 }

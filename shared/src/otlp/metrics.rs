@@ -504,10 +504,14 @@ fn normalize_metric(
         }
         Data::ExponentialHistogram(histogram) => {
             let temporality_code = histogram.aggregation_temporality;
-            for p in histogram.data_points {
-                sink.point(p.flags, p.time_unix_nano, &p.attributes, |sink| {
-                    let data = exponential_histogram_data(p.clone(), temporality_code)?;
-                    sink.push(flatten(&p.attributes), p.time_unix_nano, data);
+            for mut p in histogram.data_points {
+                // The point is consumed by the conversion (no copy of its bucket counts); its
+                // attributes are taken out first.
+                let attributes = std::mem::take(&mut p.attributes);
+                let (flags, time_unix_nano) = (p.flags, p.time_unix_nano);
+                sink.point(flags, time_unix_nano, &attributes, |sink| {
+                    let data = exponential_histogram_data(p, temporality_code)?;
+                    sink.push(flatten(&attributes), time_unix_nano, data);
                     Ok(())
                 });
             }
