@@ -203,7 +203,6 @@ if want abuse; then
   stop_pid "$LOCAL_PID"
 fi
 
-row "OTLP accepted → WebSocket frame p99; 10k WebSocket clients" "not measured by this script"
 row "Lambda aggregator: DynamoDB writes and Kinesis bytes per 1M points" "needs emulators: see tests/e2e/aws_cost_bench.rs"
 
 echo
