@@ -198,8 +198,7 @@ impl DynamoSeriesAdmission {
             // Per service only counts are kept; the previous window's count not yet matched in
             // this one is the (lower-bound) share of its series still active.
             let service_not_carried = count_of(items.get(&prev_skey)).saturating_sub(service_count);
-            let metric_room =
-                max_metric.saturating_sub(current.len() as u64 + not_carried);
+            let metric_room = max_metric.saturating_sub(current.len() as u64 + not_carried);
             let service_room = max_service.saturating_sub(service_count + service_not_carried);
             let mut carried = Vec::new();
             let mut fresh = Vec::new();
