@@ -14,24 +14,18 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics,
-    ScopeMetrics, Sum,
+    metric, number_data_point, AggregationTemporality, Metric, NumberDataPoint, Sum,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 use serde_json::Value;
-use support::now_nanos;
+use support::{metrics_request, now_nanos, LocalProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -52,72 +46,21 @@ const MARKER_METRIC: &str = "crash.marker";
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// `flowscope local` as a child process on ephemeral ports over `dir`; SIGKILLed on drop.
-struct LocalProcess {
-    child: Child,
-    otlp: SocketAddr,
-    http: SocketAddr,
-}
-
-impl Drop for LocalProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl LocalProcess {
-    fn start(dir: &std::path::Path) -> LocalProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flowscope"))
-            .args([
-                "local",
-                "--otlp-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--dashboard-dir",
-                "/nonexistent",
-                "--data-dir",
-            ])
-            .arg(dir)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The start-up line names both addresses: `… otlp_addr=127.0.0.1:N http_addr=127.0.0.1:M …`.
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (otlp, http) = loop {
-            let line = lines
-                .next()
-                .expect("flowscope local exited before it was running")
-                .unwrap();
-            if line.contains("flowscope local is running") {
-                break (field(&line, "otlp_addr="), field(&line, "http_addr="));
-            }
-        };
-        // Keep draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        LocalProcess { child, otlp, http }
-    }
-
-    /// SIGKILL (`Child::kill` on Unix), then reap.
-    fn kill_9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-fn field(line: &str, name: &str) -> SocketAddr {
-    let start = line.find(name).unwrap() + name.len();
-    line[start..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
-        .parse()
-        .unwrap()
+fn start(dir: &std::path::Path) -> LocalProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowscope"));
+    command
+        .args([
+            "local",
+            "--otlp-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--dashboard-dir",
+            "/nonexistent",
+            "--data-dir",
+        ])
+        .arg(dir);
+    LocalProcess::spawn(command, None)
 }
 
 fn sum_metric(
@@ -134,29 +77,6 @@ fn sum_metric(
         })),
         ..Default::default()
     }
-}
-
-fn request(service: &str, metrics: Vec<Metric>) -> Vec<u8> {
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue(service.into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                metrics,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
 }
 
 /// Request `k` (1-based) of a sender: `POINTS_PER_REQUEST` delta points of value `k`, and the
@@ -177,7 +97,7 @@ fn counter_request(service: &str, k: u64, total: u64, start_nanos: u64) -> Vec<u
         value: Some(number_data_point::Value::AsInt(total as i64)),
         ..Default::default()
     }];
-    request(
+    metrics_request(
         service,
         vec![
             sum_metric(DELTA_METRIC, AggregationTemporality::Delta, deltas),
@@ -193,7 +113,7 @@ fn marker_request(service: &str) -> Vec<u8> {
         value: Some(number_data_point::Value::AsInt(1)),
         ..Default::default()
     };
-    request(
+    metrics_request(
         service,
         vec![sum_metric(
             MARKER_METRIC,
@@ -408,14 +328,14 @@ async fn kill_9_under_load_loses_no_acknowledged_point_and_counts_none_twice() {
         }
     };
     for _ in 0..KILLS {
-        let local = LocalProcess::start(dir.path());
+        let local = start(dir.path());
         new_run();
         addr_tx.send(Some(local.otlp)).unwrap();
         wait_acked_this_run(&ledgers, REQUESTS_PER_RUN / SENDERS as u64).await;
         addr_tx.send(None).unwrap();
         local.kill_9();
     }
-    let local = LocalProcess::start(dir.path());
+    let local = start(dir.path());
     new_run();
     addr_tx.send(Some(local.otlp)).unwrap();
     wait_acked_this_run(&ledgers, FINAL_REQUESTS).await;

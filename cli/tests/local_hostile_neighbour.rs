@@ -10,9 +10,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -26,7 +26,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 use serde_json::Value;
-use support::{gauge_request, now_nanos};
+use support::{gauge_request, now_nanos, LocalProcess};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -52,94 +52,26 @@ fn service_on_the_same_shard_as(hostile: &str) -> String {
 }
 
 /// `flowscope local` as a child process on ephemeral ports; killed on drop.
-struct LocalProcess {
-    child: Child,
-    otlp: SocketAddr,
-    http: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for LocalProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl LocalProcess {
-    fn start() -> LocalProcess {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = std::env::var("FLOWSCOPE_BIN").expect(
-            "FLOWSCOPE_BIN names the flowscope binary to test (scripts/e2e-local.sh sets it)",
-        );
-        let mut child = Command::new(bin)
-            .args([
-                "local",
-                "--otlp-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--dashboard-dir",
-                "/nonexistent",
-                "--shards",
-                &SHARDS.to_string(),
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The start-up line names both addresses: `… otlp_addr=127.0.0.1:N http_addr=127.0.0.1:M …`.
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (otlp, http) = loop {
-            let line = lines
-                .next()
-                .expect("flowscope local exited before it was running")
-                .unwrap();
-            if line.contains("flowscope local is running") {
-                break (field(&line, "otlp_addr="), field(&line, "http_addr="));
-            }
-        };
-        // Keep draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        LocalProcess {
-            child,
-            otlp,
-            http,
-            _dir: dir,
-        }
-    }
-
-    /// `(current, peak)` resident set size in bytes, from `/proc/<pid>/status`.
-    fn rss(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib = |name: &str| -> u64 {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-                * 1024
-        };
-        (kib("VmRSS:"), kib("VmHWM:"))
-    }
-}
-
-fn field(line: &str, name: &str) -> SocketAddr {
-    let start = line.find(name).unwrap() + name.len();
-    line[start..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
-        .parse()
-        .unwrap()
+fn start() -> LocalProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = std::env::var("FLOWSCOPE_BIN")
+        .expect("FLOWSCOPE_BIN names the flowscope binary to test (scripts/e2e-local.sh sets it)");
+    let mut command = Command::new(bin);
+    command
+        .args([
+            "local",
+            "--otlp-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--dashboard-dir",
+            "/nonexistent",
+            "--shards",
+            &SHARDS.to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path());
+    LocalProcess::spawn(command, Some(dir))
 }
 
 fn string_attribute(key: &str, value: &str) -> KeyValue {
@@ -310,7 +242,7 @@ async fn wait_for_api_value(http: SocketAddr, service: &str, metric: &str, value
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the release binary in FLOWSCOPE_BIN: run by scripts/e2e-local.sh"]
 async fn a_hostile_client_does_not_hurt_a_well_behaved_one() {
-    let local = LocalProcess::start();
+    let local = start();
     let (rss_start, _) = local.rss();
 
     // The hostile client: a subscriber to its own service that never reads, 200 slow-header

@@ -2,6 +2,9 @@
 //! minimal HTTP/1.1 client (so the tests need no HTTP client crate) and a WebSocket client.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use flowscope_cli::local::{LocalArgs, LocalHandle};
@@ -24,6 +27,25 @@ pub fn now_nanos() -> u64 {
 }
 
 pub fn gauge_request(service: &str, metric: &str, value: f64) -> Vec<u8> {
+    metrics_request(
+        service,
+        vec![Metric {
+            name: metric.into(),
+            unit: "%".into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    time_unix_nano: now_nanos(),
+                    value: Some(number_data_point::Value::AsDouble(value)),
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        }],
+    )
+}
+
+/// An OTLP protobuf export of `metrics` from one resource whose `service.name` is `service`.
+pub fn metrics_request(service: &str, metrics: Vec<Metric>) -> Vec<u8> {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
@@ -37,24 +59,96 @@ pub fn gauge_request(service: &str, metric: &str, value: f64) -> Vec<u8> {
                 ..Default::default()
             }),
             scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: metric.into(),
-                    unit: "%".into(),
-                    data: Some(metric::Data::Gauge(Gauge {
-                        data_points: vec![NumberDataPoint {
-                            time_unix_nano: now_nanos(),
-                            value: Some(number_data_point::Value::AsDouble(value)),
-                            ..Default::default()
-                        }],
-                    })),
-                    ..Default::default()
-                }],
+                metrics,
                 ..Default::default()
             }],
             ..Default::default()
         }],
     }
     .encode_to_vec()
+}
+
+/// A `flowscope local` process of a built binary, killed when dropped.
+pub struct LocalProcess {
+    pub child: Child,
+    pub otlp: SocketAddr,
+    pub http: SocketAddr,
+    /// A data directory that lives as long as the process, when the test does not keep its own.
+    pub dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for LocalProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LocalProcess {
+    /// Spawns `command` (a `flowscope local` listening on `127.0.0.1:0` for both servers) and waits
+    /// for its start-up line, which names both addresses.
+    pub fn spawn(mut command: Command, dir: Option<tempfile::TempDir>) -> LocalProcess {
+        let mut child = command
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `… otlp_addr=127.0.0.1:N http_addr=127.0.0.1:M …`
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (otlp, http) = loop {
+            let line = lines
+                .next()
+                .expect("flowscope local exited before it was running")
+                .unwrap();
+            if line.contains("flowscope local is running") {
+                break (address(&line, "otlp_addr="), address(&line, "http_addr="));
+            }
+        };
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        LocalProcess {
+            child,
+            otlp,
+            http,
+            dir,
+        }
+    }
+
+    /// SIGKILL (`Child::kill` on Unix), then reap.
+    pub fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// `(current, peak)` resident set size in bytes, from `/proc/<pid>/status`.
+    pub fn rss(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib = |name: &str| -> u64 {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                * 1024
+        };
+        (kib("VmRSS:"), kib("VmHWM:"))
+    }
+}
+
+fn address(line: &str, name: &str) -> SocketAddr {
+    let start = line.find(name).unwrap() + name.len();
+    line[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
+        .parse()
+        .unwrap()
 }
 
 /// Minimal HTTP/1.1 client over a TcpStream, so the test needs no HTTP client crate.
