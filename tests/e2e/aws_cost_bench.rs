@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -12,16 +12,16 @@ use flowscope_core::aggregate::aggregator::Aggregator;
 use flowscope_core::aggregate::stats::BucketStats;
 use flowscope_core::aws::lambda::http::handle_ingest;
 use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
-use flowscope_core::aws::{
-    create_tables_if_missing, delete_tables_if_present, DynamoStore, KinesisStream, TableNames,
-};
+use flowscope_core::aws::{delete_tables_if_present, DynamoStore};
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesMeta};
 use flowscope_core::ports::{ApplyOutcome, BucketDelta, MetricStore, StoreError, StreamSource};
 use flowscope_integration_tests::events::{kinesis_event, otlp_post};
 use flowscope_integration_tests::otlp::gauge_request_per_route;
 use flowscope_integration_tests::shard::read_shard;
-use flowscope_integration_tests::{api_keys, emulators, now_unix_s, unique, API_KEY};
+use flowscope_integration_tests::{
+    api_keys, emulators, now_unix_s, stream_and_tables, unique, API_KEY,
+};
 
 const SERVICES: usize = 8;
 const REQUESTS: usize = 200;
@@ -98,15 +98,7 @@ async fn aws_calls_and_bytes_per_million_points() {
         return;
     };
     let prefix = unique("flowscope-bench");
-    let stream = Arc::new(KinesisStream::new(&config, format!("{prefix}-points")));
-    stream
-        .create_if_missing(1, Duration::from_secs(60))
-        .await
-        .expect("create the stream");
-    let tables = TableNames::with_prefix(&prefix);
-    create_tables_if_missing(&config, &tables)
-        .await
-        .expect("create the tables");
+    let (stream, tables) = stream_and_tables(&config, &prefix).await;
     let keys = api_keys();
     let ingest = Ingest::new(stream.clone(), IngestLimits::default());
 

@@ -9,7 +9,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -24,8 +23,8 @@ use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
 use flowscope_core::aws::lambda::streams::handle_bucket_stream;
 use flowscope_core::aws::lambda::websocket::{handle_connect, handle_message};
 use flowscope_core::aws::{
-    create_tables_if_missing, delete_tables_if_present, DynamoAlertStore, DynamoConnections,
-    DynamoStore, KinesisStream, TableNames,
+    delete_tables_if_present, DynamoAlertStore, DynamoConnections, DynamoStore, KinesisStream,
+    TableNames,
 };
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesKey, SeriesMeta};
@@ -40,7 +39,9 @@ use flowscope_integration_tests::events::{
 use flowscope_integration_tests::otlp::gauge_request;
 use flowscope_integration_tests::pusher::RecordingPusher;
 use flowscope_integration_tests::shard::read_shard;
-use flowscope_integration_tests::{api_keys, emulators, now_unix_s, unique, API_KEY};
+use flowscope_integration_tests::{
+    api_keys, emulators, now_unix_s, stream_and_tables, unique, API_KEY,
+};
 use serde_json::Value;
 
 const METRIC: &str = "queue.depth";
@@ -59,17 +60,7 @@ impl Pipeline {
     async fn start(test: &str) -> Option<Pipeline> {
         let config = emulators(test).await?;
         let prefix = unique("flowscope-e2e");
-        let stream = KinesisStream::new(&config, format!("{prefix}-points"));
-        // One shard, as in the default stack: every record lands in one batch.
-        stream
-            .create_if_missing(1, Duration::from_secs(60))
-            .await
-            .expect("create the stream");
-        let tables = TableNames::with_prefix(&prefix);
-        create_tables_if_missing(&config, &tables)
-            .await
-            .expect("create the tables");
-        let stream = Arc::new(stream);
+        let (stream, tables) = stream_and_tables(&config, &prefix).await;
         Some(Pipeline {
             store: Arc::new(DynamoStore::new(&config, tables.clone())),
             ingest: Ingest::new(stream.clone(), IngestLimits::default()),

@@ -16,7 +16,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
@@ -32,8 +31,7 @@ use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
 use flowscope_core::aws::lambda::streams::handle_bucket_stream;
 use flowscope_core::aws::lambda::websocket::{handle_connect, handle_disconnect, handle_message};
 use flowscope_core::aws::{
-    create_tables_if_missing, delete_tables_if_present, DynamoAlertStore, DynamoConnections,
-    DynamoStore, DynamoTraceStore, KinesisStream, TableNames,
+    delete_tables_if_present, DynamoAlertStore, DynamoConnections, DynamoStore, DynamoTraceStore,
 };
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::{Resolution, Retention};
@@ -43,7 +41,7 @@ use flowscope_core::query::QueryApi;
 use flowscope_integration_tests::events::{bucket_stream_event, json_body, kinesis_event};
 use flowscope_integration_tests::pusher::RecordingPusher;
 use flowscope_integration_tests::shard::read_shard;
-use flowscope_integration_tests::{emulators, now_unix_s, unique};
+use flowscope_integration_tests::{emulators, now_unix_s, stream_and_tables, unique};
 use serde_json::Value;
 
 /// The development key the samples carry (`localstack/init/ready.d` stores its hash).
@@ -106,15 +104,7 @@ async fn every_sample_event_is_handled_by_its_functions_handler() {
         return;
     };
     let prefix = unique("flowscope-events");
-    let stream = Arc::new(KinesisStream::new(&config, format!("{prefix}-points")));
-    stream
-        .create_if_missing(1, Duration::from_secs(60))
-        .await
-        .expect("create the stream");
-    let tables = TableNames::with_prefix(&prefix);
-    create_tables_if_missing(&config, &tables)
-        .await
-        .expect("create the tables");
+    let (stream, tables) = stream_and_tables(&config, &prefix).await;
     let keys = ApiKeys::from_clear_keys([DEV_KEY]);
     let store = Arc::new(DynamoStore::new(&config, tables.clone()));
     let traces = Arc::new(DynamoTraceStore::new(&config, tables.traces.clone()));

@@ -8,9 +8,12 @@ pub mod otlp;
 pub mod pusher;
 pub mod shard;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use aws_config::SdkConfig;
 use flowscope_core::auth::ApiKeys;
-use flowscope_core::aws::config;
+use flowscope_core::aws::{config, create_tables_if_missing, KinesisStream, TableNames};
 
 /// The clear-text key the tests present; the handlers only know its hash.
 pub const API_KEY: &str = "flowscope-integration-test-key";
@@ -49,4 +52,22 @@ pub async fn emulators(test: &str) -> Option<SdkConfig> {
 /// `emulator-tests` feature (`scripts/aws-tests.sh`), so none is ever reported as passed unrun.
 pub fn skip(test: &str, how_to_run: &str) {
     panic!("{test} needs the emulators: {how_to_run}");
+}
+
+/// A one-shard stream `<prefix>-points` (as in the default stack: every record lands in one batch)
+/// and the tables `<prefix>-*`, created on the emulators for one test.
+pub async fn stream_and_tables(
+    config: &SdkConfig,
+    prefix: &str,
+) -> (Arc<KinesisStream>, TableNames) {
+    let stream = KinesisStream::new(config, format!("{prefix}-points"));
+    stream
+        .create_if_missing(1, Duration::from_secs(60))
+        .await
+        .expect("create the stream");
+    let tables = TableNames::with_prefix(prefix);
+    create_tables_if_missing(config, &tables)
+        .await
+        .expect("create the tables");
+    (Arc::new(stream), tables)
 }
