@@ -1,5 +1,8 @@
 //! `flowscope`: local mode (the whole pipeline in one process) and the load generator.
 
+// Input never panics the process: non-test code returns errors instead (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand};

@@ -6,6 +6,9 @@
 //! [`ports::MetricStore`] → [`live`] batches updates to subscribed clients through a
 //! [`ports::ConnectionPusher`]. [`query`] reads the store back.
 
+// Input never panics the process: non-test code returns errors instead (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod aggregate;
 pub mod alerts;
 pub mod api;

@@ -5,6 +5,9 @@
 //!
 //! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE`, `TRACES_TABLE`, `POISON_QUEUE_URL` (optional).
 
+// Input never panics the process: non-test code returns errors instead (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::sync::Arc;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;

@@ -4,6 +4,9 @@
 //! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `ALERTS_TABLE`, `CONNECTIONS_TABLE`, `WS_MANAGEMENT_ENDPOINT`;
 //! sink URLs named by the rules' `url_env`. Rules: `infra/alert-rules.yaml`, compiled in.
 
+// Input never panics the process: non-test code returns errors instead (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::sync::Arc;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;

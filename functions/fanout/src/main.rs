@@ -3,6 +3,9 @@
 //!
 //! Env: `SERIES_TABLE`, `CONNECTIONS_TABLE`, `WS_MANAGEMENT_ENDPOINT`.
 
+// Input never panics the process: non-test code returns errors instead (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use aws_lambda_events::event::dynamodb::Event;
 use flowscope_core::aws::lambda::streams::handle_bucket_stream;
 use flowscope_core::aws::{config, ApiGatewayPusher, DynamoConnections, DynamoStore, TableNames};

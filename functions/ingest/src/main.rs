@@ -6,6 +6,9 @@
 //! Active-series limits (shared by every instance through `STATE_TABLE`): `MAX_SERIES_PER_SERVICE`
 //! (10000), `MAX_SERIES_PER_METRIC` (2000), `SERIES_ACTIVE_WINDOW_SECONDS` (3600).
 
+// Input never panics the process: non-test code returns errors instead (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::sync::Arc;
 
 use flowscope_core::aws::lambda::{http, keys, required_env};

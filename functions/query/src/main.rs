@@ -5,6 +5,9 @@
 //! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE` (series-limit refusals), `TRACES_TABLE`, `ALERTS_TABLE`, `API_KEYS_PARAMETER` (SSM)
 //! or `API_KEY_HASHES`. Rules: `infra/alert-rules.yaml`, compiled in.
 
+// Input never panics the process: non-test code returns errors instead (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::sync::Arc;
 
 use flowscope_core::alerts::{AlertApi, RuleSet};

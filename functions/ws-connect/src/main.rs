@@ -2,6 +2,9 @@
 //!
 //! Env: `CONNECTIONS_TABLE`, `API_KEYS_PARAMETER` (SSM) or `API_KEY_HASHES`.
 
+// Input never panics the process: non-test code returns errors instead (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use flowscope_core::aws::lambda::{keys, websocket};
 use flowscope_core::aws::{config, DynamoConnections};
