@@ -15,6 +15,20 @@ pub enum SpanKind {
     Consumer,
 }
 
+impl SpanKind {
+    /// OTLP's numbering of span kinds (0 unspecified … 5 consumer), as the stream records carry it.
+    pub fn otlp_code(self) -> u32 {
+        match self {
+            SpanKind::Unspecified => 0,
+            SpanKind::Internal => 1,
+            SpanKind::Server => 2,
+            SpanKind::Client => 3,
+            SpanKind::Producer => 4,
+            SpanKind::Consumer => 5,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SpanStatus {

@@ -41,7 +41,7 @@ impl<'a> SpansBodyBuilder<'a> {
             parent_span_id: span.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
             service: self.strings.intern(&span.service, STRINGS_TAG),
             name: self.strings.intern(&span.name, STRINGS_TAG),
-            kind: kind_code(span.kind),
+            kind: span.kind.otlp_code(),
             start_unix_nano: span.start_unix_nano,
             duration_nanos: span.end_unix_nano.wrapping_sub(span.start_unix_nano),
             status: status_code(span.status),
@@ -62,17 +62,6 @@ impl<'a> SpansBodyBuilder<'a> {
             strings: self.strings.into_owned(),
             spans: self.spans,
         }
-    }
-}
-
-fn kind_code(kind: SpanKind) -> u32 {
-    match kind {
-        SpanKind::Unspecified => 0,
-        SpanKind::Internal => 1,
-        SpanKind::Server => 2,
-        SpanKind::Client => 3,
-        SpanKind::Producer => 4,
-        SpanKind::Consumer => 5,
     }
 }
 

@@ -78,19 +78,8 @@ pub struct RedSeries {
 #[derive(Debug, Default)]
 struct ServiceRed {
     service: [Option<SeriesIndex>; 3],
-    /// Per span kind ([`kind_slot`]), per span name.
+    /// Per span kind (indexed by [`SpanKind::otlp_code`]), per span name.
     operations: [HashMap<String, [Option<SeriesIndex>; 3]>; 6],
-}
-
-fn kind_slot(kind: SpanKind) -> usize {
-    match kind {
-        SpanKind::Unspecified => 0,
-        SpanKind::Internal => 1,
-        SpanKind::Server => 2,
-        SpanKind::Client => 3,
-        SpanKind::Producer => 4,
-        SpanKind::Consumer => 5,
-    }
 }
 
 impl SeriesTable {
@@ -133,7 +122,7 @@ impl SeriesTable {
             return RedSeries::default();
         };
         RedSeries {
-            operation: red.operations[kind_slot(kind)]
+            operation: red.operations[kind.otlp_code() as usize]
                 .get(name)
                 .copied()
                 .unwrap_or_default(),
@@ -148,7 +137,7 @@ impl SeriesTable {
             None => self.red.entry(service.to_string()).or_default(),
         };
         entry.service = red.service;
-        let operations = &mut entry.operations[kind_slot(kind)];
+        let operations = &mut entry.operations[kind.otlp_code() as usize];
         match operations.get_mut(name) {
             Some(slots) => *slots = red.operation,
             None => {
