@@ -82,7 +82,9 @@ check "buckets table streams NEW_IMAGE" \
   test "$(query dynamodb describe-table --table-name flowscope-buckets --query Table.StreamSpecification.StreamViewType)" = "NEW_IMAGE"
 check "series table has GSI by_series_id" \
   test "$(query dynamodb describe-table --table-name flowscope-series --query 'Table.GlobalSecondaryIndexes[0].IndexName')" = "by_series_id"
-for table in buckets series state connections; do
+check "live table streams NEW_IMAGE" \
+  test "$(query dynamodb describe-table --table-name flowscope-live --query Table.StreamSpecification.StreamViewType)" = "NEW_IMAGE"
+for table in buckets series state connections live; do
   check "$table table has TTL on expires_at" \
     test "$(query dynamodb describe-time-to-live --table-name "flowscope-$table" --query TimeToLiveDescription.AttributeName)" = "expires_at"
 done

@@ -19,24 +19,27 @@ use flowscope_core::alerts::{AlertApi, RuleSet};
 use flowscope_core::api::ApiRouter;
 use flowscope_core::auth::ApiKeys;
 use flowscope_core::aws::lambda::http::{handle_ingest, handle_query};
-use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
+use flowscope_core::aws::lambda::kinesis::{handle_kinesis_event, handle_kinesis_event_with_live};
+use flowscope_core::aws::lambda::snapshot::SnapshotConfig;
 use flowscope_core::aws::lambda::streams::handle_bucket_stream;
 use flowscope_core::aws::lambda::websocket::{handle_connect, handle_message};
 use flowscope_core::aws::{
-    delete_tables_if_present, DynamoAlertStore, DynamoConnections, DynamoStore, KinesisStream,
-    TableNames,
+    delete_tables_if_present, DynamoAlertStore, DynamoConnections, DynamoLiveEvents, DynamoStore,
+    DynamoTraceStore, KinesisStream, TableNames,
 };
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesKey, SeriesMeta};
+use flowscope_core::pipeline::ShardProcessor;
 use flowscope_core::ports::{
     ApplyOutcome, BucketDelta, ConnectionStore, MetricStore, StoreError, StreamEntry, StreamRecord,
     StreamSink, StreamSource,
 };
 use flowscope_core::query::QueryApi;
 use flowscope_integration_tests::events::{
-    api_get, bucket_stream_event, json_body, kinesis_event, otlp_post, websocket_event,
+    api_get, bucket_stream_event, json_body, kinesis_event, live_stream_event, otlp_post,
+    otlp_post_to, websocket_event,
 };
-use flowscope_integration_tests::otlp::gauge_request;
+use flowscope_integration_tests::otlp::{gauge_request, two_service_trace_request};
 use flowscope_integration_tests::pusher::RecordingPusher;
 use flowscope_integration_tests::shard::read_shard;
 use flowscope_integration_tests::{
@@ -433,6 +436,8 @@ async fn a_written_bucket_is_pushed_to_the_websocket_clients_subscribed_to_its_s
         handle_message(
             &connections,
             &pusher,
+            pipeline.store.as_ref(),
+            &SnapshotConfig::default(),
             &websocket_event("subscribe", connection, None, Some(&subscribe)),
         )
         .await
@@ -441,7 +446,7 @@ async fn a_written_bucket_is_pushed_to_the_websocket_clients_subscribed_to_its_s
     assert_eq!(
         pusher.messages_to("watcher")[0]["type"],
         "snapshot",
-        "a subscribe is answered (with an empty snapshot on AWS)"
+        "a subscribe is answered with a snapshot (empty: no data yet)"
     );
 
     assert_eq!(pipeline.send(&service, &[5.0, 7.0]).await, 200);
@@ -608,5 +613,274 @@ async fn series_beyond_the_limit_are_refused_in_the_partial_success_and_the_rest
         .clone();
     assert_eq!(refusal["metric"], METRIC);
     assert_eq!(refusal["refused_points"], 4, "{refusal}");
+    pipeline.finish().await;
+}
+
+/// Connects `connection` and subscribes it to `services` (with `last_seq` when given), as the
+/// ws-connect and ws-message functions do.
+async fn connect_and_subscribe(
+    pipeline: &Pipeline,
+    connections: &DynamoConnections,
+    pusher: &RecordingPusher,
+    connection: &str,
+    services: &[&str],
+    last_seq: Option<u64>,
+) {
+    let connected = handle_connect(
+        connections,
+        &pipeline.keys,
+        &websocket_event("$connect", connection, Some(API_KEY), None),
+    )
+    .await
+    .expect("connect handled");
+    assert_eq!(connected.status_code, 200);
+    let subscribe = serde_json::json!({
+        "type": "subscribe",
+        "services": services,
+        "last_seq": last_seq,
+    })
+    .to_string();
+    handle_message(
+        connections,
+        pusher,
+        pipeline.store.as_ref(),
+        &SnapshotConfig::default(),
+        &websocket_event("subscribe", connection, None, Some(&subscribe)),
+    )
+    .await
+    .expect("subscribe handled");
+}
+
+/// Every item of the live table (what its stream would deliver as INSERT records).
+async fn live_items(
+    pipeline: &Pipeline,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    aws_sdk_dynamodb::Client::new(&pipeline.config)
+        .scan()
+        .table_name(&pipeline.tables.live)
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("Scan of the live table")
+        .items()
+        .to_vec()
+}
+
+/// Issue 12 item 3: a kept trace reaches the browser on AWS as local mode sends it — an SDK-shaped
+/// two-service trace through the ingest handler, Kinesis, the aggregator handler (which writes
+/// the kept trace's event to the live table), DynamoDB and the fan-out handler fed that table's
+/// stream records, to a subscribed WebSocket connection as a `trace` frame.
+#[tokio::test]
+async fn a_kept_trace_reaches_a_subscribed_websocket_client_as_a_trace_frame() {
+    let Some(pipeline) =
+        Pipeline::start("a_kept_trace_reaches_a_subscribed_websocket_client_as_a_trace_frame")
+            .await
+    else {
+        return;
+    };
+    let frontend = unique("frontend");
+    let checkout = unique("checkout");
+    let connections = DynamoConnections::new(&pipeline.config, &pipeline.tables.connections);
+    let pusher = RecordingPusher::default();
+    connect_and_subscribe(
+        &pipeline,
+        &connections,
+        &pusher,
+        "watcher",
+        &[&checkout],
+        None,
+    )
+    .await;
+    let elsewhere = unique("billing");
+    connect_and_subscribe(
+        &pipeline,
+        &connections,
+        &pusher,
+        "bystander",
+        &[&elsewhere],
+        None,
+    )
+    .await;
+
+    let trace_id: [u8; 16] = rand::random();
+    let end_ns = u64::try_from(now_unix_s()).unwrap() * 1_000_000_000;
+    let body = two_service_trace_request(&frontend, &checkout, trace_id, end_ns);
+    let response = handle_ingest(
+        &pipeline.ingest,
+        &pipeline.keys,
+        otlp_post_to("/v1/traces", &body, Some(API_KEY)),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let records = pipeline.records(1).await;
+
+    let processor = ShardProcessor::new(
+        pipeline.store.clone(),
+        Arc::new(DynamoTraceStore::new(
+            &pipeline.config,
+            pipeline.tables.traces.clone(),
+        )),
+        Retention::default(),
+    );
+    let live = DynamoLiveEvents::new(&pipeline.config, pipeline.tables.live.clone());
+    let handled =
+        handle_kinesis_event_with_live(&processor, None, Some(&live), kinesis_event(&records))
+            .await
+            .expect("the aggregator handles the spans");
+    assert!(handled.batch_item_failures.is_empty());
+    let items = live_items(&pipeline).await;
+    assert_eq!(items.len(), 1, "one live item for the batch's trace events");
+
+    // The same batch delivered again (a retry) applies nothing and posts no second trace.
+    handle_kinesis_event_with_live(&processor, None, Some(&live), kinesis_event(&records))
+        .await
+        .expect("the redelivery is handled");
+    assert_eq!(
+        live_items(&pipeline).await.len(),
+        1,
+        "no duplicate live item"
+    );
+
+    let report = handle_bucket_stream(
+        pipeline.store.as_ref(),
+        &connections,
+        &pusher,
+        &live_stream_event(&items),
+    )
+    .await
+    .expect("fan-out handled");
+    assert_eq!(report.connections_reached, 1, "{report:?}");
+
+    let messages = pusher.messages_to("watcher");
+    let frame = messages.last().expect("the watcher got a message");
+    assert_eq!(frame["type"], "trace", "{frame}");
+    assert!(frame["seq"].as_u64().is_some(), "{frame}");
+    let traces = frame["traces"].as_array().expect("traces");
+    assert_eq!(traces.len(), 1, "{frame}");
+    let trace = &traces[0];
+    let hex_id: String = trace_id.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(trace["trace_id"], hex_id.as_str());
+    assert_eq!(trace["root_service"], frontend.as_str());
+    assert_eq!(trace["root_name"], "GET /checkout");
+    assert_eq!(trace["reason"], "quota", "the first trace of the minute");
+    let hop = &trace["hops"][0];
+    assert_eq!(
+        (
+            hop["from"].as_str(),
+            hop["to"].as_str(),
+            hop["kind"].as_str()
+        ),
+        (
+            Some(frontend.as_str()),
+            Some(checkout.as_str()),
+            Some("call")
+        ),
+        "{trace}"
+    );
+    // The same JSON local mode sends: it reads back as the core's `trace` message.
+    let parsed: flowscope_core::live::ServerMessage =
+        serde_json::from_value(frame.clone()).expect("a ServerMessage");
+    assert!(matches!(
+        parsed,
+        flowscope_core::live::ServerMessage::Trace { .. }
+    ));
+    assert_eq!(
+        pusher.messages_to("bystander").len(),
+        1,
+        "only its own snapshot: the trace does not touch its service"
+    );
+    pipeline.finish().await;
+}
+
+/// Issue 12 item 3: a subscribe on AWS after data was aggregated is answered with a real snapshot
+/// of the subscribed service's newest 1-minute buckets read from DynamoDB; a resubscribe with
+/// `last_seq` gets what was written since then; one with a `last_seq` the store cannot answer for
+/// gets the snapshot.
+#[tokio::test]
+async fn a_subscribe_after_data_was_aggregated_gets_a_snapshot_and_a_resume_what_changed() {
+    let Some(pipeline) = Pipeline::start(
+        "a_subscribe_after_data_was_aggregated_gets_a_snapshot_and_a_resume_what_changed",
+    )
+    .await
+    else {
+        return;
+    };
+    let service = unique("search");
+    let other = unique("billing");
+    assert_eq!(pipeline.send(&service, &[5.0, 7.0]).await, 200);
+    assert_eq!(pipeline.send(&other, &[1.0]).await, 200);
+    let records = pipeline.records(2).await;
+    handle_kinesis_event(
+        &pipeline.aggregator(pipeline.store.clone()),
+        None,
+        kinesis_event(&records),
+    )
+    .await
+    .expect("aggregated");
+
+    let connections = DynamoConnections::new(&pipeline.config, &pipeline.tables.connections);
+    let pusher = RecordingPusher::default();
+    connect_and_subscribe(&pipeline, &connections, &pusher, "late", &[&service], None).await;
+    let messages = pusher.messages_to("late");
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let snapshot = &messages[0];
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    assert_eq!(
+        (snapshot["part"].as_u64(), snapshot["parts"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let updates = snapshot["updates"].as_array().expect("updates");
+    assert!(!updates.is_empty(), "a non-empty snapshot: {snapshot}");
+    for update in updates {
+        assert_eq!(
+            update["service"],
+            service.as_str(),
+            "only the subscribed service"
+        );
+        assert_eq!(update["metric"], METRIC);
+        assert_eq!(update["resolution"], "1m");
+    }
+    let counted: u64 = updates.iter().map(|u| u["count"].as_u64().unwrap()).sum();
+    let summed: f64 = updates.iter().map(|u| u["sum"].as_f64().unwrap()).sum();
+    assert_eq!((counted, summed), (2, 12.0), "{snapshot}");
+    let seq = snapshot["seq"].as_u64().expect("seq");
+
+    // More data, then the client comes back with the seq it last saw: a catch-up of what changed.
+    assert_eq!(pipeline.send(&service, &[1.0]).await, 200);
+    let all = pipeline.records(3).await;
+    handle_kinesis_event(
+        &pipeline.aggregator(pipeline.store.clone()),
+        None,
+        kinesis_event(&all[records.len()..]),
+    )
+    .await
+    .expect("aggregated");
+    connect_and_subscribe(
+        &pipeline,
+        &connections,
+        &pusher,
+        "back",
+        &[&service],
+        Some(seq),
+    )
+    .await;
+    let catch_up = pusher.messages_to("back").pop().expect("a reply");
+    assert_eq!(catch_up["type"], "metrics_update", "{catch_up}");
+    let updates = catch_up["updates"].as_array().expect("updates");
+    let counted: u64 = updates.iter().map(|u| u["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, 3, "the changed bucket's new totals: {catch_up}");
+
+    // A sequence number that is no time of this deployment (local mode's counter, say): snapshot.
+    connect_and_subscribe(
+        &pipeline,
+        &connections,
+        &pusher,
+        "stranger",
+        &[&service],
+        Some(42),
+    )
+    .await;
+    let reply = pusher.messages_to("stranger").pop().expect("a reply");
+    assert_eq!(reply["type"], "snapshot", "{reply}");
     pipeline.finish().await;
 }

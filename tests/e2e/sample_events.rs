@@ -28,6 +28,7 @@ use flowscope_core::auth::ApiKeys;
 use flowscope_core::aws::lambda::alerts::evaluate_and_notify;
 use flowscope_core::aws::lambda::http::{handle_ingest, handle_query};
 use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
+use flowscope_core::aws::lambda::snapshot::SnapshotConfig;
 use flowscope_core::aws::lambda::streams::handle_bucket_stream;
 use flowscope_core::aws::lambda::websocket::{handle_connect, handle_disconnect, handle_message};
 use flowscope_core::aws::{
@@ -159,11 +160,22 @@ async fn every_sample_event_is_handled_by_its_functions_handler() {
         .expect("$connect handled");
     assert_eq!(connected.status_code, 200, "{:?}", connected.body);
     let message: ApiGatewayWebsocketProxyRequest = parse("ws-message.json");
-    let replied = handle_message(&connections, &pusher, &message)
-        .await
-        .expect("subscribe handled");
+    let replied = handle_message(
+        &connections,
+        &pusher,
+        store.as_ref(),
+        &SnapshotConfig::default(),
+        &message,
+    )
+    .await
+    .expect("subscribe handled");
     assert_eq!(replied.status_code, 200, "{:?}", replied.body);
-    assert_eq!(pusher.messages_to(&connection)[0]["type"], "snapshot");
+    let snapshot = &pusher.messages_to(&connection)[0];
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(
+        snapshot["updates"][0]["service"], SERVICE,
+        "the data just aggregated is in the snapshot: {snapshot}"
+    );
 
     // fanout.json → the fan-out function: the bucket change reaches the subscribed connection.
     if write {

@@ -59,12 +59,17 @@ pub fn http_request(
 
 /// `POST /v1/metrics` with a protobuf body, authenticated with `key` when given.
 pub fn otlp_post(body: &[u8], key: Option<&str>) -> Request {
+    otlp_post_to("/v1/metrics", body, key)
+}
+
+/// `POST path` (`/v1/traces`, say) with a protobuf body, authenticated with `key` when given.
+pub fn otlp_post_to(path: &str, body: &[u8], key: Option<&str>) -> Request {
     let authorization = key.map(|k| format!("Bearer {k}"));
     let mut headers = vec![("content-type", "application/x-protobuf")];
     if let Some(value) = authorization.as_deref() {
         headers.push(("authorization", value));
     }
-    http_request("POST", "/v1/metrics", "", &headers, body)
+    http_request("POST", path, "", &headers, body)
 }
 
 /// `GET path?query` with `x-api-key: key`.
@@ -138,6 +143,21 @@ fn item_json(item: &HashMap<String, AttributeValue>) -> Value {
 
 /// A DynamoDB Streams event (view type NEW_IMAGE) with one MODIFY record per item.
 pub fn bucket_stream_event(items: &[HashMap<String, AttributeValue>]) -> DynamoDbEvent {
+    stream_event("MODIFY", "buckets", items)
+}
+
+/// A DynamoDB Streams event of the live table (view type NEW_IMAGE): one INSERT record per item,
+/// as the aggregator's conditional puts of new items produce.
+pub fn live_stream_event(items: &[HashMap<String, AttributeValue>]) -> DynamoDbEvent {
+    stream_event("INSERT", "live", items)
+}
+
+/// A DynamoDB Streams event of `table` with one `event_name` record per item.
+pub fn stream_event(
+    event_name: &str,
+    table: &str,
+    items: &[HashMap<String, AttributeValue>],
+) -> DynamoDbEvent {
     let records: Vec<Value> = items
         .iter()
         .enumerate()
@@ -149,7 +169,7 @@ pub fn bucket_stream_event(items: &[HashMap<String, AttributeValue>]) -> DynamoD
                 .collect();
             json!({
                 "eventID": format!("e2e-{i}"),
-                "eventName": "MODIFY",
+                "eventName": event_name,
                 "eventVersion": "1.1",
                 "eventSource": "aws:dynamodb",
                 "awsRegion": "us-east-1",
@@ -161,7 +181,7 @@ pub fn bucket_stream_event(items: &[HashMap<String, AttributeValue>]) -> DynamoD
                     "SizeBytes": 512,
                     "StreamViewType": "NEW_IMAGE"
                 },
-                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/buckets/stream/2025-11-24T00:00:00.000"
+                "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2025-11-24T00:00:00.000")
             })
         })
         .collect();

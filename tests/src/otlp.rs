@@ -82,3 +82,60 @@ fn export_request(
     }
     .encode_to_vec()
 }
+
+/// One trace as two instrumented services' OpenTelemetry SDKs export it (one request, a resource
+/// per service): `frontend`'s server span `GET /checkout` (the root) with a client span calling
+/// `checkout`, whose server span is the client span's child. All spans end `end_unix_ns`.
+pub fn two_service_trace_request(
+    frontend: &str,
+    checkout: &str,
+    trace_id: [u8; 16],
+    end_unix_ns: u64,
+) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, ResourceSpans, ScopeSpans, Span};
+    let span = |id: u8, parent: Option<u8>, name: &str, kind: SpanKind, ms: u64, offset_ms: u64| {
+        let start = end_unix_ns - (ms + offset_ms) * 1_000_000;
+        Span {
+            trace_id: trace_id.to_vec(),
+            span_id: vec![id; 8],
+            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+            name: name.to_string(),
+            kind: kind as i32,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + ms * 1_000_000,
+            ..Default::default()
+        }
+    };
+    let resource = |service: &str, spans: Vec<Span>| ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![string_attribute("service.name", service)],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            scope: Some(InstrumentationScope {
+                name: "flowscope-e2e".to_string(),
+                ..Default::default()
+            }),
+            spans,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![
+            resource(
+                frontend,
+                vec![
+                    span(1, None, "GET /checkout", SpanKind::Server, 40, 0),
+                    span(2, Some(1), "POST /pay", SpanKind::Client, 30, 5),
+                ],
+            ),
+            resource(
+                checkout,
+                vec![span(3, Some(2), "POST /pay", SpanKind::Server, 25, 7)],
+            ),
+        ],
+    }
+    .encode_to_vec()
+}

@@ -3,7 +3,10 @@
 //!
 //! Metric points become buckets; spans become RED metrics, service-graph edges and sampled traces.
 //!
-//! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE`, `TRACES_TABLE`, `POISON_QUEUE_URL` (optional).
+//! Kept traces' `trace` events go to the live table, whose stream feeds the fan-out function.
+//!
+//! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE`, `TRACES_TABLE`, `LIVE_TABLE` (optional: without
+//! it no `trace` events), `POISON_QUEUE_URL` (optional).
 
 // Input never panics the process: non-test code returns errors instead (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -11,9 +14,9 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
+use flowscope_core::aws::lambda::kinesis::handle_kinesis_event_with_live;
 use flowscope_core::aws::lambda::poison::PoisonQueue;
-use flowscope_core::aws::{config, DynamoStore, DynamoTraceStore, TableNames};
+use flowscope_core::aws::{config, DynamoLiveEvents, DynamoStore, DynamoTraceStore, TableNames};
 use flowscope_core::model::Retention;
 use flowscope_core::pipeline::ShardProcessor;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -24,16 +27,19 @@ async fn main() -> Result<(), Error> {
     let config = config::load().await;
     let tables = TableNames::from_env();
     let store = Arc::new(DynamoStore::new(&config, tables.clone()));
-    let traces = Arc::new(DynamoTraceStore::new(&config, tables.traces));
+    let traces = Arc::new(DynamoTraceStore::new(&config, tables.traces.clone()));
+    let live = Some(tables.live.clone())
+        .filter(|table| !table.is_empty())
+        .map(|table| DynamoLiveEvents::new(&config, table));
     let aggregator = ShardProcessor::new(store, traces, Retention::default());
     let poison = std::env::var("POISON_QUEUE_URL")
         .ok()
         .filter(|url| !url.is_empty())
         .map(|url| PoisonQueue::new(&config, url));
-    let (aggregator, poison) = (&aggregator, poison.as_ref());
+    let (aggregator, poison, live) = (&aggregator, poison.as_ref(), live.as_ref());
     run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move {
-            handle_kinesis_event(aggregator, poison, event.payload)
+            handle_kinesis_event_with_live(aggregator, poison, live, event.payload)
                 .await
                 .map_err(Error::from)
         },

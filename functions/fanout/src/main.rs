@@ -1,5 +1,6 @@
-//! DynamoDB Streams of the buckets table in: push each changed 1-minute bucket to the connections
-//! subscribed to its service, one message per connection per invocation; forget connections gone (410).
+//! DynamoDB Streams of the buckets table and of the live table in: push each changed 1-minute bucket
+//! (`metrics_update`) and each kept trace's hops (`trace`) to the connections subscribed to their
+//! services, one message of each kind per connection per invocation; forget connections gone (410).
 //!
 //! Env: `SERIES_TABLE`, `CONNECTIONS_TABLE`, `WS_MANAGEMENT_ENDPOINT`.
 

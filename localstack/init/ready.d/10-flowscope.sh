@@ -1,7 +1,7 @@
 #!/bin/bash
 # Creates Flowscope's resources in LocalStack once it is ready, with the names README.md exports:
-# the Kinesis stream, the four DynamoDB tables (key design and TTL per infra/dynamodb.md, streams on
-# buckets), the failure/poison SQS queue, the API key hashes parameter and the dashboard bucket.
+# the Kinesis stream, the DynamoDB tables (key design and TTL per infra/dynamodb.md, streams on
+# buckets and live), the failure/poison SQS queue, the API key hashes parameter and the dashboard bucket.
 # Idempotent: re-running it on a live container changes nothing that exists.
 set -euo pipefail
 
@@ -50,6 +50,12 @@ create_table "$PREFIX-state" \
 create_table "$PREFIX-connections" \
   --attribute-definitions AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S \
   --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE
+
+# Kept traces' live `trace` events: written by the aggregator, read by the fan-out from the stream.
+create_table "$PREFIX-live" \
+  --attribute-definitions AttributeName=pk,AttributeType=S \
+  --key-schema AttributeName=pk,KeyType=HASH \
+  --stream-specification StreamEnabled=true,StreamViewType=NEW_IMAGE
 
 awslocal sqs create-queue --queue-name "$PREFIX-failures" >/dev/null
 echo "flowscope: queue $PREFIX-failures"

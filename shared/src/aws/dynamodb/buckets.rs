@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::item::{self, get_n, get_opt_b, get_opt_n, get_s, get_string_map, Item, ItemError};
-use super::{query_all, store_error, DynamoStore};
+use super::{query_all, query_up_to, store_error, DynamoStore};
 use crate::aggregate::stats::BucketStats;
 use crate::model::{Resolution, SeriesId};
 use crate::ports::{ApplyOutcome, BucketDelta, BucketKey, SequenceNumber, StoreError};
@@ -38,6 +38,15 @@ pub struct BucketImage {
     pub key: BucketKey,
     pub stats: BucketStats,
     pub expires_at_unix_s: i64,
+    /// When it was last written (unix ms); `None` for items written before the attribute existed.
+    pub updated_unix_ms: Option<i64>,
+}
+
+/// Unix milliseconds now.
+fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Decodes a bucket item, e.g. the `NewImage` of a DynamoDB Streams record of the buckets table.
@@ -57,6 +66,7 @@ fn decode_image(item: &Item) -> Result<BucketImage, ItemError> {
         },
         stats: decode_stats(item)?,
         expires_at_unix_s: get_opt_n(item, "expires_at")?.unwrap_or(i64::MAX),
+        updated_unix_ms: get_opt_n(item, "updated_ms")?,
     })
 }
 
@@ -132,6 +142,7 @@ fn encode_item(
     watermarks: &HashMap<String, String>,
     version: u64,
     expires_at_unix_s: i64,
+    updated_unix_ms: i64,
 ) -> Result<Item, ItemError> {
     let mut item = Item::new();
     item.insert("pk".into(), item::s(pk));
@@ -156,6 +167,9 @@ fn encode_item(
     );
     item.insert("version".into(), item::n(version));
     item.insert("expires_at".into(), item::n(expires_at_unix_s));
+    // When the bucket last changed: a resubscribing WebSocket client is sent what changed since
+    // its `last_seq` (see `aws::lambda::snapshot`).
+    item.insert("updated_ms".into(), item::n(updated_unix_ms));
     Ok(item)
 }
 
@@ -203,6 +217,7 @@ impl DynamoStore {
                 &watermarks,
                 version.map_or(1, |v| v + 1),
                 expires_at.max(delta.expires_at_unix_s),
+                now_unix_ms(),
             )
             .map_err(|e| corrupt(&Item::from([("pk".to_string(), item::s(&pk))]), e))?;
             match self
@@ -317,6 +332,36 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// The newest `limit` buckets of a series at `resolution` starting at or after `since_unix_s`,
+    /// newest first: one Query reading only those items (`ScanIndexForward=false`, `Limit`), so a
+    /// WebSocket snapshot costs about one read unit per series, not the series' whole hour.
+    pub async fn latest_buckets(
+        &self,
+        series: SeriesId,
+        resolution: Resolution,
+        since_unix_s: i64,
+        limit: usize,
+    ) -> Result<Vec<BucketImage>, StoreError> {
+        let table = self.buckets_table()?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let request = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#pk = :pk AND #start >= :since")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#start", "start")
+            .expression_attribute_values(":pk", item::s(bucket_pk(series, resolution)))
+            .expression_attribute_values(":since", item::n(since_unix_s))
+            .scan_index_forward(false);
+        let items = query_up_to(request, limit, "Query (latest buckets)").await?;
+        items.iter().map(decode_bucket_image).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,8 +380,9 @@ mod tests {
             "shardId-000000000000".to_string(),
             SequenceNumber::from_u128(42).padded(),
         );
-        let item = encode_item(&pk, 300, &stats, &wm, 3, 9_999).unwrap();
+        let item = encode_item(&pk, 300, &stats, &wm, 3, 9_999, 1_700_000_000_123).unwrap();
         let image = decode_bucket_image(&item).unwrap();
+        assert_eq!(image.updated_unix_ms, Some(1_700_000_000_123));
         assert_eq!(image.key.series, series);
         assert_eq!(image.key.resolution, Resolution::FiveMinutes);
         assert_eq!(image.key.start_unix_s, 300);
@@ -363,6 +409,7 @@ mod tests {
             &BucketStats::new(),
             &HashMap::new(),
             1,
+            0,
             0,
         )
         .unwrap();

@@ -8,6 +8,7 @@ mod alerts;
 mod buckets;
 mod connections;
 mod item;
+mod live;
 mod series;
 mod state;
 mod tables;
@@ -35,11 +36,15 @@ pub use admission::DynamoSeriesAdmission;
 pub use alerts::DynamoAlertStore;
 pub use buckets::{decode_bucket_image, BucketImage};
 pub use connections::DynamoConnections;
+pub use live::{
+    decode_trace_item, is_trace_item, DynamoLiveEvents, MAX_TRACE_EVENTS_PER_BATCH,
+    MAX_TRACE_ITEM_BYTES, TRACE_ITEM_PREFIX,
+};
 pub use tables::{create_tables_if_missing, delete_tables_if_present};
 pub use traces::DynamoTraceStore;
 
 /// The tables' names, from `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE`, `CONNECTIONS_TABLE`,
-/// `TRACES_TABLE` and `ALERTS_TABLE`.
+/// `TRACES_TABLE`, `ALERTS_TABLE` and `LIVE_TABLE`.
 ///
 /// A function is given only the tables it uses, so a missing name is not an error until an operation
 /// needs that table.
@@ -51,6 +56,8 @@ pub struct TableNames {
     pub connections: String,
     pub traces: String,
     pub alerts: String,
+    /// Short-lived live events (kept traces' `trace` events) whose stream feeds the fan-out.
+    pub live: String,
 }
 
 impl TableNames {
@@ -63,6 +70,7 @@ impl TableNames {
             connections: var("CONNECTIONS_TABLE"),
             traces: var("TRACES_TABLE"),
             alerts: var("ALERTS_TABLE"),
+            live: var("LIVE_TABLE"),
         }
     }
 
@@ -75,6 +83,7 @@ impl TableNames {
             connections: format!("{prefix}-connections"),
             traces: format!("{prefix}-traces"),
             alerts: format!("{prefix}-alerts"),
+            live: format!("{prefix}-live"),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Creating the six tables of `infra/dynamodb.md` (for tests and `--aws` mode against emulators; on
+//! Creating the seven tables of `infra/dynamodb.md` (for tests and `--aws` mode against emulators; on
 //! AWS, template.yaml creates them).
 
 use std::time::Duration;
@@ -34,6 +34,7 @@ pub async fn create_tables_if_missing(
         (&tables.connections, connections_table(&client)?),
         (&tables.traces, pk_sk_table(&client)?),
         (&tables.alerts, pk_sk_table(&client)?),
+        (&tables.live, live_table(&client)?),
     ];
     for (name, definition) in definitions {
         if name.is_empty() {
@@ -57,6 +58,7 @@ pub async fn delete_tables_if_present(
         &tables.connections,
         &tables.traces,
         &tables.alerts,
+        &tables.live,
     ] {
         if name.is_empty() {
             continue;
@@ -152,6 +154,20 @@ fn buckets_table(client: &Client) -> Result<CreateTableFluentBuilder, StoreError
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("start", KeyType::Range)?)
         // The fan-out reads each written bucket's new totals from the table's stream.
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .map_err(invalid)?,
+        ))
+}
+
+/// Live events: `pk` only, read by nobody but the fan-out, through the stream.
+fn live_table(client: &Client) -> Result<CreateTableFluentBuilder, StoreError> {
+    Ok(on_demand(client)
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S)?)
+        .key_schema(key("pk", KeyType::Hash)?)
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::poison::PoisonQueue;
 use super::LambdaError;
+use crate::aws::DynamoLiveEvents;
 use crate::pipeline::{ProcessShard, ShardOutcome};
 use crate::ports::{SequenceNumber, ShardBatch, StreamRecord};
 
@@ -76,6 +77,65 @@ pub async fn handle_kinesis_event<P: ProcessShard + ?Sized>(
     process_kinesis_event(aggregator, poison_queue, event)
         .await
         .map(|(response, _)| response)
+}
+
+/// [`handle_kinesis_event`], and the kept traces' `trace` events of each shard batch written to the
+/// live table (whose stream feeds the fan-out function, as the buckets' stream does). A failed
+/// live write is logged, not retried: the batch is applied, and a trace event is a live animation,
+/// not data (the trace stays readable from the query API).
+pub async fn handle_kinesis_event_with_live<P: ProcessShard + ?Sized>(
+    aggregator: &P,
+    poison_queue: Option<&PoisonQueue>,
+    live: Option<&DynamoLiveEvents>,
+    event: KinesisEvent,
+) -> Result<KinesisEventResponse, LambdaError> {
+    let ranges = shard_ranges(&event)?;
+    let (response, outcomes) = process_kinesis_event(aggregator, poison_queue, event).await?;
+    if let Some(live) = live {
+        for ((shard_id, first, last), outcome) in ranges.iter().zip(&outcomes) {
+            let events = outcome.trace_events();
+            if events.is_empty() {
+                continue;
+            }
+            match live
+                .put_trace_events(shard_id, first, last, events, super::now_unix_s())
+                .await
+            {
+                Ok(items) => tracing::info!(%shard_id, trace_events = events.len(), items,
+                    "trace events written for the fan-out"),
+                Err(error) => tracing::warn!(%shard_id, %error, trace_events = events.len(),
+                    "trace events not written: live clients miss them"),
+            }
+        }
+    }
+    Ok(response)
+}
+
+/// Each shard's first and last sequence number in the event, in [`shard_batches`]' order.
+fn shard_ranges(
+    event: &KinesisEvent,
+) -> Result<Vec<(String, SequenceNumber, SequenceNumber)>, LambdaError> {
+    let mut ranges: BTreeMap<String, (SequenceNumber, SequenceNumber)> = BTreeMap::new();
+    for record in &event.records {
+        let shard_id = shard_of(record.event_id.as_deref())?;
+        let seq = SequenceNumber::parse(&record.kinesis.sequence_number)
+            .map_err(|e| LambdaError::Event(e.to_string()))?;
+        ranges
+            .entry(shard_id.to_string())
+            .and_modify(|(first, last)| {
+                if seq < *first {
+                    *first = seq.clone();
+                }
+                if seq > *last {
+                    *last = seq.clone();
+                }
+            })
+            .or_insert_with(|| (seq.clone(), seq));
+    }
+    Ok(ranges
+        .into_iter()
+        .map(|(shard, (first, last))| (shard, first, last))
+        .collect())
 }
 
 /// [`handle_kinesis_event`], also returning each shard batch's outcome (the local event-source

@@ -5,7 +5,8 @@
 //! - [`kinesis`]: Kinesis events → [`crate::ports::ShardBatch`], batch outcomes → `batchItemFailures`.
 //! - [`poison`]: undecodable records → the failure queue (SQS).
 //! - [`websocket`]: API Gateway WebSocket `$connect` / `$disconnect` / message events.
-//! - [`streams`]: DynamoDB Streams records of the buckets table → live updates.
+//! - [`streams`]: DynamoDB Streams records of the buckets and live tables → live updates and traces.
+//! - [`snapshot`]: a subscribe's snapshot or catch-up, read from DynamoDB.
 //! - [`keys`]: the accepted API key hashes, loaded once per cold start.
 //! - [`alerts`]: the scheduled rule evaluation, notifications and live `alert` events.
 
@@ -14,6 +15,7 @@ pub mod http;
 pub mod keys;
 pub mod kinesis;
 pub mod poison;
+pub mod snapshot;
 pub mod streams;
 pub mod websocket;
 

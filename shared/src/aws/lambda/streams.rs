@@ -1,4 +1,5 @@
-//! DynamoDB Streams records of the buckets table → live updates → fan-out to subscribed connections.
+//! DynamoDB Streams records of the buckets table and the live table → live updates and `trace`
+//! events → fan-out to subscribed connections.
 //!
 //! Each written bucket's `NewImage` carries its full totals, so the fan-out needs no read of the bucket;
 //! it only looks up each series once per invocation to label the update.
@@ -12,10 +13,11 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::LambdaError;
-use crate::aws::dynamodb::{decode_bucket_image, BucketImage};
-use crate::live::{Fanout, FanoutReport, LiveUpdate};
+use crate::aws::dynamodb::{decode_bucket_image, decode_trace_item, is_trace_item, BucketImage};
+use crate::live::{Fanout, FanoutReport, LiveBatch, LiveUpdate};
 use crate::model::{Resolution, SeriesId, SeriesMeta};
 use crate::ports::{BucketKey, ConnectionPusher, ConnectionStore, MetricStore, StoreError};
+use crate::traces::TraceEvent;
 
 /// One DynamoDB-JSON attribute (`{"S": "…"}`, `{"N": "…"}`, `{"B": "<base64>"}`, …).
 fn attribute_from_json(value: &Value) -> Result<AttributeValue, String> {
@@ -79,19 +81,45 @@ pub fn item_from_json(value: &Value) -> Result<HashMap<String, AttributeValue>, 
         .collect()
 }
 
-/// The bucket images of INSERT and MODIFY records, the newest per bucket. Records that cannot be
-/// decoded are logged and skipped: a stale or missing live update is not worth blocking the stream.
-pub fn bucket_images(event: &Event) -> Vec<BucketImage> {
+/// What a stream batch carries for live clients: bucket images (buckets table) and kept traces'
+/// events (live table).
+#[derive(Debug, Default)]
+pub struct StreamChanges {
+    /// The newest image per bucket.
+    pub buckets: Vec<BucketImage>,
+    pub traces: Vec<TraceEvent>,
+}
+
+/// The bucket images and trace events of INSERT and MODIFY records (REMOVE records, TTL deletions
+/// among them, are skipped). Records that cannot be decoded are logged and skipped: a stale or
+/// missing live update is not worth blocking the stream.
+pub fn stream_changes(event: &Event) -> StreamChanges {
     let mut newest: BTreeMap<BucketKey, BucketImage> = BTreeMap::new();
+    let mut traces = Vec::new();
     for record in &event.records {
         if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
             continue;
         }
-        let decoded = serde_json::to_value(&record.change.new_image)
+        let item = match serde_json::to_value(&record.change.new_image)
             .map_err(|e| e.to_string())
             .and_then(|json| item_from_json(&json))
-            .and_then(|item| decode_bucket_image(&item).map_err(|e| e.to_string()));
-        match decoded {
+        {
+            Ok(item) => item,
+            Err(reason) => {
+                tracing::warn!(event_id = %record.event_id, %reason, "stream image skipped");
+                continue;
+            }
+        };
+        if is_trace_item(&item) {
+            match decode_trace_item(&item) {
+                Ok(events) => traces.extend(events),
+                Err(reason) => {
+                    tracing::warn!(event_id = %record.event_id, %reason, "trace events skipped")
+                }
+            }
+            continue;
+        }
+        match decode_bucket_image(&item) {
             // Records of one key arrive in write order, so a later image replaces an earlier one.
             Ok(image) => {
                 newest.insert(image.key, image);
@@ -101,7 +129,15 @@ pub fn bucket_images(event: &Event) -> Vec<BucketImage> {
             }
         }
     }
-    newest.into_values().collect()
+    StreamChanges {
+        buckets: newest.into_values().collect(),
+        traces,
+    }
+}
+
+/// The bucket images of INSERT and MODIFY records, the newest per bucket.
+pub fn bucket_images(event: &Event) -> Vec<BucketImage> {
+    stream_changes(event).buckets
 }
 
 /// Live updates for the 1-minute buckets among `images` (coarser buckets are read from the query
@@ -133,7 +169,9 @@ pub async fn live_updates<S: MetricStore + ?Sized>(
     Ok(updates)
 }
 
-/// The fan-out function's handler. `seq` is the flush time in unix milliseconds: stateless functions
+/// The fan-out function's handler, for the streams of the buckets table (`metrics_update`) and of
+/// the live table (`trace`): each connection gets its messages as local mode's flush sends them
+/// ([`Fanout::deliver_batch`]). `seq` is the flush time in unix milliseconds: stateless functions
 /// share no counter, and a time keeps `seq` rising across invocations as clients expect.
 pub async fn handle_bucket_stream<S, C, P>(
     store: &S,
@@ -146,18 +184,25 @@ where
     C: ConnectionStore + ?Sized,
     P: ConnectionPusher + ?Sized,
 {
-    let updates = live_updates(store, &bucket_images(event)).await?;
-    if updates.is_empty() {
+    let changes = stream_changes(event);
+    let updates = live_updates(store, &changes.buckets).await?;
+    if updates.is_empty() && changes.traces.is_empty() {
         return Ok(FanoutReport::default());
     }
     let seq = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let batch = LiveBatch {
+        seq,
+        updates,
+        traces: changes.traces,
+    };
     let report = Fanout::new(connections, pusher)
-        .deliver(seq, &updates)
+        .deliver_batch(&batch)
         .await?;
     tracing::info!(
-        updates = updates.len(),
+        updates = batch.updates.len(),
+        traces = batch.traces.len(),
         messages_posted = report.messages_posted,
         connections_reached = report.connections_reached,
         gone_removed = report.gone_removed,

@@ -2,17 +2,20 @@
 //! logic in [`crate::live::session`]. Replies go back through `PostToConnection`, since a WebSocket
 //! route without a route response discards the function's return value.
 
+use std::sync::Mutex;
+
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use base64::Engine;
 use bytes::Bytes;
 use lambda_http::http::{header, HeaderValue};
 
+use super::snapshot::{subscribe_reply, LatestBuckets, SnapshotConfig};
 use super::{now_unix_s, LambdaError};
 use crate::auth::{ApiKeys, AuthError, CHALLENGE};
-use crate::live::session::{on_connect, on_disconnect, on_message, ConnectError, NoReplay};
-use crate::live::MAX_MESSAGE_BYTES;
-use crate::ports::{ConnectionPusher, ConnectionStore, PushError};
+use crate::live::session::{on_connect, on_disconnect, on_message, ConnectError, Replay};
+use crate::live::{ServerMessage, MAX_MESSAGE_BYTES};
+use crate::ports::{ConnectionPusher, ConnectionStore, PushError, Subscription};
 
 /// The connection the event is about.
 pub fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Result<&str, LambdaError> {
@@ -82,22 +85,63 @@ fn message_text(event: &ApiGatewayWebsocketProxyRequest) -> String {
     }
 }
 
+/// Holds a subscribe's request for the reply read from DynamoDB after [`on_message`] stored the
+/// subscription (the session's [`Replay`] answers synchronously; the store is read asynchronously).
+#[derive(Default)]
+struct DeferredReplay(Mutex<Option<(Option<u64>, Subscription)>>);
+
+impl Replay for DeferredReplay {
+    fn resume(&self, last_seq: Option<u64>, subscription: &Subscription) -> Option<ServerMessage> {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some((last_seq, subscription.clone()));
+        }
+        None
+    }
+}
+
 /// A client message (`subscribe`, `ping`, or anything else): updates the subscription and posts the
-/// reply (snapshot, pong or error) to the sender.
-pub async fn handle_message<C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized>(
+/// reply to the sender: a subscribe's snapshot or catch-up read from DynamoDB
+/// ([`super::snapshot::subscribe_reply`]), a pong, or an error.
+pub async fn handle_message<C, P, B>(
     connections: &C,
     pusher: &P,
+    store: &B,
+    snapshot: &SnapshotConfig,
     event: &ApiGatewayWebsocketProxyRequest,
-) -> Result<ApiGatewayProxyResponse, LambdaError> {
+) -> Result<ApiGatewayProxyResponse, LambdaError>
+where
+    C: ConnectionStore + ?Sized,
+    P: ConnectionPusher + ?Sized,
+    B: LatestBuckets + ?Sized,
+{
     let id = connection_id(event)?;
-    let reply = on_message(
+    let deferred = DeferredReplay::default();
+    let mut reply = on_message(
         connections,
-        &NoReplay,
+        &deferred,
         id,
         &message_text(event),
         now_unix_s(),
     )
     .await?;
+    let subscribed = deferred.0.lock().ok().and_then(|mut slot| slot.take());
+    if let Some((last_seq, subscription)) = subscribed {
+        reply = match subscribe_reply(store, snapshot, &subscription, last_seq, now_unix_ms()).await
+        {
+            Ok(reply) => reply,
+            Err(error) => {
+                // The subscription is stored and live updates will come: an empty snapshot lets
+                // the client load history from the query API meanwhile.
+                tracing::warn!(connection = id, %error, "snapshot not read; sending an empty one");
+                Some(ServerMessage::Snapshot {
+                    seq: u64::try_from(now_unix_ms()).unwrap_or(0),
+                    part: 1,
+                    parts: 1,
+                    updates: Vec::new(),
+                })
+            }
+        };
+    }
     if let Some(reply) = reply {
         // A large reply goes out as numbered parts, each under API Gateway's 128 KB, in order.
         for text in reply.into_parts(MAX_MESSAGE_BYTES).texts {
@@ -110,6 +154,13 @@ pub async fn handle_message<C: ConnectionStore + ?Sized, P: ConnectionPusher + ?
         }
     }
     Ok(response(200, "ok"))
+}
+
+/// Unix milliseconds now.
+fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
