@@ -54,13 +54,16 @@ impl Default for SnapshotConfig {
 impl SnapshotConfig {
     /// The defaults, with `SNAPSHOT_MAX_SERIES` when set.
     pub fn from_env() -> Result<SnapshotConfig, LambdaError> {
+        Self::with_max_series(std::env::var("SNAPSHOT_MAX_SERIES").ok().as_deref())
+    }
+
+    /// The defaults, with `max_series` from `SNAPSHOT_MAX_SERIES`'s text when it is set and not blank.
+    pub fn with_max_series(text: Option<&str>) -> Result<SnapshotConfig, LambdaError> {
         let mut config = SnapshotConfig::default();
-        if let Ok(text) = std::env::var("SNAPSHOT_MAX_SERIES") {
-            if !text.trim().is_empty() {
-                config.max_series = text.trim().parse().map_err(|e| {
-                    LambdaError::Config(format!("SNAPSHOT_MAX_SERIES={text:?}: {e}"))
-                })?;
-            }
+        if let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) {
+            config.max_series = text
+                .parse()
+                .map_err(|e| LambdaError::Config(format!("SNAPSHOT_MAX_SERIES={text:?}: {e}")))?;
         }
         Ok(config)
     }
@@ -358,6 +361,30 @@ mod tests {
             .iter()
             .map(|u| (u.series.metric.clone(), u.bucket.start))
             .collect()
+    }
+
+    #[test]
+    fn snapshot_max_series_defaults_to_1000_and_refuses_a_non_number() {
+        assert_eq!(
+            SnapshotConfig::with_max_series(None).unwrap().max_series,
+            1000
+        );
+        assert_eq!(
+            SnapshotConfig::with_max_series(Some(" "))
+                .unwrap()
+                .max_series,
+            1000
+        );
+        assert_eq!(
+            SnapshotConfig::with_max_series(Some("25"))
+                .unwrap()
+                .max_series,
+            25
+        );
+        assert!(matches!(
+            SnapshotConfig::with_max_series(Some("lots")),
+            Err(LambdaError::Config(_))
+        ));
     }
 
     #[tokio::test]
