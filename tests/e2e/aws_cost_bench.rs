@@ -10,14 +10,24 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use flowscope_core::aggregate::aggregator::Aggregator;
 use flowscope_core::aggregate::stats::BucketStats;
+use flowscope_core::aws::dynamodb::decode_trace_item;
 use flowscope_core::aws::lambda::http::handle_ingest;
-use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
-use flowscope_core::aws::{delete_tables_if_present, DynamoStore};
+use flowscope_core::aws::lambda::kinesis::{handle_kinesis_event, handle_kinesis_event_with_live};
+use flowscope_core::aws::lambda::streams::handle_bucket_stream;
+use flowscope_core::aws::{
+    delete_tables_if_present, DynamoConnections, DynamoLiveEvents, DynamoStore, DynamoTraceStore,
+};
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesMeta};
-use flowscope_core::ports::{ApplyOutcome, BucketDelta, MetricStore, StoreError, StreamSource};
-use flowscope_integration_tests::events::{kinesis_event, otlp_post};
-use flowscope_integration_tests::otlp::gauge_request_per_route;
+use flowscope_core::pipeline::ShardProcessor;
+use flowscope_core::ports::{
+    ApplyOutcome, BucketDelta, ConnectionStore, MetricStore, StoreError, StreamSource, Subscription,
+};
+use flowscope_integration_tests::events::{
+    kinesis_event, live_stream_event, otlp_post, otlp_post_to,
+};
+use flowscope_integration_tests::otlp::{chain_traces_request, gauge_request_per_route};
+use flowscope_integration_tests::pusher::RecordingPusher;
 use flowscope_integration_tests::shard::read_shard;
 use flowscope_integration_tests::{
     api_keys, emulators, now_unix_s, stream_and_tables, unique, API_KEY,
@@ -167,6 +177,147 @@ async fn aws_calls_and_bytes_per_million_points() {
         points as f64 / aggregate_time.as_secs_f64()
     );
 
+    stream.delete_if_present().await.expect("delete stream");
+    delete_tables_if_present(&config, &tables)
+        .await
+        .expect("delete tables");
+}
+
+const TRACE_SERVICES: usize = 5;
+const TRACES_PER_REQUEST: usize = 50;
+const TRACE_REQUESTS: usize = 40;
+
+/// Benchmark, prints numbers: what the live `trace` events cost on AWS per million spans — live-table
+/// items and their write units, and `trace` messages posted per subscribed client — for traces of
+/// five services (9 spans each) under the default sampling, each aggregator invocation's items fed to
+/// the fan-out handler as its stream would (one invocation per item: the worst case of the 1 s window).
+#[tokio::test]
+#[ignore = "benchmark: prints numbers; needs the emulators"]
+async fn live_trace_events_per_million_spans() {
+    let Some(config) = emulators("live_trace_events_per_million_spans").await else {
+        return;
+    };
+    let prefix = unique("flowscope-bench");
+    let (stream, tables) = stream_and_tables(&config, &prefix).await;
+    let keys = api_keys();
+    let ingest = Ingest::new(stream.clone(), IngestLimits::default());
+    let services: Vec<String> = (0..TRACE_SERVICES)
+        .map(|i| format!("{prefix}-svc{i}"))
+        .collect();
+    let end_ns = u64::try_from(now_unix_s()).unwrap_or(0) * 1_000_000_000;
+    let first_id: u128 = rand::random::<u64>() as u128;
+    for request in 0..TRACE_REQUESTS {
+        let body = chain_traces_request(
+            &services,
+            first_id + (request * TRACES_PER_REQUEST) as u128,
+            TRACES_PER_REQUEST,
+            end_ns,
+        );
+        let response = handle_ingest(
+            &ingest,
+            &keys,
+            otlp_post_to("/v1/traces", &body, Some(API_KEY)),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+    }
+    let sent = ingest.stats();
+    let spans = (TRACE_REQUESTS * TRACES_PER_REQUEST * (2 * TRACE_SERVICES - 1)) as u64;
+    let shard = stream.shard_ids().await.expect("shards").remove(0);
+    let records = read_shard(stream.as_ref(), &shard, sent.stream_records as usize).await;
+
+    let store = Arc::new(DynamoStore::new(&config, tables.clone()));
+    let processor = ShardProcessor::new(
+        store.clone(),
+        Arc::new(DynamoTraceStore::new(&config, tables.traces.clone())),
+        Retention::default(),
+    );
+    let live = DynamoLiveEvents::new(&config, tables.live.clone());
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let connections = DynamoConnections::new(&config, &tables.connections);
+    connections
+        .put_connection("dashboard", "bench", now_unix_s() + 3600)
+        .await
+        .expect("connection");
+    connections
+        .set_subscription("dashboard", &Subscription::default(), now_unix_s() + 3600)
+        .await
+        .expect("subscription");
+    let pusher = RecordingPusher::default();
+    let (mut invocations, mut items, mut write_units, mut item_bytes, mut events) = (0, 0, 0, 0, 0);
+    let mut seen = std::collections::HashSet::new();
+    for batch in records.chunks(RECORDS_PER_BATCH) {
+        let response =
+            handle_kinesis_event_with_live(&processor, None, Some(&live), kinesis_event(batch))
+                .await
+                .expect("aggregate");
+        assert!(response.batch_item_failures.is_empty());
+        invocations += 1;
+        let scanned = dynamodb
+            .scan()
+            .table_name(&tables.live)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan");
+        let new: Vec<_> = scanned
+            .items()
+            .iter()
+            .filter(|item| seen.insert(format!("{:?}", item.get("pk"))))
+            .cloned()
+            .collect();
+        for item in &new {
+            // DynamoDB's item size: attribute names plus values (numbers ~ digits / 2 + 1).
+            let size: usize = item
+                .iter()
+                .map(|(name, value)| {
+                    name.len()
+                        + match value {
+                            aws_sdk_dynamodb::types::AttributeValue::S(s) => s.len(),
+                            aws_sdk_dynamodb::types::AttributeValue::N(n) => n.len() / 2 + 1,
+                            _ => 0,
+                        }
+                })
+                .sum();
+            item_bytes += size;
+            write_units += size.div_ceil(1024);
+            events += decode_trace_item(item).expect("a trace item").len();
+        }
+        items += new.len();
+        if !new.is_empty() {
+            handle_bucket_stream(
+                store.as_ref(),
+                &connections,
+                &pusher,
+                &live_stream_event(&new),
+            )
+            .await
+            .expect("fan-out");
+        }
+    }
+    let messages = pusher.messages_to("dashboard");
+    let message_bytes: usize = messages.iter().map(|m| m.to_string().len()).sum();
+    println!(
+        "Live trace events per million spans ({spans} spans = {} traces of {TRACE_SERVICES} services, \
+         {invocations} aggregator invocations of <= {RECORDS_PER_BATCH} records, default sampling)",
+        TRACE_REQUESTS * TRACES_PER_REQUEST
+    );
+    println!(
+        "  kept-trace events: {events} -> {:.0} per million spans ({:.0} bytes of item per event)",
+        per_million(events as u64, spans),
+        item_bytes as f64 / events.max(1) as f64
+    );
+    println!(
+        "  live table: {items} PutItem, {write_units} WRU -> {:.0} items, {:.0} WRU per million spans",
+        per_million(items as u64, spans),
+        per_million(write_units as u64, spans)
+    );
+    println!(
+        "  PostToConnection (one subscribed client): {} messages, {} bytes -> {:.0} per million spans",
+        messages.len(),
+        message_bytes,
+        per_million(messages.len() as u64, spans)
+    );
     stream.delete_if_present().await.expect("delete stream");
     delete_tables_if_present(&config, &tables)
         .await

@@ -139,3 +139,77 @@ pub fn two_service_trace_request(
     }
     .encode_to_vec()
 }
+
+/// Several traces through a chain of services in one request, as instrumented services export them:
+/// per trace, `services[0]`'s root server span, then for each next service a client span in the
+/// caller and a server span in the callee (its child): `2·n − 1` spans for `n` services. Trace ids
+/// are `first_trace_id`, `first_trace_id + 1`, …; every trace ends at `end_unix_ns`.
+pub fn chain_traces_request(
+    services: &[String],
+    first_trace_id: u128,
+    traces: usize,
+    end_unix_ns: u64,
+) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, ResourceSpans, ScopeSpans, Span};
+    let mut per_service: Vec<Vec<Span>> = vec![Vec::new(); services.len()];
+    for t in 0..traces {
+        let trace_id = (first_trace_id + t as u128).to_be_bytes().to_vec();
+        let span_id = |i: usize| ((t as u64) << 16 | i as u64 + 1).to_be_bytes().to_vec();
+        let span = |id: usize, parent: Option<usize>, name: String, kind: SpanKind, depth: u64| {
+            let start = end_unix_ns - (100 - depth * 10) * 1_000_000;
+            Span {
+                trace_id: trace_id.clone(),
+                span_id: span_id(id),
+                parent_span_id: parent.map(span_id).unwrap_or_default(),
+                name,
+                kind: kind as i32,
+                start_time_unix_nano: start,
+                end_time_unix_nano: end_unix_ns - depth * 10 * 1_000_000,
+                ..Default::default()
+            }
+        };
+        per_service[0].push(span(0, None, "GET /".into(), SpanKind::Server, 0));
+        for (hop, callee) in services.iter().enumerate().skip(1) {
+            let caller_server = if hop == 1 { 0 } else { 2 * (hop - 1) };
+            let client = 2 * hop - 1;
+            let depth = hop as u64;
+            per_service[hop - 1].push(span(
+                client,
+                Some(caller_server),
+                format!("call {callee}"),
+                SpanKind::Client,
+                depth,
+            ));
+            per_service[hop].push(span(
+                2 * hop,
+                Some(client),
+                format!("serve {callee}"),
+                SpanKind::Server,
+                depth,
+            ));
+        }
+    }
+    ExportTraceServiceRequest {
+        resource_spans: services
+            .iter()
+            .zip(per_service)
+            .map(|(service, spans)| ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![string_attribute("service.name", service)],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: "flowscope-e2e".to_string(),
+                        ..Default::default()
+                    }),
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    }
+    .encode_to_vec()
+}
