@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # AWS-adapter tests against local emulators (DynamoDB Local + kinesis-mock; no Docker, no AWS):
 # the shared contract suites against the Kinesis/DynamoDB adapters, and the Lambda pipeline end to
-# end (ingest → Kinesis → aggregator → DynamoDB → query, replay, mid-batch failure, WebSocket + 410),
+# end (ingest → Kinesis → aggregator → DynamoDB → query, replay, mid-batch failure, WebSocket + 410,
+# kept traces as `trace` frames through the live table, subscribe snapshots and resumes from DynamoDB),
 # and every sample event in events/ through its function's handler (tests/e2e/sample_events.rs).
 # Endpoint-agnostic: with AWS_ENDPOINT_URL already set (LocalStack, say) it uses that instead and starts
 # nothing (scripts/localstack-tests.sh does that).

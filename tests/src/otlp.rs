@@ -155,7 +155,7 @@ pub fn chain_traces_request(
     let mut per_service: Vec<Vec<Span>> = vec![Vec::new(); services.len()];
     for t in 0..traces {
         let trace_id = (first_trace_id + t as u128).to_be_bytes().to_vec();
-        let span_id = |i: usize| ((t as u64) << 16 | i as u64 + 1).to_be_bytes().to_vec();
+        let span_id = |i: usize| (((t as u64) << 16) | (i as u64 + 1)).to_be_bytes().to_vec();
         let span = |id: usize, parent: Option<usize>, name: String, kind: SpanKind, depth: u64| {
             let start = end_unix_ns - (100 - depth * 10) * 1_000_000;
             Span {
