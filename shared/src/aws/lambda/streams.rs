@@ -238,4 +238,40 @@ mod tests {
         assert!(item_from_json(&serde_json::json!({"x": {"Q": "?"}})).is_err());
         assert!(item_from_json(&serde_json::json!({"x": {"B": "%%%"}})).is_err());
     }
+
+    fn record(name: &str, image: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "eventID": format!("e-{name}"),
+            "eventName": name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1_764_000_000,
+                "Keys": {"pk": image["pk"].clone()},
+                "NewImage": image,
+                "SequenceNumber": "1",
+                "SizeBytes": 100,
+                "StreamViewType": "NEW_IMAGE"
+            },
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/live/stream/x"
+        })
+    }
+
+    #[test]
+    fn live_items_become_trace_events_and_removes_and_broken_items_are_skipped() {
+        let events = r#"[{"trace_id":"ab","root_service":"api","root_name":null,"start_unix_ms":1.0,"duration_ms":2.0,"error":false,"reason":"quota","hops":[]}]"#;
+        let event: Event = serde_json::from_value(serde_json::json!({"Records": [
+            record("INSERT", serde_json::json!({"pk": {"S": "trace#shard-0#1#2#0"}, "events": {"S": events}})),
+            record("REMOVE", serde_json::json!({"pk": {"S": "trace#shard-0#0#0#0"}, "events": {"S": events}})),
+            record("INSERT", serde_json::json!({"pk": {"S": "trace#shard-0#3#4#0"}, "events": {"S": "{broken"}})),
+            record("MODIFY", serde_json::json!({"pk": {"S": "0000000000000001#1m"}, "start": {"N": "60"}, "count": {"N": "2"}, "sum": {"N": "3"}})),
+        ]}))
+        .unwrap();
+        let changes = stream_changes(&event);
+        assert_eq!(changes.traces.len(), 1);
+        assert_eq!(changes.traces[0].trace_id, "ab");
+        assert_eq!(changes.buckets.len(), 1);
+        assert_eq!(changes.buckets[0].stats.count, 2);
+    }
 }
