@@ -10,13 +10,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use flowscope_core::aggregate::aggregator::Aggregator;
 use flowscope_core::aggregate::stats::BucketStats;
-use flowscope_core::aws::lambda::http::handle_ingest;
 use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
 use flowscope_core::aws::{delete_tables_if_present, DynamoStore};
-use flowscope_core::ingest::{Ingest, IngestLimits};
+use flowscope_core::ingest::IngestLimits;
 use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesMeta};
 use flowscope_core::ports::{ApplyOutcome, BucketDelta, MetricStore, StoreError, StreamSource};
-use flowscope_integration_tests::events::{kinesis_event, otlp_post};
+use flowscope_integration_tests::events::{dyn_ingest, ingest_function, kinesis_event, otlp_post};
 use flowscope_integration_tests::otlp::gauge_request_per_route;
 use flowscope_integration_tests::shard::read_shard;
 use flowscope_integration_tests::{
@@ -100,14 +99,14 @@ async fn aws_calls_and_bytes_per_million_points() {
     let prefix = unique("flowscope-bench");
     let (stream, tables) = stream_and_tables(&config, &prefix).await;
     let keys = api_keys();
-    let ingest = Ingest::new(stream.clone(), IngestLimits::default());
+    let ingest = Arc::new(dyn_ingest(stream.clone(), IngestLimits::default()));
 
     let started = Instant::now();
     let now = now_unix_s();
     for request in 0..REQUESTS {
         let service = format!("bench-{}", request % SERVICES);
         let body = gauge_request_per_route(&service, "latency", ROUTES, POINTS_PER_ROUTE, now);
-        let response = handle_ingest(&ingest, &keys, otlp_post(&body, Some(API_KEY))).await;
+        let response = ingest_function(&ingest, &keys, otlp_post(&body, Some(API_KEY))).await;
         assert_eq!(response.status(), 200);
     }
     let ingest_time = started.elapsed();
