@@ -310,10 +310,7 @@ async fn rules_are_listed_without_sink_secrets() {
 #[tokio::test]
 async fn routes_are_recognised_and_unknown_ones_are_404() {
     let s = setup().await;
-    assert_eq!(
-        call(&s.api, "GET", "/api/alertsx", "", "", 0).await.0,
-        404
-    );
+    assert_eq!(call(&s.api, "GET", "/api/alertsx", "", "", 0).await.0, 404);
     assert_eq!(
         call(&s.api, "GET", "/api/alerts/a/b/c", "", "", 0).await.0,
         404

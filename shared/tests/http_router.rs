@@ -95,11 +95,7 @@ fn deployment() -> Deployment {
     let stream = Arc::new(Stream::default());
     let sink: Arc<dyn StreamSink> = stream.clone();
     let ingest = Arc::new(Ingest::new(sink, IngestLimits::default()));
-    let state = ApiState::new(
-        store.clone(),
-        alerts,
-        Arc::new(RuleSet::shipped().unwrap()),
-    );
+    let state = ApiState::new(store.clone(), alerts, Arc::new(RuleSet::shipped().unwrap()));
     Deployment {
         _dir: dir,
         stream,
@@ -192,7 +188,10 @@ async fn unknown_routes_wrong_methods_and_bad_parameters_answer_with_an_error_bo
     let refused = http::call(&d.api, "POST", "/api/services", "{}").await;
     assert_eq!(refused.status, 405);
     assert_eq!(refused.headers["allow"], "GET,HEAD");
-    assert_eq!(refused.body["error"], "POST is not allowed on /api/services");
+    assert_eq!(
+        refused.body["error"],
+        "POST is not allowed on /api/services"
+    );
     assert_eq!(refused.headers["content-type"], "application/json");
 
     let bad = http::call(&d.api, "GET", "/api/series/xyz", "").await;
@@ -222,17 +221,17 @@ async fn the_function_routers_require_an_api_key_and_answer_in_the_callers_terms
     let query = query_router(state, keys.clone());
     let refused = http::call(&query, "GET", "/api/services", "").await;
     assert_eq!(refused.status, 401);
-    assert_eq!(refused.headers["www-authenticate"], "Bearer realm=\"flowscope\"");
+    assert_eq!(
+        refused.headers["www-authenticate"],
+        "Bearer realm=\"flowscope\""
+    );
     assert!(refused.body["error"]
         .as_str()
         .unwrap()
         .contains("missing credential"));
 
     let sink: Arc<dyn StreamSink> = d.stream.clone();
-    let ingest = ingest_router(
-        Arc::new(Ingest::new(sink, IngestLimits::default())),
-        keys,
-    );
+    let ingest = ingest_router(Arc::new(Ingest::new(sink, IngestLimits::default())), keys);
     // 401 and 404 as `google.rpc.Status` in the request's format (JSON here).
     let refused = post_json(&ingest, "/v1/metrics", &export_body()).await;
     assert_eq!(refused.status, 401);

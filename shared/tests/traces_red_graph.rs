@@ -150,7 +150,12 @@ async fn halves_arriving_in_different_batches_up_to_30_seconds_apart_still_pair(
         .process("shard-0", &records(1, vec![trace.pay]))
         .await;
     assert_eq!(first.counters.fold.edges_paired, 0);
-    assert!(edge(&graph(s.store.clone(), s.traces.clone()).await, "web", "pay").is_none());
+    assert!(edge(
+        &graph(s.store.clone(), s.traces.clone()).await,
+        "web",
+        "pay"
+    )
+    .is_none());
 
     let other = span(
         9,
@@ -198,7 +203,12 @@ async fn a_half_whose_partner_comes_after_the_window_is_not_paired() {
         .process("shard-0", &records(3, vec![trace.web]))
         .await;
     assert_eq!(after.counters.fold.edges_paired, 0);
-    assert!(edge(&graph(s.store.clone(), s.traces.clone()).await, "web", "pay").is_none());
+    assert!(edge(
+        &graph(s.store.clone(), s.traces.clone()).await,
+        "web",
+        "pay"
+    )
+    .is_none());
 }
 
 #[tokio::test]

@@ -17,20 +17,18 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use flowscope_core::aggregate::BucketStats;
 use flowscope_core::alerts::notify::NotificationStatus;
-use flowscope_core::alerts::{
-    AlertEngine, Dispatcher, Notification, RuleSet, TransitionKind,
-};
+use flowscope_core::alerts::{AlertEngine, Dispatcher, Notification, RuleSet, TransitionKind};
 use flowscope_core::aws::lambda::alerts::{evaluate_and_notify, AlertRunReport};
 use flowscope_core::aws::{
     create_tables_if_missing, delete_tables_if_present, DynamoAlertStore, DynamoConnections,
     DynamoStore, TableNames,
 };
+use flowscope_core::http::ApiState;
 use flowscope_core::model::{Attributes, MetricKind, Resolution, SeriesKey, SeriesMeta};
 use flowscope_core::ports::{
     AlertStore, BucketDelta, BucketKey, ConnectionStore, MetricStore, Notifier, NotifyError,
     SequenceNumber, Subscription,
 };
-use flowscope_core::http::ApiState;
 use flowscope_integration_tests::events::{http_request, json_body, query_function};
 use flowscope_integration_tests::pusher::RecordingPusher;
 use flowscope_integration_tests::{api_keys, emulators, now_unix_s, unique, API_KEY};

@@ -30,8 +30,8 @@ fn read_event(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../events")
         .join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("an event is JSON")
 }
 
@@ -175,12 +175,20 @@ async fn the_sample_http_events_are_served_by_the_functions_routers() {
     let now = now_unix_s();
     let path = format!("/api/services/{SERVICE}/metrics/{escaped}");
     let raw_query = format!("from={}&to={}&resolution=1m", now - 600, now + 60);
-    let response = query_function(&state, &keys, request(&with_path(&query, &path, &raw_query))).await;
+    let response = query_function(
+        &state,
+        &keys,
+        request(&with_path(&query, &path, &raw_query)),
+    )
+    .await;
     assert_eq!(response.status(), 200, "{path}: {}", json_body(&response));
     let history = json_body(&response);
     assert_eq!(history["metric"], metric.as_str());
     assert_eq!(history["from"], now - 600);
-    assert!(!history["buckets"].as_array().expect("buckets").is_empty(), "{history}");
+    assert!(
+        !history["buckets"].as_array().expect("buckets").is_empty(),
+        "{history}"
+    );
 
     // Another method on a read route: 405 with `Allow`, through lambda_http's response conversion.
     let mut post = query.clone();

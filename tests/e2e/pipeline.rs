@@ -16,7 +16,6 @@ use bytes::Bytes;
 use flowscope_core::aggregate::aggregator::Aggregator;
 use flowscope_core::aggregate::stats::BucketStats;
 use flowscope_core::alerts::RuleSet;
-use flowscope_core::http::ApiState;
 use flowscope_core::auth::ApiKeys;
 use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
 use flowscope_core::aws::lambda::streams::handle_bucket_stream;
@@ -25,6 +24,7 @@ use flowscope_core::aws::{
     delete_tables_if_present, DynamoAlertStore, DynamoConnections, DynamoStore, KinesisStream,
     TableNames,
 };
+use flowscope_core::http::ApiState;
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesKey, SeriesMeta};
 use flowscope_core::ports::{
@@ -108,8 +108,8 @@ impl Pipeline {
         let now = now_unix_s();
         let query = format!("from={}&to={}&resolution=1m", now - 3600, now + 120);
         let path = format!("/api/services/{service}/metrics/{METRIC}");
-        let response = query_function(&self.api(), &self.keys, api_get(&path, &query, API_KEY))
-        .await;
+        let response =
+            query_function(&self.api(), &self.keys, api_get(&path, &query, API_KEY)).await;
         assert_eq!(response.status(), 200, "{}", json_body(&response));
         json_body(&response)
     }
@@ -192,7 +192,11 @@ async fn an_otlp_request_reaches_the_query_api_through_kinesis_and_dynamodb() {
     );
     assert_eq!(history["kind"], "gauge");
 
-    let services = query_function(&pipeline.api(), &pipeline.keys, api_get("/api/services", "", API_KEY))
+    let services = query_function(
+        &pipeline.api(),
+        &pipeline.keys,
+        api_get("/api/services", "", API_KEY),
+    )
     .await;
     let listed = json_body(&services);
     assert!(
@@ -203,7 +207,11 @@ async fn an_otlp_request_reaches_the_query_api_through_kinesis_and_dynamodb() {
             .any(|s| s["name"] == service.as_str()),
         "{listed}"
     );
-    let refused = query_function(&pipeline.api(), &pipeline.keys, api_get("/api/services", "", "wrong-key"))
+    let refused = query_function(
+        &pipeline.api(),
+        &pipeline.keys,
+        api_get("/api/services", "", "wrong-key"),
+    )
     .await;
     assert_eq!(refused.status(), 401);
     // The reason and the challenge reach the client (the dashboard shows the reason).
@@ -524,8 +532,10 @@ async fn series_beyond_the_limit_are_refused_in_the_partial_success_and_the_rest
         pipeline.tables.state.clone(),
         limits,
     ));
-    let ingest = Arc::new(dyn_ingest(pipeline.stream.clone(), IngestLimits::default())
-        .with_series_admission(admission.clone()));
+    let ingest = Arc::new(
+        dyn_ingest(pipeline.stream.clone(), IngestLimits::default())
+            .with_series_admission(admission.clone()),
+    );
     let service = unique("exploding");
 
     // Five routes of one metric, one point each: three series fit, two are refused.
@@ -571,8 +581,7 @@ async fn series_beyond_the_limit_are_refused_in_the_partial_success_and_the_rest
 
     // The query function reports the refusals per service and metric.
     let api = pipeline.api().with_series_admission(admission);
-    let response = query_function(&api, &pipeline.keys, api_get("/api/limits", "", API_KEY))
-    .await;
+    let response = query_function(&api, &pipeline.keys, api_get("/api/limits", "", API_KEY)).await;
     assert_eq!(response.status(), 200);
     let limits = json_body(&response);
     let refusal = limits["refusals"]

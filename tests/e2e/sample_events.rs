@@ -23,7 +23,6 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use flowscope_core::alerts::{webhook, AlertEngine, Dispatcher, RuleSet};
-use flowscope_core::http::ApiState;
 use flowscope_core::auth::ApiKeys;
 use flowscope_core::aws::lambda::alerts::evaluate_and_notify;
 use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
@@ -32,6 +31,7 @@ use flowscope_core::aws::lambda::websocket::{handle_connect, handle_disconnect, 
 use flowscope_core::aws::{
     delete_tables_if_present, DynamoAlertStore, DynamoConnections, DynamoStore, DynamoTraceStore,
 };
+use flowscope_core::http::ApiState;
 use flowscope_core::ingest::IngestLimits;
 use flowscope_core::model::{Resolution, Retention};
 use flowscope_core::pipeline::ShardProcessor;
@@ -193,7 +193,11 @@ async fn every_sample_event_is_handled_by_its_functions_handler() {
     assert_eq!(update["updates"][0]["service"], SERVICE, "{update}");
 
     // query.json → the query function: the service is listed.
-    let api = ApiState::new(store.clone(), Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone())), Arc::new(RuleSet::shipped().expect("the shipped rules are valid")));
+    let api = ApiState::new(
+        store.clone(),
+        Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone())),
+        Arc::new(RuleSet::shipped().expect("the shipped rules are valid")),
+    );
     let request = lambda_http::request::from_str(&read_event("query.json"))
         .expect("events/query.json is an HTTP API v2 event");
     let response = query_function(&api, &keys, request).await;

@@ -16,8 +16,8 @@ use flowscope_core::http::{ingest_router, query_router, ApiState};
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::ports::{StreamRecord, StreamSink};
 use lambda_http::{Body, Request, Response};
-use tower::ServiceExt;
 use serde_json::{json, Value};
+use tower::ServiceExt;
 
 /// An API Gateway HTTP API (payload v2) request, parsed by `lambda_http` as the ingest and query
 /// functions receive it.
@@ -66,7 +66,10 @@ pub fn http_request(
 /// Serves one API Gateway request with `router` as `lambda_http::run` does in the functions: the
 /// request converted by lambda_http in, the router's response converted back by lambda_http.
 pub async fn serve(router: axum::Router, request: Request) -> Response<Body> {
-    let response = router.oneshot(request).await.expect("the router is infallible");
+    let response = router
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
     lambda_http::IntoResponse::into_response(response).await
 }
 
@@ -85,7 +88,10 @@ pub async fn query_function(state: &ApiState, keys: &ApiKeys, request: Request) 
 }
 
 /// A receiver over any stream sink, typed as the functions and local mode hold it.
-pub fn dyn_ingest<S: StreamSink + 'static>(sink: Arc<S>, limits: IngestLimits) -> Ingest<dyn StreamSink> {
+pub fn dyn_ingest<S: StreamSink + 'static>(
+    sink: Arc<S>,
+    limits: IngestLimits,
+) -> Ingest<dyn StreamSink> {
     Ingest::new(sink as Arc<dyn StreamSink>, limits)
 }
 

@@ -84,9 +84,7 @@ impl ServeConfig {
     }
 }
 
-pub use flowscope_core::http::body::{
-    close_after, declared_length, drain, drain_bound,
-};
+pub use flowscope_core::http::body::{close_after, declared_length, drain, drain_bound};
 
 /// Serves `router` on `listener` until `stopped` turns true, then stops accepting, lets requests in
 /// flight finish and returns once every connection has closed (upgraded WebSockets excepted).

@@ -110,7 +110,10 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
     }
 
     /// `GET /api/alerts/dead-letters?limit`.
-    pub async fn dead_letters(&self, limit: Option<&str>) -> Result<serde_json::Value, AlertApiError> {
+    pub async fn dead_letters(
+        &self,
+        limit: Option<&str>,
+    ) -> Result<serde_json::Value, AlertApiError> {
         let limit = limit_param(limit, 100, 1000)?;
         let letters = self.store.list_dead_letters(limit).await?;
         Ok(serde_json::json!({ "dead_letters": letters }))
@@ -139,10 +142,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
             self.rules.settings.history_retention_s,
         )
         .await?;
-        let events = transition
-            .iter()
-            .map(AlertEvent::from_transition)
-            .collect();
+        let events = transition.iter().map(AlertEvent::from_transition).collect();
         Ok((serde_json::json!({ "alert": state }), events))
     }
 
@@ -284,7 +284,11 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
                 "`from` ({from}) must be before `to` ({to})"
             )));
         }
-        let limit = limit_param(params.limit.as_deref(), DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT)?;
+        let limit = limit_param(
+            params.limit.as_deref(),
+            DEFAULT_HISTORY_LIMIT,
+            MAX_HISTORY_LIMIT,
+        )?;
         let filtered =
             params.fingerprint.is_some() || params.rule.is_some() || params.service.is_some();
         // Filters apply after reading, so read the most a response may hold when filtering.

@@ -103,7 +103,10 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/services", get(services))
         .route("/api/services/{service}/metrics", get(metrics))
-        .route("/api/services/{service}/metrics/{metric}", get(metric_history))
+        .route(
+            "/api/services/{service}/metrics/{metric}",
+            get(metric_history),
+        )
         .route("/api/services/{service}/traces", get(recent_traces))
         .route("/api/series/{id}", get(series_history))
         .route("/api/traces/{id}", get(trace))
@@ -209,10 +212,7 @@ async fn services(State(state): State<ApiState>) -> ApiResult {
     Ok(Json(json!({ "services": to_json(&services)?.0 })))
 }
 
-async fn metrics(
-    State(state): State<ApiState>,
-    ApiPath(service): ApiPath<String>,
-) -> ApiResult {
+async fn metrics(State(state): State<ApiState>, ApiPath(service): ApiPath<String>) -> ApiResult {
     let metrics = state.query.metrics(&service).await?;
     Ok(Json(
         json!({ "service": service, "metrics": to_json(&metrics)?.0 }),
@@ -285,7 +285,10 @@ async fn limits(State(state): State<ApiState>, uri: Uri) -> ApiResult {
     };
     match admission.refusals().await {
         Ok(report) => to_json(&report),
-        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        )),
     }
 }
 
@@ -348,10 +351,7 @@ async fn create_silence(
     Ok((StatusCode::CREATED, Json(silence)))
 }
 
-async fn delete_silence(
-    State(state): State<ApiState>,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult {
+async fn delete_silence(State(state): State<ApiState>, ApiPath(id): ApiPath<String>) -> ApiResult {
     Ok(Json(state.alerts.delete_silence(&id).await?))
 }
 

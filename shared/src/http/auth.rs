@@ -40,7 +40,11 @@ pub fn unauthorized(error: AuthError) -> Response {
 }
 
 /// Middleware of the `/api/*` routes: 401 with the reason unless the headers carry an accepted key.
-pub async fn require_api_key(State(keys): State<ApiKeys>, request: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(keys): State<ApiKeys>,
+    request: Request,
+    next: Next,
+) -> Response {
     match check_headers(&keys, request.headers()) {
         Ok(()) => next.run(request).await,
         Err(error) => unauthorized(error),
