@@ -343,3 +343,57 @@ async fn load_generator_traces_build_the_five_service_graph_and_stream_trace_eve
     assert!(tree.to_string().contains("critical"), "{tree}");
     handle.shutdown().await.unwrap();
 }
+
+/// RFC 3986 percent-encoding of one path segment: everything but the unreserved characters.
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_with_plus_slash_percent_spaces_and_non_ascii_are_read_back() {
+    const SERVICE: &str = "a+b/c 100% café";
+    const METRIC: &str = "http.server/dur+ation 50% ü";
+    let dir = tempfile::tempdir().unwrap();
+    let handle = local::start(args(dir.path())).await.unwrap();
+    send_gauge(&handle, SERVICE, METRIC, 7.0).await;
+    let path = format!(
+        "/api/services/{}/metrics/{}",
+        path_segment(SERVICE),
+        path_segment(METRIC)
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let history = loop {
+        let (status, history) = get_json(&handle, &path).await;
+        if status == 200 && !history["buckets"].as_array().unwrap().is_empty() {
+            break history;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} did not show the point: {status} {history}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(history["service"], SERVICE);
+    assert_eq!(history["metric"], METRIC);
+    assert_eq!(history["buckets"][0]["max"], 7.0);
+
+    let (status, services) = get_json(&handle, "/api/services").await;
+    assert_eq!(status, 200);
+    assert_eq!(services["services"][0]["name"], SERVICE);
+    // `+` may arrive unescaped in a path: it is a plus, not a space.
+    let (status, metrics) = get_json(
+        &handle,
+        "/api/services/a+b%2Fc%20100%25%20caf%C3%A9/metrics",
+    )
+    .await;
+    assert_eq!(status, 200, "{metrics}");
+    assert_eq!(metrics["metrics"][0]["name"], METRIC);
+    handle.shutdown().await.unwrap();
+}

@@ -4,20 +4,20 @@
 //! Flow: [`otlp`] decodes and validates requests into [`model`] points → [`record`] packs them into
 //! stream records → [`ports::StreamSink`] → [`aggregate`] folds shard batches into buckets in a
 //! [`ports::MetricStore`] → [`live`] batches updates to subscribed clients through a
-//! [`ports::ConnectionPusher`]. [`query`] reads the store back.
+//! [`ports::ConnectionPusher`]. [`query`] reads the store back; [`http`] serves the API and the receiver as one axum router.
 
 // Input never panics the process: non-test code returns errors instead (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod aggregate;
 pub mod alerts;
-pub mod api;
 pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cardinality;
 pub mod duration;
 pub mod embedded;
+pub mod http;
 pub mod ingest;
 pub mod live;
 pub mod model;

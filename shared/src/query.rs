@@ -1,17 +1,15 @@
-//! Read side: services, series and bucket history, shaped for the query API.
-//!
-//! [`QueryApi::handle`] is the whole HTTP API as a function of (path, query string), so the axum server
-//! in local mode and the `query` Lambda serve exactly the same routes. The routes are documented in
+//! Read side: services, series and bucket history, shaped for the query API ([`QueryService`]).
+//! The HTTP routes that serve it are in [`crate::http::api`]; they are documented in
 //! `docs/openapi.yaml`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::aggregate::stats::BucketStats;
 use crate::model::{Attributes, MetricKind, Resolution, SeriesId, SeriesMeta};
-use crate::ports::{MetricStore, StoreError, TraceStore};
+use crate::ports::{MetricStore, StoreError};
 
 /// Most buckets one query may return (e.g. 24 h at 1m = 1440).
 pub const MAX_BUCKETS: i64 = 2000;
@@ -24,11 +22,8 @@ pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
 
 /// A timestamp parameter (unix seconds) from a query string: `None` when absent; an error naming
 /// the parameter when it is not a whole number within [`MIN_TIMESTAMP`]..=[`MAX_TIMESTAMP`].
-pub fn timestamp_param(
-    params: &BTreeMap<String, String>,
-    name: &str,
-) -> Result<Option<i64>, String> {
-    let Some(text) = params.get(name) else {
+pub fn timestamp_param(value: Option<&str>, name: &str) -> Result<Option<i64>, String> {
+    let Some(text) = value else {
         return Ok(None);
     };
     match text.trim().parse::<i64>() {
@@ -142,6 +137,15 @@ pub struct History {
     pub buckets: Vec<BucketView>,
 }
 
+/// The range parameters of a query string (`from`, `to`: unix seconds; `resolution`: 1m/5m/1h),
+/// as sent; [`Range::from_params`] validates them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct RangeParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub resolution: Option<String>,
+}
+
 /// A time range and resolution, validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
@@ -151,16 +155,16 @@ pub struct Range {
 }
 
 impl Range {
-    /// Parses `from`, `to` (unix seconds) and `resolution` (1m/5m/1h) from a query string.
+    /// Validates `from`, `to` (unix seconds) and `resolution` (1m/5m/1h) from a query string.
     /// Defaults: `to` = now, `from` = to − 15 min, `resolution` = 1m.
-    pub fn from_query(params: &BTreeMap<String, String>, now: i64) -> Result<Range, QueryError> {
-        let to = timestamp_param(params, "to")
+    pub fn from_params(params: &RangeParams, now: i64) -> Result<Range, QueryError> {
+        let to = timestamp_param(params.to.as_deref(), "to")
             .map_err(QueryError::BadRequest)?
             .unwrap_or_else(|| now.clamp(MIN_TIMESTAMP, MAX_TIMESTAMP));
-        let from = timestamp_param(params, "from")
+        let from = timestamp_param(params.from.as_deref(), "from")
             .map_err(QueryError::BadRequest)?
             .unwrap_or_else(|| to.saturating_sub(DEFAULT_RANGE_SECONDS).max(MIN_TIMESTAMP));
-        let resolution = match params.get("resolution") {
+        let resolution = match &params.resolution {
             Some(r) => r.parse::<Resolution>().map_err(QueryError::BadRequest)?,
             None => Resolution::OneMinute,
         };
@@ -319,206 +323,28 @@ impl<S: MetricStore + ?Sized> QueryService<S> {
     }
 }
 
-/// A JSON response of the query API.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiResponse {
-    pub status: u16,
-    pub body: String,
-}
-
-impl ApiResponse {
-    fn ok(value: serde_json::Value) -> ApiResponse {
-        ApiResponse {
-            status: 200,
-            body: value.to_string(),
-        }
-    }
-
-    fn error(error: &QueryError) -> ApiResponse {
-        ApiResponse {
-            status: error.status(),
-            body: serde_json::json!({ "error": error.to_string() }).to_string(),
-        }
-    }
-}
-
-/// The query API's routes, independent of the HTTP server.
-pub struct QueryApi<S: MetricStore + ?Sized> {
-    store: Arc<S>,
-    service: QueryService<S>,
-    /// Kept traces and the service graph (`/api/traces/…`, `/api/graph`), when configured.
-    traces: Option<Arc<dyn TraceStore>>,
-}
-
-impl<S: MetricStore + ?Sized> QueryApi<S> {
-    pub fn new(store: Arc<S>) -> Self {
-        QueryApi {
-            service: QueryService::new(store.clone()),
-            store,
-            traces: None,
-        }
-    }
-
-    /// Also serves the trace routes: `GET /api/traces/{id}`, `GET /api/services/{s}/traces`,
-    /// `GET /api/graph`.
-    pub fn with_traces(mut self, traces: Arc<dyn TraceStore>) -> Self {
-        self.traces = Some(traces);
-        self
-    }
-
-    /// Serves `GET <path>?<query>`; `path` starts with `/api/`. Percent-encoded path segments are
-    /// decoded (metric names contain dots, services may contain anything).
-    pub async fn handle(&self, path: &str, query: &str, now_unix_s: i64) -> ApiResponse {
-        if let Some(traces) = &self.traces {
-            if let Some(response) = crate::traces::api::handle(
-                self.store.as_ref(),
-                traces.as_ref(),
-                path,
-                query,
-                now_unix_s,
-            )
-            .await
-            {
-                return response;
-            }
-        }
-        match self.route(path, query, now_unix_s).await {
-            Ok(value) => ApiResponse::ok(value),
-            Err(error) => ApiResponse::error(&error),
-        }
-    }
-
-    async fn route(
-        &self,
-        path: &str,
-        query: &str,
-        now: i64,
-    ) -> Result<serde_json::Value, QueryError> {
-        let params = parse_query(query);
-        let segments: Vec<String> = path
-            .trim_start_matches('/')
-            .trim_end_matches('/')
-            .split('/')
-            .map(percent_decode)
-            .collect();
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let json = |v: &dyn erased::Json| v.to_value();
-        match segments.as_slice() {
-            ["api", "services"] => {
-                let services = self.service.services().await?;
-                Ok(serde_json::json!({ "services": json(&services) }))
-            }
-            ["api", "services", service, "metrics"] => {
-                let metrics = self.service.metrics(service).await?;
-                Ok(serde_json::json!({ "service": service, "metrics": json(&metrics) }))
-            }
-            ["api", "services", service, "metrics", metric] => {
-                let range = Range::from_query(&params, now)?;
-                Ok(json(
-                    &self.service.metric_history(service, metric, range).await?,
-                ))
-            }
-            ["api", "series", id] => {
-                let id: SeriesId = id.parse().map_err(QueryError::BadRequest)?;
-                let range = Range::from_query(&params, now)?;
-                Ok(json(&self.service.series_history(id, range).await?))
-            }
-            _ => Err(QueryError::NotFound(format!("no route for {path}"))),
-        }
-    }
-}
-
-mod erased {
-    /// Lets the router serialize different response types through one closure.
-    pub trait Json {
-        fn to_value(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_value(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-        }
-    }
-}
-
-/// `a=1&b=x%20y` → {a: "1", b: "x y"}; later duplicates win.
-pub fn parse_query(query: &str) -> BTreeMap<String, String> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-/// Decodes `%XX` escapes and `+` (as space); invalid escapes are kept literally.
-pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn percent_decoding_handles_escapes_plus_and_bad_input() {
-        assert_eq!(
-            percent_decode("http.server%2Frequests"),
-            "http.server/requests"
-        );
-        assert_eq!(percent_decode("a+b"), "a b");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
-        assert_eq!(percent_decode("%4"), "%4");
-    }
-
-    #[test]
     fn range_defaults_and_validation() {
-        let mut p = BTreeMap::new();
-        let r = Range::from_query(&p, 10_000).unwrap();
+        let mut p = RangeParams::default();
+        let r = Range::from_params(&p, 10_000).unwrap();
         assert_eq!(
             (r.from, r.to, r.resolution),
             (10_000 - 900, 10_000, Resolution::OneMinute)
         );
-        p.insert("from".into(), "x".into());
+        p.from = Some("x".into());
         assert!(matches!(
-            Range::from_query(&p, 10_000),
+            Range::from_params(&p, 10_000),
             Err(QueryError::BadRequest(_))
         ));
-        p.insert("from".into(), "0".into());
-        p.insert("to".into(), "86400000".into());
-        let err = Range::from_query(&p, 10_000).unwrap_err();
+        p.from = Some("0".into());
+        p.to = Some("86400000".into());
+        let err = Range::from_params(&p, 10_000).unwrap_err();
         assert!(err.to_string().contains("coarser resolution"), "{err}");
-        p.insert("resolution".into(), "2m".into());
-        assert!(Range::from_query(&p, 10_000).is_err());
+        p.resolution = Some("2m".into());
+        assert!(Range::from_params(&p, 10_000).is_err());
     }
 }

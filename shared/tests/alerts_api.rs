@@ -3,11 +3,15 @@
 
 mod alerts_support;
 
+#[path = "support/http.rs"]
+mod http;
+
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use alerts_support::{minute, Fixture};
-use flowscope_core::alerts::{AlertApi, RuleSet, TransitionKind};
-use flowscope_core::embedded::RedbAlertStore;
+use flowscope_core::alerts::{RuleSet, TransitionKind};
+use flowscope_core::http::{api, AlertEvents, ApiState};
 use flowscope_core::model::MetricKind;
 use serde_json::Value;
 
@@ -15,7 +19,7 @@ const RULES: &str = "settings:\n  evaluation_delay: 0s\nnotifications:\n  sinks:
 
 struct Setup {
     fx: Fixture,
-    api: AlertApi<RedbAlertStore>,
+    api: Api,
     firing: String,
     pending: String,
 }
@@ -43,7 +47,15 @@ async fn setup() -> Setup {
     };
     let (firing, pending) = (find(TransitionKind::Firing), find(TransitionKind::Pending));
     let rules = Arc::new(RuleSet::parse(RULES, "rules.yaml").unwrap());
-    let api = AlertApi::new(fx.alerts.clone(), rules);
+    let now = Arc::new(AtomicI64::new(0));
+    let clock = now.clone();
+    let api = Api {
+        router: api::router(
+            ApiState::new(fx.metrics.clone(), fx.alerts.clone(), rules)
+                .with_clock(Arc::new(move || clock.load(Ordering::SeqCst))),
+        ),
+        now,
+    };
     Setup {
         fx,
         api,
@@ -52,17 +64,36 @@ async fn setup() -> Setup {
     }
 }
 
+/// The core's `/api/*` router and the clock it reads.
+struct Api {
+    router: axum::Router,
+    now: Arc<AtomicI64>,
+}
+
+/// `method path?query` with `body` at `now`, through the router.
+async fn send(
+    api: &Api,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: &str,
+    now: i64,
+) -> http::Answer {
+    api.now.store(now, Ordering::SeqCst);
+    http::call(&api.router, method, &http::uri(path, query), body).await
+}
+
 async fn call(
-    api: &AlertApi<RedbAlertStore>,
+    api: &Api,
     method: &str,
     path: &str,
     query: &str,
     body: &str,
     now: i64,
 ) -> (u16, Value) {
-    let response = api.handle(method, path, query, body.as_bytes(), now).await;
-    let json = serde_json::from_str(&response.body).unwrap();
-    (response.status, json)
+    let answer = send(api, method, path, query, body, now).await;
+    assert_ne!(answer.body, Value::Null, "a JSON body");
+    (answer.status, answer.body)
 }
 
 #[tokio::test]
@@ -91,14 +122,16 @@ async fn acknowledging_records_who_and_when_once_and_only_for_firing_alerts() {
     let s = setup().await;
     let now = minute(2);
     let path = format!("/api/alerts/{}/ack", s.firing);
-    let outcome = s
-        .api
-        .handle_with_events("POST", &path, "", br#"{"by":"ann"}"#, now)
-        .await;
-    assert_eq!(outcome.response.status, 200, "{}", outcome.response.body);
-    assert_eq!(outcome.events.len(), 1, "the ack is pushed to live clients");
-    assert_eq!(outcome.events[0].kind, TransitionKind::Acknowledged);
-    assert_eq!(outcome.events[0].by.as_deref(), Some("ann"));
+    let answer = send(&s.api, "POST", &path, "", r#"{"by":"ann"}"#, now).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let events = &answer
+        .extensions
+        .get::<AlertEvents>()
+        .expect("the ack's events ride on the response")
+        .0;
+    assert_eq!(events.len(), 1, "the ack is pushed to live clients");
+    assert_eq!(events[0].kind, TransitionKind::Acknowledged);
+    assert_eq!(events[0].by.as_deref(), Some("ann"));
 
     // A second acknowledgement keeps the first.
     let (status, body) = call(&s.api, "POST", &path, "", r#"{"by":"bob"}"#, now + 5).await;
@@ -264,13 +297,9 @@ async fn silences_are_created_listed_shown_on_alerts_and_deleted() {
 #[tokio::test]
 async fn rules_are_listed_without_sink_secrets() {
     let s = setup().await;
-    let response = s
-        .api
-        .handle("GET", "/api/alert-rules", "", b"", minute(2))
-        .await;
-    assert_eq!(response.status, 200);
-    assert!(!response.body.contains("secret-token"), "{}", response.body);
-    let body: Value = serde_json::from_str(&response.body).unwrap();
+    let (status, body) = call(&s.api, "GET", "/api/alert-rules", "", "", minute(2)).await;
+    assert_eq!(status, 200);
+    assert!(!body.to_string().contains("secret-token"), "{body}");
     assert_eq!(body["rules"][0]["name"], "cpu");
     assert_eq!(body["rules"][0]["window"], "1m");
     assert_eq!(body["rules"][1]["for"], "10m");
@@ -280,16 +309,14 @@ async fn rules_are_listed_without_sink_secrets() {
 
 #[tokio::test]
 async fn routes_are_recognised_and_unknown_ones_are_404() {
-    assert!(AlertApi::<RedbAlertStore>::handles("/api/alerts"));
-    assert!(AlertApi::<RedbAlertStore>::handles("/api/alerts/abc/ack"));
-    assert!(AlertApi::<RedbAlertStore>::handles("/api/silences/x"));
-    assert!(AlertApi::<RedbAlertStore>::handles("/api/alert-rules"));
-    assert!(!AlertApi::<RedbAlertStore>::handles("/api/services"));
-    assert!(!AlertApi::<RedbAlertStore>::handles("/api/alertsx"));
     let s = setup().await;
+    assert_eq!(call(&s.api, "GET", "/api/alertsx", "", "", 0).await.0, 404);
     assert_eq!(
         call(&s.api, "GET", "/api/alerts/a/b/c", "", "", 0).await.0,
         404
     );
-    assert_eq!(call(&s.api, "PUT", "/api/silences", "", "", 0).await.0, 405);
+    let refused = send(&s.api, "PUT", "/api/silences", "", "", 0).await;
+    assert_eq!(refused.status, 405);
+    assert_eq!(refused.headers["allow"], "GET,HEAD,POST");
+    assert!(refused.body["error"].as_str().unwrap().contains("PUT"));
 }

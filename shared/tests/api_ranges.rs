@@ -4,11 +4,14 @@
 
 use std::sync::Arc;
 
-use flowscope_core::alerts::{AlertApi, RuleSet};
-use flowscope_core::api::ApiRouter;
+#[path = "support/http.rs"]
+mod http;
+
+use flowscope_core::alerts::RuleSet;
 use flowscope_core::embedded::{RedbAlertStore, RedbStore, RedbTraceStore};
+use flowscope_core::http::{api, ApiState};
 use flowscope_core::ports::{AlertStore, MetricStore};
-use flowscope_core::query::{QueryApi, MAX_TIMESTAMP};
+use flowscope_core::query::MAX_TIMESTAMP;
 use serde_json::Value;
 
 const NOW: i64 = 1_760_000_000;
@@ -16,7 +19,7 @@ const I64_MIN: &str = "-9223372036854775808";
 const I64_MAX: &str = "9223372036854775807";
 
 struct Api {
-    router: ApiRouter<dyn MetricStore, dyn AlertStore>,
+    router: axum::Router,
     _dir: tempfile::TempDir,
 }
 
@@ -29,9 +32,10 @@ fn api() -> Api {
         Arc::new(RedbAlertStore::open(&dir.path().join("alerts.redb")).unwrap());
     let rules = Arc::new(RuleSet::shipped().unwrap());
     Api {
-        router: ApiRouter::new(
-            QueryApi::new(store).with_traces(traces),
-            AlertApi::new(alerts, rules),
+        router: api::router(
+            ApiState::new(store, alerts, rules)
+                .with_traces(traces)
+                .with_clock(Arc::new(|| NOW)),
         ),
         _dir: dir,
     }
@@ -39,12 +43,8 @@ fn api() -> Api {
 
 impl Api {
     async fn call(&self, method: &str, path: &str, query: &str, body: &str) -> (u16, Value) {
-        let routed = self
-            .router
-            .handle(method, path, query, body.as_bytes(), NOW)
-            .await;
-        let body = serde_json::from_str(&routed.response.body).unwrap_or(Value::Null);
-        (routed.response.status, body)
+        let answer = http::call(&self.router, method, &http::uri(path, query), body).await;
+        (answer.status, answer.body)
     }
 
     async fn get(&self, path: &str, query: &str) -> (u16, Value) {

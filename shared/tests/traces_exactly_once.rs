@@ -140,7 +140,7 @@ async fn reference() -> Reference {
     }
     Reference {
         buckets: buckets(&store),
-        graph: graph(&*store, &*traces).await,
+        graph: graph(store.clone(), traces.clone()).await,
         stored: stored(&traces).await,
     }
 }
@@ -170,7 +170,7 @@ async fn the_workload_exercises_pairing_virtual_edges_sampling_and_duplicates() 
         total.traces_kept >= 3 && total.traces_dropped >= 1,
         "{total:?}"
     );
-    let graph = graph(&*store, &*traces).await;
+    let graph = graph(store.clone(), traces.clone()).await;
     assert_eq!(edge(&graph, "web", "pay").unwrap()["count"], 6);
     assert_eq!(edge(&graph, "web", "pay").unwrap()["errors"], 2);
     assert_eq!(edge(&graph, "pay", "postgresql").unwrap()["count"], 6);
@@ -197,7 +197,7 @@ async fn a_redelivered_batch_changes_nothing() {
         assert!(again.trace_events.is_empty(), "nothing new to show");
     }
     assert_eq!(buckets(&store), expected.buckets);
-    assert_eq!(graph(&*store, &*traces).await, expected.graph);
+    assert_eq!(graph(store.clone(), traces.clone()).await, expected.graph);
     assert_eq!(stored(&traces).await, expected.stored);
 }
 
@@ -221,7 +221,7 @@ async fn two_processors_taking_turns_on_one_shard_count_as_one() {
         assert_eq!(outcome.retry_from, None);
     }
     assert_eq!(buckets(&store), expected.buckets);
-    assert_eq!(graph(&*store, &*traces).await, expected.graph);
+    assert_eq!(graph(store.clone(), traces.clone()).await, expected.graph);
     assert_eq!(stored(&traces).await, expected.stored);
 }
 
@@ -244,7 +244,7 @@ async fn a_redelivery_over_state_that_was_never_saved_is_dropped_by_the_watermar
         assert!(again.updates.is_empty());
     }
     assert_eq!(buckets(&inner), expected.buckets);
-    assert_eq!(graph(&*inner, &*traces).await, expected.graph);
+    assert_eq!(graph(inner.clone(), traces.clone()).await, expected.graph);
     assert_eq!(stored(&traces).await, expected.stored);
 }
 
@@ -293,7 +293,7 @@ async fn retrying_from_the_lowest_failed_record_after_random_failures_counts_eve
         assert!(retries > 0, "seed {seed} injected no failure");
         assert_eq!(buckets(&inner), expected.buckets, "seed {seed}");
         assert_eq!(
-            graph(&*inner, &*plain_traces).await,
+            graph(inner.clone(), plain_traces.clone()).await,
             expected.graph,
             "seed {seed}"
         );

@@ -123,7 +123,7 @@ async fn an_edge_pairs_within_one_batch_with_count_errors_and_client_latency() {
         .await;
     assert_eq!(outcome.counters.fold.edges_paired, 1);
 
-    let graph = graph(&*s.store, &*s.traces).await;
+    let graph = graph(s.store.clone(), s.traces.clone()).await;
     let call = edge(&graph, "web", "pay").expect("web → pay");
     assert_eq!(call["kind"], "call");
     assert_eq!(call["count"], 1);
@@ -150,7 +150,12 @@ async fn halves_arriving_in_different_batches_up_to_30_seconds_apart_still_pair(
         .process("shard-0", &records(1, vec![trace.pay]))
         .await;
     assert_eq!(first.counters.fold.edges_paired, 0);
-    assert!(edge(&graph(&*s.store, &*s.traces).await, "web", "pay").is_none());
+    assert!(edge(
+        &graph(s.store.clone(), s.traces.clone()).await,
+        "web",
+        "pay"
+    )
+    .is_none());
 
     let other = span(
         9,
@@ -167,7 +172,7 @@ async fn halves_arriving_in_different_batches_up_to_30_seconds_apart_still_pair(
         .await;
     assert_eq!(second.retry_from, None);
     assert_eq!(second.counters.fold.edges_paired, 1);
-    let graph = graph(&*s.store, &*s.traces).await;
+    let graph = graph(s.store.clone(), s.traces.clone()).await;
     assert_eq!(edge(&graph, "web", "pay").unwrap()["count"], 1);
 }
 
@@ -198,7 +203,12 @@ async fn a_half_whose_partner_comes_after_the_window_is_not_paired() {
         .process("shard-0", &records(3, vec![trace.web]))
         .await;
     assert_eq!(after.counters.fold.edges_paired, 0);
-    assert!(edge(&graph(&*s.store, &*s.traces).await, "web", "pay").is_none());
+    assert!(edge(
+        &graph(s.store.clone(), s.traces.clone()).await,
+        "web",
+        "pay"
+    )
+    .is_none());
 }
 
 #[tokio::test]
@@ -208,7 +218,7 @@ async fn a_database_that_never_reports_becomes_a_virtual_node_after_the_window()
     s.processor
         .process("shard-0", &records(1, vec![trace.web, trace.pay]))
         .await;
-    let graph_before = graph(&*s.store, &*s.traces).await;
+    let graph_before = graph(s.store.clone(), s.traces.clone()).await;
     assert!(
         edge(&graph_before, "pay", "postgresql").is_none(),
         "still inside the window"
@@ -230,7 +240,7 @@ async fn a_database_that_never_reports_becomes_a_virtual_node_after_the_window()
         .await;
     assert_eq!(outcome.counters.fold.edges_virtual, 1);
 
-    let graph = graph(&*s.store, &*s.traces).await;
+    let graph = graph(s.store.clone(), s.traces.clone()).await;
     let db_call = edge(&graph, "pay", "postgresql").expect("pay → postgresql");
     assert_eq!(db_call["count"], 1);
     let p50 = db_call["p50_ms"].as_f64().unwrap();
@@ -286,7 +296,7 @@ async fn producer_and_consumer_make_a_messaging_edge() {
             &records(1, vec![vec![root, producer], vec![consumer]]),
         )
         .await;
-    let graph = graph(&*s.store, &*s.traces).await;
+    let graph = graph(s.store.clone(), s.traces.clone()).await;
     let messaging = edge(&graph, "shop", "mailer").expect("shop → mailer");
     assert_eq!(messaging["kind"], "messaging");
     let p50 = messaging["p50_ms"].as_f64().unwrap();

@@ -118,7 +118,13 @@ async fn an_error_arriving_after_the_trace_was_dropped_keeps_the_whole_trace() {
         first.trace_events.is_empty(),
         "dropped traces are not shown live"
     );
-    let (status, _) = api_get(&*s.store, &*s.traces, &format!("/api/traces/{id}"), "").await;
+    let (status, _) = api_get(
+        s.store.clone(),
+        s.traces.clone(),
+        &format!("/api/traces/{id}"),
+        "",
+    )
+    .await;
     assert_eq!(status, 404);
 
     let second = s
@@ -126,7 +132,13 @@ async fn an_error_arriving_after_the_trace_was_dropped_keeps_the_whole_trace() {
         .process("shard-0", &records(2, vec![trace.pay]))
         .await;
     assert_eq!(second.counters.fold.traces_promoted, 1);
-    let (status, body) = api_get(&*s.store, &*s.traces, &format!("/api/traces/{id}"), "").await;
+    let (status, body) = api_get(
+        s.store.clone(),
+        s.traces.clone(),
+        &format!("/api/traces/{id}"),
+        "",
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     // web's spans, held while the trace was dropped, are part of it.
     assert_eq!(body["spans"].as_array().unwrap().len(), 4);
@@ -176,7 +188,13 @@ async fn the_trace_api_marks_the_critical_path_through_parallel_children() {
         .process("shard-0", &records(1, vec![spans]))
         .await;
     let id = hex(&trace_id(1));
-    let (status, body) = api_get(&*s.store, &*s.traces, &format!("/api/traces/{id}"), "").await;
+    let (status, body) = api_get(
+        s.store.clone(),
+        s.traces.clone(),
+        &format!("/api/traces/{id}"),
+        "",
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let rows: Vec<(String, u64, bool, f64)> = body["spans"]
         .as_array()
@@ -207,11 +225,11 @@ async fn the_trace_api_marks_the_critical_path_through_parallel_children() {
     assert_eq!(body["duration_ms"], 100.0);
     assert_eq!(body["root_name"], "GET /orders");
 
-    let (status, _) = api_get(&*s.store, &*s.traces, "/api/traces/not-hex", "").await;
+    let (status, _) = api_get(s.store.clone(), s.traces.clone(), "/api/traces/not-hex", "").await;
     assert_eq!(status, 400);
     let (status, _) = api_get(
-        &*s.store,
-        &*s.traces,
+        s.store.clone(),
+        s.traces.clone(),
         &format!("/api/traces/{}", hex(&trace_id(2))),
         "",
     )
@@ -226,8 +244,13 @@ async fn recent_traces_of_a_service_come_newest_first_up_to_the_limit() {
         .map(|n| vec![request(n, u64::from(n) * 1_000)])
         .collect();
     s.processor.process("shard-0", &records(1, spans)).await;
-    let (status, body) =
-        api_get(&*s.store, &*s.traces, "/api/services/web/traces", "limit=3").await;
+    let (status, body) = api_get(
+        s.store.clone(),
+        s.traces.clone(),
+        "/api/services/web/traces",
+        "limit=3",
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let ids: Vec<&str> = body["traces"]
         .as_array()
@@ -239,7 +262,13 @@ async fn recent_traces_of_a_service_come_newest_first_up_to_the_limit() {
     assert_eq!(ids, newest);
     assert_eq!(body["traces"][0]["root_service"], "web");
     assert_eq!(body["traces"][0]["duration_ms"], 5.0);
-    let (status, _) = api_get(&*s.store, &*s.traces, "/api/services/web/traces", "limit=0").await;
+    let (status, _) = api_get(
+        s.store.clone(),
+        s.traces.clone(),
+        "/api/services/web/traces",
+        "limit=0",
+    )
+    .await;
     assert_eq!(status, 400);
 }
 

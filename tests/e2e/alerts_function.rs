@@ -5,7 +5,7 @@
 //! service. EventBridge Scheduler delivers at least once, so two invocations for the same minute
 //! run at once here; the alert must still fire once, notify once and be pushed once.
 //!
-//! The query function's alert routes (`handle_query` with the `/api/*` router) read and write the
+//! The query function's alert routes (the core's `/api/*` router, as the function serves it) read and write the
 //! same table: active alerts, acknowledgement, silences.
 //!
 //! Built only with the `emulator-tests` feature (`scripts/aws-tests.sh`); without emulator endpoints
@@ -17,23 +17,19 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use flowscope_core::aggregate::BucketStats;
 use flowscope_core::alerts::notify::NotificationStatus;
-use flowscope_core::alerts::{
-    AlertApi, AlertEngine, Dispatcher, Notification, RuleSet, TransitionKind,
-};
-use flowscope_core::api::ApiRouter;
+use flowscope_core::alerts::{AlertEngine, Dispatcher, Notification, RuleSet, TransitionKind};
 use flowscope_core::aws::lambda::alerts::{evaluate_and_notify, AlertRunReport};
-use flowscope_core::aws::lambda::http::handle_query;
 use flowscope_core::aws::{
     create_tables_if_missing, delete_tables_if_present, DynamoAlertStore, DynamoConnections,
     DynamoStore, TableNames,
 };
+use flowscope_core::http::ApiState;
 use flowscope_core::model::{Attributes, MetricKind, Resolution, SeriesKey, SeriesMeta};
 use flowscope_core::ports::{
     AlertStore, BucketDelta, BucketKey, ConnectionStore, MetricStore, Notifier, NotifyError,
     SequenceNumber, Subscription,
 };
-use flowscope_core::query::QueryApi;
-use flowscope_integration_tests::events::{http_request, json_body};
+use flowscope_integration_tests::events::{http_request, json_body, query_function};
 use flowscope_integration_tests::pusher::RecordingPusher;
 use flowscope_integration_tests::{api_keys, emulators, now_unix_s, unique, API_KEY};
 use serde_json::Value;
@@ -111,7 +107,7 @@ struct AlertsFunction {
     connections: DynamoConnections,
     engine: AlertEngine<DynamoStore, DynamoAlertStore>,
     /// The query function's router over the same tables and rules.
-    api: ApiRouter<DynamoStore, DynamoAlertStore>,
+    api: ApiState,
     dispatcher: Dispatcher<DynamoAlertStore>,
     /// The first minute of the synthetic series (ten minutes ago, so TTLs are in the future).
     base: i64,
@@ -130,10 +126,7 @@ impl AlertsFunction {
         let alerts = Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone()));
         Some(AlertsFunction {
             dispatcher: Dispatcher::new(alerts.clone(), sinks, &rules.notifications),
-            api: ApiRouter::new(
-                QueryApi::new(metrics.clone()),
-                AlertApi::new(alerts.clone(), rules.clone()),
-            ),
+            api: ApiState::new(metrics.clone(), alerts.clone(), rules.clone()),
             engine: AlertEngine::new(metrics.clone(), alerts.clone(), rules),
             connections: DynamoConnections::new(&config, &tables.connections),
             base: Resolution::OneMinute.bucket_start(now_unix_s()) - 600,
@@ -218,7 +211,7 @@ impl AlertsFunction {
     /// One request through the query function's handler, as API Gateway would deliver it.
     async fn request(&self, method: &str, path: &str, body: &str) -> (u16, Option<String>, Value) {
         let request = http_request(method, path, "", &[("x-api-key", API_KEY)], body.as_bytes());
-        let response = handle_query(&self.api, &api_keys(), request, now_unix_s()).await;
+        let response = query_function(&self.api, &api_keys(), request).await;
         let allow = response
             .headers()
             .get("allow")
@@ -330,7 +323,7 @@ async fn duplicate_invocations_fire_notify_and_push_once_then_resolve() {
         1
     );
     let (status, allow, _) = function.request("POST", "/api/services", "{}").await;
-    assert_eq!((status, allow.as_deref()), (405, Some("GET")));
+    assert_eq!((status, allow.as_deref()), (405, Some("GET,HEAD")));
     // Lifted again, so the resolve notification below still goes out.
     let id = created["silence"]["id"].as_str().unwrap().to_string();
     let (status, _, _) = function

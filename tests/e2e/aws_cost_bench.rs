@@ -11,20 +11,19 @@ use bytes::Bytes;
 use flowscope_core::aggregate::aggregator::Aggregator;
 use flowscope_core::aggregate::stats::BucketStats;
 use flowscope_core::aws::dynamodb::decode_trace_item;
-use flowscope_core::aws::lambda::http::handle_ingest;
 use flowscope_core::aws::lambda::kinesis::{handle_kinesis_event, handle_kinesis_event_with_live};
 use flowscope_core::aws::lambda::streams::handle_bucket_stream;
 use flowscope_core::aws::{
     delete_tables_if_present, DynamoConnections, DynamoLiveEvents, DynamoStore, DynamoTraceStore,
 };
-use flowscope_core::ingest::{Ingest, IngestLimits};
+use flowscope_core::ingest::IngestLimits;
 use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesMeta};
 use flowscope_core::pipeline::ShardProcessor;
 use flowscope_core::ports::{
     ApplyOutcome, BucketDelta, ConnectionStore, MetricStore, StoreError, StreamSource, Subscription,
 };
 use flowscope_integration_tests::events::{
-    kinesis_event, live_stream_event, otlp_post, otlp_post_to,
+    dyn_ingest, ingest_function, kinesis_event, live_stream_event, otlp_post, otlp_post_to,
 };
 use flowscope_integration_tests::otlp::{chain_traces_request, gauge_request_per_route};
 use flowscope_integration_tests::pusher::RecordingPusher;
@@ -110,14 +109,14 @@ async fn aws_calls_and_bytes_per_million_points() {
     let prefix = unique("flowscope-bench");
     let (stream, tables) = stream_and_tables(&config, &prefix).await;
     let keys = api_keys();
-    let ingest = Ingest::new(stream.clone(), IngestLimits::default());
+    let ingest = Arc::new(dyn_ingest(stream.clone(), IngestLimits::default()));
 
     let started = Instant::now();
     let now = now_unix_s();
     for request in 0..REQUESTS {
         let service = format!("bench-{}", request % SERVICES);
         let body = gauge_request_per_route(&service, "latency", ROUTES, POINTS_PER_ROUTE, now);
-        let response = handle_ingest(&ingest, &keys, otlp_post(&body, Some(API_KEY))).await;
+        let response = ingest_function(&ingest, &keys, otlp_post(&body, Some(API_KEY))).await;
         assert_eq!(response.status(), 200);
     }
     let ingest_time = started.elapsed();
@@ -200,7 +199,7 @@ async fn live_trace_events_per_million_spans() {
     let prefix = unique("flowscope-bench");
     let (stream, tables) = stream_and_tables(&config, &prefix).await;
     let keys = api_keys();
-    let ingest = Ingest::new(stream.clone(), IngestLimits::default());
+    let ingest = Arc::new(dyn_ingest(stream.clone(), IngestLimits::default()));
     let services: Vec<String> = (0..TRACE_SERVICES)
         .map(|i| format!("{prefix}-svc{i}"))
         .collect();
@@ -213,7 +212,7 @@ async fn live_trace_events_per_million_spans() {
             TRACES_PER_REQUEST,
             end_ns,
         );
-        let response = handle_ingest(
+        let response = ingest_function(
             &ingest,
             &keys,
             otlp_post_to("/v1/traces", &body, Some(API_KEY)),

@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use flowscope_core::aws::lambda::http::handle_ingest;
 use flowscope_core::aws::RetryPolicy;
-use flowscope_core::ingest::{Ingest, IngestLimits};
+use flowscope_core::ingest::IngestLimits;
 use flowscope_core::otlp::response::Status;
 use flowscope_core::ports::{StreamEntry, StreamSink};
-use flowscope_integration_tests::events::{http_request, otlp_post};
+use flowscope_integration_tests::events::{dyn_ingest, http_request, ingest_function, otlp_post};
 use flowscope_integration_tests::fake_kinesis::FakeKinesis;
 use flowscope_integration_tests::otlp::gauge_request;
 use flowscope_integration_tests::{api_keys, now_unix_s, API_KEY};
@@ -36,13 +35,13 @@ fn status_of(body: &[u8]) -> Status {
 #[tokio::test]
 async fn a_stream_that_keeps_throttling_makes_ingest_answer_429_with_retry_after() {
     let kinesis = FakeKinesis::start(|_, _, _| Some(THROTTLED)).await;
-    let ingest = Ingest::new(
+    let ingest = Arc::new(dyn_ingest(
         Arc::new(kinesis.stream(quick_retry()).await),
         IngestLimits::default(),
-    );
+    ));
     let body = gauge_request("checkout", "queue.depth", &[1.0, 2.0], now_unix_s());
 
-    let response = handle_ingest(&ingest, &api_keys(), otlp_post(&body, Some(API_KEY))).await;
+    let response = ingest_function(&ingest, &api_keys(), otlp_post(&body, Some(API_KEY))).await;
 
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
@@ -94,13 +93,13 @@ async fn only_the_failed_entries_are_put_again_until_the_stream_takes_them() {
 #[tokio::test]
 async fn records_that_keep_failing_for_another_reason_answer_503() {
     let kinesis = FakeKinesis::start(|_, _, _| Some("InternalFailure")).await;
-    let ingest = Ingest::new(
+    let ingest = Arc::new(dyn_ingest(
         Arc::new(kinesis.stream(quick_retry()).await),
         IngestLimits::default(),
-    );
+    ));
     let body = gauge_request("checkout", "queue.depth", &[1.0], now_unix_s());
 
-    let response = handle_ingest(&ingest, &api_keys(), otlp_post(&body, Some(API_KEY))).await;
+    let response = ingest_function(&ingest, &api_keys(), otlp_post(&body, Some(API_KEY))).await;
 
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
@@ -110,14 +109,14 @@ async fn records_that_keep_failing_for_another_reason_answer_503() {
 #[tokio::test]
 async fn requests_without_a_valid_api_key_get_401_and_write_nothing() {
     let kinesis = FakeKinesis::start(|_, _, _| None).await;
-    let ingest = Ingest::new(
+    let ingest = Arc::new(dyn_ingest(
         Arc::new(kinesis.stream(quick_retry()).await),
         IngestLimits::default(),
-    );
+    ));
     let keys = api_keys();
     let body = gauge_request("checkout", "queue.depth", &[1.0], now_unix_s());
 
-    let missing = handle_ingest(&ingest, &keys, otlp_post(&body, None)).await;
+    let missing = ingest_function(&ingest, &keys, otlp_post(&body, None)).await;
     assert_eq!(missing.status(), 401);
     assert_eq!(
         status_of(missing.body().as_ref()).code,
@@ -125,7 +124,7 @@ async fn requests_without_a_valid_api_key_get_401_and_write_nothing() {
         "UNAUTHENTICATED"
     );
 
-    let wrong = handle_ingest(&ingest, &keys, otlp_post(&body, Some("not-the-key"))).await;
+    let wrong = ingest_function(&ingest, &keys, otlp_post(&body, Some("not-the-key"))).await;
     assert_eq!(wrong.status(), 401);
 
     let json = http_request(
@@ -135,14 +134,14 @@ async fn requests_without_a_valid_api_key_get_401_and_write_nothing() {
         &[("content-type", "application/json"), ("x-api-key", "wrong")],
         b"{}",
     );
-    let json_refusal = handle_ingest(&ingest, &keys, json).await;
+    let json_refusal = ingest_function(&ingest, &keys, json).await;
     assert_eq!(json_refusal.status(), 401);
     let status: serde_json::Value = serde_json::from_slice(json_refusal.body().as_ref()).unwrap();
     assert_eq!(status["code"], 16, "a JSON request gets a JSON status");
 
     assert!(kinesis.calls().is_empty(), "nothing reached the stream");
 
-    let accepted = handle_ingest(&ingest, &keys, otlp_post(&body, Some(API_KEY))).await;
+    let accepted = ingest_function(&ingest, &keys, otlp_post(&body, Some(API_KEY))).await;
     assert_eq!(accepted.status(), 200, "the right key gets in");
     assert_eq!(kinesis.calls().len(), 1);
 }

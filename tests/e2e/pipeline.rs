@@ -15,10 +15,8 @@ use aws_config::SdkConfig;
 use bytes::Bytes;
 use flowscope_core::aggregate::aggregator::Aggregator;
 use flowscope_core::aggregate::stats::BucketStats;
-use flowscope_core::alerts::{AlertApi, RuleSet};
-use flowscope_core::api::ApiRouter;
+use flowscope_core::alerts::RuleSet;
 use flowscope_core::auth::ApiKeys;
-use flowscope_core::aws::lambda::http::{handle_ingest, handle_query};
 use flowscope_core::aws::lambda::kinesis::{handle_kinesis_event, handle_kinesis_event_with_live};
 use flowscope_core::aws::lambda::snapshot::SnapshotConfig;
 use flowscope_core::aws::lambda::streams::handle_bucket_stream;
@@ -27,6 +25,7 @@ use flowscope_core::aws::{
     delete_tables_if_present, DynamoAlertStore, DynamoConnections, DynamoLiveEvents, DynamoStore,
     DynamoTraceStore, KinesisStream, TableNames,
 };
+use flowscope_core::http::ApiState;
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesKey, SeriesMeta};
 use flowscope_core::pipeline::ShardProcessor;
@@ -34,10 +33,9 @@ use flowscope_core::ports::{
     ApplyOutcome, BucketDelta, ConnectionStore, MetricStore, StoreError, StreamEntry, StreamRecord,
     StreamSink, StreamSource,
 };
-use flowscope_core::query::QueryApi;
 use flowscope_integration_tests::events::{
-    api_get, bucket_stream_event, json_body, kinesis_event, live_stream_event, otlp_post,
-    otlp_post_to, websocket_event,
+    api_get, bucket_stream_event, dyn_ingest, ingest_function, json_body, kinesis_event,
+    live_stream_event, otlp_post, otlp_post_to, query_function, websocket_event,
 };
 use flowscope_integration_tests::otlp::{gauge_request, two_service_trace_request};
 use flowscope_integration_tests::pusher::RecordingPusher;
@@ -55,7 +53,7 @@ struct Pipeline {
     stream: Arc<KinesisStream>,
     store: Arc<DynamoStore>,
     tables: TableNames,
-    ingest: Ingest<KinesisStream>,
+    ingest: Arc<Ingest<dyn StreamSink>>,
     keys: ApiKeys,
 }
 
@@ -66,7 +64,7 @@ impl Pipeline {
         let (stream, tables) = stream_and_tables(&config, &prefix).await;
         Some(Pipeline {
             store: Arc::new(DynamoStore::new(&config, tables.clone())),
-            ingest: Ingest::new(stream.clone(), IngestLimits::default()),
+            ingest: Arc::new(dyn_ingest(stream.clone(), IngestLimits::default())),
             stream,
             tables,
             config,
@@ -77,7 +75,7 @@ impl Pipeline {
     /// One OTLP request of gauge points through the ingest handler; returns the HTTP status.
     async fn send(&self, service: &str, values: &[f64]) -> u16 {
         let body = gauge_request(service, METRIC, values, now_unix_s());
-        handle_ingest(&self.ingest, &self.keys, otlp_post(&body, Some(API_KEY)))
+        ingest_function(&self.ingest, &self.keys, otlp_post(&body, Some(API_KEY)))
             .await
             .status()
             .as_u16()
@@ -92,16 +90,14 @@ impl Pipeline {
     }
 
     /// The query function's router over this test's tables.
-    fn api(&self) -> ApiRouter<DynamoStore, DynamoAlertStore> {
-        ApiRouter::new(
-            QueryApi::new(self.store.clone()),
-            AlertApi::new(
-                Arc::new(DynamoAlertStore::new(
-                    &self.config,
-                    self.tables.alerts.clone(),
-                )),
-                Arc::new(RuleSet::shipped().expect("the shipped rules are valid")),
-            ),
+    fn api(&self) -> ApiState {
+        ApiState::new(
+            self.store.clone(),
+            Arc::new(DynamoAlertStore::new(
+                &self.config,
+                self.tables.alerts.clone(),
+            )),
+            Arc::new(RuleSet::shipped().expect("the shipped rules are valid")),
         )
     }
 
@@ -114,13 +110,8 @@ impl Pipeline {
         let now = now_unix_s();
         let query = format!("from={}&to={}&resolution=1m", now - 3600, now + 120);
         let path = format!("/api/services/{service}/metrics/{METRIC}");
-        let response = handle_query(
-            &self.api(),
-            &self.keys,
-            api_get(&path, &query, API_KEY),
-            now,
-        )
-        .await;
+        let response =
+            query_function(&self.api(), &self.keys, api_get(&path, &query, API_KEY)).await;
         assert_eq!(response.status(), 200, "{}", json_body(&response));
         json_body(&response)
     }
@@ -203,11 +194,10 @@ async fn an_otlp_request_reaches_the_query_api_through_kinesis_and_dynamodb() {
     );
     assert_eq!(history["kind"], "gauge");
 
-    let services = handle_query(
+    let services = query_function(
         &pipeline.api(),
         &pipeline.keys,
         api_get("/api/services", "", API_KEY),
-        now_unix_s(),
     )
     .await;
     let listed = json_body(&services);
@@ -219,11 +209,10 @@ async fn an_otlp_request_reaches_the_query_api_through_kinesis_and_dynamodb() {
             .any(|s| s["name"] == service.as_str()),
         "{listed}"
     );
-    let refused = handle_query(
+    let refused = query_function(
         &pipeline.api(),
         &pipeline.keys,
         api_get("/api/services", "", "wrong-key"),
-        now_unix_s(),
     )
     .await;
     assert_eq!(refused.status(), 401);
@@ -547,13 +536,15 @@ async fn series_beyond_the_limit_are_refused_in_the_partial_success_and_the_rest
         pipeline.tables.state.clone(),
         limits,
     ));
-    let ingest = Ingest::new(pipeline.stream.clone(), IngestLimits::default())
-        .with_series_admission(admission.clone());
+    let ingest = Arc::new(
+        dyn_ingest(pipeline.stream.clone(), IngestLimits::default())
+            .with_series_admission(admission.clone()),
+    );
     let service = unique("exploding");
 
     // Five routes of one metric, one point each: three series fit, two are refused.
     let body = gauge_request_per_route(&service, METRIC, 5, 1, now_unix_s());
-    let response = handle_ingest(&ingest, &pipeline.keys, otlp_post(&body, Some(API_KEY))).await;
+    let response = ingest_function(&ingest, &pipeline.keys, otlp_post(&body, Some(API_KEY))).await;
     assert_eq!(response.status(), 200);
     let answer =
         ExportMetricsServiceResponse::decode(response.body().as_ref()).expect("an OTLP response");
@@ -582,7 +573,7 @@ async fn series_beyond_the_limit_are_refused_in_the_partial_success_and_the_rest
     );
 
     // The same request again: the three known series pass, the two new ones are refused again.
-    let response = handle_ingest(&ingest, &pipeline.keys, otlp_post(&body, Some(API_KEY))).await;
+    let response = ingest_function(&ingest, &pipeline.keys, otlp_post(&body, Some(API_KEY))).await;
     let answer = ExportMetricsServiceResponse::decode(response.body().as_ref()).expect("OTLP");
     assert_eq!(
         answer
@@ -594,14 +585,7 @@ async fn series_beyond_the_limit_are_refused_in_the_partial_success_and_the_rest
 
     // The query function reports the refusals per service and metric.
     let api = pipeline.api().with_series_admission(admission);
-    let now = now_unix_s();
-    let response = handle_query(
-        &api,
-        &pipeline.keys,
-        api_get("/api/limits", "", API_KEY),
-        now,
-    )
-    .await;
+    let response = query_function(&api, &pipeline.keys, api_get("/api/limits", "", API_KEY)).await;
     assert_eq!(response.status(), 200);
     let limits = json_body(&response);
     let refusal = limits["refusals"]
@@ -705,7 +689,7 @@ async fn a_kept_trace_reaches_a_subscribed_websocket_client_as_a_trace_frame() {
     let trace_id: [u8; 16] = rand::random();
     let end_ns = u64::try_from(now_unix_s()).unwrap() * 1_000_000_000;
     let body = two_service_trace_request(&frontend, &checkout, trace_id, end_ns);
-    let response = handle_ingest(
+    let response = ingest_function(
         &pipeline.ingest,
         &pipeline.keys,
         otlp_post_to("/v1/traces", &body, Some(API_KEY)),

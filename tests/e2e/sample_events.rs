@@ -22,11 +22,9 @@ use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
-use flowscope_core::alerts::{webhook, AlertApi, AlertEngine, Dispatcher, RuleSet};
-use flowscope_core::api::ApiRouter;
+use flowscope_core::alerts::{webhook, AlertEngine, Dispatcher, RuleSet};
 use flowscope_core::auth::ApiKeys;
 use flowscope_core::aws::lambda::alerts::evaluate_and_notify;
-use flowscope_core::aws::lambda::http::{handle_ingest, handle_query};
 use flowscope_core::aws::lambda::kinesis::handle_kinesis_event;
 use flowscope_core::aws::lambda::snapshot::SnapshotConfig;
 use flowscope_core::aws::lambda::streams::handle_bucket_stream;
@@ -34,12 +32,14 @@ use flowscope_core::aws::lambda::websocket::{handle_connect, handle_disconnect, 
 use flowscope_core::aws::{
     delete_tables_if_present, DynamoAlertStore, DynamoConnections, DynamoStore, DynamoTraceStore,
 };
-use flowscope_core::ingest::{Ingest, IngestLimits};
+use flowscope_core::http::ApiState;
+use flowscope_core::ingest::IngestLimits;
 use flowscope_core::model::{Resolution, Retention};
 use flowscope_core::pipeline::ShardProcessor;
 use flowscope_core::ports::{ConnectionStore, MetricStore, StreamSource};
-use flowscope_core::query::QueryApi;
-use flowscope_integration_tests::events::{bucket_stream_event, json_body, kinesis_event};
+use flowscope_integration_tests::events::{
+    bucket_stream_event, dyn_ingest, ingest_function, json_body, kinesis_event, query_function,
+};
 use flowscope_integration_tests::pusher::RecordingPusher;
 use flowscope_integration_tests::shard::read_shard;
 use flowscope_integration_tests::{emulators, now_unix_s, stream_and_tables, unique};
@@ -113,8 +113,8 @@ async fn every_sample_event_is_handled_by_its_functions_handler() {
     let write = std::env::var("FLOWSCOPE_WRITE_EVENTS").is_ok_and(|v| v == "1");
 
     // ingest.json → the ingest function: 200, both points accepted, on the stream.
-    let ingest = Ingest::new(stream.clone(), IngestLimits::default());
-    let response = handle_ingest(&ingest, &keys, fresh_ingest_request()).await;
+    let ingest = Arc::new(dyn_ingest(stream.clone(), IngestLimits::default()));
+    let response = ingest_function(&ingest, &keys, fresh_ingest_request()).await;
     let body = String::from_utf8_lossy(response.body().as_ref()).to_string();
     assert_eq!(response.status(), 200, "{body}");
     assert!(!body.contains("rejected"), "no point refused: {body}");
@@ -205,16 +205,14 @@ async fn every_sample_event_is_handled_by_its_functions_handler() {
     assert_eq!(update["updates"][0]["service"], SERVICE, "{update}");
 
     // query.json → the query function: the service is listed.
-    let api = ApiRouter::new(
-        QueryApi::new(store.clone()),
-        AlertApi::new(
-            Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone())),
-            Arc::new(RuleSet::shipped().expect("the shipped rules are valid")),
-        ),
+    let api = ApiState::new(
+        store.clone(),
+        Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone())),
+        Arc::new(RuleSet::shipped().expect("the shipped rules are valid")),
     );
     let request = lambda_http::request::from_str(&read_event("query.json"))
         .expect("events/query.json is an HTTP API v2 event");
-    let response = handle_query(&api, &keys, request, now_unix_s()).await;
+    let response = query_function(&api, &keys, request).await;
     assert_eq!(response.status(), 200, "{}", json_body(&response));
     assert!(
         json_body(&response).to_string().contains(SERVICE),

@@ -9,9 +9,15 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use flowscope_core::ports::StreamRecord;
+use std::sync::Arc;
+
+use flowscope_core::auth::ApiKeys;
+use flowscope_core::http::{ingest_router, query_router, ApiState};
+use flowscope_core::ingest::{Ingest, IngestLimits};
+use flowscope_core::ports::{StreamRecord, StreamSink};
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
+use tower::ServiceExt;
 
 /// An API Gateway HTTP API (payload v2) request, parsed by `lambda_http` as the ingest and query
 /// functions receive it.
@@ -55,6 +61,38 @@ pub fn http_request(
         "isBase64Encoded": true
     });
     lambda_http::request::from_str(&event.to_string()).expect("a valid HTTP API v2 event")
+}
+
+/// Serves one API Gateway request with `router` as `lambda_http::run` does in the functions: the
+/// request converted by lambda_http in, the router's response converted back by lambda_http.
+pub async fn serve(router: axum::Router, request: Request) -> Response<Body> {
+    let response = router
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    lambda_http::IntoResponse::into_response(response).await
+}
+
+/// The ingest function: the core's ingest router (API key check, OTLP routes) over `ingest`.
+pub async fn ingest_function(
+    ingest: &Arc<Ingest<dyn StreamSink>>,
+    keys: &ApiKeys,
+    request: Request,
+) -> Response<Body> {
+    serve(ingest_router(ingest.clone(), keys.clone()), request).await
+}
+
+/// The query function: the core's `/api/*` router behind the API key check.
+pub async fn query_function(state: &ApiState, keys: &ApiKeys, request: Request) -> Response<Body> {
+    serve(query_router(state.clone(), keys.clone()), request).await
+}
+
+/// A receiver over any stream sink, typed as the functions and local mode hold it.
+pub fn dyn_ingest<S: StreamSink + 'static>(
+    sink: Arc<S>,
+    limits: IngestLimits,
+) -> Ingest<dyn StreamSink> {
+    Ingest::new(sink as Arc<dyn StreamSink>, limits)
 }
 
 /// `POST /v1/metrics` with a protobuf body, authenticated with `key` when given.

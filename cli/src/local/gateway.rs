@@ -16,18 +16,18 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use flowscope_core::api::ApiRouter;
-use flowscope_core::auth::{ApiKeys, AuthError, CHALLENGE};
+use flowscope_core::auth::{ApiKeys, AuthError};
+use flowscope_core::http::{self as core_http, AlertEvents, ApiState};
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::session::{self, ConnectError};
 use flowscope_core::live::{ClientMessage, LiveHub, ServerMessage, MAX_MESSAGE_BYTES};
 use flowscope_core::ports::{
-    AlertStore, ConnectionPusher, ConnectionStore, MetricStore, PushError, StreamSink, Subscription,
+    ConnectionPusher, ConnectionStore, PushError, StreamSink, Subscription,
 };
 use futures::{SinkExt, StreamExt};
 use tower_http::services::{ServeDir, ServeFile};
@@ -44,7 +44,8 @@ pub struct GatewayState {
     pub hub: Arc<LiveHub>,
     pub ingest: Arc<Ingest<dyn StreamSink>>,
     pub aggregator_stats: Arc<AggregatorStats>,
-    pub api: Arc<ApiRouter<dyn MetricStore, dyn AlertStore>>,
+    /// The ports behind `/api/*` (the core's router, shared with the query function).
+    pub api: ApiState,
     /// The `--token` credential (hashed); empty = no credential needed.
     pub keys: ApiKeys,
     pub dashboard_dir: PathBuf,
@@ -54,9 +55,13 @@ pub fn router(state: GatewayState) -> Router {
     let dashboard = ServeDir::new(&state.dashboard_dir)
         .fallback(ServeFile::new(state.dashboard_dir.join("index.html")));
     let has_dashboard = state.dashboard_dir.join("index.html").exists();
+    // The core's `/api/*` routes; an acknowledgement's alert events go to live clients from here.
+    let api = core_http::api::router(state.api.clone()).layer(middleware::from_fn_with_state(
+        state.clone(),
+        push_alert_events,
+    ));
     let router = Router::new()
         .route("/api/pipeline", get(pipeline_stats))
-        .route("/api/{*path}", any(api_routes))
         .route("/ws", get(websocket))
         .route(
             "/@connections/{id}",
@@ -64,12 +69,14 @@ pub fn router(state: GatewayState) -> Router {
                 .get(get_connection)
                 .delete(delete_connection),
         )
+        .with_state(state.clone())
+        .merge(api)
         // Every route above needs the credential when a token is set; the ones below never do.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_credential,
         ))
-        .route("/config.json", get(config))
+        .route("/config.json", get(config).with_state(state.clone()))
         .route("/healthz", get(|| async { "ok" }));
     let router = if has_dashboard {
         router.fallback_service(dashboard)
@@ -80,7 +87,7 @@ pub fn router(state: GatewayState) -> Router {
         );
         router.fallback(get(no_dashboard))
     };
-    router.with_state(state)
+    router
 }
 
 /// With a token set: the credential from `Authorization: Bearer` / `x-api-key`, or `?token=` on
@@ -107,54 +114,24 @@ fn check_credential(keys: &ApiKeys, uri: &Uri, headers: &HeaderMap) -> Result<()
             .and_then(|Query(params)| params.token);
         return keys.check_query_token(token.as_deref());
     }
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    keys.check_headers(text(header::AUTHORIZATION.as_str()), text("x-api-key"))
+    core_http::auth::check_headers(keys, headers)
 }
 
 /// 401 with `{"error": "<reason>"}` and a `WWW-Authenticate: Bearer` challenge.
 fn unauthorized(error: AuthError) -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::WWW_AUTHENTICATE, CHALLENGE),
-        ],
-        error.json_body(),
-    )
-        .into_response()
+    core_http::auth::unauthorized(error)
 }
 
-/// `/api/*`: the alert routes (which also take POST/DELETE) or the read-only query API.
-async fn api_routes(
+/// Pushes the alert events an `/api/*` request caused (an acknowledgement) to every client watching
+/// the service, at once.
+async fn push_alert_events(
     State(state): State<GatewayState>,
-    method: Method,
-    uri: Uri,
-    body: Bytes,
+    request: Request,
+    next: Next,
 ) -> Response {
-    let (path, query) = (uri.path(), uri.query().unwrap_or(""));
-    let routed = state
-        .api
-        .handle(method.as_str(), path, query, &body, unix_now())
-        .await;
-    // An acknowledgement is shown to every client watching the service at once.
-    push_events(
-        state.connections.as_ref(),
-        state.pusher.as_ref(),
-        &routed.events,
-    )
-    .await;
-    let status =
-        StatusCode::from_u16(routed.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        routed.response.body,
-    )
-        .into_response();
-    if let Some(allow) = routed.allow {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    let mut response = next.run(request).await;
+    if let Some(AlertEvents(events)) = response.extensions_mut().remove::<AlertEvents>() {
+        push_events(state.connections.as_ref(), state.pusher.as_ref(), &events).await;
     }
     response
 }

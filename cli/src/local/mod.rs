@@ -25,15 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use flowscope_core::alerts::AlertApi;
-use flowscope_core::api::ApiRouter;
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::live::{Fanout, HubConfig, LiveHub};
 use flowscope_core::pipeline::{ProcessShard, ShardProcessor};
 use flowscope_core::ports::{
     ConnectionPusher, ConnectionStore, MetricStore, StreamSink, TraceStore,
 };
-use flowscope_core::query::QueryApi;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -187,13 +184,13 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         pusher,
         hub,
         ingest: ingest.clone(),
-        api: Arc::new(
-            ApiRouter::new(
-                QueryApi::new(store.clone()).with_traces(backend.traces.clone()),
-                AlertApi::new(alerting.store.clone(), alerting.rules.clone()),
-            )
-            .with_series_admission(admission),
-        ),
+        api: flowscope_core::http::ApiState::new(
+            store.clone(),
+            alerting.store.clone(),
+            alerting.rules.clone(),
+        )
+        .with_traces(backend.traces.clone())
+        .with_series_admission(admission),
         aggregator_stats,
         keys,
         dashboard_dir: args.dashboard_dir.clone(),

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use axum::Router;
 use flowscope_core::otlp::response::status_body;
 use flowscope_core::otlp::Format;
@@ -51,9 +51,6 @@ use tower_http::timeout::TimeoutBody;
 pub const MAX_HEADER_FIELDS: usize = 100;
 /// hyper's own limit on header fields, above ours so that our 431 (with a reason) answers first.
 pub const PARSER_MAX_HEADERS: usize = 256;
-/// Most bytes of an oversized body read and discarded so the client sees the 413.
-pub const MAX_DRAIN_BYTES: usize = 64 * 1024 * 1024;
-
 /// How error bodies are shaped on a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorStyle {
@@ -87,43 +84,7 @@ impl ServeConfig {
     }
 }
 
-/// How much of an oversized body to read and discard before answering 413: four times the limit,
-/// at most [`MAX_DRAIN_BYTES`].
-pub fn drain_bound(limit: usize) -> usize {
-    limit.saturating_mul(4).min(MAX_DRAIN_BYTES)
-}
-
-/// Reads and discards the rest of a body, up to `bound` bytes. True when the body ended within the
-/// bound (the connection is clean and the answer will be read by the client).
-pub async fn drain<B>(body: B, bound: usize) -> bool
-where
-    B: hyper::body::Body,
-{
-    let mut body = Box::pin(body);
-    let mut read = 0usize;
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => {
-                if let Some(data) = frame.data_ref() {
-                    read = read.saturating_add(bytes::Buf::remaining(data));
-                    if read > bound {
-                        return false;
-                    }
-                }
-            }
-            Err(_) => return false,
-        }
-    }
-    true
-}
-
-/// `Content-Length` when the request declares one.
-pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-}
+pub use flowscope_core::http::body::{close_after, declared_length, drain, drain_bound};
 
 /// Serves `router` on `listener` until `stopped` turns true, then stops accepting, lets requests in
 /// flight finish and returns once every connection has closed (upgraded WebSockets excepted).
@@ -339,13 +300,6 @@ where
         }
     }
     Ok(buffer.freeze())
-}
-
-/// Asks hyper to close the connection once this answer is written.
-pub fn close_after<B>(response: &mut Response<B>) {
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// An error answer shaped for the port.

@@ -11,28 +11,29 @@
 
 use std::sync::Arc;
 
-use flowscope_core::aws::lambda::{http, keys, required_env};
+use flowscope_core::aws::lambda::{keys, required_env};
 use flowscope_core::aws::{config, DynamoSeriesAdmission, KinesisStream};
 use flowscope_core::cardinality::SeriesLimits;
+use flowscope_core::http::ingest_router;
 use flowscope_core::ingest::{Ingest, IngestLimits};
-use lambda_http::{run, service_fn, Error, Request};
+use flowscope_core::ports::StreamSink;
+use lambda_http::{run, Error};
 
+/// The core's OTLP routes (the ones local mode serves on 4318) behind the API key check;
+/// lambda_http converts API Gateway events to requests and responses back.
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = config::load().await;
     let keys = keys::load_api_keys(&config).await?;
-    let stream = KinesisStream::new(&config, required_env("STREAM_NAME")?);
+    let stream: Arc<dyn StreamSink> =
+        Arc::new(KinesisStream::new(&config, required_env("STREAM_NAME")?));
     let limits = IngestLimits::default().with_env(|name| std::env::var(name).ok())?;
     let admission = DynamoSeriesAdmission::new(
         &config,
         required_env("STATE_TABLE")?,
         SeriesLimits::from_env()?,
     );
-    let ingest = Ingest::new(Arc::new(stream), limits).with_series_admission(Arc::new(admission));
-    let (ingest, keys) = (&ingest, &keys);
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(http::handle_ingest(ingest, keys, request).await)
-    }))
-    .await
+    let ingest = Ingest::new(stream, limits).with_series_admission(Arc::new(admission));
+    run(ingest_router(Arc::new(ingest), keys)).await
 }

@@ -10,36 +10,34 @@
 
 use std::sync::Arc;
 
-use flowscope_core::alerts::{AlertApi, RuleSet};
-use flowscope_core::api::ApiRouter;
-use flowscope_core::aws::lambda::{http, keys, now_unix_s};
+use flowscope_core::alerts::RuleSet;
+use flowscope_core::aws::lambda::keys;
 use flowscope_core::aws::{
     config, DynamoAlertStore, DynamoSeriesAdmission, DynamoStore, DynamoTraceStore, TableNames,
 };
 use flowscope_core::cardinality::SeriesLimits;
-use flowscope_core::query::QueryApi;
-use lambda_http::{run, service_fn, Error, Request};
+use flowscope_core::http::{query_router, ApiState};
+use lambda_http::{run, Error};
 
+/// The core's `/api/*` router (the one local mode serves), behind the API key check; lambda_http
+/// converts API Gateway events to requests and responses back. Acknowledgements are stored and
+/// returned; their live `alert` event is not pushed from here (the function has no WebSocket
+/// management client), so dashboards see it on their next alert reload.
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = config::load().await;
     let keys = keys::load_api_keys(&config).await?;
     let tables = TableNames::from_env();
-    let query = QueryApi::new(Arc::new(DynamoStore::new(&config, tables.clone()))).with_traces(
-        Arc::new(DynamoTraceStore::new(&config, tables.traces.clone())),
-    );
     // `GET /api/limits`: the ingest function's refusal counts (same limits from the same env).
     let admission =
         DynamoSeriesAdmission::new(&config, tables.state.clone(), SeriesLimits::from_env()?);
-    let alerts = AlertApi::new(
-        Arc::new(DynamoAlertStore::new(&config, tables.alerts)),
+    let state = ApiState::new(
+        Arc::new(DynamoStore::new(&config, tables.clone())),
+        Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone())),
         Arc::new(RuleSet::shipped()?),
-    );
-    let api = ApiRouter::new(query, alerts).with_series_admission(Arc::new(admission));
-    let (api, keys) = (&api, &keys);
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(http::handle_query(api, keys, request, now_unix_s()).await)
-    }))
-    .await
+    )
+    .with_traces(Arc::new(DynamoTraceStore::new(&config, tables.traces)))
+    .with_series_admission(Arc::new(admission));
+    run(query_router(state, keys)).await
 }

@@ -1,5 +1,5 @@
-//! The alerting HTTP API as a function of (method, path, query, body), like [`crate::query::QueryApi`],
-//! so local mode's gateway and the query Lambda serve the same routes:
+//! The alerting API's operations, served over HTTP by [`crate::http::api`] (local mode's gateway and
+//! the query Lambda serve the same router):
 //!
 //! - `GET /api/alerts` — active (pending and firing) alerts, with acknowledgement and silenced flag
 //! - `GET /api/alerts/history?from&to&limit&fingerprint&rule&service` — transitions, newest first
@@ -20,9 +20,7 @@ use super::state::{
 };
 use super::wire::AlertEvent;
 use crate::ports::{AlertStore, AlertStoreError, PutOutcome};
-use crate::query::{
-    parse_query, percent_decode, timestamp_param, ApiResponse, MAX_TIMESTAMP, MIN_TIMESTAMP,
-};
+use crate::query::{timestamp_param, MAX_TIMESTAMP, MIN_TIMESTAMP};
 
 /// Default history range when `from` is omitted.
 const DEFAULT_HISTORY_S: i64 = 86_400;
@@ -40,8 +38,6 @@ pub enum AlertApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("method {method} is not allowed on {path}")]
-    MethodNotAllowed { method: String, path: String },
     #[error(transparent)]
     Store(#[from] AlertStoreError),
 }
@@ -52,7 +48,6 @@ impl AlertApiError {
             AlertApiError::BadRequest(_) => 400,
             AlertApiError::NotFound(_) => 404,
             AlertApiError::Conflict(_) => 409,
-            AlertApiError::MethodNotAllowed { .. } => 405,
             AlertApiError::Store(AlertStoreError::Throttled(_)) => 503,
             AlertApiError::Store(_) => 500,
         }
@@ -93,11 +88,15 @@ struct SinkSummary<'a> {
     kind: SinkKind,
 }
 
-/// An API response plus the alert events it caused (an acknowledgement), for the live push.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertApiOutcome {
-    pub response: ApiResponse,
-    pub events: Vec<AlertEvent>,
+/// The query string of `GET /api/alerts/history`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct HistoryParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: Option<String>,
+    pub fingerprint: Option<String>,
+    pub rule: Option<String>,
+    pub service: Option<String>,
 }
 
 pub struct AlertApi<A: AlertStore + ?Sized> {
@@ -110,179 +109,112 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
         AlertApi { store, rules }
     }
 
-    /// Whether `path` is one of this API's routes (for the gateway's dispatch).
-    pub fn handles(path: &str) -> bool {
-        let path = path.trim_end_matches('/');
-        path == "/api/alerts"
-            || path.starts_with("/api/alerts/")
-            || path == "/api/silences"
-            || path.starts_with("/api/silences/")
-            || path == "/api/alert-rules"
+    /// `GET /api/alerts/dead-letters?limit`.
+    pub async fn dead_letters(
+        &self,
+        limit: Option<&str>,
+    ) -> Result<serde_json::Value, AlertApiError> {
+        let limit = limit_param(limit, 100, 1000)?;
+        let letters = self.store.list_dead_letters(limit).await?;
+        Ok(serde_json::json!({ "dead_letters": letters }))
     }
 
-    /// Serves one request; `now_unix_s` stamps acknowledgements and silences.
-    pub async fn handle(
+    /// `POST /api/alerts/{fingerprint}/ack` with `{"by": "..."}`: the alert, and the events to push
+    /// to live clients (none when it was acknowledged before).
+    pub async fn acknowledge(
         &self,
-        method: &str,
-        path: &str,
-        query: &str,
-        body: &[u8],
-        now_unix_s: i64,
-    ) -> ApiResponse {
-        self.handle_with_events(method, path, query, body, now_unix_s)
-            .await
-            .response
-    }
-
-    /// [`AlertApi::handle`], also returning the events to push to live clients.
-    pub async fn handle_with_events(
-        &self,
-        method: &str,
-        path: &str,
-        query: &str,
-        body: &[u8],
-        now_unix_s: i64,
-    ) -> AlertApiOutcome {
-        let mut events = Vec::new();
-        let response = match self
-            .route(method, path, query, body, now_unix_s, &mut events)
-            .await
-        {
-            Ok((status, value)) => ApiResponse {
-                status,
-                body: value.to_string(),
-            },
-            Err(error) => ApiResponse {
-                status: error.status(),
-                body: serde_json::json!({ "error": error.to_string() }).to_string(),
-            },
-        };
-        AlertApiOutcome { response, events }
-    }
-
-    async fn route(
-        &self,
-        method: &str,
-        path: &str,
-        query: &str,
+        fingerprint: &str,
         body: &[u8],
         now: i64,
-        events: &mut Vec<AlertEvent>,
-    ) -> Result<(u16, serde_json::Value), AlertApiError> {
-        let params = parse_query(query);
-        let segments: Vec<String> = path
-            .trim_start_matches('/')
-            .trim_end_matches('/')
-            .split('/')
-            .map(percent_decode)
-            .collect();
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let not_allowed = || AlertApiError::MethodNotAllowed {
-            method: method.to_string(),
-            path: path.to_string(),
-        };
-        if body.len() > MAX_BODY_BYTES {
-            return Err(AlertApiError::BadRequest(format!(
-                "request body is larger than {MAX_BODY_BYTES} bytes"
-            )));
+    ) -> Result<(serde_json::Value, Vec<AlertEvent>), AlertApiError> {
+        let request: AckRequest = parse_body(body)?;
+        let by = request.by.trim();
+        if by.is_empty() {
+            return Err(AlertApiError::BadRequest(
+                "`by` must name who acknowledges".into(),
+            ));
         }
-        let method = method.to_ascii_uppercase();
-        match (segments.as_slice(), method.as_str()) {
-            (["api", "alerts"], "GET") => Ok((200, self.active(now).await?)),
-            (["api", "alerts", "history"], "GET") => Ok((200, self.history(&params, now).await?)),
-            (["api", "alerts", "dead-letters"], "GET") => {
-                let limit = limit_param(&params, 100, 1000)?;
-                let letters = self.store.list_dead_letters(limit).await?;
-                Ok((200, serde_json::json!({ "dead_letters": letters })))
-            }
-            (["api", "alerts", fingerprint, "ack"], "POST") => {
-                let request: AckRequest = parse_body(body)?;
-                let by = request.by.trim();
-                if by.is_empty() {
-                    return Err(AlertApiError::BadRequest(
-                        "`by` must name who acknowledges".into(),
-                    ));
-                }
-                let (state, transition) = acknowledge(
-                    self.store.as_ref(),
-                    fingerprint,
-                    by,
-                    now,
-                    self.rules.settings.history_retention_s,
-                )
-                .await?;
-                if let Some(t) = &transition {
-                    events.push(AlertEvent::from_transition(t));
-                }
-                Ok((200, serde_json::json!({ "alert": state })))
-            }
-            (["api", "silences"], "GET") => {
-                let all = params.get("all").is_some_and(|v| v == "true" || v == "1");
-                let mut silences: Vec<Silence> = self
-                    .store
-                    .list_silences()
-                    .await?
-                    .into_iter()
-                    .filter(|s| all || s.ends_at > now)
-                    .collect();
-                silences.sort_by(|a, b| (a.starts_at, &a.id).cmp(&(b.starts_at, &b.id)));
-                Ok((200, serde_json::json!({ "silences": silences })))
-            }
-            (["api", "silences"], "POST") => {
-                let request: SilenceRequest = parse_body(body)?;
-                check_silence_times(&request)?;
-                let id = format!("{:016x}", rand::random::<u64>());
-                let silence = request
-                    .into_silence(id, now)
-                    .map_err(AlertApiError::BadRequest)?;
-                self.store.put_silence(&silence).await?;
-                Ok((201, serde_json::json!({ "silence": silence })))
-            }
-            (["api", "silences", id], "DELETE") => {
-                if self.store.delete_silence(id).await? {
-                    Ok((200, serde_json::json!({ "deleted": id })))
-                } else {
-                    Err(AlertApiError::NotFound(format!("no silence {id:?}")))
-                }
-            }
-            (["api", "alert-rules"], "GET") => {
-                let sinks: Vec<SinkSummary<'_>> = self
-                    .rules
-                    .notifications
-                    .sinks
-                    .iter()
-                    .map(|s| SinkSummary {
-                        name: &s.name,
-                        kind: s.kind,
-                    })
-                    .collect();
-                Ok((
-                    200,
-                    serde_json::json!({
-                        "rules": self.rules.rules,
-                        "settings": self.rules.settings,
-                        "notifications": {
-                            "group_wait": super::rules::format_duration(self.rules.notifications.group_wait_s),
-                            "retry": self.rules.notifications.retry,
-                            "sinks": sinks,
-                        },
-                    }),
-                ))
-            }
-            (
-                ["api", "alerts"]
-                | ["api", "alerts", "history" | "dead-letters"]
-                | ["api", "alerts", _, "ack"]
-                | ["api", "silences"]
-                | ["api", "silences", _]
-                | ["api", "alert-rules"],
-                _,
-            ) => Err(not_allowed()),
-            _ => Err(AlertApiError::NotFound(format!("no route for {path}"))),
+        let (state, transition) = acknowledge(
+            self.store.as_ref(),
+            fingerprint,
+            by,
+            now,
+            self.rules.settings.history_retention_s,
+        )
+        .await?;
+        let events = transition.iter().map(AlertEvent::from_transition).collect();
+        Ok((serde_json::json!({ "alert": state }), events))
+    }
+
+    /// `GET /api/silences[?all=true]`: active silences (all of them with `all`), oldest first.
+    pub async fn silences(
+        &self,
+        all: Option<&str>,
+        now: i64,
+    ) -> Result<serde_json::Value, AlertApiError> {
+        let all = all.is_some_and(|v| v == "true" || v == "1");
+        let mut silences: Vec<Silence> = self
+            .store
+            .list_silences()
+            .await?
+            .into_iter()
+            .filter(|s| all || s.ends_at > now)
+            .collect();
+        silences.sort_by(|a, b| (a.starts_at, &a.id).cmp(&(b.starts_at, &b.id)));
+        Ok(serde_json::json!({ "silences": silences }))
+    }
+
+    /// `POST /api/silences`: the created silence (answered with 201).
+    pub async fn create_silence(
+        &self,
+        body: &[u8],
+        now: i64,
+    ) -> Result<serde_json::Value, AlertApiError> {
+        let request: SilenceRequest = parse_body(body)?;
+        check_silence_times(&request)?;
+        let id = format!("{:016x}", rand::random::<u64>());
+        let silence = request
+            .into_silence(id, now)
+            .map_err(AlertApiError::BadRequest)?;
+        self.store.put_silence(&silence).await?;
+        Ok(serde_json::json!({ "silence": silence }))
+    }
+
+    /// `DELETE /api/silences/{id}`.
+    pub async fn delete_silence(&self, id: &str) -> Result<serde_json::Value, AlertApiError> {
+        if self.store.delete_silence(id).await? {
+            Ok(serde_json::json!({ "deleted": id }))
+        } else {
+            Err(AlertApiError::NotFound(format!("no silence {id:?}")))
         }
     }
 
-    async fn active(&self, now: i64) -> Result<serde_json::Value, AlertApiError> {
+    /// `GET /api/alert-rules`: the loaded rules, settings and sinks (names and kinds only: sink URLs
+    /// are secrets).
+    pub fn rules(&self) -> serde_json::Value {
+        let sinks: Vec<SinkSummary<'_>> = self
+            .rules
+            .notifications
+            .sinks
+            .iter()
+            .map(|s| SinkSummary {
+                name: &s.name,
+                kind: s.kind,
+            })
+            .collect();
+        serde_json::json!({
+            "rules": self.rules.rules,
+            "settings": self.rules.settings,
+            "notifications": {
+                "group_wait": super::rules::format_duration(self.rules.notifications.group_wait_s),
+                "retry": self.rules.notifications.retry,
+                "sinks": sinks,
+            },
+        })
+    }
+
+    /// `GET /api/alerts`: active (pending and firing) alerts, most urgent first.
+    pub async fn active(&self, now: i64) -> Result<serde_json::Value, AlertApiError> {
         let silences = self.store.list_silences().await?;
         let mut alerts: Vec<ActiveAlert> = self
             .store
@@ -335,15 +267,16 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
         Ok(serde_json::json!({ "alerts": alerts }))
     }
 
-    async fn history(
+    /// `GET /api/alerts/history?from&to&limit&fingerprint&rule&service`: transitions, newest first.
+    pub async fn history(
         &self,
-        params: &std::collections::BTreeMap<String, String>,
+        params: &HistoryParams,
         now: i64,
     ) -> Result<serde_json::Value, AlertApiError> {
-        let to = timestamp_param(params, "to")
+        let to = timestamp_param(params.to.as_deref(), "to")
             .map_err(AlertApiError::BadRequest)?
             .unwrap_or_else(|| now.saturating_add(1).clamp(MIN_TIMESTAMP, MAX_TIMESTAMP));
-        let from = timestamp_param(params, "from")
+        let from = timestamp_param(params.from.as_deref(), "from")
             .map_err(AlertApiError::BadRequest)?
             .unwrap_or_else(|| to.saturating_sub(DEFAULT_HISTORY_S).max(MIN_TIMESTAMP));
         if from >= to {
@@ -351,10 +284,13 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
                 "`from` ({from}) must be before `to` ({to})"
             )));
         }
-        let limit = limit_param(params, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT)?;
-        let filtered = ["fingerprint", "rule", "service"]
-            .iter()
-            .any(|k| params.contains_key(*k));
+        let limit = limit_param(
+            params.limit.as_deref(),
+            DEFAULT_HISTORY_LIMIT,
+            MAX_HISTORY_LIMIT,
+        )?;
+        let filtered =
+            params.fingerprint.is_some() || params.rule.is_some() || params.service.is_some();
         // Filters apply after reading, so read the most a response may hold when filtering.
         let read_limit = if filtered { MAX_HISTORY_LIMIT } else { limit };
         let mut entries: Vec<AlertTransition> = self
@@ -364,11 +300,13 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
             .into_iter()
             .filter(|t| {
                 params
-                    .get("fingerprint")
+                    .fingerprint
+                    .as_ref()
                     .is_none_or(|f| *f == t.fingerprint)
-                    && params.get("rule").is_none_or(|r| *r == t.rule)
+                    && params.rule.as_ref().is_none_or(|r| *r == t.rule)
                     && params
-                        .get("service")
+                        .service
+                        .as_ref()
                         .is_none_or(|s| t.service() == Some(s.as_str()))
             })
             .collect();
@@ -393,12 +331,8 @@ fn check_silence_times(request: &SilenceRequest) -> Result<(), AlertApiError> {
     Ok(())
 }
 
-fn limit_param(
-    params: &std::collections::BTreeMap<String, String>,
-    default: usize,
-    max: usize,
-) -> Result<usize, AlertApiError> {
-    match params.get("limit") {
+fn limit_param(limit: Option<&str>, default: usize, max: usize) -> Result<usize, AlertApiError> {
+    match limit {
         None => Ok(default),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
@@ -410,6 +344,11 @@ fn limit_param(
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AlertApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(AlertApiError::BadRequest(format!(
+            "request body is larger than {MAX_BODY_BYTES} bytes"
+        )));
+    }
     serde_json::from_slice(body)
         .map_err(|e| AlertApiError::BadRequest(format!("invalid JSON body: {e}")))
 }

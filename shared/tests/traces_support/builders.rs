@@ -236,30 +236,50 @@ pub fn open_traces() -> (
     (dir, Arc::new(store))
 }
 
-/// `GET path?query` on the trace routes, as (status, JSON body).
-pub async fn api_get<S, T>(
-    store: &S,
-    traces: &T,
+/// `GET path?query` through the core's `/api/*` router, as (status, JSON body).
+pub async fn api_get(
+    store: Arc<dyn flowscope_core::ports::MetricStore>,
+    traces: Arc<dyn TraceStore>,
     path: &str,
     query: &str,
-) -> (u16, serde_json::Value)
-where
-    S: flowscope_core::ports::MetricStore + ?Sized,
-    T: TraceStore + ?Sized,
-{
-    let response = flowscope_core::traces::api::handle(store, traces, path, query, now())
+) -> (u16, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let alerts = flowscope_core::embedded::RedbAlertStore::open(&dir.path().join("alerts.redb"))
+        .expect("opens");
+    let rules = flowscope_core::alerts::RuleSet::shipped().expect("the shipped rules are valid");
+    let state = flowscope_core::http::ApiState::new(store, Arc::new(alerts), Arc::new(rules))
+        .with_traces(traces)
+        .with_clock(Arc::new(now));
+    let uri = if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    };
+    let request = axum::http::Request::get(uri)
+        .body(axum::body::Body::empty())
+        .expect("a valid request");
+    let response = flowscope_core::http::api::router(state)
+        .oneshot(request)
         .await
-        .unwrap_or_else(|| panic!("{path} is a trace route"));
-    let body = serde_json::from_str(&response.body).expect("JSON body");
-    (response.status, body)
+        .expect("infallible");
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    let body = serde_json::from_slice(&bytes).expect("JSON body");
+    (status, body)
 }
 
 /// The graph over the hour of `t0()`.
-pub async fn graph<S, T>(store: &S, traces: &T) -> serde_json::Value
-where
-    S: flowscope_core::ports::MetricStore + ?Sized,
-    T: TraceStore + ?Sized,
-{
+pub async fn graph(
+    store: Arc<dyn flowscope_core::ports::MetricStore>,
+    traces: Arc<dyn TraceStore>,
+) -> serde_json::Value {
     let query = format!("from={}&to={}", t0(), t0() + 3600);
     let (status, body) = api_get(store, traces, "/api/graph", &query).await;
     assert_eq!(status, 200, "{body}");

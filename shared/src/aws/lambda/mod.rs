@@ -1,7 +1,8 @@
 //! Lambda event plumbing: converting between Lambda's events and the core's types, so that each
 //! function in `functions/` only wires adapters together.
 //!
-//! - [`http`]: API Gateway HTTP API requests ↔ the OTLP receiver and the query API, with the API key check.
+//! (HTTP API requests need no plumbing here: the `query` and `ingest` functions serve
+//! [`crate::http`]'s axum routers with `lambda_http::run`.)
 //! - [`kinesis`]: Kinesis events → [`crate::ports::ShardBatch`], batch outcomes → `batchItemFailures`.
 //! - [`poison`]: undecodable records → the failure queue (SQS).
 //! - [`websocket`]: API Gateway WebSocket `$connect` / `$disconnect` / message events.
@@ -11,7 +12,6 @@
 //! - [`alerts`]: the scheduled rule evaluation, notifications and live `alert` events.
 
 pub mod alerts;
-pub mod http;
 pub mod keys;
 pub mod kinesis;
 pub mod poison;

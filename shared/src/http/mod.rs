@@ -1,0 +1,31 @@
+//! Every HTTP route of Flowscope as axum handlers, built once from the ports: the `/api/*` query and
+//! alerting API ([`api`]) and the OTLP/HTTP receiver ([`otlp`]), with the API key check as
+//! middleware ([`auth`]). Local mode mounts these routers in its own server (next to its local-only
+//! routes: `/ws`, `@connections`, `/config.json`, the dashboard); the `query` and `ingest` Lambda
+//! functions serve [`query_router`] and [`ingest_router`] with `lambda_http::run`, which converts API
+//! Gateway events to and from HTTP requests.
+
+pub mod api;
+pub mod auth;
+pub mod body;
+pub mod otlp;
+
+use axum::middleware;
+use axum::Router;
+
+use crate::auth::ApiKeys;
+
+pub use api::{AlertEvents, ApiError, ApiState};
+
+/// The query function's service: every `/api/*` route behind the API key check (headers only).
+pub fn query_router(state: ApiState, keys: ApiKeys) -> Router {
+    api::router(state).layer(middleware::from_fn_with_state(keys, auth::require_api_key))
+}
+
+/// The ingest function's service: the OTLP routes (404 with a `google.rpc.Status` elsewhere) behind
+/// the API key check, which answers 401 with a `google.rpc.Status`.
+pub fn ingest_router(ingest: otlp::Receiver, keys: ApiKeys) -> Router {
+    otlp::router(ingest)
+        .fallback(otlp::not_found)
+        .layer(middleware::from_fn_with_state(keys, auth::require_otlp_key))
+}
