@@ -342,13 +342,15 @@ impl LocalConnections {
     }
 
     pub fn info(&self, connection_id: &str) -> Option<ConnectionInfo> {
-        self.open(connection_id).get(connection_id).map(|h| ConnectionInfo {
-            connected_at: rfc3339_ms(h.connected_at_ms),
-            identity: Identity {
-                source_ip: h.source_ip.clone(),
-            },
-            last_active_at: rfc3339_ms(now_ms()),
-        })
+        self.open(connection_id)
+            .get(connection_id)
+            .map(|h| ConnectionInfo {
+                connected_at: rfc3339_ms(h.connected_at_ms),
+                identity: Identity {
+                    source_ip: h.source_ip.clone(),
+                },
+                last_active_at: rfc3339_ms(now_ms()),
+            })
     }
 
     /// Closes a connection as `DeleteConnection` does; false when it does not exist.

@@ -64,7 +64,8 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
         // Keyed by the updates' addresses in `batch`: equal keys are the same updates.
         let mut encoded: HashMap<Vec<usize>, Vec<Bytes>> = HashMap::new();
         let mut posts: Vec<(String, Vec<Bytes>)> = Vec::with_capacity(routed.len());
-        let mut index: HashMap<String, usize> = HashMap::with_capacity(routed.len());
+        // Filled only when the flush carries trace events (to add them to the same posts).
+        let mut index: HashMap<String, usize> = HashMap::new();
         let mut key: Vec<usize> = Vec::new();
         for (connection, updates) in routed {
             key.clear();
