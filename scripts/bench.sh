@@ -171,12 +171,12 @@ if want ws; then
   ws_bench() { cargo bench --quiet -p flowscope-cli --bench ws -- "$@" 2>/dev/null; }
   start_local ws "${LIMIT_FLAGS[@]}" --max-connections $((WS_CLIENTS + 100))
   ws_bench latency "${OTLP#http://}" "${API#http://}" 60 >"$WORK/ws-latency.txt"
-  ws_bench clients "${OTLP#http://}" "${API#http://}" "$WS_CLIENTS" "$WS_SECONDS" >"$WORK/ws-clients.txt"
+  WS_BENCH_SERVER_PID="$LOCAL_PID" ws_bench clients "${OTLP#http://}" "${API#http://}" "$WS_CLIENTS" "$WS_SECONDS" >"$WORK/ws-clients.txt"
   wsget() { awk -F': ' -v k="$1" '$1==k {print $2}' "$2"; }
   row "OTLP accepted → WebSocket frame at a subscribed client, excluding the ≤ 1 s batch window (accepted → visible in the API + flush → frame)" \
     "$(wsget 'accepted to frame excluding the batch window' "$WORK/ws-latency.txt"); parts: visible in the API $(wsget 'accepted to visible in the query API' "$WORK/ws-latency.txt"), flush → frame $(wsget 'flush to frame at the client' "$WORK/ws-latency.txt"); with the window $(wsget 'accepted to frame including the batch window' "$WORK/ws-latency.txt")"
   row "$WS_CLIENTS WebSocket clients, 1 update/s each, delivery lag (flush → frame at each client)" \
-    "$(wsget 'flush to frame at each client' "$WORK/ws-clients.txt"); $(wsget clients "$WORK/ws-clients.txt"); peak RSS $(mb "$(rss_kb "$LOCAL_PID" VmHWM)")"
+    "$(wsget 'flush to frame at each client' "$WORK/ws-clients.txt"); $(wsget clients "$WORK/ws-clients.txt"); server CPU while measured $(wsget 'server CPU while measured' "$WORK/ws-clients.txt"); peak RSS $(mb "$(rss_kb "$LOCAL_PID" VmHWM)")"
   stop_pid "$LOCAL_PID"
 fi
 

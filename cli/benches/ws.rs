@@ -15,7 +15,9 @@
 //!   delivery parts, without the time the update waited in the live hub for the next flush. Also
 //!   prints the raw accepted → received (which includes that wait, ≤ 1 s).
 //! - `clients`: N subscribers of one service, one update per second each (a point every 250 ms; the
-//!   server flushes once a second); per frame, delivery lag = received − flushed.
+//!   server flushes once a second); per frame, delivery lag = received − flushed. With
+//!   `WS_BENCH_SERVER_PID` set (same machine), also the server's CPU time while measured, per frame
+//!   delivered: steadier than the lag on a busy machine.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -201,6 +203,14 @@ fn flushed_at_us(text: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// User + system CPU ticks of process `pid` so far (`/proc/PID/stat`), when readable.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -322,7 +332,7 @@ async fn clients(otlp: SocketAddr, http_addr: SocketAddr, count: usize, seconds:
     let gate = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
     let lags: Arc<Mutex<Vec<u64>>> = Arc::default();
     let frames_per_client: Arc<Mutex<Vec<u64>>> = Arc::default();
-    let (measure_tx, measure_rx) = tokio::sync::watch::channel(false);
+    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -333,23 +343,29 @@ async fn clients(otlp: SocketAddr, http_addr: SocketAddr, count: usize, seconds:
             frames_per_client.clone(),
             connected.clone(),
         );
-        let (measuring, mut stop) = (measure_rx.clone(), stop_rx.clone());
+        let (measuring, mut stop) = (measuring.clone(), stop_rx.clone());
         tasks.spawn(async move {
             let permit = gate.acquire_owned().await.expect("gate open");
             let mut socket = subscribe(http_addr, FANOUT_SERVICE).await;
             drop(permit);
             connected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let (mut mine, mut frames) = (Vec::new(), 0u64);
+            // Waited on once, not re-registered with the channel on every frame: 10,000 clients
+            // doing that per frame contend on the channel's lock and inflate the lag measured.
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            tokio::pin!(stopped);
             loop {
                 tokio::select! {
-                    _ = stop.wait_for(|s| *s) => break,
+                    () = &mut stopped => break,
                     next = socket.next() => {
                         let Some(Ok(Message::Text(text))) = next else {
                             if matches!(next, None | Some(Err(_))) { break } else { continue }
                         };
                         let received = now_us();
                         if let Some(flushed) = flushed_at_us(text.as_str()) {
-                            if *measuring.borrow() {
+                            if measuring.load(std::sync::atomic::Ordering::Relaxed) {
                                 mine.push(received.saturating_sub(flushed));
                                 frames += 1;
                             }
@@ -380,9 +396,12 @@ async fn clients(otlp: SocketAddr, http_addr: SocketAddr, count: usize, seconds:
     let held = connected.load(std::sync::atomic::Ordering::Relaxed);
     // Let the first flush after everyone connected pass, then measure.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    measure_tx.send(true).expect("clients listening");
+    let server_pid = std::env::var("WS_BENCH_SERVER_PID").ok();
+    let cpu_before = server_pid.as_deref().and_then(cpu_ticks);
+    measuring.store(true, std::sync::atomic::Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    measure_tx.send(false).expect("clients listening");
+    measuring.store(false, std::sync::atomic::Ordering::Relaxed);
+    let cpu_after = server_pid.as_deref().and_then(cpu_ticks);
     stop_tx.send(true).expect("clients listening");
     let _ = driver.await;
     while tasks.join_next().await.is_some() {}
@@ -398,6 +417,15 @@ async fn clients(otlp: SocketAddr, http_addr: SocketAddr, count: usize, seconds:
         max_frames
     );
     let lags = std::mem::take(&mut *lags.lock().unwrap());
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        // USER_HZ is 100 on Linux: a tick is 10 ms.
+        let cpu_ms = (after - before) * 10;
+        let delivered: u64 = frames.iter().sum();
+        println!(
+            "server CPU while measured: {cpu_ms} ms, {:.1} µs per frame delivered",
+            cpu_ms as f64 * 1000.0 / delivered.max(1) as f64
+        );
+    }
     summary("flush to frame at each client", lags);
 }
 

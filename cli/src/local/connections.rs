@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use flowscope_core::live::MAX_MESSAGE_BYTES;
-use flowscope_core::ports::{ConnectionPusher, PushError};
+use flowscope_core::ports::{ConnectionPosts, ConnectionPusher, PushError};
 use tokio::sync::{mpsc, Notify};
 
 /// Bytes counted per queued message on top of its text, so a flood of empty messages is bounded too.
@@ -35,8 +35,9 @@ impl Default for WsLimits {
 }
 
 /// A message waiting in a connection's send queue. The text shares the fan-out's bytes: a flush
-/// posted to 10,000 connections is one allocation, not 10,000 copies.
-#[derive(Debug)]
+/// posted to 10,000 connections is one allocation, not 10,000 copies (and, through
+/// [`ConnectionPusher::post_batch`], checked and read once, not once per connection).
+#[derive(Debug, Clone)]
 pub struct Outgoing {
     pub text: Utf8Bytes,
     /// The message's `seq` (flush), when it has one.
@@ -46,6 +47,19 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// A pushed payload as a queued message: within the size limit and UTF-8 text, or why not.
+    fn prepare(payload: Bytes) -> Result<Outgoing, String> {
+        if payload.len() > MAX_MESSAGE_BYTES {
+            return Err(format!(
+                "message of {} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit",
+                payload.len()
+            ));
+        }
+        let text =
+            Utf8Bytes::try_from(payload).map_err(|_| "payload is not UTF-8 text".to_string())?;
+        Ok(Outgoing::new(text))
+    }
+
     fn new(text: Utf8Bytes) -> Outgoing {
         let (kind, seq) = envelope_head(text.as_str()).unwrap_or_else(|| {
             #[derive(serde::Deserialize)]
@@ -213,8 +227,14 @@ pub struct LiveConnectionStats {
     pub resyncs: u64,
 }
 
+/// Shards of the open-connection map: a flush posting to 10,000 connections, connects and
+/// disconnects do not all wait for one lock.
+const SHARDS: usize = 64;
+
+type Shard = HashMap<String, Handle>;
+
 pub struct LocalConnections {
-    open: Mutex<HashMap<String, Handle>>,
+    open: Box<[Mutex<Shard>]>,
     limits: WsLimits,
     queued_bytes: AtomicUsize,
     queued_bytes_peak: AtomicUsize,
@@ -246,7 +266,7 @@ pub struct Identity {
 impl LocalConnections {
     pub fn new(limits: WsLimits) -> Self {
         LocalConnections {
-            open: Mutex::default(),
+            open: (0..SHARDS).map(|_| Mutex::default()).collect(),
             limits,
             queued_bytes: AtomicUsize::new(0),
             queued_bytes_peak: AtomicUsize::new(0),
@@ -259,14 +279,20 @@ impl LocalConnections {
         self.limits
     }
 
-    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, Handle>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    /// The shard holding `connection_id`.
+    fn open(&self, connection_id: &str) -> std::sync::MutexGuard<'_, Shard> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(connection_id);
+        self.open[(hash as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn register(&self, connection_id: &str, source_ip: String) -> Registration {
         let (outbox, inbox) = mpsc::unbounded_channel();
         let queue = Arc::new(Queue::default());
-        self.open().insert(
+        self.open(connection_id).insert(
             connection_id.to_string(),
             Handle {
                 outbox,
@@ -288,7 +314,7 @@ impl LocalConnections {
     /// The connection ended: forget it and release what its queue still counted. Its writer drops
     /// the queue's receiving end (and with it the queued messages) right after.
     pub fn unregister(&self, connection_id: &str, queue: &Queue) {
-        let mut open = self.open();
+        let mut open = self.open(connection_id);
         if open
             .get(connection_id)
             .is_some_and(|h| std::ptr::eq(Arc::as_ptr(&h.queue), queue))
@@ -302,7 +328,11 @@ impl LocalConnections {
 
     pub fn stats(&self) -> LiveConnectionStats {
         LiveConnectionStats {
-            connections: self.open().len(),
+            connections: self
+                .open
+                .iter()
+                .map(|shard| shard.lock().unwrap_or_else(|p| p.into_inner()).len())
+                .sum(),
             queued_bytes: self.queued_bytes.load(Ordering::Acquire),
             queued_bytes_peak: self.queued_bytes_peak.load(Ordering::Acquire),
             send_queue_limit_bytes: self.limits.send_queue_bytes,
@@ -312,18 +342,20 @@ impl LocalConnections {
     }
 
     pub fn info(&self, connection_id: &str) -> Option<ConnectionInfo> {
-        self.open().get(connection_id).map(|h| ConnectionInfo {
-            connected_at: rfc3339_ms(h.connected_at_ms),
-            identity: Identity {
-                source_ip: h.source_ip.clone(),
-            },
-            last_active_at: rfc3339_ms(now_ms()),
-        })
+        self.open(connection_id)
+            .get(connection_id)
+            .map(|h| ConnectionInfo {
+                connected_at: rfc3339_ms(h.connected_at_ms),
+                identity: Identity {
+                    source_ip: h.source_ip.clone(),
+                },
+                last_active_at: rfc3339_ms(now_ms()),
+            })
     }
 
     /// Closes a connection as `DeleteConnection` does; false when it does not exist.
     pub fn close(&self, connection_id: &str) -> bool {
-        match self.open().remove(connection_id) {
+        match self.open(connection_id).remove(connection_id) {
             Some(handle) => {
                 handle.queue.request_stop(StopReason::Deleted);
                 true
@@ -333,21 +365,14 @@ impl LocalConnections {
     }
 }
 
-#[async_trait]
-impl ConnectionPusher for LocalConnections {
-    async fn post(&self, connection_id: &str, payload: Bytes) -> Result<(), PushError> {
-        if payload.len() > MAX_MESSAGE_BYTES {
-            return Err(PushError::Failed(format!(
-                "message of {} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit",
-                payload.len()
-            )));
-        }
-        let text = Utf8Bytes::try_from(payload)
-            .map_err(|_| PushError::Failed("payload is not UTF-8 text".into()))?;
-        let message = Outgoing::new(text);
+impl LocalConnections {
+    /// Queues `message` for `connection_id`, or owes it a resync, or closes it when it is not
+    /// reading (see [`Queue`]).
+    fn enqueue(&self, connection_id: &str, message: Outgoing) -> Result<(), PushError> {
         let cost = message.cost();
-        // Under the lock, so the check and the send cannot interleave with another post or a close.
-        let mut open = self.open();
+        // Under the shard's lock, so the check and the send cannot interleave with another post or
+        // a close of this connection.
+        let mut open = self.open(connection_id);
         let Some(handle) = open.get(connection_id) else {
             return Err(PushError::Gone);
         };
@@ -395,6 +420,47 @@ impl ConnectionPusher for LocalConnections {
         self.queued_bytes_peak
             .fetch_max(queued + cost, Ordering::AcqRel);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ConnectionPusher for LocalConnections {
+    async fn post(&self, connection_id: &str, payload: Bytes) -> Result<(), PushError> {
+        let message = Outgoing::prepare(payload).map_err(PushError::Failed)?;
+        self.enqueue(connection_id, message)
+    }
+
+    /// A whole flush in one pass, without awaiting: each distinct payload (the fan-out shares one
+    /// `Bytes` among the connections that get the same message) is checked and read once, then
+    /// every connection's queue gets a reference to it.
+    async fn post_batch(
+        &self,
+        posts: Vec<ConnectionPosts<Bytes>>,
+    ) -> Vec<ConnectionPosts<Result<(), PushError>>> {
+        let mut prepared: HashMap<(usize, usize), Result<Outgoing, String>> = HashMap::new();
+        posts
+            .into_iter()
+            .map(|(connection, payloads)| {
+                let mut results = Vec::with_capacity(payloads.len());
+                for payload in payloads {
+                    // The same address and length within this batch: the same bytes.
+                    let key = (payload.as_ptr() as usize, payload.len());
+                    let message = prepared
+                        .entry(key)
+                        .or_insert_with(|| Outgoing::prepare(payload))
+                        .clone();
+                    let result = message
+                        .map_err(PushError::Failed)
+                        .and_then(|message| self.enqueue(&connection, message));
+                    let gone = matches!(result, Err(PushError::Gone));
+                    results.push(result);
+                    if gone {
+                        break;
+                    }
+                }
+                (connection, results)
+            })
+            .collect()
     }
 }
 
@@ -459,6 +525,70 @@ mod tests {
             conns.post("abc", Bytes::from_static(b"x")).await,
             Err(PushError::Gone)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_batch_reaches_every_connection_with_one_shared_copy_and_keeps_each_bound() {
+        let conns = LocalConnections::new(WsLimits {
+            send_queue_bytes: 4 * 1024,
+            ..WsLimits::default()
+        });
+        let mut registrations: Vec<(String, Registration)> = (0..200)
+            .map(|i| {
+                let id = format!("c{i}");
+                let registration = conns.register(&id, "127.0.0.1".into());
+                (id, registration)
+            })
+            .collect();
+        let flush = Bytes::from(r#"{"type":"metrics_update","seq":1,"updates":[]}"#);
+        let trace = Bytes::from(r#"{"type":"trace","seq":1,"traces":[]}"#);
+        let mut posts: Vec<ConnectionPosts<Bytes>> = registrations
+            .iter()
+            .map(|(id, _)| (id.clone(), vec![flush.clone(), trace.clone()]))
+            .collect();
+        posts.push(("gone".into(), vec![flush.clone(), trace.clone()]));
+        posts.push((
+            "c0".into(),
+            vec![Bytes::from(vec![b'x'; MAX_MESSAGE_BYTES + 1])],
+        ));
+        let results = conns.post_batch(posts).await;
+        assert_eq!(results.len(), 202);
+        for (_, results) in &results[..200] {
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+        }
+        // An unknown connection stops at its first message; an oversized one is refused.
+        assert!(matches!(results[200].1[..], [Err(PushError::Gone)]));
+        assert!(matches!(results[201].1[..], [Err(PushError::Failed(_))]));
+        // Every queue holds the messages in order, and all of them the same bytes.
+        let shared = {
+            let first = registrations[0].1.inbox.try_recv().unwrap();
+            assert_eq!((first.seq, first.is_update), (Some(1), true));
+            first.text.as_str().as_ptr()
+        };
+        for (_, registration) in registrations.iter_mut().skip(1) {
+            let update = registration.inbox.try_recv().unwrap();
+            assert_eq!(update.text.as_str().as_ptr(), shared);
+            let trace = registration.inbox.try_recv().unwrap();
+            assert_eq!((trace.seq, trace.is_update), (Some(1), false));
+        }
+        // The per-connection byte bound holds for batches too: a client that reads nothing is
+        // owed a resync once its queue is full, then closed at the next flush.
+        let (slow_id, slow) = &registrations[1];
+        let big = Bytes::from(format!(
+            r#"{{"type":"metrics_update","seq":2,"updates":["{}"]}}"#,
+            "x".repeat(3 * 1024)
+        ));
+        let results = conns
+            .post_batch(vec![(slow_id.clone(), vec![big.clone(), big])])
+            .await;
+        assert!(results[0].1.iter().all(Result::is_ok));
+        assert_eq!(conns.stats().resyncs, 1);
+        assert!(conns.stats().queued_bytes_peak <= 4 * 1024);
+        let next = Bytes::from(r#"{"type":"metrics_update","seq":3,"updates":[]}"#);
+        let results = conns.post_batch(vec![(slow_id.clone(), vec![next])]).await;
+        assert!(matches!(results[0].1[..], [Err(PushError::Failed(_))]));
+        assert_eq!(slow.queue.stop_reason(), Some(StopReason::FellBehind));
+        assert_eq!(conns.stats().connections, 199);
     }
 
     #[tokio::test]

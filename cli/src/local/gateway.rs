@@ -231,6 +231,10 @@ pub const CLOSE_FELL_BEHIND: u16 = 1013;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Initial read buffer of one WebSocket connection (see `websocket`).
 const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Queued messages one flush to the socket may carry. The library writes its buffer out whenever it
+/// passes 128 KiB, so a batch never holds more than that plus one message (≤ `MAX_MESSAGE_BYTES`)
+/// unsent, under the `max_write_buffer_size` set at the upgrade.
+const WRITE_BATCH_MESSAGES: usize = 8;
 /// How long a closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -253,6 +257,22 @@ async fn send_text(
 ) -> Result<(), Ended> {
     tokio::select! {
         sent = sink.send(Message::Text(text.into())) => sent.map_err(|_| Ended::Gone),
+        reason = queue.stopped() => Err(Ended::Stopped(reason)),
+    }
+}
+
+/// Buffers one text for the next write; like [`send_text`], gives up if told to stop meanwhile.
+async fn feed_text(sink: &mut WsSink, queue: &Queue, text: Utf8Bytes) -> Result<(), Ended> {
+    tokio::select! {
+        sent = sink.feed(Message::Text(text)) => sent.map_err(|_| Ended::Gone),
+        reason = queue.stopped() => Err(Ended::Stopped(reason)),
+    }
+}
+
+/// Writes what [`feed_text`] buffered.
+async fn flush_sink(sink: &mut WsSink, queue: &Queue) -> Result<(), Ended> {
+    tokio::select! {
+        sent = sink.flush() => sent.map_err(|_| Ended::Gone),
         reason = queue.stopped() => Err(Ended::Stopped(reason)),
     }
 }
@@ -364,11 +384,24 @@ async fn serve_messages(
             }
             outgoing = inbox.recv() => {
                 let Some(message) = outgoing else { return Err(Ended::Gone) };
-                state.pusher.dequeued(queue, &message);
-                let covered = message.is_update
-                    && matches!((message.seq, resumed_at), (Some(seq), Some(at)) if seq <= at);
-                if !covered {
-                    send_text(sink, queue, message.text).await?;
+                // What is queued now goes out in one write (a flush's update and trace messages,
+                // or a backlog), not one write per message.
+                let mut next = Some(message);
+                let mut fed = 0;
+                while let Some(message) = next.take() {
+                    state.pusher.dequeued(queue, &message);
+                    let covered = message.is_update
+                        && matches!((message.seq, resumed_at), (Some(seq), Some(at)) if seq <= at);
+                    if !covered {
+                        feed_text(sink, queue, message.text).await?;
+                        fed += 1;
+                    }
+                    if fed < WRITE_BATCH_MESSAGES {
+                        next = inbox.try_recv().ok();
+                    }
+                }
+                if fed > 0 {
+                    flush_sink(sink, queue).await?;
                 }
             }
             received = incoming.next() => match received {

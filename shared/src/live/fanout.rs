@@ -4,16 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
 
 use super::hub::LiveBatch;
 pub use super::wire::MAX_MESSAGE_BYTES;
 use super::wire::{encode_flush_update, LiveUpdate, ServerMessage};
 use crate::ports::{ConnectionPusher, ConnectionStore, ConnectionStoreError, PushError};
 use crate::traces::TraceEvent;
-
-/// Posts in flight at once. PostToConnection is one HTTP call per connection.
-const CONCURRENT_POSTS: usize = 32;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FanoutReport {
@@ -42,14 +38,13 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
         seq: u64,
         updates: &[LiveUpdate],
     ) -> Result<FanoutReport, ConnectionStoreError> {
-        let posts: Vec<(String, Bytes)> = self
+        let posts: Vec<(String, Vec<Bytes>)> = self
             .route(updates)
             .await?
             .into_iter()
-            .flat_map(|(connection, updates)| {
-                split_messages(&connection, seq, updates)
-                    .into_iter()
-                    .map(move |payload| (connection.clone(), payload))
+            .map(|(connection, updates)| {
+                let payloads = split_messages(&connection, seq, updates);
+                (connection, payloads)
             })
             .collect();
         self.post_all(posts).await
@@ -68,23 +63,32 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
         // encoding per flush, not 10,000).
         // Keyed by the updates' addresses in `batch`: equal keys are the same updates.
         let mut encoded: HashMap<Vec<usize>, Vec<Bytes>> = HashMap::new();
-        let mut posts: Vec<(String, Bytes)> = Vec::with_capacity(routed.len());
+        let mut posts: Vec<(String, Vec<Bytes>)> = Vec::with_capacity(routed.len());
+        // Filled only when the flush carries trace events (to add them to the same posts).
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut key: Vec<usize> = Vec::new();
         for (connection, updates) in routed {
-            let key: Vec<usize> = updates
-                .iter()
-                .map(|u| std::ptr::from_ref::<LiveUpdate>(u) as usize)
-                .collect();
-            let payloads = encoded.entry(key).or_insert_with(|| {
-                let parts =
-                    encode_flush_update(batch.seq, flushed_at_us, &updates, MAX_MESSAGE_BYTES);
-                warn_oversized(&connection, parts.oversized);
-                parts.texts.into_iter().map(Bytes::from).collect()
-            });
-            posts.extend(
-                payloads
+            key.clear();
+            key.extend(
+                updates
                     .iter()
-                    .map(|payload| (connection.clone(), payload.clone())),
+                    .map(|u| std::ptr::from_ref::<LiveUpdate>(u) as usize),
             );
+            let payloads = match encoded.get(&key) {
+                Some(payloads) => payloads.clone(),
+                None => {
+                    let parts =
+                        encode_flush_update(batch.seq, flushed_at_us, &updates, MAX_MESSAGE_BYTES);
+                    warn_oversized(&connection, parts.oversized);
+                    let payloads: Vec<Bytes> = parts.texts.into_iter().map(Bytes::from).collect();
+                    encoded.insert(key.clone(), payloads.clone());
+                    payloads
+                }
+            };
+            if !batch.traces.is_empty() {
+                index.insert(connection.clone(), posts.len());
+            }
+            posts.push((connection, payloads));
         }
         drop(encoded);
         for (connection, traces) in self.route_traces(&batch.traces).await? {
@@ -94,12 +98,11 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
             };
             let encoded = message.into_parts(MAX_MESSAGE_BYTES);
             warn_oversized(&connection, encoded.oversized);
-            posts.extend(
-                encoded
-                    .texts
-                    .into_iter()
-                    .map(|text| (connection.clone(), Bytes::from(text))),
-            );
+            let texts = encoded.texts.into_iter().map(Bytes::from);
+            match index.get(&connection) {
+                Some(&i) => posts[i].1.extend(texts),
+                None => posts.push((connection, texts.collect())),
+            }
         }
         self.post_all(posts).await
     }
@@ -146,84 +149,61 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
         payload: Bytes,
     ) -> Result<FanoutReport, ConnectionStoreError> {
         // No service is named "", so this finds only the subscribers to everything.
-        let posts: Vec<(String, Bytes)> = self
+        let posts: Vec<(String, Vec<Bytes>)> = self
             .connections
             .subscribers(service.unwrap_or(""))
             .await?
             .into_iter()
-            .map(|(connection, _)| (connection, payload.clone()))
+            .map(|(connection, _)| (connection, vec![payload.clone()]))
             .collect();
         self.post_all(posts).await
     }
 
-    /// Posts concurrently across connections, in order within one connection (so a split message's
-    /// parts arrive in sequence), counts the results, and removes the connections the gateway
-    /// reported gone. The posts own their data, which keeps the concurrent futures free of borrows.
+    /// Posts every connection its messages (in order within one connection, so a split message's
+    /// parts arrive in sequence) through the pusher's batch, counts the results, and removes the
+    /// connections the gateway reported gone. Each connection appears once in `posts`.
     async fn post_all(
         &self,
-        posts: Vec<(String, Bytes)>,
+        posts: Vec<(String, Vec<Bytes>)>,
     ) -> Result<FanoutReport, ConnectionStoreError> {
-        let pusher = self.pusher;
-        let mut per_connection: Vec<(String, Vec<Bytes>)> = Vec::new();
-        let mut index: BTreeMap<String, usize> = BTreeMap::new();
-        for (connection, payload) in posts {
-            match index.get(&connection) {
-                Some(&i) => per_connection[i].1.push(payload),
-                None => {
-                    index.insert(connection.clone(), per_connection.len());
-                    per_connection.push((connection, vec![payload]));
-                }
-            }
-        }
-        let results: Vec<(String, Result<(), PushError>)> = stream::iter(per_connection)
-            .map(|(connection, payloads)| async move {
-                let mut results = Vec::with_capacity(payloads.len());
-                for payload in payloads {
-                    let result = pusher.post(&connection, payload).await;
-                    let gone = matches!(result, Err(PushError::Gone));
-                    results.push((connection.clone(), result));
-                    if gone {
-                        break;
+        let results = self.pusher.post_batch(posts).await;
+        let mut report = FanoutReport::default();
+        let mut gone = Vec::new();
+        for (connection, results) in results {
+            let mut reached = false;
+            for result in results {
+                match result {
+                    Ok(()) => {
+                        report.messages_posted += 1;
+                        reached = true;
+                    }
+                    Err(PushError::Gone) => {
+                        gone.push(connection.clone());
+                    }
+                    Err(PushError::Failed(reason)) => {
+                        tracing::warn!(%connection, %reason, "post to connection failed");
+                        report.failed += 1;
                     }
                 }
-                stream::iter(results)
-            })
-            .buffer_unordered(CONCURRENT_POSTS)
-            .flatten()
-            .collect()
-            .await;
-        let mut report = FanoutReport::default();
-        let mut reached = BTreeSet::new();
-        let mut gone = BTreeSet::new();
-        for (connection, result) in results {
-            match result {
-                Ok(()) => {
-                    report.messages_posted += 1;
-                    reached.insert(connection);
-                }
-                Err(PushError::Gone) => {
-                    gone.insert(connection);
-                }
-                Err(PushError::Failed(reason)) => {
-                    tracing::warn!(%connection, %reason, "post to connection failed");
-                    report.failed += 1;
-                }
             }
+            report.connections_reached += u64::from(reached);
         }
+        gone.sort_unstable();
+        gone.dedup();
         for connection in &gone {
             // Only the connection the gateway reported gone is removed, never the caller.
             self.connections.delete_connection(connection).await?;
         }
         report.gone_removed = gone.len() as u64;
-        report.connections_reached = reached.len() as u64;
         Ok(report)
     }
 
     /// Which updates each connection wants, found per service through the subscription index.
+    /// Each connection once, in the order the index first lists it.
     async fn route<'u>(
         &self,
         updates: &'u [LiveUpdate],
-    ) -> Result<BTreeMap<String, Vec<&'u LiveUpdate>>, ConnectionStoreError> {
+    ) -> Result<Vec<(String, Vec<&'u LiveUpdate>)>, ConnectionStoreError> {
         let mut by_service: BTreeMap<&str, Vec<&LiveUpdate>> = BTreeMap::new();
         for update in updates {
             by_service
@@ -231,17 +211,25 @@ impl<'a, C: ConnectionStore + ?Sized, P: ConnectionPusher + ?Sized> Fanout<'a, C
                 .or_default()
                 .push(update);
         }
-        let mut per_connection: BTreeMap<String, Vec<&LiveUpdate>> = BTreeMap::new();
+        let mut per_connection: Vec<(String, Vec<&LiveUpdate>)> = Vec::new();
+        // A connection subscribed to several services is listed under each.
+        let mut index: HashMap<String, usize> = HashMap::new();
         for (service, service_updates) in by_service {
             for (connection, subscription) in self.connections.subscribers(service).await? {
                 let wanted = service_updates
                     .iter()
                     .copied()
                     .filter(|u| subscription.wants(&u.series.service, &u.series.metric));
-                per_connection.entry(connection).or_default().extend(wanted);
+                match index.get(&connection) {
+                    Some(&i) => per_connection[i].1.extend(wanted),
+                    None => {
+                        index.insert(connection.clone(), per_connection.len());
+                        per_connection.push((connection, wanted.collect()));
+                    }
+                }
             }
         }
-        per_connection.retain(|_, updates| !updates.is_empty());
+        per_connection.retain(|(_, updates)| !updates.is_empty());
         Ok(per_connection)
     }
 }

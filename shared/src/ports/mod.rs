@@ -16,7 +16,7 @@ pub mod traces;
 pub use admission::{AdmissionError, SeriesAdmission};
 pub use alerts::{AlertStore, AlertStoreError, Notifier, NotifyError, PutOutcome};
 pub use connections::{ConnectionStore, ConnectionStoreError, Subscription};
-pub use pusher::{ConnectionPusher, PushError};
+pub use pusher::{ConnectionPosts, ConnectionPusher, PushError};
 pub use sequence::SequenceNumber;
 pub use store::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, StoreError};
 pub use stream::{ShardBatch, StreamEntry, StreamError, StreamRecord, StreamSink, StreamSource};
