@@ -17,6 +17,7 @@ pub mod auth;
 pub mod aws;
 pub mod cardinality;
 pub mod duration;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod ingest;
 pub mod live;

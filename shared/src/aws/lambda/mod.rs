@@ -10,11 +10,17 @@
 //! - [`alerts`]: the scheduled rule evaluation, notifications and live `alert` events.
 
 pub mod alerts;
+#[cfg(feature = "lambda-http")]
 pub mod http;
+#[cfg(feature = "lambda-keys")]
 pub mod keys;
+#[cfg(feature = "poison-queue")]
 pub mod kinesis;
+#[cfg(feature = "poison-queue")]
 pub mod poison;
+#[cfg(feature = "lambda-events")]
 pub mod streams;
+#[cfg(feature = "lambda-events")]
 pub mod websocket;
 
 use crate::ports::{ConnectionStoreError, PushError, StoreError};

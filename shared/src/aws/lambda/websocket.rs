@@ -6,7 +6,7 @@ use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use base64::Engine;
 use bytes::Bytes;
-use lambda_http::http::{header, HeaderValue};
+use aws_lambda_events::http::{header, HeaderValue};
 
 use super::{now_unix_s, LambdaError};
 use crate::auth::{ApiKeys, AuthError, CHALLENGE};
