@@ -16,6 +16,7 @@ pub mod auth;
 pub mod aws;
 pub mod cardinality;
 pub mod duration;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod http;
 pub mod ingest;

@@ -19,6 +19,7 @@ pub mod notify;
 pub mod rules;
 pub mod silence;
 pub mod state;
+#[cfg(feature = "webhook")]
 pub mod webhook;
 pub mod wire;
 

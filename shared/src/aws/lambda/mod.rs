@@ -12,11 +12,16 @@
 //! - [`alerts`]: the scheduled rule evaluation, notifications and live `alert` events.
 
 pub mod alerts;
+#[cfg(feature = "lambda-keys")]
 pub mod keys;
+#[cfg(feature = "poison-queue")]
 pub mod kinesis;
+#[cfg(feature = "poison-queue")]
 pub mod poison;
 pub mod snapshot;
+#[cfg(feature = "lambda-events")]
 pub mod streams;
+#[cfg(feature = "lambda-events")]
 pub mod websocket;
 
 use crate::ports::{ConnectionStoreError, PushError, StoreError};

@@ -6,9 +6,9 @@ use std::sync::Mutex;
 
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::http::{header, HeaderValue};
 use base64::Engine;
 use bytes::Bytes;
-use lambda_http::http::{header, HeaderValue};
 
 use super::snapshot::{subscribe_reply, LatestBuckets, SnapshotConfig};
 use super::{now_unix_s, LambdaError};
