@@ -5,6 +5,8 @@
 //! pins the configuration (a sketch can only merge with one of the same configuration) and gives it a
 //! compact, versioned byte form for stream records and store items.
 
+use std::sync::LazyLock;
+
 use sketches_ddsketch::{Config, DDSketch};
 
 /// Relative accuracy of every quantile the sketch reports.
@@ -13,6 +15,10 @@ pub const RELATIVE_ACCURACY: f64 = 0.01;
 const MAX_BINS: u32 = 2048;
 /// Values with a smaller magnitude count as zero.
 const MIN_VALUE: f64 = 1.0e-9;
+/// Distinct values a sketch keeps as a sorted list before it switches to the dense DDSketch store.
+/// 32 × 16 bytes = 512 bytes, against the dense store's first 128-bin chunk of 1 KB (per sign) —
+/// and adding to the list costs a binary search, not a logarithm and a bin lookup.
+pub const SPARSE_MAX_VALUES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SketchError {
@@ -20,15 +26,37 @@ pub enum SketchError {
     Malformed(String),
 }
 
+/// A DDSketch, held in one of two equivalent forms:
+/// - **sparse** (the common case for gauges, sums and small histograms in one bucket): the distinct
+///   observed values with their counts, sorted. Quantiles map the value at the rank to its DDSketch
+///   bin's representative, so they are exactly what the dense sketch with the same insertions
+///   reports (same bins, same representative), and q=0/q=1 are the exact min/max as in DDSketch;
+/// - **dense**: `sketches-ddsketch`'s collapsing dense store, once more than [`SPARSE_MAX_VALUES`]
+///   distinct values arrive (or after decoding stored bytes).
+///
+/// The byte form is the same in both cases (DataDog's Java encoding, written by the crate), so stored
+/// data and stream records are unchanged.
 #[derive(Clone)]
 pub struct Sketch {
-    inner: DDSketch,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    /// Distinct finite values in ascending order (`f64::total_cmp`) with their non-zero counts;
+    /// `count` is the sum of the counts.
+    Sparse {
+        values: Vec<(f64, u64)>,
+        count: u64,
+    },
+    Dense(Box<DDSketch>),
 }
 
 impl std::fmt::Debug for Sketch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sketch")
             .field("count", &self.count())
+            .field("sparse", &self.is_sparse())
             .finish()
     }
 }
@@ -43,27 +71,71 @@ fn config() -> Config {
     Config::new(RELATIVE_ACCURACY, MAX_BINS, MIN_VALUE)
 }
 
+static CONFIG: LazyLock<Config> = LazyLock::new(config);
+
+/// The value DDSketch reports for an observation of `value`: its bin's representative (0 for the
+/// zero bin, mirrored for negatives).
+fn representative(value: f64) -> f64 {
+    let config = &*CONFIG;
+    if value > MIN_VALUE {
+        config.value(config.key(value))
+    } else if value < -MIN_VALUE {
+        -config.value(config.key(-value))
+    } else {
+        0.0
+    }
+}
+
 impl Sketch {
     pub fn new() -> Self {
         Sketch {
-            inner: DDSketch::new(config()),
+            repr: Repr::Sparse {
+                values: Vec::new(),
+                count: 0,
+            },
         }
+    }
+
+    /// Whether the sketch is still in its sparse form (see [`Sketch`]).
+    pub fn is_sparse(&self) -> bool {
+        matches!(self.repr, Repr::Sparse { .. })
     }
 
     /// Adds one observation. Non-finite values are refused upstream (validation); ignoring them here
     /// keeps a bug elsewhere from poisoning a whole bucket.
     pub fn add(&mut self, value: f64) {
-        if value.is_finite() {
-            self.inner.add(value);
-        }
+        self.add_n(value, 1);
     }
 
     /// Adds `count` observations of `value` in constant time. The total count saturates at
     /// `u64::MAX` (observations beyond it are not added) instead of overflowing.
     pub fn add_n(&mut self, value: f64, count: u64) {
         let count = count.min(u64::MAX - self.count());
-        if value.is_finite() && count > 0 {
-            self.inner.add_with_count(value, count);
+        if !value.is_finite() || count == 0 {
+            return;
+        }
+        match &mut self.repr {
+            Repr::Dense(inner) => inner.add_with_count(value, count),
+            Repr::Sparse {
+                values,
+                count: total,
+            } => {
+                match values.binary_search_by(|(v, _)| v.total_cmp(&value)) {
+                    Ok(i) => values[i].1 += count,
+                    Err(i) => values.insert(i, (value, count)),
+                }
+                *total += count;
+                if values.len() > SPARSE_MAX_VALUES {
+                    self.densify();
+                }
+            }
+        }
+    }
+
+    /// Switches to the dense form: the same insertions into a DDSketch.
+    fn densify(&mut self) {
+        if let Repr::Sparse { values, .. } = &self.repr {
+            self.repr = Repr::Dense(Box::new(dense_of(values)));
         }
     }
 
@@ -74,12 +146,43 @@ impl Sketch {
             tracing::warn!("sketch merge skipped: the total count would pass u64::MAX");
             return;
         }
-        // Both sides come from `config()`, so the only error (config mismatch) cannot occur.
-        let _ = self.inner.merge(&other.inner);
+        match (&mut self.repr, &other.repr) {
+            (_, Repr::Sparse { count: 0, .. }) => {}
+            (Repr::Sparse { count: 0, .. }, _) => *self = other.clone(),
+            (
+                Repr::Sparse { values, count },
+                Repr::Sparse {
+                    values: theirs,
+                    count: their_count,
+                },
+            ) => {
+                *values = merge_sorted(values, theirs);
+                *count += *their_count;
+                if values.len() > SPARSE_MAX_VALUES {
+                    self.densify();
+                }
+            }
+            (Repr::Dense(inner), Repr::Sparse { values, .. }) => {
+                for &(value, n) in values {
+                    inner.add_with_count(value, n);
+                }
+            }
+            (Repr::Sparse { .. }, Repr::Dense(_)) => {
+                self.densify();
+                self.merge(other);
+            }
+            (Repr::Dense(inner), Repr::Dense(theirs)) => {
+                // Both sides come from `config()`, so the only error (config mismatch) cannot occur.
+                let _ = inner.merge(theirs);
+            }
+        }
     }
 
     pub fn count(&self) -> u64 {
-        self.inner.count() as u64
+        match &self.repr {
+            Repr::Sparse { count, .. } => *count,
+            Repr::Dense(inner) => inner.count() as u64,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -88,12 +191,64 @@ impl Sketch {
 
     /// Value at quantile `q` (0..=1), within [`RELATIVE_ACCURACY`]; `None` when empty or `q` is out of range.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        self.inner.quantile(q).ok().flatten()
+        match &self.repr {
+            Repr::Dense(inner) => inner.quantile(q).ok().flatten(),
+            Repr::Sparse { values, count } => {
+                if !(0.0..=1.0).contains(&q) || *count == 0 {
+                    return None;
+                }
+                // As DDSketch: q=0 / q=1 are the exact extremes, else the bin at rank ⌊q(n−1)⌋.
+                if q == 0.0 {
+                    return values.first().map(|&(v, _)| v);
+                }
+                if q == 1.0 {
+                    return values.last().map(|&(v, _)| v);
+                }
+                let rank = (q * (*count as f64 - 1.0)) as u64;
+                let mut seen = 0u64;
+                for &(value, n) in values {
+                    seen += n;
+                    if seen > rank {
+                        return Some(representative(value));
+                    }
+                }
+                values.last().map(|&(v, _)| representative(v))
+            }
+        }
+    }
+
+    /// p50, p95 and p99 in one call (one walk over a sparse sketch's values).
+    pub fn p50_p95_p99(&self) -> [Option<f64>; 3] {
+        const QS: [f64; 3] = [0.5, 0.95, 0.99];
+        match &self.repr {
+            Repr::Sparse { values, count } if *count > 0 => {
+                let ranks = QS.map(|q| (q * (*count as f64 - 1.0)) as u64);
+                let mut out = [None; 3];
+                let mut next = 0;
+                let mut seen = 0u64;
+                for &(value, n) in values {
+                    seen += n;
+                    while next < 3 && seen > ranks[next] {
+                        out[next] = Some(representative(value));
+                        next += 1;
+                    }
+                    if next == 3 {
+                        break;
+                    }
+                }
+                out
+            }
+            _ => QS.map(|q| self.quantile(q)),
+        }
     }
 
     /// DataDog's standard DDSketch binary encoding (varint-packed bins); interoperable and compact.
+    /// The same bytes for the sparse and the dense form.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.inner.to_java_bytes()
+        match &self.repr {
+            Repr::Dense(inner) => inner.to_java_bytes(),
+            Repr::Sparse { values, .. } => dense_of(values).to_java_bytes(),
+        }
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Sketch, SketchError> {
@@ -102,14 +257,51 @@ impl Sketch {
         }
         let inner = DDSketch::from_java_bytes(bytes)
             .map_err(|e| SketchError::Malformed(format!("{e:?}")))?;
-        let mut sketch = Sketch::new();
-        sketch.inner.merge(&inner).map_err(|e| {
+        let mut sketch = DDSketch::new(config());
+        sketch.merge(&inner).map_err(|e| {
             SketchError::Malformed(format!(
                 "sketch was encoded with another configuration: {e:?}"
             ))
         })?;
-        Ok(sketch)
+        Ok(Sketch {
+            repr: Repr::Dense(Box::new(sketch)),
+        })
     }
+}
+
+/// A dense DDSketch with the sparse list's insertions.
+fn dense_of(values: &[(f64, u64)]) -> DDSketch {
+    let mut dense = DDSketch::new(config());
+    for &(value, n) in values {
+        dense.add_with_count(value, n);
+    }
+    dense
+}
+
+/// Two sorted (value, count) lists merged into one, equal values' counts added.
+fn merge_sorted(a: &[(f64, u64)], b: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.total_cmp(&b[j].0) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((a[i].0, a[i].1 + b[j].1));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 #[cfg(test)]
@@ -142,6 +334,144 @@ mod tests {
         s.merge(&other);
         assert_eq!(s.count(), u64::MAX);
         assert!(s.quantile(0.5).is_some_and(f64::is_finite));
+    }
+
+    /// The dense DDSketch the previous version of this type always built, with the same insertions.
+    fn reference(values: &[(f64, u64)]) -> DDSketch {
+        let mut dense = DDSketch::new(config());
+        for &(v, n) in values {
+            dense.add_with_count(v, n);
+        }
+        dense
+    }
+
+    fn sketch_of(values: &[(f64, u64)]) -> Sketch {
+        let mut s = Sketch::new();
+        for &(v, n) in values {
+            s.add_n(v, n);
+        }
+        s
+    }
+
+    const QS: [f64; 12] = [
+        0.0, 0.001, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0,
+    ];
+
+    fn data_sets() -> Vec<Vec<(f64, u64)>> {
+        vec![
+            vec![(42.0, 1)],
+            vec![
+                (3.5, 10),
+                (3.5, 5),
+                (-2.0, 3),
+                (0.0, 4),
+                (1e-12, 2),
+                (7.25, 1),
+            ],
+            // A gauge's minute: 60 readings around one level (few distinct bins, many values).
+            (0..60)
+                .map(|i| (100.0 + (i % 7) as f64 * 0.01, 1))
+                .collect(),
+            // More distinct values than the sparse form keeps: goes dense mid-way.
+            (0..200)
+                .map(|i| ((i * 37 % 101) as f64 * 1.5 - 20.0, 1 + i % 3))
+                .collect(),
+            // Wide but within the dense store's 2,048 bins (beyond them the dense store collapses its lowest bins
+            // and the sparse form is the more accurate one).
+            vec![(1e15, 2), (-1e15, 1), (5e-10, 7)],
+        ]
+    }
+
+    #[test]
+    fn sparse_and_dense_forms_report_the_dense_ddsketch_quantiles_and_count() {
+        for data in data_sets() {
+            let ours = sketch_of(&data);
+            let dense = reference(&data);
+            assert_eq!(ours.count(), dense.count() as u64, "{data:?}");
+            for q in QS {
+                assert_eq!(
+                    ours.quantile(q),
+                    dense.quantile(q).unwrap(),
+                    "q={q} {data:?}"
+                );
+            }
+            let [p50, p95, p99] = ours.p50_p95_p99();
+            assert_eq!(
+                [p50, p95, p99],
+                [ours.quantile(0.5), ours.quantile(0.95), ours.quantile(0.99)]
+            );
+        }
+        assert!(
+            sketch_of(&data_sets()[2]).is_sparse(),
+            "7 distinct values stay sparse"
+        );
+        assert!(
+            !sketch_of(&data_sets()[3]).is_sparse(),
+            "101 distinct values go dense"
+        );
+    }
+
+    #[test]
+    fn merging_any_mix_of_forms_equals_inserting_everything_into_one_dense_sketch() {
+        let sets = data_sets();
+        for a in &sets {
+            for b in &sets {
+                let mut merged = sketch_of(a);
+                merged.merge(&sketch_of(b));
+                let all: Vec<(f64, u64)> = a.iter().chain(b).copied().collect();
+                let dense = reference(&all);
+                assert_eq!(merged.count(), dense.count() as u64);
+                for q in QS {
+                    assert_eq!(merged.quantile(q), dense.quantile(q).unwrap(), "q={q}");
+                }
+                // And through the byte form, as a store reads it back.
+                let back = Sketch::from_bytes(&merged.to_bytes()).expect("decodes");
+                assert_eq!(back.count(), merged.count());
+                for q in QS {
+                    assert_eq!(back.quantile(q), merged.quantile(q), "bytes q={q}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_written_by_the_previous_dense_only_sketch_read_back_the_same() {
+        for data in data_sets() {
+            // What the previous version stored: the crate's encoding of its dense sketch.
+            let stored = reference(&data).to_java_bytes();
+            let read = Sketch::from_bytes(&stored).expect("old bytes decode");
+            let ours = sketch_of(&data);
+            assert_eq!(read.count(), ours.count());
+            for q in QS {
+                assert_eq!(read.quantile(q), ours.quantile(q), "q={q}");
+            }
+            // The byte form is unchanged: the crate decodes what we write to the same sketch.
+            let theirs = DDSketch::from_java_bytes(&ours.to_bytes()).expect("crate decodes ours");
+            assert_eq!(theirs.count() as u64, ours.count());
+            for q in QS {
+                assert_eq!(theirs.quantile(q).unwrap(), ours.quantile(q), "q={q}");
+            }
+        }
+    }
+
+    #[test]
+    fn quantiles_of_the_sparse_form_are_within_the_relative_accuracy() {
+        let data: Vec<(f64, u64)> = (1..=30).map(|i| (i as f64 * 3.3, i as u64)).collect();
+        let s = sketch_of(&data);
+        assert!(s.is_sparse());
+        let mut exact: Vec<f64> = data
+            .iter()
+            .flat_map(|&(v, n)| std::iter::repeat_n(v, n as usize))
+            .collect();
+        exact.sort_by(f64::total_cmp);
+        for q in [0.1, 0.5, 0.95, 0.99] {
+            let truth = exact[(q * (exact.len() - 1) as f64) as usize];
+            let got = s.quantile(q).expect("non-empty");
+            assert!(
+                (got - truth).abs() <= RELATIVE_ACCURACY * truth.abs() + 1e-12,
+                "q={q}: {got} vs {truth}"
+            );
+        }
     }
 
     #[test]
