@@ -247,13 +247,16 @@ impl Sketch {
     pub fn to_bytes(&self) -> Vec<u8> {
         match &self.repr {
             Repr::Dense(inner) => inner.to_java_bytes(),
-            Repr::Sparse { values, .. } => dense_of(values).to_java_bytes(),
+            Repr::Sparse { values, count } => encode_sparse(values, *count),
         }
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Sketch, SketchError> {
         if bytes.is_empty() {
             return Ok(Sketch::new());
+        }
+        if let Some(sparse) = decode_sparse(bytes) {
+            return Ok(sparse);
         }
         let inner = DDSketch::from_java_bytes(bytes)
             .map_err(|e| SketchError::Malformed(format!("{e:?}")))?;
@@ -302,6 +305,272 @@ fn merge_sorted(a: &[(f64, u64)], b: &[(f64, u64)]) -> Vec<(f64, u64)> {
     out.extend_from_slice(&a[i..]);
     out.extend_from_slice(&b[j..]);
     out
+}
+
+// ---- the byte form of a sparse sketch ----
+//
+// DataDog's Java encoding (as `sketches-ddsketch` writes it: count, min, max, sum, the log index
+// mapping, the zero count, then each sign's bins as index deltas and counts). The crate exposes no
+// bins, so a sparse sketch is written and read here directly — byte for byte what the crate writes
+// for the same insertions (a test pins that) — and everything else (more bins than the sparse form
+// keeps, other bin encodings, another mapping) is left to the crate's own decoder.
+
+const FLAG_INDEX_MAPPING_LOG: u8 = 0x02;
+const FLAG_ZERO_COUNT: u8 = 0x04;
+const FLAG_COUNT: u8 = 0xA0;
+const FLAG_SUM: u8 = 0x84;
+const FLAG_MIN: u8 = 0x88;
+const FLAG_MAX: u8 = 0x8C;
+/// Positive / negative store, bins as (index delta, count) pairs.
+const FLAG_POSITIVE_BINS: u8 = 0x05;
+const FLAG_NEGATIVE_BINS: u8 = 0x07;
+
+fn put_unsigned_var_long(out: &mut Vec<u8>, mut value: u64) {
+    let length = ((63 - value.leading_zeros() as i32) / 7).clamp(0, 8);
+    for _ in 0..length {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn put_signed_var_long(out: &mut Vec<u8>, value: i64) {
+    put_unsigned_var_long(out, ((value >> 63) ^ (value << 1)) as u64);
+}
+
+fn put_var_double(out: &mut Vec<u8>, value: f64) {
+    let mut bits = f64::to_bits(value + 1.0)
+        .wrapping_sub(f64::to_bits(1.0))
+        .rotate_left(6);
+    for _ in 0..8 {
+        let next = (bits >> 57) as u8;
+        bits <<= 7;
+        if bits == 0 {
+            out.push(next);
+            return;
+        }
+        out.push(next | 0x80);
+    }
+    out.push((bits >> 56) as u8);
+}
+
+fn put_bins(out: &mut Vec<u8>, flag: u8, bins: &[(i32, u64)]) {
+    if bins.is_empty() {
+        return;
+    }
+    out.push(flag);
+    put_unsigned_var_long(out, bins.len() as u64);
+    let mut previous = 0i64;
+    for &(index, count) in bins {
+        put_signed_var_long(out, i64::from(index) - previous);
+        put_var_double(out, count as f64);
+        previous = i64::from(index);
+    }
+}
+
+/// Adds `count` to the last bin if it has `key`, else appends a bin.
+fn push_bin(bins: &mut Vec<(i32, u64)>, key: i32, count: u64) {
+    match bins.last_mut() {
+        Some((last, n)) if *last == key => *n += count,
+        _ => bins.push((key, count)),
+    }
+}
+
+/// What the crate's `to_java_bytes` gives for a dense sketch with `values` inserted in order.
+fn encode_sparse(values: &[(f64, u64)], count: u64) -> Vec<u8> {
+    let config = &*CONFIG;
+    let mut out = Vec::with_capacity(32 + 4 * values.len());
+    let mut sum = 0.0;
+    let mut zero = 0u64;
+    let mut positive: Vec<(i32, u64)> = Vec::new();
+    let mut negative: Vec<(i32, u64)> = Vec::new();
+    for &(value, n) in values {
+        sum += value * (n as f64);
+        if value > MIN_VALUE {
+            push_bin(&mut positive, config.key(value), n);
+        } else if value < -MIN_VALUE {
+            push_bin(&mut negative, config.key(-value), n);
+        } else {
+            zero += n;
+        }
+    }
+    // Ascending values are descending magnitudes on the negative side.
+    negative.reverse();
+    if count != 0 {
+        out.push(FLAG_COUNT);
+        put_var_double(&mut out, count as f64);
+        let (min, max) = match (values.first(), values.last()) {
+            (Some(first), Some(last)) => (first.0, last.0),
+            _ => (f64::INFINITY, f64::NEG_INFINITY),
+        };
+        out.push(FLAG_MIN);
+        out.extend_from_slice(&min.to_le_bytes());
+        out.push(FLAG_MAX);
+        out.extend_from_slice(&max.to_le_bytes());
+    }
+    if sum != 0.0 {
+        out.push(FLAG_SUM);
+        out.extend_from_slice(&sum.to_le_bytes());
+    }
+    out.push(FLAG_INDEX_MAPPING_LOG);
+    out.extend_from_slice(&config.gamma.to_le_bytes());
+    out.extend_from_slice(&0.0f64.to_le_bytes());
+    if zero != 0 {
+        out.push(FLAG_ZERO_COUNT);
+        put_var_double(&mut out, zero as f64);
+    }
+    put_bins(&mut out, FLAG_POSITIVE_BINS, &positive);
+    put_bins(&mut out, FLAG_NEGATIVE_BINS, &negative);
+    out
+}
+
+/// A reader over the byte form; every read is `None` past the end.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+
+    fn f64(&mut self) -> Option<f64> {
+        let (head, rest) = self.0.split_first_chunk::<8>()?;
+        self.0 = rest;
+        Some(f64::from_le_bytes(*head))
+    }
+
+    fn unsigned_var_long(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        let mut shift = 0u32;
+        loop {
+            let next = self.byte()?;
+            if next < 0x80 || shift == 56 {
+                return Some(value | (u64::from(next) << shift));
+            }
+            value |= (u64::from(next) & 0x7F) << shift;
+            shift += 7;
+        }
+    }
+
+    fn signed_var_long(&mut self) -> Option<i64> {
+        let encoded = self.unsigned_var_long()?;
+        Some(((encoded >> 1) as i64) ^ -((encoded & 1) as i64))
+    }
+
+    fn var_double(&mut self) -> Option<f64> {
+        let mut bits = 0u64;
+        let mut shift = 57i32;
+        loop {
+            let next = self.byte()?;
+            if shift == 1 {
+                bits |= u64::from(next);
+                break;
+            }
+            if next < 0x80 {
+                bits |= u64::from(next) << shift;
+                break;
+            }
+            bits |= (u64::from(next) & 0x7F) << shift;
+            shift -= 7;
+        }
+        Some(f64::from_bits(bits.rotate_right(6).wrapping_add(f64::to_bits(1.0))) - 1.0)
+    }
+
+    /// A whole-number count, as the crate reads one (`as u64`), refusing what it would mangle.
+    fn count(&mut self) -> Option<u64> {
+        let value = self.var_double()?;
+        (value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value < u64::MAX as f64)
+            .then_some(value as u64)
+    }
+}
+
+/// The sparse sketch in `bytes`, when they are the byte form of one (see above); `None` sends them
+/// to the crate's decoder.
+fn decode_sparse(bytes: &[u8]) -> Option<Sketch> {
+    let config = &*CONFIG;
+    // A leading 0x02 may be a version prefix: the crate's decoder knows that rule.
+    if bytes.first() == Some(&FLAG_INDEX_MAPPING_LOG) {
+        return None;
+    }
+    let mut input = Reader(bytes);
+    let (mut min, mut max) = (None, None);
+    let mut mapped = false;
+    let mut values: Vec<(f64, u64)> = Vec::new();
+    while !input.0.is_empty() {
+        match input.byte()? {
+            FLAG_COUNT => {
+                input.var_double()?;
+            }
+            FLAG_SUM => {
+                input.f64()?;
+            }
+            FLAG_MIN => min = Some(input.f64()?),
+            FLAG_MAX => max = Some(input.f64()?),
+            FLAG_INDEX_MAPPING_LOG => {
+                let gamma = input.f64()?;
+                let offset = input.f64()?;
+                if gamma.to_bits() != config.gamma.to_bits() || offset != 0.0 {
+                    return None;
+                }
+                mapped = true;
+            }
+            FLAG_ZERO_COUNT => values.push((0.0, input.count()?)),
+            flag @ (FLAG_POSITIVE_BINS | FLAG_NEGATIVE_BINS) => {
+                let bins = input.unsigned_var_long()?;
+                if bins > SPARSE_MAX_VALUES as u64 {
+                    return None;
+                }
+                let sign = if flag == FLAG_POSITIVE_BINS { 1.0 } else { -1.0 };
+                let mut index = 0i64;
+                for _ in 0..bins {
+                    index = index.checked_add(input.signed_var_long()?)?;
+                    let key = i32::try_from(index).ok()?;
+                    values.push((sign * config.value(key), input.count()?));
+                }
+            }
+            _ => return None,
+        }
+    }
+    if !mapped {
+        return None;
+    }
+    values.retain(|&(v, n)| n > 0 && v.is_finite());
+    values.sort_by(|a, b| a.0.total_cmp(&b.0));
+    values.dedup_by(|later, kept| {
+        let same = later.0.to_bits() == kept.0.to_bits();
+        if same {
+            kept.1 = kept.1.saturating_add(later.1);
+        }
+        same
+    });
+    if values.len() > SPARSE_MAX_VALUES {
+        return None;
+    }
+    let count = values
+        .iter()
+        .try_fold(0u64, |total, &(_, n)| total.checked_add(n))?;
+    // The exact extremes, kept in their bins' places: q=0 / q=1 read them as the dense sketch does.
+    if let (Some(min), Some(first)) = (min, values.first_mut()) {
+        if min.is_finite() && representative(min) == first.0 {
+            first.0 = min;
+        }
+    }
+    if let (Some(max), Some(&(last, n))) = (max, values.last()) {
+        if max.is_finite() && representative(max) == representative(last) && max != last {
+            let at = values.len() - 1;
+            if at > 0 {
+                values[at].0 = max;
+            } else if n > 1 {
+                // One bin holding both extremes: split it (the same bin either way).
+                values[at].1 = n - 1;
+                values.push((max, 1));
+            }
+        }
+    }
+    Some(Sketch {
+        repr: Repr::Sparse { values, count },
+    })
 }
 
 #[cfg(test)]
@@ -450,6 +719,44 @@ mod tests {
             assert_eq!(theirs.count() as u64, ours.count());
             for q in QS {
                 assert_eq!(theirs.quantile(q).unwrap(), ours.quantile(q), "q={q}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_sparse_sketch_writes_the_crates_bytes_and_reads_back_sparse() {
+        for data in data_sets() {
+            let ours = sketch_of(&data);
+            let Repr::Sparse { values, .. } = &ours.repr else {
+                assert!(data.len() > SPARSE_MAX_VALUES, "{data:?}");
+                continue;
+            };
+            // Byte for byte what the crate writes for the same insertions.
+            let bytes = ours.to_bytes();
+            assert_eq!(bytes, dense_of(values).to_java_bytes(), "{data:?}");
+            let back = Sketch::from_bytes(&bytes).expect("decodes");
+            assert!(back.is_sparse(), "{data:?}");
+            assert_eq!(back.count(), ours.count());
+            for q in QS {
+                assert_eq!(back.quantile(q), ours.quantile(q), "q={q} {data:?}");
+            }
+            // Read, written again and read: still the same sketch.
+            let again = Sketch::from_bytes(&back.to_bytes()).expect("decodes");
+            for q in QS {
+                assert_eq!(again.quantile(q), ours.quantile(q), "q={q} {data:?}");
+            }
+        }
+        let wide = sketch_of(&data_sets()[3]);
+        assert!(!Sketch::from_bytes(&wide.to_bytes()).expect("decodes").is_sparse());
+        assert!(Sketch::from_bytes(&Sketch::new().to_bytes()).expect("decodes").is_empty());
+    }
+
+    #[test]
+    fn truncated_sparse_bytes_are_an_error_or_a_smaller_sketch_never_a_panic() {
+        let bytes = sketch_of(&data_sets()[1]).to_bytes();
+        for end in 0..bytes.len() {
+            if let Ok(s) = Sketch::from_bytes(&bytes[..end]) {
+                assert!(s.count() <= 25);
             }
         }
     }
