@@ -521,7 +521,11 @@ fn decode_sparse(bytes: &[u8]) -> Option<Sketch> {
                 if bins > SPARSE_MAX_VALUES as u64 {
                     return None;
                 }
-                let sign = if flag == FLAG_POSITIVE_BINS { 1.0 } else { -1.0 };
+                let sign = if flag == FLAG_POSITIVE_BINS {
+                    1.0
+                } else {
+                    -1.0
+                };
                 let mut index = 0i64;
                 for _ in 0..bins {
                     index = index.checked_add(input.signed_var_long()?)?;
@@ -747,8 +751,12 @@ mod tests {
             }
         }
         let wide = sketch_of(&data_sets()[3]);
-        assert!(!Sketch::from_bytes(&wide.to_bytes()).expect("decodes").is_sparse());
-        assert!(Sketch::from_bytes(&Sketch::new().to_bytes()).expect("decodes").is_empty());
+        assert!(!Sketch::from_bytes(&wide.to_bytes())
+            .expect("decodes")
+            .is_sparse());
+        assert!(Sketch::from_bytes(&Sketch::new().to_bytes())
+            .expect("decodes")
+            .is_empty());
     }
 
     #[test]
