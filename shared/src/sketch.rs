@@ -126,10 +126,25 @@ impl Sketch {
                 }
                 *total += count;
                 if values.len() > SPARSE_MAX_VALUES {
-                    self.densify();
+                    self.compact_or_densify();
                 }
             }
         }
+    }
+
+    /// Past [`SPARSE_MAX_VALUES`] distinct values: first folds the values into their DDSketch bins
+    /// (each at its bin's representative, the exact extremes kept in theirs), which changes no
+    /// quantile — a gauge's readings usually fall into a few bins. Only when that does not free at
+    /// least half of the list (so folding is not repeated every few inserts) does the sketch go dense.
+    fn compact_or_densify(&mut self) {
+        if let Repr::Sparse { values, .. } = &mut self.repr {
+            let binned = binned(values);
+            if binned.len() <= SPARSE_MAX_VALUES / 2 {
+                *values = binned;
+                return;
+            }
+        }
+        self.densify();
     }
 
     /// Switches to the dense form: the same insertions into a DDSketch.
@@ -159,7 +174,7 @@ impl Sketch {
                 *values = merge_sorted(values, theirs);
                 *count += *their_count;
                 if values.len() > SPARSE_MAX_VALUES {
-                    self.densify();
+                    self.compact_or_densify();
                 }
             }
             (Repr::Dense(inner), Repr::Sparse { values, .. }) => {
@@ -279,6 +294,47 @@ fn dense_of(values: &[(f64, u64)]) -> DDSketch {
         dense.add_with_count(value, n);
     }
     dense
+}
+
+/// Sorted (value, count) pairs folded into their DDSketch bins, ascending: each bin at its
+/// representative, except that the exact extremes stay in their bins' places (see [`keep_extremes`]).
+fn binned(values: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    let (Some(&(min, _)), Some(&(max, _))) = (values.first(), values.last()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(f64, u64)> = Vec::with_capacity(values.len());
+    // Representatives rise with the values (bins are monotone), so equal ones are adjacent.
+    for &(value, n) in values {
+        let bin = representative(value);
+        match out.last_mut() {
+            Some((last, count)) if last.to_bits() == bin.to_bits() => *count += n,
+            _ => out.push((bin, n)),
+        }
+    }
+    keep_extremes(&mut out, Some(min), Some(max));
+    out
+}
+
+/// Puts the exact `min` / `max` in place of the representatives of the first / last bins when they
+/// lie in those bins: quantiles read the same bins, and q=0 / q=1 read the exact extremes as the
+/// dense sketch does. One bin holding both is split in two entries (the same bin either way).
+fn keep_extremes(values: &mut Vec<(f64, u64)>, min: Option<f64>, max: Option<f64>) {
+    if let (Some(min), Some(first)) = (min, values.first_mut()) {
+        if min.is_finite() && representative(min) == representative(first.0) {
+            first.0 = min;
+        }
+    }
+    if let (Some(max), Some(&(last, n))) = (max, values.last()) {
+        if max.is_finite() && representative(max) == representative(last) && max != last {
+            let at = values.len() - 1;
+            if at > 0 {
+                values[at].0 = max;
+            } else if n > 1 {
+                values[at].1 = n - 1;
+                values.push((max, 1));
+            }
+        }
+    }
 }
 
 /// Two sorted (value, count) lists merged into one, equal values' counts added.
@@ -554,24 +610,7 @@ fn decode_sparse(bytes: &[u8]) -> Option<Sketch> {
     let count = values
         .iter()
         .try_fold(0u64, |total, &(_, n)| total.checked_add(n))?;
-    // The exact extremes, kept in their bins' places: q=0 / q=1 read them as the dense sketch does.
-    if let (Some(min), Some(first)) = (min, values.first_mut()) {
-        if min.is_finite() && representative(min) == first.0 {
-            first.0 = min;
-        }
-    }
-    if let (Some(max), Some(&(last, n))) = (max, values.last()) {
-        if max.is_finite() && representative(max) == representative(last) && max != last {
-            let at = values.len() - 1;
-            if at > 0 {
-                values[at].0 = max;
-            } else if n > 1 {
-                // One bin holding both extremes: split it (the same bin either way).
-                values[at].1 = n - 1;
-                values.push((max, 1));
-            }
-        }
-    }
+    keep_extremes(&mut values, min, max);
     Some(Sketch {
         repr: Repr::Sparse { values, count },
     })
@@ -766,6 +805,23 @@ mod tests {
             if let Ok(s) = Sketch::from_bytes(&bytes[..end]) {
                 assert!(s.count() <= 25);
             }
+        }
+    }
+
+    #[test]
+    fn many_distinct_readings_in_few_bins_stay_sparse_with_the_dense_quantiles() {
+        // 1,000 different readings of a gauge between 100 and 103: a couple of 2% bins.
+        let data: Vec<(f64, u64)> = (0..1000).map(|i| (100.0 + i as f64 * 0.003, 1)).collect();
+        let ours = sketch_of(&data);
+        assert!(ours.is_sparse());
+        let dense = reference(&data);
+        assert_eq!(ours.count(), dense.count() as u64);
+        for q in QS {
+            assert_eq!(ours.quantile(q), dense.quantile(q).unwrap(), "q={q}");
+        }
+        let back = Sketch::from_bytes(&ours.to_bytes()).expect("decodes");
+        for q in QS {
+            assert_eq!(back.quantile(q), dense.quantile(q).unwrap(), "bytes q={q}");
         }
     }
 
