@@ -105,6 +105,8 @@ pub fn rate(kind: MetricKind, resolution: Resolution, stats: &BucketStats) -> f6
 
 impl BucketView {
     pub fn new(start: i64, stats: &BucketStats, kind: MetricKind, resolution: Resolution) -> Self {
+        // One walk over a sparse sketch for all three.
+        let [p50, p95, p99] = stats.sketch.p50_p95_p99();
         BucketView {
             start,
             count: stats.count,
@@ -112,9 +114,9 @@ impl BucketView {
             min: stats.finite_min(),
             max: stats.finite_max(),
             avg: stats.avg(),
-            p50: stats.quantile(0.5),
-            p95: stats.quantile(0.95),
-            p99: stats.quantile(0.99),
+            p50,
+            p95,
+            p99,
             rate: rate(kind, resolution, stats),
         }
     }

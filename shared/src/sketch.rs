@@ -5,6 +5,8 @@
 //! pins the configuration (a sketch can only merge with one of the same configuration) and gives it a
 //! compact, versioned byte form for stream records and store items.
 
+use std::sync::LazyLock;
+
 use sketches_ddsketch::{Config, DDSketch};
 
 /// Relative accuracy of every quantile the sketch reports.
@@ -13,6 +15,10 @@ pub const RELATIVE_ACCURACY: f64 = 0.01;
 const MAX_BINS: u32 = 2048;
 /// Values with a smaller magnitude count as zero.
 const MIN_VALUE: f64 = 1.0e-9;
+/// Distinct values a sketch keeps as a sorted list before it switches to the dense DDSketch store.
+/// 32 × 16 bytes = 512 bytes, against the dense store's first 128-bin chunk of 1 KB (per sign) —
+/// and adding to the list costs a binary search, not a logarithm and a bin lookup.
+pub const SPARSE_MAX_VALUES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SketchError {
@@ -20,15 +26,37 @@ pub enum SketchError {
     Malformed(String),
 }
 
+/// A DDSketch, held in one of two equivalent forms:
+/// - **sparse** (the common case for gauges, sums and small histograms in one bucket): the distinct
+///   observed values with their counts, sorted. Quantiles map the value at the rank to its DDSketch
+///   bin's representative, so they are exactly what the dense sketch with the same insertions
+///   reports (same bins, same representative), and q=0/q=1 are the exact min/max as in DDSketch;
+/// - **dense**: `sketches-ddsketch`'s collapsing dense store, once more than [`SPARSE_MAX_VALUES`]
+///   distinct values arrive (or after decoding stored bytes).
+///
+/// The byte form is the same in both cases (DataDog's Java encoding, written by the crate), so stored
+/// data and stream records are unchanged.
 #[derive(Clone)]
 pub struct Sketch {
-    inner: DDSketch,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    /// Distinct finite values in ascending order (`f64::total_cmp`) with their non-zero counts;
+    /// `count` is the sum of the counts.
+    Sparse {
+        values: Vec<(f64, u64)>,
+        count: u64,
+    },
+    Dense(Box<DDSketch>),
 }
 
 impl std::fmt::Debug for Sketch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sketch")
             .field("count", &self.count())
+            .field("sparse", &self.is_sparse())
             .finish()
     }
 }
@@ -43,27 +71,86 @@ fn config() -> Config {
     Config::new(RELATIVE_ACCURACY, MAX_BINS, MIN_VALUE)
 }
 
+static CONFIG: LazyLock<Config> = LazyLock::new(config);
+
+/// The value DDSketch reports for an observation of `value`: its bin's representative (0 for the
+/// zero bin, mirrored for negatives).
+fn representative(value: f64) -> f64 {
+    let config = &*CONFIG;
+    if value > MIN_VALUE {
+        config.value(config.key(value))
+    } else if value < -MIN_VALUE {
+        -config.value(config.key(-value))
+    } else {
+        0.0
+    }
+}
+
 impl Sketch {
     pub fn new() -> Self {
         Sketch {
-            inner: DDSketch::new(config()),
+            repr: Repr::Sparse {
+                values: Vec::new(),
+                count: 0,
+            },
         }
+    }
+
+    /// Whether the sketch is still in its sparse form (see [`Sketch`]).
+    pub fn is_sparse(&self) -> bool {
+        matches!(self.repr, Repr::Sparse { .. })
     }
 
     /// Adds one observation. Non-finite values are refused upstream (validation); ignoring them here
     /// keeps a bug elsewhere from poisoning a whole bucket.
     pub fn add(&mut self, value: f64) {
-        if value.is_finite() {
-            self.inner.add(value);
-        }
+        self.add_n(value, 1);
     }
 
     /// Adds `count` observations of `value` in constant time. The total count saturates at
     /// `u64::MAX` (observations beyond it are not added) instead of overflowing.
     pub fn add_n(&mut self, value: f64, count: u64) {
         let count = count.min(u64::MAX - self.count());
-        if value.is_finite() && count > 0 {
-            self.inner.add_with_count(value, count);
+        if !value.is_finite() || count == 0 {
+            return;
+        }
+        match &mut self.repr {
+            Repr::Dense(inner) => inner.add_with_count(value, count),
+            Repr::Sparse {
+                values,
+                count: total,
+            } => {
+                match values.binary_search_by(|(v, _)| v.total_cmp(&value)) {
+                    Ok(i) => values[i].1 += count,
+                    Err(i) => values.insert(i, (value, count)),
+                }
+                *total += count;
+                if values.len() > SPARSE_MAX_VALUES {
+                    self.compact_or_densify();
+                }
+            }
+        }
+    }
+
+    /// Past [`SPARSE_MAX_VALUES`] distinct values: first folds the values into their DDSketch bins
+    /// (each at its bin's representative, the exact extremes kept in theirs), which changes no
+    /// quantile — a gauge's readings usually fall into a few bins. Only when that does not free at
+    /// least half of the list (so folding is not repeated every few inserts) does the sketch go dense.
+    fn compact_or_densify(&mut self) {
+        if let Repr::Sparse { values, .. } = &mut self.repr {
+            let binned = binned(values);
+            if binned.len() <= SPARSE_MAX_VALUES / 2 {
+                *values = binned;
+                return;
+            }
+        }
+        self.densify();
+    }
+
+    /// Switches to the dense form: the same insertions into a DDSketch.
+    fn densify(&mut self) {
+        if let Repr::Sparse { values, .. } = &self.repr {
+            self.repr = Repr::Dense(Box::new(dense_of(values)));
         }
     }
 
@@ -74,12 +161,43 @@ impl Sketch {
             tracing::warn!("sketch merge skipped: the total count would pass u64::MAX");
             return;
         }
-        // Both sides come from `config()`, so the only error (config mismatch) cannot occur.
-        let _ = self.inner.merge(&other.inner);
+        match (&mut self.repr, &other.repr) {
+            (_, Repr::Sparse { count: 0, .. }) => {}
+            (Repr::Sparse { count: 0, .. }, _) => *self = other.clone(),
+            (
+                Repr::Sparse { values, count },
+                Repr::Sparse {
+                    values: theirs,
+                    count: their_count,
+                },
+            ) => {
+                *values = merge_sorted(values, theirs);
+                *count += *their_count;
+                if values.len() > SPARSE_MAX_VALUES {
+                    self.compact_or_densify();
+                }
+            }
+            (Repr::Dense(inner), Repr::Sparse { values, .. }) => {
+                for &(value, n) in values {
+                    inner.add_with_count(value, n);
+                }
+            }
+            (Repr::Sparse { .. }, Repr::Dense(_)) => {
+                self.densify();
+                self.merge(other);
+            }
+            (Repr::Dense(inner), Repr::Dense(theirs)) => {
+                // Both sides come from `config()`, so the only error (config mismatch) cannot occur.
+                let _ = inner.merge(theirs);
+            }
+        }
     }
 
     pub fn count(&self) -> u64 {
-        self.inner.count() as u64
+        match &self.repr {
+            Repr::Sparse { count, .. } => *count,
+            Repr::Dense(inner) => inner.count() as u64,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -88,28 +206,414 @@ impl Sketch {
 
     /// Value at quantile `q` (0..=1), within [`RELATIVE_ACCURACY`]; `None` when empty or `q` is out of range.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        self.inner.quantile(q).ok().flatten()
+        match &self.repr {
+            Repr::Dense(inner) => inner.quantile(q).ok().flatten(),
+            Repr::Sparse { values, count } => {
+                if !(0.0..=1.0).contains(&q) || *count == 0 {
+                    return None;
+                }
+                // As DDSketch: q=0 / q=1 are the exact extremes, else the bin at rank ⌊q(n−1)⌋.
+                if q == 0.0 {
+                    return values.first().map(|&(v, _)| v);
+                }
+                if q == 1.0 {
+                    return values.last().map(|&(v, _)| v);
+                }
+                let rank = (q * (*count as f64 - 1.0)) as u64;
+                let mut seen = 0u64;
+                for &(value, n) in values {
+                    seen += n;
+                    if seen > rank {
+                        return Some(representative(value));
+                    }
+                }
+                values.last().map(|&(v, _)| representative(v))
+            }
+        }
+    }
+
+    /// p50, p95 and p99 in one call (one walk over a sparse sketch's values).
+    pub fn p50_p95_p99(&self) -> [Option<f64>; 3] {
+        const QS: [f64; 3] = [0.5, 0.95, 0.99];
+        match &self.repr {
+            Repr::Sparse { values, count } if *count > 0 => {
+                let ranks = QS.map(|q| (q * (*count as f64 - 1.0)) as u64);
+                let mut out = [None; 3];
+                let mut next = 0;
+                let mut seen = 0u64;
+                for &(value, n) in values {
+                    seen += n;
+                    while next < 3 && seen > ranks[next] {
+                        out[next] = Some(representative(value));
+                        next += 1;
+                    }
+                    if next == 3 {
+                        break;
+                    }
+                }
+                out
+            }
+            _ => QS.map(|q| self.quantile(q)),
+        }
     }
 
     /// DataDog's standard DDSketch binary encoding (varint-packed bins); interoperable and compact.
+    /// The same bytes for the sparse and the dense form.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.inner.to_java_bytes()
+        match &self.repr {
+            Repr::Dense(inner) => inner.to_java_bytes(),
+            Repr::Sparse { values, count } => encode_sparse(values, *count),
+        }
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Sketch, SketchError> {
         if bytes.is_empty() {
             return Ok(Sketch::new());
         }
+        if let Some(sparse) = decode_sparse(bytes) {
+            return Ok(sparse);
+        }
         let inner = DDSketch::from_java_bytes(bytes)
             .map_err(|e| SketchError::Malformed(format!("{e:?}")))?;
-        let mut sketch = Sketch::new();
-        sketch.inner.merge(&inner).map_err(|e| {
+        let mut sketch = DDSketch::new(config());
+        sketch.merge(&inner).map_err(|e| {
             SketchError::Malformed(format!(
                 "sketch was encoded with another configuration: {e:?}"
             ))
         })?;
-        Ok(sketch)
+        Ok(Sketch {
+            repr: Repr::Dense(Box::new(sketch)),
+        })
     }
+}
+
+/// A dense DDSketch with the sparse list's insertions.
+fn dense_of(values: &[(f64, u64)]) -> DDSketch {
+    let mut dense = DDSketch::new(config());
+    for &(value, n) in values {
+        dense.add_with_count(value, n);
+    }
+    dense
+}
+
+/// Sorted (value, count) pairs folded into their DDSketch bins, ascending: each bin at its
+/// representative, except that the exact extremes stay in their bins' places (see [`keep_extremes`]).
+fn binned(values: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    let (Some(&(min, _)), Some(&(max, _))) = (values.first(), values.last()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(f64, u64)> = Vec::with_capacity(values.len());
+    // Representatives rise with the values (bins are monotone), so equal ones are adjacent.
+    for &(value, n) in values {
+        let bin = representative(value);
+        match out.last_mut() {
+            Some((last, count)) if last.to_bits() == bin.to_bits() => *count += n,
+            _ => out.push((bin, n)),
+        }
+    }
+    keep_extremes(&mut out, Some(min), Some(max));
+    out
+}
+
+/// Puts the exact `min` / `max` in place of the representatives of the first / last bins when they
+/// lie in those bins: quantiles read the same bins, and q=0 / q=1 read the exact extremes as the
+/// dense sketch does. One bin holding both is split in two entries (the same bin either way).
+fn keep_extremes(values: &mut Vec<(f64, u64)>, min: Option<f64>, max: Option<f64>) {
+    if let (Some(min), Some(first)) = (min, values.first_mut()) {
+        if min.is_finite() && representative(min) == representative(first.0) {
+            first.0 = min;
+        }
+    }
+    if let (Some(max), Some(&(last, n))) = (max, values.last()) {
+        if max.is_finite() && representative(max) == representative(last) && max != last {
+            let at = values.len() - 1;
+            if at > 0 {
+                values[at].0 = max;
+            } else if n > 1 {
+                values[at].1 = n - 1;
+                values.push((max, 1));
+            }
+        }
+    }
+}
+
+/// Two sorted (value, count) lists merged into one, equal values' counts added.
+fn merge_sorted(a: &[(f64, u64)], b: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.total_cmp(&b[j].0) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((a[i].0, a[i].1 + b[j].1));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+// ---- the byte form of a sparse sketch ----
+//
+// DataDog's Java encoding (as `sketches-ddsketch` writes it: count, min, max, sum, the log index
+// mapping, the zero count, then each sign's bins as index deltas and counts). The crate exposes no
+// bins, so a sparse sketch is written and read here directly — byte for byte what the crate writes
+// for the same insertions (a test pins that) — and everything else (more bins than the sparse form
+// keeps, other bin encodings, another mapping) is left to the crate's own decoder.
+
+const FLAG_INDEX_MAPPING_LOG: u8 = 0x02;
+const FLAG_ZERO_COUNT: u8 = 0x04;
+const FLAG_COUNT: u8 = 0xA0;
+const FLAG_SUM: u8 = 0x84;
+const FLAG_MIN: u8 = 0x88;
+const FLAG_MAX: u8 = 0x8C;
+/// Positive / negative store, bins as (index delta, count) pairs.
+const FLAG_POSITIVE_BINS: u8 = 0x05;
+const FLAG_NEGATIVE_BINS: u8 = 0x07;
+
+fn put_unsigned_var_long(out: &mut Vec<u8>, mut value: u64) {
+    let length = ((63 - value.leading_zeros() as i32) / 7).clamp(0, 8);
+    for _ in 0..length {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn put_signed_var_long(out: &mut Vec<u8>, value: i64) {
+    put_unsigned_var_long(out, ((value >> 63) ^ (value << 1)) as u64);
+}
+
+fn put_var_double(out: &mut Vec<u8>, value: f64) {
+    let mut bits = f64::to_bits(value + 1.0)
+        .wrapping_sub(f64::to_bits(1.0))
+        .rotate_left(6);
+    for _ in 0..8 {
+        let next = (bits >> 57) as u8;
+        bits <<= 7;
+        if bits == 0 {
+            out.push(next);
+            return;
+        }
+        out.push(next | 0x80);
+    }
+    out.push((bits >> 56) as u8);
+}
+
+fn put_bins(out: &mut Vec<u8>, flag: u8, bins: &[(i32, u64)]) {
+    if bins.is_empty() {
+        return;
+    }
+    out.push(flag);
+    put_unsigned_var_long(out, bins.len() as u64);
+    let mut previous = 0i64;
+    for &(index, count) in bins {
+        put_signed_var_long(out, i64::from(index) - previous);
+        put_var_double(out, count as f64);
+        previous = i64::from(index);
+    }
+}
+
+/// Adds `count` to the last bin if it has `key`, else appends a bin.
+fn push_bin(bins: &mut Vec<(i32, u64)>, key: i32, count: u64) {
+    match bins.last_mut() {
+        Some((last, n)) if *last == key => *n += count,
+        _ => bins.push((key, count)),
+    }
+}
+
+/// What the crate's `to_java_bytes` gives for a dense sketch with `values` inserted in order.
+fn encode_sparse(values: &[(f64, u64)], count: u64) -> Vec<u8> {
+    let config = &*CONFIG;
+    let mut out = Vec::with_capacity(32 + 4 * values.len());
+    let mut sum = 0.0;
+    let mut zero = 0u64;
+    let mut positive: Vec<(i32, u64)> = Vec::new();
+    let mut negative: Vec<(i32, u64)> = Vec::new();
+    for &(value, n) in values {
+        sum += value * (n as f64);
+        if value > MIN_VALUE {
+            push_bin(&mut positive, config.key(value), n);
+        } else if value < -MIN_VALUE {
+            push_bin(&mut negative, config.key(-value), n);
+        } else {
+            zero += n;
+        }
+    }
+    // Ascending values are descending magnitudes on the negative side.
+    negative.reverse();
+    if count != 0 {
+        out.push(FLAG_COUNT);
+        put_var_double(&mut out, count as f64);
+        let (min, max) = match (values.first(), values.last()) {
+            (Some(first), Some(last)) => (first.0, last.0),
+            _ => (f64::INFINITY, f64::NEG_INFINITY),
+        };
+        out.push(FLAG_MIN);
+        out.extend_from_slice(&min.to_le_bytes());
+        out.push(FLAG_MAX);
+        out.extend_from_slice(&max.to_le_bytes());
+    }
+    if sum != 0.0 {
+        out.push(FLAG_SUM);
+        out.extend_from_slice(&sum.to_le_bytes());
+    }
+    out.push(FLAG_INDEX_MAPPING_LOG);
+    out.extend_from_slice(&config.gamma.to_le_bytes());
+    out.extend_from_slice(&0.0f64.to_le_bytes());
+    if zero != 0 {
+        out.push(FLAG_ZERO_COUNT);
+        put_var_double(&mut out, zero as f64);
+    }
+    put_bins(&mut out, FLAG_POSITIVE_BINS, &positive);
+    put_bins(&mut out, FLAG_NEGATIVE_BINS, &negative);
+    out
+}
+
+/// A reader over the byte form; every read is `None` past the end.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+
+    fn f64(&mut self) -> Option<f64> {
+        let (head, rest) = self.0.split_first_chunk::<8>()?;
+        self.0 = rest;
+        Some(f64::from_le_bytes(*head))
+    }
+
+    fn unsigned_var_long(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        let mut shift = 0u32;
+        loop {
+            let next = self.byte()?;
+            if next < 0x80 || shift == 56 {
+                return Some(value | (u64::from(next) << shift));
+            }
+            value |= (u64::from(next) & 0x7F) << shift;
+            shift += 7;
+        }
+    }
+
+    fn signed_var_long(&mut self) -> Option<i64> {
+        let encoded = self.unsigned_var_long()?;
+        Some(((encoded >> 1) as i64) ^ -((encoded & 1) as i64))
+    }
+
+    fn var_double(&mut self) -> Option<f64> {
+        let mut bits = 0u64;
+        let mut shift = 57i32;
+        loop {
+            let next = self.byte()?;
+            if shift == 1 {
+                bits |= u64::from(next);
+                break;
+            }
+            if next < 0x80 {
+                bits |= u64::from(next) << shift;
+                break;
+            }
+            bits |= (u64::from(next) & 0x7F) << shift;
+            shift -= 7;
+        }
+        Some(f64::from_bits(bits.rotate_right(6).wrapping_add(f64::to_bits(1.0))) - 1.0)
+    }
+
+    /// A whole-number count, as the crate reads one (`as u64`), refusing what it would mangle.
+    fn count(&mut self) -> Option<u64> {
+        let value = self.var_double()?;
+        (value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value < u64::MAX as f64)
+            .then_some(value as u64)
+    }
+}
+
+/// The sparse sketch in `bytes`, when they are the byte form of one (see above); `None` sends them
+/// to the crate's decoder.
+fn decode_sparse(bytes: &[u8]) -> Option<Sketch> {
+    let config = &*CONFIG;
+    // A leading 0x02 may be a version prefix: the crate's decoder knows that rule.
+    if bytes.first() == Some(&FLAG_INDEX_MAPPING_LOG) {
+        return None;
+    }
+    let mut input = Reader(bytes);
+    let (mut min, mut max) = (None, None);
+    let mut mapped = false;
+    let mut values: Vec<(f64, u64)> = Vec::new();
+    while !input.0.is_empty() {
+        match input.byte()? {
+            FLAG_COUNT => {
+                input.var_double()?;
+            }
+            FLAG_SUM => {
+                input.f64()?;
+            }
+            FLAG_MIN => min = Some(input.f64()?),
+            FLAG_MAX => max = Some(input.f64()?),
+            FLAG_INDEX_MAPPING_LOG => {
+                let gamma = input.f64()?;
+                let offset = input.f64()?;
+                if gamma.to_bits() != config.gamma.to_bits() || offset != 0.0 {
+                    return None;
+                }
+                mapped = true;
+            }
+            FLAG_ZERO_COUNT => values.push((0.0, input.count()?)),
+            flag @ (FLAG_POSITIVE_BINS | FLAG_NEGATIVE_BINS) => {
+                let bins = input.unsigned_var_long()?;
+                if bins > SPARSE_MAX_VALUES as u64 {
+                    return None;
+                }
+                let sign = if flag == FLAG_POSITIVE_BINS {
+                    1.0
+                } else {
+                    -1.0
+                };
+                let mut index = 0i64;
+                for _ in 0..bins {
+                    index = index.checked_add(input.signed_var_long()?)?;
+                    let key = i32::try_from(index).ok()?;
+                    values.push((sign * config.value(key), input.count()?));
+                }
+            }
+            _ => return None,
+        }
+    }
+    if !mapped {
+        return None;
+    }
+    values.retain(|&(v, n)| n > 0 && v.is_finite());
+    values.sort_by(|a, b| a.0.total_cmp(&b.0));
+    values.dedup_by(|later, kept| {
+        let same = later.0.to_bits() == kept.0.to_bits();
+        if same {
+            kept.1 = kept.1.saturating_add(later.1);
+        }
+        same
+    });
+    if values.len() > SPARSE_MAX_VALUES {
+        return None;
+    }
+    let count = values
+        .iter()
+        .try_fold(0u64, |total, &(_, n)| total.checked_add(n))?;
+    keep_extremes(&mut values, min, max);
+    Some(Sketch {
+        repr: Repr::Sparse { values, count },
+    })
 }
 
 #[cfg(test)]
@@ -142,6 +646,203 @@ mod tests {
         s.merge(&other);
         assert_eq!(s.count(), u64::MAX);
         assert!(s.quantile(0.5).is_some_and(f64::is_finite));
+    }
+
+    /// The dense DDSketch the previous version of this type always built, with the same insertions.
+    fn reference(values: &[(f64, u64)]) -> DDSketch {
+        let mut dense = DDSketch::new(config());
+        for &(v, n) in values {
+            dense.add_with_count(v, n);
+        }
+        dense
+    }
+
+    fn sketch_of(values: &[(f64, u64)]) -> Sketch {
+        let mut s = Sketch::new();
+        for &(v, n) in values {
+            s.add_n(v, n);
+        }
+        s
+    }
+
+    const QS: [f64; 12] = [
+        0.0, 0.001, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0,
+    ];
+
+    fn data_sets() -> Vec<Vec<(f64, u64)>> {
+        vec![
+            vec![(42.0, 1)],
+            vec![
+                (3.5, 10),
+                (3.5, 5),
+                (-2.0, 3),
+                (0.0, 4),
+                (1e-12, 2),
+                (7.25, 1),
+            ],
+            // A gauge's minute: 60 readings around one level (few distinct bins, many values).
+            (0..60)
+                .map(|i| (100.0 + (i % 7) as f64 * 0.01, 1))
+                .collect(),
+            // More distinct values than the sparse form keeps: goes dense mid-way.
+            (0..200)
+                .map(|i| ((i * 37 % 101) as f64 * 1.5 - 20.0, 1 + i % 3))
+                .collect(),
+            // Wide but within the dense store's 2,048 bins (beyond them the dense store collapses its lowest bins
+            // and the sparse form is the more accurate one).
+            vec![(1e15, 2), (-1e15, 1), (5e-10, 7)],
+        ]
+    }
+
+    #[test]
+    fn sparse_and_dense_forms_report_the_dense_ddsketch_quantiles_and_count() {
+        for data in data_sets() {
+            let ours = sketch_of(&data);
+            let dense = reference(&data);
+            assert_eq!(ours.count(), dense.count() as u64, "{data:?}");
+            for q in QS {
+                assert_eq!(
+                    ours.quantile(q),
+                    dense.quantile(q).unwrap(),
+                    "q={q} {data:?}"
+                );
+            }
+            let [p50, p95, p99] = ours.p50_p95_p99();
+            assert_eq!(
+                [p50, p95, p99],
+                [ours.quantile(0.5), ours.quantile(0.95), ours.quantile(0.99)]
+            );
+        }
+        assert!(
+            sketch_of(&data_sets()[2]).is_sparse(),
+            "7 distinct values stay sparse"
+        );
+        assert!(
+            !sketch_of(&data_sets()[3]).is_sparse(),
+            "101 distinct values go dense"
+        );
+    }
+
+    #[test]
+    fn merging_any_mix_of_forms_equals_inserting_everything_into_one_dense_sketch() {
+        let sets = data_sets();
+        for a in &sets {
+            for b in &sets {
+                let mut merged = sketch_of(a);
+                merged.merge(&sketch_of(b));
+                let all: Vec<(f64, u64)> = a.iter().chain(b).copied().collect();
+                let dense = reference(&all);
+                assert_eq!(merged.count(), dense.count() as u64);
+                for q in QS {
+                    assert_eq!(merged.quantile(q), dense.quantile(q).unwrap(), "q={q}");
+                }
+                // And through the byte form, as a store reads it back.
+                let back = Sketch::from_bytes(&merged.to_bytes()).expect("decodes");
+                assert_eq!(back.count(), merged.count());
+                for q in QS {
+                    assert_eq!(back.quantile(q), merged.quantile(q), "bytes q={q}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_written_by_the_previous_dense_only_sketch_read_back_the_same() {
+        for data in data_sets() {
+            // What the previous version stored: the crate's encoding of its dense sketch.
+            let stored = reference(&data).to_java_bytes();
+            let read = Sketch::from_bytes(&stored).expect("old bytes decode");
+            let ours = sketch_of(&data);
+            assert_eq!(read.count(), ours.count());
+            for q in QS {
+                assert_eq!(read.quantile(q), ours.quantile(q), "q={q}");
+            }
+            // The byte form is unchanged: the crate decodes what we write to the same sketch.
+            let theirs = DDSketch::from_java_bytes(&ours.to_bytes()).expect("crate decodes ours");
+            assert_eq!(theirs.count() as u64, ours.count());
+            for q in QS {
+                assert_eq!(theirs.quantile(q).unwrap(), ours.quantile(q), "q={q}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_sparse_sketch_writes_the_crates_bytes_and_reads_back_sparse() {
+        for data in data_sets() {
+            let ours = sketch_of(&data);
+            let Repr::Sparse { values, .. } = &ours.repr else {
+                assert!(data.len() > SPARSE_MAX_VALUES, "{data:?}");
+                continue;
+            };
+            // Byte for byte what the crate writes for the same insertions.
+            let bytes = ours.to_bytes();
+            assert_eq!(bytes, dense_of(values).to_java_bytes(), "{data:?}");
+            let back = Sketch::from_bytes(&bytes).expect("decodes");
+            assert!(back.is_sparse(), "{data:?}");
+            assert_eq!(back.count(), ours.count());
+            for q in QS {
+                assert_eq!(back.quantile(q), ours.quantile(q), "q={q} {data:?}");
+            }
+            // Read, written again and read: still the same sketch.
+            let again = Sketch::from_bytes(&back.to_bytes()).expect("decodes");
+            for q in QS {
+                assert_eq!(again.quantile(q), ours.quantile(q), "q={q} {data:?}");
+            }
+        }
+        let wide = sketch_of(&data_sets()[3]);
+        assert!(!Sketch::from_bytes(&wide.to_bytes())
+            .expect("decodes")
+            .is_sparse());
+        assert!(Sketch::from_bytes(&Sketch::new().to_bytes())
+            .expect("decodes")
+            .is_empty());
+    }
+
+    #[test]
+    fn truncated_sparse_bytes_are_an_error_or_a_smaller_sketch_never_a_panic() {
+        let bytes = sketch_of(&data_sets()[1]).to_bytes();
+        for end in 0..bytes.len() {
+            if let Ok(s) = Sketch::from_bytes(&bytes[..end]) {
+                assert!(s.count() <= 25);
+            }
+        }
+    }
+
+    #[test]
+    fn many_distinct_readings_in_few_bins_stay_sparse_with_the_dense_quantiles() {
+        // 1,000 different readings of a gauge between 100 and 103: a couple of 2% bins.
+        let data: Vec<(f64, u64)> = (0..1000).map(|i| (100.0 + i as f64 * 0.003, 1)).collect();
+        let ours = sketch_of(&data);
+        assert!(ours.is_sparse());
+        let dense = reference(&data);
+        assert_eq!(ours.count(), dense.count() as u64);
+        for q in QS {
+            assert_eq!(ours.quantile(q), dense.quantile(q).unwrap(), "q={q}");
+        }
+        let back = Sketch::from_bytes(&ours.to_bytes()).expect("decodes");
+        for q in QS {
+            assert_eq!(back.quantile(q), dense.quantile(q).unwrap(), "bytes q={q}");
+        }
+    }
+
+    #[test]
+    fn quantiles_of_the_sparse_form_are_within_the_relative_accuracy() {
+        let data: Vec<(f64, u64)> = (1..=30).map(|i| (i as f64 * 3.3, i as u64)).collect();
+        let s = sketch_of(&data);
+        assert!(s.is_sparse());
+        let mut exact: Vec<f64> = data
+            .iter()
+            .flat_map(|&(v, n)| std::iter::repeat_n(v, n as usize))
+            .collect();
+        exact.sort_by(f64::total_cmp);
+        for q in [0.1, 0.5, 0.95, 0.99] {
+            let truth = exact[(q * (exact.len() - 1) as f64) as usize];
+            let got = s.quantile(q).expect("non-empty");
+            assert!(
+                (got - truth).abs() <= RELATIVE_ACCURACY * truth.abs() + 1e-12,
+                "q={q}: {got} vs {truth}"
+            );
+        }
     }
 
     #[test]

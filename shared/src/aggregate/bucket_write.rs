@@ -96,6 +96,9 @@ where
     // Buckets whose watermark showed part of their contributions applied: the rest go again.
     let mut again: Vec<(BucketKey, i64, Vec<C>)> = Vec::new();
     let mut batch = BatchWrites::default();
+    // One update per bucket written: sized once (the aggregator's buckets come from a map, whose
+    // size is known) instead of regrown by doubling, which copied them and faulted in fresh pages.
+    batch.updates.reserve(pending.size_hint().0);
     loop {
         let mut chunk: Vec<(BucketKey, i64, Vec<C>)> = std::mem::take(&mut again);
         chunk.reserve(WRITE_CHUNK.saturating_sub(chunk.len()));
@@ -174,13 +177,11 @@ where
             }
         }
     }
-    batch.updates.sort_by(|a, b| {
-        (a.series.id, a.resolution, a.start_unix_s).cmp(&(
-            b.series.id,
-            b.resolution,
-            b.start_unix_s,
-        ))
-    });
+    // A bucket is written (applied) at most once per batch, so the keys are unique and an unstable
+    // sort (in place, no scratch buffer) gives the same order as a stable one.
+    batch
+        .updates
+        .sort_unstable_by_key(|u| (u.series.id, u.resolution, u.start_unix_s));
     batch
 }
 
