@@ -35,6 +35,9 @@ pub struct Backend {
     /// Alert states, history, silences and dead letters (a redb file, or DynamoDB with `--aws`).
     pub alerts: Arc<dyn AlertStore>,
     pub consumer: Consumer,
+    /// The embedded metric store, whose writes become durable only when the mapper syncs it before
+    /// a stream checkpoint (`None` with `--aws`).
+    pub store_sync: super::mapper::StoreSync,
     /// The SDK configuration, for the `@connections` client (AWS mode only).
     #[cfg(feature = "aws")]
     pub aws: Option<aws_config::SdkConfig>,
@@ -61,14 +64,18 @@ impl Backend {
                 retention,
                 args.store_cache_bytes,
             )
-            .with_context(|| format!("opening store in {}", args.data_dir.display()))?,
+            .with_context(|| format!("opening store in {}", args.data_dir.display()))?
+            // The stream log replays whatever a crash takes back: see `mapper::CHECKPOINT_INTERVAL`.
+            .with_deferred_durability(),
         );
         let stream = Arc::new(
             EmbeddedStream::open(&args.data_dir.join("stream"), args.shards)
                 .with_context(|| format!("opening stream log in {}", args.data_dir.display()))?,
         );
+        stream.set_max_consumer_lag(args.max_aggregator_lag());
         Ok(Backend {
             sink: stream.clone(),
+            store_sync: Some(store.clone()),
             store,
             connections: Arc::new(MemoryConnections::default()),
             traces: open_trace_store(args)?,
@@ -116,6 +123,7 @@ impl Backend {
                 stream,
                 arn: format!("arn:aws:kinesis:{region}:000000000000:stream/{stream_name}"),
             },
+            store_sync: None,
             aws: Some(sdk),
         })
     }

@@ -42,6 +42,15 @@ pub const DEFAULT_BATCH_BYTES: usize = 2 * 1024 * 1024;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Back-off after a failed batch before it is delivered again.
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+/// How often a busy shard saves its stream checkpoint. Each save first makes the store's writes
+/// durable (one fsync for everything the shards wrote since the last one; the aggregator's own
+/// commits do not fsync), so this bounds what a crash replays from the stream log: at most this
+/// long of processing, deduplicated by the buckets' watermarks. An idle shard saves at once.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Makes the store's deferred writes durable before a checkpoint is saved (local mode's redb store,
+/// opened with deferred durability). `None`: every store write is durable when it returns.
+pub type StoreSync = Option<Arc<flowscope_core::embedded::RedbStore>>;
 
 type SharedAggregator = Arc<dyn ProcessShard>;
 
@@ -53,6 +62,7 @@ pub async fn spawn_all(
     stats: &Arc<AggregatorStats>,
     stopped: &watch::Receiver<bool>,
     limits: BatchLimits,
+    store_sync: &StoreSync,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     match consumer {
@@ -67,6 +77,7 @@ pub async fn spawn_all(
                         hub.clone(),
                         stats.clone(),
                         limits,
+                        store_sync.clone(),
                     ),
                 ));
             }
@@ -99,9 +110,13 @@ async fn run_embedded_shard(
     hub: Arc<LiveHub>,
     stats: Arc<AggregatorStats>,
     limits: BatchLimits,
+    store_sync: StoreSync,
 ) {
     let notify = stream.notifier();
     let mut checkpoint: Option<SequenceNumber> = stream.checkpoint_of(&shard);
+    // Processed up to `checkpoint` but not yet saved, and when the last save was.
+    let mut unsaved = false;
+    let mut saved_at = tokio::time::Instant::now();
     loop {
         // Register interest before reading so an append between the read and the wait still wakes us.
         let notified = notify.notified();
@@ -117,6 +132,10 @@ async fn run_embedded_shard(
             }
         };
         if records.is_empty() {
+            if unsaved {
+                unsaved = !save_checkpoint(&stream, &shard, checkpoint.as_ref(), &store_sync).await;
+                saved_at = tokio::time::Instant::now();
+            }
             let _ = tokio::time::timeout(IDLE_POLL, notified).await;
             continue;
         }
@@ -131,14 +150,43 @@ async fn run_embedded_shard(
         deliver(&hub, &stats, batch.records.len(), &outcome);
         let retry_from = outcome.retry_from();
         if let Some(seq) = done_up_to(&batch.records, retry_from.as_ref()) {
-            if let Err(e) = stream.checkpoint(&shard, &seq) {
-                tracing::warn!(%shard, error = %e, "saving the checkpoint failed");
-            }
+            stream.mark_consumed(&shard, &seq);
             checkpoint = Some(seq);
+            unsaved = true;
+        }
+        if unsaved && (store_sync.is_none() || saved_at.elapsed() >= CHECKPOINT_INTERVAL) {
+            unsaved = !save_checkpoint(&stream, &shard, checkpoint.as_ref(), &store_sync).await;
+            saved_at = tokio::time::Instant::now();
         }
         if retry_from.is_some() {
             tracing::warn!(%shard, "batch partly failed; delivering again from the failed record");
             tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+    }
+}
+
+/// Makes the store durable, then saves `checkpoint`; false when either failed (tried again later:
+/// until then a crash replays more, never less).
+async fn save_checkpoint(
+    stream: &EmbeddedStream,
+    shard: &str,
+    checkpoint: Option<&SequenceNumber>,
+    store_sync: &StoreSync,
+) -> bool {
+    let Some(seq) = checkpoint else {
+        return true;
+    };
+    if let Some(store) = store_sync {
+        if let Err(e) = store.sync().await {
+            tracing::warn!(%shard, error = %e, "making the store durable failed");
+            return false;
+        }
+    }
+    match stream.checkpoint(shard, seq) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(%shard, error = %e, "saving the checkpoint failed");
+            false
         }
     }
 }

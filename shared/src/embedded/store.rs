@@ -7,7 +7,12 @@
 //!
 //! Bucket items are a compact binary encoding with a version byte (see [`encode_item`]); anything that
 //! does not decode is reported as [`StoreError::Corrupt`], never a panic. Every port call is one redb
-//! transaction run on the blocking pool; writes are durable when they return.
+//! transaction run on the blocking pool; writes are durable when they return — unless the store was
+//! opened with [`RedbStore::with_deferred_durability`] (local mode): then the aggregator's writes are
+//! redb `Durability::None` commits (no fsync) and [`RedbStore::sync`] makes everything committed so far
+//! durable in one fsync. The local event-source mapper calls it before it saves a stream checkpoint, so
+//! whatever the checkpoint says is processed is on disk, and the stream log replays the rest after a
+//! crash (redb reverts to its last durable commit: a prefix of the commits, watermarks included).
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -59,6 +64,8 @@ pub struct RedbStore {
     db: RedbFile,
     retention: Retention,
     applies: Arc<ApplyQueue>,
+    /// Writes commit without fsync until [`RedbStore::sync`]; see the module documentation.
+    deferred: bool,
 }
 
 /// Group commit for `apply_bucket`: the aggregator writes many buckets concurrently, and one redb
@@ -107,12 +114,42 @@ impl RedbStore {
             db: RedbFile::open(path, "store", Some(cache_bytes), create_tables)?,
             retention,
             applies: Arc::new(ApplyQueue::default()),
+            deferred: false,
         })
+    }
+
+    /// Bucket, series and state writes commit without an fsync (redb `Durability::None`): they are
+    /// visible to readers at once but reach the disk only with the next [`RedbStore::sync`] (or
+    /// purge). Only for a caller that can replay what a crash takes back — local mode's mapper syncs
+    /// before each stream checkpoint.
+    pub fn with_deferred_durability(mut self) -> RedbStore {
+        self.deferred = true;
+        self
+    }
+
+    /// Makes every write committed so far durable: one empty `Durability::Immediate` commit (one
+    /// fsync), which persists the non-durable commits before it.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        blocking(&self.db, move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            txn.commit().map_err(unavailable)
+        })
+        .await
     }
 
     pub fn retention(&self) -> Retention {
         self.retention
     }
+}
+
+/// A write transaction for the aggregator's writes: without fsync when `deferred`.
+fn begin_write(db: &Database, deferred: bool) -> Result<WriteTransaction, StoreError> {
+    let mut txn = db.begin_write().map_err(unavailable)?;
+    if deferred {
+        txn.set_durability(redb::Durability::None)
+            .map_err(unavailable)?;
+    }
+    Ok(txn)
 }
 
 fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
@@ -140,6 +177,7 @@ impl MetricStore for RedbStore {
         });
         lock(&self.applies.waiting).push(request.clone());
         let queue = self.applies.clone();
+        let deferred = self.deferred;
         blocking(&self.db, move |db| {
             let _committer = lock(&queue.committer);
             if let Some(outcome) = lock(&request.outcome).take() {
@@ -147,7 +185,7 @@ impl MetricStore for RedbStore {
                 return outcome;
             }
             let group = std::mem::take(&mut *lock(&queue.waiting));
-            match apply_group(db, group.iter().map(|member| &member.delta)) {
+            match apply_group(db, deferred, group.iter().map(|member| &member.delta)) {
                 Ok(outcomes) => {
                     for (member, outcome) in group.iter().zip(outcomes) {
                         *lock(&member.outcome) = Some(outcome);
@@ -175,7 +213,9 @@ impl MetricStore for RedbStore {
         }
         let deltas = deltas.to_vec();
         let count = deltas.len();
-        let outcomes = blocking(&self.db, move |db| apply_group(db, deltas.iter())).await;
+        let deferred = self.deferred;
+        let outcomes =
+            blocking(&self.db, move |db| apply_group(db, deferred, deltas.iter())).await;
         match outcomes {
             Ok(outcomes) => outcomes,
             Err(e) => (0..count).map(|_| Err(copy_error(&e))).collect(),
@@ -232,8 +272,9 @@ impl MetricStore for RedbStore {
             return Ok(());
         }
         let series = series.to_vec();
+        let deferred = self.deferred;
         blocking(&self.db, move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
+            let txn = begin_write(db, deferred)?;
             upsert_series_in(&txn, &series)?;
             txn.commit().map_err(unavailable)
         })
@@ -332,8 +373,9 @@ impl MetricStore for RedbStore {
             return Ok(());
         }
         let items = items.to_vec();
+        let deferred = self.deferred;
         blocking(&self.db, move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
+            let txn = begin_write(db, deferred)?;
             {
                 let mut state = txn.open_table(STATE).map_err(unavailable)?;
                 let mut expiry = txn.open_table(STATE_EXPIRY).map_err(unavailable)?;
@@ -383,9 +425,10 @@ impl MetricStore for RedbStore {
 /// each other's watermark). A corrupt item fails only its own delta; a storage failure fails all.
 fn apply_group<'a>(
     db: &Database,
+    deferred: bool,
     group: impl ExactSizeIterator<Item = &'a BucketDelta>,
 ) -> Result<Vec<Result<ApplyOutcome, StoreError>>, StoreError> {
-    let txn = db.begin_write().map_err(unavailable)?;
+    let txn = begin_write(db, deferred)?;
     let mut outcomes = Vec::with_capacity(group.len());
     let mut wrote = false;
     let result = (|| {
