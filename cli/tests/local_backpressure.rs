@@ -131,9 +131,9 @@ async fn counted(handle: &flowscope_cli::local::LocalHandle, metric: &str) -> u6
         return 0;
     }
     assert_eq!(status, 200, "{metric}: {body}");
-    body["buckets"]
-        .as_array()
-        .map_or(0, |b| b.iter().map(|b| b["count"].as_u64().unwrap_or(0)).sum())
+    body["buckets"].as_array().map_or(0, |b| {
+        b.iter().map(|b| b["count"].as_u64().unwrap_or(0)).sum()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,8 +211,16 @@ async fn a_lagging_aggregator_gets_503_with_retry_after_then_200_and_counts_ever
             accepted.fetch_add(SERIES_PER_REQUEST as u64, Ordering::SeqCst);
             break;
         }
-        assert_eq!(answer.status, 503, "{}", String::from_utf8_lossy(&answer.body));
-        assert!(Instant::now() < deadline, "still refused after {DEADLINE:?}");
+        assert_eq!(
+            answer.status,
+            503,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "still refused after {DEADLINE:?}"
+        );
         let wait = answer.retry_after.expect("a 503 carries Retry-After");
         tokio::time::sleep(Duration::from_secs(wait)).await;
     }
@@ -224,7 +232,10 @@ async fn a_lagging_aggregator_gets_503_with_retry_after_then_200_and_counts_ever
         if answer.status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "the marker was refused until the deadline");
+        assert!(
+            Instant::now() < deadline,
+            "the marker was refused until the deadline"
+        );
         tokio::time::sleep(Duration::from_secs(answer.retry_after.unwrap_or(1))).await;
     }
     while counted(&handle, MARKER).await < 1 {

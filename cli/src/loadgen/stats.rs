@@ -225,7 +225,10 @@ mod tests {
         stats.record_dropped("queue full".to_owned());
         stats.record_refused(400, 2);
         let summary = stats.snapshot(Duration::from_secs(2));
-        assert_eq!(summary.points_refused, 800, "each 503 answer counts its points");
+        assert_eq!(
+            summary.points_refused, 800,
+            "each 503 answer counts its points"
+        );
         assert_eq!(summary.points_sent, 400);
         assert_eq!(summary.spans_sent, 30);
         assert_eq!(summary.requests_ok, 2);

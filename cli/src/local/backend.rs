@@ -18,7 +18,9 @@ use super::LocalArgs;
 
 /// Where the aggregator's shard batches come from.
 pub enum Consumer {
-    Embedded(Arc<EmbeddedStream>),
+    /// The stream log, and the metric store whose deferred writes the mapper makes durable before
+    /// each stream checkpoint.
+    Embedded(Arc<EmbeddedStream>, Arc<RedbStore>),
     #[cfg(feature = "aws")]
     Kinesis {
         stream: Arc<flowscope_core::aws::KinesisStream>,
@@ -35,9 +37,6 @@ pub struct Backend {
     /// Alert states, history, silences and dead letters (a redb file, or DynamoDB with `--aws`).
     pub alerts: Arc<dyn AlertStore>,
     pub consumer: Consumer,
-    /// The embedded metric store, whose writes become durable only when the mapper syncs it before
-    /// a stream checkpoint (`None` with `--aws`).
-    pub store_sync: super::mapper::StoreSync,
     /// The SDK configuration, for the `@connections` client (AWS mode only).
     #[cfg(feature = "aws")]
     pub aws: Option<aws_config::SdkConfig>,
@@ -75,8 +74,7 @@ impl Backend {
         stream.set_max_consumer_lag(args.max_aggregator_lag());
         Ok(Backend {
             sink: stream.clone(),
-            store_sync: Some(store.clone()),
-            store,
+            store: store.clone(),
             connections: Arc::new(MemoryConnections::default()),
             traces: open_trace_store(args)?,
             alerts: Arc::new(
@@ -84,7 +82,7 @@ impl Backend {
                     format!("opening the alert store in {}", args.data_dir.display())
                 })?,
             ),
-            consumer: Consumer::Embedded(stream),
+            consumer: Consumer::Embedded(stream, store),
             #[cfg(feature = "aws")]
             aws: None,
         })
@@ -123,7 +121,6 @@ impl Backend {
                 stream,
                 arn: format!("arn:aws:kinesis:{region}:000000000000:stream/{stream_name}"),
             },
-            store_sync: None,
             aws: Some(sdk),
         })
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowscope_core::embedded::EmbeddedStream;
+use flowscope_core::embedded::{EmbeddedStream, RedbStore};
 use flowscope_core::live::LiveHub;
 use flowscope_core::model::Resolution;
 use flowscope_core::pipeline::{ProcessShard, ShardOutcome};
@@ -48,10 +48,6 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 /// long of processing, deduplicated by the buckets' watermarks. An idle shard saves at once.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Makes the store's deferred writes durable before a checkpoint is saved (local mode's redb store,
-/// opened with deferred durability). `None`: every store write is durable when it returns.
-pub type StoreSync = Option<Arc<flowscope_core::embedded::RedbStore>>;
-
 type SharedAggregator = Arc<dyn ProcessShard>;
 
 /// Starts one polling loop per shard.
@@ -62,11 +58,10 @@ pub async fn spawn_all(
     stats: &Arc<AggregatorStats>,
     stopped: &watch::Receiver<bool>,
     limits: BatchLimits,
-    store_sync: &StoreSync,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     match consumer {
-        Consumer::Embedded(stream) => {
+        Consumer::Embedded(stream, store) => {
             for shard in stream.shard_names() {
                 tasks.spawn(until_stopped(
                     stopped.clone(),
@@ -77,7 +72,7 @@ pub async fn spawn_all(
                         hub.clone(),
                         stats.clone(),
                         limits,
-                        store_sync.clone(),
+                        store.clone(),
                     ),
                 ));
             }
@@ -110,7 +105,7 @@ async fn run_embedded_shard(
     hub: Arc<LiveHub>,
     stats: Arc<AggregatorStats>,
     limits: BatchLimits,
-    store_sync: StoreSync,
+    store: Arc<RedbStore>,
 ) {
     let notify = stream.notifier();
     let mut checkpoint: Option<SequenceNumber> = stream.checkpoint_of(&shard);
@@ -133,7 +128,7 @@ async fn run_embedded_shard(
         };
         if records.is_empty() {
             if unsaved {
-                unsaved = !save_checkpoint(&stream, &shard, checkpoint.as_ref(), &store_sync).await;
+                unsaved = !save_checkpoint(&stream, &shard, checkpoint.as_ref(), &store).await;
                 saved_at = tokio::time::Instant::now();
             }
             let _ = tokio::time::timeout(IDLE_POLL, notified).await;
@@ -154,8 +149,8 @@ async fn run_embedded_shard(
             checkpoint = Some(seq);
             unsaved = true;
         }
-        if unsaved && (store_sync.is_none() || saved_at.elapsed() >= CHECKPOINT_INTERVAL) {
-            unsaved = !save_checkpoint(&stream, &shard, checkpoint.as_ref(), &store_sync).await;
+        if unsaved && saved_at.elapsed() >= CHECKPOINT_INTERVAL {
+            unsaved = !save_checkpoint(&stream, &shard, checkpoint.as_ref(), &store).await;
             saved_at = tokio::time::Instant::now();
         }
         if retry_from.is_some() {
@@ -171,16 +166,14 @@ async fn save_checkpoint(
     stream: &EmbeddedStream,
     shard: &str,
     checkpoint: Option<&SequenceNumber>,
-    store_sync: &StoreSync,
+    store: &RedbStore,
 ) -> bool {
     let Some(seq) = checkpoint else {
         return true;
     };
-    if let Some(store) = store_sync {
-        if let Err(e) = store.sync().await {
-            tracing::warn!(%shard, error = %e, "making the store durable failed");
-            return false;
-        }
+    if let Err(e) = store.sync().await {
+        tracing::warn!(%shard, error = %e, "making the store durable failed");
+        return false;
     }
     match stream.checkpoint(shard, seq) {
         Ok(()) => true,

@@ -157,7 +157,6 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         &aggregator_stats,
         &stopped,
         args.batch_limits(),
-        &backend.store_sync,
         &mut tasks,
     )
     .await?;

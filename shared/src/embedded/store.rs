@@ -214,8 +214,7 @@ impl MetricStore for RedbStore {
         let deltas = deltas.to_vec();
         let count = deltas.len();
         let deferred = self.deferred;
-        let outcomes =
-            blocking(&self.db, move |db| apply_group(db, deferred, deltas.iter())).await;
+        let outcomes = blocking(&self.db, move |db| apply_group(db, deferred, deltas.iter())).await;
         match outcomes {
             Ok(outcomes) => outcomes,
             Err(e) => (0..count).map(|_| Err(copy_error(&e))).collect(),
@@ -1050,5 +1049,44 @@ mod tests {
         assert_eq!(after[0].1.sum, 10.0);
         let again = store.apply_buckets(&[delta(2, 6, 8, 1.0)]).await;
         assert!(matches!(&again[0], Ok(ApplyOutcome::AlreadyApplied { .. })));
+    }
+
+    #[tokio::test]
+    async fn deferred_writes_are_read_at_once_keep_watermarks_and_persist_with_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let store = RedbStore::open(&path).unwrap().with_deferred_durability();
+        assert!(matches!(
+            store.apply_bucket(&delta(1, 1, 5, 10.0)).await.unwrap(),
+            ApplyOutcome::Applied(_)
+        ));
+        store
+            .save_state(&[("s".to_string(), Bytes::from_static(b"x"), i64::MAX / 2)])
+            .await
+            .unwrap();
+        // Visible to readers and to the next conditional write before any fsync.
+        let read = store
+            .query_buckets(SeriesId(1), Resolution::OneMinute, 0, i64::MAX / 4)
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 1);
+        assert!(matches!(
+            &store.apply_buckets(&[delta(1, 3, 8, 1.0)]).await[0],
+            Ok(ApplyOutcome::AlreadyApplied { .. })
+        ));
+        store.sync().await.unwrap();
+        drop(store);
+
+        let reopened = RedbStore::open(&path).unwrap();
+        let read = reopened
+            .query_buckets(SeriesId(1), Resolution::OneMinute, 0, i64::MAX / 4)
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].1.sum, 10.0);
+        assert_eq!(
+            reopened.load_state(&["s".to_string()]).await.unwrap().len(),
+            1
+        );
     }
 }

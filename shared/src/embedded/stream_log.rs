@@ -128,9 +128,9 @@ impl Backlog {
 
     /// How long the oldest unprocessed record has waited, in ms (0 when nothing waits).
     fn lag_ms(&self, now_ms: i64) -> u64 {
-        self.groups
-            .front()
-            .map_or(0, |(_, arrival)| u64::try_from(now_ms - arrival).unwrap_or(0))
+        self.groups.front().map_or(0, |(_, arrival)| {
+            u64::try_from(now_ms - arrival).unwrap_or(0)
+        })
     }
 }
 
@@ -317,7 +317,9 @@ impl EmbeddedStream {
     /// answers with 503 and `Retry-After`), so the producer is told to come back instead of the
     /// consumer falling further behind. `None` (the default) never refuses.
     pub fn set_max_consumer_lag(&self, max_lag: Option<Duration>) {
-        let ms = max_lag.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+        let ms = max_lag.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
         self.inner.max_lag_ms.store(ms, Ordering::Relaxed);
     }
 
@@ -1200,5 +1202,73 @@ mod tests {
             2
         );
         assert_eq!(stream.read(&shard, None, 1000).await.unwrap().len(), 10);
+    }
+
+    /// Polls until `shard`'s consumer lag exceeds `bound` (the records are waiting).
+    async fn wait_lag_over(stream: &EmbeddedStream, shard: &str, bound: Duration) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while stream.consumer_lag(shard).unwrap() <= bound {
+            assert!(std::time::Instant::now() < deadline, "the lag never grew");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shard_behind_its_bound_refuses_appends_to_it_alone_until_the_consumer_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = EmbeddedStream::open(dir.path(), 2).unwrap();
+        let shards = stream.shard_names();
+        // Two partition keys on different shards.
+        let lagging_key = "svc-0".to_string();
+        let lagging = stream.shard_of(&lagging_key).to_string();
+        let other_key = (1..100)
+            .map(|i| format!("svc-{i}"))
+            .find(|k| stream.shard_of(k) != lagging)
+            .unwrap();
+        assert!(shards.contains(&lagging));
+
+        // Off by default: nothing is ever refused.
+        stream.put_all(vec![entry(&lagging_key, 10)]).await.unwrap();
+        let bound = Duration::from_millis(5);
+        wait_lag_over(&stream, &lagging, bound).await;
+        stream.put_all(vec![entry(&lagging_key, 10)]).await.unwrap();
+
+        stream.set_max_consumer_lag(Some(bound));
+        wait_lag_over(&stream, &lagging, bound).await;
+        let refused = stream
+            .put_all(vec![entry(&other_key, 10), entry(&lagging_key, 10)])
+            .await;
+        match refused {
+            Err(StreamError::Unavailable(reason)) => assert!(
+                reason.contains("the aggregator is") && reason.contains(&lagging),
+                "{reason}"
+            ),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // Nothing of the refused call was written, on either shard.
+        let records = stream.read(&lagging, None, 1000).await.unwrap();
+        assert_eq!(records.len(), 2);
+        let other = stream.shard_of(&other_key).to_string();
+        assert!(stream.read(&other, None, 1000).await.unwrap().is_empty());
+        // The other shard is not held back.
+        stream.put_all(vec![entry(&other_key, 10)]).await.unwrap();
+
+        // Processing (not yet a durable checkpoint) lifts it.
+        stream.mark_consumed(&lagging, &records[1].sequence_number);
+        assert_eq!(stream.consumer_lag(&lagging), Some(Duration::ZERO));
+        stream.put_all(vec![entry(&lagging_key, 10)]).await.unwrap();
+
+        // After a restart, records past the checkpoint wait from the restart on.
+        drop(stream);
+        let stream = EmbeddedStream::open(dir.path(), 2).unwrap();
+        stream.set_max_consumer_lag(Some(bound));
+        wait_lag_over(&stream, &lagging, bound).await;
+        assert!(stream.put_all(vec![entry(&lagging_key, 10)]).await.is_err());
+        let records = stream.read(&lagging, None, 1000).await.unwrap();
+        stream
+            .checkpoint(&lagging, &records.last().unwrap().sequence_number)
+            .unwrap();
+        assert_eq!(stream.consumer_lag(&lagging), Some(Duration::ZERO));
+        stream.put_all(vec![entry(&lagging_key, 10)]).await.unwrap();
     }
 }
