@@ -66,6 +66,27 @@ pub struct RedbStore {
     applies: Arc<ApplyQueue>,
     /// Writes commit without fsync until [`RedbStore::sync`]; see the module documentation.
     deferred: bool,
+    /// What the registry holds, per series id: (fingerprint of kind, unit, service and metric;
+    /// `last_seen`), filled after each committed upsert. Every batch re-registers its series, and
+    /// an upsert that would change nothing (same fingerprint, `last_seen` not newer) is skipped
+    /// without a transaction or a JSON decode. Cleared by purges and when over
+    /// [`MAX_REGISTERED_CACHE`] entries, so it only ever skips writes that are no-ops.
+    registered: Arc<Mutex<foldhash::HashMap<u64, (u64, i64)>>>,
+}
+
+/// Series remembered by [`RedbStore`]'s registry cache (~40 bytes each: ≤ 8 MB); beyond it the cache
+/// starts over and the next upserts of each series write as before.
+const MAX_REGISTERED_CACHE: usize = 200_000;
+
+/// What must match for an upsert to be a no-op besides `last_seen` (the id is the key's hash).
+fn registry_fingerprint(meta: &SeriesMeta) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut hasher = foldhash::fast::FixedState::with_seed(0x5e71e5).build_hasher();
+    meta.kind.hash(&mut hasher);
+    meta.unit.hash(&mut hasher);
+    meta.key.service.hash(&mut hasher);
+    meta.key.metric.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Group commit for `apply_bucket`: the aggregator writes many buckets concurrently, and one redb
@@ -115,6 +136,7 @@ impl RedbStore {
             retention,
             applies: Arc::new(ApplyQueue::default()),
             deferred: false,
+            registered: Arc::default(),
         })
     }
 
@@ -267,15 +289,37 @@ impl MetricStore for RedbStore {
     }
 
     async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
-        if series.is_empty() {
+        let changed: Vec<(SeriesMeta, u64)> = {
+            let registered = lock(&self.registered);
+            series
+                .iter()
+                .map(|meta| (meta, registry_fingerprint(meta)))
+                .filter(|(meta, fingerprint)| {
+                    !matches!(registered.get(&meta.id.0),
+                        Some((known, seen)) if known == fingerprint && *seen >= meta.last_seen_unix_s)
+                })
+                .map(|(meta, fingerprint)| (meta.clone(), fingerprint))
+                .collect()
+        };
+        if changed.is_empty() {
             return Ok(());
         }
-        let series = series.to_vec();
         let deferred = self.deferred;
+        let registered = self.registered.clone();
         blocking(&self.db, move |db| {
             let txn = begin_write(db, deferred)?;
-            upsert_series_in(&txn, &series)?;
-            txn.commit().map_err(unavailable)
+            let metas: Vec<SeriesMeta> = changed.iter().map(|(meta, _)| meta.clone()).collect();
+            let stored = upsert_series_in(&txn, &metas)?;
+            // Held across the commit (as the purge does), so the cache follows the commit order.
+            let mut cache = lock(&registered);
+            txn.commit().map_err(unavailable)?;
+            if cache.len() + stored.len() > MAX_REGISTERED_CACHE {
+                cache.clear();
+            }
+            for ((meta, fingerprint), last_seen) in changed.iter().zip(stored) {
+                cache.insert(meta.id.0, (*fingerprint, last_seen));
+            }
+            Ok(())
         })
         .await
     }
@@ -403,6 +447,7 @@ impl MetricStore for RedbStore {
 
     async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError> {
         let retention = self.retention;
+        let registered = self.registered.clone();
         blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             let mut deleted = purge_buckets(&txn, now_unix_s)?;
@@ -413,7 +458,10 @@ impl MetricStore for RedbStore {
                 .max()
                 .unwrap_or(0);
             deleted += purge_series(&txn, now_unix_s.saturating_sub(longest))?;
+            // Held across the commit so that no upsert refills it with a purged series meanwhile.
+            let mut cache = lock(&registered);
             txn.commit().map_err(unavailable)?;
+            cache.clear();
             Ok(deleted)
         })
         .await
@@ -518,7 +566,9 @@ fn apply_in(
     Ok(ApplyOutcome::Applied(item.stats))
 }
 
-fn upsert_series_in(txn: &WriteTransaction, series: &[SeriesMeta]) -> Result<(), StoreError> {
+/// Registers `series`; returns the `last_seen` each now has in the registry, in order.
+fn upsert_series_in(txn: &WriteTransaction, series: &[SeriesMeta]) -> Result<Vec<i64>, StoreError> {
+    let mut stored = Vec::with_capacity(series.len());
     let mut registry = txn.open_table(SERIES).map_err(unavailable)?;
     let mut by_service = txn.open_table(SERIES_BY_SERVICE).map_err(unavailable)?;
     let mut by_last_seen = txn.open_table(SERIES_BY_LAST_SEEN).map_err(unavailable)?;
@@ -567,8 +617,9 @@ fn upsert_series_in(txn: &WriteTransaction, series: &[SeriesMeta]) -> Result<(),
         services
             .insert(new.key.service.as_str(), ())
             .map_err(unavailable)?;
+        stored.push(new.last_seen_unix_s);
     }
-    Ok(())
+    Ok(stored)
 }
 
 fn service_has_series(
@@ -1088,5 +1139,39 @@ mod tests {
             reopened.load_state(&["s".to_string()]).await.unwrap().len(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn repeated_registrations_skip_only_what_would_not_change_and_a_purge_forgets() {
+        use crate::model::{MetricKind, SeriesKey};
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("store.redb")).unwrap();
+        let key = SeriesKey {
+            service: "api".into(),
+            metric: "m".into(),
+            attributes: Default::default(),
+        };
+        let meta = |unit: &str, last_seen: i64| SeriesMeta {
+            id: key.id(),
+            key: key.clone(),
+            kind: MetricKind::Gauge,
+            unit: unit.into(),
+            last_seen_unix_s: last_seen,
+        };
+        let stored = || async { store.get_series(key.id()).await.unwrap().unwrap() };
+        store.upsert_series(&[meta("ms", 1_000)]).await.unwrap();
+        // Older: skipped, and last_seen does not move back.
+        store.upsert_series(&[meta("ms", 900)]).await.unwrap();
+        assert_eq!(stored().await.last_seen_unix_s, 1_000);
+        // Newer, or the same time with another unit: written.
+        store.upsert_series(&[meta("ms", 1_001)]).await.unwrap();
+        assert_eq!(stored().await.last_seen_unix_s, 1_001);
+        store.upsert_series(&[meta("s", 1_001)]).await.unwrap();
+        assert_eq!(stored().await.unit, "s");
+        // A purge that removes the series makes the next registration write it again.
+        assert_eq!(store.purge_expired(i64::MAX / 4).await.unwrap(), 1);
+        assert!(store.get_series(key.id()).await.unwrap().is_none());
+        store.upsert_series(&[meta("s", 1_001)]).await.unwrap();
+        assert_eq!(stored().await.last_seen_unix_s, 1_001);
     }
 }
