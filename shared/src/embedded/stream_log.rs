@@ -80,7 +80,14 @@ struct Inner {
     notify: Arc<Notify>,
     /// Backpressure bound in milliseconds (0: off): see [`EmbeddedStream::set_max_consumer_lag`].
     max_lag_ms: AtomicU64,
+    /// Appends being held while their shard is over the bound.
+    held: tokio::sync::Semaphore,
 }
+
+/// Appends held at once while their shard is behind; more are refused at once.
+const MAX_HELD_APPENDS: usize = 64;
+/// How often a held append looks at the lag again.
+const HOLD_POLL: Duration = Duration::from_millis(5);
 
 struct Shard {
     id: String,
@@ -224,6 +231,7 @@ impl EmbeddedStream {
                 checkpoints: Mutex::new(checkpoints),
                 notify: Arc::new(Notify::new()),
                 max_lag_ms: AtomicU64::new(0),
+                held: tokio::sync::Semaphore::new(MAX_HELD_APPENDS),
             }),
         })
     }
@@ -312,10 +320,12 @@ impl EmbeddedStream {
             .map(|s| Duration::from_millis(lock(&s.backlog).lag_ms(now)))
     }
 
-    /// Backpressure: while a shard's consumer lag is over `max_lag`, `put_all` refuses entries for
-    /// that shard (nothing written; `StreamError::Unavailable` naming the lag, which the receiver
-    /// answers with 503 and `Retry-After`), so the producer is told to come back instead of the
-    /// consumer falling further behind. `None` (the default) never refuses.
+    /// Backpressure: while a shard's consumer lag is over `max_lag`, `put_all` holds entries for
+    /// that shard for up to `max_lag` more (at most 64 calls at once), appending them as soon as the
+    /// lag is back under the bound; still behind then, it refuses them (nothing written;
+    /// `StreamError::Unavailable` naming the lag, which the receiver answers with 503 and
+    /// `Retry-After`), so the producer is told to come back instead of the consumer falling further
+    /// behind. `None` (the default) never holds or refuses.
     pub fn set_max_consumer_lag(&self, max_lag: Option<Duration>) {
         let ms = max_lag.map_or(0, |d| {
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -358,7 +368,22 @@ impl StreamSink for EmbeddedStream {
                 });
             }
         }
-        self.inner.check_backpressure(&entries)?;
+        let mut verdict = self.inner.check_backpressure(&entries);
+        if verdict.is_err() {
+            // Hold the request for up to the bound before refusing: the consumer usually drains
+            // the backlog within a batch, and a producer held a few milliseconds loses far less
+            // than one told to come back after a whole second (`Retry-After` has no finer unit).
+            // Only so many are held at once, so held requests bound their memory.
+            if let Ok(_held) = self.inner.held.try_acquire() {
+                let hold = Duration::from_millis(self.inner.max_lag_ms.load(Ordering::Relaxed));
+                let until = tokio::time::Instant::now() + hold;
+                while verdict.is_err() && tokio::time::Instant::now() < until {
+                    tokio::time::sleep(HOLD_POLL).await;
+                    verdict = self.inner.check_backpressure(&entries);
+                }
+            }
+        }
+        verdict?;
         let inner = self.inner.clone();
         let appended = tokio::task::spawn_blocking(move || inner.append(entries))
             .await
