@@ -48,6 +48,9 @@ print(*[x.getsockname()[1] for x in s])' "$1"
 }
 # kB of a process: rss_kb PID VmRSS|VmHWM
 rss_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+CLK_TCK=$(getconf CLK_TCK)
 mb() { python3 -c "print(f'{int(\"$1\")/1024:.0f} MB')"; }
 
 # Starts `flowscope local` on a fresh data dir; sets LOCAL_PID, OTLP, API.
@@ -101,23 +104,27 @@ if want core; then
 fi
 
 if want spans; then
-  out=$(cargo bench --quiet -p flowscope-core --bench spans 2>/dev/null | grep -i 'spans/s' | head -4 | tr '\n' ';')
+  out=$(cargo bench --quiet -p flowscope-core --bench spans 2>/dev/null | grep -i 'spans/s' | head -5 | tr '\n' ';')
   row "span processor (decode + RED + graph + sampling + store), one core" "${out:-see cargo bench --bench spans}"
 fi
 
 if want e2e; then
   start_local e2e "${LIMIT_FLAGS[@]}"
+  cpu0=$(cpu_ticks "$LOCAL_PID")
   started=$(date +%s.%N)
   "$BIN" loadgen --endpoint "$OTLP" --rate "$E2E_RATE" --duration "${E2E_SECONDS}s" --gzip \
-    --traces-per-second 0 --quiet
+    --traces-per-second 0 >"$WORK/e2e-loadgen.txt" 2>&1 || true
   sent=$(date +%s.%N)
   accepted=$(accepted_points)
   consumed_at_stop=$(consumed_points)
   lag=$(wait_caught_up 600)
   consumed=$(consumed_points)
   done_at=$(date +%s.%N)
+  cpu1=$(cpu_ticks "$LOCAL_PID")
+  # Points the receiver answered 429/503 (backpressure), from the loadgen's summary.
+  refused=$(awk '$1=="points" && $2=="refused" {print $3}' "$WORK/e2e-loadgen.txt")
   row "local mode end to end, loadgen protobuf+gzip at ${E2E_RATE} points/s offered for ${E2E_SECONDS}s, 2 cores" \
-    "$(python3 -c "print(f'{$accepted/($sent-$started):.0f} points/s accepted, {$consumed_at_stop/($sent-$started):.0f} points/s aggregated while sending, {$consumed/($done_at-$started):.0f} points/s aggregated to the end; lag $lag s after the sender stopped')"); peak RSS $(mb "$(rss_kb "$LOCAL_PID" VmHWM)")"
+    "$(python3 -c "print(f'{$accepted/($sent-$started):.0f} points/s accepted, {$consumed_at_stop/($sent-$started):.0f} points/s aggregated while sending, {$consumed/($done_at-$started):.0f} points/s aggregated to the end; lag $lag s after the sender stopped; {${refused:-0}/($sent-$started):.0f} points/s refused with 503 (backpressure); {($cpu1-$cpu0)/$CLK_TCK/max($consumed,1)*1e6:.1f} µs local CPU per point')"); peak RSS $(mb "$(rss_kb "$LOCAL_PID" VmHWM)"); load $(cut -d' ' -f1 /proc/loadavg)"
   stop_pid "$LOCAL_PID"
 fi
 

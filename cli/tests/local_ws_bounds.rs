@@ -70,15 +70,25 @@ fn many_series_request(service: &str, metric: &str, series: usize, value: f64) -
 }
 
 async fn send_series(handle: &LocalHandle, service: &str, metric: &str, series: usize, value: f64) {
-    let (status, body) = http(
-        handle.otlp_addr,
-        "POST",
-        "/v1/metrics",
-        "application/x-protobuf",
-        &many_series_request(service, metric, series, value),
-    )
-    .await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let request = many_series_request(service, metric, series, value);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = http(
+            handle.otlp_addr,
+            "POST",
+            "/v1/metrics",
+            "application/x-protobuf",
+            &request,
+        )
+        .await;
+        // 503: the aggregator is behind (`--max-aggregator-lag`); come back as a client would.
+        if status == 503 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            continue;
+        }
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        return;
+    }
 }
 
 /// Subscribes to everything and reads one whole snapshot: its parts' texts and the series ids.

@@ -227,21 +227,44 @@ async fn main() {
         per_million(traces.spans.load(Ordering::Relaxed)),
     );
 
-    // 3. The same against the embedded stores local mode runs on (redb files with their fsyncs, on
-    //    tokio's blocking pool): what one shard of `flowscope local` can fold.
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let store = Arc::new(RedbStore::open(&dir.path().join("store.redb")).expect("metric store"));
-    let traces = Arc::new(RedbTraceStore::open(dir.path()).expect("trace store"));
-    let processor = TraceProcessor::new(store, traces, config).with_clock(|| NOW);
-    let started = Instant::now();
-    for batch in &batches {
-        let outcome = processor.process("shard-0", &decode(batch)).await;
-        assert_eq!(outcome.retry_from, None);
+    // 3. The same against the embedded stores local mode runs on (redb files on tokio's blocking
+    //    pool): what one shard of `flowscope local` can fold. First with every metric-store write
+    //    durable when it returns (an fsync per registry, bucket and state write, and one for the
+    //    spans), then as local mode runs it: the metric store's writes deferred and made durable
+    //    once a second before the stream checkpoint (`RedbStore::with_deferred_durability`); the
+    //    spans stay durable per batch (they must be on disk before the state that says so).
+    for deferred in [false, true] {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut store = RedbStore::open(&dir.path().join("store.redb")).expect("metric store");
+        if deferred {
+            store = store.with_deferred_durability();
+        }
+        let store = Arc::new(store);
+        let traces = Arc::new(RedbTraceStore::open(dir.path()).expect("trace store"));
+        let processor = TraceProcessor::new(store.clone(), traces, config).with_clock(|| NOW);
+        let started = Instant::now();
+        let mut synced = Instant::now();
+        for batch in &batches {
+            let outcome = processor.process("shard-0", &decode(batch)).await;
+            assert_eq!(outcome.retry_from, None);
+            if deferred && synced.elapsed().as_secs_f64() >= 1.0 {
+                store.sync().await.expect("sync");
+                synced = Instant::now();
+            }
+        }
+        if deferred {
+            store.sync().await.expect("sync");
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "processor (embedded redb stores, {}): {:.0} spans/s ({:.2} s)",
+            if deferred {
+                "local mode: metric store synced once a second"
+            } else {
+                "every write durable"
+            },
+            spans_total as f64 / elapsed,
+            elapsed
+        );
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    println!(
-        "processor (embedded redb stores, local mode): {:.0} spans/s ({:.2} s)",
-        spans_total as f64 / elapsed,
-        elapsed
-    );
 }

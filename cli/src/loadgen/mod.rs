@@ -33,7 +33,7 @@ pub use stats::LoadgenSummary;
 use fleet::{Fleet, ServiceExport};
 use model::ServiceName;
 use plan::TickPlan;
-use sender::{OtlpSender, RetryPolicy, Signal};
+use sender::{OtlpSender, RetryPolicy, SendError, Signal};
 use stats::{Delivered, Stats};
 
 /// Exports waiting per service before new ones are dropped. Small: with cumulative metrics a
@@ -235,14 +235,27 @@ async fn deliver(sender: Arc<OtlpSender>, mut queue: mpsc::Receiver<Payload>, st
                     Signal::Metrics => (payload.items, 0),
                     Signal::Traces => (0, payload.items),
                 };
+                let retries = u64::from(delivery.attempts.saturating_sub(1));
                 stats.record_ok(Delivered {
                     points,
                     spans,
                     bytes,
-                    retries: u64::from(delivery.attempts.saturating_sub(1)),
+                    retries,
                 });
+                // Only 429 and 503 are retried: every earlier attempt was refused.
+                stats.record_refused(points, retries);
             }
             Err(error) => {
+                if let SendError::Rejected {
+                    status: 429 | 503,
+                    attempts,
+                    ..
+                } = &error
+                {
+                    if payload.signal == Signal::Metrics {
+                        stats.record_refused(payload.items, u64::from(*attempts));
+                    }
+                }
                 tracing::debug!(%error, signal = ?payload.signal, "OTLP export failed");
                 stats.record_failure(error.to_string());
             }

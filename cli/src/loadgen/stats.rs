@@ -17,6 +17,8 @@ pub struct Stats {
     /// Requests never sent because their service's queue was full (the receiver is too slow).
     requests_dropped: AtomicU64,
     retries: AtomicU64,
+    /// Data points in answers 429/503 (backpressure), once per such answer.
+    points_refused: AtomicU64,
     bytes_sent: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
@@ -47,6 +49,12 @@ impl Stats {
         self.set_last_error(error);
     }
 
+    /// `points` were answered 429 or 503 (`refusals` times): the receiver pushed back.
+    pub fn record_refused(&self, points: u64, refusals: u64) {
+        self.points_refused
+            .fetch_add(points.saturating_mul(refusals), Ordering::Relaxed);
+    }
+
     pub fn record_dropped(&self, reason: String) {
         self.requests_dropped.fetch_add(1, Ordering::Relaxed);
         self.set_last_error(reason);
@@ -67,6 +75,7 @@ impl Stats {
             requests_failed: self.requests_failed.load(Ordering::Relaxed),
             requests_dropped: self.requests_dropped.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            points_refused: self.points_refused.load(Ordering::Relaxed),
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
             last_error: self
                 .last_error
@@ -92,6 +101,10 @@ pub struct LoadgenSummary {
     /// the next export carries the totals.
     pub requests_dropped: u64,
     pub retries: u64,
+    /// Data points in requests answered 429/503 (backpressure: the receiver asked to come back
+    /// after `Retry-After`), counted once per such answer; a request accepted on a later attempt
+    /// is in `points_sent` too.
+    pub points_refused: u64,
     /// Body bytes accepted (after gzip, when on).
     pub bytes_sent: u64,
     pub last_error: Option<String>,
@@ -114,6 +127,9 @@ impl LoadgenSummary {
         );
         if self.requests_dropped > 0 {
             line.push_str(&format!(" dropped {}", self.requests_dropped));
+        }
+        if self.points_refused > 0 {
+            line.push_str(&format!(" | points refused {}", self.points_refused));
         }
         line.push_str(&format!(" | spans {}", self.spans_sent));
         if let Some(error) = &self.last_error {
@@ -143,6 +159,12 @@ impl fmt::Display for LoadgenSummary {
             f,
             "  requests         ok {} failed {} dropped {} (retries {})",
             self.requests_ok, self.requests_failed, self.requests_dropped, self.retries
+        )?;
+        writeln!(
+            f,
+            "  points refused   {} ({:.0}/s; answered 429/503, retried after Retry-After)",
+            self.points_refused,
+            per_second(self.points_refused, self.elapsed)
         )?;
         writeln!(
             f,
@@ -201,7 +223,12 @@ mod tests {
         });
         stats.record_failure("HTTP 400 after 1 attempt(s): bad\nbody".to_owned());
         stats.record_dropped("queue full".to_owned());
+        stats.record_refused(400, 2);
         let summary = stats.snapshot(Duration::from_secs(2));
+        assert_eq!(
+            summary.points_refused, 800,
+            "each 503 answer counts its points"
+        );
         assert_eq!(summary.points_sent, 400);
         assert_eq!(summary.spans_sent, 30);
         assert_eq!(summary.requests_ok, 2);

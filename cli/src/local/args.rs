@@ -45,6 +45,13 @@ pub struct LocalArgs {
     #[arg(long, env = "FLOWSCOPE_AGGREGATOR_BATCH_BYTES", default_value_t = super::mapper::DEFAULT_BATCH_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(64 * 1024..=64 * 1024 * 1024))]
     pub aggregator_batch_bytes: u64,
+    /// Backpressure: while the aggregator is this far behind on a shard (its oldest unprocessed
+    /// record waited this long), the OTLP receiver answers 503 with `Retry-After` for data of that
+    /// shard instead of accepting what it cannot aggregate in time. `500ms`, `1s`, `5s`; `off`
+    /// accepts whatever the stream log can hold.
+    #[arg(long, env = "FLOWSCOPE_MAX_AGGREGATOR_LAG", default_value = "1s",
+          value_parser = parse_max_lag)]
+    pub max_aggregator_lag: MaxLag,
     /// Page cache of the metric store (redb), in bytes; colder pages are read from disk.
     #[arg(long, env = "FLOWSCOPE_STORE_CACHE_BYTES", default_value_t = flowscope_core::embedded::store::DEFAULT_CACHE_BYTES)]
     pub store_cache_bytes: usize,
@@ -204,6 +211,11 @@ impl LocalArgs {
         }
     }
 
+    /// The backpressure bound, `None` when it is off.
+    pub fn max_aggregator_lag(&self) -> Option<Duration> {
+        self.max_aggregator_lag.0
+    }
+
     pub fn batch_limits(&self) -> super::mapper::BatchLimits {
         super::mapper::BatchLimits {
             records: usize::try_from(self.aggregator_batch_records).unwrap_or(usize::MAX),
@@ -234,6 +246,30 @@ impl LocalArgs {
             None => ApiKeys::default(),
         })
     }
+}
+
+/// `--max-aggregator-lag`: a duration, `None` for `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxLag(pub Option<Duration>);
+
+/// `off`, whole milliseconds (`250ms`, for sub-second bounds) or a duration as the other flags take
+/// it (`1s`, `1m`); at least 1 ms.
+fn parse_max_lag(text: &str) -> anyhow::Result<MaxLag> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(MaxLag(None));
+    }
+    let lag = match text.strip_suffix("ms").map(str::trim) {
+        Some(ms) if !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit()) => {
+            Duration::from_millis(ms.parse().context("milliseconds out of range")?)
+        }
+        _ => Duration::from_secs(u64::try_from(parse_duration_seconds(text)?)?),
+    };
+    anyhow::ensure!(
+        !lag.is_zero(),
+        "the aggregator lag bound must be at least 1ms (or `off`)"
+    );
+    Ok(MaxLag(Some(lag)))
 }
 
 /// `45s`, `90m`, `12h`, `7d`, `1h 30m` → seconds (humantime, by `flowscope_core::duration`).
@@ -279,6 +315,28 @@ mod tests {
         let batch = set.batch_limits();
         assert_eq!((batch.records, batch.bytes), (200, 65536));
         assert_eq!(set.store_cache_bytes, 1024 * 1024);
+
+        assert_eq!(defaults.max_aggregator_lag(), Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse(&["--max-aggregator-lag", "250ms"])
+                .unwrap()
+                .max_aggregator_lag(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse(&["--max-aggregator-lag", "2s"])
+                .unwrap()
+                .max_aggregator_lag(),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            parse(&["--max-aggregator-lag", "off"])
+                .unwrap()
+                .max_aggregator_lag(),
+            None
+        );
+        assert!(parse(&["--max-aggregator-lag", "0ms"]).is_err());
+        assert!(parse(&["--max-aggregator-lag", "soon"]).is_err());
 
         // At least one record and 64 KiB per batch: nonsense is refused at start-up, not clamped.
         assert!(parse(&["--aggregator-batch-records", "0"]).is_err());

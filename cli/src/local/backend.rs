@@ -18,7 +18,9 @@ use super::LocalArgs;
 
 /// Where the aggregator's shard batches come from.
 pub enum Consumer {
-    Embedded(Arc<EmbeddedStream>),
+    /// The stream log, and the metric store whose deferred writes the mapper makes durable before
+    /// each stream checkpoint.
+    Embedded(Arc<EmbeddedStream>, Arc<RedbStore>),
     #[cfg(feature = "aws")]
     Kinesis {
         stream: Arc<flowscope_core::aws::KinesisStream>,
@@ -61,15 +63,18 @@ impl Backend {
                 retention,
                 args.store_cache_bytes,
             )
-            .with_context(|| format!("opening store in {}", args.data_dir.display()))?,
+            .with_context(|| format!("opening store in {}", args.data_dir.display()))?
+            // The stream log replays whatever a crash takes back: see `mapper::CHECKPOINT_INTERVAL`.
+            .with_deferred_durability(),
         );
         let stream = Arc::new(
             EmbeddedStream::open(&args.data_dir.join("stream"), args.shards)
                 .with_context(|| format!("opening stream log in {}", args.data_dir.display()))?,
         );
+        stream.set_max_consumer_lag(args.max_aggregator_lag());
         Ok(Backend {
             sink: stream.clone(),
-            store,
+            store: store.clone(),
             connections: Arc::new(MemoryConnections::default()),
             traces: open_trace_store(args)?,
             alerts: Arc::new(
@@ -77,7 +82,7 @@ impl Backend {
                     format!("opening the alert store in {}", args.data_dir.display())
                 })?,
             ),
-            consumer: Consumer::Embedded(stream),
+            consumer: Consumer::Embedded(stream, store),
             #[cfg(feature = "aws")]
             aws: None,
         })

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowscope_core::embedded::EmbeddedStream;
+use flowscope_core::embedded::{EmbeddedStream, RedbStore};
 use flowscope_core::live::LiveHub;
 use flowscope_core::model::Resolution;
 use flowscope_core::pipeline::{ProcessShard, ShardOutcome};
@@ -42,6 +42,11 @@ pub const DEFAULT_BATCH_BYTES: usize = 2 * 1024 * 1024;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Back-off after a failed batch before it is delivered again.
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+/// How often a busy shard saves its stream checkpoint. Each save first makes the store's writes
+/// durable (one fsync for everything the shards wrote since the last one; the aggregator's own
+/// commits do not fsync), so this bounds what a crash replays from the stream log: at most this
+/// long of processing, deduplicated by the buckets' watermarks. An idle shard saves at once.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 type SharedAggregator = Arc<dyn ProcessShard>;
 
@@ -56,7 +61,7 @@ pub async fn spawn_all(
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     match consumer {
-        Consumer::Embedded(stream) => {
+        Consumer::Embedded(stream, store) => {
             for shard in stream.shard_names() {
                 tasks.spawn(until_stopped(
                     stopped.clone(),
@@ -67,6 +72,7 @@ pub async fn spawn_all(
                         hub.clone(),
                         stats.clone(),
                         limits,
+                        store.clone(),
                     ),
                 ));
             }
@@ -99,9 +105,13 @@ async fn run_embedded_shard(
     hub: Arc<LiveHub>,
     stats: Arc<AggregatorStats>,
     limits: BatchLimits,
+    store: Arc<RedbStore>,
 ) {
     let notify = stream.notifier();
     let mut checkpoint: Option<SequenceNumber> = stream.checkpoint_of(&shard);
+    // Processed up to `checkpoint` but not yet saved, and when the last save was.
+    let mut unsaved = false;
+    let mut saved_at = tokio::time::Instant::now();
     loop {
         // Register interest before reading so an append between the read and the wait still wakes us.
         let notified = notify.notified();
@@ -117,6 +127,10 @@ async fn run_embedded_shard(
             }
         };
         if records.is_empty() {
+            if unsaved {
+                unsaved = !save_checkpoint(&stream, &shard, checkpoint.as_ref(), &store).await;
+                saved_at = tokio::time::Instant::now();
+            }
             let _ = tokio::time::timeout(IDLE_POLL, notified).await;
             continue;
         }
@@ -131,14 +145,41 @@ async fn run_embedded_shard(
         deliver(&hub, &stats, batch.records.len(), &outcome);
         let retry_from = outcome.retry_from();
         if let Some(seq) = done_up_to(&batch.records, retry_from.as_ref()) {
-            if let Err(e) = stream.checkpoint(&shard, &seq) {
-                tracing::warn!(%shard, error = %e, "saving the checkpoint failed");
-            }
+            stream.mark_consumed(&shard, &seq);
             checkpoint = Some(seq);
+            unsaved = true;
+        }
+        if unsaved && saved_at.elapsed() >= CHECKPOINT_INTERVAL {
+            unsaved = !save_checkpoint(&stream, &shard, checkpoint.as_ref(), &store).await;
+            saved_at = tokio::time::Instant::now();
         }
         if retry_from.is_some() {
             tracing::warn!(%shard, "batch partly failed; delivering again from the failed record");
             tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+    }
+}
+
+/// Makes the store durable, then saves `checkpoint`; false when either failed (tried again later:
+/// until then a crash replays more, never less).
+async fn save_checkpoint(
+    stream: &EmbeddedStream,
+    shard: &str,
+    checkpoint: Option<&SequenceNumber>,
+    store: &RedbStore,
+) -> bool {
+    let Some(seq) = checkpoint else {
+        return true;
+    };
+    if let Err(e) = store.sync().await {
+        tracing::warn!(%shard, error = %e, "making the store durable failed");
+        return false;
+    }
+    match stream.checkpoint(shard, seq) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(%shard, error = %e, "saving the checkpoint failed");
+            false
         }
     }
 }

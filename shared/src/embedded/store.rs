@@ -7,7 +7,12 @@
 //!
 //! Bucket items are a compact binary encoding with a version byte (see [`encode_item`]); anything that
 //! does not decode is reported as [`StoreError::Corrupt`], never a panic. Every port call is one redb
-//! transaction run on the blocking pool; writes are durable when they return.
+//! transaction run on the blocking pool; writes are durable when they return — unless the store was
+//! opened with [`RedbStore::with_deferred_durability`] (local mode): then the aggregator's writes are
+//! redb `Durability::None` commits (no fsync) and [`RedbStore::sync`] makes everything committed so far
+//! durable in one fsync. The local event-source mapper calls it before it saves a stream checkpoint, so
+//! whatever the checkpoint says is processed is on disk, and the stream log replays the rest after a
+//! crash (redb reverts to its last durable commit: a prefix of the commits, watermarks included).
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -59,6 +64,29 @@ pub struct RedbStore {
     db: RedbFile,
     retention: Retention,
     applies: Arc<ApplyQueue>,
+    /// Writes commit without fsync until [`RedbStore::sync`]; see the module documentation.
+    deferred: bool,
+    /// What the registry holds, per series id: (fingerprint of kind, unit, service and metric;
+    /// `last_seen`), filled after each committed upsert. Every batch re-registers its series, and
+    /// an upsert that would change nothing (same fingerprint, `last_seen` not newer) is skipped
+    /// without a transaction or a JSON decode. Cleared by purges and when over
+    /// [`MAX_REGISTERED_CACHE`] entries, so it only ever skips writes that are no-ops.
+    registered: Arc<Mutex<foldhash::HashMap<u64, (u64, i64)>>>,
+}
+
+/// Series remembered by [`RedbStore`]'s registry cache (~40 bytes each: ≤ 8 MB); beyond it the cache
+/// starts over and the next upserts of each series write as before.
+const MAX_REGISTERED_CACHE: usize = 200_000;
+
+/// What must match for an upsert to be a no-op besides `last_seen` (the id is the key's hash).
+fn registry_fingerprint(meta: &SeriesMeta) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut hasher = foldhash::fast::FixedState::with_seed(0x5e71e5).build_hasher();
+    meta.kind.hash(&mut hasher);
+    meta.unit.hash(&mut hasher);
+    meta.key.service.hash(&mut hasher);
+    meta.key.metric.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Group commit for `apply_bucket`: the aggregator writes many buckets concurrently, and one redb
@@ -107,12 +135,43 @@ impl RedbStore {
             db: RedbFile::open(path, "store", Some(cache_bytes), create_tables)?,
             retention,
             applies: Arc::new(ApplyQueue::default()),
+            deferred: false,
+            registered: Arc::default(),
         })
+    }
+
+    /// Bucket, series and state writes commit without an fsync (redb `Durability::None`): they are
+    /// visible to readers at once but reach the disk only with the next [`RedbStore::sync`] (or
+    /// purge). Only for a caller that can replay what a crash takes back — local mode's mapper syncs
+    /// before each stream checkpoint.
+    pub fn with_deferred_durability(mut self) -> RedbStore {
+        self.deferred = true;
+        self
+    }
+
+    /// Makes every write committed so far durable: one empty `Durability::Immediate` commit (one
+    /// fsync), which persists the non-durable commits before it.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        blocking(&self.db, move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            txn.commit().map_err(unavailable)
+        })
+        .await
     }
 
     pub fn retention(&self) -> Retention {
         self.retention
     }
+}
+
+/// A write transaction for the aggregator's writes: without fsync when `deferred`.
+fn begin_write(db: &Database, deferred: bool) -> Result<WriteTransaction, StoreError> {
+    let mut txn = db.begin_write().map_err(unavailable)?;
+    if deferred {
+        txn.set_durability(redb::Durability::None)
+            .map_err(unavailable)?;
+    }
+    Ok(txn)
 }
 
 fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
@@ -140,6 +199,7 @@ impl MetricStore for RedbStore {
         });
         lock(&self.applies.waiting).push(request.clone());
         let queue = self.applies.clone();
+        let deferred = self.deferred;
         blocking(&self.db, move |db| {
             let _committer = lock(&queue.committer);
             if let Some(outcome) = lock(&request.outcome).take() {
@@ -147,7 +207,7 @@ impl MetricStore for RedbStore {
                 return outcome;
             }
             let group = std::mem::take(&mut *lock(&queue.waiting));
-            match apply_group(db, group.iter().map(|member| &member.delta)) {
+            match apply_group(db, deferred, group.iter().map(|member| &member.delta)) {
                 Ok(outcomes) => {
                     for (member, outcome) in group.iter().zip(outcomes) {
                         *lock(&member.outcome) = Some(outcome);
@@ -175,7 +235,8 @@ impl MetricStore for RedbStore {
         }
         let deltas = deltas.to_vec();
         let count = deltas.len();
-        let outcomes = blocking(&self.db, move |db| apply_group(db, deltas.iter())).await;
+        let deferred = self.deferred;
+        let outcomes = blocking(&self.db, move |db| apply_group(db, deferred, deltas.iter())).await;
         match outcomes {
             Ok(outcomes) => outcomes,
             Err(e) => (0..count).map(|_| Err(copy_error(&e))).collect(),
@@ -228,14 +289,37 @@ impl MetricStore for RedbStore {
     }
 
     async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
-        if series.is_empty() {
+        let changed: Vec<(SeriesMeta, u64)> = {
+            let registered = lock(&self.registered);
+            series
+                .iter()
+                .map(|meta| (meta, registry_fingerprint(meta)))
+                .filter(|(meta, fingerprint)| {
+                    !matches!(registered.get(&meta.id.0),
+                        Some((known, seen)) if known == fingerprint && *seen >= meta.last_seen_unix_s)
+                })
+                .map(|(meta, fingerprint)| (meta.clone(), fingerprint))
+                .collect()
+        };
+        if changed.is_empty() {
             return Ok(());
         }
-        let series = series.to_vec();
+        let deferred = self.deferred;
+        let registered = self.registered.clone();
         blocking(&self.db, move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            upsert_series_in(&txn, &series)?;
-            txn.commit().map_err(unavailable)
+            let txn = begin_write(db, deferred)?;
+            let metas: Vec<SeriesMeta> = changed.iter().map(|(meta, _)| meta.clone()).collect();
+            let stored = upsert_series_in(&txn, &metas)?;
+            // Held across the commit (as the purge does), so the cache follows the commit order.
+            let mut cache = lock(&registered);
+            txn.commit().map_err(unavailable)?;
+            if cache.len() + stored.len() > MAX_REGISTERED_CACHE {
+                cache.clear();
+            }
+            for ((meta, fingerprint), last_seen) in changed.iter().zip(stored) {
+                cache.insert(meta.id.0, (*fingerprint, last_seen));
+            }
+            Ok(())
         })
         .await
     }
@@ -332,8 +416,9 @@ impl MetricStore for RedbStore {
             return Ok(());
         }
         let items = items.to_vec();
+        let deferred = self.deferred;
         blocking(&self.db, move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
+            let txn = begin_write(db, deferred)?;
             {
                 let mut state = txn.open_table(STATE).map_err(unavailable)?;
                 let mut expiry = txn.open_table(STATE_EXPIRY).map_err(unavailable)?;
@@ -362,6 +447,7 @@ impl MetricStore for RedbStore {
 
     async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError> {
         let retention = self.retention;
+        let registered = self.registered.clone();
         blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             let mut deleted = purge_buckets(&txn, now_unix_s)?;
@@ -372,7 +458,10 @@ impl MetricStore for RedbStore {
                 .max()
                 .unwrap_or(0);
             deleted += purge_series(&txn, now_unix_s.saturating_sub(longest))?;
+            // Held across the commit so that no upsert refills it with a purged series meanwhile.
+            let mut cache = lock(&registered);
             txn.commit().map_err(unavailable)?;
+            cache.clear();
             Ok(deleted)
         })
         .await
@@ -383,9 +472,10 @@ impl MetricStore for RedbStore {
 /// each other's watermark). A corrupt item fails only its own delta; a storage failure fails all.
 fn apply_group<'a>(
     db: &Database,
+    deferred: bool,
     group: impl ExactSizeIterator<Item = &'a BucketDelta>,
 ) -> Result<Vec<Result<ApplyOutcome, StoreError>>, StoreError> {
-    let txn = db.begin_write().map_err(unavailable)?;
+    let txn = begin_write(db, deferred)?;
     let mut outcomes = Vec::with_capacity(group.len());
     let mut wrote = false;
     let result = (|| {
@@ -476,7 +566,9 @@ fn apply_in(
     Ok(ApplyOutcome::Applied(item.stats))
 }
 
-fn upsert_series_in(txn: &WriteTransaction, series: &[SeriesMeta]) -> Result<(), StoreError> {
+/// Registers `series`; returns the `last_seen` each now has in the registry, in order.
+fn upsert_series_in(txn: &WriteTransaction, series: &[SeriesMeta]) -> Result<Vec<i64>, StoreError> {
+    let mut stored = Vec::with_capacity(series.len());
     let mut registry = txn.open_table(SERIES).map_err(unavailable)?;
     let mut by_service = txn.open_table(SERIES_BY_SERVICE).map_err(unavailable)?;
     let mut by_last_seen = txn.open_table(SERIES_BY_LAST_SEEN).map_err(unavailable)?;
@@ -525,8 +617,9 @@ fn upsert_series_in(txn: &WriteTransaction, series: &[SeriesMeta]) -> Result<(),
         services
             .insert(new.key.service.as_str(), ())
             .map_err(unavailable)?;
+        stored.push(new.last_seen_unix_s);
     }
-    Ok(())
+    Ok(stored)
 }
 
 fn service_has_series(
@@ -1007,5 +1100,78 @@ mod tests {
         assert_eq!(after[0].1.sum, 10.0);
         let again = store.apply_buckets(&[delta(2, 6, 8, 1.0)]).await;
         assert!(matches!(&again[0], Ok(ApplyOutcome::AlreadyApplied { .. })));
+    }
+
+    #[tokio::test]
+    async fn deferred_writes_are_read_at_once_keep_watermarks_and_persist_with_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let store = RedbStore::open(&path).unwrap().with_deferred_durability();
+        assert!(matches!(
+            store.apply_bucket(&delta(1, 1, 5, 10.0)).await.unwrap(),
+            ApplyOutcome::Applied(_)
+        ));
+        store
+            .save_state(&[("s".to_string(), Bytes::from_static(b"x"), i64::MAX / 2)])
+            .await
+            .unwrap();
+        // Visible to readers and to the next conditional write before any fsync.
+        let read = store
+            .query_buckets(SeriesId(1), Resolution::OneMinute, 0, i64::MAX / 4)
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 1);
+        assert!(matches!(
+            &store.apply_buckets(&[delta(1, 3, 8, 1.0)]).await[0],
+            Ok(ApplyOutcome::AlreadyApplied { .. })
+        ));
+        store.sync().await.unwrap();
+        drop(store);
+
+        let reopened = RedbStore::open(&path).unwrap();
+        let read = reopened
+            .query_buckets(SeriesId(1), Resolution::OneMinute, 0, i64::MAX / 4)
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].1.sum, 10.0);
+        assert_eq!(
+            reopened.load_state(&["s".to_string()]).await.unwrap().len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn repeated_registrations_skip_only_what_would_not_change_and_a_purge_forgets() {
+        use crate::model::{MetricKind, SeriesKey};
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("store.redb")).unwrap();
+        let key = SeriesKey {
+            service: "api".into(),
+            metric: "m".into(),
+            attributes: Default::default(),
+        };
+        let meta = |unit: &str, last_seen: i64| SeriesMeta {
+            id: key.id(),
+            key: key.clone(),
+            kind: MetricKind::Gauge,
+            unit: unit.into(),
+            last_seen_unix_s: last_seen,
+        };
+        let stored = || async { store.get_series(key.id()).await.unwrap().unwrap() };
+        store.upsert_series(&[meta("ms", 1_000)]).await.unwrap();
+        // Older: skipped, and last_seen does not move back.
+        store.upsert_series(&[meta("ms", 900)]).await.unwrap();
+        assert_eq!(stored().await.last_seen_unix_s, 1_000);
+        // Newer, or the same time with another unit: written.
+        store.upsert_series(&[meta("ms", 1_001)]).await.unwrap();
+        assert_eq!(stored().await.last_seen_unix_s, 1_001);
+        store.upsert_series(&[meta("s", 1_001)]).await.unwrap();
+        assert_eq!(stored().await.unit, "s");
+        // A purge that removes the series makes the next registration write it again.
+        assert_eq!(store.purge_expired(i64::MAX / 4).await.unwrap(), 1);
+        assert!(store.get_series(key.id()).await.unwrap().is_none());
+        store.upsert_series(&[meta("s", 1_001)]).await.unwrap();
+        assert_eq!(stored().await.last_seen_unix_s, 1_001);
     }
 }

@@ -11,10 +11,11 @@
 //! middle of an append leaves a torn frame at the tail of the active segment, which opening truncates.
 //! Readers only see frames up to the synced length, so a record is never read before it is durable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -77,7 +78,16 @@ struct Inner {
     shards: Vec<Shard>,
     checkpoints: Mutex<HashMap<String, SequenceNumber>>,
     notify: Arc<Notify>,
+    /// Backpressure bound in milliseconds (0: off): see [`EmbeddedStream::set_max_consumer_lag`].
+    max_lag_ms: AtomicU64,
+    /// Appends being held while their shard is over the bound.
+    held: tokio::sync::Semaphore,
 }
+
+/// Appends held at once while their shard is behind; more are refused at once.
+const MAX_HELD_APPENDS: usize = 64;
+/// How often a held append looks at the lag again.
+const HOLD_POLL: Duration = Duration::from_millis(5);
 
 struct Shard {
     id: String,
@@ -91,6 +101,44 @@ struct Shard {
     view: Mutex<View>,
     /// Where the last read stopped, so a consumer following the shard does not rescan its segment.
     hint: Mutex<Option<ReadHint>>,
+    /// Appended but not yet processed: what the consumer lag is measured on.
+    backlog: Mutex<Backlog>,
+}
+
+/// Most groups remembered per shard for the lag; beyond it the newest groups merge (which can only
+/// make the lag read longer, never shorter).
+const MAX_BACKLOG_GROUPS: usize = 65_536;
+
+/// Appended groups not yet marked consumed, oldest first: (last sequence number of the group, when it
+/// was appended in unix ms). One entry per group commit, so a few hundred per second at most.
+#[derive(Default)]
+struct Backlog {
+    groups: VecDeque<(u64, i64)>,
+}
+
+impl Backlog {
+    fn appended(&mut self, last_seq: u64, arrival_ms: i64) {
+        if self.groups.len() >= MAX_BACKLOG_GROUPS {
+            if let Some(newest) = self.groups.back_mut() {
+                newest.0 = last_seq;
+                return;
+            }
+        }
+        self.groups.push_back((last_seq, arrival_ms));
+    }
+
+    fn consumed(&mut self, up_to: u64) {
+        while self.groups.front().is_some_and(|(last, _)| *last <= up_to) {
+            self.groups.pop_front();
+        }
+    }
+
+    /// How long the oldest unprocessed record has waited, in ms (0 when nothing waits).
+    fn lag_ms(&self, now_ms: i64) -> u64 {
+        self.groups.front().map_or(0, |(_, arrival)| {
+            u64::try_from(now_ms - arrival).unwrap_or(0)
+        })
+    }
 }
 
 struct Writer {
@@ -182,6 +230,8 @@ impl EmbeddedStream {
                 shards,
                 checkpoints: Mutex::new(checkpoints),
                 notify: Arc::new(Notify::new()),
+                max_lag_ms: AtomicU64::new(0),
+                held: tokio::sync::Semaphore::new(MAX_HELD_APPENDS),
             }),
         })
     }
@@ -239,6 +289,7 @@ impl EmbeddedStream {
         fs::create_dir_all(&dir).map_err(EmbeddedError::io("creating", &dir))?;
         write_atomically(&dir, shard_id, seq.as_str().as_bytes())?;
         lock(&self.inner.checkpoints).insert(shard_id.to_string(), seq.clone());
+        self.mark_consumed(shard_id, seq);
         if let Err(e) = self.inner.purge_shard(shard, SystemTime::now()) {
             // Retention is housekeeping; the checkpoint itself is saved.
             tracing::warn!(shard = shard_id, error = %e, "deleting old stream segments failed");
@@ -249,6 +300,37 @@ impl EmbeddedStream {
     /// The last checkpoint saved for `shard_id` (also across restarts), if any.
     pub fn checkpoint_of(&self, shard_id: &str) -> Option<SequenceNumber> {
         lock(&self.inner.checkpoints).get(shard_id).cloned()
+    }
+
+    /// Tells the stream that the consumer has processed `shard_id` up to `seq` without persisting it
+    /// (that is [`EmbeddedStream::checkpoint`], which implies this): the consumer lag and the
+    /// backpressure follow processing, not the less frequent durable checkpoints.
+    pub fn mark_consumed(&self, shard_id: &str, seq: &SequenceNumber) {
+        if let (Some(shard), Some(seq)) = (self.inner.shard(shard_id), sequence_as_u64(seq)) {
+            lock(&shard.backlog).consumed(seq);
+        }
+    }
+
+    /// How long the oldest record of `shard_id` that the consumer has not processed has waited
+    /// (zero when it is caught up). Records left from before a restart count from the restart.
+    pub fn consumer_lag(&self, shard_id: &str) -> Option<Duration> {
+        let now = unix_now_ms();
+        self.inner
+            .shard(shard_id)
+            .map(|s| Duration::from_millis(lock(&s.backlog).lag_ms(now)))
+    }
+
+    /// Backpressure: while a shard's consumer lag is over `max_lag`, `put_all` holds entries for
+    /// that shard for up to `max_lag` more (at most 64 calls at once), appending them as soon as the
+    /// lag is back under the bound; still behind then, it refuses them (nothing written;
+    /// `StreamError::Unavailable` naming the lag, which the receiver answers with 503 and
+    /// `Retry-After`), so the producer is told to come back instead of the consumer falling further
+    /// behind. `None` (the default) never holds or refuses.
+    pub fn set_max_consumer_lag(&self, max_lag: Option<Duration>) {
+        let ms = max_lag.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
+        self.inner.max_lag_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Deletes, on every shard, sealed segments whose records are all at or below the shard's
@@ -286,6 +368,22 @@ impl StreamSink for EmbeddedStream {
                 });
             }
         }
+        let mut verdict = self.inner.check_backpressure(&entries);
+        if verdict.is_err() {
+            // Hold the request for up to the bound before refusing: the consumer usually drains
+            // the backlog within a batch, and a producer held a few milliseconds loses far less
+            // than one told to come back after a whole second (`Retry-After` has no finer unit).
+            // Only so many are held at once, so held requests bound their memory.
+            if let Ok(_held) = self.inner.held.try_acquire() {
+                let hold = Duration::from_millis(self.inner.max_lag_ms.load(Ordering::Relaxed));
+                let until = tokio::time::Instant::now() + hold;
+                while verdict.is_err() && tokio::time::Instant::now() < until {
+                    tokio::time::sleep(HOLD_POLL).await;
+                    verdict = self.inner.check_backpressure(&entries);
+                }
+            }
+        }
+        verdict?;
         let inner = self.inner.clone();
         let appended = tokio::task::spawn_blocking(move || inner.append(entries))
             .await
@@ -319,6 +417,34 @@ impl Inner {
 
     fn shard(&self, shard_id: &str) -> Option<&Shard> {
         self.shards.iter().find(|s| s.id == shard_id)
+    }
+
+    /// Refuses the whole call when a shard it writes to is behind by more than the bound.
+    fn check_backpressure(&self, entries: &[StreamEntry]) -> Result<(), StreamError> {
+        let max_lag_ms = self.max_lag_ms.load(Ordering::Relaxed);
+        if max_lag_ms == 0 {
+            return Ok(());
+        }
+        let now = unix_now_ms();
+        let mut checked = vec![false; self.shards.len()];
+        for entry in entries {
+            let index = self.shard_index(&entry.partition_key);
+            if std::mem::replace(&mut checked[index], true) {
+                continue;
+            }
+            let shard = &self.shards[index];
+            let lag_ms = lock(&shard.backlog).lag_ms(now);
+            if lag_ms > max_lag_ms {
+                return Err(StreamError::Unavailable(format!(
+                    "the aggregator is {:.1} s behind on {}, over the limit of {:.1} s \
+                     (--max-aggregator-lag); nothing of this request was kept, retry later",
+                    lag_ms as f64 / 1000.0,
+                    shard.id,
+                    max_lag_ms as f64 / 1000.0,
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn append(&self, entries: Vec<StreamEntry>) -> Result<(), StreamError> {
@@ -445,6 +571,11 @@ impl Shard {
             .map_or(active.first_seq, |s| s.saturating_add(1))
             .max(active.first_seq)
             .max(floor);
+        // Records past the checkpoint from before a restart wait from now on.
+        let mut backlog = Backlog::default();
+        if next_seq > floor {
+            backlog.appended(next_seq - 1, unix_now_ms());
+        }
         Ok(Shard {
             id,
             dir,
@@ -460,6 +591,7 @@ impl Shard {
                 next_seq,
             }),
             hint: Mutex::new(None),
+            backlog: Mutex::new(backlog),
         })
     }
 
@@ -519,6 +651,10 @@ impl Shard {
         let mut view = lock(&self.view);
         view.active_len = writer.len;
         view.next_seq = writer.next_seq;
+        drop(view);
+        if seq > 0 {
+            lock(&self.backlog).appended(seq - 1, arrival_ms);
+        }
         Ok(())
     }
 
@@ -1091,5 +1227,73 @@ mod tests {
             2
         );
         assert_eq!(stream.read(&shard, None, 1000).await.unwrap().len(), 10);
+    }
+
+    /// Polls until `shard`'s consumer lag exceeds `bound` (the records are waiting).
+    async fn wait_lag_over(stream: &EmbeddedStream, shard: &str, bound: Duration) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while stream.consumer_lag(shard).unwrap() <= bound {
+            assert!(std::time::Instant::now() < deadline, "the lag never grew");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shard_behind_its_bound_refuses_appends_to_it_alone_until_the_consumer_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = EmbeddedStream::open(dir.path(), 2).unwrap();
+        let shards = stream.shard_names();
+        // Two partition keys on different shards.
+        let lagging_key = "svc-0".to_string();
+        let lagging = stream.shard_of(&lagging_key).to_string();
+        let other_key = (1..100)
+            .map(|i| format!("svc-{i}"))
+            .find(|k| stream.shard_of(k) != lagging)
+            .unwrap();
+        assert!(shards.contains(&lagging));
+
+        // Off by default: nothing is ever refused.
+        stream.put_all(vec![entry(&lagging_key, 10)]).await.unwrap();
+        let bound = Duration::from_millis(5);
+        wait_lag_over(&stream, &lagging, bound).await;
+        stream.put_all(vec![entry(&lagging_key, 10)]).await.unwrap();
+
+        stream.set_max_consumer_lag(Some(bound));
+        wait_lag_over(&stream, &lagging, bound).await;
+        let refused = stream
+            .put_all(vec![entry(&other_key, 10), entry(&lagging_key, 10)])
+            .await;
+        match refused {
+            Err(StreamError::Unavailable(reason)) => assert!(
+                reason.contains("the aggregator is") && reason.contains(&lagging),
+                "{reason}"
+            ),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // Nothing of the refused call was written, on either shard.
+        let records = stream.read(&lagging, None, 1000).await.unwrap();
+        assert_eq!(records.len(), 2);
+        let other = stream.shard_of(&other_key).to_string();
+        assert!(stream.read(&other, None, 1000).await.unwrap().is_empty());
+        // The other shard is not held back.
+        stream.put_all(vec![entry(&other_key, 10)]).await.unwrap();
+
+        // Processing (not yet a durable checkpoint) lifts it.
+        stream.mark_consumed(&lagging, &records[1].sequence_number);
+        assert_eq!(stream.consumer_lag(&lagging), Some(Duration::ZERO));
+        stream.put_all(vec![entry(&lagging_key, 10)]).await.unwrap();
+
+        // After a restart, records past the checkpoint wait from the restart on.
+        drop(stream);
+        let stream = EmbeddedStream::open(dir.path(), 2).unwrap();
+        stream.set_max_consumer_lag(Some(bound));
+        wait_lag_over(&stream, &lagging, bound).await;
+        assert!(stream.put_all(vec![entry(&lagging_key, 10)]).await.is_err());
+        let records = stream.read(&lagging, None, 1000).await.unwrap();
+        stream
+            .checkpoint(&lagging, &records.last().unwrap().sequence_number)
+            .unwrap();
+        assert_eq!(stream.consumer_lag(&lagging), Some(Duration::ZERO));
+        stream.put_all(vec![entry(&lagging_key, 10)]).await.unwrap();
     }
 }
