@@ -16,7 +16,6 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use serde_json::Value;
 use support::{metrics_request, now_nanos};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 const SERVICE: &str = "pressed";
@@ -87,27 +86,13 @@ struct Answer {
 
 /// One OTLP protobuf POST; the status, `Retry-After`, content type and body.
 async fn post(addr: SocketAddr, body: &[u8]) -> Answer {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST /v1/metrics HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
-    let header = |name: &str| {
-        head.lines()
-            .find_map(|line| line.strip_prefix(&format!("{name}:")))
-            .map(|v| v.trim().to_string())
-    };
+    let response =
+        support::http_full(addr, "POST", "/v1/metrics", "application/x-protobuf", body).await;
     Answer {
-        status: head.split_whitespace().nth(1).unwrap().parse().unwrap(),
-        retry_after: header("retry-after").and_then(|v| v.parse().ok()),
-        content_type: header("content-type").unwrap_or_default(),
-        body: response[split + 4..].to_vec(),
+        status: response.status,
+        retry_after: response.header("retry-after").and_then(|v| v.parse().ok()),
+        content_type: response.header("content-type").unwrap_or_default(),
+        body: response.body,
     }
 }
 

@@ -93,7 +93,7 @@ pub fn two_service_trace_request(
     end_unix_ns: u64,
 ) -> Vec<u8> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, ResourceSpans, ScopeSpans, Span};
+    use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
     let span = |id: u8, parent: Option<u8>, name: &str, kind: SpanKind, ms: u64, offset_ms: u64| {
         let start = end_unix_ns - (ms + offset_ms) * 1_000_000;
         Span {
@@ -107,31 +107,16 @@ pub fn two_service_trace_request(
             ..Default::default()
         }
     };
-    let resource = |service: &str, spans: Vec<Span>| ResourceSpans {
-        resource: Some(Resource {
-            attributes: vec![string_attribute("service.name", service)],
-            ..Default::default()
-        }),
-        scope_spans: vec![ScopeSpans {
-            scope: Some(InstrumentationScope {
-                name: "flowscope-e2e".to_string(),
-                ..Default::default()
-            }),
-            spans,
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
     ExportTraceServiceRequest {
         resource_spans: vec![
-            resource(
+            service_spans(
                 frontend,
                 vec![
                     span(1, None, "GET /checkout", SpanKind::Server, 40, 0),
                     span(2, Some(1), "POST /pay", SpanKind::Client, 30, 5),
                 ],
             ),
-            resource(
+            service_spans(
                 checkout,
                 vec![span(3, Some(2), "POST /pay", SpanKind::Server, 25, 7)],
             ),
@@ -151,7 +136,7 @@ pub fn chain_traces_request(
     end_unix_ns: u64,
 ) -> Vec<u8> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, ResourceSpans, ScopeSpans, Span};
+    use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
     let mut per_service: Vec<Vec<Span>> = vec![Vec::new(); services.len()];
     for t in 0..traces {
         let trace_id = (first_trace_id + t as u128).to_be_bytes().to_vec();
@@ -194,22 +179,31 @@ pub fn chain_traces_request(
         resource_spans: services
             .iter()
             .zip(per_service)
-            .map(|(service, spans)| ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![string_attribute("service.name", service)],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope {
-                        name: "flowscope-e2e".to_string(),
-                        ..Default::default()
-                    }),
-                    spans,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            })
+            .map(|(service, spans)| service_spans(service, spans))
             .collect(),
     }
     .encode_to_vec()
+}
+
+/// One service's spans as its SDK exports them: a resource with `service.name` and one scope.
+fn service_spans(
+    service: &str,
+    spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
+) -> opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![string_attribute("service.name", service)],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            scope: Some(InstrumentationScope {
+                name: "flowscope-e2e".to_string(),
+                ..Default::default()
+            }),
+            spans,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }

@@ -159,6 +159,35 @@ pub async fn http(
     content_type: &str,
     body: &[u8],
 ) -> (u16, Vec<u8>) {
+    let response = http_full(addr, method, path, content_type, body).await;
+    (response.status, response.body)
+}
+
+/// An HTTP response read off the wire: status, header lines (names lowercased) and the de-chunked body.
+pub struct HttpResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The value of header `name` (lowercase), trimmed.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim().eq_ignore_ascii_case(name)).then(|| value.trim().to_string())
+        })
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), the whole response read.
+pub async fn http_full(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> HttpResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
@@ -179,7 +208,7 @@ pub async fn http(
     {
         body = dechunk(&body);
     }
-    (status, body)
+    HttpResponse { status, head, body }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
