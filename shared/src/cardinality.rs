@@ -27,7 +27,7 @@ pub const MAX_EXAMPLES_PER_METRIC: usize = 5;
 /// (service, metric) pairs with their own refusal counts; refusals beyond are only totalled.
 pub const MAX_REFUSED_METRICS: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SeriesLimits {
     pub max_series_per_service: u32,
     pub max_series_per_metric: u32,
@@ -90,7 +90,7 @@ pub struct MetricSeries {
 }
 
 /// Which limit refused a series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitKind {
     PerMetric,
@@ -117,7 +117,7 @@ pub struct SeriesRefusal {
 }
 
 /// Refusal counts of one service and metric (`GET /api/limits`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MetricRefusals {
     pub service: String,
     pub metric: String,
@@ -129,7 +129,7 @@ pub struct MetricRefusals {
 }
 
 /// The body of `GET /api/limits`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RefusalReport {
     pub limits: SeriesLimits,
     /// Sorted by service, then metric.

@@ -276,7 +276,7 @@ pub struct SourceId(pub u64);
 
 /// What kind of instrument a series came from; decides how the dashboard presents it
 /// (a counter is shown as a rate, a gauge as a level, a histogram as quantiles).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricKind {
     Gauge,
@@ -367,7 +367,19 @@ pub struct MetricPoint {
 }
 
 /// Bucket widths. Every point lands in one bucket of each resolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum Resolution {
     #[serde(rename = "1m")]
     OneMinute,

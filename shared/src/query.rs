@@ -1,6 +1,6 @@
 //! Read side: services, series and bucket history, shaped for the query API ([`QueryService`]).
 //! The HTTP routes that serve it are in [`crate::http::api`]; they are documented in
-//! `docs/openapi.yaml`.
+//! `docs/openapi.json` (generated: `crate::http::contract`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,21 +55,21 @@ impl QueryError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ServiceSummary {
     pub name: String,
     pub series: usize,
     pub last_seen: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SeriesSummary {
     pub id: String,
     pub attributes: Attributes,
     pub last_seen: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MetricSummary {
     pub name: String,
     pub kind: MetricKind,
@@ -78,7 +78,7 @@ pub struct MetricSummary {
 }
 
 /// One bucket as the API returns it (and, flattened, as live updates carry it).
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct BucketView {
     pub start: i64,
     pub count: u64,
@@ -122,7 +122,7 @@ impl BucketView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct History {
     pub service: String,
     pub metric: String,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::notify::DeadLetter;
 use super::rules::{RuleKind, RuleSet, SinkKind};
 use super::silence::{is_silenced, Silence, SilenceRequest};
 use super::state::{
@@ -55,7 +56,7 @@ impl AlertApiError {
 }
 
 /// An active alert as `GET /api/alerts` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ActiveAlert {
     pub fingerprint: String,
     pub rule: String,
@@ -76,16 +77,86 @@ pub struct ActiveAlert {
     pub silenced: bool,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/alerts/{fingerprint}/ack`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AckRequest {
-    by: String,
+pub struct AckRequest {
+    /// Who acknowledges.
+    pub by: String,
 }
 
-#[derive(Serialize)]
-struct SinkSummary<'a> {
-    name: &'a str,
-    kind: SinkKind,
+/// A notification sink as `GET /api/alert-rules` shows it: name and kind (the URL is a secret).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SinkSummary {
+    pub name: String,
+    pub kind: SinkKind,
+}
+
+/// `GET /api/alerts`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AlertList {
+    /// Most urgent first: firing before pending, critical before warning, oldest first.
+    pub alerts: Vec<ActiveAlert>,
+}
+
+/// `GET /api/alerts/history`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AlertHistory {
+    pub from: i64,
+    pub to: i64,
+    /// Newest first.
+    pub history: Vec<AlertTransition>,
+}
+
+/// `GET /api/alerts/dead-letters`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DeadLetters {
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// `POST /api/alerts/{fingerprint}/ack`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AcknowledgedAlert {
+    pub alert: AlertState,
+}
+
+/// `GET /api/silences`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SilenceList {
+    /// Oldest first.
+    pub silences: Vec<Silence>,
+}
+
+/// `POST /api/silences` (201).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CreatedSilence {
+    pub silence: Silence,
+}
+
+/// `DELETE /api/silences/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DeletedSilence {
+    /// The id of the silence that was expired.
+    pub deleted: String,
+}
+
+/// `GET /api/alert-rules`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AlertRules {
+    /// The rules as loaded (`infra/alert-rules.yaml`, `docs/alerts.md`).
+    #[schema(value_type = Vec<Object>)]
+    pub rules: Vec<super::rules::Rule>,
+    pub settings: super::rules::Settings,
+    pub notifications: NotificationsSummary,
+}
+
+/// The notification settings of `GET /api/alert-rules`, sink URLs left out.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct NotificationsSummary {
+    /// A duration (`30s`).
+    pub group_wait: String,
+    pub retry: super::rules::RetrySettings,
+    pub sinks: Vec<SinkSummary>,
 }
 
 /// The query string of `GET /api/alerts/history`.
@@ -110,13 +181,10 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
     }
 
     /// `GET /api/alerts/dead-letters?limit`.
-    pub async fn dead_letters(
-        &self,
-        limit: Option<&str>,
-    ) -> Result<serde_json::Value, AlertApiError> {
+    pub async fn dead_letters(&self, limit: Option<&str>) -> Result<DeadLetters, AlertApiError> {
         let limit = limit_param(limit, 100, 1000)?;
-        let letters = self.store.list_dead_letters(limit).await?;
-        Ok(serde_json::json!({ "dead_letters": letters }))
+        let dead_letters = self.store.list_dead_letters(limit).await?;
+        Ok(DeadLetters { dead_letters })
     }
 
     /// `POST /api/alerts/{fingerprint}/ack` with `{"by": "..."}`: the alert, and the events to push
@@ -126,7 +194,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
         fingerprint: &str,
         body: &[u8],
         now: i64,
-    ) -> Result<(serde_json::Value, Vec<AlertEvent>), AlertApiError> {
+    ) -> Result<(AcknowledgedAlert, Vec<AlertEvent>), AlertApiError> {
         let request: AckRequest = parse_body(body)?;
         let by = request.by.trim();
         if by.is_empty() {
@@ -143,7 +211,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
         )
         .await?;
         let events = transition.iter().map(AlertEvent::from_transition).collect();
-        Ok((serde_json::json!({ "alert": state }), events))
+        Ok((AcknowledgedAlert { alert: state }, events))
     }
 
     /// `GET /api/silences[?all=true]`: active silences (all of them with `all`), oldest first.
@@ -151,7 +219,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
         &self,
         all: Option<&str>,
         now: i64,
-    ) -> Result<serde_json::Value, AlertApiError> {
+    ) -> Result<SilenceList, AlertApiError> {
         let all = all.is_some_and(|v| v == "true" || v == "1");
         let mut silences: Vec<Silence> = self
             .store
@@ -161,7 +229,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
             .filter(|s| all || s.ends_at > now)
             .collect();
         silences.sort_by(|a, b| (a.starts_at, &a.id).cmp(&(b.starts_at, &b.id)));
-        Ok(serde_json::json!({ "silences": silences }))
+        Ok(SilenceList { silences })
     }
 
     /// `POST /api/silences`: the created silence (answered with 201).
@@ -169,7 +237,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
         &self,
         body: &[u8],
         now: i64,
-    ) -> Result<serde_json::Value, AlertApiError> {
+    ) -> Result<CreatedSilence, AlertApiError> {
         let request: SilenceRequest = parse_body(body)?;
         check_silence_times(&request)?;
         let id = format!("{:016x}", rand::random::<u64>());
@@ -177,13 +245,15 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
             .into_silence(id, now)
             .map_err(AlertApiError::BadRequest)?;
         self.store.put_silence(&silence).await?;
-        Ok(serde_json::json!({ "silence": silence }))
+        Ok(CreatedSilence { silence })
     }
 
     /// `DELETE /api/silences/{id}`.
-    pub async fn delete_silence(&self, id: &str) -> Result<serde_json::Value, AlertApiError> {
+    pub async fn delete_silence(&self, id: &str) -> Result<DeletedSilence, AlertApiError> {
         if self.store.delete_silence(id).await? {
-            Ok(serde_json::json!({ "deleted": id }))
+            Ok(DeletedSilence {
+                deleted: id.to_string(),
+            })
         } else {
             Err(AlertApiError::NotFound(format!("no silence {id:?}")))
         }
@@ -191,30 +261,30 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
 
     /// `GET /api/alert-rules`: the loaded rules, settings and sinks (names and kinds only: sink URLs
     /// are secrets).
-    pub fn rules(&self) -> serde_json::Value {
-        let sinks: Vec<SinkSummary<'_>> = self
+    pub fn rules(&self) -> AlertRules {
+        let sinks: Vec<SinkSummary> = self
             .rules
             .notifications
             .sinks
             .iter()
             .map(|s| SinkSummary {
-                name: &s.name,
+                name: s.name.clone(),
                 kind: s.kind,
             })
             .collect();
-        serde_json::json!({
-            "rules": self.rules.rules,
-            "settings": self.rules.settings,
-            "notifications": {
-                "group_wait": super::rules::format_duration(self.rules.notifications.group_wait_s),
-                "retry": self.rules.notifications.retry,
-                "sinks": sinks,
+        AlertRules {
+            rules: self.rules.rules.clone(),
+            settings: self.rules.settings.clone(),
+            notifications: NotificationsSummary {
+                group_wait: super::rules::format_duration(self.rules.notifications.group_wait_s),
+                retry: self.rules.notifications.retry,
+                sinks,
             },
-        })
+        }
     }
 
     /// `GET /api/alerts`: active (pending and firing) alerts, most urgent first.
-    pub async fn active(&self, now: i64) -> Result<serde_json::Value, AlertApiError> {
+    pub async fn active(&self, now: i64) -> Result<AlertList, AlertApiError> {
         let silences = self.store.list_silences().await?;
         let mut alerts: Vec<ActiveAlert> = self
             .store
@@ -264,7 +334,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
                     &b.fingerprint,
                 ))
         });
-        Ok(serde_json::json!({ "alerts": alerts }))
+        Ok(AlertList { alerts })
     }
 
     /// `GET /api/alerts/history?from&to&limit&fingerprint&rule&service`: transitions, newest first.
@@ -272,7 +342,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
         &self,
         params: &HistoryParams,
         now: i64,
-    ) -> Result<serde_json::Value, AlertApiError> {
+    ) -> Result<AlertHistory, AlertApiError> {
         let to = timestamp_param(params.to.as_deref(), "to")
             .map_err(AlertApiError::BadRequest)?
             .unwrap_or_else(|| now.saturating_add(1).clamp(MIN_TIMESTAMP, MAX_TIMESTAMP));
@@ -311,7 +381,11 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
             })
             .collect();
         entries.truncate(limit);
-        Ok(serde_json::json!({ "from": from, "to": to, "history": entries }))
+        Ok(AlertHistory {
+            from,
+            to,
+            history: entries,
+        })
     }
 }
 

@@ -27,7 +27,7 @@ const NO_SERVICE: &str = "(no service)";
 /// How long dead letters are kept.
 pub const DEAD_LETTER_TTL_S: i64 = 30 * 86_400;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationStatus {
     /// At least one alert in the message is firing.
@@ -37,7 +37,7 @@ pub enum NotificationStatus {
 }
 
 /// One message to a sink: the transitions of one service within a group window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notification {
     /// Stable for the same content, so receivers can drop a retried duplicate.
     pub id: String,
@@ -267,7 +267,7 @@ pub async fn deliver_with_retry(
 }
 
 /// A notification that could not be delivered to a sink, kept for inspection and replay.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: String,
     pub sink: String,

@@ -64,14 +64,16 @@ pub struct RuleSet {
 }
 
 /// How evaluation treats time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Settings {
     /// Data younger than this may still be in flight through the stream, so windows end at the
     /// minute boundary at or before `now - evaluation_delay`.
     #[serde(serialize_with = "serialize_duration", rename = "evaluation_delay")]
+    #[schema(value_type = String, example = "10s")]
     pub evaluation_delay_s: i64,
     /// How long transition history is kept.
     #[serde(serialize_with = "serialize_duration", rename = "history_retention")]
+    #[schema(value_type = String, example = "30d")]
     pub history_retention_s: i64,
 }
 
@@ -104,7 +106,7 @@ impl Default for NotificationSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RetrySettings {
     /// Delivery attempts in all (the first try included).
     pub attempts: u32,
@@ -122,7 +124,7 @@ impl Default for RetrySettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SinkKind {
     /// The notification as JSON (see `docs/alerts.md`).

@@ -8,7 +8,7 @@ use super::state::{Labels, Severity};
 /// Longest silence the API accepts: forgotten silences should not hide alerts forever.
 pub const MAX_SILENCE_S: i64 = 30 * 86_400;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum MatchOp {
     #[default]
     #[serde(rename = "=")]
@@ -21,7 +21,7 @@ pub enum MatchOp {
 }
 
 /// Matches one label. Besides an alert's labels, `alertname` (the rule) and `severity` can be matched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Matcher {
     pub name: String,
@@ -40,7 +40,7 @@ impl Matcher {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Silence {
     pub id: String,
     /// All must match.
@@ -92,7 +92,7 @@ pub fn is_silenced(
 }
 
 /// What `POST /api/silences` accepts.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceRequest {
     pub matchers: Vec<Matcher>,

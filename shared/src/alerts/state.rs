@@ -13,7 +13,19 @@ use crate::model::stable_hash;
 /// Labels identify an alert within its rule: always `service`, plus any `group_by` attributes.
 pub type Labels = BTreeMap<String, String>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Warning,
@@ -29,7 +41,7 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertStatus {
     /// Never fired, or a pending condition went away before `for` elapsed.
@@ -49,7 +61,7 @@ impl AlertStatus {
 }
 
 /// Why an alert's condition holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     Threshold,
@@ -60,14 +72,14 @@ pub enum Reason {
     RuleRemoved,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Acknowledgement {
     pub by: String,
     pub at: i64,
 }
 
 /// EWMA baseline of an anomaly rule's signal, one sample per window end (per minute).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Baseline {
     pub mean: f64,
     pub variance: f64,
@@ -80,7 +92,7 @@ pub struct Baseline {
 }
 
 /// Everything stored per alert fingerprint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertState {
     pub fingerprint: String,
     pub rule: String,
@@ -180,7 +192,7 @@ pub struct Timing {
     pub keep_firing_for: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TransitionKind {
     /// inactive/resolved → pending.
@@ -213,7 +225,7 @@ impl TransitionKind {
 }
 
 /// One recorded change of an alert (history, WebSocket event, notification).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertTransition {
     pub fingerprint: String,
     pub rule: String,

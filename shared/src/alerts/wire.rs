@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{AlertStatus, AlertTransition, Labels, Reason, Severity, TransitionKind};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename = "alert")]
 pub struct AlertEvent {
     pub fingerprint: String,

@@ -15,18 +15,29 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::any;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::alerts::api::{AlertApiError, HistoryParams};
+use crate::alerts::api::{
+    AckRequest, AcknowledgedAlert, AlertApiError, AlertHistory, AlertList, AlertRules,
+    CreatedSilence, DeadLetters, DeletedSilence, HistoryParams, SilenceList,
+};
+use crate::alerts::silence::SilenceRequest;
 use crate::alerts::{AlertApi, AlertEvent, RuleSet};
-use crate::model::SeriesId;
+use crate::cardinality::RefusalReport;
+use crate::model::{Resolution, SeriesId};
 use crate::ports::{AlertStore, MetricStore, SeriesAdmission, TraceStore};
-use crate::query::{QueryError, QueryService, Range, RangeParams};
+use crate::query::{
+    History, MetricSummary, QueryError, QueryService, Range, RangeParams, ServiceSummary,
+};
 use crate::traces;
+use crate::traces::graph_view::GraphView;
+use crate::traces::trace_view::{SummaryView, TraceView};
 
 /// "Now" in unix seconds, as the API sees it (the default range end; the stamp of acknowledgements).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -100,28 +111,41 @@ pub struct AlertEvents(pub Vec<AlertEvent>);
 /// Every `/api/*` route. An unknown path under `/api/` answers 404 and a known path with another
 /// method 405 (with `Allow`), both with an `{"error"}` body.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/services", get(services))
-        .route("/api/services/{service}/metrics", get(metrics))
-        .route(
-            "/api/services/{service}/metrics/{metric}",
-            get(metric_history),
-        )
-        .route("/api/services/{service}/traces", get(recent_traces))
-        .route("/api/series/{id}", get(series_history))
-        .route("/api/traces/{id}", get(trace))
-        .route("/api/graph", get(graph))
-        .route("/api/limits", get(limits))
-        .route("/api/alerts", get(active_alerts))
-        .route("/api/alerts/history", get(alert_history))
-        .route("/api/alerts/dead-letters", get(dead_letters))
-        .route("/api/alerts/{fingerprint}/ack", post(acknowledge))
-        .route("/api/silences", get(silences).post(create_silence))
-        .route("/api/silences/{id}", delete(delete_silence))
-        .route("/api/alert-rules", get(alert_rules))
+    let (routes, _) = documented_routes().split_for_parts();
+    routes
         .route("/api/{*rest}", any(unknown_route))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// The OpenAPI document of every `/api/*` route, generated from the handlers' `#[utoipa::path]`
+/// annotations and the types' `ToSchema` derives. Committed as `docs/openapi.json`; the test
+/// `contract` (`shared/tests/api_contract.rs`) fails when the committed file differs.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().into_openapi()
+}
+
+/// The routes, each mounted and documented by one line: to add a route, write the handler with a
+/// `#[utoipa::path(...)]` annotation (method, path, parameters, responses), add
+/// `.routes(routes!(handler))` here (handlers of the same path share one `routes!`), then
+/// regenerate the contract with `scripts/contract.sh` (see `docs/contract.md`).
+fn documented_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(super::contract::ApiDoc::openapi())
+        .routes(routes!(services))
+        .routes(routes!(metrics))
+        .routes(routes!(metric_history))
+        .routes(routes!(recent_traces))
+        .routes(routes!(series_history))
+        .routes(routes!(trace))
+        .routes(routes!(graph))
+        .routes(routes!(limits))
+        .routes(routes!(active_alerts))
+        .routes(routes!(alert_history))
+        .routes(routes!(dead_letters))
+        .routes(routes!(acknowledge))
+        .routes(routes!(silences, create_silence))
+        .routes(routes!(delete_silence))
+        .routes(routes!(alert_rules))
 }
 
 /// A failed API request: its status and the reason, answered as `{"error": "<reason>"}`.
@@ -140,9 +164,22 @@ impl ApiError {
     }
 }
 
+/// The body of every API error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Why the request failed.
+    pub error: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -162,7 +199,7 @@ impl From<AlertApiError> for ApiError {
     }
 }
 
-type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+type ApiResult<T> = Result<T, ApiError>;
 
 /// axum's `Query`, refusing with an `{"error"}` 400.
 pub struct ApiQuery<T>(pub T);
@@ -201,41 +238,170 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-fn to_json(value: &impl serde::Serialize) -> ApiResult {
-    serde_json::to_value(value)
-        .map(Json)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+/// `GET /api/services`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ServiceList {
+    /// Sorted by name.
+    pub services: Vec<ServiceSummary>,
 }
 
-async fn services(State(state): State<ApiState>) -> ApiResult {
+/// `GET /api/services/{service}/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct MetricList {
+    pub service: String,
+    /// Sorted by name.
+    pub metrics: Vec<MetricSummary>,
+}
+
+/// `GET /api/services/{service}/traces`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TraceList {
+    pub service: String,
+    /// Newest first.
+    pub traces: Vec<SummaryView>,
+}
+
+/// The query parameters of a range (documentation of [`RangeParams`], which keeps them as text so
+/// that a malformed one is answered with a 400 naming it).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct RangeQuery {
+    /// Start, inclusive, unix seconds 0 … 253402300799 (default: `to` − 15 min).
+    from: Option<i64>,
+    /// End, exclusive, unix seconds 0 … 253402300799 (default: now).
+    to: Option<i64>,
+    /// Bucket width (default 1m); at most 2000 buckets per query.
+    resolution: Option<Resolution>,
+}
+
+/// `?limit=` of the trace list (documentation of [`LimitParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct TraceLimitQuery {
+    /// Traces to list, 1 … 200 (default 20).
+    limit: Option<u32>,
+}
+
+/// `?limit=` of the dead letters (documentation of [`LimitParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct DeadLetterLimitQuery {
+    /// Dead letters to list, 1 … 1000 (default 100).
+    limit: Option<u32>,
+}
+
+/// The query of `GET /api/alerts/history` (documentation of [`HistoryParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct HistoryQuery {
+    /// Start, inclusive, unix seconds (default: `to` − 24 h).
+    from: Option<i64>,
+    /// End, exclusive, unix seconds (default: now + 1 s).
+    to: Option<i64>,
+    /// Transitions to list, 1 … 5000 (default 500).
+    limit: Option<u32>,
+    /// Only this alert.
+    fingerprint: Option<String>,
+    /// Only this rule.
+    rule: Option<String>,
+    /// Only alerts whose `service` label is this.
+    service: Option<String>,
+}
+
+/// `?all=` of `GET /api/silences` (documentation of [`SilenceParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SilenceQuery {
+    /// `true` or `1`: expired silences too.
+    all: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/services",
+    summary = "Services that have reported at least one series",
+    responses(
+        (status = 200, description = "Services, sorted by name", body = ServiceList),
+        (status = 503, description = "The store is throttled", body = ErrorBody),
+    )
+)]
+async fn services(State(state): State<ApiState>) -> ApiResult<Json<ServiceList>> {
     let services = state.query.services().await?;
-    Ok(Json(json!({ "services": to_json(&services)?.0 })))
+    Ok(Json(ServiceList { services }))
 }
 
-async fn metrics(State(state): State<ApiState>, ApiPath(service): ApiPath<String>) -> ApiResult {
+#[utoipa::path(
+    get,
+    path = "/api/services/{service}/metrics",
+    summary = "Metrics of one service, each with its series (attribute sets)",
+    params(("service" = String, Path, description = "Service name, one path segment (RFC 3986 percent-encoding; `+` is a plus)")),
+    responses(
+        (status = 200, description = "Metrics sorted by name", body = MetricList),
+        (status = 404, description = "No such service", body = ErrorBody),
+    )
+)]
+async fn metrics(
+    State(state): State<ApiState>,
+    ApiPath(service): ApiPath<String>,
+) -> ApiResult<Json<MetricList>> {
     let metrics = state.query.metrics(&service).await?;
-    Ok(Json(
-        json!({ "service": service, "metrics": to_json(&metrics)?.0 }),
-    ))
+    Ok(Json(MetricList { service, metrics }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/services/{service}/metrics/{metric}",
+    summary = "History of one metric, all its series merged per bucket",
+    description = "count, sum, min and max merge exactly; p50/p95/p99 come from the merged DDSketches (1% relative accuracy). Service and metric names are path segments decoded per RFC 3986: percent-encode `/`, `%`, spaces and non-ASCII (`%2F` is a `/` inside the name); a `+` is a plus, never a space.",
+    params(
+        ("service" = String, Path, description = "Service name"),
+        ("metric" = String, Path, description = "Metric name"),
+        RangeQuery,
+    ),
+    responses(
+        (status = 200, description = "Buckets, oldest first; empty buckets are absent", body = History),
+        (status = 400, description = "A malformed or out-of-range parameter", body = ErrorBody),
+        (status = 404, description = "No such metric", body = ErrorBody),
+    )
+)]
 async fn metric_history(
     State(state): State<ApiState>,
     ApiPath((service, metric)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<RangeParams>,
-) -> ApiResult {
+) -> ApiResult<Json<History>> {
     let range = Range::from_params(&params, state.now())?;
-    to_json(&state.query.metric_history(&service, &metric, range).await?)
+    Ok(Json(
+        state.query.metric_history(&service, &metric, range).await?,
+    ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/series/{id}",
+    summary = "History of one series",
+    params(
+        ("id" = String, Path, description = "Series id, 16 hex digits", pattern = "^[0-9a-f]{16}$"),
+        RangeQuery,
+    ),
+    responses(
+        (status = 200, description = "Buckets, oldest first", body = History),
+        (status = 400, description = "A malformed id or parameter", body = ErrorBody),
+        (status = 404, description = "No such series", body = ErrorBody),
+    )
+)]
 async fn series_history(
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<RangeParams>,
-) -> ApiResult {
+) -> ApiResult<Json<History>> {
     let id: SeriesId = id.parse().map_err(QueryError::BadRequest)?;
     let range = Range::from_params(&params, state.now())?;
-    to_json(&state.query.series_history(id, range).await?)
+    Ok(Json(state.query.series_history(id, range).await?))
 }
 
 /// The trace store, or the 404 a deployment without one answers.
@@ -246,9 +412,24 @@ fn trace_store(state: &ApiState, uri: &Uri) -> Result<Arc<dyn TraceStore>, ApiEr
         .ok_or_else(|| QueryError::NotFound(format!("no route for {}", uri.path())).into())
 }
 
-async fn trace(State(state): State<ApiState>, uri: Uri, ApiPath(id): ApiPath<String>) -> ApiResult {
+#[utoipa::path(
+    get,
+    path = "/api/traces/{id}",
+    summary = "One kept trace as a span tree with its critical path marked",
+    params(("id" = String, Path, description = "Trace id, 32 hex digits", pattern = "^[0-9a-fA-F]{32}$")),
+    responses(
+        (status = 200, description = "The span tree; spans on the critical path (Jaeger's definition) are flagged, with their self time on the path", body = TraceView),
+        (status = 400, description = "Not a trace id", body = ErrorBody),
+        (status = 404, description = "No such kept trace", body = ErrorBody),
+    )
+)]
+async fn trace(
+    State(state): State<ApiState>,
+    uri: Uri,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<TraceView>> {
     let store = trace_store(&state, &uri)?;
-    to_json(&traces::api::get_trace(store.as_ref(), &id).await?)
+    Ok(Json(traces::api::get_trace(store.as_ref(), &id).await?))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -256,35 +437,65 @@ struct LimitParams {
     limit: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/services/{service}/traces",
+    summary = "Recent kept traces of a service, newest first",
+    params(("service" = String, Path, description = "Service name"), TraceLimitQuery),
+    responses(
+        (status = 200, description = "Trace summaries, newest first", body = TraceList),
+        (status = 400, description = "`limit` out of range", body = ErrorBody),
+    )
+)]
 async fn recent_traces(
     State(state): State<ApiState>,
     uri: Uri,
     ApiPath(service): ApiPath<String>,
     ApiQuery(params): ApiQuery<LimitParams>,
-) -> ApiResult {
+) -> ApiResult<Json<TraceList>> {
     let store = trace_store(&state, &uri)?;
     let limit = traces::api::list_limit(params.limit.as_deref())?;
     let traces = traces::api::recent(store.as_ref(), &service, limit).await?;
-    Ok(Json(
-        json!({ "service": service, "traces": to_json(&traces)?.0 }),
-    ))
+    Ok(Json(TraceList { service, traces }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/graph",
+    summary = "Service graph for a time range (from trace spans)",
+    description = "Nodes are services (and virtual nodes such as databases named by client spans whose peer never reports) with their RED summary; edges are client→server and producer→consumer pairs with request count, errors and p50/p95/p99 latency. Without `resolution`, the finest one that fits the range.",
+    params(RangeQuery),
+    responses(
+        (status = 200, description = "Nodes and edges", body = GraphView),
+        (status = 400, description = "A malformed or out-of-range parameter", body = ErrorBody),
+    )
+)]
 async fn graph(
     State(state): State<ApiState>,
     uri: Uri,
     ApiQuery(params): ApiQuery<RangeParams>,
-) -> ApiResult {
+) -> ApiResult<Json<GraphView>> {
     trace_store(&state, &uri)?;
-    to_json(&traces::api::graph(state.metrics.as_ref(), &params, state.now()).await?)
+    Ok(Json(
+        traces::api::graph(state.metrics.as_ref(), &params, state.now()).await?,
+    ))
 }
 
-async fn limits(State(state): State<ApiState>, uri: Uri) -> ApiResult {
+#[utoipa::path(
+    get,
+    path = "/api/limits",
+    summary = "Active-series limits and the points they refused, per service and metric",
+    responses(
+        (status = 200, description = "Limits and refusal counts (at most 100 service and metric pairs, sorted by service then metric)", body = RefusalReport),
+        (status = 503, description = "The counts cannot be read", body = ErrorBody),
+    )
+)]
+async fn limits(State(state): State<ApiState>, uri: Uri) -> ApiResult<Json<RefusalReport>> {
     let Some(admission) = &state.limits else {
         return Err(QueryError::NotFound(format!("no route for {}", uri.path())).into());
     };
     match admission.refusals().await {
-        Ok(report) => to_json(&report),
+        Ok(report) => Ok(Json(report)),
         Err(e) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             e.to_string(),
@@ -292,26 +503,65 @@ async fn limits(State(state): State<ApiState>, uri: Uri) -> ApiResult {
     }
 }
 
-async fn active_alerts(State(state): State<ApiState>) -> ApiResult {
+#[utoipa::path(
+    get,
+    path = "/api/alerts",
+    summary = "Active alerts (pending and firing), most urgent first",
+    responses((status = 200, description = "Active alerts", body = AlertList))
+)]
+async fn active_alerts(State(state): State<ApiState>) -> ApiResult<Json<AlertList>> {
     Ok(Json(state.alerts.active(state.now()).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/alerts/history",
+    summary = "Alert transitions in a time range, newest first",
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "Transitions, newest first", body = AlertHistory),
+        (status = 400, description = "A malformed or out-of-range parameter", body = ErrorBody),
+    )
+)]
 async fn alert_history(
     State(state): State<ApiState>,
     ApiQuery(params): ApiQuery<HistoryParams>,
-) -> ApiResult {
+) -> ApiResult<Json<AlertHistory>> {
     Ok(Json(state.alerts.history(&params, state.now()).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/alerts/dead-letters",
+    summary = "Notifications that could not be delivered",
+    params(DeadLetterLimitQuery),
+    responses(
+        (status = 200, description = "Dead letters", body = DeadLetters),
+        (status = 400, description = "`limit` out of range", body = ErrorBody),
+    )
+)]
 async fn dead_letters(
     State(state): State<ApiState>,
     ApiQuery(params): ApiQuery<LimitParams>,
-) -> ApiResult {
+) -> ApiResult<Json<DeadLetters>> {
     Ok(Json(
         state.alerts.dead_letters(params.limit.as_deref()).await?,
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/alerts/{fingerprint}/ack",
+    summary = "Acknowledge a firing alert",
+    params(("fingerprint" = String, Path, description = "The alert's fingerprint")),
+    request_body = AckRequest,
+    responses(
+        (status = 200, description = "The acknowledged alert", body = AcknowledgedAlert),
+        (status = 400, description = "A malformed body", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 409, description = "The alert is not firing", body = ErrorBody),
+    )
+)]
 async fn acknowledge(
     State(state): State<ApiState>,
     ApiPath(fingerprint): ApiPath<String>,
@@ -331,10 +581,17 @@ struct SilenceParams {
     all: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/silences",
+    summary = "Active silences (all of them with `all`), oldest first",
+    params(SilenceQuery),
+    responses((status = 200, description = "Silences", body = SilenceList))
+)]
 async fn silences(
     State(state): State<ApiState>,
     ApiQuery(params): ApiQuery<SilenceParams>,
-) -> ApiResult {
+) -> ApiResult<Json<SilenceList>> {
     Ok(Json(
         state
             .alerts
@@ -343,19 +600,48 @@ async fn silences(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/silences",
+    summary = "Create a silence (matchers, and `duration` or `ends_at`)",
+    request_body = SilenceRequest,
+    responses(
+        (status = 201, description = "The silence with its id", body = CreatedSilence),
+        (status = 400, description = "A malformed or invalid silence", body = ErrorBody),
+    )
+)]
 async fn create_silence(
     State(state): State<ApiState>,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CreatedSilence>)> {
     let silence = state.alerts.create_silence(&body, state.now()).await?;
     Ok((StatusCode::CREATED, Json(silence)))
 }
 
-async fn delete_silence(State(state): State<ApiState>, ApiPath(id): ApiPath<String>) -> ApiResult {
+#[utoipa::path(
+    delete,
+    path = "/api/silences/{id}",
+    summary = "Expire a silence now",
+    params(("id" = String, Path, description = "The silence's id")),
+    responses(
+        (status = 200, description = "Expired", body = DeletedSilence),
+        (status = 404, description = "No such silence", body = ErrorBody),
+    )
+)]
+async fn delete_silence(
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<DeletedSilence>> {
     Ok(Json(state.alerts.delete_silence(&id).await?))
 }
 
-async fn alert_rules(State(state): State<ApiState>) -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/api/alert-rules",
+    summary = "The loaded alert rules (sink URLs omitted)",
+    responses((status = 200, description = "Rules and notification settings", body = AlertRules))
+)]
+async fn alert_rules(State(state): State<ApiState>) -> Json<AlertRules> {
     Json(state.alerts.rules())
 }
 

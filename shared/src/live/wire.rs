@@ -12,7 +12,7 @@ use crate::traces::TraceEvent;
 /// The identity of a series as live updates carry it. Every update of one series can share one
 /// `Arc` of it (the hub keeps one per series), so holding many updates costs their buckets, not
 /// copies of the service, metric, unit and attribute strings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveSeries {
     pub series_id: String,
     pub service: String,
@@ -83,9 +83,10 @@ impl<'de> Deserialize<'de> for SharedSeries {
 /// One bucket's current totals. Clients replace what they hold for (series, resolution, start).
 /// The series and bucket fields are flattened: on the wire an update is one flat object (the
 /// series' fields, `resolution`, then the query API's [`BucketView`] fields), as before.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveUpdate {
     #[serde(flatten)]
+    #[schema(value_type = LiveSeries)]
     pub series: SharedSeries,
     pub resolution: Resolution,
     #[serde(flatten)]
@@ -124,7 +125,7 @@ impl LiveUpdate {
 }
 
 /// Client → server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     Subscribe {
@@ -140,7 +141,7 @@ pub enum ClientMessage {
 }
 
 /// Server → client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     Hello {

@@ -20,7 +20,7 @@ use super::red;
 /// Buckets per series a graph query reads at most when it picks the resolution itself.
 const AUTO_MAX_BUCKETS: i64 = 360;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GraphView {
     pub from: i64,
     pub to: i64,
@@ -30,7 +30,7 @@ pub struct GraphView {
 }
 
 /// Requests, errors and latency over the range; durations in ms.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RedView {
     pub count: u64,
     pub errors: u64,
@@ -43,7 +43,7 @@ pub struct RedView {
     pub p99_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct NodeView {
     pub id: String,
     pub name: String,
@@ -54,7 +54,7 @@ pub struct NodeView {
     pub red: RedView,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EdgeView {
     pub source: String,
     pub target: String,

@@ -17,7 +17,7 @@ use crate::spans::{hex, Span, SpanStatus};
 use super::critical_path::critical_path;
 use super::red::{is_error, kind_name};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TraceView {
     /// Trace id and summary fields, at the top level of the JSON.
     #[serde(flatten)]
@@ -30,7 +30,7 @@ pub struct TraceView {
 }
 
 /// A trace in the list of a service's recent traces (and the head of a [`TraceView`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SummaryView {
     pub trace_id: String,
     pub root_service: Option<String>,
@@ -57,14 +57,14 @@ impl SummaryView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SectionView {
     pub span_id: String,
     pub start_unix_nano: String,
     pub end_unix_nano: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SpanView {
     pub span_id: String,
     pub parent_span_id: Option<String>,

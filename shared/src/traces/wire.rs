@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// What one batch learned about one kept trace. A trace whose spans arrive over several batches
 /// yields one event per batch, each with the hops paired in that batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceEvent {
     pub trace_id: String,
     /// The root span's service, or until the root arrives the service that decided the trace.
@@ -24,7 +24,7 @@ pub struct TraceEvent {
 }
 
 /// One request from a service to the next.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceHop {
     pub from: String,
     pub to: String,
