@@ -120,7 +120,7 @@ pub fn router(state: ApiState) -> Router {
 
 /// The OpenAPI document of every `/api/*` route, generated from the handlers' `#[utoipa::path]`
 /// annotations and the types' `ToSchema` derives. Committed as `docs/openapi.json`; the test
-/// `contract` (`shared/tests/api_contract.rs`) fails when the committed file differs.
+/// `api_contract` (`shared/tests/api_contract.rs`) fails when the committed file differs.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     documented_routes().into_openapi()
 }
