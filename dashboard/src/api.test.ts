@@ -33,6 +33,8 @@ describe("QueryClient", () => {
           kind: "counter",
           unit: "1",
           resolution: "1m",
+          from: 0,
+          to: 900,
           buckets: [{ start: 60, count: 2, sum: 10, min: 4, max: 6, avg: 5, p50: null, p95: null, p99: null, rate: 0.16 }],
         },
         seen,
@@ -45,12 +47,19 @@ describe("QueryClient", () => {
     expect(history.buckets[0]?.sum).toBe(10);
   });
 
-  it("lists services and skips entries without a name", async () => {
-    const client = new QueryClient(
-      "",
-      fakeFetch(200, { services: [{ name: "api", series: 12, last_seen: 5 }, { series: 1 }] }),
-    );
+  it("lists services", async () => {
+    const client = new QueryClient("", fakeFetch(200, { services: [{ name: "api", series: 12, last_seen: 5 }] }));
     expect(await client.services()).toEqual([{ name: "api", series: 12, last_seen: 5 }]);
+  });
+
+  it("refuses an answer the contract forbids, naming the field, instead of showing part of it", async () => {
+    // A service without a name, and a metric kind the server never sends.
+    const nameless = new QueryClient("", fakeFetch(200, { services: [{ name: "api", series: 12, last_seen: 5 }, { series: 1 }] }));
+    await expect(nameless.services()).rejects.toMatchObject({
+      message: expect.stringMatching(/^\/api\/services: the server's answer does not match the API contract \(services\.1\.name: /),
+    });
+    const bogus = new QueryClient("", fakeFetch(200, { service: "api", metrics: [{ name: "weird", kind: "bogus", unit: "", series: [] }] }));
+    await expect(bogus.metrics("api")).rejects.toMatchObject({ message: expect.stringMatching(/metrics\.0\.kind/) });
   });
 
   it("lists a service's metrics with their series", async () => {
@@ -58,10 +67,7 @@ describe("QueryClient", () => {
       "",
       fakeFetch(200, {
         service: "api",
-        metrics: [
-          { name: "m", kind: "gauge", unit: "%", series: [{ id: "00000000000000ab", attributes: { k: "v" }, last_seen: 9 }] },
-          { name: "weird", kind: "bogus", unit: "", series: [] },
-        ],
+        metrics: [{ name: "m", kind: "gauge", unit: "%", series: [{ id: "00000000000000ab", attributes: { k: "v" }, last_seen: 9 }] }],
       }),
     );
     expect(await client.metrics("api")).toEqual([
@@ -102,7 +108,8 @@ describe("QueryClient, graph, traces and alerts", () => {
   }
 
   it("asks for the graph over a window", async () => {
-    const { calls, fetchFn } = recordingFetch(200, { nodes: [{ id: "api", count: 60 }], edges: [] });
+    const node = { id: "api", name: "api", kind: "service", virtual: false, count: 60, errors: 0, rate: 1 };
+    const { calls, fetchFn } = recordingFetch(200, { from: 1000, to: 1060, resolution: "1m", nodes: [node], edges: [] });
     const graph = await new QueryClient("", fetchFn).graph(1000, 1060);
     expect(calls[0]?.url).toBe("/api/graph?from=1000&to=1060");
     expect(graph.nodes[0]).toMatchObject({ id: "api", rate: 1 });
@@ -133,8 +140,27 @@ describe("QueryClient, graph, traces and alerts", () => {
     });
   });
 
-  it("reads alert lists given as a bare array", async () => {
-    const { fetchFn } = recordingFetch(200, [{ fingerprint: "x", state: "firing" }]);
-    expect((await new QueryClient("", fetchFn).alerts()).map((a) => a.fingerprint)).toEqual(["x"]);
+  it("reads the active alerts, and refuses a bare array the contract does not allow", async () => {
+    const alert = {
+      fingerprint: "x",
+      rule: "latency",
+      description: "",
+      labels: { service: "api" },
+      status: "firing",
+      severity: "critical",
+      value: 1200,
+      unit: "ms",
+      threshold: 1000,
+      summary: "p95 is 1200 ms",
+      reason: "threshold",
+      since: 100,
+      firing_since: 100,
+      acknowledged: null,
+      silenced: false,
+    };
+    const ok = recordingFetch(200, { alerts: [alert] });
+    expect((await new QueryClient("", ok.fetchFn).alerts()).map((a) => [a.fingerprint, a.state, a.service])).toEqual([["x", "firing", "api"]]);
+    const bare = recordingFetch(200, [alert]);
+    await expect(new QueryClient("", bare.fetchFn).alerts()).rejects.toMatchObject({ message: expect.stringMatching(/does not match the API contract/) });
   });
 });

@@ -1,18 +1,14 @@
-// Client for the query API (`/api/...`). Responses are validated through `protocol.ts`, so callers
-// get well-formed data or an `ApiError`, never a half-parsed object.
+// Client for the query API (`/api/...`). Every response is validated against the contract
+// (`contract.ts`, docs/openapi.json) before use, so callers get well-formed data or an `ApiError`
+// saying which field the server got wrong, never a half-parsed object.
 
+import type * as v from "valibot";
 import { parseAlertRules, parseAlerts, parseSilences, type Alert, type AlertRule, type Silence } from "./alerts/model";
-import { parseServiceGraph, type ServiceGraph } from "./graph/model";
-import { parseAttributes, parseBucket, parseKind, parseResolution } from "./protocol";
+import * as contract from "./contract";
+import { contractViolation } from "./contract";
+import { serviceGraph, type ServiceGraph } from "./graph/model";
 import { parseTraceDetail, parseTraceSummaries, type TraceDetail, type TraceSummary } from "./traces/model";
-import type {
-  Bucket,
-  MetricHistory,
-  MetricSummary,
-  Resolution,
-  SeriesSummary,
-  ServiceSummary,
-} from "./types";
+import type { MetricHistory, MetricSummary, Resolution, ServiceSummary } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -48,10 +44,6 @@ function isObject(value: unknown): value is Fields {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function list(value: unknown): unknown[] {
-  return Array.isArray(value) ? value : [];
-}
-
 export class QueryClient {
   /**
    * `token`, when not empty, is sent as `Authorization: Bearer …` (the query API on AWS, and local
@@ -66,83 +58,56 @@ export class QueryClient {
   ) {}
 
   async services(): Promise<ServiceSummary[]> {
-    const body = await this.get("/api/services");
-    return list(body.services).flatMap((item) => {
-      if (!isObject(item) || typeof item.name !== "string") return [];
-      return [
-        {
-          name: item.name,
-          series: typeof item.series === "number" ? item.series : 0,
-          last_seen: typeof item.last_seen === "number" ? item.last_seen : 0,
-        },
-      ];
-    });
+    return (await this.read(contract.ServiceList, "GET", "/api/services")).services;
   }
 
   async metrics(service: string): Promise<MetricSummary[]> {
-    const body = await this.get(`/api/services/${encodeURIComponent(service)}/metrics`);
-    return list(body.metrics).flatMap((item) => {
-      if (!isObject(item) || typeof item.name !== "string") return [];
-      const kind = parseKind(item.kind);
-      if (kind === null) return [];
-      const series: SeriesSummary[] = list(item.series).flatMap((s) =>
-        isObject(s) && typeof s.id === "string"
-          ? [
-              {
-                id: s.id,
-                attributes: parseAttributes(s.attributes),
-                last_seen: typeof s.last_seen === "number" ? s.last_seen : 0,
-              },
-            ]
-          : [],
-      );
-      return [{ name: item.name, kind, unit: typeof item.unit === "string" ? item.unit : "", series }];
-    });
+    const path = `/api/services/${encodeURIComponent(service)}/metrics`;
+    return (await this.read(contract.MetricList, "GET", path)).metrics;
   }
 
   /** All series of one metric of one service, merged by the server (exact quantiles). */
   async metricHistory(service: string, metric: string, range: TimeRange): Promise<MetricHistory> {
     const query = `from=${range.from}&to=${range.to}&resolution=${range.resolution}`;
-    const body = await this.get(
-      `/api/services/${encodeURIComponent(service)}/metrics/${encodeURIComponent(metric)}?${query}`,
-    );
-    const kind = parseKind(body.kind);
-    if (kind === null) throw new ApiError(`unknown metric kind ${String(body.kind)}`, 200);
-    const buckets: Bucket[] = list(body.buckets).flatMap((b) => {
-      const bucket = parseBucket(b);
-      return bucket === null ? [] : [bucket];
-    });
-    return {
-      service,
-      metric,
-      kind,
-      unit: typeof body.unit === "string" ? body.unit : "",
-      resolution: parseResolution(body.resolution) ?? range.resolution,
-      buckets,
-    };
+    const path = `/api/services/${encodeURIComponent(service)}/metrics/${encodeURIComponent(metric)}?${query}`;
+    const body = await this.read(contract.History, "GET", path);
+    const buckets = body.buckets.map((b) => ({
+      start: b.start,
+      count: b.count,
+      sum: b.sum,
+      min: b.min ?? null,
+      max: b.max ?? null,
+      avg: b.avg ?? null,
+      p50: b.p50 ?? null,
+      p95: b.p95 ?? null,
+      p99: b.p99 ?? null,
+      rate: b.rate,
+    }));
+    return { service, metric, kind: body.kind, unit: body.unit, resolution: body.resolution, buckets };
   }
 
   /** The service graph between `from` and `to` (unix s). */
   async graph(from: number, to: number): Promise<ServiceGraph> {
-    return parseServiceGraph(await this.request("GET", `/api/graph?from=${from}&to=${to}`), from, to);
+    return serviceGraph(await this.read(contract.GraphView, "GET", `/api/graph?from=${from}&to=${to}`));
   }
 
   async trace(traceId: string): Promise<TraceDetail> {
-    return parseTraceDetail(await this.request("GET", `/api/traces/${encodeURIComponent(traceId)}`), traceId);
+    const body = await this.read(contract.TraceView, "GET", `/api/traces/${encodeURIComponent(traceId)}`);
+    return parseTraceDetail(body, traceId);
   }
 
   /** The service's most recent kept traces, newest first. */
   async serviceTraces(service: string, limit: number): Promise<TraceSummary[]> {
     const path = `/api/services/${encodeURIComponent(service)}/traces?limit=${limit}`;
-    return parseTraceSummaries(await this.request("GET", path));
+    return parseTraceSummaries(await this.read(contract.TraceList, "GET", path));
   }
 
   async alerts(): Promise<Alert[]> {
-    return parseAlerts(await this.request("GET", "/api/alerts"));
+    return parseAlerts(await this.read(contract.AlertList, "GET", "/api/alerts"));
   }
 
   async alertHistory(): Promise<Alert[]> {
-    return parseAlerts(await this.request("GET", "/api/alerts/history"));
+    return parseAlerts(await this.read(contract.AlertHistory, "GET", "/api/alerts/history"));
   }
 
   async acknowledgeAlert(fingerprint: string, by: string): Promise<void> {
@@ -150,7 +115,7 @@ export class QueryClient {
   }
 
   async silences(): Promise<Silence[]> {
-    return parseSilences(await this.request("GET", "/api/silences"));
+    return parseSilences(await this.read(contract.SilenceList, "GET", "/api/silences"));
   }
 
   /**
@@ -171,13 +136,17 @@ export class QueryClient {
   }
 
   async alertRules(): Promise<AlertRule[]> {
-    return parseAlertRules(await this.request("GET", "/api/alert-rules"));
+    return parseAlertRules(await this.read(contract.AlertRules, "GET", "/api/alert-rules"));
   }
 
-  private async get(path: string): Promise<Fields> {
-    const body = await this.request("GET", path);
-    if (!isObject(body)) throw new ApiError(`${path}: expected a JSON object`, 200);
-    return body;
+  /** One request whose answer must be what `schema` (the contract) allows. */
+  private async read<T>(schema: v.GenericSchema<unknown, T>, method: "GET" | "POST" | "DELETE", path: string): Promise<T> {
+    const body = await this.request(method, path);
+    const violation = contractViolation(schema, body);
+    if (violation !== null) {
+      throw new ApiError(`${path.split("?")[0]}: the server's answer does not match the API contract (${violation})`, 200);
+    }
+    return body as T;
   }
 
   /** One request; the body is JSON (or null for an empty answer such as 204). */

@@ -37,28 +37,21 @@ describe("parseServerMessage", () => {
     expect(message).toEqual({ type: "metrics_update", seq: 7, updates: [update], traces: [] });
   });
 
-  it("drops malformed updates but keeps the well-formed ones of the same message", () => {
+  it("refuses a message whose updates break the contract, rather than showing part of it", () => {
     const bad = [
       { ...update, kind: "bogus" },
       { ...update, resolution: "2m" },
       { ...update, start: "yesterday" },
       { ...update, series_id: undefined },
+      { ...update, p95: "fast" },
       null,
     ];
-    const message = parseServerMessage(
-      JSON.stringify({ type: "snapshot", seq: 9, updates: [...bad, update] }),
-    );
-    expect(message?.type).toBe("snapshot");
-    expect(message && "updates" in message ? message.updates : []).toEqual([update]);
-  });
-
-  it("turns non-numeric statistics into null rather than NaN", () => {
-    const message = parseServerMessage(
-      JSON.stringify({ type: "metrics_update", seq: 1, updates: [{ ...update, p95: "fast", max: null }] }),
-    );
-    const parsed = message && "updates" in message ? message.updates[0] : undefined;
-    expect(parsed?.p95).toBeNull();
-    expect(parsed?.max).toBeNull();
+    for (const wrong of bad) {
+      expect(parseServerMessage(JSON.stringify({ type: "snapshot", seq: 9, updates: [wrong, update] }))).toBeNull();
+    }
+    expect(parseServerMessage(JSON.stringify({ type: "snapshot", seq: 9, updates: [{ ...update, max: null }] }))).toMatchObject({
+      updates: [{ max: null }],
+    });
   });
 
   it("parses hello, pong and error", () => {
@@ -82,41 +75,50 @@ describe("parseServerMessage", () => {
 });
 
 describe("parseServerMessage, trace and alert events", () => {
-  it("reads a trace event and dates it by arrival when it has no start", () => {
-    const message = parseServerMessage(
-      JSON.stringify({ type: "trace", trace_id: "t", hops: [{ from: "api", to: "auth", offset_ms: 1, duration_ms: 2 }] }),
-      1234,
-    );
-    expect(message).toMatchObject({ type: "traces", traces: [{ traceId: "t", startMs: 1234, hops: [{ from: "api", to: "auth" }] }] });
-  });
+  const event = {
+    trace_id: "t2",
+    root_service: "api",
+    root_name: null,
+    start_unix_ms: 1764000000123.5,
+    duration_ms: 42,
+    error: false,
+    reason: "quota",
+    hops: [{ from: "api", to: "postgresql", kind: "call", to_kind: "database", offset_ms: 3, duration_ms: 9, error: false }],
+  };
 
-  it("reads trace events batched in their own message or riding along with metric updates", () => {
-    const event = {
-      trace_id: "t2",
-      root_service: "api",
-      root_name: null,
-      start_unix_ms: 1764000000123.5,
-      duration_ms: 42,
-      error: false,
-      reason: "quota",
-      hops: [{ from: "api", to: "postgresql", kind: "call", to_kind: "database", offset_ms: 3, duration_ms: 9, error: false }],
-    };
-    expect(parseServerMessage(JSON.stringify({ type: "trace", seq: 42, traces: [event, { nope: 1 }] }))).toMatchObject({
+  it("reads a flush's trace events", () => {
+    expect(parseServerMessage(JSON.stringify({ type: "trace", seq: 42, traces: [event] }))).toMatchObject({
       type: "traces",
       traces: [{ traceId: "t2", startMs: 1764000000123.5, rootName: "", hops: [{ to: "postgresql", offsetMs: 3 }] }],
     });
-    const batched = parseServerMessage(JSON.stringify({ type: "metrics_update", seq: 5, updates: [], traces: [event] }));
-    expect(batched).toMatchObject({ type: "metrics_update", seq: 5, traces: [{ traceId: "t2" }] });
-    expect(parseServerMessage(JSON.stringify({ type: "metrics_update", seq: 6, updates: [] }))).toMatchObject({ traces: [] });
+  });
+
+  it("refuses trace events in another shape than the contract's", () => {
+    // A lone event, a batch with a malformed member, an event without its id.
+    expect(parseServerMessage(JSON.stringify({ type: "trace", trace_id: "t", hops: [] }))).toBeNull();
+    expect(parseServerMessage(JSON.stringify({ type: "trace", seq: 42, traces: [event, { nope: 1 }] }))).toBeNull();
+    expect(parseServerMessage(JSON.stringify({ type: "trace", seq: 42, traces: [{ ...event, trace_id: undefined }] }))).toBeNull();
   });
 
   it("reads an alert event", () => {
-    const message = parseServerMessage(JSON.stringify({ type: "alert", alert: { fingerprint: "f", state: "firing", severity: "critical" } }));
-    expect(message).toMatchObject({ type: "alert", alert: { fingerprint: "f", severity: "critical" } });
-  });
-
-  it("drops trace and alert events that lack their id", () => {
-    expect(parseServerMessage(JSON.stringify({ type: "trace", hops: [] }))).toBeNull();
-    expect(parseServerMessage(JSON.stringify({ type: "alert", alert: {} }))).toBeNull();
+    const alert = {
+      type: "alert",
+      fingerprint: "f",
+      rule: "latency",
+      service: "api",
+      labels: { service: "api" },
+      kind: "firing",
+      status: "firing",
+      previous_status: "pending",
+      severity: "critical",
+      previous_severity: "critical",
+      value: 1200,
+      reason: "threshold",
+      at: 1700000000,
+      summary: "p95 is 1200 ms",
+    };
+    expect(parseServerMessage(JSON.stringify(alert))).toMatchObject({ type: "alert", alert: { fingerprint: "f", severity: "critical", state: "firing" } });
+    // The nested spelling (`{"type":"alert","alert":{…}}`) is not the contract.
+    expect(parseServerMessage(JSON.stringify({ type: "alert", alert: { fingerprint: "f", state: "firing" } }))).toBeNull();
   });
 });

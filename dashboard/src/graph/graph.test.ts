@@ -1,25 +1,28 @@
 import { describe, expect, it } from "vitest";
 import { edgeHealth, nodeHealth } from "./health";
-import { parseServiceGraph, topologyKey } from "./model";
+import * as v from "valibot";
+import { contractViolation, GraphView } from "../contract";
+import { serviceGraph, topologyKey } from "./model";
 
-describe("parseServiceGraph", () => {
+const red = { errors: 0, rate: 0, error_rate: null, p50_ms: null, p95_ms: null, p99_ms: null };
+
+describe("serviceGraph", () => {
   it("reads nodes with their RED summary and edges with their kind", () => {
-    const graph = parseServiceGraph(
-      {
-        from: 1000,
-        to: 1300,
-        nodes: [
-          { id: "api", kind: "service", count: 600, errors: 6, p50_ms: 20, p95_ms: 80, p99_ms: 150 },
-          { id: "postgresql", kind: "database", count: 300 },
-        ],
-        edges: [
-          { source: "api", target: "postgresql", kind: "client_server", count: 300, errors: 30, p95_ms: 12 },
-          { from: "api", to: "queue", kind: "producer_consumer", count: 10, errors: 0 },
-        ],
-      },
-      0,
-      1,
-    );
+    const body = {
+      from: 1000,
+      to: 1300,
+      resolution: "1m",
+      nodes: [
+        { id: "api", name: "api", kind: "service", virtual: false, ...red, count: 600, errors: 6, rate: 2, error_rate: 0.01, p50_ms: 20, p95_ms: 80, p99_ms: 150 },
+        { id: "postgresql", name: "postgresql", kind: "database", virtual: true, ...red, count: 300, rate: 1 },
+      ],
+      edges: [
+        { source: "api", target: "postgresql", kind: "call", ...red, count: 300, errors: 30, error_rate: 0.1, p95_ms: 12 },
+        { source: "api", target: "queue", kind: "messaging", ...red, count: 10, error_rate: 0 },
+      ],
+    };
+    expect(contractViolation(GraphView, body)).toBeNull();
+    const graph = serviceGraph(v.parse(GraphView, body));
     const api = graph.nodes.find((n) => n.id === "api");
     expect(api).toMatchObject({ virtual: false, rate: 2, errorRatio: 0.01, p95Ms: 80 });
     expect(graph.nodes.find((n) => n.id === "postgresql")?.virtual).toBe(true);
@@ -31,13 +34,12 @@ describe("parseServiceGraph", () => {
     expect(graph.nodes.map((n) => n.id)).toEqual(["api", "postgresql", "queue"]);
   });
 
-  it("takes nested summaries and explicit rates", () => {
-    const graph = parseServiceGraph({ nodes: [{ name: "auth", red: { rate: 12.5, error_rate: 0.5, requests: 10 } }] }, 0, 60);
-    expect(graph.nodes[0]).toMatchObject({ id: "auth", rate: 12.5, errorRatio: 0.5, count: 10 });
-  });
-
-  it("returns an empty graph for a malformed body", () => {
-    expect(parseServiceGraph(null, 5, 10)).toEqual({ from: 5, to: 10, nodes: [], edges: [] });
+  it("refuses the spellings the contract does not have", () => {
+    // `from`/`to` on an edge instead of `source`/`target`, a node without `name`: not the contract.
+    const body = { from: 0, to: 60, resolution: "1m", nodes: [], edges: [{ from: "api", to: "queue", kind: "call", ...red, count: 1 }] };
+    expect(contractViolation(GraphView, body)).toMatch(/source/);
+    expect(contractViolation(GraphView, { ...body, edges: [], nodes: [{ id: "auth", kind: "service", virtual: false, ...red, count: 1 }] })).toMatch(/name/);
+    expect(contractViolation(GraphView, null)).not.toBeNull();
   });
 });
 

@@ -2,7 +2,7 @@
 // external hosts) with their RED summary, and the calls between them. Built by the server from
 // spans: client→server and producer→consumer pairs become edges.
 
-import { isObject, list, numberField, textField, boolField, type Fields } from "../json";
+import type { Schemas } from "../contract";
 
 /** Rate, errors and duration over the graph's window. Durations in milliseconds. */
 export interface RedSummary {
@@ -43,77 +43,37 @@ export interface ServiceGraph {
   edges: GraphEdge[];
 }
 
-function red(fields: Fields, windowSeconds: number): RedSummary {
-  // The summary may sit in a nested object (`red: {…}`) or directly on the node.
-  const source = isObject(fields.red) ? fields.red : isObject(fields.stats) ? fields.stats : fields;
-  const count = numberField(source, "count", "requests", "calls") ?? 0;
-  const errors = numberField(source, "errors", "error_count") ?? 0;
-  const rate =
-    numberField(source, "rate", "rps", "throughput") ?? (windowSeconds > 0 ? count / windowSeconds : null);
-  const errorRatio = numberField(source, "error_rate", "error_ratio") ?? (count > 0 ? errors / count : null);
-  return {
-    count,
-    errors,
-    rate,
-    errorRatio: errorRatio === null ? null : Math.min(1, Math.max(0, errorRatio)),
-    p50Ms: numberField(source, "p50_ms", "p50"),
-    p95Ms: numberField(source, "p95_ms", "p95"),
-    p99Ms: numberField(source, "p99_ms", "p99"),
-  };
-}
+type Red = Schemas["RedView"];
 
-function parseNode(value: unknown, windowSeconds: number): GraphNode | null {
-  if (!isObject(value)) return null;
-  const id = textField(value, "id", "name", "service");
-  if (id === null) return null;
-  const kind = textField(value, "kind", "type") ?? "service";
+function red(fields: Red): RedSummary {
   return {
-    id,
-    name: textField(value, "name", "label", "service") ?? id,
-    kind,
-    virtual: boolField(value, "virtual", "is_virtual") ?? kind !== "service",
-    ...red(value, windowSeconds),
-  };
-}
-
-function parseEdge(value: unknown, windowSeconds: number): GraphEdge | null {
-  if (!isObject(value)) return null;
-  const source = textField(value, "source", "from", "client", "caller", "producer");
-  const target = textField(value, "target", "to", "server", "callee", "consumer");
-  if (source === null || target === null) return null;
-  const kind = textField(value, "connection", "kind", "type") ?? "call";
-  return {
-    source,
-    target,
-    kind: /messag|producer|consumer|async/i.test(kind) ? "messaging" : "call",
-    ...red(value, windowSeconds),
+    count: fields.count,
+    errors: fields.errors,
+    rate: fields.rate,
+    errorRatio: fields.error_rate === null || fields.error_rate === undefined ? null : Math.min(1, Math.max(0, fields.error_rate)),
+    p50Ms: fields.p50_ms ?? null,
+    p95Ms: fields.p95_ms ?? null,
+    p99Ms: fields.p99_ms ?? null,
   };
 }
 
 /**
- * Reads a graph response. Nodes that edges mention but the node list lacks are added (without
- * numbers), so an edge never points at nothing.
+ * The graph of a (validated) `GET /api/graph` answer. Nodes that edges mention but the node list
+ * lacks are added (without numbers), so an edge never points at nothing.
  */
-export function parseServiceGraph(body: unknown, fallbackFrom: number, fallbackTo: number): ServiceGraph {
-  const fields = isObject(body) ? body : {};
-  const from = numberField(fields, "from") ?? fallbackFrom;
-  const to = numberField(fields, "to") ?? fallbackTo;
-  const windowSeconds = Math.max(0, to - from);
+export function serviceGraph(body: Schemas["GraphView"]): ServiceGraph {
   const nodes = new Map<string, GraphNode>();
-  for (const item of list(fields.nodes)) {
-    const node = parseNode(item, windowSeconds);
-    if (node !== null && !nodes.has(node.id)) nodes.set(node.id, node);
+  for (const node of body.nodes) {
+    if (nodes.has(node.id)) continue;
+    nodes.set(node.id, { id: node.id, name: node.name, kind: node.kind, virtual: node.virtual, ...red(node) });
   }
-  const edges: GraphEdge[] = [];
-  for (const item of list(fields.edges)) {
-    const edge = parseEdge(item, windowSeconds);
-    if (edge === null) continue;
+  const edges: GraphEdge[] = body.edges.map((edge) => {
     for (const id of [edge.source, edge.target]) {
       if (!nodes.has(id)) nodes.set(id, emptyNode(id));
     }
-    edges.push(edge);
-  }
-  return { from, to, nodes: [...nodes.values()], edges };
+    return { source: edge.source, target: edge.target, kind: edge.kind === "messaging" ? "messaging" : "call", ...red(edge) };
+  });
+  return { from: body.from, to: body.to, nodes: [...nodes.values()], edges };
 }
 
 export function emptyNode(id: string, virtual = false): GraphNode {
