@@ -40,7 +40,7 @@ import { PipelineView, type PipelineEdge, type PipelineNode } from "./views/pipe
 import { ServiceList } from "./views/service-list";
 import { ServicePage, traceRows } from "./views/service-page";
 import { Toasts } from "./views/toasts";
-import { TracePage } from "./views/trace-page";
+import { loadTraceInto, TracePage } from "./views/trace-page";
 
 const RESOLUTION = "1m";
 const BUCKET_SECONDS = 60;
@@ -449,17 +449,12 @@ export class App {
   }
 
   private async loadTrace(traceId: string): Promise<void> {
-    this.tracePage.loading(traceId);
-    try {
-      const detail = await this.api.trace(traceId);
-      if (this.route.page === "trace" && this.route.traceId === traceId) this.tracePage.show(detail);
-    } catch (error) {
-      this.tracePage.failed(
-        error instanceof ApiError && error.isNotFound
-          ? "This trace is not kept (it was sampled out or has expired)."
-          : `Could not load the trace: ${describe(error)}`,
-      );
-    }
+    await loadTraceInto(
+      this.tracePage,
+      traceId,
+      (id) => this.api.trace(id),
+      () => this.route.page === "trace" && this.route.traceId === traceId,
+    );
   }
 
   // ---- routing ----------------------------------------------------------------------------------

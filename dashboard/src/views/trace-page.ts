@@ -2,6 +2,7 @@
 // axis, the critical path (what the request's duration was spent waiting on) marked in colour and
 // in words, errors likewise.
 
+import { ApiError } from "../api";
 import { formatMilliseconds } from "../format";
 import { pipelineHref } from "../router";
 import type { TraceDetail } from "../traces/model";
@@ -86,6 +87,30 @@ export class TracePage {
           ],
         );
       }),
+    );
+  }
+}
+
+/**
+ * Loads a trace into the page: its waterfall, or in words what went wrong (a trace that is not kept,
+ * an unreachable API, an answer that breaks the API contract), never a blank page. `isCurrent` says
+ * whether the page still shows this trace when the answer comes.
+ */
+export async function loadTraceInto(
+  page: TracePage,
+  traceId: string,
+  load: (traceId: string) => Promise<TraceDetail>,
+  isCurrent: () => boolean = () => true,
+): Promise<void> {
+  page.loading(traceId);
+  try {
+    const detail = await load(traceId);
+    if (isCurrent()) page.show(detail);
+  } catch (error) {
+    page.failed(
+      error instanceof ApiError && error.isNotFound
+        ? "This trace is not kept (it was sampled out or has expired)."
+        : `Could not load the trace: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
 }
