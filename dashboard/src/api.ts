@@ -3,7 +3,15 @@
 // saying which field the server got wrong, never a half-parsed object.
 
 import type * as v from "valibot";
-import { parseAlertRules, parseAlerts, parseSilences, type Alert, type AlertRule, type Silence } from "./alerts/model";
+import {
+  parseAlertHistory,
+  parseAlertRules,
+  parseAlerts,
+  parseSilences,
+  type Alert,
+  type AlertRule,
+  type Silence,
+} from "./alerts/model";
 import * as contract from "./contract";
 import { contractViolation } from "./contract";
 import { serviceGraph, type ServiceGraph } from "./graph/model";
@@ -107,7 +115,7 @@ export class QueryClient {
   }
 
   async alertHistory(): Promise<Alert[]> {
-    return parseAlerts(await this.read(contract.AlertHistory, "GET", "/api/alerts/history"));
+    return parseAlertHistory(await this.read(contract.AlertHistory, "GET", "/api/alerts/history"));
   }
 
   async acknowledgeAlert(fingerprint: string, by: string): Promise<void> {

@@ -179,7 +179,41 @@ export const SilenceList = v.object({
   ),
 });
 
-export const AlertRules = v.object({ rules: v.array(v.record(v.string(), v.unknown())) });
+const Selector = v.object({ metric: v.string(), attributes: v.optional(stringMap) });
+const duration = v.string();
+
+export const Rule = v.object({
+  name: v.string(),
+  description: v.string(),
+  type: v.variant("kind", [
+    v.object({ kind: v.literal("threshold") }),
+    v.object({ kind: v.literal("anomaly"), half_life: duration, warmup_samples: int, min_stddev: num }),
+  ]),
+  service: optText,
+  signal: v.union([v.object({ series: Selector }), v.object({ ratio: v.object({ numerator: Selector, denominator: Selector }) })]),
+  aggregation: v.picklist(["avg", "min", "max", "sum", "rate", "count", "p50", "p95", "p99"]),
+  scale: num,
+  unit: v.string(),
+  window: duration,
+  condition: v.picklist(["above", "below", "outside"]),
+  warning: optNum,
+  critical: optNum,
+  for: duration,
+  keep_firing_for: duration,
+  hysteresis: num,
+  group_by: v.array(v.string()),
+  no_data: v.optional(v.nullable(v.object({ after: duration, severity: v.picklist(["warning", "critical"]) }))),
+});
+
+export const AlertRules = v.object({
+  rules: v.array(Rule),
+  settings: v.object({ evaluation_delay: duration, history_retention: duration }),
+  notifications: v.object({
+    group_wait: v.string(),
+    retry: v.object({ attempts: int, initial_backoff_ms: int, max_backoff_ms: int }),
+    sinks: v.array(v.object({ name: v.string(), kind: v.picklist(["webhook", "slack"]) })),
+  }),
+});
 
 export const LiveUpdate = v.object({
   series_id: v.string(),
@@ -218,7 +252,7 @@ const part = v.optional(v.pipe(int, v.minValue(1)));
 /** Everything the server sends on the WebSocket (docs/websocket.server.schema.json). */
 export const ServerMessage = v.variant("type", [
   v.object({ type: v.literal("hello"), connection_id: v.string(), seq: int }),
-  v.object({ type: v.literal("metrics_update"), seq: int, part, parts: part, updates: v.array(LiveUpdate) }),
+  v.object({ type: v.literal("metrics_update"), seq: int, flushed_at_us: v.optional(int), part, parts: part, updates: v.array(LiveUpdate) }),
   v.object({ type: v.literal("snapshot"), seq: int, part, parts: part, updates: v.array(LiveUpdate) }),
   v.object({ type: v.literal("trace"), seq: int, traces: v.array(TraceEvent) }),
   v.object({ type: v.literal("pong") }),
@@ -238,6 +272,8 @@ export type AlertListT = Yields<v.InferOutput<typeof AlertList>, Schemas["AlertL
 export type AlertTransitionT = Yields<v.InferOutput<typeof AlertTransition>, Schemas["AlertTransition"]>;
 export type AlertHistoryT = Yields<v.InferOutput<typeof AlertHistory>, Schemas["AlertHistory"]>;
 export type AlertEventT = Yields<v.InferOutput<typeof AlertEvent>, Schemas["AlertEvent"]>;
+export type RuleT = Yields<v.InferOutput<typeof Rule>, Schemas["Rule"]>;
+export type AlertRulesT = Yields<v.InferOutput<typeof AlertRules>, Schemas["AlertRules"]>;
 export type SilenceListT = Yields<v.InferOutput<typeof SilenceList>, Schemas["SilenceList"]>;
 export type LiveUpdateT = Yields<v.InferOutput<typeof LiveUpdate>, Schemas["LiveUpdate"]>;
 export type TraceEventT = Yields<v.InferOutput<typeof TraceEvent>, Schemas["TraceEvent"]>;

@@ -3,7 +3,7 @@
 // instead of corrupting chart state or throwing inside an event handler.
 
 import * as v from "valibot";
-import { parseAlert } from "./alerts/model";
+import { alertTransition } from "./alerts/model";
 import * as contract from "./contract";
 import { parseTraceEvent, type TraceEvent } from "./traces/model";
 import type { ClientMessage, LiveUpdate, ServerMessage } from "./types";
@@ -33,9 +33,9 @@ function liveUpdate(u: v.InferOutput<typeof contract.LiveUpdate>): LiveUpdate {
 /**
  * Parses one WebSocket text frame, validated against the contract
  * (docs/websocket.server.schema.json); null for anything the contract does not allow (the
- * connection reports it through `onProtocolError`). `receivedMs` dates a trace event.
+ * connection reports it through `onProtocolError`).
  */
-export function parseServerMessage(text: string, receivedMs: number = Date.now()): ServerMessage | null {
+export function parseServerMessage(text: string): ServerMessage | null {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -60,16 +60,11 @@ export function parseServerMessage(text: string, receivedMs: number = Date.now()
     case "pong":
       return { type: "pong" };
     case "trace": {
-      const traces: TraceEvent[] = message.traces.flatMap((item) => {
-        const trace = parseTraceEvent(item, receivedMs);
-        return trace === null ? [] : [trace];
-      });
+      const traces: TraceEvent[] = message.traces.map(parseTraceEvent);
       return traces.length === 0 ? null : { type: "traces", traces };
     }
-    case "alert": {
-      const alert = parseAlert(message);
-      return alert === null ? null : { type: "alert", alert };
-    }
+    case "alert":
+      return { type: "alert", alert: alertTransition(message) };
     case "error":
       return { type: "error", message: message.message };
   }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { parseAlert, parseAlertRules, parseAlerts, parseSilences, type Alert } from "./model";
+import * as v from "valibot";
+import { AlertHistory, AlertList, AlertRules, contractViolation, SilenceList } from "../contract";
+import { parseAlertHistory, parseAlertRules, parseAlerts, parseSilences, type Alert } from "./model";
 import { AlertStore } from "./store";
 
 function alert(fields: Partial<Alert>): Alert {
@@ -25,133 +27,132 @@ function alert(fields: Partial<Alert>): Alert {
   };
 }
 
-describe("parseAlert", () => {
-  it("reads an alert, taking service and severity from labels when not top-level", () => {
-    const parsed = parseAlert({
-      fingerprint: "9f",
-      rule: "LatencyHigh",
-      state: "firing",
-      labels: { service: "auth", severity: "Warning" },
-      value: 312.5,
-      threshold: 250,
-      starts_at: "2025-11-24T12:00:00Z",
-      ack: { by: "sam", at: 1 },
-    });
+const active = {
+  fingerprint: "f",
+  rule: "api-latency",
+  description: "p95 latency of the API",
+  labels: { service: "api" },
+  status: "firing",
+  severity: "warning",
+  value: 612,
+  unit: "ms",
+  threshold: 500,
+  summary: "",
+  reason: "threshold",
+  since: 50,
+  firing_since: 40,
+  acknowledged: { by: "sam", at: 70 },
+  silenced: true,
+} as const;
+
+const transition = {
+  fingerprint: "f",
+  rule: "api-latency",
+  labels: { service: "api" },
+  kind: "firing",
+  status: "firing",
+  previous_status: "pending",
+  severity: "critical",
+  previous_severity: "critical",
+  value: 1234,
+  reason: "threshold",
+  at: 99,
+  summary: "p95 is 1234 ms",
+} as const;
+
+describe("reading alerts", () => {
+  it("reads GET /api/alerts: acknowledgement, the rule's unit, silenced, the firing episode's start", () => {
+    const [parsed] = parseAlerts(v.parse(AlertList, { alerts: [active] }));
     expect(parsed).toMatchObject({
-      fingerprint: "9f",
-      rule: "LatencyHigh",
-      service: "auth",
-      severity: "warning",
+      service: "api",
       state: "firing",
-      value: 312.5,
+      startsAt: 40,
       acknowledged: true,
       acknowledgedBy: "sam",
+      unit: "ms",
+      threshold: 500,
+      silenced: true,
+      summary: "p95 latency of the API",
+      transition: null,
     });
-    expect(parsed?.startsAt).toBe(Date.parse("2025-11-24T12:00:00Z") / 1000);
+    const [quiet] = parseAlerts(v.parse(AlertList, { alerts: [{ ...active, status: "inactive", firing_since: null, acknowledged: null, silenced: false }] }));
+    expect(quiet).toMatchObject({ acknowledged: false, state: "resolved", startsAt: 50 });
   });
 
-  it("reads GET /api/alerts' shape: acknowledgement as an object, the rule's unit, silenced", () => {
-    const [parsed] = parseAlerts({
-      alerts: [
-        {
-          fingerprint: "f",
-          rule: "api-latency",
-          description: "p95 latency of the API",
-          labels: { service: "api" },
-          status: "firing",
-          severity: "warning",
-          value: 612,
-          unit: "ms",
-          reason: "threshold",
-          since: 50,
-          firing_since: 50,
-          acknowledged: { by: "sam", at: 70 },
-          silenced: true,
-        },
-      ],
-    });
-    expect(parsed).toMatchObject({ acknowledged: true, acknowledgedBy: "sam", unit: "ms", silenced: true, summary: "p95 latency of the API" });
-    const [quiet] = parseAlerts({ alerts: [{ fingerprint: "g", status: "pending", acknowledged: null, silenced: false }] });
-    expect(quiet).toMatchObject({ acknowledged: false, state: "pending" });
-  });
-
-  it("reads a stored alert state: status, firing episode start and acknowledgement", () => {
-    const parsed = parseAlert({
-      fingerprint: "f",
-      rule: "api-latency",
-      labels: { service: "api" },
-      status: "firing",
-      severity: "critical",
-      value: 1234,
-      since: 50,
-      firing_since: 40,
-      updated_at: 60,
-      ack: null,
-    });
-    expect(parsed).toMatchObject({ state: "firing", startsAt: 40, acknowledged: false, service: "api", transition: null });
-    expect(parseAlert({ fingerprint: "g", status: "inactive" })?.state).toBe("resolved");
-  });
-
-  it("reads a transition event: a new firing starts its episode, an acknowledgement names who", () => {
-    const fired = parseAlert({ type: "alert", fingerprint: "f", kind: "firing", status: "firing", at: 99, summary: "p95 is 1234 ms" });
-    expect(fired).toMatchObject({ transition: "firing", startsAt: 99, summary: "p95 is 1234 ms" });
-    const acked = parseAlert({ fingerprint: "f", kind: "acknowledged", status: "firing", at: 120, by: "sam" });
+  it("reads transitions: a new firing starts its episode, an acknowledgement names who, a resolve ends it", () => {
+    const [fired, acked, resolved] = parseAlertHistory(
+      v.parse(AlertHistory, {
+        from: 0,
+        to: 200,
+        history: [
+          transition,
+          { ...transition, kind: "acknowledged", at: 120, by: "sam", summary: "acknowledged by sam" },
+          { ...transition, kind: "resolved", status: "resolved", previous_status: "firing", at: 150 },
+        ],
+      }),
+    );
+    expect(fired).toMatchObject({ transition: "firing", startsAt: 99, summary: "p95 is 1234 ms", service: "api", changedAt: 99 });
     expect(acked).toMatchObject({ acknowledged: true, acknowledgedBy: "sam", startsAt: null });
+    expect(resolved).toMatchObject({ state: "resolved", endsAt: 150 });
   });
 
-  it("reads a WebSocket alert event wrapping the alert, with unix ms times", () => {
-    const parsed = parseAlert({ type: "alert", alert: { fingerprint: "a", state: "resolved", starts_at: 1764000000000 } });
-    expect(parsed).toMatchObject({ fingerprint: "a", state: "resolved", startsAt: 1764000000 });
-  });
-
-  it("rejects what has no fingerprint", () => {
-    expect(parseAlert({ rule: "x" })).toBeNull();
-    expect(parseAlerts({ alerts: [{ rule: "x" }, { fingerprint: "y" }] }).map((a) => a.fingerprint)).toEqual(["y"]);
+  it("refuses at the boundary what the contract does not have", () => {
+    // A bare array, a fingerprint-less alert, a `state` field instead of `status`, times in ms text.
+    expect(contractViolation(AlertList, [active])).not.toBeNull();
+    expect(contractViolation(AlertList, { alerts: [{ ...active, fingerprint: undefined }] })).toMatch(/fingerprint/);
+    expect(contractViolation(AlertList, { alerts: [{ ...active, status: undefined, state: "firing" }] })).toMatch(/status/);
+    expect(contractViolation(AlertHistory, { from: 0, to: 1, history: [{ ...transition, at: "2025-11-24T12:00:00Z" }] })).toMatch(/at/);
   });
 });
 
 describe("parseSilences and parseAlertRules", () => {
-  it("reads matchers given as a list or as a map", () => {
-    const silences = parseSilences({
-      silences: [
-        { id: "s1", matchers: [{ name: "service", value: "api" }], ends_at: 2000, created_by: "sam", comment: "deploy" },
-        { id: 7, matchers: { rule: "LatencyHigh" } },
-      ],
-    });
-    expect(silences.map((s) => [s.id, s.matchers, s.endsAt])).toEqual([
-      ["s1", [{ name: "service", value: "api" }], 2000],
-      ["7", [{ name: "rule", value: "LatencyHigh" }], null],
-    ]);
+  it("reads silences with their matchers", () => {
+    const silences = parseSilences(
+      v.parse(SilenceList, {
+        silences: [{ id: "s1", matchers: [{ name: "service", value: "api", op: "=" }], starts_at: 1000, ends_at: 2000, created_by: "sam", comment: "deploy", created_at: 1000 }],
+      }),
+    );
+    expect(silences).toEqual([{ id: "s1", matchers: [{ name: "service", value: "api" }], startsAt: 1000, endsAt: 2000, createdBy: "sam", comment: "deploy" }]);
+    expect(contractViolation(SilenceList, { silences: [{ id: 7, matchers: { rule: "LatencyHigh" } }] })).not.toBeNull();
   });
 
   it("describes the rules API's structured rules in words", () => {
-    const rules = parseAlertRules({
-      rules: [
-        {
-          name: "latency",
-          type: { kind: "threshold" },
-          service: "api",
-          signal: { series: { metric: "http.server.request.duration", attributes: {} } },
-          aggregation: "p95",
-          unit: "ms",
-          window: "5m",
-          condition: "above",
-          warning: 500,
-          critical: 1000,
-          for: "2m",
-        },
-        {
-          name: "errors",
-          type: { kind: "anomaly", half_life: "1h" },
-          service: null,
-          signal: { ratio: { numerator: { metric: "http.server.errors" }, denominator: { metric: "http.server.requests" } } },
-          aggregation: "rate",
-          condition: "outside",
-          warning: 3,
-          for: "0s",
-        },
-      ],
-    });
+    const common = { description: "", scale: 1, unit: "", keep_firing_for: "0s", hysteresis: 0, group_by: [], no_data: null };
+    const rules = parseAlertRules(
+      v.parse(AlertRules, {
+        rules: [
+          {
+            ...common,
+            name: "latency",
+            type: { kind: "threshold" },
+            service: "api",
+            signal: { series: { metric: "http.server.request.duration", attributes: {} } },
+            aggregation: "p95",
+            unit: "ms",
+            window: "5m",
+            condition: "above",
+            warning: 500,
+            critical: 1000,
+            for: "2m",
+          },
+          {
+            ...common,
+            name: "errors",
+            type: { kind: "anomaly", half_life: "1h", warmup_samples: 30, min_stddev: 0.1 },
+            service: null,
+            signal: { ratio: { numerator: { metric: "http.server.errors" }, denominator: { metric: "http.server.requests" } } },
+            aggregation: "rate",
+            window: "5m",
+            condition: "outside",
+            warning: 3,
+            critical: null,
+            for: "0s",
+          },
+        ],
+        settings: { evaluation_delay: "10s", history_retention: "30d" },
+        notifications: { group_wait: "30s", retry: { attempts: 5, initial_backoff_ms: 1000, max_backoff_ms: 60000 }, sinks: [] },
+      }),
+    );
     expect(rules).toEqual([
       {
         name: "latency",
@@ -163,7 +164,7 @@ describe("parseSilences and parseAlertRules", () => {
         name: "errors",
         service: null,
         severity: "warning",
-        condition: "rate of http.server.errors / http.server.requests outside 3 (warning) σ from its baseline",
+        condition: "rate of http.server.errors / http.server.requests outside 3 (warning) σ from its baseline over 5m",
       },
     ]);
   });

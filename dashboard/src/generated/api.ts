@@ -310,6 +310,8 @@ export interface components {
             /** @description Notifications for it are suppressed by a silence right now. */
             silenced: boolean;
         };
+        /** @enum {string} */
+        Aggregation: "avg" | "min" | "max" | "sum" | "rate" | "count" | "p50" | "p95" | "p99";
         AlertEvent: {
             fingerprint: string;
             rule: string;
@@ -349,7 +351,7 @@ export interface components {
         /** @description `GET /api/alert-rules`. */
         AlertRules: {
             /** @description The rules as loaded (`infra/alert-rules.yaml`, `docs/alerts.md`). */
-            rules: Record<string, never>[];
+            rules: components["schemas"]["Rule"][];
             settings: components["schemas"]["Settings"];
             notifications: components["schemas"]["NotificationsSummary"];
         };
@@ -421,6 +423,21 @@ export interface components {
             /** @description Who acknowledged (for `acknowledged` transitions). */
             by?: string | null;
         };
+        AnomalySettings: {
+            /** @description The baseline forgets half of its weight in this long. */
+            half_life: string;
+            /**
+             * Format: int32
+             * @description Samples (one per minute) before the baseline is trusted.
+             */
+            warmup_samples: number;
+            /**
+             * Format: double
+             * @description Lower bound of σ, in the value's unit; σ is also never taken below 1% of |mean|, so that a
+             *     perfectly flat signal does not alert on noise.
+             */
+            min_stddev: number;
+        };
         BTreeMap: {
             [key: string]: string;
         };
@@ -486,6 +503,8 @@ export interface components {
             /** @enum {string} */
             type: "ping";
         };
+        /** @enum {string} */
+        Condition: "above" | "below" | "outside";
         /** @description `POST /api/silences` (201). */
         CreatedSilence: {
             silence: components["schemas"]["Silence"];
@@ -614,6 +633,11 @@ export interface components {
             unit: string;
             series: components["schemas"]["SeriesSummary"][];
         };
+        NoDataRule: {
+            /** @description The alert fires at `severity` once no matching series has reported for this long. */
+            after: string;
+            severity: components["schemas"]["Severity"];
+        };
         NodeView: components["schemas"]["RedView"] & {
             id: string;
             name: string;
@@ -695,10 +719,59 @@ export interface components {
             /** Format: int64 */
             max_backoff_ms: number;
         };
+        Rule: {
+            name: string;
+            description: string;
+            type: components["schemas"]["RuleKind"];
+            /** @description Restricts the rule to one service; otherwise it applies to each service separately. */
+            service?: string | null;
+            signal: components["schemas"]["Signal"];
+            aggregation: components["schemas"]["Aggregation"];
+            /**
+             * Format: double
+             * @description Multiplies the value before comparison (e.g. 100 to compare a ratio in percent).
+             */
+            scale: number;
+            /** @description Unit of the (scaled) value, for messages. */
+            unit: string;
+            window: string;
+            condition: components["schemas"]["Condition"];
+            /**
+             * Format: double
+             * @description Threshold rules: the value's threshold. Anomaly rules: deviations from the baseline (σ).
+             */
+            warning?: number | null;
+            /** Format: double */
+            critical?: number | null;
+            /** @description How long the condition must hold before the alert fires (pending until then). */
+            for: string;
+            /** @description How long the alert keeps firing (at its severity) after the condition stops holding. */
+            keep_firing_for: string;
+            /**
+             * Format: double
+             * @description A firing level holds until the value is this far on the safe side of its threshold.
+             */
+            hysteresis: number;
+            /** @description Attributes that split a service's alert further (one alert per distinct value). */
+            group_by: string[];
+            no_data?: components["schemas"]["NoDataRule"] | null;
+        };
+        RuleKind: {
+            /** @enum {string} */
+            kind: "threshold";
+        } | (components["schemas"]["AnomalySettings"] & {
+            /** @enum {string} */
+            kind: "anomaly";
+        });
         SectionView: {
             span_id: string;
             start_unix_nano: string;
             end_unix_nano: string;
+        };
+        /** @description Which series a signal reads: one metric, optionally narrowed by attributes (a subset match). */
+        Selector: {
+            metric: string;
+            attributes?: components["schemas"]["BTreeMap"];
         };
         SeriesLimits: {
             /** Format: int32 */
@@ -734,6 +807,11 @@ export interface components {
             updates: components["schemas"]["LiveUpdate"][];
             /** @enum {string} */
             type: "metrics_update";
+            /**
+             * Format: int64
+             * @description Unix microseconds (server clock) when the flush started; only on live flushes, not on a catch-up.
+             */
+            flushed_at_us?: number;
         } | {
             /** Format: int64 */
             seq: number;
@@ -785,6 +863,18 @@ export interface components {
         };
         /** @enum {string} */
         Severity: "warning" | "critical";
+        Signal: {
+            series: components["schemas"]["Selector"];
+        } | {
+            /**
+             * @description numerator / denominator, each aggregated the same way. A missing numerator counts as zero for
+             *     count/sum/rate (an error counter is often created on the first error).
+             */
+            ratio: {
+                numerator: components["schemas"]["Selector"];
+                denominator: components["schemas"]["Selector"];
+            };
+        };
         Silence: {
             id: string;
             /** @description All must match. */

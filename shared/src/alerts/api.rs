@@ -144,7 +144,6 @@ pub struct DeletedSilence {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AlertRules {
     /// The rules as loaded (`infra/alert-rules.yaml`, `docs/alerts.md`).
-    #[schema(value_type = Vec<Object>)]
     pub rules: Vec<super::rules::Rule>,
     pub settings: super::rules::Settings,
     pub notifications: NotificationsSummary,

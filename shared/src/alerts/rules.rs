@@ -162,7 +162,7 @@ impl SinkConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Rule {
     pub name: String,
     pub description: String,
@@ -177,6 +177,7 @@ pub struct Rule {
     /// Unit of the (scaled) value, for messages.
     pub unit: String,
     #[serde(serialize_with = "serialize_duration", rename = "window")]
+    #[schema(value_type = String)]
     pub window_s: i64,
     pub condition: Condition,
     /// Threshold rules: the value's threshold. Anomaly rules: deviations from the baseline (σ).
@@ -184,9 +185,11 @@ pub struct Rule {
     pub critical: Option<f64>,
     /// How long the condition must hold before the alert fires (pending until then).
     #[serde(serialize_with = "serialize_duration", rename = "for")]
+    #[schema(value_type = String)]
     pub for_s: i64,
     /// How long the alert keeps firing (at its severity) after the condition stops holding.
     #[serde(serialize_with = "serialize_duration", rename = "keep_firing_for")]
+    #[schema(value_type = String)]
     pub keep_firing_for_s: i64,
     /// A firing level holds until the value is this far on the safe side of its threshold.
     pub hysteresis: f64,
@@ -195,7 +198,7 @@ pub struct Rule {
     pub no_data: Option<NoDataRule>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum RuleKind {
     Threshold,
@@ -203,10 +206,11 @@ pub enum RuleKind {
     Anomaly(AnomalySettings),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AnomalySettings {
     /// The baseline forgets half of its weight in this long.
     #[serde(serialize_with = "serialize_duration", rename = "half_life")]
+    #[schema(value_type = String)]
     pub half_life_s: i64,
     /// Samples (one per minute) before the baseline is trusted.
     pub warmup_samples: u32,
@@ -215,7 +219,7 @@ pub struct AnomalySettings {
     pub min_stddev: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Signal {
     Series(Selector),
@@ -228,7 +232,7 @@ pub enum Signal {
 }
 
 /// Which series a signal reads: one metric, optionally narrowed by attributes (a subset match).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Selector {
     pub metric: String,
@@ -246,7 +250,7 @@ impl Selector {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregation {
     Avg,
@@ -286,7 +290,7 @@ impl Aggregation {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
     /// Fires when the value is above the threshold.
@@ -297,10 +301,11 @@ pub enum Condition {
     Outside,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct NoDataRule {
     /// The alert fires at `severity` once no matching series has reported for this long.
     #[serde(serialize_with = "serialize_duration", rename = "after")]
+    #[schema(value_type = String)]
     pub after_s: i64,
     pub severity: crate::alerts::state::Severity,
 }

@@ -13,7 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use crate::alerts::AlertEvent;
@@ -52,6 +54,34 @@ impl Modify for Extras {
             "apiKey",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
         );
+        // A live flush's `metrics_update` carries `flushed_at_us`, written into the envelope by
+        // `live::wire::encode_flush_update` rather than by serde.
+        if let Some(RefOr::T(Schema::OneOf(messages))) = components.schemas.get_mut("ServerMessage")
+        {
+            for message in &mut messages.items {
+                let RefOr::T(Schema::Object(object)) = message else {
+                    continue;
+                };
+                let is_update = matches!(
+                    object.properties.get("type"),
+                    Some(RefOr::T(Schema::Object(tag)))
+                        if tag.enum_values.as_deref() == Some(&[json!("metrics_update")][..])
+                );
+                if is_update {
+                    object.properties.insert(
+                        "flushed_at_us".to_string(),
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                            .minimum(Some(0))
+                            .description(Some(
+                                "Unix microseconds (server clock) when the flush started; only on live flushes, not on a catch-up.",
+                            ))
+                            .into(),
+                    );
+                }
+            }
+        }
     }
 }
 
