@@ -313,7 +313,8 @@ function view(kind, start, acc) {
   const sorted = acc.sorted ?? [];
   return {
     start,
-    count: acc.count,
+    // The server's counts are whole numbers (u64); weighted samples are rounded like it.
+    count: Math.round(acc.count),
     sum: acc.sum,
     min: acc.min,
     max: acc.max,
@@ -383,7 +384,15 @@ function summary(key, from, to) {
     samples.push(...entry.samples);
   }
   samples.sort((a, b) => a - b);
-  return { count, errors, p50_ms: quantile(samples, 0.5), p95_ms: quantile(samples, 0.95), p99_ms: quantile(samples, 0.99) };
+  return {
+    count,
+    errors,
+    rate: count / Math.max(1, to - from),
+    error_rate: count > 0 ? errors / count : null,
+    p50_ms: quantile(samples, 0.5),
+    p95_ms: quantile(samples, 0.95),
+    p99_ms: quantile(samples, 0.99),
+  };
 }
 
 function graph(from, to) {
@@ -397,10 +406,10 @@ function graph(from, to) {
   const edges = EDGES.map((e) => ({
     source: e.source,
     target: e.target,
-    kind: e.kind === "messaging" ? "producer_consumer" : "client_server",
+    kind: e.kind === "messaging" ? "messaging" : "call",
     ...summary(`${e.source}\u0000${e.target}`, from, to),
   }));
-  return { from, to, nodes, edges };
+  return { from, to, resolution: "1m", nodes, edges };
 }
 
 // ---- traces ---------------------------------------------------------------------------------------
@@ -455,15 +464,15 @@ function makeTrace(nowMs) {
       service,
       name: depth === 0 ? "GET /orders/{id}" : `${service} handle`,
       kind: depth === 0 ? "server" : SERVICES.get(service)?.virtual ? "client" : "server",
-      start_unix_nano: String(Math.round(at * 1e6)),
-      end_unix_nano: String(Math.round(end * 1e6)),
+      startMs: at,
+      endMs: end,
       status: Math.random() < c.errorRatio ? "error" : "ok",
       attributes: {},
     });
     return end;
   };
   const end = visit(root, null, startMs, 0, 0);
-  const detail = { trace_id: traceId, root_service: root, root_name: "GET /orders/{id}", start_ms: startMs, duration_ms: end - startMs, spans };
+  const detail = traceView(traceId, root, "GET /orders/{id}", startMs, end - startMs, spans);
   traces.set(traceId, detail);
   if (traces.size > 2000) traces.delete(traces.keys().next().value);
   for (const service of new Set(spans.map((s) => s.service))) {
@@ -472,24 +481,77 @@ function makeTrace(nowMs) {
     if (list.length > 50) list.shift();
     tracesByService.set(service, list);
   }
-  const error = spans.some((s) => s.status === "error") || hops.some((h) => h.error);
+  const error = detail.error || hops.some((h) => h.error);
   // As `shared/src/traces/wire.rs` sends it.
   return { trace_id: traceId, root_service: root, root_name: detail.root_name, start_unix_ms: startMs, duration_ms: end - startMs, error, reason: "quota", hops };
+}
+
+/** Unix ms → unix ns as decimal text, as the server sends them. */
+function nanos(ms) {
+  return String(BigInt(Math.round(ms * 1e3)) * 1000n);
+}
+
+/**
+ * The span ids on the critical path: from the root, the child that ends last, then the child that
+ * ended last before that one started, and so on (the server's definition, Jaeger's).
+ */
+function criticalIds(spans) {
+  const children = new Map();
+  let root = null;
+  for (const span of spans) {
+    if (span.parent === null) root = span;
+    else children.set(span.parent, [...(children.get(span.parent) ?? []), span]);
+  }
+  const marked = new Set();
+  const stack = root === null ? [] : [[root, Number.POSITIVE_INFINITY]];
+  while (stack.length > 0) {
+    const [span, until] = stack.pop();
+    marked.add(span.id);
+    let cursor = Math.min(span.end, until);
+    for (const kid of [...(children.get(span.id) ?? [])].sort((a, b) => b.end - a.end)) {
+      if (kid.start >= cursor) continue;
+      stack.push([kid, cursor]);
+      cursor = kid.start;
+    }
+  }
+  return marked;
+}
+
+/** `GET /api/traces/{id}` as the server answers it (shared/src/traces/trace_view.rs). */
+function traceView(traceId, rootService, rootName, startMs, durationMs, raw) {
+  const byId = new Map(raw.map((s) => [s.span_id, s]));
+  const depth = (s) => (s.parent_span_id === null || !byId.has(s.parent_span_id) ? 0 : 1 + depth(byId.get(s.parent_span_id)));
+  const critical = criticalIds(raw.map((s) => ({ id: s.span_id, parent: s.parent_span_id, start: s.startMs, end: s.endMs })));
+  const spans = raw.map(({ startMs: start, endMs: end, ...s }) => ({
+    ...s,
+    depth: depth(s),
+    error: s.status === "error",
+    start_unix_nano: nanos(start),
+    end_unix_nano: nanos(end),
+    duration_ms: end - start,
+    critical: critical.has(s.span_id),
+    critical_ms: critical.has(s.span_id) ? end - start : 0,
+  }));
+  return {
+    trace_id: traceId,
+    root_service: rootService,
+    root_name: rootName,
+    start_unix_nano: nanos(startMs),
+    duration_ms: durationMs,
+    span_count: spans.length,
+    error: spans.some((s) => s.error),
+    services: [...new Set(spans.map((s) => s.service))],
+    critical_path: spans.filter((s) => s.critical).map((s) => s.span_id),
+    critical_sections: [],
+    spans,
+  };
 }
 
 function traceSummary(id) {
   const t = traces.get(id);
   if (t === undefined) return null;
-  return {
-    trace_id: id,
-    root_service: t.root_service,
-    root_name: t.root_name,
-    start_ms: t.start_ms,
-    duration_ms: t.duration_ms,
-    span_count: t.spans.length,
-    error: t.spans.some((s) => s.status === "error"),
-    services: [...new Set(t.spans.map((s) => s.service))],
-  };
+  const { critical_path: _path, critical_sections: _sections, spans: _spans, ...summary } = t;
+  return summary;
 }
 
 // ---- alerts -----------------------------------------------------------------------------------------
@@ -580,6 +642,8 @@ function evaluateAlerts(time) {
           severity: level,
           value: percent,
           unit: "%",
+          threshold: level === "critical" ? 5 : 2,
+          summary: "",
           reason: "threshold",
           since: now,
           firing_since: now,
@@ -595,6 +659,7 @@ function evaluateAlerts(time) {
         state.lowered_since = null;
         if (level === "critical" && previous === "warning") {
           state.severity = level;
+          state.threshold = 5;
           transition(state, "escalated", "firing", previous, now);
         }
       }
@@ -764,7 +829,10 @@ async function api(method, path, query, req) {
     if (!silences.delete(parts[2])) throw httpError(404, `no silence ${parts[2]}`);
     return [200, { deleted: parts[2] }];
   }
-  if (method === "GET" && route === "alert-rules") return [200, { rules: RULES }];
+  if (method === "GET" && route === "alert-rules") {
+    const notifications = { group_wait: "30s", retry: { attempts: 5, initial_backoff_ms: 1000, max_backoff_ms: 60000 }, sinks: [] };
+    return [200, { rules: RULES, settings: { evaluation_delay: "10s", history_retention: "30d" }, notifications }];
+  }
   throw httpError(404, `no route for ${method} ${path}`);
 }
 
@@ -900,15 +968,15 @@ wss.on("connection", (ws) => {
     if (message.type !== "subscribe") return send(ws, { type: "error", message: `unknown type ${message.type}` });
     ws.filter = { services: message.services ?? [], metrics: message.metrics ?? [] };
     const lastSeq = message.last_seq;
-    if (typeof lastSeq !== "number") return;
     const oldest = replay[0]?.seq ?? seq + 1;
-    if (lastSeq >= seq) return;
-    if (lastSeq + 1 >= oldest) {
+    if (typeof lastSeq === "number" && lastSeq >= seq) return;
+    if (typeof lastSeq === "number" && lastSeq + 1 >= oldest) {
       const updates = [];
       for (const m of replay) if (m.seq > lastSeq) updates.push(...m.updates.filter((u) => wanted(ws, u)));
-      send(ws, { type: "metrics_update", seq, updates });
+      send(ws, { type: "metrics_update", seq, part: 1, parts: 1, updates });
     } else {
-      // The gap is gone: send the current state of every bucket in the last hour instead.
+      // No resume point, or the gap is gone: the current state of every bucket in the last hour
+      // (as the server answers a subscribe without `last_seq`).
       const now = Date.now() / 1000;
       const updates = [];
       for (const s of series.values()) {
@@ -918,7 +986,7 @@ wss.on("connection", (ws) => {
           if (u !== null && wanted(ws, u)) updates.push(u);
         }
       }
-      send(ws, { type: "snapshot", seq, updates });
+      send(ws, { type: "snapshot", seq, part: 1, parts: 1, updates });
     }
   });
 });
