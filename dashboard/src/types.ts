@@ -1,18 +1,15 @@
-// The wire contract with the Flowscope server (query API and WebSocket), as TypeScript types.
-// Mirrors `shared/src/query.rs` and `shared/src/live/wire.rs`.
+// The dashboard's types for what the server sends. The wire types are the contract's, generated
+// from the server's code (`generated/api.ts`, docs/contract.md); `Bucket`, `LiveUpdate`,
+// `MetricHistory` and `ServerMessage` are their shapes after the boundary (`api.ts`, `protocol.ts`),
+// with absent statistics as `null`.
 
 import type { Alert } from "./alerts/model";
+import type { Schemas } from "./contract";
 import type { TraceEvent } from "./traces/model";
 
-export type MetricKind =
-  | "gauge"
-  | "counter"
-  | "up_down_counter"
-  | "histogram"
-  | "exponential_histogram"
-  | "summary";
+export type MetricKind = Schemas["MetricKind"];
 
-export type Resolution = "1m" | "5m" | "1h";
+export type Resolution = Schemas["Resolution"];
 
 export type Attributes = Record<string, string>;
 
@@ -31,24 +28,11 @@ export interface Bucket {
   rate: number;
 }
 
-export interface ServiceSummary {
-  name: string;
-  series: number;
-  last_seen: number;
-}
+export type ServiceSummary = Schemas["ServiceSummary"];
 
-export interface SeriesSummary {
-  id: string;
-  attributes: Attributes;
-  last_seen: number;
-}
+export type SeriesSummary = Schemas["SeriesSummary"];
 
-export interface MetricSummary {
-  name: string;
-  kind: MetricKind;
-  unit: string;
-  series: SeriesSummary[];
-}
+export type MetricSummary = Schemas["MetricSummary"];
 
 export interface MetricHistory {
   service: string;
@@ -82,6 +66,4 @@ export type ServerMessage =
   | { type: "pong" }
   | { type: "error"; message: string };
 
-export type ClientMessage =
-  | { type: "subscribe"; services: string[]; metrics: string[]; last_seq?: number }
-  | { type: "ping" };
+export type ClientMessage = Schemas["ClientMessage"];

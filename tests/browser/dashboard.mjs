@@ -174,12 +174,23 @@ async function spike() {
     if (response?.ok) return;
     if (!MANAGED) throw new Skip("no way to cause a spike on this server (not the mock, not started by this script)");
   }
-  const response = await fetch(`http://127.0.0.1:${OTLP_PORT}/v1/metrics`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(spikeBody(SPIKE_SERVICE, BigInt(Date.now()) * 1_000_000n)),
-  });
-  assert(response.ok, `OTLP export of the spike answered HTTP ${response.status}`);
+  // As an OTel SDK does: a 429/503 (backpressure while the aggregator catches up) is retried after
+  // its Retry-After, until a deadline.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const response = await fetch(`http://127.0.0.1:${OTLP_PORT}/v1/metrics`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(spikeBody(SPIKE_SERVICE, BigInt(Date.now()) * 1_000_000n)),
+    });
+    const retryable = response.status === 429 || response.status === 503;
+    if (response.ok || !retryable || Date.now() > deadline) {
+      assert(response.ok, `OTLP export of the spike answered HTTP ${response.status}`);
+      return;
+    }
+    const seconds = Number(response.headers.get("retry-after") ?? "1");
+    await new Promise((resolve) => setTimeout(resolve, 1000 * (Number.isFinite(seconds) && seconds > 0 ? seconds : 1)));
+  }
 }
 
 // ---- page probes --------------------------------------------------------------------------------
