@@ -1012,7 +1012,17 @@ export interface components {
         /** @enum {string} */
         TransitionKind: "pending" | "firing" | "escalated" | "deescalated" | "resolved" | "cancelled" | "acknowledged";
     };
-    responses: never;
+    responses: {
+        /** @description Missing or wrong credential (with `WWW-Authenticate: Bearer`): `{"error": "missing credential: …"}` or `{"error": "invalid credential"}` */
+        Unauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+    };
     parameters: never;
     requestBodies: never;
     headers: never;
@@ -1038,6 +1048,7 @@ export interface operations {
                     "application/json": components["schemas"]["ServiceList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description The store is throttled */
             503: {
                 headers: {
@@ -1070,6 +1081,7 @@ export interface operations {
                     "application/json": components["schemas"]["MetricList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such service */
             404: {
                 headers: {
@@ -1120,6 +1132,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such metric */
             404: {
                 headers: {
@@ -1164,6 +1177,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     series_history: {
@@ -1203,6 +1217,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such series */
             404: {
                 headers: {
@@ -1244,6 +1259,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such kept trace */
             404: {
                 headers: {
@@ -1289,6 +1305,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     limits: {
@@ -1309,6 +1326,7 @@ export interface operations {
                     "application/json": components["schemas"]["RefusalReport"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description The counts cannot be read */
             503: {
                 headers: {
@@ -1338,6 +1356,7 @@ export interface operations {
                     "application/json": components["schemas"]["AlertList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     alert_history: {
@@ -1380,6 +1399,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     dead_letters: {
@@ -1412,6 +1432,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     acknowledge: {
@@ -1448,6 +1469,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such alert */
             404: {
                 headers: {
@@ -1489,6 +1511,7 @@ export interface operations {
                     "application/json": components["schemas"]["SilenceList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     create_silence: {
@@ -1522,6 +1545,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     delete_silence: {
@@ -1545,6 +1569,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeletedSilence"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such silence */
             404: {
                 headers: {
@@ -1574,6 +1599,7 @@ export interface operations {
                     "application/json": components["schemas"]["AlertRules"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
 }

@@ -122,7 +122,9 @@ pub fn router(state: ApiState) -> Router {
 /// annotations and the types' `ToSchema` derives. Committed as `docs/openapi.json`; the test
 /// `api_contract` (`shared/tests/api_contract.rs`) fails when the committed file differs.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().into_openapi()
+    let mut document = documented_routes().into_openapi();
+    super::contract::finish(&mut document);
+    document
 }
 
 /// The routes, each mounted and documented by one line: to add a route, write the handler with a

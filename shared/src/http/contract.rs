@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{RefOr, Schema};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
 use crate::alerts::AlertEvent;
@@ -50,6 +50,22 @@ impl Modify for Extras {
                     .build(),
             ),
         );
+        components.responses.insert(
+            "Unauthorized".to_string(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(
+                        "Missing or wrong credential (with `WWW-Authenticate: Bearer`): `{\"error\": \"missing credential: …\"}` or `{\"error\": \"invalid credential\"}`",
+                    )
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            ),
+        );
         components.add_security_scheme(
             "apiKey",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
@@ -81,6 +97,26 @@ impl Modify for Extras {
                     );
                 }
             }
+        }
+    }
+}
+
+/// What every route shares, added once the routes are in: the 401 of the credential check (the
+/// middleware in front of every route, [`super::auth`]).
+pub(super) fn finish(openapi: &mut utoipa::openapi::OpenApi) {
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation.responses.responses.insert(
+                "401".to_string(),
+                RefOr::Ref(Ref::new("#/components/responses/Unauthorized")),
+            );
         }
     }
 }
