@@ -10,8 +10,13 @@ import type { components } from "./generated/api";
 
 export type Schemas = components["schemas"];
 
-/** `T` is assignable to `U` (compile-time check that a validator yields the contract's type). */
+/** `T` is assignable to `U`. */
 type Yields<T extends U, U> = T;
+/**
+ * Compile-time check that a validator yields exactly the contract's type: a field or enum value
+ * added to or removed from the contract breaks `tsc` until the validator follows.
+ */
+type Matches<T extends U, U extends V, V = T> = Yields<T, U>;
 
 const int = v.pipe(v.number(), v.integer());
 const num = v.pipe(v.number(), v.finite());
@@ -20,8 +25,8 @@ const optInt = v.optional(v.nullable(int));
 const optText = v.optional(v.nullable(v.string()));
 const stringMap = v.record(v.string(), v.string());
 
-const MetricKind = v.picklist(["gauge", "counter", "up_down_counter", "histogram", "exponential_histogram", "summary"]);
-const Resolution = v.picklist(["1m", "5m", "1h"]);
+export const MetricKind = v.picklist(["gauge", "counter", "up_down_counter", "histogram", "exponential_histogram", "summary"]);
+export const Resolution = v.picklist(["1m", "5m", "1h"]);
 
 const BucketFields = {
   start: int,
@@ -121,10 +126,12 @@ export const TraceView = v.object({
   ),
 });
 
-const AlertStatus = v.picklist(["inactive", "pending", "firing", "resolved"]);
-const Severity = v.optional(v.nullable(v.picklist(["warning", "critical"])));
-const Reason = v.optional(v.nullable(v.picklist(["threshold", "anomaly", "no_data", "rule_removed"])));
-const TransitionKind = v.picklist(["pending", "firing", "escalated", "deescalated", "resolved", "cancelled", "acknowledged"]);
+export const AlertStatus = v.picklist(["inactive", "pending", "firing", "resolved"]);
+export const SeverityName = v.picklist(["warning", "critical"]);
+const Severity = v.optional(v.nullable(SeverityName));
+export const ReasonName = v.picklist(["threshold", "anomaly", "no_data", "rule_removed"]);
+const Reason = v.optional(v.nullable(ReasonName));
+export const TransitionKind = v.picklist(["pending", "firing", "escalated", "deescalated", "resolved", "cancelled", "acknowledged"]);
 
 export const ActiveAlert = v.object({
   fingerprint: v.string(),
@@ -260,27 +267,32 @@ export const ServerMessage = v.variant("type", [
   AlertEvent,
 ]);
 
-// Compile-time checks: each validator yields the contract's (generated) type.
-export type ServiceListT = Yields<v.InferOutput<typeof ServiceList>, Schemas["ServiceList"]>;
-export type MetricListT = Yields<v.InferOutput<typeof MetricList>, Schemas["MetricList"]>;
-export type HistoryT = Yields<v.InferOutput<typeof History>, Schemas["History"]>;
-export type GraphViewT = Yields<v.InferOutput<typeof GraphView>, Schemas["GraphView"]>;
-export type TraceListT = Yields<v.InferOutput<typeof TraceList>, Schemas["TraceList"]>;
-export type TraceViewT = Yields<v.InferOutput<typeof TraceView>, Schemas["TraceView"]>;
-export type ActiveAlertT = Yields<v.InferOutput<typeof ActiveAlert>, Schemas["ActiveAlert"]>;
-export type AlertListT = Yields<v.InferOutput<typeof AlertList>, Schemas["AlertList"]>;
-export type AlertTransitionT = Yields<v.InferOutput<typeof AlertTransition>, Schemas["AlertTransition"]>;
-export type AlertHistoryT = Yields<v.InferOutput<typeof AlertHistory>, Schemas["AlertHistory"]>;
-export type AlertEventT = Yields<v.InferOutput<typeof AlertEvent>, Schemas["AlertEvent"]>;
-export type RuleT = Yields<v.InferOutput<typeof Rule>, Schemas["Rule"]>;
-export type AlertRulesT = Yields<v.InferOutput<typeof AlertRules>, Schemas["AlertRules"]>;
-export type SilenceListT = Yields<v.InferOutput<typeof SilenceList>, Schemas["SilenceList"]>;
-export type LiveUpdateT = Yields<v.InferOutput<typeof LiveUpdate>, Schemas["LiveUpdate"]>;
-export type TraceEventT = Yields<v.InferOutput<typeof TraceEvent>, Schemas["TraceEvent"]>;
-export type ServerMessageT = Yields<
-  v.InferOutput<typeof ServerMessage>,
-  Schemas["ServerMessage"] | (Schemas["AlertEvent"] & { type: "alert" })
->;
+// Compile-time checks: each validator yields exactly the contract's (generated) type.
+export type Checks = [
+  Matches<v.InferOutput<typeof MetricKind>, Schemas["MetricKind"]>,
+  Matches<v.InferOutput<typeof Resolution>, Schemas["Resolution"]>,
+  Matches<v.InferOutput<typeof AlertStatus>, Schemas["AlertStatus"]>,
+  Matches<v.InferOutput<typeof SeverityName>, Schemas["Severity"]>,
+  Matches<v.InferOutput<typeof ReasonName>, Schemas["Reason"]>,
+  Matches<v.InferOutput<typeof TransitionKind>, Schemas["TransitionKind"]>,
+  Matches<v.InferOutput<typeof ServiceList>, Schemas["ServiceList"]>,
+  Matches<v.InferOutput<typeof MetricList>, Schemas["MetricList"]>,
+  Matches<v.InferOutput<typeof History>, Schemas["History"]>,
+  Matches<v.InferOutput<typeof GraphView>, Schemas["GraphView"]>,
+  Matches<v.InferOutput<typeof TraceList>, Schemas["TraceList"]>,
+  Matches<v.InferOutput<typeof TraceView>, Schemas["TraceView"]>,
+  Matches<v.InferOutput<typeof ActiveAlert>, Schemas["ActiveAlert"]>,
+  Matches<v.InferOutput<typeof AlertList>, Schemas["AlertList"]>,
+  Matches<v.InferOutput<typeof AlertTransition>, Schemas["AlertTransition"]>,
+  Matches<v.InferOutput<typeof AlertHistory>, Schemas["AlertHistory"]>,
+  Matches<v.InferOutput<typeof AlertEvent>, Schemas["AlertEvent"]>,
+  Matches<v.InferOutput<typeof Rule>, Schemas["Rule"]>,
+  Matches<v.InferOutput<typeof AlertRules>, Schemas["AlertRules"]>,
+  Matches<v.InferOutput<typeof SilenceList>, Schemas["SilenceList"]>,
+  Matches<v.InferOutput<typeof LiveUpdate>, Schemas["LiveUpdate"]>,
+  Matches<v.InferOutput<typeof TraceEvent>, Schemas["TraceEvent"]>,
+  Matches<v.InferOutput<typeof ServerMessage>, Schemas["ServerMessage"] | Schemas["AlertEvent"]>,
+];
 
 /** Why `value` is not what `schema` allows, in one line naming the first offending field; null when it is. */
 export function contractViolation(schema: v.GenericSchema, value: unknown): string | null {

@@ -333,6 +333,8 @@ export interface components {
             at: number;
             summary: string;
             by?: string | null;
+            /** @enum {string} */
+            type: "alert";
         };
         /** @description `GET /api/alerts/history`. */
         AlertHistory: {

@@ -70,6 +70,18 @@ impl Modify for Extras {
             "apiKey",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
         );
+        // `AlertEvent` is tagged by serde (`#[serde(tag = "type", rename = "alert")]` on a struct),
+        // which the derive does not see.
+        if let Some(RefOr::T(Schema::Object(event))) = components.schemas.get_mut("AlertEvent") {
+            event.properties.insert(
+                "type".to_string(),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["alert"]))
+                    .into(),
+            );
+            event.required.push("type".to_string());
+        }
         // A live flush's `metrics_update` carries `flushed_at_us`, written into the envelope by
         // `live::wire::encode_flush_update` rather than by serde.
         if let Some(RefOr::T(Schema::OneOf(messages))) = components.schemas.get_mut("ServerMessage")
