@@ -53,3 +53,140 @@ fn websocket_schemas_are_what_the_message_types_generate() {
     check("docs/websocket.client.schema.json", &client);
     check("docs/websocket.server.schema.json", &server);
 }
+
+/// Validates `text` (one message as sent) against a committed WebSocket schema.
+fn validate_message(schema_file: &str, text: &str) {
+    let path = repo_file(schema_file);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut compiler = boon::Compiler::new();
+    compiler.set_default_draft(boon::Draft::V2020_12);
+    let location = format!("http://flowscope.invalid/{schema_file}");
+    compiler.add_resource(&location, schema).unwrap();
+    let mut schemas = boon::Schemas::new();
+    let index = compiler.compile(&location, &mut schemas).unwrap();
+    let message: serde_json::Value = serde_json::from_str(text).unwrap();
+    if let Err(error) = schemas.validate(&message, index) {
+        panic!("{schema_file}: {error:#}\n{text}");
+    }
+}
+
+/// The messages the server really writes (including the hand-written envelope of a live flush and
+/// the separately tagged alert event) validate against the committed schemas; so do the client's.
+#[test]
+fn websocket_messages_as_sent_validate_against_the_committed_schemas() {
+    use flowscope_core::alerts::state::{
+        AlertStatus, AlertTransition, Labels, Reason, Severity, TransitionKind,
+    };
+    use flowscope_core::alerts::AlertEvent;
+    use flowscope_core::live::wire::{
+        encode_flush_update, ClientMessage, LiveSeries, LiveUpdate, ServerMessage, SharedSeries,
+    };
+    use flowscope_core::model::{MetricKind, Resolution};
+    use flowscope_core::query::BucketView;
+    use flowscope_core::traces::wire::{TraceEvent, TraceHop};
+
+    let update = LiveUpdate {
+        series: SharedSeries::new(LiveSeries {
+            series_id: "0f3a9c0000000001".into(),
+            service: "api".into(),
+            metric: "http.server.request.duration".into(),
+            attributes: [("route".to_string(), "/users".to_string())].into(),
+            kind: MetricKind::Histogram,
+            unit: "ms".into(),
+        }),
+        resolution: Resolution::OneMinute,
+        bucket: BucketView {
+            start: 1_764_000_000,
+            count: 120,
+            sum: 4200.5,
+            min: Some(3.1),
+            max: Some(880.0),
+            avg: Some(35.0),
+            p50: Some(22.0),
+            p95: None,
+            p99: None,
+            rate: 2.0,
+        },
+    };
+    let flush = encode_flush_update(42, 1_764_000_000_123_456, &[&update], 120 * 1024);
+    assert_eq!(flush.texts.len(), 1);
+    let trace = TraceEvent {
+        trace_id: "d80944f2a1adae5710fd9dc23ee9de80".into(),
+        root_service: "api".into(),
+        root_name: Some("POST /orders".into()),
+        start_unix_ms: 1_795_527_202_019.77,
+        duration_ms: 142.9,
+        error: false,
+        reason: Some("quota".into()),
+        hops: vec![TraceHop {
+            from: "api".into(),
+            to: "auth".into(),
+            kind: "call".into(),
+            to_kind: "service".into(),
+            offset_ms: 1.2,
+            duration_ms: 11.8,
+            error: false,
+        }],
+    };
+    let mut labels = Labels::new();
+    labels.insert("service".into(), "checkout".into());
+    let alert = AlertEvent::from_transition(&AlertTransition {
+        fingerprint: "00000000000000ff".into(),
+        rule: "high-latency".into(),
+        labels,
+        kind: TransitionKind::Firing,
+        status: AlertStatus::Firing,
+        previous_status: AlertStatus::Pending,
+        severity: Some(Severity::Critical),
+        previous_severity: None,
+        value: Some(1234.5),
+        reason: Some(Reason::Threshold),
+        at: 1_700_000_000,
+        summary: "p95 is 1234.5 ms".into(),
+        by: None,
+    });
+    let server = [
+        flush.texts[0].clone(),
+        ServerMessage::Hello {
+            connection_id: "c1".into(),
+            seq: 41,
+        }
+        .to_json(),
+        ServerMessage::Snapshot {
+            seq: 42,
+            part: 1,
+            parts: 1,
+            updates: vec![update.clone()],
+        }
+        .to_json(),
+        ServerMessage::Trace {
+            seq: 42,
+            traces: vec![trace],
+        }
+        .to_json(),
+        ServerMessage::Pong.to_json(),
+        ServerMessage::Error {
+            message: "bad".into(),
+        }
+        .to_json(),
+        alert.to_json(),
+    ];
+    for text in &server {
+        validate_message("docs/websocket.server.schema.json", text);
+    }
+    let client = [
+        ClientMessage::Subscribe {
+            services: vec!["api".into()],
+            metrics: vec![],
+            last_seq: Some(41),
+        },
+        ClientMessage::Ping,
+    ];
+    for message in &client {
+        validate_message(
+            "docs/websocket.client.schema.json",
+            &serde_json::to_string(message).unwrap(),
+        );
+    }
+}

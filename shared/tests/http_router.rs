@@ -244,3 +244,93 @@ async fn the_function_routers_require_an_api_key_and_answer_in_the_callers_terms
     let response = tower::ServiceExt::oneshot(ingest, request).await.unwrap();
     assert_eq!(response.status(), 404);
 }
+
+/// The committed contract describes what the router really sends: each answer below validates
+/// against the schema `docs/openapi.json` gives for its route, method and status (JSON Schema
+/// 2020-12, with `boon`). A serde attribute the schema derive does not see shows up here.
+#[tokio::test]
+async fn answers_validate_against_the_committed_openapi_document() {
+    let d = deployment();
+    let answer = post_json(&d.otlp, "/v1/metrics", &export_body()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    d.aggregate().await;
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+    let document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    const DOC: &str = "http://flowscope.invalid/openapi.json";
+    let mut compiler = boon::Compiler::new();
+    compiler.set_default_draft(boon::Draft::V2020_12);
+    compiler.add_resource(DOC, document.clone()).unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut checked = 0;
+    let mut check = |template: &str, method: &str, answer: &http::Answer| {
+        let status = answer.status.to_string();
+        let operation = &document["paths"][template][method.to_ascii_lowercase()];
+        let schema = &operation["responses"][&status]["content"]["application/json"]["schema"];
+        let reference = schema["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {template} does not document {status}"));
+        let index = compiler
+            .compile(&format!("{DOC}{reference}"), &mut schemas)
+            .unwrap();
+        if let Err(error) = schemas.validate(&answer.body, index) {
+            panic!("{method} {template} {status}: {error:#}\n{}", answer.body);
+        }
+        checked += 1;
+    };
+
+    let services = http::call(&d.api, "GET", "/api/services", "").await;
+    check("/api/services", "GET", &services);
+    let path = format!("/api/services/{}/metrics", segment(SERVICE));
+    let metrics = http::call(&d.api, "GET", &path, "").await;
+    check("/api/services/{service}/metrics", "GET", &metrics);
+    let path = format!(
+        "/api/services/{}/metrics/{}",
+        segment(SERVICE),
+        segment(METRIC)
+    );
+    let history = http::call(&d.api, "GET", &path, "").await;
+    check("/api/services/{service}/metrics/{metric}", "GET", &history);
+    let missing = http::call(&d.api, "GET", "/api/services/nobody/metrics/none", "").await;
+    check("/api/services/{service}/metrics/{metric}", "GET", &missing);
+    let id = metrics.body["metrics"][0]["series"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let series = http::call(&d.api, "GET", &format!("/api/series/{id}"), "").await;
+    check("/api/series/{id}", "GET", &series);
+
+    let alerts = http::call(&d.api, "GET", "/api/alerts", "").await;
+    check("/api/alerts", "GET", &alerts);
+    let history = http::call(&d.api, "GET", "/api/alerts/history", "").await;
+    check("/api/alerts/history", "GET", &history);
+    let letters = http::call(&d.api, "GET", "/api/alerts/dead-letters", "").await;
+    check("/api/alerts/dead-letters", "GET", &letters);
+    let rules = http::call(&d.api, "GET", "/api/alert-rules", "").await;
+    check("/api/alert-rules", "GET", &rules);
+    let body =
+        r#"{"matchers":[{"name":"service","value":"api"}],"duration":"1h","created_by":"test"}"#;
+    let created = post_json(&d.api, "/api/silences", body).await;
+    check("/api/silences", "POST", &created);
+    let silences = http::call(&d.api, "GET", "/api/silences", "").await;
+    check("/api/silences", "GET", &silences);
+    let id = created.body["silence"]["id"].as_str().unwrap().to_string();
+    let deleted = http::call(&d.api, "DELETE", &format!("/api/silences/{id}"), "").await;
+    check("/api/silences/{id}", "DELETE", &deleted);
+    let ack = post_json(&d.api, "/api/alerts/0000000000000000/ack", r#"{"by":"t"}"#).await;
+    check("/api/alerts/{fingerprint}/ack", "POST", &ack);
+    assert_eq!(checked, 13);
+
+    // Not vacuous: a renamed field or a wrong type is refused.
+    let index = compiler
+        .compile(
+            &format!("{DOC}#/components/schemas/ServiceList"),
+            &mut schemas,
+        )
+        .unwrap();
+    let renamed = json!({ "service_list": [] });
+    let mistyped = json!({ "services": [{ "name": 1, "series": 1, "last_seen": 1 }] });
+    assert!(schemas.validate(&renamed, index).is_err());
+    assert!(schemas.validate(&mistyped, index).is_err());
+}
