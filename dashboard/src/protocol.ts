@@ -21,7 +21,7 @@ const KINDS: readonly MetricKind[] = [
   "exponential_histogram",
   "summary",
 ];
-const RESOLUTIONS: readonly Resolution[] = ["1m", "5m", "1h"];
+const RESOLUTIONS: readonly Resolution[] = ["1m", "5m", "1h", "1d"];
 
 type Fields = Record<string, unknown>;
 

@@ -12,7 +12,7 @@ export type MetricKind =
   | "exponential_histogram"
   | "summary";
 
-export type Resolution = "1m" | "5m" | "1h";
+export type Resolution = "1m" | "5m" | "1h" | "1d";
 
 export type Attributes = Record<string, string>;
 
