@@ -100,8 +100,8 @@ async fn aggregate(sink: &RecordingSink, store: &std::sync::Arc<MemoryStore>, no
 
 /// The first second whose 1d bucket the aggregator still keeps 5 minutes after `now_s` (the
 /// receiver's margin for the time a point takes to reach the aggregator): bucket start + 1 d + 365 d
-/// > now + 300 s. (1h and 1d buckets have the longest retention by default, and a day's bucket
-/// reaches further back than an hour's.)
+/// after now + 300 s. 1h and 1d buckets have the longest retention by default, and a day's bucket
+/// reaches further back than an hour's.
 fn earliest_kept_s(now_s: u64) -> u64 {
     let day = 86_400;
     let expired_until = now_s + 300 - day - 365 * day;

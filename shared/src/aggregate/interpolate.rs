@@ -133,7 +133,7 @@ pub fn bucket_range(
         lo = lo.min(max);
         hi = hi.min(max);
     }
-    if !(lo <= hi) {
+    if hi.is_nan() || lo > hi {
         // Bounds out of order (refused at decode) or NaN: a point mass at the lower edge.
         hi = lo;
     }
@@ -148,7 +148,7 @@ pub fn spread(lo: f64, hi: f64, n: u64, pieces: u64, out: &mut Vec<(f64, u64)>) 
         return;
     }
     let width = hi - lo;
-    if n == 1 || !(width > 0.0) || !width.is_finite() {
+    if n == 1 || width <= 0.0 || !width.is_finite() {
         out.push((lo + width.max(0.0) / 2.0, n));
         return;
     }
