@@ -140,7 +140,7 @@ pub fn bucket_range(
     (lo, hi)
 }
 
-/// Spreads `n` values evenly over `[lo, hi]` into at most `pieces + 1` pairs, one per sketch bin
+/// Spreads `n` values evenly over `[lo, hi]` into at most `pieces` pairs, one per sketch bin
 /// (or per slice of the range where bins are finer than `pieces` slices), each at the centroid of
 /// the values it holds.
 pub fn spread(lo: f64, hi: f64, n: u64, pieces: u64, out: &mut Vec<(f64, u64)>) {
@@ -162,8 +162,9 @@ pub fn spread(lo: f64, hi: f64, n: u64, pieces: u64, out: &mut Vec<(f64, u64)>) 
         let slice_end = ((offset / slice).floor() + 1.0) * slice;
         let step_end = (bin_upper_edge(lo + offset) - lo).max(slice_end);
         steps += 1;
-        let next = if step_end >= width || steps > pieces {
-            // The last step (or, should rounding ever stall the walk, the rest in one piece).
+        let next = if step_end >= width || steps >= pieces {
+            // The last step (the `pieces`-th at most: should rounding ever stall the walk, the
+            // rest goes in one piece).
             n
         } else {
             // Values at offsets ≤ step_end: k ≤ step_end·n/width + ½. `as` saturates.
@@ -216,7 +217,7 @@ mod tests {
     fn work_per_bucket_is_bounded_whatever_the_count() {
         let mut pairs = Vec::new();
         spread(0.0, 1e280, u64::MAX, 32, &mut pairs);
-        assert!(pairs.len() <= 33, "{}", pairs.len());
+        assert!(pairs.len() <= 32, "{}", pairs.len());
         assert_eq!(
             pairs.iter().fold(0u64, |t, p| t.saturating_add(p.1)),
             u64::MAX
@@ -224,13 +225,35 @@ mod tests {
         // A wide bucket at slice resolution: its median within half a slice (width/64).
         let mut pairs = Vec::new();
         spread(0.0, 5.0, 10_000, 32, &mut pairs);
-        assert!(pairs.len() <= 33);
+        assert!(pairs.len() <= 32);
         let mut sketch = Sketch::new();
         for &(v, c) in &pairs {
             sketch.add_n(v, c);
         }
         let median = sketch.quantile(0.5).unwrap();
         assert!((median - 2.5).abs() <= 5.0 / 64.0 + 0.01 * 2.5, "{median}");
+    }
+
+    #[test]
+    fn a_point_places_at_most_max_256_buckets_plus_its_extremes_whatever_its_counts() {
+        for buckets in [1usize, 8, 16, 100, 1000] {
+            let bounds: Vec<f64> = (1..buckets).map(|i| i as f64 * 10.0).collect();
+            let counts = vec![u64::MAX / buckets as u64; buckets];
+            let mut pairs = Vec::new();
+            place_explicit(&bounds, &counts, None, Some(0.5), Some(1e6), &mut pairs);
+            let most = (MAX_PIECES_PER_POINT as usize).max(buckets) + 2;
+            assert!(
+                pairs.len() <= most,
+                "{buckets} buckets: {} pairs",
+                pairs.len()
+            );
+            assert!(
+                pairs.len() <= most_pieces(&counts),
+                "the capacity hint covers them"
+            );
+            let total = pairs.iter().fold(0u64, |t, p| t.saturating_add(p.1));
+            assert_eq!(total, counts.iter().sum::<u64>(), "every count placed");
+        }
     }
 
     #[test]
