@@ -1,5 +1,5 @@
 //! Local mode applies its ingest-limit flags: attributes per point, points per request and the
-//! retention window reach the OTLP receiver, refusals are named in `partial_success` and counted
+//! retention window (all four `--retention-*` flags, the longest setting it) reach the OTLP receiver, refusals are named in `partial_success` and counted
 //! per reason in `/api/pipeline`.
 
 mod support;
@@ -29,6 +29,8 @@ async fn ingest_limit_flags_reach_the_receiver() {
             "--retention-5m",
             "2h",
             "--retention-1h",
+            "1d",
+            "--retention-1d",
             "1d",
         ],
     ))

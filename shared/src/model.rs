@@ -387,13 +387,17 @@ pub enum Resolution {
     FiveMinutes,
     #[serde(rename = "1h")]
     OneHour,
+    /// Daily buckets (UTC days), kept a year by default.
+    #[serde(rename = "1d")]
+    OneDay,
 }
 
 impl Resolution {
-    pub const ALL: [Resolution; 3] = [
+    pub const ALL: [Resolution; 4] = [
         Resolution::OneMinute,
         Resolution::FiveMinutes,
         Resolution::OneHour,
+        Resolution::OneDay,
     ];
 
     pub fn seconds(self) -> i64 {
@@ -401,6 +405,7 @@ impl Resolution {
             Resolution::OneMinute => 60,
             Resolution::FiveMinutes => 300,
             Resolution::OneHour => 3600,
+            Resolution::OneDay => 86_400,
         }
     }
 
@@ -409,6 +414,7 @@ impl Resolution {
             Resolution::OneMinute => "1m",
             Resolution::FiveMinutes => "5m",
             Resolution::OneHour => "1h",
+            Resolution::OneDay => "1d",
         }
     }
 
@@ -417,13 +423,14 @@ impl Resolution {
         unix_seconds.div_euclid(self.seconds()) * self.seconds()
     }
 
-    /// Default retention: 1m → 7 d, 5m → 30 d, 1h → 1 y.
+    /// Default retention: 1m → 7 d, 5m → 30 d, 1h → 1 y, 1d → 1 y.
     pub fn default_retention_seconds(self) -> i64 {
         const DAY: i64 = 86_400;
         match self {
             Resolution::OneMinute => 7 * DAY,
             Resolution::FiveMinutes => 30 * DAY,
             Resolution::OneHour => 365 * DAY,
+            Resolution::OneDay => 365 * DAY,
         }
     }
 }
@@ -441,7 +448,10 @@ impl std::str::FromStr for Resolution {
             "1m" => Ok(Resolution::OneMinute),
             "5m" => Ok(Resolution::FiveMinutes),
             "1h" => Ok(Resolution::OneHour),
-            other => Err(format!("resolution must be 1m, 5m or 1h, got {other:?}")),
+            "1d" => Ok(Resolution::OneDay),
+            other => Err(format!(
+                "resolution must be 1m, 5m, 1h or 1d, got {other:?}"
+            )),
         }
     }
 }
@@ -452,6 +462,12 @@ pub struct Retention {
     pub one_minute_seconds: i64,
     pub five_minutes_seconds: i64,
     pub one_hour_seconds: i64,
+    #[serde(default = "default_one_day_retention")]
+    pub one_day_seconds: i64,
+}
+
+fn default_one_day_retention() -> i64 {
+    Resolution::OneDay.default_retention_seconds()
 }
 
 impl Default for Retention {
@@ -460,6 +476,7 @@ impl Default for Retention {
             one_minute_seconds: Resolution::OneMinute.default_retention_seconds(),
             five_minutes_seconds: Resolution::FiveMinutes.default_retention_seconds(),
             one_hour_seconds: Resolution::OneHour.default_retention_seconds(),
+            one_day_seconds: Resolution::OneDay.default_retention_seconds(),
         }
     }
 }
@@ -470,6 +487,7 @@ impl Retention {
             Resolution::OneMinute => self.one_minute_seconds,
             Resolution::FiveMinutes => self.five_minutes_seconds,
             Resolution::OneHour => self.one_hour_seconds,
+            Resolution::OneDay => self.one_day_seconds,
         }
     }
 }
@@ -549,5 +567,11 @@ mod tests {
         assert_eq!(Resolution::OneMinute.bucket_start(125), 120);
         assert_eq!(Resolution::FiveMinutes.bucket_start(599), 300);
         assert_eq!(Resolution::OneHour.bucket_start(-1), -3600);
+        // UTC days: 2026-12-06T13:00Z is in the day starting at 2026-12-06T00:00Z.
+        assert_eq!(
+            Resolution::OneDay.bucket_start(1_796_562_000),
+            1_796_515_200
+        );
+        assert_eq!("1d".parse::<Resolution>(), Ok(Resolution::OneDay));
     }
 }

@@ -86,6 +86,21 @@ fn representative(value: f64) -> f64 {
     }
 }
 
+/// The upper edge of the sketch bin that holds `value`, in ascending value order: `γ^(k+1)` for a
+/// positive bin `[γ^k, γ^(k+1))`, `−γ^k` for a negative bin `(−γ^(k+1), −γ^k]`, and the zero bin's
+/// `MIN_VALUE`. Every value in `(value, bin_upper_edge(value))` lands in the same bin as `value`, so
+/// spreading a count over a range (explicit histogram buckets) can step one bin at a time.
+pub fn bin_upper_edge(value: f64) -> f64 {
+    let config = &*CONFIG;
+    if value > MIN_VALUE {
+        config.pow_gamma(config.key(value).saturating_add(1))
+    } else if value < -MIN_VALUE {
+        -config.pow_gamma(config.key(-value))
+    } else {
+        MIN_VALUE
+    }
+}
+
 impl Sketch {
     pub fn new() -> Self {
         Sketch {

@@ -66,8 +66,12 @@ async fn gauge_values_are_observed_as_levels() {
     let p50 = stats.quantile(0.5).unwrap();
     assert!((p50 - 2.5).abs() <= 0.025, "p50 {p50}");
     assert_eq!(outcome.points_applied, 3);
-    // The same points in the 5m and 1h buckets.
-    for resolution in [Resolution::FiveMinutes, Resolution::OneHour] {
+    // The same points in the 5m, 1h and 1d buckets.
+    for resolution in [
+        Resolution::FiveMinutes,
+        Resolution::OneHour,
+        Resolution::OneDay,
+    ] {
         assert_eq!(
             store
                 .bucket(bucket_key("cpu", resolution, T0))
@@ -87,7 +91,7 @@ async fn gauge_values_are_observed_as_levels() {
     assert_eq!(update.series.key.metric, "cpu");
     assert_eq!(update.series.last_seen_unix_s, (T0 + 20) as i64);
     assert_eq!(update.view.count, 3);
-    assert_eq!(outcome.updates.len(), 3);
+    assert_eq!(outcome.updates.len(), 4, "one per resolution");
 }
 
 #[tokio::test]
@@ -240,22 +244,24 @@ async fn cumulative_histogram_becomes_delta_buckets_with_exact_count_and_sum() {
         .bucket(bucket_key("latency", Resolution::OneMinute, T0 + 60))
         .unwrap()
         .stats;
-    // Delta: 2 values ≤ 10, 3 in (10, 100], 1 above 100; count and sum from the points, not midpoints.
+    // Delta: 2 values ≤ 10, 3 in (10, 100], 1 above 100; count and sum from the points.
     assert_eq!(stats.count, 6);
     assert_eq!(stats.sum, 750.0);
     // The running max rose (60 → 400), so 400 happened in this interval; the running min (2) did not
-    // move, so the interval's min is estimated from the lowest bucket (its upper bound, 10).
+    // move, so the interval's min is estimated from the lowest bucket: its two values spread over
+    // (0, 10] sit at 2.5 and 7.5.
     assert_eq!(stats.sketch.count(), 6);
-    assert_eq!((stats.min, stats.max), (Some(10.0), Some(400.0)));
+    assert_eq!((stats.min, stats.max), (Some(2.5), Some(400.0)));
     let top = stats.quantile(1.0).unwrap();
     assert!(
         (top - 400.0).abs() <= 4.0 + 1e-9,
         "open-ended bucket sits at the known max: {top}"
     );
+    // p50 is the 3rd of 6 values: the first of the three spread over (10, 100], at 25.
     let p50 = stats.quantile(0.5).unwrap();
     assert!(
-        (p50 - 55.0).abs() <= 0.55 + 1e-9,
-        "p50 {p50} should be the (10,100] midpoint"
+        (p50 - 25.0).abs() <= 0.25 + 1e-9,
+        "p50 {p50} should be interpolated within (10,100]"
     );
     assert_eq!(
         minute(&store, "latency", T0),

@@ -181,3 +181,62 @@ async fn dynamo_series_admission_passes_the_admission_contract() {
         .await
         .expect("delete the tables");
 }
+
+/// Daily buckets on DynamoDB: the day is the sum of its hours (see `contract::daily`), and every
+/// bucket item carries the table's TTL attribute `expires_at` for its own resolution: 1m items
+/// `start + 60 s + 7 d`, 1d items `start + 1 d + 365 d` (DynamoDB deletes expired items itself).
+#[tokio::test]
+async fn dynamo_daily_buckets_are_the_sum_of_their_hours_and_carry_their_ttl() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use flowscope_core::model::{Resolution, Retention};
+
+    let Some(config) = emulator(
+        "dynamodb",
+        "dynamo_daily_buckets_are_the_sum_of_their_hours_and_carry_their_ttl",
+    )
+    .await
+    else {
+        return;
+    };
+    let tables = TableNames {
+        connections: String::new(),
+        traces: String::new(),
+        alerts: String::new(),
+        ..TableNames::with_prefix(&contract::unique("flowscope-daily"))
+    };
+    create_tables_if_missing(&config, &tables)
+        .await
+        .expect("create the tables");
+    let store = std::sync::Arc::new(DynamoStore::new(&config, tables.clone()));
+    let retention = Retention::default();
+    let run = contract::daily::daily_buckets_are_the_sum_of_their_hours(store, retention).await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    for (resolution, start) in [
+        (Resolution::OneMinute, run.first_minute),
+        (Resolution::OneDay, run.day),
+    ] {
+        let item = client
+            .get_item()
+            .table_name(&tables.buckets)
+            .key(
+                "pk",
+                AttributeValue::S(format!("{}#{resolution}", run.series)),
+            )
+            .key("start", AttributeValue::N(start.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get the bucket item")
+            .item
+            .unwrap_or_else(|| panic!("the {resolution} bucket item exists"));
+        let expected = start + resolution.seconds() + retention.seconds(resolution);
+        assert_eq!(
+            item.get("expires_at"),
+            Some(&AttributeValue::N(expected.to_string())),
+            "{resolution} item's TTL attribute"
+        );
+    }
+    delete_tables_if_present(&config, &tables)
+        .await
+        .expect("delete the tables");
+}

@@ -260,6 +260,7 @@ async fn purge_deletes_expired_items_and_keeps_the_rest() {
         one_minute_seconds: 60,
         five_minutes_seconds: 300,
         one_hour_seconds: 3600,
+        one_day_seconds: 3600,
     };
     let store =
         RedbStore::open_with_retention(&dir.path().join("flowscope.redb"), retention).unwrap();
@@ -692,4 +693,49 @@ async fn memory_series_admission_seeded_from_the_registry_does_not_readmit_after
     let verdicts = admission.admit(now, &[other]).await.unwrap();
     assert_eq!(verdicts[0].ids, vec![SeriesId(9)]);
     assert_eq!(verdicts[0].limit, Some(LimitKind::PerService));
+}
+
+/// Daily buckets on the redb store: the day is the sum of its hours (see `contract::daily`), and
+/// retention is per resolution: purging removes the expired 1m items of that day and keeps its 1h
+/// and 1d buckets (1 year by default).
+#[tokio::test]
+async fn daily_buckets_are_the_sum_of_their_hours_and_outlive_expired_minutes() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = Retention {
+        one_minute_seconds: 3 * 86_400,
+        ..Retention::default()
+    };
+    let store = Arc::new(
+        RedbStore::open_with_retention(&dir.path().join("flowscope.redb"), retention).unwrap(),
+    );
+    let run =
+        contract::daily::daily_buckets_are_the_sum_of_their_hours(store.clone(), retention).await;
+    let day = run.day;
+    let count = |resolution: Resolution, from: i64, to: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .query_buckets(run.series, resolution, from, to)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert!(count(Resolution::OneMinute, day, day + 86_400).await > 0);
+    // Two days later the day's 1m buckets (kept 3 days) have expired; its 1h and 1d have not.
+    let later = run.now + 2 * 86_400;
+    assert!(store.purge_expired(later).await.unwrap() > 0);
+    assert_eq!(
+        count(Resolution::OneMinute, day, day + 86_400).await,
+        0,
+        "expired 1m items are deleted"
+    );
+    assert_eq!(count(Resolution::OneHour, day, day + 86_400).await, 4);
+    assert_eq!(count(Resolution::OneDay, day, day + 86_400).await, 1);
+    // And once a year has passed, the 1d bucket goes too.
+    store
+        .purge_expired(day + 2 * 86_400 + retention.one_day_seconds)
+        .await
+        .unwrap();
+    assert_eq!(count(Resolution::OneDay, day, day + 86_400).await, 0);
 }

@@ -98,13 +98,14 @@ async fn aggregate(sink: &RecordingSink, store: &std::sync::Arc<MemoryStore>, no
 
 // ---- 1. Too old -------------------------------------------------------------------------------
 
-/// The first second whose 1h bucket the aggregator still keeps 5 minutes after `now_s` (the
-/// receiver's margin for the time a point takes to reach the aggregator): bucket start + 1 h + 365 d
-/// > now + 300 s. (1h buckets have the longest retention by default.)
+/// The first second whose 1d bucket the aggregator still keeps 5 minutes after `now_s` (the
+/// receiver's margin for the time a point takes to reach the aggregator): bucket start + 1 d + 365 d
+/// after now + 300 s. 1h and 1d buckets have the longest retention by default, and a day's bucket
+/// reaches further back than an hour's.
 fn earliest_kept_s(now_s: u64) -> u64 {
-    let hour = 3600;
-    let expired_until = now_s + 300 - hour - 365 * 86_400;
-    (expired_until / hour + 1) * hour
+    let day = 86_400;
+    let expired_until = now_s + 300 - day - 365 * day;
+    (expired_until / day + 1) * day
 }
 
 #[tokio::test]
@@ -117,7 +118,7 @@ async fn points_older_than_the_retention_window_are_refused_with_the_reason_and_
             at(946_684_800 * SEC, 1.0), // 2000-01-01
             at(1, 2.0),                 // 1 ns after the epoch
             at(earliest - SEC, 3.0),    // one second before the window
-            at(earliest, 4.0),          // the window's first second: kept in its 1h bucket
+            at(earliest, 4.0),          // the window's first second: kept in its 1d bucket
             at(NOW - 8 * DAY, 5.0),     // past the 1m (7 d) retention, inside 5m and 1h: kept
             at(NOW - 60 * SEC, 6.0),
         ],
@@ -153,17 +154,17 @@ async fn points_older_than_the_retention_window_are_refused_with_the_reason_and_
     let store = MemoryStore::new();
     let expired_resolutions = aggregate(&sink, &store, (NOW / SEC) as i64).await;
     // The 8-day-old point has no 1m bucket any more (that is the documented window), the one at the
-    // window's first second only its 1h bucket: 1 + 2 (resolution, point) pairs.
-    assert_eq!(expired_resolutions, 3);
-    let hour_bucket_of_earliest = store
+    // window's first second only its 1d bucket: 1 + 3 (resolution, point) pairs.
+    assert_eq!(expired_resolutions, 4);
+    let day_bucket_of_earliest = store
         .buckets()
         .into_iter()
         .filter(|(key, _)| {
-            key.resolution == Resolution::OneHour
-                && key.start_unix_s == Resolution::OneHour.bucket_start((earliest / SEC) as i64)
+            key.resolution == Resolution::OneDay
+                && key.start_unix_s == Resolution::OneDay.bucket_start((earliest / SEC) as i64)
         })
         .count();
-    assert_eq!(hour_bucket_of_earliest, 1);
+    assert_eq!(day_bucket_of_earliest, 1);
 }
 
 #[tokio::test]
@@ -173,6 +174,7 @@ async fn the_window_follows_the_configured_retention_and_a_missing_timestamp_sta
             one_minute_seconds: 3600,
             five_minutes_seconds: 2 * 3600,
             one_hour_seconds: 86_400,
+            one_day_seconds: 86_400,
         },
         ..IngestLimits::default()
     });

@@ -117,6 +117,9 @@ pub struct LocalArgs {
     /// Retention of 1-hour buckets.
     #[arg(long, env = "FLOWSCOPE_RETENTION_1H", default_value = "365d")]
     pub retention_1h: String,
+    /// Retention of daily (1d, UTC) buckets.
+    #[arg(long, env = "FLOWSCOPE_RETENTION_1D", default_value = "365d")]
+    pub retention_1d: String,
     /// Largest WebSocket message a client may send, in bytes; larger closes it with 1009.
     #[arg(long, env = "FLOWSCOPE_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024,
           value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
@@ -174,6 +177,8 @@ impl LocalArgs {
                 .context("--retention-5m")?,
             one_hour_seconds: parse_duration_seconds(&self.retention_1h)
                 .context("--retention-1h")?,
+            one_day_seconds: parse_duration_seconds(&self.retention_1d)
+                .context("--retention-1d")?,
         })
     }
 

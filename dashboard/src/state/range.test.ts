@@ -7,7 +7,10 @@ describe("range pickers", () => {
     expect(allowedResolutions("1h")).toEqual(["1m", "5m"]);
     expect(allowedResolutions("24h")).toEqual(["1m", "5m", "1h"]);
     // 7 days of 5-minute buckets are 2016, over the API's limit.
-    expect(allowedResolutions("7d")).toEqual(["1h"]);
+    expect(allowedResolutions("7d")).toEqual(["1h", "1d"]);
+    // Daily buckets (kept a year) are what a year's chart reads.
+    expect(allowedResolutions("30d")).toEqual(["1h", "1d"]);
+    expect(allowedResolutions("1y")).toEqual(["1d"]);
   });
 
   it("defaults to a resolution each range allows", () => {

@@ -4,19 +4,22 @@
 
 import type { Resolution } from "../types";
 
-export type RangeName = "15m" | "1h" | "24h" | "7d";
+export type RangeName = "15m" | "1h" | "24h" | "7d" | "30d" | "1y";
 
 export const RANGES: readonly { name: RangeName; label: string; seconds: number }[] = [
   { name: "15m", label: "15 min", seconds: 15 * 60 },
   { name: "1h", label: "1 hour", seconds: 3600 },
   { name: "24h", label: "24 hours", seconds: 86_400 },
   { name: "7d", label: "7 days", seconds: 7 * 86_400 },
+  { name: "30d", label: "30 days", seconds: 30 * 86_400 },
+  { name: "1y", label: "1 year", seconds: 365 * 86_400 },
 ];
 
 export const RESOLUTIONS: readonly { name: Resolution; label: string; seconds: number }[] = [
   { name: "1m", label: "1 min", seconds: 60 },
   { name: "5m", label: "5 min", seconds: 300 },
   { name: "1h", label: "1 hour", seconds: 3600 },
+  { name: "1d", label: "1 day", seconds: 86_400 },
 ];
 
 export const MAX_BUCKETS = 2000;
@@ -47,7 +50,10 @@ export function defaultResolution(range: RangeName): Resolution {
     case "24h":
       return "5m";
     case "7d":
+    case "30d":
       return "1h";
+    case "1y":
+      return "1d";
   }
 }
 

@@ -4,15 +4,15 @@
 //! - Sum (a delta, see [`crate::aggregate::cumulative`]): one observation of the delta, so a bucket's
 //!   `sum` is the increase within the bucket and its rate is `sum / bucket seconds`.
 //! - Histogram (explicit bounds): `count`, `sum`, `min` and `max` are the point's own (exact). Only the
-//!   sketch is approximate: each bucket's count goes in at one representative value — the midpoint of
-//!   its finite bounds; the open-ended first bucket at `min` (else its upper bound) and the last at
-//!   `max` (else its lower bound); every representative clamped into `[min, max]` when both are known.
-//!   **Error:** a value in `(lo, hi]` is represented with an absolute error of at most `(hi − lo) / 2`,
-//!   so a quantile is off by at most half the width of the bucket that holds it (plus the sketch's 1%
-//!   relative error); in the open-ended buckets it is bounded only by `min`/`max`. With the SDK
-//!   default bounds (0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, …) a p99 of 180 ms may read 175 ms.
-//!   When the point has no `min`/`max`/`sum` (e.g. a delta derived from a cumulative histogram, see
-//!   `cumulative`), they are estimated from the representatives, with the same error.
+//!   sketch is approximate: each bucket's count is spread evenly over its range, as Prometheus's
+//!   `histogram_quantile` interpolates ([`super::interpolate`]): the first bucket from `min` (else 0),
+//!   the last up to `max` (else its lower bound), every range clipped to `[min, max]`, and `min` and
+//!   `max` themselves placed as observations. **Error:** exactly linear interpolation within a bucket
+//!   at the sketch's resolution (1%) for buckets up to ~1.9× wide; wider ones (and those starting at
+//!   0) at 1/32 of their width; the rest is the interpolation's assumption that values are uniform
+//!   within a bucket (`docs/quantiles.md` measures it against exact quantiles). When the point has no
+//!   `min`/`max`/`sum` (e.g. a delta derived from a cumulative histogram, see `cumulative`), they are
+//!   estimated from the spread values.
 //! - Exponential histogram: bucket `i` (values in `(base^i, base^(i+1)]`, `base = 2^(2^-scale)`) goes in
 //!   at its geometric midpoint `base^(i + 0.5)`, the zero bucket at 0, negative buckets mirrored.
 //!   **Error:** relative, at most `√base − 1`: 0.14% at scale 8, 1.1% at scale 5, 4.4% at scale 3, 41%
@@ -24,6 +24,7 @@
 
 use crate::model::PointData;
 
+use super::interpolate;
 use super::stats::BucketStats;
 
 /// The statistics one normalized point adds to each bucket it falls in.
@@ -84,13 +85,13 @@ impl PointContribution {
                 bucket_counts,
                 ..
             } => {
-                let pairs = bucket_counts.iter().enumerate().map(|(i, &n)| {
-                    (
-                        explicit_representative(i, bounds, *min, *max, *sum, *count),
-                        n,
-                    )
-                });
-                PointContribution::Spread(Spread::new(*count, *sum, *min, *max, pairs, placed))
+                let start = placed.len();
+                if *count > 0 {
+                    interpolate::place_explicit(bounds, bucket_counts, *sum, *min, *max, placed);
+                }
+                PointContribution::Spread(Spread::of_placed(
+                    *count, *sum, *min, *max, start, placed,
+                ))
             }
             PointData::ExponentialHistogram {
                 count,
@@ -162,7 +163,24 @@ impl Spread {
         placed: &mut Vec<(f64, u64)>,
     ) -> Spread {
         let start = placed.len();
+        if count > 0 {
+            placed.extend(pairs.filter(|&(value, n)| n > 0 && value.is_finite()));
+        }
+        Spread::of_placed(count, sum, min, max, start, placed)
+    }
+
+    /// The spread of the pairs `placed[start..]` (finite values, non-zero counts), estimating the
+    /// fields the point lacks from them.
+    fn of_placed(
+        count: u64,
+        sum: Option<f64>,
+        min: Option<f64>,
+        max: Option<f64>,
+        start: usize,
+        placed: &mut Vec<(f64, u64)>,
+    ) -> Spread {
         if count == 0 {
+            placed.truncate(start);
             return Spread {
                 placed: start..start,
                 count: 0,
@@ -174,12 +192,8 @@ impl Spread {
         let mut placed_sum = 0.0;
         let mut placed_min: Option<f64> = None;
         let mut placed_max: Option<f64> = None;
-        for (value, n) in pairs {
-            if n == 0 || !value.is_finite() {
-                continue;
-            }
-            placed.push((value, n));
-            // Representatives lie within the point's values (≤ 1e280 after validation), so this
+        for &(value, n) in placed.get(start..).unwrap_or_default() {
+            // Placed values lie within the point's values (≤ 1e280 after validation), so this
             // stays finite; `add_to_sum` would saturate anyway.
             placed_sum += value * n as f64;
             placed_min = Some(placed_min.map_or(value, |m| m.min(value)));
@@ -212,7 +226,7 @@ impl Spread {
 /// hint for a batch's list of placed pairs, so that it is not regrown (and copied) while filled.
 pub fn most_placed(data: &PointData) -> usize {
     match data {
-        PointData::Histogram { bucket_counts, .. } => bucket_counts.len(),
+        PointData::Histogram { bucket_counts, .. } => interpolate::most_pieces(bucket_counts),
         PointData::ExponentialHistogram {
             positive_counts,
             negative_counts,
@@ -237,30 +251,6 @@ pub fn exponential_midpoint(scale: i32, index: i64) -> f64 {
     ((index as f64 + 0.5) * (-f64::from(scale)).exp2()).exp2()
 }
 
-/// Where the values counted in bucket `i` of an explicit-bounds histogram are assumed to be.
-fn explicit_representative(
-    i: usize,
-    bounds: &[f64],
-    min: Option<f64>,
-    max: Option<f64>,
-    sum: Option<f64>,
-    count: u64,
-) -> f64 {
-    let lower = i.checked_sub(1).and_then(|j| bounds.get(j)).copied();
-    let upper = bounds.get(i).copied();
-    let value = match (lower, upper) {
-        (Some(lo), Some(hi)) => lo + (hi - lo) / 2.0,
-        (None, Some(hi)) => min.filter(|m| *m <= hi).unwrap_or(hi),
-        (Some(lo), None) => max.filter(|m| *m > lo).unwrap_or(lo),
-        // No bounds: one bucket holding everything, best represented by the mean.
-        (None, None) => match sum {
-            Some(s) if count > 0 => s / count as f64,
-            _ => min.or(max).unwrap_or(0.0),
-        },
-    };
-    clamp_to(value, min, max)
-}
-
 fn clamp_to(value: f64, min: Option<f64>, max: Option<f64>) -> f64 {
     match (min, max) {
         (Some(lo), Some(hi)) if lo <= hi => value.clamp(lo, hi),
@@ -283,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn histogram_without_min_max_sum_estimates_them_from_bucket_representatives() {
+    fn histogram_without_min_max_sum_estimates_them_from_the_spread_values() {
         let stats = contribution(&PointData::Histogram {
             temporality: Temporality::Delta,
             count: 3,
@@ -294,7 +284,8 @@ mod tests {
             bucket_counts: vec![0, 2, 0, 1],
         });
         assert_eq!(stats.count, 3);
-        assert_eq!(stats.min, Some(5.0));
+        // The two values of (0, 10] spread evenly: at 2.5 and 7.5.
+        assert_eq!(stats.min, Some(2.5));
         // The open-ended last bucket sits at its lower bound when max is unknown.
         assert_eq!(stats.max, Some(20.0));
         assert_eq!(stats.sum, 30.0);

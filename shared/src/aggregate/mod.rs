@@ -14,6 +14,7 @@ pub mod aggregator;
 pub mod bucket_write;
 pub mod contribution;
 pub mod cumulative;
+pub mod interpolate;
 pub mod rollup;
 pub mod stats;
 

@@ -702,6 +702,7 @@ fn resolution_code(resolution: Resolution) -> u8 {
         Resolution::OneMinute => 1,
         Resolution::FiveMinutes => 2,
         Resolution::OneHour => 3,
+        Resolution::OneDay => 4,
     }
 }
 

@@ -96,7 +96,7 @@ pub fn auto_resolution(from: i64, to: i64) -> Resolution {
     Resolution::ALL
         .into_iter()
         .find(|r| (to - from) / r.seconds() <= AUTO_MAX_BUCKETS)
-        .unwrap_or(Resolution::OneHour)
+        .unwrap_or(Resolution::OneDay)
 }
 
 pub async fn service_graph<S: MetricStore + ?Sized>(
@@ -222,6 +222,7 @@ mod tests {
         assert_eq!(auto_resolution(0, 15 * 60), Resolution::OneMinute);
         assert_eq!(auto_resolution(0, 6 * 3600), Resolution::OneMinute);
         assert_eq!(auto_resolution(0, 24 * 3600), Resolution::FiveMinutes);
-        assert_eq!(auto_resolution(0, 30 * 86_400), Resolution::OneHour);
+        assert_eq!(auto_resolution(0, 7 * 86_400), Resolution::OneHour);
+        assert_eq!(auto_resolution(0, 30 * 86_400), Resolution::OneDay);
     }
 }

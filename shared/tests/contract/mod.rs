@@ -9,6 +9,7 @@
 
 pub mod admission;
 pub mod alerts;
+pub mod daily;
 pub mod traces;
 
 use std::collections::BTreeMap;
