@@ -693,3 +693,15 @@ async fn memory_series_admission_seeded_from_the_registry_does_not_readmit_after
     assert_eq!(verdicts[0].ids, vec![SeriesId(9)]);
     assert_eq!(verdicts[0].limit, Some(LimitKind::PerService));
 }
+
+// ---- service registry ----
+
+#[tokio::test]
+async fn redb_registry_store_passes_the_registry_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        flowscope_core::embedded::RedbRegistryStore::open(&dir.path().join("registry.redb")).unwrap();
+    contract::registry::registry_store_contract(&store).await;
+    // The suite does not assume an empty store.
+    contract::registry::registry_store_contract(&store).await;
+}

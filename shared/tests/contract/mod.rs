@@ -9,6 +9,7 @@
 
 pub mod admission;
 pub mod alerts;
+pub mod registry;
 pub mod traces;
 
 use std::collections::BTreeMap;

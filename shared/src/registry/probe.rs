@@ -1,0 +1,1 @@
+//! Health probes (issue 13 item 2).
