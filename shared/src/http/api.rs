@@ -43,6 +43,8 @@ pub struct ApiState {
     /// Serves `GET /api/limits` (active-series refusals) when set.
     limits: Option<Arc<dyn SeriesAdmission>>,
     clock: Clock,
+    /// The service registry (`/api/registry/*`, instances in `/api/services`), when configured.
+    registry: Option<Arc<crate::registry::Registry>>,
 }
 
 impl ApiState {
@@ -58,6 +60,7 @@ impl ApiState {
             alerts: Arc::new(AlertApi::new(alerts, rules)),
             limits: None,
             clock: Arc::new(system_now),
+            registry: None,
         }
     }
 
@@ -79,7 +82,17 @@ impl ApiState {
         self
     }
 
-    fn now(&self) -> i64 {
+    /// Serves the registry routes and adds instances to `GET /api/services`.
+    pub fn with_registry(mut self, registry: Arc<crate::registry::Registry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    pub(crate) fn registry(&self) -> Option<Arc<crate::registry::Registry>> {
+        self.registry.clone()
+    }
+
+    pub(crate) fn now(&self) -> i64 {
         (self.clock)()
     }
 }
@@ -119,6 +132,18 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/silences", get(silences).post(create_silence))
         .route("/api/silences/{id}", delete(delete_silence))
         .route("/api/alert-rules", get(alert_rules))
+        .route(
+            "/api/registry/instances",
+            get(super::registry::instances).post(super::registry::register),
+        )
+        .route(
+            "/api/registry/instances/{service}/{instance}",
+            delete(super::registry::deregister),
+        )
+        .route(
+            "/api/registry/instances/{service}/{instance}/heartbeat",
+            axum::routing::put(super::registry::heartbeat),
+        )
         .route("/api/{*rest}", any(unknown_route))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -209,7 +234,8 @@ fn to_json(value: &impl serde::Serialize) -> ApiResult {
 
 async fn services(State(state): State<ApiState>) -> ApiResult {
     let services = state.query.services().await?;
-    Ok(Json(json!({ "services": to_json(&services)?.0 })))
+    let services = super::registry::extend_services(&state, to_json(&services)?.0).await?;
+    Ok(Json(json!({ "services": services })))
 }
 
 async fn metrics(State(state): State<ApiState>, ApiPath(service): ApiPath<String>) -> ApiResult {

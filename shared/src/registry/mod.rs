@@ -412,7 +412,12 @@ pub struct Registry {
     limits: RegistryLimits,
     /// (service, instance) → unix seconds of this process's last sighting write.
     written: Mutex<HashMap<(String, String), i64>>,
+    /// Every change, for whoever pushes live `registry` events (local mode's fan-out).
+    events: tokio::sync::broadcast::Sender<RegistryEvent>,
 }
+
+/// Events a slow subscriber may lag behind before it misses some (it is told how many).
+const EVENT_BUFFER: usize = 1024;
 
 /// Entries of the sighting cache before it is cleared (bounds its memory).
 const MAX_CACHED_SIGHTINGS: usize = 100_000;
@@ -423,6 +428,19 @@ impl Registry {
             store,
             limits,
             written: Mutex::new(HashMap::new()),
+            events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
+        }
+    }
+
+    /// Every registry change from now on (registrations, deregistrations, expiries, discoveries).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RegistryEvent> {
+        self.events.subscribe()
+    }
+
+    fn publish(&self, events: &[RegistryEvent]) {
+        for event in events {
+            // No subscriber is not an error.
+            let _ = self.events.send(event.clone());
         }
     }
 
@@ -489,6 +507,7 @@ impl Registry {
         };
         let record = registration.record(&self.limits, now);
         let event = RegistryEvent::new(action, &record, Some(&view), now);
+        self.publish(std::slice::from_ref(&event));
         Ok((view, event))
     }
 
@@ -528,12 +547,14 @@ impl Registry {
                 RegistryError::NotFound(format!("no registration of {service}/{instance}"))
             })?;
         let current = self.view_of(service, instance, now).await?;
-        Ok(RegistryEvent::new(
+        let event = RegistryEvent::new(
             RegistryAction::Deregistered,
             &removed,
             current.as_ref(),
             now,
-        ))
+        );
+        self.publish(std::slice::from_ref(&event));
+        Ok(event)
     }
 
     /// Every live instance, merged.
@@ -548,7 +569,7 @@ impl Registry {
             return Ok(Vec::new());
         }
         let remaining = merge_records(&self.store.list().await?, now);
-        Ok(removed
+        let events: Vec<RegistryEvent> = removed
             .iter()
             .map(|record| {
                 let current = remaining
@@ -560,7 +581,9 @@ impl Registry {
                 };
                 RegistryEvent::new(action, record, current, now)
             })
-            .collect())
+            .collect();
+        self.publish(&events);
+        Ok(events)
     }
 
     /// Records OTLP sightings, writing only those this process has not written within
@@ -624,6 +647,7 @@ impl Registry {
                 }
                 Ok(PutKind::Updated) => {}
                 Err(e) => {
+                    self.publish(&events);
                     // Written again on a later sighting.
                     if let Ok(mut written) = self.written.lock() {
                         written.remove(&(record.service.clone(), record.instance.clone()));
@@ -632,6 +656,7 @@ impl Registry {
                 }
             }
         }
+        self.publish(&events);
         Ok(events)
     }
 }
