@@ -213,6 +213,10 @@ impl Sighting {
         mut get: impl FnMut(&str) -> Option<&'a str>,
         sdk: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Option<Sighting> {
+        // Flowscope's own probe results describe an instance; they are not a sighting of it.
+        if get(probe::PROBE_RESOURCE_ATTRIBUTE).is_some() {
+            return None;
+        }
         let instance = get("service.instance.id").filter(|i| !i.is_empty())?;
         let bounded = |v: &str| v.len() <= MAX_NAME_BYTES && !v.chars().any(char::is_control);
         if !bounded(service) || !bounded(instance) {

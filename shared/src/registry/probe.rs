@@ -22,6 +22,9 @@ use super::InstanceView;
 
 pub const UP_METRIC: &str = "flowscope.probe.up";
 pub const DURATION_METRIC: &str = "flowscope.probe.duration";
+/// A resource attribute on probe results: they are not OTLP sightings of the instance (which would
+/// list it with source `otlp` and keep it after deregistration).
+pub const PROBE_RESOURCE_ATTRIBUTE: &str = "flowscope.probe";
 /// The point attribute naming the probed instance.
 pub const INSTANCE_ATTRIBUTE: &str = "service.instance.id";
 
@@ -133,6 +136,7 @@ pub fn probe_request(results: &[ProbeResult]) -> ExportMetricsServiceRequest {
                     attributes: vec![
                         string_kv("service.name", &result.target.service),
                         string_kv("service.instance.id", &result.target.instance),
+                        string_kv(PROBE_RESOURCE_ATTRIBUTE, "true"),
                     ],
                     ..Resource::default()
                 }),
