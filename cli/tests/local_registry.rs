@@ -31,10 +31,7 @@ async fn send(handle: &LocalHandle, method: &str, path: &str, body: &Value) -> (
         body.to_string().as_bytes(),
     )
     .await;
-    (
-        status,
-        serde_json::from_slice(&body).unwrap_or(Value::Null),
-    )
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 async fn instances(handle: &LocalHandle, service: &str) -> Vec<Value> {
@@ -116,7 +113,12 @@ async fn leases_heartbeats_deregistration_otlp_sightings_and_live_events() {
     let dir = tempfile::tempdir().unwrap();
     let handle = local::start(args_with(
         dir.path(),
-        &["--registry-max-instances", "2", "--registry-max-lease", "10m"],
+        &[
+            "--registry-max-instances",
+            "2",
+            "--registry-max-lease",
+            "10m",
+        ],
     ))
     .await
     .unwrap();
@@ -237,7 +239,10 @@ async fn leases_heartbeats_deregistration_otlp_sightings_and_live_events() {
     )
     .await;
     assert_eq!(status, 507, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("--registry-max-instances"));
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("--registry-max-instances"));
     // Re-registering one that is there is not a new instance.
     let (status, _) = send(
         &handle,

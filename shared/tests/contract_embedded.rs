@@ -700,7 +700,8 @@ async fn memory_series_admission_seeded_from_the_registry_does_not_readmit_after
 async fn redb_registry_store_passes_the_registry_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store =
-        flowscope_core::embedded::RedbRegistryStore::open(&dir.path().join("registry.redb")).unwrap();
+        flowscope_core::embedded::RedbRegistryStore::open(&dir.path().join("registry.redb"))
+            .unwrap();
     contract::registry::registry_store_contract(&store).await;
     // The suite does not assume an empty store.
     contract::registry::registry_store_contract(&store).await;

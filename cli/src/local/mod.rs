@@ -183,9 +183,13 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     ));
     registry::spawn_all(
         &registry,
-        &ingest,
-        &connections,
-        &fanout_pusher,
+        registry::Ports {
+            ingest: ingest.clone(),
+            metrics: store.clone(),
+            alerts: alerting.store.clone(),
+            connections: connections.clone(),
+            pusher: fanout_pusher.clone(),
+        },
         args.registry.probe_settings(),
         &stopped,
         &mut tasks,

@@ -9,8 +9,13 @@ use anyhow::Context;
 use bytes::Bytes;
 use flowscope_core::ingest::{Ingest, IngestRequest, Signal};
 use flowscope_core::live::Fanout;
-use flowscope_core::ports::{ConnectionPusher, ConnectionStore, StreamSink};
+use std::collections::BTreeSet;
+
+use flowscope_core::ports::{
+    AlertStore, ConnectionPusher, ConnectionStore, MetricStore, StreamSink,
+};
 use flowscope_core::registry::probe::{probe_request, ProbeSettings, ProbeTarget, Prober};
+use flowscope_core::registry::score::{self, ScoreSettings};
 use flowscope_core::registry::{Registry, RegistryLimits};
 use prost::Message;
 use tokio::sync::broadcast::error::RecvError;
@@ -20,6 +25,8 @@ use super::unix_now;
 /// How often lapsed leases are removed (and `expired` events sent). A lapsed lease is left out of
 /// every listing at once; the sweep only deletes it and says so.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How often health scores are computed, pushed and stored (as often as alerts are evaluated).
+const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Flags of the registry and its health probes (README `## Limits`).
 #[derive(clap::Args, Debug, Clone)]
@@ -59,7 +66,9 @@ pub struct RegistryArgs {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("invalid duration {text:?} ({e}): write a number with a unit, like 500ms, 30s or 1m")
+        format!(
+            "invalid duration {text:?} ({e}): write a number with a unit, like 500ms, 30s or 1m"
+        )
     })?;
     if duration < Duration::from_millis(100) {
         return Err(format!("duration {text:?} is shorter than 100ms"));
@@ -140,7 +149,10 @@ pub async fn push_loop(
         let event = match events.recv().await {
             Ok(event) => event,
             Err(RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "live registry events were dropped (too many at once)");
+                tracing::warn!(
+                    missed,
+                    "live registry events were dropped (too many at once)"
+                );
                 continue;
             }
             Err(RecvError::Closed) => return,
@@ -203,12 +215,96 @@ pub async fn probe_loop(
     }
 }
 
-/// Starts the sweep, the live-event push and the probe loop.
+/// Computes every service's health score each [`HEALTH_INTERVAL`], pushes it as a live `health`
+/// event, stores it as the `flowscope.health.score` series (through `Ingest`) and keeps the latest
+/// for `GET /api/services`.
+pub async fn health_loop(
+    registry: Arc<Registry>,
+    ingest: Arc<Ingest<dyn StreamSink>>,
+    metrics: Arc<dyn MetricStore>,
+    alerts: Arc<dyn AlertStore>,
+    connections: Arc<dyn ConnectionStore>,
+    pusher: Arc<dyn ConnectionPusher>,
+    settings: ScoreSettings,
+) {
+    let mut ticker = tokio::time::interval(HEALTH_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = unix_now();
+        let mut services: BTreeSet<String> = match metrics.list_services().await {
+            Ok(services) => services.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing services to score failed");
+                continue;
+            }
+        };
+        if let Ok(instances) = registry.instances(now).await {
+            services.extend(instances.into_iter().map(|i| i.service));
+        }
+        let states = score::alert_states(alerts.as_ref()).await;
+        let mut scores = Vec::with_capacity(services.len());
+        for service in services {
+            match score::gather(metrics.as_ref(), &states, &service, now).await {
+                Ok(inputs) => {
+                    let health = score::score(&inputs, &settings, now);
+                    scores.push((service, health));
+                }
+                Err(e) => tracing::warn!(%service, error = %e, "reading health inputs failed"),
+            }
+        }
+        registry.set_health(&scores);
+        let fanout = Fanout::new(connections.as_ref(), pusher.as_ref());
+        for (service, health) in &scores {
+            let event = score::HealthEvent::new(service, health, now);
+            if let Err(e) = fanout
+                .deliver_event(Some(service), Bytes::from(event.to_json()))
+                .await
+            {
+                tracing::warn!(error = %e, "pushing a health event failed");
+            }
+        }
+        let request = score::score_request(&scores, now_nanos());
+        if request.resource_metrics.is_empty() {
+            continue;
+        }
+        let response = ingest
+            .handle(IngestRequest {
+                signal: Signal::Metrics,
+                content_type: Some("application/x-protobuf".to_string()),
+                content_encoding: None,
+                body: Bytes::from(request.encode_to_vec()),
+            })
+            .await;
+        if response.status != 200 {
+            tracing::warn!(
+                status = response.status,
+                "the receiver refused health scores"
+            );
+        }
+    }
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The ports the registry's loops read and write.
+pub struct Ports {
+    pub ingest: Arc<Ingest<dyn StreamSink>>,
+    pub metrics: Arc<dyn MetricStore>,
+    pub alerts: Arc<dyn AlertStore>,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub pusher: Arc<dyn ConnectionPusher>,
+}
+
+/// Starts the sweep, the live-event push, the probe loop and the health scores.
 pub fn spawn_all(
     registry: &Arc<Registry>,
-    ingest: &Arc<Ingest<dyn StreamSink>>,
-    connections: &Arc<dyn ConnectionStore>,
-    pusher: &Arc<dyn ConnectionPusher>,
+    ports: Ports,
     settings: ProbeSettings,
     stopped: &tokio::sync::watch::Receiver<bool>,
     tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
@@ -219,10 +315,30 @@ pub fn spawn_all(
     ));
     tasks.spawn(super::until_stopped(
         stopped.clone(),
-        push_loop(registry.clone(), connections.clone(), pusher.clone()),
+        push_loop(
+            registry.clone(),
+            ports.connections.clone(),
+            ports.pusher.clone(),
+        ),
     ));
     tasks.spawn(super::until_stopped(
         stopped.clone(),
-        probe_loop(registry.clone(), ingest.clone(), settings),
+        probe_loop(registry.clone(), ports.ingest.clone(), settings),
+    ));
+    let score_settings = ScoreSettings {
+        probe_timeout_s: settings.timeout.as_secs_f64(),
+        ..ScoreSettings::default()
+    };
+    tasks.spawn(super::until_stopped(
+        stopped.clone(),
+        health_loop(
+            registry.clone(),
+            ports.ingest,
+            ports.metrics,
+            ports.alerts,
+            ports.connections,
+            ports.pusher,
+            score_settings,
+        ),
     ));
 }

@@ -35,7 +35,6 @@ fn registry(state: &ApiState, uri: &Uri) -> Result<Arc<Registry>, ApiError> {
         .ok_or_else(|| QueryError::NotFound(format!("no route for {}", uri.path())).into())
 }
 
-
 fn to_value(value: &impl serde::Serialize) -> Result<Value, ApiError> {
     serde_json::to_value(value)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
@@ -68,25 +67,24 @@ pub async fn deregister(
     ApiPath((service, instance)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let registry = registry(&state, &uri)?;
-    registry.deregister(&service, &instance, state.now()).await?;
-    Ok(Json(json!({ "deregistered": { "service": service, "instance": instance } })).into_response())
+    registry
+        .deregister(&service, &instance, state.now())
+        .await?;
+    Ok(
+        Json(json!({ "deregistered": { "service": service, "instance": instance } }))
+            .into_response(),
+    )
 }
 
-pub async fn instances(
-    State(state): State<ApiState>,
-    uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+pub async fn instances(State(state): State<ApiState>, uri: Uri) -> Result<Json<Value>, ApiError> {
     let registry = registry(&state, &uri)?;
     let views = registry.instances(state.now()).await?;
     Ok(Json(json!({ "instances": to_value(&views)? })))
 }
 
-/// `GET /api/services` with the registry: each service gains `instances`, `versions` and
-/// `sources`, and services known only to the registry are listed (with no series).
-pub async fn extend_services(
-    state: &ApiState,
-    services: Value,
-) -> Result<Value, ApiError> {
+/// `GET /api/services` with the registry: each service gains `instances`, `versions`, `sources`
+/// and its latest `health` score (`null` until computed), and services known only to the registry are listed (with no series).
+pub async fn extend_services(state: &ApiState, services: Value) -> Result<Value, ApiError> {
     let Some(registry) = state.registry() else {
         return Ok(services);
     };
@@ -106,16 +104,23 @@ pub async fn extend_services(
             .to_string();
         let entry = known.remove(&name);
         extend_one(object, entry.as_ref())?;
+        object.insert("health".into(), to_value(&registry.health_of(&name))?);
     }
     for (name, entry) in known {
         let mut object = serde_json::Map::new();
-        object.insert("name".into(), Value::String(name));
+        object.insert("name".into(), Value::String(name.clone()));
         object.insert("series".into(), json!(0));
         object.insert(
             "last_seen".into(),
-            json!(entry.instances.iter().map(|i| i.last_seen).max().unwrap_or(0)),
+            json!(entry
+                .instances
+                .iter()
+                .map(|i| i.last_seen)
+                .max()
+                .unwrap_or(0)),
         );
         extend_one(&mut object, Some(&entry))?;
+        object.insert("health".into(), to_value(&registry.health_of(&name))?);
         list.push(Value::Object(object));
     }
     Ok(Value::Array(list))

@@ -222,7 +222,8 @@ impl Sighting {
         if !bounded(service) || !bounded(instance) {
             return None;
         }
-        let optional = |v: Option<&str>| v.filter(|v| !v.is_empty() && bounded(v)).map(String::from);
+        let optional =
+            |v: Option<&str>| v.filter(|v| !v.is_empty() && bounded(v)).map(String::from);
         Some(Sighting {
             service: service.to_string(),
             instance: instance.to_string(),
@@ -270,9 +271,8 @@ impl InstanceView {
             InstanceSource::Scraped => 2,
         });
         let first = sorted.first()?;
-        let pick = |f: fn(&InstanceRecord) -> Option<&String>| {
-            sorted.iter().find_map(|r| f(r)).cloned()
-        };
+        let pick =
+            |f: fn(&InstanceRecord) -> Option<&String>| sorted.iter().find_map(|r| f(r)).cloned();
         let mut metadata = BTreeMap::new();
         for record in sorted.iter().rev() {
             metadata.extend(record.metadata.clone());
@@ -418,6 +418,8 @@ pub struct Registry {
     written: Mutex<HashMap<(String, String), i64>>,
     /// Every change, for whoever pushes live `registry` events (local mode's fan-out).
     events: tokio::sync::broadcast::Sender<RegistryEvent>,
+    /// The latest health score per service (set by whoever computes them), for `GET /api/services`.
+    health: Mutex<BTreeMap<String, score::HealthScore>>,
 }
 
 /// Events a slow subscriber may lag behind before it misses some (it is told how many).
@@ -433,7 +435,20 @@ impl Registry {
             limits,
             written: Mutex::new(HashMap::new()),
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
+            health: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Replaces the latest health scores (services absent from `scores` are forgotten).
+    pub fn set_health(&self, scores: &[(String, score::HealthScore)]) {
+        if let Ok(mut health) = self.health.lock() {
+            *health = scores.iter().cloned().collect();
+        }
+    }
+
+    /// The latest health score of `service`, when one was computed.
+    pub fn health_of(&self, service: &str) -> Option<score::HealthScore> {
+        self.health.lock().ok()?.get(service).cloned()
     }
 
     /// Every registry change from now on (registrations, deregistrations, expiries, discoveries).
@@ -639,9 +654,7 @@ impl Registry {
             };
             match self.store.put(&record).await {
                 Ok(PutKind::Created) => {
-                    let view = self
-                        .view_of(&record.service, &record.instance, now)
-                        .await?;
+                    let view = self.view_of(&record.service, &record.instance, now).await?;
                     events.push(RegistryEvent::new(
                         RegistryAction::Discovered,
                         &record,

@@ -13,8 +13,7 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics,
-    ScopeMetrics,
+    metric::Data, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -98,7 +97,7 @@ pub struct ProbeResult {
     pub at_unix_nano: u64,
 }
 
-fn string_kv(key: &str, value: &str) -> KeyValue {
+pub(crate) fn string_kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.to_string(),
         value: Some(AnyValue {
@@ -108,7 +107,7 @@ fn string_kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
-fn gauge(name: &str, unit: &str, description: &str, point: NumberDataPoint) -> Metric {
+pub(crate) fn gauge(name: &str, unit: &str, description: &str, point: NumberDataPoint) -> Metric {
     Metric {
         name: name.to_string(),
         description: description.to_string(),
@@ -250,10 +249,11 @@ mod client {
                 .body(Empty::<Bytes>::new())
                 .map_err(|e| ProbeFailure::Other(format!("invalid request: {e}")))?;
             // The head only: the body is dropped unread with the response (the connection closes).
-            let response = tokio::time::timeout(self.settings.timeout, self.client.request(request))
-                .await
-                .map_err(|_| ProbeFailure::Timeout)?
-                .map_err(|e| ProbeFailure::Other(describe(&e)))?;
+            let response =
+                tokio::time::timeout(self.settings.timeout, self.client.request(request))
+                    .await
+                    .map_err(|_| ProbeFailure::Timeout)?
+                    .map_err(|e| ProbeFailure::Other(describe(&e)))?;
             Ok(response.status().as_u16())
         }
     }

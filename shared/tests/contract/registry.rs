@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use flowscope_core::ports::registry::{
-    InstanceRecord, InstanceSource, PutKind, RegistryStore,
-};
+use flowscope_core::ports::registry::{InstanceRecord, InstanceSource, PutKind, RegistryStore};
 
 use super::{now_unix_s, unique};
 
