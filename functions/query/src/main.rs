@@ -16,9 +16,9 @@ use flowscope_core::aws::{
     config, DynamoAlertStore, DynamoRegistryStore, DynamoSeriesAdmission, DynamoStore,
     DynamoTraceStore, TableNames,
 };
-use flowscope_core::registry::{Registry, RegistryLimits};
 use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::http::{query_router, ApiState};
+use flowscope_core::registry::{Registry, RegistryLimits};
 use lambda_http::{run, Error};
 
 /// The core's `/api/*` router (the one local mode serves), behind the API key check; lambda_http

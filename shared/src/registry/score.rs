@@ -383,10 +383,7 @@ mod tests {
         assert_eq!(with(1.0), Some(100.0));
         assert_eq!(with(5.0), Some(100.0 - LATENCY_PENALTY));
         assert_eq!(with(50.0), Some(100.0 - LATENCY_PENALTY));
-        assert_eq!(
-            with(3.0),
-            Some(100.0 - LATENCY_PENALTY / 2.0).map(f64::round)
-        );
+        assert_eq!(with(3.0), Some((100.0 - LATENCY_PENALTY / 2.0).round()));
     }
 
     #[test]
