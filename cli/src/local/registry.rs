@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use flowscope_core::ports::{
     AlertStore, ConnectionPusher, ConnectionStore, MetricStore, StreamSink,
 };
-use flowscope_core::registry::probe::{probe_request, ProbeSettings, ProbeTarget, Prober};
+use flowscope_core::registry::probe::{self, ProbeSettings, Prober};
 use flowscope_core::registry::score::{self, ScoreSettings};
 use flowscope_core::registry::{Registry, RegistryLimits};
 use prost::Message;
@@ -184,33 +184,8 @@ pub async fn probe_loop(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let targets = match registry.instances(unix_now()).await {
-            Ok(instances) => ProbeTarget::of(&instances),
-            Err(e) => {
-                tracing::warn!(error = %e, "listing instances to probe failed");
-                continue;
-            }
-        };
-        if targets.is_empty() {
-            continue;
-        }
-        let results = prober.probe_all(targets).await;
-        for result in results.iter().filter(|r| !r.up) {
-            tracing::debug!(service = %result.target.service, instance = %result.target.instance, error = ?result.error, "health probe failed");
-        }
-        let response = ingest
-            .handle(IngestRequest {
-                signal: Signal::Metrics,
-                content_type: Some("application/x-protobuf".to_string()),
-                content_encoding: None,
-                body: Bytes::from(probe_request(&results).encode_to_vec()),
-            })
-            .await;
-        if response.status != 200 {
-            tracing::warn!(
-                status = response.status,
-                "the receiver refused health probe results"
-            );
+        if let Err(e) = probe::probe_round(&registry, &prober, ingest.as_ref(), unix_now()).await {
+            tracing::warn!(error = %e, "listing instances to probe failed");
         }
     }
 }

@@ -54,6 +54,32 @@ impl Default for ProbeSettings {
 }
 
 impl ProbeSettings {
+    /// The scheduled function's settings: `PROBE_TIMEOUT_SECONDS`, `PROBE_CONCURRENCY`,
+    /// `PROBE_EXPECTED_STATUS` over the defaults.
+    pub fn with_env(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let number = |name: &str, min: u64, max: u64| -> Result<Option<u64>, String> {
+            env(name)
+                .map(|text| {
+                    text.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| (min..=max).contains(n))
+                        .ok_or_else(|| format!("{name} must be a whole number from {min} to {max}"))
+                })
+                .transpose()
+        };
+        if let Some(seconds) = number("PROBE_TIMEOUT_SECONDS", 1, 25)? {
+            self.timeout = Duration::from_secs(seconds);
+        }
+        if let Some(n) = number("PROBE_CONCURRENCY", 1, 1024)? {
+            self.concurrency = usize::try_from(n).unwrap_or(16);
+        }
+        if let Some(status) = number("PROBE_EXPECTED_STATUS", 100, 599)? {
+            self.expected_status = u16::try_from(status).ok();
+        }
+        Ok(self)
+    }
+
     pub fn healthy(&self, status: u16) -> bool {
         match self.expected_status {
             Some(expected) => status == expected,
@@ -168,11 +194,11 @@ pub fn probe_request(results: &[ProbeResult]) -> ExportMetricsServiceRequest {
 }
 
 #[cfg(feature = "webhook")]
-pub use client::Prober;
+pub use client::{probe_round, probe_rounds, ProbeRoundReport, Prober};
 
 #[cfg(feature = "webhook")]
 mod client {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use bytes::Bytes;
     use futures::StreamExt;
@@ -180,8 +206,83 @@ mod client {
     use hyper::{Method, Request};
     use hyper_util::client::legacy::Client;
 
-    use super::{ProbeResult, ProbeSettings, ProbeTarget};
+    use prost::Message;
+    use serde::Serialize;
+
+    use super::{probe_request, ProbeResult, ProbeSettings, ProbeTarget};
     use crate::alerts::webhook::{self, SinkConnector};
+    use crate::ingest::{Ingest, IngestRequest, Signal};
+    use crate::ports::StreamSink;
+    use crate::registry::{Registry, RegistryError};
+
+    /// What one round of probes did.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+    pub struct ProbeRoundReport {
+        pub probed: usize,
+        pub up: usize,
+        /// The receiver's status for the results (200 when kept; 0 when nothing was probed).
+        pub ingest_status: u16,
+    }
+
+    /// One round: every live instance with a health URL is probed and the results go to `ingest`
+    /// as one OTLP metrics request — locally into the embedded stream, on AWS into Kinesis, so they
+    /// take the exactly-once path of pushed data. Local mode's probe loop and the scheduled probe
+    /// function both run this.
+    pub async fn probe_round<S: StreamSink + ?Sized>(
+        registry: &Registry,
+        prober: &Prober,
+        ingest: &Ingest<S>,
+        now: i64,
+    ) -> Result<ProbeRoundReport, RegistryError> {
+        let targets = ProbeTarget::of(&registry.instances(now).await?);
+        if targets.is_empty() {
+            return Ok(ProbeRoundReport::default());
+        }
+        let results = prober.probe_all(targets).await;
+        for result in results.iter().filter(|r| !r.up) {
+            tracing::debug!(service = %result.target.service, instance = %result.target.instance, error = ?result.error, "health probe failed");
+        }
+        let response = ingest
+            .handle(IngestRequest {
+                signal: Signal::Metrics,
+                content_type: Some("application/x-protobuf".to_string()),
+                content_encoding: None,
+                body: Bytes::from(probe_request(&results).encode_to_vec()),
+            })
+            .await;
+        if response.status != 200 {
+            tracing::warn!(
+                status = response.status,
+                "the receiver refused health probe results"
+            );
+        }
+        Ok(ProbeRoundReport {
+            probed: results.len(),
+            up: results.iter().filter(|r| r.up).count(),
+            ingest_status: response.status,
+        })
+    }
+
+    /// `rounds` rounds, `gap` apart (from start to start): the scheduled function runs two, 30 s
+    /// apart, because EventBridge Scheduler cannot run more often than once a minute.
+    pub async fn probe_rounds<S: StreamSink + ?Sized>(
+        registry: &Registry,
+        prober: &Prober,
+        ingest: &Ingest<S>,
+        rounds: u32,
+        gap: Duration,
+        now: impl Fn() -> i64,
+    ) -> Vec<Result<ProbeRoundReport, RegistryError>> {
+        let mut reports = Vec::new();
+        for round in 0..rounds {
+            let started = tokio::time::Instant::now();
+            reports.push(probe_round(registry, prober, ingest, now()).await);
+            if round + 1 < rounds {
+                tokio::time::sleep_until(started + gap).await;
+            }
+        }
+        reports
+    }
 
     /// Probes health URLs over the alert sinks' HTTP(S) client (hyper + rustls with ring).
     pub struct Prober {
