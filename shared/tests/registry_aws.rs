@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowscope_core::aws::{
-    config, create_tables_if_missing, delete_tables_if_present, DynamoRegistryStore,
-    KinesisStream, TableNames,
+    config, create_tables_if_missing, delete_tables_if_present, DynamoRegistryStore, KinesisStream,
+    TableNames,
 };
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::PointData;
@@ -35,7 +35,9 @@ async fn health_endpoint() -> String {
                 let mut buffer = [0u8; 1024];
                 let _ = socket.read(&mut buffer).await;
                 let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
                     .await;
             });
         }
@@ -82,7 +84,10 @@ async fn the_probe_handler_writes_each_rounds_results_into_kinesis() {
     );
     let service = contract::unique("svc");
     let now = contract::now_unix_s();
-    for (instance, url) in [("up-1", health_endpoint().await), ("down-1", dead_endpoint().await)] {
+    for (instance, url) in [
+        ("up-1", health_endpoint().await),
+        ("down-1", dead_endpoint().await),
+    ] {
         let registration = Registration {
             service: service.clone(),
             instance: instance.to_string(),
@@ -93,7 +98,10 @@ async fn the_probe_handler_writes_each_rounds_results_into_kinesis() {
             metrics_url: None,
             lease_seconds: Some(600),
         };
-        registry.register(&registration, now).await.expect("register");
+        registry
+            .register(&registration, now)
+            .await
+            .expect("register");
     }
     let ingest = Ingest::new(stream.clone(), IngestLimits::default());
     let prober = Prober::new(ProbeSettings {

@@ -29,7 +29,10 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::load().await;
     let registry = Registry::new(
-        Arc::new(DynamoRegistryStore::new(&config, required_env("REGISTRY_TABLE")?)),
+        Arc::new(DynamoRegistryStore::new(
+            &config,
+            required_env("REGISTRY_TABLE")?,
+        )),
         RegistryLimits::default(),
     );
     let stream: Arc<dyn StreamSink> =
