@@ -8,6 +8,7 @@ import { ApiError, QueryClient } from "./api";
 import { withToken, type DashboardConfig } from "./config";
 import { formatAge, formatRate } from "./format";
 import { edgeHealth, nodeHealth } from "./graph/health";
+import { healthFromScore, type HealthScore } from "./registry/model";
 import { emptyNode, type GraphNode, type ServiceGraph } from "./graph/model";
 import { LiveConnection, type ConnectionStatus } from "./live/connection";
 import { parseRoute, pipelineHref, type Route } from "./router";
@@ -91,6 +92,8 @@ export class App {
   private readonly state = new TelemetryState({ resolution: RESOLUTION, retentionSeconds: RETENTION_SECONDS });
   private readonly traces = new TraceStore(100);
   private readonly alerts = new AlertStore();
+  /** The latest health score per service (live `health` events); nodes show it when known. */
+  private readonly scores = new Map<string, HealthScore>();
   private readonly api: QueryClient;
   private readonly connection: LiveConnection;
   private readonly header: Header;
@@ -267,6 +270,10 @@ export class App {
       case "alert":
         if (this.alerts.apply(message.alert)) this.toasts.alert(this.alerts.get(message.alert.fingerprint) ?? message.alert);
         if (this.route.page === "alerts") this.refreshAlertDetailsSoon();
+        this.scheduleRender();
+        break;
+      case "health":
+        this.scores.set(message.service, message.health);
         this.scheduleRender();
         break;
       case "error":
@@ -629,7 +636,9 @@ export class App {
         rate,
         errorRatio,
         p95Ms: live?.p95Ms ?? node.p95Ms,
-        health: nodeHealth({ count: live?.rate ?? node.count, errorRatio, alertSeverities }),
+        health: this.scores.has(node.id)
+          ? healthFromScore(this.scores.get(node.id) ?? null)
+          : nodeHealth({ count: live?.rate ?? node.count, errorRatio, alertSeverities }),
         alerts: alertSeverities.length,
       };
     });

@@ -2,6 +2,7 @@
 // dropped (and reported) instead of corrupting chart state or throwing inside an event handler.
 
 import { parseAlert } from "./alerts/model";
+import { parseHealth } from "./registry/model";
 import { parseTraceEvent, type TraceEvent } from "./traces/model";
 import type {
   Attributes,
@@ -161,6 +162,10 @@ export function parseServerMessage(text: string, receivedMs: number = Date.now()
     case "alert": {
       const alert = parseAlert(value);
       return alert === null ? null : { type: "alert", alert };
+    }
+    case "health": {
+      const health = parseHealth(value);
+      return health === null || typeof value.service !== "string" ? null : { type: "health", service: value.service, health };
     }
     case "error":
       return {
