@@ -8,7 +8,7 @@ import { ApiError, QueryClient } from "./api";
 import { withToken, type DashboardConfig } from "./config";
 import { formatAge, formatRate } from "./format";
 import { edgeHealth, nodeHealth } from "./graph/health";
-import { healthFromScore, type HealthScore } from "./registry/model";
+import { applyEvent, healthFromScore, serviceRows, type HealthScore, type ServiceHealthRow } from "./registry/model";
 import { emptyNode, type GraphNode, type ServiceGraph } from "./graph/model";
 import { LiveConnection, type ConnectionStatus } from "./live/connection";
 import { parseRoute, pipelineHref, type Route } from "./router";
@@ -34,6 +34,7 @@ import type { TraceEvent, TraceSummary } from "./traces/model";
 import { TraceStore } from "./traces/store";
 import type { Bucket, ServerMessage } from "./types";
 import { AlertsPage } from "./views/alerts-page";
+import { ServicesPage } from "./views/services-page";
 import { el, setText } from "./views/dom";
 import { Header, type Section } from "./views/header";
 import { OverviewPage } from "./views/overview";
@@ -94,6 +95,9 @@ export class App {
   private readonly alerts = new AlertStore();
   /** The latest health score per service (live `health` events); nodes show it when known. */
   private readonly scores = new Map<string, HealthScore>();
+  private readonly servicesPage = new ServicesPage();
+  /** The Services page's rows: `GET /api/services` when it opens, then live events. */
+  private serviceRows: ServiceHealthRow[] = [];
   private readonly api: QueryClient;
   private readonly connection: LiveConnection;
   private readonly header: Header;
@@ -274,6 +278,11 @@ export class App {
         break;
       case "health":
         this.scores.set(message.service, message.health);
+        applyEvent(this.serviceRows, { type: "health", service: message.service, ...message.health });
+        this.scheduleRender();
+        break;
+      case "registry":
+        applyEvent(this.serviceRows, message.event);
         this.scheduleRender();
         break;
       case "error":
@@ -295,6 +304,21 @@ export class App {
   }
 
   // ---- loading ----------------------------------------------------------------------------------
+
+  /** The Services page's rows, with instances and scores (`GET /api/services`). */
+  private async loadServiceRows(): Promise<void> {
+    try {
+      this.serviceRows = serviceRows(await this.api.servicesRaw());
+      for (const row of this.serviceRows) {
+        if (row.score !== null || row.status === "unknown") {
+          this.scores.set(row.service, { score: row.score, status: row.status, reasons: row.reasons });
+        }
+      }
+      this.scheduleRender();
+    } catch (error) {
+      console.warn("loading services failed:", error);
+    }
+  }
 
   private async refreshServices(): Promise<void> {
     try {
@@ -495,7 +519,8 @@ export class App {
         void this.refreshRecentTraces();
       }
     }
-    const section: Section = page === "overview" ? "overview" : page === "pipeline" ? "pipeline" : page === "alerts" ? "alerts" : null;
+    const section: Section =
+      page === "overview" ? "overview" : page === "pipeline" ? "pipeline" : page === "alerts" ? "alerts" : page === "services" ? "services" : null;
     this.header.setSection(section);
     this.pipeline.setVisible(page === "pipeline");
     if (page === "overview" && (previous.page !== "overview" || this.overviewLoaded.size === 0)) {
@@ -505,6 +530,7 @@ export class App {
       void this.refreshGraph();
     }
     if (page === "alerts") void this.refreshAlertDetails();
+    if (page === "services") void this.loadServiceRows();
     if (this.route.page === "trace" && (previous.page !== "trace" || previous.traceId !== this.route.traceId)) {
       void this.loadTrace(this.route.traceId);
     }
@@ -536,6 +562,9 @@ export class App {
         break;
       case "alerts":
         wanted = this.alertsPage.element;
+        break;
+      case "services":
+        wanted = this.servicesPage.element;
         break;
       case "not_found":
         setText(this.placeholder, `Nothing at ${this.route.hash}. Pick a page above or a service from the list.`);
@@ -592,6 +621,9 @@ export class App {
         break;
       case "alerts":
         this.alertsPage.setActive(this.alerts.active(), now);
+        break;
+      case "services":
+        this.servicesPage.render(this.serviceRows, now);
         break;
       case "trace":
       case "not_found":

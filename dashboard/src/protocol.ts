@@ -163,6 +163,8 @@ export function parseServerMessage(text: string, receivedMs: number = Date.now()
       const alert = parseAlert(value);
       return alert === null ? null : { type: "alert", alert };
     }
+    case "registry":
+      return typeof value.service === "string" && typeof value.instance === "string" ? { type: "registry", event: value } : null;
     case "health": {
       const health = parseHealth(value);
       return health === null || typeof value.service !== "string" ? null : { type: "health", service: value.service, health };

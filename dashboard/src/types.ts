@@ -84,7 +84,9 @@ export type ServerMessage =
   | { type: "pong" }
   | { type: "error"; message: string }
   /** A service's health score (docs/health-score.md), every 10 s in local mode. */
-  | { type: "health"; service: string; health: HealthScore };
+  | { type: "health"; service: string; health: HealthScore }
+  /** A registry change (docs/registry.md), as sent. */
+  | { type: "registry"; event: unknown };
 
 export type ClientMessage =
   | { type: "subscribe"; services: string[]; metrics: string[]; last_seq?: number }
