@@ -19,6 +19,7 @@ if [ -z "${AWS_ENDPOINT_URL:-}${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
 fi
 # The emulator tests build only with the `emulator-tests` feature, and fail without endpoints.
 cargo test --locked -p flowscope-core --features emulator-tests --test contract_aws
+cargo test --locked -p flowscope-core --features emulator-tests --test registry_aws
 cargo test --locked -p flowscope-integration-tests --features emulator-tests
 # `flowscope local --aws`: the local event-source mapper, DynamoDB, and fan-out through
 # aws-sdk-apigatewaymanagement to the local gateway's @connections.

@@ -65,6 +65,11 @@ export class QueryClient {
     private readonly onUnauthorized: (reason: string) => void = () => {},
   ) {}
 
+  /** `GET /api/services` as sent (instances, versions, sources and health included). */
+  async servicesRaw(): Promise<unknown> {
+    return this.get("/api/services");
+  }
+
   async services(): Promise<ServiceSummary[]> {
     return (await this.read(contract.ServiceList, "GET", "/api/services")).services;
   }

@@ -8,6 +8,7 @@ import { ApiError, QueryClient } from "./api";
 import { withToken, type DashboardConfig } from "./config";
 import { formatAge, formatRate } from "./format";
 import { edgeHealth, nodeHealth } from "./graph/health";
+import { applyEvent, healthFromScore, serviceRows, type HealthScore, type ServiceHealthRow } from "./registry/model";
 import { emptyNode, type GraphNode, type ServiceGraph } from "./graph/model";
 import { LiveConnection, type ConnectionStatus } from "./live/connection";
 import { parseRoute, pipelineHref, type Route } from "./router";
@@ -33,6 +34,7 @@ import type { TraceEvent, TraceSummary } from "./traces/model";
 import { TraceStore } from "./traces/store";
 import type { Bucket, ServerMessage } from "./types";
 import { AlertsPage } from "./views/alerts-page";
+import { ServicesPage } from "./views/services-page";
 import { el, setText } from "./views/dom";
 import { Header, type Section } from "./views/header";
 import { OverviewPage } from "./views/overview";
@@ -91,6 +93,11 @@ export class App {
   private readonly state = new TelemetryState({ resolution: RESOLUTION, retentionSeconds: RETENTION_SECONDS });
   private readonly traces = new TraceStore(100);
   private readonly alerts = new AlertStore();
+  /** The latest health score per service (live `health` events); nodes show it when known. */
+  private readonly scores = new Map<string, HealthScore>();
+  private readonly servicesPage = new ServicesPage();
+  /** The Services page's rows: `GET /api/services` when it opens, then live events. */
+  private serviceRows: ServiceHealthRow[] = [];
   private readonly api: QueryClient;
   private readonly connection: LiveConnection;
   private readonly header: Header;
@@ -269,6 +276,15 @@ export class App {
         if (this.route.page === "alerts") this.refreshAlertDetailsSoon();
         this.scheduleRender();
         break;
+      case "health":
+        this.scores.set(message.service, message.health);
+        applyEvent(this.serviceRows, { type: "health", service: message.service, ...message.health });
+        this.scheduleRender();
+        break;
+      case "registry":
+        applyEvent(this.serviceRows, message.event);
+        this.scheduleRender();
+        break;
       case "error":
         console.warn("server error:", message.message);
         break;
@@ -288,6 +304,21 @@ export class App {
   }
 
   // ---- loading ----------------------------------------------------------------------------------
+
+  /** The Services page's rows, with instances and scores (`GET /api/services`). */
+  private async loadServiceRows(): Promise<void> {
+    try {
+      this.serviceRows = serviceRows(await this.api.servicesRaw());
+      for (const row of this.serviceRows) {
+        if (row.score !== null || row.status === "unknown") {
+          this.scores.set(row.service, { score: row.score, status: row.status, reasons: row.reasons });
+        }
+      }
+      this.scheduleRender();
+    } catch (error) {
+      console.warn("loading services failed:", error);
+    }
+  }
 
   private async refreshServices(): Promise<void> {
     try {
@@ -483,7 +514,8 @@ export class App {
         void this.refreshRecentTraces();
       }
     }
-    const section: Section = page === "overview" ? "overview" : page === "pipeline" ? "pipeline" : page === "alerts" ? "alerts" : null;
+    const section: Section =
+      page === "overview" ? "overview" : page === "pipeline" ? "pipeline" : page === "alerts" ? "alerts" : page === "services" ? "services" : null;
     this.header.setSection(section);
     this.pipeline.setVisible(page === "pipeline");
     if (page === "overview" && (previous.page !== "overview" || this.overviewLoaded.size === 0)) {
@@ -493,6 +525,7 @@ export class App {
       void this.refreshGraph();
     }
     if (page === "alerts") void this.refreshAlertDetails();
+    if (page === "services") void this.loadServiceRows();
     if (this.route.page === "trace" && (previous.page !== "trace" || previous.traceId !== this.route.traceId)) {
       void this.loadTrace(this.route.traceId);
     }
@@ -524,6 +557,9 @@ export class App {
         break;
       case "alerts":
         wanted = this.alertsPage.element;
+        break;
+      case "services":
+        wanted = this.servicesPage.element;
         break;
       case "not_found":
         setText(this.placeholder, `Nothing at ${this.route.hash}. Pick a page above or a service from the list.`);
@@ -581,6 +617,9 @@ export class App {
       case "alerts":
         this.alertsPage.setActive(this.alerts.active(), now);
         break;
+      case "services":
+        this.servicesPage.render(this.serviceRows, now);
+        break;
       case "trace":
       case "not_found":
         break;
@@ -624,7 +663,9 @@ export class App {
         rate,
         errorRatio,
         p95Ms: live?.p95Ms ?? node.p95Ms,
-        health: nodeHealth({ count: live?.rate ?? node.count, errorRatio, alertSeverities }),
+        health: this.scores.has(node.id)
+          ? healthFromScore(this.scores.get(node.id) ?? null)
+          : nodeHealth({ count: live?.rate ?? node.count, errorRatio, alertSeverities }),
         alerts: alertSeverities.length,
       };
     });

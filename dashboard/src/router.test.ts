@@ -27,6 +27,11 @@ describe("router", () => {
   it("reports unknown or malformed pages as not found", () => {
     expect(parseRoute("#/nowhere")).toEqual({ page: "not_found", hash: "#/nowhere" });
     expect(parseRoute("#/services/%E0%A4%A")).toEqual({ page: "not_found", hash: "#/services/%E0%A4%A" });
-    expect(parseRoute("#/services")).toEqual({ page: "not_found", hash: "#/services" });
+    expect(parseRoute("#/traces")).toEqual({ page: "not_found", hash: "#/traces" });
+  });
+
+  it("serves the Services page (registry and health scores) at #/services", () => {
+    expect(parseRoute("#/services")).toEqual({ page: "services" });
+    expect(parseRoute("#/services/api")).toEqual({ page: "service", service: "api" });
   });
 });

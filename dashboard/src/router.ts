@@ -7,6 +7,7 @@ export type Route =
   | { page: "service"; service: string }
   | { page: "trace"; traceId: string }
   | { page: "alerts" }
+  | { page: "services" }
   | { page: "not_found"; hash: string };
 
 function decode(part: string): string | null {
@@ -22,6 +23,7 @@ export function parseRoute(hash: string): Route {
   if (path === "" || path === "overview") return { page: "overview" };
   if (path === "pipeline") return { page: "pipeline", service: null };
   if (path === "alerts") return { page: "alerts" };
+  if (path === "services") return { page: "services" };
   const match = /^(services|pipeline|traces)\/([^/]+)$/.exec(path);
   const name = match?.[2] === undefined ? null : decode(match[2]);
   if (match === null || name === null || name === "") return { page: "not_found", hash };
@@ -50,3 +52,4 @@ export function traceHref(traceId: string): string {
 
 export const OVERVIEW_HREF = "#/overview";
 export const ALERTS_HREF = "#/alerts";
+export const SERVICES_HREF = "#/services";

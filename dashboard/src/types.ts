@@ -54,6 +54,8 @@ export interface LiveUpdate extends Bucket {
   resolution: Resolution;
 }
 
+import type { HealthScore } from "./registry/model";
+
 export type ServerMessage =
   | { type: "hello"; connection_id: string; seq: number }
   /** Kept traces' service hops, for the pipeline graph's animation (one event or a batch). */
@@ -64,6 +66,10 @@ export type ServerMessage =
   | { type: "metrics_update"; seq: number; updates: LiveUpdate[]; traces: TraceEvent[]; part?: number; parts?: number }
   | { type: "snapshot"; seq: number; updates: LiveUpdate[]; traces: TraceEvent[]; part?: number; parts?: number }
   | { type: "pong" }
-  | { type: "error"; message: string };
+  | { type: "error"; message: string }
+  /** A service's health score (docs/health-score.md), every 10 s in local mode. */
+  | { type: "health"; service: string; health: HealthScore }
+  /** A registry change (docs/registry.md), as sent. */
+  | { type: "registry"; event: unknown };
 
 export type ClientMessage = Schemas["ClientMessage"];

@@ -222,6 +222,8 @@ pub struct Ingest<S: StreamSink + ?Sized> {
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
     /// Active-series limits (`crate::cardinality`); none means no limit.
     admission: Option<Arc<dyn SeriesAdmission>>,
+    /// The service registry learns instances from resource attributes (throttled per instance).
+    registry: Option<Arc<crate::registry::Registry>>,
 }
 
 fn system_now_unix_nano() -> u64 {
@@ -316,7 +318,14 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
             stats: IngestStats::default(),
             clock: Arc::new(system_now_unix_nano),
             admission: None,
+            registry: None,
         }
+    }
+
+    /// Tells `registry` the instances (`service.instance.id`) metrics requests come from.
+    pub fn with_registry(mut self, registry: Arc<crate::registry::Registry>) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     /// Enforces active-series limits: points of series beyond them are refused in the partial success.
@@ -417,6 +426,16 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                     )?
                 };
                 drop(body);
+                if let Some(registry) = &self.registry {
+                    // A hash lookup per resource; a store write only for instances not written
+                    // within the refresh interval. A failed write does not refuse the data.
+                    if let Err(e) = registry
+                        .observe(request.sightings(), self.now_unix_s())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "recording OTLP instances in the registry failed");
+                    }
+                }
                 let mut entries = Vec::new();
                 while request.next_chunk() {
                     let decoded = &mut request.decoded;

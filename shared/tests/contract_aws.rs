@@ -240,3 +240,28 @@ async fn dynamo_daily_buckets_are_the_sum_of_their_hours_and_carry_their_ttl() {
         .await
         .expect("delete the tables");
 }
+
+#[tokio::test]
+async fn dynamo_registry_store_passes_the_registry_contract() {
+    let Some(config) = emulator(
+        "dynamodb",
+        "dynamo_registry_store_passes_the_registry_contract",
+    )
+    .await
+    else {
+        return;
+    };
+    let tables = TableNames {
+        registry: format!("{}-registry", contract::unique("flowscope-contract")),
+        ..TableNames::default()
+    };
+    create_tables_if_missing(&config, &tables)
+        .await
+        .expect("create the table");
+    let store = flowscope_core::aws::DynamoRegistryStore::new(&config, &tables.registry);
+    contract::registry::registry_store_contract(&store).await;
+    contract::registry::registry_store_contract(&store).await;
+    delete_tables_if_present(&config, &tables)
+        .await
+        .expect("delete the table");
+}

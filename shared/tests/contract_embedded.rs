@@ -739,3 +739,16 @@ async fn daily_buckets_are_the_sum_of_their_hours_and_outlive_expired_minutes() 
         .unwrap();
     assert_eq!(count(Resolution::OneDay, day, day + 86_400).await, 0);
 }
+
+// ---- service registry ----
+
+#[tokio::test]
+async fn redb_registry_store_passes_the_registry_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        flowscope_core::embedded::RedbRegistryStore::open(&dir.path().join("registry.redb"))
+            .unwrap();
+    contract::registry::registry_store_contract(&store).await;
+    // The suite does not assume an empty store.
+    contract::registry::registry_store_contract(&store).await;
+}

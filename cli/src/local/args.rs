@@ -58,6 +58,9 @@ pub struct LocalArgs {
     /// Limits of both HTTP servers (boxed: keeps the `local` command's arguments small).
     #[command(flatten)]
     pub server: Box<ServerLimits>,
+    /// The service registry and its health probes (see `registry.rs`).
+    #[command(flatten)]
+    pub registry: Box<super::registry::RegistryArgs>,
     /// Attributes one OTLP data point or span may carry; a point with more is refused in the
     /// partial success.
     #[arg(

@@ -17,6 +17,7 @@ mod connections;
 mod gateway;
 mod mapper;
 mod otlp_server;
+mod registry;
 mod serve;
 mod stats;
 
@@ -109,6 +110,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         ..HubConfig::default()
     }));
     let admission = backend.series_admission(&args, args.series_limits()?);
+    let registry = registry::open(&args)?;
     let ingest: Arc<Ingest<dyn StreamSink>> = Arc::new(
         Ingest::new(
             backend.sink.clone(),
@@ -121,7 +123,8 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
                 ..IngestLimits::default()
             },
         )
-        .with_series_admission(admission.clone()),
+        .with_series_admission(admission.clone())
+        .with_registry(registry.clone()),
     );
     let aggregator: Arc<dyn ProcessShard> = Arc::new(ShardProcessor::new(
         store.clone(),
@@ -171,13 +174,26 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             alerting.clone(),
             store.clone(),
             connections.clone(),
-            fanout_pusher,
+            fanout_pusher.clone(),
         ),
     ));
     tasks.spawn(until_stopped(
         stopped.clone(),
         purge_loop(store.clone(), backend.traces.clone()),
     ));
+    registry::spawn_all(
+        &registry,
+        registry::Ports {
+            ingest: ingest.clone(),
+            metrics: store.clone(),
+            alerts: alerting.store.clone(),
+            connections: connections.clone(),
+            pusher: fanout_pusher.clone(),
+        },
+        args.registry.probe_settings(),
+        &stopped,
+        &mut tasks,
+    );
 
     let gateway = gateway::router(gateway::GatewayState {
         connections,
@@ -190,7 +206,8 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             alerting.rules.clone(),
         )
         .with_traces(backend.traces.clone())
-        .with_series_admission(admission),
+        .with_series_admission(admission)
+        .with_registry(registry),
         aggregator_stats,
         keys,
         dashboard_dir: args.dashboard_dir.clone(),

@@ -4,7 +4,8 @@
 //! per-point limits `MAX_ATTRIBUTES_PER_POINT`, `MAX_ATTRIBUTE_VALUE_BYTES`, `MAX_POINTS_PER_REQUEST`
 //! (defaults in `IngestLimits`). Retention is the default one, as in the aggregator function.
 //! Active-series limits (shared by every instance through `STATE_TABLE`): `MAX_SERIES_PER_SERVICE`
-//! (10000), `MAX_SERIES_PER_METRIC` (2000), `SERIES_ACTIVE_WINDOW_SECONDS` (3600).
+//! (10000), `MAX_SERIES_PER_METRIC` (2000), `SERIES_ACTIVE_WINDOW_SECONDS` (3600). Optional
+//! `REGISTRY_TABLE`: instances named by OTLP resources are recorded in the service registry.
 
 // Input never panics the process: non-test code returns errors instead (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -12,11 +13,12 @@
 use std::sync::Arc;
 
 use flowscope_core::aws::lambda::{keys, required_env};
-use flowscope_core::aws::{config, DynamoSeriesAdmission, KinesisStream};
+use flowscope_core::aws::{config, DynamoRegistryStore, DynamoSeriesAdmission, KinesisStream};
 use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::http::ingest_router;
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::ports::StreamSink;
+use flowscope_core::registry::{Registry, RegistryLimits};
 use lambda_http::{run, Error};
 
 /// The core's OTLP routes (the ones local mode serves on 4318) behind the API key check;
@@ -35,5 +37,14 @@ async fn main() -> Result<(), Error> {
         SeriesLimits::from_env()?,
     );
     let ingest = Ingest::new(stream, limits).with_series_admission(Arc::new(admission));
+    // Instances named by OTLP resources (`service.instance.id`) go into the registry, at most one
+    // write per instance per minute per container.
+    let ingest = match std::env::var("REGISTRY_TABLE") {
+        Ok(table) if !table.is_empty() => ingest.with_registry(Arc::new(Registry::new(
+            Arc::new(DynamoRegistryStore::new(&config, table)),
+            RegistryLimits::default(),
+        ))),
+        _ => ingest,
+    };
     run(ingest_router(Arc::new(ingest), keys)).await
 }

@@ -2,7 +2,7 @@
 //! traces and the service graph (GET), and the alert routes: active alerts, history, rules,
 //! acknowledgements and silences (GET, POST, DELETE).
 //!
-//! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE` (series-limit refusals), `TRACES_TABLE`, `ALERTS_TABLE`, `API_KEYS_PARAMETER` (SSM)
+//! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE` (series-limit refusals), `TRACES_TABLE`, `ALERTS_TABLE`, `REGISTRY_TABLE`, `API_KEYS_PARAMETER` (SSM)
 //! or `API_KEY_HASHES`. Rules: `infra/alert-rules.yaml`, compiled in.
 
 // Input never panics the process: non-test code returns errors instead (tests may unwrap).
@@ -13,10 +13,12 @@ use std::sync::Arc;
 use flowscope_core::alerts::RuleSet;
 use flowscope_core::aws::lambda::keys;
 use flowscope_core::aws::{
-    config, DynamoAlertStore, DynamoSeriesAdmission, DynamoStore, DynamoTraceStore, TableNames,
+    config, DynamoAlertStore, DynamoRegistryStore, DynamoSeriesAdmission, DynamoStore,
+    DynamoTraceStore, TableNames,
 };
 use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::http::{query_router, ApiState};
+use flowscope_core::registry::{Registry, RegistryLimits};
 use lambda_http::{run, Error};
 
 /// The core's `/api/*` router (the one local mode serves), behind the API key check; lambda_http
@@ -39,5 +41,14 @@ async fn main() -> Result<(), Error> {
     )
     .with_traces(Arc::new(DynamoTraceStore::new(&config, tables.traces)))
     .with_series_admission(Arc::new(admission));
+    // The registry routes (`/api/registry/*`) and instances in `GET /api/services`.
+    let state = if tables.registry.is_empty() {
+        state
+    } else {
+        state.with_registry(Arc::new(Registry::new(
+            Arc::new(DynamoRegistryStore::new(&config, tables.registry.clone())),
+            RegistryLimits::default(),
+        )))
+    };
     run(query_router(state, keys)).await
 }

@@ -118,6 +118,20 @@ fn native_tls() -> &'static Result<ClientConfig, String> {
     })
 }
 
+/// An HTTP(S) client on the sinks' TLS stack (OS roots, ring): the health probes use it too.
+pub fn client<B>() -> Result<Client<SinkConnector, B>, String>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
+    // Without OS root certificates http:// still works (https:// then fails per request).
+    let config = match native_tls() {
+        Ok(config) => config.clone(),
+        Err(_) => client_config(RootCertStore::empty())?,
+    };
+    Ok(Client::builder(TokioExecutor::new()).build(connector(config)))
+}
+
 fn connector(mut config: ClientConfig) -> SinkConnector {
     // The builder sets ALPN itself and refuses (panics on) a config that already has some.
     config.alpn_protocols.clear();

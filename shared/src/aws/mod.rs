@@ -19,7 +19,8 @@ pub mod retry;
 pub use apigw::ApiGatewayPusher;
 pub use dynamodb::{
     create_tables_if_missing, delete_tables_if_present, DynamoAlertStore, DynamoConnections,
-    DynamoLiveEvents, DynamoSeriesAdmission, DynamoStore, DynamoTraceStore, TableNames,
+    DynamoLiveEvents, DynamoRegistryStore, DynamoSeriesAdmission, DynamoStore, DynamoTraceStore,
+    TableNames,
 };
 pub use kinesis::KinesisStream;
 pub use retry::RetryPolicy;

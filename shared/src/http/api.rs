@@ -54,6 +54,8 @@ pub struct ApiState {
     /// Serves `GET /api/limits` (active-series refusals) when set.
     limits: Option<Arc<dyn SeriesAdmission>>,
     clock: Clock,
+    /// The service registry (`/api/registry/*`, instances in `/api/services`), when configured.
+    registry: Option<Arc<crate::registry::Registry>>,
 }
 
 impl ApiState {
@@ -69,6 +71,7 @@ impl ApiState {
             alerts: Arc::new(AlertApi::new(alerts, rules)),
             limits: None,
             clock: Arc::new(system_now),
+            registry: None,
         }
     }
 
@@ -90,7 +93,17 @@ impl ApiState {
         self
     }
 
-    fn now(&self) -> i64 {
+    /// Serves the registry routes and adds instances to `GET /api/services`.
+    pub fn with_registry(mut self, registry: Arc<crate::registry::Registry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    pub(crate) fn registry(&self) -> Option<Arc<crate::registry::Registry>> {
+        self.registry.clone()
+    }
+
+    pub(crate) fn now(&self) -> i64 {
         (self.clock)()
     }
 }
@@ -113,6 +126,18 @@ pub struct AlertEvents(pub Vec<AlertEvent>);
 pub fn router(state: ApiState) -> Router {
     let (routes, _) = documented_routes().split_for_parts();
     routes
+        .route(
+            "/api/registry/instances",
+            get(super::registry::instances).post(super::registry::register),
+        )
+        .route(
+            "/api/registry/instances/{service}/{instance}",
+            delete(super::registry::deregister),
+        )
+        .route(
+            "/api/registry/instances/{service}/{instance}/heartbeat",
+            axum::routing::put(super::registry::heartbeat),
+        )
         .route("/api/{*rest}", any(unknown_route))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -332,9 +357,12 @@ struct SilenceQuery {
         (status = 503, description = "The store is throttled", body = ErrorBody),
     )
 )]
-async fn services(State(state): State<ApiState>) -> ApiResult<Json<ServiceList>> {
+async fn services(State(state): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
     let services = state.query.services().await?;
-    Ok(Json(ServiceList { services }))
+    let services = serde_json::to_value(&services)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let services = super::registry::extend_services(&state, services).await?;
+    Ok(Json(serde_json::json!({ "services": services })))
 }
 
 #[utoipa::path(

@@ -74,6 +74,27 @@ impl ChunkedMetrics {
         }
     }
 
+    /// The instances the not yet normalized chunks' resources name with `service.instance.id`
+    /// (the service registry's OTLP source); one per resource, duplicates included.
+    pub fn sightings(&self) -> Vec<crate::registry::Sighting> {
+        let mut out = Vec::new();
+        for chunk in self.chunks.as_slice() {
+            for resource_metrics in &chunk.resource_metrics {
+                let Some(resource) = resource_metrics.resource.as_ref() else {
+                    continue;
+                };
+                let info = ResourceInfo::new(Some(resource));
+                let attributes = flatten(&resource.attributes);
+                out.extend(crate::registry::Sighting::from_attributes(
+                    info.service(),
+                    |key| attributes.get(key).map(String::as_str),
+                    attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                ));
+            }
+        }
+        out
+    }
+
     /// Counts and rejections of the whole request (`points` holds the last chunk's).
     pub fn finish(self) -> DecodedMetrics {
         self.decoded

@@ -10,6 +10,7 @@
 pub mod admission;
 pub mod alerts;
 pub mod daily;
+pub mod registry;
 pub mod traces;
 
 use std::collections::BTreeMap;

@@ -9,6 +9,7 @@ mod buckets;
 mod connections;
 mod item;
 mod live;
+mod registry;
 mod series;
 mod state;
 mod tables;
@@ -40,6 +41,7 @@ pub use live::{
     decode_trace_item, is_trace_item, DynamoLiveEvents, MAX_TRACE_EVENTS_PER_BATCH,
     MAX_TRACE_ITEM_BYTES, TRACE_ITEM_PREFIX,
 };
+pub use registry::DynamoRegistryStore;
 pub use tables::{create_tables_if_missing, delete_tables_if_present};
 pub use traces::DynamoTraceStore;
 
@@ -58,6 +60,8 @@ pub struct TableNames {
     pub alerts: String,
     /// Short-lived live events (kept traces' `trace` events) whose stream feeds the fan-out.
     pub live: String,
+    /// The service registry (instances, leases).
+    pub registry: String,
 }
 
 impl TableNames {
@@ -71,6 +75,7 @@ impl TableNames {
             traces: var("TRACES_TABLE"),
             alerts: var("ALERTS_TABLE"),
             live: var("LIVE_TABLE"),
+            registry: var("REGISTRY_TABLE"),
         }
     }
 
@@ -84,6 +89,7 @@ impl TableNames {
             traces: format!("{prefix}-traces"),
             alerts: format!("{prefix}-alerts"),
             live: format!("{prefix}-live"),
+            registry: format!("{prefix}-registry"),
         }
     }
 }

@@ -35,6 +35,7 @@ pub async fn create_tables_if_missing(
         (&tables.traces, pk_sk_table(&client)?),
         (&tables.alerts, pk_sk_table(&client)?),
         (&tables.live, live_table(&client)?),
+        (&tables.registry, pk_sk_table(&client)?),
     ];
     for (name, definition) in definitions {
         if name.is_empty() {
@@ -59,6 +60,7 @@ pub async fn delete_tables_if_present(
         &tables.traces,
         &tables.alerts,
         &tables.live,
+        &tables.registry,
     ] {
         if name.is_empty() {
             continue;

@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+
+import { applyEvent, healthFromScore, leaseLeft, serviceRows } from "./model";
+
+const services = {
+  services: [
+    {
+      name: "payments",
+      series: 4,
+      last_seen: 100,
+      instances: [
+        {
+          service: "payments", instance: "p-1", version: "1.2.0", host: null, sources: ["registered"],
+          metadata: { zone: "eu-1" }, health_url: "http://10.0.0.1/healthz", metrics_url: null,
+          first_seen: 10, last_seen: 90, lease: { ttl_seconds: 30, expires_at: 120 },
+        },
+      ],
+      versions: ["1.2.0"],
+      sources: ["registered"],
+      health: { score: 100, status: "healthy", reasons: [], inputs: { probe_availability: 1 } },
+    },
+    { name: "api", series: 2, last_seen: 100, instances: [], versions: [], sources: [], health: null },
+  ],
+};
+
+describe("services page rows", () => {
+  it("reads instances, versions, sources and scores from /api/services", () => {
+    const rows = serviceRows(services);
+    expect(rows.map((r) => r.service)).toEqual(["api", "payments"]);
+    expect(rows[0]).toMatchObject({ score: null, status: "unknown", instances: [] });
+    expect(rows[1]).toMatchObject({ score: 100, status: "healthy", versions: ["1.2.0"], sources: ["registered"] });
+    expect(rows[1]?.instances[0]?.lease).toEqual({ ttl_seconds: 30, expires_at: 120 });
+  });
+
+  it("applies live registry and health events", () => {
+    const rows = serviceRows(services);
+    expect(applyEvent(rows, { type: "health", service: "payments", score: 40, status: "down", reasons: ["0% of health probes succeeded"] })).toBe(true);
+    expect(rows[1]).toMatchObject({ score: 40, status: "down" });
+    expect(applyEvent(rows, { type: "registry", action: "expired", service: "payments", instance: "p-1", source: "registered", current: null })).toBe(true);
+    expect(rows[1]?.instances).toEqual([]);
+    expect(rows[1]?.sources).toEqual([]);
+    const discovered = { service: "cart", instance: "c-1", version: "3.0", sources: ["otlp"], first_seen: 1, last_seen: 2, lease: null };
+    expect(applyEvent(rows, { type: "registry", action: "discovered", service: "cart", instance: "c-1", source: "otlp", current: discovered })).toBe(true);
+    expect(rows.map((r) => r.service)).toEqual(["api", "cart", "payments"]);
+    expect(rows[1]).toMatchObject({ versions: ["3.0"], sources: ["otlp"] });
+    expect(applyEvent(rows, { type: "metrics_update" })).toBe(false);
+  });
+});
+
+describe("node health from the score", () => {
+  it("follows the documented bounds and never calls silence healthy", () => {
+    expect(healthFromScore(null)).toBe("no_data");
+    expect(healthFromScore({ score: null, status: "unknown", reasons: [] })).toBe("no_data");
+    expect(healthFromScore({ score: 80, status: "healthy", reasons: [] })).toBe("ok");
+    expect(healthFromScore({ score: 79, status: "degraded", reasons: [] })).toBe("degraded");
+    expect(healthFromScore({ score: 50, status: "degraded", reasons: [] })).toBe("degraded");
+    expect(healthFromScore({ score: 49, status: "down", reasons: [] })).toBe("failing");
+  });
+
+  it("shows the lease left", () => {
+    expect(leaseLeft(null, 0)).toBe("—");
+    expect(leaseLeft({ ttl_seconds: 30, expires_at: 100 }, 70)).toBe("30 s");
+    expect(leaseLeft({ ttl_seconds: 3600, expires_at: 3700 }, 100)).toBe("60 min");
+    expect(leaseLeft({ ttl_seconds: 30, expires_at: 100 }, 100)).toBe("expired");
+  });
+});
+
+describe("live health messages", () => {
+  it("parse into a score for the node", async () => {
+    const { parseServerMessage } = await import("../protocol");
+    const message = parseServerMessage(
+      JSON.stringify({ type: "health", service: "payments", score: 40, status: "down", reasons: ["x"], inputs: {}, at: 1 }),
+    );
+    expect(message).toMatchObject({ type: "health", service: "payments", health: { score: 40, status: "down" } });
+    expect(parseServerMessage(JSON.stringify({ type: "health", score: 40 }))).toBeNull();
+  });
+});
