@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod query;
 pub mod record;
+pub mod scrape;
 pub mod sketch;
 pub mod spans;
 pub mod traces;
