@@ -17,6 +17,7 @@ mod connections;
 mod gateway;
 mod mapper;
 mod otlp_server;
+mod scrape;
 mod serve;
 mod stats;
 
@@ -91,6 +92,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
 /// Starts every part of local mode and returns once both ports accept connections.
 pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     let retention = args.retention()?;
+    let scrape_config = args.scrape.load()?;
     let keys = args.ws_keys()?;
     let backend = if args.aws {
         Backend::aws(&args).await?
@@ -178,6 +180,13 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         stopped.clone(),
         purge_loop(store.clone(), backend.traces.clone()),
     ));
+
+    if let Some(config) = scrape_config {
+        tasks.spawn(until_stopped(
+            stopped.clone(),
+            scrape::run(args.scrape.clone(), config, ingest.clone()),
+        ));
+    }
 
     let gateway = gateway::router(gateway::GatewayState {
         connections,
