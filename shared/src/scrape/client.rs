@@ -75,7 +75,10 @@ impl Scraper {
             .body(Empty::<Bytes>::new())
             .map_err(|e| format!("invalid request: {e}"))?;
         let headers = request.headers_mut();
-        headers.insert(ACCEPT, HeaderValue::from_str(accept).map_err(|e| e.to_string())?);
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_str(accept).map_err(|e| e.to_string())?,
+        );
         headers.insert(USER_AGENT, HeaderValue::from_static("flowscope-scraper"));
         if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", timeout.as_secs_f64())) {
             headers.insert("x-prometheus-scrape-timeout-seconds", v);
@@ -202,7 +205,12 @@ impl ScrapeTargetSource for HttpSource {
     async fn groups(&self) -> Result<Vec<TargetGroup>, String> {
         let (body, _) = self
             .scraper
-            .get(&self.sd.url, "application/json", SD_TIMEOUT, MAX_SD_BODY_BYTES)
+            .get(
+                &self.sd.url,
+                "application/json",
+                SD_TIMEOUT,
+                MAX_SD_BODY_BYTES,
+            )
             .await
             .map_err(|e| format!("{}: {e}", self.sd.url))?;
         let mut groups: Vec<TargetGroup> = serde_json::from_slice(&body)

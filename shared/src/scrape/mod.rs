@@ -16,6 +16,10 @@ pub mod parse;
 
 #[cfg(feature = "scrape")]
 pub mod client;
+#[cfg(all(feature = "scrape", feature = "aws"))]
+pub mod dynamo;
+#[cfg(feature = "scrape")]
+pub mod scheduled;
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
