@@ -161,7 +161,10 @@ where
         if done {
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}; last seen {state}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {within:?}; last seen {state}"
+        );
         sleep(Duration::from_millis(200)).await;
     }
 }
@@ -177,7 +180,10 @@ fn exported_value(port: u16, sample: &str) -> f64 {
     let mut body = String::new();
     std::io::Read::read_to_string(&mut stream, &mut body).unwrap();
     body.lines()
-        .find_map(|l| l.strip_prefix(sample).map(|v| v.trim().parse::<f64>().unwrap()))
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .map(|v| v.trim().parse::<f64>().unwrap())
+        })
         .unwrap_or_else(|| panic!("{sample} not in the exposition:\n{body}"))
 }
 
@@ -279,19 +285,27 @@ async fn exporters_are_scraped_with_exact_increases_up_and_hot_reload() {
         (up.0 >= 1 && up.1 >= 1.0, format!("{up:?}"))
     })
     .await;
-    wait_until(Duration::from_secs(30), "the counter's first point", || async move {
-        let c = totals(http, "python", "jobs_processed_total").await;
-        (c.0 >= 1, format!("{c:?}"))
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the counter's first point",
+        || async move {
+            let c = totals(http, "python", "jobs_processed_total").await;
+            (c.0 >= 1, format!("{c:?}"))
+        },
+    )
     .await;
     python.inc(5);
     python.inc(7);
     let reported = exported_value(python_port, "jobs_processed_total{queue=\"default\"}");
     assert_eq!(reported, 12.0);
-    wait_until(Duration::from_secs(30), "an increase of 12", || async move {
-        let c = totals(http, "python", "jobs_processed_total").await;
-        (c.1 == 12.0, format!("{c:?}"))
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "an increase of 12",
+        || async move {
+            let c = totals(http, "python", "jobs_processed_total").await;
+            (c.1 == 12.0, format!("{c:?}"))
+        },
+    )
     .await;
 
     // Stop it: `up` goes to 0; restart it on the same port: back to 1, its counter counted from 0.
@@ -303,10 +317,14 @@ async fn exporters_are_scraped_with_exact_increases_up_and_hot_reload() {
     .await;
     let (_, up_sum_while_down, _) = totals(http, "python", "up").await;
     let mut python = PythonExporter::start(dir.path(), python_port);
-    wait_until(Duration::from_secs(30), "python up = 1 again", || async move {
-        let up = totals(http, "python", "up").await;
-        (up.1 > up_sum_while_down, format!("{up:?}"))
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "python up = 1 again",
+        || async move {
+            let up = totals(http, "python", "up").await;
+            (up.1 > up_sum_while_down, format!("{up:?}"))
+        },
+    )
     .await;
     python.inc(3);
     wait_until(
@@ -365,7 +383,10 @@ async fn exporters_are_scraped_with_exact_increases_up_and_hot_reload() {
     let (status, services) = get_json(http, "/api/services").await;
     assert_eq!(status, 200);
     let text = services.to_string();
-    assert!(text.contains("\"node\"") && text.contains("\"python\""), "{text}");
+    assert!(
+        text.contains("\"node\"") && text.contains("\"python\""),
+        "{text}"
+    );
 
     python.stop();
     handle.shutdown().await.unwrap();
