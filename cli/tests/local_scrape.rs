@@ -391,3 +391,67 @@ async fn exporters_are_scraped_with_exact_increases_up_and_hot_reload() {
     python.stop();
     handle.shutdown().await.unwrap();
 }
+
+fn rules_file(rules: &str) -> String {
+    format!(
+        "version: 1\nsettings:\n  evaluation_delay: 5s\nnotifications:\n  group_wait: 10s\n  sinks: []\nrules:\n{rules}"
+    )
+}
+
+const NEVER_RULE: &str = "  - name: never\n    metric: nothing.here\n    aggregation: avg\n    window: 1m\n    condition: above\n    warning: 1\n    critical: 2\n";
+const DEPTH_RULE: &str = "  - name: deep-queue\n    metric: queue.depth\n    aggregation: avg\n    window: 1m\n    condition: above\n    warning: 50\n    critical: 80\n";
+
+/// Hot reload of the alert rules file: a rule added to the file fires without a restart (a file
+/// that does not validate is refused: `RulesWatch`'s unit test in cli/src/local/alerting.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_rule_added_to_the_file_fires_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, rules_file(NEVER_RULE)).unwrap();
+    let handle = local::start(support::args_with(
+        &dir.path().join("data"),
+        &["--alert-rules", rules.to_str().unwrap()],
+    ))
+    .await
+    .unwrap();
+    let http = handle.http_addr;
+    let alerts = || async move {
+        let (status, body) = get_json(http, "/api/alerts").await;
+        assert_eq!(status, 200, "{body}");
+        body["alerts"].as_array().cloned().unwrap_or_default()
+    };
+    // Points of a deep queue every second, so that the last whole minute holds some whatever the
+    // minute boundary.
+    let sender = {
+        let otlp = handle.otlp_addr;
+        tokio::spawn(async move {
+            loop {
+                let (status, _) = support::http(
+                    otlp,
+                    "POST",
+                    "/v1/metrics",
+                    "application/x-protobuf",
+                    &support::gauge_request("orders", "queue.depth", 100.0),
+                )
+                .await;
+                assert_eq!(status, 200);
+                sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    std::fs::write(&rules, rules_file(&format!("{NEVER_RULE}{DEPTH_RULE}"))).unwrap();
+    wait_until(
+        Duration::from_secs(150),
+        "deep-queue firing",
+        || async move {
+            let active = alerts().await;
+            let fired = active
+                .iter()
+                .any(|a| a["rule"] == "deep-queue" && a["status"] == "firing");
+            (fired, format!("{active:?}"))
+        },
+    )
+    .await;
+    sender.abort();
+    handle.shutdown().await.unwrap();
+}

@@ -174,6 +174,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             store.clone(),
             connections.clone(),
             fanout_pusher,
+            alerting::rules_path(args.alert_rules.as_deref()),
         ),
     ));
     tasks.spawn(until_stopped(
