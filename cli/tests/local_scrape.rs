@@ -203,7 +203,7 @@ scrape_configs:
 "#
     );
     if let Some(node_port) = node_port {
-        yaml.push_str(&format!(
+        yaml.push_str(
             r#"  - job_name: node
     file_sd_configs:
       - files: ['node-*.json']
@@ -211,8 +211,8 @@ scrape_configs:
       - source_labels: [__meta_filepath]
         regex: '.*/node-(.*)\.json'
         target_label: source
-"#
-        ));
+"#,
+        );
         std::fs::write(
             path.parent().unwrap().join("node-local.json"),
             format!(r#"[{{"targets": ["127.0.0.1:{node_port}"], "labels": {{"env": "test"}}}}]"#),

@@ -88,7 +88,7 @@ impl Scraper {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| format!("{}", error_chain(&e)))?;
+                .map_err(|e| error_chain(&e))?;
             let status = response.status();
             if !status.is_success() {
                 return Err(format!("server returned HTTP status {status}"));
@@ -227,5 +227,120 @@ impl ScrapeTargetSource for HttpSource {
     }
     fn describe(&self) -> String {
         format!("http_sd_configs {}", self.sd.url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::ingest::IngestLimits;
+    use crate::ports::{StreamEntry, StreamError};
+    use crate::scrape::config::{ScrapeConfigFile, ScrapeLimits};
+
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<StreamEntry>>);
+
+    #[async_trait]
+    impl StreamSink for Recorded {
+        async fn put_all(&self, entries: Vec<StreamEntry>) -> Result<(), StreamError> {
+            self.0.lock().unwrap().extend(entries);
+            Ok(())
+        }
+    }
+
+    /// Serves `body` to every request, `content_type` as given.
+    async fn serve(body: String, content_type: &'static str) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        port
+    }
+
+    fn target(port: u16, extra: &str) -> Target {
+        let file = ScrapeConfigFile::parse(
+            &format!(
+                "scrape_configs:\n  - job_name: t\n{extra}    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+            ),
+            std::path::Path::new("/"),
+            &ScrapeLimits::default(),
+        )
+        .unwrap();
+        let job = &file.jobs[0];
+        crate::scrape::config::resolve_targets(job, &job.static_groups).remove(0)
+    }
+
+    const NOW: u64 = 1_700_000_000_000_000_000;
+
+    fn receiver() -> Ingest<Recorded> {
+        Ingest::new(Arc::new(Recorded::default()), IngestLimits::default()).with_clock(|| NOW)
+    }
+
+    #[tokio::test]
+    async fn a_scrape_reaches_the_receiver_and_limits_fail_it_with_up_zero() {
+        let body =
+            "# TYPE c counter\nc_total 3\n# TYPE g gauge\ng{a=\"1\"} 2\ng{a=\"2\"} 5\n# EOF\n";
+        let port = serve(
+            body.to_string(),
+            "application/openmetrics-text; version=1.0.0",
+        )
+        .await;
+        let ingest = receiver();
+        let report = scrape_once(&Scraper::new().unwrap(), &ingest, &target(port, ""), NOW).await;
+        assert!(report.up, "{report:?}");
+        assert_eq!(report.samples, 3);
+        assert_eq!(
+            report.points, 6,
+            "3 samples + up, duration, samples scraped"
+        );
+        assert_eq!(ingest.stats().accepted_data_points, 6);
+        assert_eq!(report.delivery, Delivery::default());
+
+        // body_size_limit below the body; sample_limit below the samples: the scrape fails.
+        for extra in ["    body_size_limit: 20\n", "    sample_limit: 2\n"] {
+            let ingest = receiver();
+            let report =
+                scrape_once(&Scraper::new().unwrap(), &ingest, &target(port, extra), NOW).await;
+            assert!(!report.up, "{extra}: {report:?}");
+            let error = report.error.unwrap();
+            assert!(error.contains("limit"), "{error}");
+            assert_eq!(report.points, 3, "only up, duration, samples scraped");
+            assert_eq!(ingest.stats().accepted_data_points, 3);
+        }
+
+        // Nothing listening: up = 0.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let report = scrape_once(
+            &Scraper::new().unwrap(),
+            &ingest,
+            &target(closed_port, ""),
+            NOW,
+        )
+        .await;
+        assert!(!report.up);
     }
 }
