@@ -16,6 +16,10 @@ fi
 packages=()
 command -v chromium >/dev/null || packages+=(chromium)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || [ -s /etc/pki/tls/certs/ca-bundle.crt ] || packages+=(ca-certificates)
+# Exporters the scrape tests read (cli/tests/local_scrape.rs): Debian's node exporter and the Python
+# Prometheus client for the system python3.
+[ -x /usr/bin/prometheus-node-exporter ] || packages+=(prometheus-node-exporter)
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || packages+=(python3-prometheus-client)
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${packages[*]} (Debian packages)…"

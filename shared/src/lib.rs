@@ -28,6 +28,7 @@ pub mod ports;
 pub mod query;
 pub mod record;
 pub mod registry;
+pub mod scrape;
 pub mod sketch;
 pub mod spans;
 pub mod traces;

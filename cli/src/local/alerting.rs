@@ -21,15 +21,61 @@ const DEFAULT_RULES_PATH: &str = "infra/alert-rules.yaml";
 /// The rules from `path`, else `infra/alert-rules.yaml` when it exists, else the built-in defaults.
 /// A file that exists but is invalid is an error with its line numbers, never silently replaced.
 pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
-    let path: Option<PathBuf> = match path {
-        Some(path) => Some(path.to_path_buf()),
-        None => Some(PathBuf::from(DEFAULT_RULES_PATH)).filter(|p| p.exists()),
-    };
-    match path {
+    match rules_path(path) {
         Some(path) => RuleSet::load(&path)
             .with_context(|| format!("loading alert rules from {}", path.display())),
         None => RuleSet::shipped().context("the built-in alert rules are invalid"),
     }
+}
+
+/// The rules file in force: `path`, else `infra/alert-rules.yaml` when it exists.
+pub fn rules_path(path: Option<&Path>) -> Option<PathBuf> {
+    match path {
+        Some(path) => Some(path.to_path_buf()),
+        None => Some(PathBuf::from(DEFAULT_RULES_PATH)).filter(|p| p.exists()),
+    }
+}
+
+/// Hot reload of the rules file (issue 13 item 6): its modification time and size are checked at
+/// every evaluation (a cheap poll, no watcher); a changed file that validates replaces the rules
+/// the evaluator uses from its next run, one that does not is refused with its line numbers in
+/// the log and the running rules stay in force. Alert state lives in the store, so firing alerts
+/// carry over. Notification sinks and `GET /api/alert-rules` keep the start-up settings.
+struct RulesWatch {
+    path: Option<PathBuf>,
+    stamp: Option<(std::time::SystemTime, u64)>,
+}
+
+impl RulesWatch {
+    fn new(path: Option<PathBuf>) -> RulesWatch {
+        let stamp = path.as_deref().and_then(stamp);
+        RulesWatch { path, stamp }
+    }
+
+    /// New rules when the file changed and validates.
+    fn changed(&mut self) -> Option<RuleSet> {
+        let path = self.path.as_deref()?;
+        let now = stamp(path);
+        if now == self.stamp {
+            return None;
+        }
+        self.stamp = now;
+        match RuleSet::load(path) {
+            Ok(rules) => {
+                tracing::info!(file = %path.display(), rules = rules.rules.len(), "alert rules reloaded");
+                Some(rules)
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "alert rules refused; the running rules stay in force");
+                None
+            }
+        }
+    }
+}
+
+fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 pub struct Alerting {
@@ -52,8 +98,14 @@ pub async fn evaluation_loop(
     metrics: Arc<dyn MetricStore>,
     connections: Arc<dyn ConnectionStore>,
     pusher: Arc<dyn ConnectionPusher>,
+    rules_file: Option<PathBuf>,
 ) {
-    let engine = AlertEngine::new(metrics, alerting.store.clone(), alerting.rules.clone());
+    let mut watch = RulesWatch::new(rules_file);
+    let mut engine = AlertEngine::new(
+        metrics.clone(),
+        alerting.store.clone(),
+        alerting.rules.clone(),
+    );
     let sinks = match webhook::http_sinks(&alerting.rules.notifications, |k| std::env::var(k).ok())
     {
         Ok(sinks) => sinks,
@@ -67,6 +119,9 @@ pub async fn evaluation_loop(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        if let Some(rules) = watch.changed() {
+            engine = AlertEngine::new(metrics.clone(), alerting.store.clone(), Arc::new(rules));
+        }
         let now = unix_now();
         match engine.evaluate_report(now).await {
             Ok(report) => {
@@ -108,5 +163,27 @@ pub async fn push_events(
         {
             tracing::warn!(error = %e, "pushing an alert event failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = "version: 1\nrules:\n  - name: a\n    metric: m\n    aggregation: avg\n    window: 1m\n    condition: above\n    warning: 1\n    critical: 2\n";
+
+    #[test]
+    fn a_changed_rules_file_reloads_and_a_bad_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.yaml");
+        std::fs::write(&path, RULE).unwrap();
+        let mut watch = RulesWatch::new(Some(path.clone()));
+        assert!(watch.changed().is_none(), "unchanged");
+        std::fs::write(&path, "version: 1\nrules:\n  - name: broken\n").unwrap();
+        assert!(watch.changed().is_none(), "refused: the running rules stay");
+        let two = RULE.replace("name: a", "name: b") + &RULE["version: 1\nrules:\n".len()..];
+        std::fs::write(&path, two).unwrap();
+        let rules = watch.changed().expect("the valid file is taken");
+        assert_eq!(rules.rules.len(), 2);
     }
 }

@@ -143,6 +143,9 @@ pub struct LocalArgs {
           default_value_t = flowscope_core::live::DEFAULT_SNAPSHOT_MAX_SERIES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=100_000_000))]
     pub live_snapshot_max_series: usize,
+    /// Prometheus scraping (`--scrape-config` and its limits).
+    #[command(flatten)]
+    pub scrape: super::scrape::ScrapeArgs,
 }
 
 /// Timeouts and size limits of both local HTTP servers (see `serve.rs`).

@@ -18,6 +18,7 @@ mod gateway;
 mod mapper;
 mod otlp_server;
 mod registry;
+mod scrape;
 mod serve;
 mod stats;
 
@@ -92,6 +93,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
 /// Starts every part of local mode and returns once both ports accept connections.
 pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     let retention = args.retention()?;
+    let scrape_config = args.scrape.load()?;
     let keys = args.ws_keys()?;
     let backend = if args.aws {
         Backend::aws(&args).await?
@@ -175,6 +177,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             store.clone(),
             connections.clone(),
             fanout_pusher.clone(),
+            alerting::rules_path(args.alert_rules.as_deref()),
         ),
     ));
     tasks.spawn(until_stopped(
@@ -194,6 +197,13 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         &stopped,
         &mut tasks,
     );
+
+    if let Some(config) = scrape_config {
+        tasks.spawn(until_stopped(
+            stopped.clone(),
+            scrape::run(args.scrape.clone(), config, ingest.clone()),
+        ));
+    }
 
     let gateway = gateway::router(gateway::GatewayState {
         connections,

@@ -1,0 +1,73 @@
+//! Scheduled (EventBridge, every minute): scrape the Prometheus targets of `SCRAPE_CONFIG` for the
+//! scrape slots of this minute and write their samples into Kinesis through the same receiver core
+//! as the ingest function, so they take the exactly-once path of pushed OTLP.
+//!
+//! Env: `SCRAPE_CONFIG` (the `prometheus.yml` text: `scrape_configs` with `static_configs` and
+//! `http_sd_configs`), `STREAM_NAME`, `STATE_TABLE` (slot ledger and series limits); optional
+//! `MAX_ATTRIBUTES_PER_POINT`, `MAX_ATTRIBUTE_VALUE_BYTES`, `MAX_POINTS_PER_REQUEST` and the series
+//! limits as on the ingest function. Scrape limits: the defaults of `ScrapeLimits`, lowered per job by
+//! `sample_limit`, `label_limit`, `body_size_limit`… in the config.
+
+// Input never panics the process: non-test code returns errors instead (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use flowscope_core::aws::lambda::{now_unix_s, required_env};
+use flowscope_core::aws::{config, DynamoSeriesAdmission, KinesisStream};
+use flowscope_core::cardinality::SeriesLimits;
+use flowscope_core::ingest::{Ingest, IngestLimits};
+use flowscope_core::ports::StreamSink;
+use flowscope_core::scrape::client::Scraper;
+use flowscope_core::scrape::config::ScrapeLimits;
+use flowscope_core::scrape::dynamo::DynamoSlotLedger;
+use flowscope_core::scrape::scheduled::{config_from_env_text, run_invocation};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let sdk = config::load().await;
+    let scrape_config =
+        config_from_env_text(&required_env("SCRAPE_CONFIG")?, &ScrapeLimits::default())?;
+    let state_table = required_env("STATE_TABLE")?;
+    let stream: Arc<dyn StreamSink> =
+        Arc::new(KinesisStream::new(&sdk, required_env("STREAM_NAME")?));
+    let limits = IngestLimits::default().with_env(|name| std::env::var(name).ok())?;
+    let admission =
+        DynamoSeriesAdmission::new(&sdk, state_table.clone(), SeriesLimits::from_env()?);
+    let ingest = Ingest::new(stream, limits).with_series_admission(Arc::new(admission));
+    let ledger = DynamoSlotLedger::new(&sdk, state_table);
+    let scraper = Scraper::new()?;
+    let (scrape_config, ingest, ledger, scraper) = (&scrape_config, &ingest, &ledger, &scraper);
+    run(service_fn(
+        move |_: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
+            let report = run_invocation(
+                scrape_config,
+                scraper,
+                ingest,
+                ledger,
+                now_unix_s(),
+                |slot| async move {
+                    let wait = slot.saturating_sub(now_unix_s()).max(0) as u64;
+                    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                },
+            )
+            .await;
+            lambda_runtime::tracing::info!(?report, "scraped");
+            if report.failed.is_empty() {
+                Ok::<(), Error>(())
+            } else {
+                // Failed so that Lambda retries: the slots already written are in the ledger.
+                Err(format!(
+                    "points of {} targets refused: {:?}",
+                    report.failed.len(),
+                    report.failed
+                )
+                .into())
+            }
+        },
+    ))
+    .await
+}
