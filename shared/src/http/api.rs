@@ -128,11 +128,11 @@ pub fn router(state: ApiState) -> Router {
     routes
         .route(
             "/api/registry/instances",
-            get(super::registry::instances).post(super::registry::register),
+            axum::routing::get(super::registry::instances).post(super::registry::register),
         )
         .route(
             "/api/registry/instances/{service}/{instance}",
-            delete(super::registry::deregister),
+            axum::routing::delete(super::registry::deregister),
         )
         .route(
             "/api/registry/instances/{service}/{instance}/heartbeat",
