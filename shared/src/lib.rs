@@ -15,6 +15,7 @@ pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cardinality;
+pub mod domain;
 pub mod duration;
 #[cfg(feature = "embedded")]
 pub mod embedded;

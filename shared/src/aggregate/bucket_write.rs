@@ -16,7 +16,7 @@ use crate::model::{Resolution, SeriesId, SeriesMeta};
 use crate::ports::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, SequenceNumber};
 
 use super::stats::BucketStats;
-use crate::query::BucketView;
+use crate::domain::bucket_view::BucketView;
 
 /// Bucket writes in flight at once per batch on stores without batched writes (see
 /// [`MetricStore::apply_buckets`]).

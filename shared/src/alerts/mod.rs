@@ -17,8 +17,7 @@ pub mod engine;
 pub mod evaluate;
 pub mod notify;
 pub mod rules;
-pub mod silence;
-pub mod state;
+pub use crate::domain::alerts::{silence, state};
 #[cfg(feature = "webhook")]
 pub mod webhook;
 pub mod wire;

@@ -26,7 +26,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use super::ordered_keys::{from_ordered_i64, ordered_i64, service_prefix, take_expired, time_key};
 use super::redb_file::{blocking, RedbFile};
 use super::{unix_now_ms, EmbeddedError};
-use crate::aggregate::stats::BucketStats;
+use crate::domain::stats::BucketStats;
 use crate::model::{Resolution, Retention, SeriesId, SeriesMeta};
 use crate::ports::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, SequenceNumber, StoreError};
 use crate::sketch::Sketch;

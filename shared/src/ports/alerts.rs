@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 
-use crate::alerts::notify::{DeadLetter, Notification};
-use crate::alerts::silence::Silence;
-use crate::alerts::state::{AlertState, AlertTransition};
+use crate::domain::alerts::notification::{DeadLetter, Notification};
+use crate::domain::alerts::silence::Silence;
+use crate::domain::alerts::state::{AlertState, AlertTransition};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertStoreError {

@@ -8,8 +8,8 @@
 
 use async_trait::async_trait;
 
+use crate::spans::is_error;
 use crate::spans::Span;
-use crate::traces::red::is_error;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TraceStoreError {
@@ -60,7 +60,7 @@ pub struct TraceSummary {
     /// Latest span end minus `start_unix_nano`.
     pub duration_nanos: u64,
     pub span_count: u64,
-    /// Whether any span failed (status ERROR or an HTTP 5xx; see `crate::traces::red::is_error`).
+    /// Whether any span failed (status ERROR or an HTTP 5xx; see `crate::spans::is_error`).
     pub error: bool,
     /// Services with at least one span in the trace, sorted.
     pub services: Vec<String>,

@@ -26,7 +26,7 @@ use bytes::Bytes;
 
 use super::errors;
 use super::retry::RetryPolicy;
-use crate::aggregate::stats::BucketStats;
+use crate::domain::stats::BucketStats;
 use crate::model::{Resolution, SeriesId, SeriesMeta};
 use crate::ports::{ApplyOutcome, BucketDelta, MetricStore, StoreError};
 

@@ -233,7 +233,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::aggregate::stats::BucketStats;
+    use crate::domain::stats::BucketStats;
     use crate::model::{Attributes, MetricKind, SeriesKey};
     use crate::ports::BucketKey;
 
