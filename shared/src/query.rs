@@ -1,11 +1,12 @@
-//! Read side: services, series and bucket history, shaped for the query API ([`QueryService`]).
-//! The HTTP routes that serve it are in [`crate::http::api`]; they are documented in
-//! `docs/openapi.yaml`.
+//! Read side: services, series and bucket history, shaped for the query API ([`QueryService`]), and
+//! the validated time [`Range`] every read takes. No HTTP here: the routes that serve it, the
+//! query-string parsing and the status codes are in [`crate::http`] (`http::api`, `http::params`);
+//! they are documented in `docs/openapi.yaml`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use crate::domain::bucket_view::{rate, BucketView};
 use crate::domain::stats::BucketStats;
@@ -43,17 +44,6 @@ pub enum QueryError {
     NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl QueryError {
-    pub fn status(&self) -> u16 {
-        match self {
-            QueryError::BadRequest(_) => 400,
-            QueryError::NotFound(_) => 404,
-            QueryError::Store(StoreError::Throttled(_)) => 503,
-            QueryError::Store(_) => 500,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -95,13 +85,16 @@ pub struct History {
     pub buckets: Vec<BucketView>,
 }
 
-/// The range parameters of a query string (`from`, `to`: unix seconds; `resolution`: 1m/5m/1h),
-/// as sent; [`Range::from_params`] validates them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct RangeParams {
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub resolution: Option<String>,
+/// A range as a client asked for it: every part optional ([`RangeRequest::resolve`] applies the
+/// defaults and the limits). The HTTP layer parses it from a query string
+/// (`crate::http::params::RangeParams`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RangeRequest {
+    /// Unix seconds.
+    pub from: Option<i64>,
+    /// Unix seconds.
+    pub to: Option<i64>,
+    pub resolution: Option<Resolution>,
 }
 
 /// A time range and resolution, validated.
@@ -112,20 +105,27 @@ pub struct Range {
     pub resolution: Resolution,
 }
 
-impl Range {
-    /// Validates `from`, `to` (unix seconds) and `resolution` (1m/5m/1h) from a query string.
-    /// Defaults: `to` = now, `from` = to − 15 min, `resolution` = 1m.
-    pub fn from_params(params: &RangeParams, now: i64) -> Result<Range, QueryError> {
-        let to = timestamp_param(params.to.as_deref(), "to")
-            .map_err(QueryError::BadRequest)?
+impl RangeRequest {
+    /// Applies the defaults (`to` = now, `from` = to − 15 min, `resolution` = 1m) and checks the
+    /// range: both ends within [`MIN_TIMESTAMP`]..=[`MAX_TIMESTAMP`], `from` before `to`, at most
+    /// [`MAX_BUCKETS`] buckets.
+    pub fn resolve(self, now: i64) -> Result<Range, QueryError> {
+        for (value, name) in [(self.to, "to"), (self.from, "from")] {
+            if let Some(t) = value {
+                if !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&t) {
+                    return Err(QueryError::BadRequest(format!(
+                        "`{name}` must be unix seconds from {MIN_TIMESTAMP} to {MAX_TIMESTAMP} (1970-01-01 to 9999-12-31), got {t}"
+                    )));
+                }
+            }
+        }
+        let to = self
+            .to
             .unwrap_or_else(|| now.clamp(MIN_TIMESTAMP, MAX_TIMESTAMP));
-        let from = timestamp_param(params.from.as_deref(), "from")
-            .map_err(QueryError::BadRequest)?
+        let from = self
+            .from
             .unwrap_or_else(|| to.saturating_sub(DEFAULT_RANGE_SECONDS).max(MIN_TIMESTAMP));
-        let resolution = match &params.resolution {
-            Some(r) => r.parse::<Resolution>().map_err(QueryError::BadRequest)?,
-            None => Resolution::OneMinute,
-        };
+        let resolution = self.resolution.unwrap_or(Resolution::OneMinute);
         if from >= to {
             return Err(QueryError::BadRequest(format!(
                 "`from` ({from}) must be before `to` ({to})"
@@ -287,22 +287,22 @@ mod tests {
 
     #[test]
     fn range_defaults_and_validation() {
-        let mut p = RangeParams::default();
-        let r = Range::from_params(&p, 10_000).unwrap();
+        let mut request = RangeRequest::default();
+        let r = request.resolve(10_000).unwrap();
         assert_eq!(
             (r.from, r.to, r.resolution),
             (10_000 - 900, 10_000, Resolution::OneMinute)
         );
-        p.from = Some("x".into());
+        request.from = Some(-1);
         assert!(matches!(
-            Range::from_params(&p, 10_000),
+            request.resolve(10_000),
             Err(QueryError::BadRequest(_))
         ));
-        p.from = Some("0".into());
-        p.to = Some("86400000".into());
-        let err = Range::from_params(&p, 10_000).unwrap_err();
+        request.from = Some(0);
+        request.to = Some(86_400_000);
+        let err = request.resolve(10_000).unwrap_err();
         assert!(err.to_string().contains("coarser resolution"), "{err}");
-        p.resolution = Some("2m".into());
-        assert!(Range::from_params(&p, 10_000).is_err());
+        request.to = Some(0);
+        assert!(request.resolve(10_000).is_err());
     }
 }

@@ -21,11 +21,12 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::params::RangeParams;
 use crate::alerts::api::{AlertApiError, HistoryParams};
 use crate::alerts::{AlertApi, AlertEvent, RuleSet};
 use crate::model::SeriesId;
 use crate::ports::{AlertStore, MetricStore, SeriesAdmission, TraceStore};
-use crate::query::{QueryError, QueryService, Range, RangeParams};
+use crate::query::{QueryError, QueryService, Range};
 use crate::traces;
 
 /// "Now" in unix seconds, as the API sees it (the default range end; the stamp of acknowledgements).
@@ -276,7 +277,7 @@ async fn graph(
     ApiQuery(params): ApiQuery<RangeParams>,
 ) -> ApiResult {
     trace_store(&state, &uri)?;
-    to_json(&traces::api::graph(state.metrics.as_ref(), &params, state.now()).await?)
+    to_json(&traces::api::graph(state.metrics.as_ref(), params.request()?, state.now()).await?)
 }
 
 async fn limits(State(state): State<ApiState>, uri: Uri) -> ApiResult {

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod otlp;
+pub mod params;
 
 use axum::middleware;
 use axum::Router;

@@ -5,8 +5,9 @@
 //!
 //! RED series need no route of their own: they are ordinary series under `/api/services/...`.
 
+use crate::model::Resolution;
 use crate::ports::{MetricStore, TraceStore};
-use crate::query::{QueryError, Range, RangeParams};
+use crate::query::{QueryError, RangeRequest};
 
 use super::graph_view::{auto_resolution, service_graph, GraphView};
 use super::trace_view::{trace_view, SummaryView, TraceView};
@@ -72,19 +73,20 @@ pub async fn recent<T: TraceStore + ?Sized>(
 /// The service graph over a range; without `resolution`, the finest one that fits the range.
 pub async fn graph<S: MetricStore + ?Sized>(
     store: &S,
-    params: &RangeParams,
+    request: RangeRequest,
     now: i64,
 ) -> Result<GraphView, QueryError> {
-    let mut params = params.clone();
-    if params.resolution.is_none() {
-        // Parse from/to with the defaults first, to pick a resolution that fits the range.
-        let mut probe = params.clone();
-        probe.resolution = Some("1h".into());
-        let range = Range::from_params(&probe, now)?;
-        params.resolution = Some(auto_resolution(range.from, range.to).as_str().into());
+    let mut request = request;
+    if request.resolution.is_none() {
+        // Resolve from/to with the defaults first, to pick a resolution that fits the range.
+        let probe = RangeRequest {
+            resolution: Some(Resolution::OneHour),
+            ..request
+        };
+        let range = probe.resolve(now)?;
+        request.resolution = Some(auto_resolution(range.from, range.to));
     }
-    let range = Range::from_params(&params, now)?;
-    service_graph(store, range).await
+    service_graph(store, request.resolve(now)?).await
 }
 
 /// Trace store failures map onto the query API's statuses (503 when throttled, else 500).
