@@ -11,8 +11,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[path = "../tests/support/memory_store.rs"]
-mod memory_store;
+use flowscope_core::testing::memory_store;
 #[path = "../tests/support/points.rs"]
 mod points;
 #[path = "support/sdk_export.rs"]

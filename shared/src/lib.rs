@@ -30,4 +30,6 @@ pub mod query;
 pub mod record;
 pub mod sketch;
 pub mod spans;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod traces;

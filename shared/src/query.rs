@@ -11,7 +11,7 @@ use serde::Serialize;
 pub use crate::domain::bucket_view::{rate, BucketView};
 use crate::domain::stats::BucketStats;
 use crate::model::{Attributes, MetricKind, Resolution, SeriesId, SeriesMeta};
-use crate::ports::{MetricStore, StoreError};
+use crate::ports::{BucketStore, SeriesCatalog, StoreError};
 
 /// Most buckets one query may return (e.g. 24 h at 1m = 1440).
 pub const MAX_BUCKETS: i64 = 2000;
@@ -149,11 +149,11 @@ impl RangeRequest {
     }
 }
 
-pub struct QueryService<S: MetricStore + ?Sized> {
+pub struct QueryService<S: SeriesCatalog + BucketStore + ?Sized> {
     store: Arc<S>,
 }
 
-impl<S: MetricStore + ?Sized> Clone for QueryService<S> {
+impl<S: SeriesCatalog + BucketStore + ?Sized> Clone for QueryService<S> {
     fn clone(&self) -> Self {
         QueryService {
             store: self.store.clone(),
@@ -161,7 +161,7 @@ impl<S: MetricStore + ?Sized> Clone for QueryService<S> {
     }
 }
 
-impl<S: MetricStore + ?Sized> QueryService<S> {
+impl<S: SeriesCatalog + BucketStore + ?Sized> QueryService<S> {
     pub fn new(store: Arc<S>) -> Self {
         QueryService { store }
     }

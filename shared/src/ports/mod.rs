@@ -18,6 +18,9 @@ pub use alerts::{AlertStore, AlertStoreError, Notifier, NotifyError, PutOutcome}
 pub use connections::{ConnectionStore, ConnectionStoreError, Subscription};
 pub use pusher::{ConnectionPosts, ConnectionPusher, PushError};
 pub use sequence::SequenceNumber;
-pub use store::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, StoreError};
+pub use store::{
+    ApplyOutcome, BucketDelta, BucketKey, BucketStore, MetricStore, Purge, SeriesCatalog,
+    StateStore, StoreError,
+};
 pub use stream::{ShardBatch, StreamEntry, StreamError, StreamRecord, StreamSink, StreamSource};
 pub use traces::{TraceStore, TraceStoreError, TraceSummary, TraceWrite};

@@ -9,30 +9,12 @@
 use async_trait::async_trait;
 
 use crate::spans::is_error;
+
+use super::store::StoreError;
 use crate::spans::Span;
 
-#[derive(Debug, thiserror::Error)]
-pub enum TraceStoreError {
-    #[error("trace store is throttling; retry later: {0}")]
-    Throttled(String),
-    #[error("trace store is unavailable: {0}")]
-    Unavailable(String),
-    #[error("stored trace item {key} is corrupt: {reason}")]
-    Corrupt { key: String, reason: String },
-}
-
-/// The metric store's failure kinds map one to one: adapters sharing a DynamoDB or redb helper
-/// convert with `?`.
-impl From<crate::ports::StoreError> for TraceStoreError {
-    fn from(error: crate::ports::StoreError) -> Self {
-        use crate::ports::StoreError;
-        match error {
-            StoreError::Throttled(message) => TraceStoreError::Throttled(message),
-            StoreError::Unavailable(message) => TraceStoreError::Unavailable(message),
-            StoreError::Corrupt { key, reason } => TraceStoreError::Corrupt { key, reason },
-        }
-    }
-}
+/// The trace store's error: the one [`StoreError`] of every storage port.
+pub type TraceStoreError = StoreError;
 
 /// Spans of one trace to store, and whether the trace is kept.
 #[derive(Debug, Clone, PartialEq)]

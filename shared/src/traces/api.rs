@@ -6,7 +6,7 @@
 //! RED series need no route of their own: they are ordinary series under `/api/services/...`.
 
 use crate::model::Resolution;
-use crate::ports::{MetricStore, TraceStore};
+use crate::ports::{BucketStore, SeriesCatalog, TraceStore};
 use crate::query::{QueryError, RangeRequest};
 
 use super::graph_view::{auto_resolution, service_graph, GraphView};
@@ -38,8 +38,7 @@ pub async fn get_trace<T: TraceStore + ?Sized>(
     let trace_id = parse_trace_id(id)?;
     let spans = traces
         .get_trace(&trace_id)
-        .await
-        .map_err(trace_store_error)?
+        .await?
         .ok_or_else(|| QueryError::NotFound(format!("no kept trace {id}")))?;
     Ok(trace_view(&trace_id, &spans))
 }
@@ -63,15 +62,12 @@ pub async fn recent<T: TraceStore + ?Sized>(
     service: &str,
     limit: usize,
 ) -> Result<Vec<SummaryView>, QueryError> {
-    let summaries = traces
-        .recent_traces(service, limit)
-        .await
-        .map_err(trace_store_error)?;
+    let summaries = traces.recent_traces(service, limit).await?;
     Ok(summaries.iter().map(SummaryView::new).collect())
 }
 
 /// The service graph over a range; without `resolution`, the finest one that fits the range.
-pub async fn graph<S: MetricStore + ?Sized>(
+pub async fn graph<S: SeriesCatalog + BucketStore + ?Sized>(
     store: &S,
     request: RangeRequest,
     now: i64,
@@ -87,16 +83,6 @@ pub async fn graph<S: MetricStore + ?Sized>(
         request.resolution = Some(auto_resolution(range.from, range.to));
     }
     service_graph(store, request.resolve(now)?).await
-}
-
-/// Trace store failures map onto the query API's statuses (503 when throttled, else 500).
-fn trace_store_error(error: crate::ports::TraceStoreError) -> QueryError {
-    use crate::ports::{StoreError, TraceStoreError};
-    QueryError::Store(match error {
-        TraceStoreError::Throttled(m) => StoreError::Throttled(m),
-        TraceStoreError::Unavailable(m) => StoreError::Unavailable(m),
-        TraceStoreError::Corrupt { key, reason } => StoreError::Corrupt { key, reason },
-    })
 }
 
 #[cfg(test)]
