@@ -3,8 +3,7 @@
 //! included. The reference is each record applied once, on its own, to a fresh store.
 
 use flowscope_core::testing::memory_store;
-#[path = "support/points.rs"]
-mod points;
+use flowscope_core::testing::points;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

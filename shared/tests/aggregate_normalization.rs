@@ -3,8 +3,7 @@
 //! distributions.
 
 use flowscope_core::testing::memory_store;
-#[path = "support/points.rs"]
-mod points;
+use flowscope_core::testing::points;
 
 use std::sync::Arc;
 

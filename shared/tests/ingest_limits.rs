@@ -5,8 +5,7 @@
 //! counted per reason, and never stored; the rest of the request is kept.
 
 use flowscope_core::testing::memory_store;
-#[path = "fixtures/otlp/support.rs"]
-mod support;
+use flowscope_core::testing::otlp as support;
 
 use flowscope_core::aggregate::Aggregator;
 use flowscope_core::ingest::{Ingest, IngestLimits, IngestResponse, Signal};
