@@ -82,7 +82,7 @@ pub enum LimitKind {
     PerService,
 }
 
-/// What [`SeriesAdmission::admit`] refused of one group.
+/// What [`SeriesAdmission::admit`](crate::ports::SeriesAdmission::admit) refused of one group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RefusedSeries {
     pub ids: Vec<SeriesId>,

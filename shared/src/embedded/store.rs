@@ -1,4 +1,4 @@
-//! The local [`MetricStore`]: one redb file holding buckets, the series registry and aggregator state.
+//! The local [`MetricStore`](crate::ports::MetricStore): one redb file holding buckets, the series registry and aggregator state.
 //!
 //! Keys are byte strings built so that redb's byte order is the order queries need: a bucket key is
 //! `series id (u64 BE) | resolution code | start (order-preserving i64 BE)`, so one series and
@@ -61,7 +61,7 @@ const HAS_MAX: u8 = 0b10;
 /// 10k active series' current buckets and state take ~10 MB of pages.
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
-/// redb-backed [`MetricStore`]. Clones share one database.
+/// redb-backed [`MetricStore`](crate::ports::MetricStore). Clones share one database.
 #[derive(Clone)]
 pub struct RedbStore {
     db: RedbFile,
