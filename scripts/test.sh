@@ -35,6 +35,8 @@ stage() {
 }
 
 stage setup bash scripts/setup.sh
+# The core's module graph: no import cycle, no dependency pointing up a layer (docs/architecture.md).
+stage layers python3 scripts/module-graph.py
 stage fmt cargo fmt --all --check
 stage clippy bash -c 'cargo clippy --workspace --all-targets --locked -- -D warnings && cargo clippy --workspace --all-targets --locked --features flowscope-cli/emulator-tests,flowscope-core/emulator-tests,flowscope-integration-tests/emulator-tests -- -D warnings'
 stage rust-tests cargo test --workspace --locked

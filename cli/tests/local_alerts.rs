@@ -4,8 +4,6 @@
 //! (active alerts, history) and at the webhook sink (a firing and a resolve notification). Takes two
 //! to three minutes: rules read whole minutes.
 
-#[path = "../../shared/tests/alerts_support/mod.rs"]
-mod alerts_support;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -54,7 +52,7 @@ async fn active_alerts(handle: &LocalHandle) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_generator_spike_fires_an_alert_and_its_end_resolves_it() {
     let dir = tempfile::tempdir().unwrap();
-    let webhook = alerts_support::Receiver::start(vec![200]).await;
+    let webhook = flowscope_core::testing::http_receiver::Receiver::start(vec![200]).await;
     // The quick rules' optional webhook sink reads this at start. The only test in this binary,
     // so setting the variable races nothing.
     std::env::set_var("FLOWSCOPE_ALERT_WEBHOOK_URL", &webhook.url);

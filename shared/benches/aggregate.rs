@@ -11,14 +11,11 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[path = "../tests/support/memory_store.rs"]
-mod memory_store;
-#[path = "../tests/support/points.rs"]
-mod points;
+use flowscope_core::testing::memory_store;
+use flowscope_core::testing::points;
 #[path = "support/sdk_export.rs"]
 mod sdk_export;
-#[path = "../tests/fixtures/otlp/support.rs"]
-mod support;
+use flowscope_core::testing::otlp as support;
 
 use std::time::{Duration, Instant};
 

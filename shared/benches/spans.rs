@@ -8,8 +8,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[path = "../tests/support/memory_store.rs"]
-mod memory_store;
+use flowscope_core::testing::memory_store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -15,6 +15,7 @@ pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cardinality;
+pub mod domain;
 pub mod duration;
 #[cfg(feature = "embedded")]
 pub mod embedded;
@@ -25,10 +26,14 @@ pub mod model;
 pub mod otlp;
 pub mod pipeline;
 pub mod ports;
+#[cfg(feature = "webhook")]
+pub mod probing;
 pub mod query;
 pub mod record;
 pub mod registry;
 pub mod scrape;
 pub mod sketch;
 pub mod spans;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod traces;

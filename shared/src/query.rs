@@ -1,15 +1,18 @@
-//! Read side: services, series and bucket history, shaped for the query API ([`QueryService`]).
-//! The HTTP routes that serve it are in [`crate::http::api`]; they are documented in
-//! `docs/openapi.json` (generated: `crate::http::contract`).
+//! Read side: services, series and bucket history, shaped for the query API ([`QueryService`]), and
+//! the validated time [`Range`] every read takes. No HTTP here: the routes that serve it, the
+//! query-string parsing and the status codes are in [`crate::http`] (`http::api`, `http::params`);
+//! they are documented in `docs/openapi.json`
+//! (generated: `crate::http::contract`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::aggregate::stats::BucketStats;
+pub use crate::domain::bucket_view::{rate, BucketView};
+use crate::domain::stats::BucketStats;
 use crate::model::{Attributes, MetricKind, Resolution, SeriesId, SeriesMeta};
-use crate::ports::{MetricStore, StoreError};
+use crate::ports::{BucketStore, SeriesCatalog, StoreError};
 
 /// Most buckets one query may return (e.g. 24 h at 1m = 1440).
 pub const MAX_BUCKETS: i64 = 2000;
@@ -44,17 +47,6 @@ pub enum QueryError {
     Store(#[from] StoreError),
 }
 
-impl QueryError {
-    pub fn status(&self) -> u16 {
-        match self {
-            QueryError::BadRequest(_) => 400,
-            QueryError::NotFound(_) => 404,
-            QueryError::Store(StoreError::Throttled(_)) => 503,
-            QueryError::Store(_) => 500,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ServiceSummary {
     pub name: String,
@@ -77,51 +69,6 @@ pub struct MetricSummary {
     pub series: Vec<SeriesSummary>,
 }
 
-/// One bucket as the API returns it (and, flattened, as live updates carry it).
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct BucketView {
-    pub start: i64,
-    pub count: u64,
-    pub sum: f64,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    pub avg: Option<f64>,
-    pub p50: Option<f64>,
-    pub p95: Option<f64>,
-    pub p99: Option<f64>,
-    /// Per second over the bucket width: the summed value for counters (increase/s), the number of
-    /// observations for everything else (e.g. requests/s for a latency histogram).
-    pub rate: f64,
-}
-
-/// Per-second rate of a bucket (see [`BucketView::rate`]).
-pub fn rate(kind: MetricKind, resolution: Resolution, stats: &BucketStats) -> f64 {
-    let seconds = resolution.seconds() as f64;
-    match kind {
-        MetricKind::Counter | MetricKind::UpDownCounter => stats.finite_sum() / seconds,
-        _ => stats.count as f64 / seconds,
-    }
-}
-
-impl BucketView {
-    pub fn new(start: i64, stats: &BucketStats, kind: MetricKind, resolution: Resolution) -> Self {
-        // One walk over a sparse sketch for all three.
-        let [p50, p95, p99] = stats.sketch.p50_p95_p99();
-        BucketView {
-            start,
-            count: stats.count,
-            sum: stats.finite_sum(),
-            min: stats.finite_min(),
-            max: stats.finite_max(),
-            avg: stats.avg(),
-            p50,
-            p95,
-            p99,
-            rate: rate(kind, resolution, stats),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct History {
     pub service: String,
@@ -139,13 +86,16 @@ pub struct History {
     pub buckets: Vec<BucketView>,
 }
 
-/// The range parameters of a query string (`from`, `to`: unix seconds; `resolution`: 1m/5m/1h),
-/// as sent; [`Range::from_params`] validates them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct RangeParams {
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub resolution: Option<String>,
+/// A range as a client asked for it: every part optional ([`RangeRequest::resolve`] applies the
+/// defaults and the limits). The HTTP layer parses it from a query string
+/// (`crate::http::params::RangeParams`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RangeRequest {
+    /// Unix seconds.
+    pub from: Option<i64>,
+    /// Unix seconds.
+    pub to: Option<i64>,
+    pub resolution: Option<Resolution>,
 }
 
 /// A time range and resolution, validated.
@@ -156,20 +106,27 @@ pub struct Range {
     pub resolution: Resolution,
 }
 
-impl Range {
-    /// Validates `from`, `to` (unix seconds) and `resolution` (1m/5m/1h) from a query string.
-    /// Defaults: `to` = now, `from` = to − 15 min, `resolution` = 1m.
-    pub fn from_params(params: &RangeParams, now: i64) -> Result<Range, QueryError> {
-        let to = timestamp_param(params.to.as_deref(), "to")
-            .map_err(QueryError::BadRequest)?
+impl RangeRequest {
+    /// Applies the defaults (`to` = now, `from` = to − 15 min, `resolution` = 1m) and checks the
+    /// range: both ends within [`MIN_TIMESTAMP`]..=[`MAX_TIMESTAMP`], `from` before `to`, at most
+    /// [`MAX_BUCKETS`] buckets.
+    pub fn resolve(self, now: i64) -> Result<Range, QueryError> {
+        for (value, name) in [(self.to, "to"), (self.from, "from")] {
+            if let Some(t) = value {
+                if !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&t) {
+                    return Err(QueryError::BadRequest(format!(
+                        "`{name}` must be unix seconds from {MIN_TIMESTAMP} to {MAX_TIMESTAMP} (1970-01-01 to 9999-12-31), got {t}"
+                    )));
+                }
+            }
+        }
+        let to = self
+            .to
             .unwrap_or_else(|| now.clamp(MIN_TIMESTAMP, MAX_TIMESTAMP));
-        let from = timestamp_param(params.from.as_deref(), "from")
-            .map_err(QueryError::BadRequest)?
+        let from = self
+            .from
             .unwrap_or_else(|| to.saturating_sub(DEFAULT_RANGE_SECONDS).max(MIN_TIMESTAMP));
-        let resolution = match &params.resolution {
-            Some(r) => r.parse::<Resolution>().map_err(QueryError::BadRequest)?,
-            None => Resolution::OneMinute,
-        };
+        let resolution = self.resolution.unwrap_or(Resolution::OneMinute);
         if from >= to {
             return Err(QueryError::BadRequest(format!(
                 "`from` ({from}) must be before `to` ({to})"
@@ -193,11 +150,11 @@ impl Range {
     }
 }
 
-pub struct QueryService<S: MetricStore + ?Sized> {
+pub struct QueryService<S: SeriesCatalog + BucketStore + ?Sized> {
     store: Arc<S>,
 }
 
-impl<S: MetricStore + ?Sized> Clone for QueryService<S> {
+impl<S: SeriesCatalog + BucketStore + ?Sized> Clone for QueryService<S> {
     fn clone(&self) -> Self {
         QueryService {
             store: self.store.clone(),
@@ -205,7 +162,7 @@ impl<S: MetricStore + ?Sized> Clone for QueryService<S> {
     }
 }
 
-impl<S: MetricStore + ?Sized> QueryService<S> {
+impl<S: SeriesCatalog + BucketStore + ?Sized> QueryService<S> {
     pub fn new(store: Arc<S>) -> Self {
         QueryService { store }
     }
@@ -331,22 +288,22 @@ mod tests {
 
     #[test]
     fn range_defaults_and_validation() {
-        let mut p = RangeParams::default();
-        let r = Range::from_params(&p, 10_000).unwrap();
+        let mut request = RangeRequest::default();
+        let r = request.resolve(10_000).unwrap();
         assert_eq!(
             (r.from, r.to, r.resolution),
             (10_000 - 900, 10_000, Resolution::OneMinute)
         );
-        p.from = Some("x".into());
+        request.from = Some(-1);
         assert!(matches!(
-            Range::from_params(&p, 10_000),
+            request.resolve(10_000),
             Err(QueryError::BadRequest(_))
         ));
-        p.from = Some("0".into());
-        p.to = Some("86400000".into());
-        let err = Range::from_params(&p, 10_000).unwrap_err();
+        request.from = Some(0);
+        request.to = Some(86_400_000);
+        let err = request.resolve(10_000).unwrap_err();
         assert!(err.to_string().contains("coarser resolution"), "{err}");
-        p.resolution = Some("2m".into());
-        assert!(Range::from_params(&p, 10_000).is_err());
+        request.to = Some(0);
+        assert!(request.resolve(10_000).is_err());
     }
 }

@@ -71,3 +71,18 @@ impl Span {
 pub fn hex(bytes: &[u8]) -> String {
     ::hex::encode(bytes)
 }
+
+/// Current and legacy semantic-convention names of the HTTP status code.
+const HTTP_STATUS_ATTRIBUTES: [&str; 2] = ["http.response.status_code", "http.status_code"];
+
+/// A span failed when its status is ERROR or it carries an HTTP 5xx status code.
+pub fn is_error(span: &Span) -> bool {
+    span.status == SpanStatus::Error || http_status(span).is_some_and(|code| code >= 500)
+}
+
+fn http_status(span: &Span) -> Option<u16> {
+    HTTP_STATUS_ATTRIBUTES
+        .iter()
+        .find_map(|key| span.attributes.get(*key))
+        .and_then(|value| value.trim().parse::<u16>().ok())
+}

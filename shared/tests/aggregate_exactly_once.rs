@@ -2,10 +2,8 @@
 //! number, times out whole batches) must still count every record exactly once — cumulative counters
 //! included. The reference is each record applied once, on its own, to a fresh store.
 
-#[path = "support/memory_store.rs"]
-mod memory_store;
-#[path = "support/points.rs"]
-mod points;
+use flowscope_core::testing::memory_store;
+use flowscope_core::testing::points;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

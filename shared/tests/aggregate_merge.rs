@@ -1,8 +1,7 @@
 //! Buckets merge exactly, in any order and through rollups: what lets many batches, shards and
 //! resolutions add up to the same numbers.
 
-#[path = "support/points.rs"]
-mod points;
+use flowscope_core::testing::points;
 
 use flowscope_core::aggregate::{rollup, BucketStats};
 use flowscope_core::model::Resolution;

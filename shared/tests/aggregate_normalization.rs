@@ -2,10 +2,8 @@
 //! numbers a dashboard shows: levels for gauges, increases (rates) for counters, quantiles for
 //! distributions.
 
-#[path = "support/memory_store.rs"]
-mod memory_store;
-#[path = "support/points.rs"]
-mod points;
+use flowscope_core::testing::memory_store;
+use flowscope_core::testing::points;
 
 use std::sync::Arc;
 

@@ -4,12 +4,11 @@
 mod alerts_support;
 
 use alerts_support::{brief, minute, series_key, Engine, Fixture, T0};
-use bytes::Bytes;
-use flowscope_core::aggregate::BucketStats;
 use flowscope_core::alerts::state::Reason;
 use flowscope_core::alerts::{AlertEngine, AlertStatus, AlertTransition, RuleSet, TransitionKind};
-use flowscope_core::model::{MetricKind, Resolution, SeriesId, SeriesMeta};
-use flowscope_core::ports::{AlertStore, ApplyOutcome, BucketDelta, MetricStore, StoreError};
+use flowscope_core::model::MetricKind;
+use flowscope_core::ports::AlertStore;
+use flowscope_core::testing::FailingStore;
 
 const LATENCY: &str = "http.server.request.duration";
 const REQUESTS: &str = "http.server.requests";
@@ -395,55 +394,6 @@ async fn alerts_of_a_removed_rule_resolve() {
     assert!(without.evaluate(minute(1) + 20).await.unwrap().is_empty());
 }
 
-/// Delegates to the real store, except that reading one series' buckets fails.
-struct BrokenSeries {
-    inner: std::sync::Arc<flowscope_core::embedded::RedbStore>,
-    broken: SeriesId,
-}
-
-#[async_trait::async_trait]
-impl MetricStore for BrokenSeries {
-    async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
-        self.inner.apply_bucket(delta).await
-    }
-    async fn query_buckets(
-        &self,
-        series: SeriesId,
-        resolution: Resolution,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
-        if series == self.broken {
-            return Err(StoreError::Corrupt {
-                key: series.to_string(),
-                reason: "test".into(),
-            });
-        }
-        self.inner.query_buckets(series, resolution, from, to).await
-    }
-    async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
-        self.inner.upsert_series(series).await
-    }
-    async fn list_services(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.list_services().await
-    }
-    async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
-        self.inner.list_series(service).await
-    }
-    async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
-        self.inner.get_series(id).await
-    }
-    async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
-        self.inner.load_state(keys).await
-    }
-    async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError> {
-        self.inner.save_state(items).await
-    }
-    async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now_unix_s).await
-    }
-}
-
 #[tokio::test]
 async fn an_unreadable_series_fails_only_its_own_alert() {
     let fx = Fixture::new();
@@ -455,10 +405,9 @@ async fn an_unreadable_series_fails_only_its_own_alert() {
     let rules = format!(
         "settings:\n  evaluation_delay: 0s\nrules:\n  - name: cpu\n    metric: {cpu}\n    aggregation: avg\n    scale: 100\n    window: 1m\n    condition: above\n    warning: 80\n"
     );
-    let metrics = std::sync::Arc::new(BrokenSeries {
-        inner: fx.metrics.clone(),
-        broken: series_key("web", cpu, &[]).id(),
-    });
+    // Reading one series' buckets fails.
+    let metrics = FailingStore::new(fx.metrics.clone());
+    metrics.fail_bucket_reads(series_key("web", cpu, &[]).id());
     let rules = std::sync::Arc::new(RuleSet::parse(&rules, "rules.yaml").unwrap());
     let engine = AlertEngine::new(metrics, fx.alerts.clone(), rules);
     let report = engine.evaluate_report(minute(1)).await.unwrap();

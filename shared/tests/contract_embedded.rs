@@ -16,8 +16,8 @@ use flowscope_core::embedded::{
 };
 use flowscope_core::model::{MetricKind, Resolution, Retention, SeriesId, SeriesMeta};
 use flowscope_core::ports::{
-    ApplyOutcome, BucketKey, MetricStore, SequenceNumber, SeriesAdmission, StreamEntry,
-    StreamRecord, StreamSink, StreamSource,
+    ApplyOutcome, BucketKey, BucketStore, Purge, SequenceNumber, SeriesAdmission, SeriesCatalog,
+    StateStore, StreamEntry, StreamRecord, StreamSink, StreamSource,
 };
 
 fn entries(key: &str, range: std::ops::Range<usize>) -> Vec<StreamEntry> {

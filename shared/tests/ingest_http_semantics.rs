@@ -1,7 +1,6 @@
 //! OTLP/HTTP status codes, content types, encodings and back-pressure of the receiver core.
 
-#[path = "fixtures/otlp/support.rs"]
-mod support;
+use flowscope_core::testing::otlp as support;
 
 use std::time::Duration;
 

@@ -4,10 +4,8 @@
 //! request are each refused in `partial_success` with a reason naming the metric and the limit,
 //! counted per reason, and never stored; the rest of the request is kept.
 
-#[path = "support/memory_store.rs"]
-mod memory_store;
-#[path = "fixtures/otlp/support.rs"]
-mod support;
+use flowscope_core::testing::memory_store;
+use flowscope_core::testing::otlp as support;
 
 use flowscope_core::aggregate::Aggregator;
 use flowscope_core::ingest::{Ingest, IngestLimits, IngestResponse, Signal};

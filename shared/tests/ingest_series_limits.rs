@@ -2,8 +2,7 @@
 //! partial success with a message naming the metric and the limit, the rest of the request is
 //! written, and the refusals are counted.
 
-#[path = "fixtures/otlp/support.rs"]
-mod support;
+use flowscope_core::testing::otlp as support;
 
 use std::sync::Arc;
 

@@ -1,8 +1,7 @@
 //! OTLP/JSON as SDKs send it: lowerCamelCase, int64 as strings or numbers, hex ids, enums as numbers
 //! or names, and "NaN"/"Infinity" doubles that must not fail the whole request.
 
-#[path = "fixtures/otlp/support.rs"]
-mod support;
+use flowscope_core::testing::otlp as support;
 
 use std::collections::BTreeMap;
 

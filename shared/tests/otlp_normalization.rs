@@ -1,8 +1,7 @@
 //! Every OTLP metric type, resources and spans normalized into the domain model, end to end through
 //! the receiver and the stream record codec.
 
-#[path = "fixtures/otlp/support.rs"]
-mod support;
+use flowscope_core::testing::otlp as support;
 
 use std::collections::BTreeMap;
 

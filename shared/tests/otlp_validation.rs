@@ -1,8 +1,7 @@
 //! Invalid data points are rejected one by one and reported through `partial_success`; the valid
 //! points of the same request still reach the stream.
 
-#[path = "fixtures/otlp/support.rs"]
-mod support;
+use flowscope_core::testing::otlp as support;
 
 use flowscope_core::model::PointData;
 use opentelemetry_proto::tonic::collector::metrics::v1::{

@@ -1,4 +1,4 @@
-//! The scheduled probe function's handler (`registry::probe::probe_rounds`, what `functions/probe`
+//! The scheduled probe function's handler (`probing::probe_rounds`, what `functions/probe`
 //! runs) against the emulators: instances registered in DynamoDB Local are probed over HTTP and the
 //! results reach Kinesis (kinesis-mock) as ordinary metric records of the service, one per round.
 //!
@@ -18,7 +18,8 @@ use flowscope_core::aws::{
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::PointData;
 use flowscope_core::record::{self, RecordPayload};
-use flowscope_core::registry::probe::{probe_rounds, ProbeSettings, Prober};
+use flowscope_core::probing::{probe_rounds, Prober};
+use flowscope_core::registry::probe::ProbeSettings;
 use flowscope_core::registry::{Registration, Registry, RegistryLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -4,16 +4,15 @@
 
 #[path = "traces_support/builders.rs"]
 mod builders;
-#[path = "support/memory_store.rs"]
-mod memory_store;
+use flowscope_core::testing::memory_store;
 
 use std::collections::BTreeMap;
 
 use builders::*;
 use flowscope_core::embedded::RedbTraceStore;
 use flowscope_core::model::{Resolution, SeriesKey};
-use flowscope_core::ports::BucketKey;
-use flowscope_core::ports::{MetricStore, SequenceNumber, TraceStore};
+use flowscope_core::ports::{BucketKey, BucketStore};
+use flowscope_core::ports::{SequenceNumber, TraceStore};
 use flowscope_core::spans::{hex, Span, SpanKind};
 use flowscope_core::traces::fold::FoldCounters;
 use flowscope_core::traces::{SamplingPolicy, TraceConfig, TraceProcessor};

@@ -3,8 +3,6 @@
 
 #[path = "traces_support/builders.rs"]
 mod builders;
-#[path = "support/memory_store.rs"]
-mod memory_store;
 
 use builders::*;
 use flowscope_core::embedded::RedbTraceStore;

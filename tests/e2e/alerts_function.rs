@@ -26,8 +26,8 @@ use flowscope_core::aws::{
 use flowscope_core::http::ApiState;
 use flowscope_core::model::{Attributes, MetricKind, Resolution, SeriesKey, SeriesMeta};
 use flowscope_core::ports::{
-    AlertStore, BucketDelta, BucketKey, ConnectionStore, MetricStore, Notifier, NotifyError,
-    SequenceNumber, Subscription,
+    AlertStore, BucketDelta, BucketKey, BucketStore, ConnectionStore, Notifier, NotifyError,
+    SequenceNumber, SeriesCatalog, Subscription,
 };
 use flowscope_integration_tests::events::{http_request, json_body, query_function};
 use flowscope_integration_tests::pusher::RecordingPusher;

@@ -2,14 +2,10 @@
 //! path costs per million data points — Kinesis records and bytes, DynamoDB bucket writes, series and
 //! state writes — plus handler throughput on the emulators (emulator speed, not AWS speed).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use flowscope_core::aggregate::aggregator::Aggregator;
-use flowscope_core::aggregate::stats::BucketStats;
 use flowscope_core::aws::dynamodb::decode_trace_item;
 use flowscope_core::aws::lambda::kinesis::{handle_kinesis_event, handle_kinesis_event_with_live};
 use flowscope_core::aws::lambda::streams::handle_bucket_stream;
@@ -17,11 +13,10 @@ use flowscope_core::aws::{
     delete_tables_if_present, DynamoConnections, DynamoLiveEvents, DynamoStore, DynamoTraceStore,
 };
 use flowscope_core::ingest::IngestLimits;
-use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesMeta};
+use flowscope_core::model::Retention;
 use flowscope_core::pipeline::ShardProcessor;
-use flowscope_core::ports::{
-    ApplyOutcome, BucketDelta, ConnectionStore, MetricStore, StoreError, StreamSource, Subscription,
-};
+use flowscope_core::ports::{ConnectionStore, StreamSource, Subscription};
+use flowscope_core::testing::FailingStore;
 use flowscope_integration_tests::events::{
     dyn_ingest, ingest_function, kinesis_event, live_stream_event, otlp_post, otlp_post_to,
 };
@@ -38,63 +33,6 @@ const ROUTES: usize = 20;
 const POINTS_PER_ROUTE: usize = 25;
 /// Records per aggregator invocation: roughly one second of this load on one shard.
 const RECORDS_PER_BATCH: usize = 100;
-
-/// Counts the store calls that cost DynamoDB writes.
-struct Counting {
-    inner: DynamoStore,
-    bucket_writes: AtomicU64,
-    already_applied: AtomicU64,
-    series_upserts: AtomicU64,
-    state_items: AtomicU64,
-}
-
-#[async_trait]
-impl MetricStore for Counting {
-    async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
-        let outcome = self.inner.apply_bucket(delta).await?;
-        match outcome {
-            ApplyOutcome::Applied(_) => self.bucket_writes.fetch_add(1, Ordering::Relaxed),
-            ApplyOutcome::AlreadyApplied { .. } => {
-                self.already_applied.fetch_add(1, Ordering::Relaxed)
-            }
-        };
-        Ok(outcome)
-    }
-    async fn query_buckets(
-        &self,
-        series: SeriesId,
-        resolution: Resolution,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
-        self.inner.query_buckets(series, resolution, from, to).await
-    }
-    async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
-        self.series_upserts
-            .fetch_add(series.len() as u64, Ordering::Relaxed);
-        self.inner.upsert_series(series).await
-    }
-    async fn list_services(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.list_services().await
-    }
-    async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
-        self.inner.list_series(service).await
-    }
-    async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
-        self.inner.get_series(id).await
-    }
-    async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
-        self.inner.load_state(keys).await
-    }
-    async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError> {
-        self.state_items
-            .fetch_add(items.len() as u64, Ordering::Relaxed);
-        self.inner.save_state(items).await
-    }
-    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now).await
-    }
-}
 
 fn per_million(count: u64, points: u64) -> f64 {
     count as f64 * 1_000_000.0 / points as f64
@@ -126,13 +64,8 @@ async fn aws_calls_and_bytes_per_million_points() {
     let shard = stream.shard_ids().await.expect("shards").remove(0);
     let records = read_shard(stream.as_ref(), &shard, sent.stream_records as usize).await;
 
-    let store = Arc::new(Counting {
-        inner: DynamoStore::new(&config, tables.clone()),
-        bucket_writes: AtomicU64::new(0),
-        already_applied: AtomicU64::new(0),
-        series_upserts: AtomicU64::new(0),
-        state_items: AtomicU64::new(0),
-    });
+    // Counts the store calls that cost DynamoDB writes.
+    let store = FailingStore::new(Arc::new(DynamoStore::new(&config, tables.clone())));
     let aggregator = Aggregator::new(store.clone(), Retention::default());
     let started = Instant::now();
     let mut invocations = 0;
@@ -145,7 +78,7 @@ async fn aws_calls_and_bytes_per_million_points() {
     }
     let aggregate_time = started.elapsed();
 
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let calls = store.calls();
     println!(
         "AWS cost per million points ({points} gauge points, {REQUESTS} OTLP requests, \
          {SERVICES} services x {ROUTES} series, {invocations} aggregator invocations of <= {RECORDS_PER_BATCH} records)"
@@ -160,15 +93,15 @@ async fn aws_calls_and_bytes_per_million_points() {
     );
     println!(
         "  DynamoDB: {} bucket writes (1 consistent GetItem + 1 conditional PutItem each) -> {:.0} per million points",
-        load(&store.bucket_writes),
-        per_million(load(&store.bucket_writes), points)
+        calls.applied,
+        per_million(calls.applied, points)
     );
     println!(
         "            {} series upserts, {} state items -> {:.0} and {:.0} per million points",
-        load(&store.series_upserts),
-        load(&store.state_items),
-        per_million(load(&store.series_upserts), points),
-        per_million(load(&store.state_items), points)
+        calls.series_upserted,
+        calls.state_items_saved,
+        per_million(calls.series_upserted, points),
+        per_million(calls.state_items_saved, points)
     );
     println!(
         "  Throughput on the emulators: ingest {:.0} points/s (kinesis-mock), aggregate {:.0} points/s (DynamoDB Local)",

@@ -7,14 +7,11 @@
 //! Built only with the `emulator-tests` feature (`scripts/aws-tests.sh`); without emulator endpoints
 //! they fail rather than pass unrun.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_config::SdkConfig;
 use bytes::Bytes;
 use flowscope_core::aggregate::aggregator::Aggregator;
-use flowscope_core::aggregate::stats::BucketStats;
 use flowscope_core::alerts::RuleSet;
 use flowscope_core::auth::ApiKeys;
 use flowscope_core::aws::lambda::kinesis::{handle_kinesis_event, handle_kinesis_event_with_live};
@@ -27,12 +24,13 @@ use flowscope_core::aws::{
 };
 use flowscope_core::http::ApiState;
 use flowscope_core::ingest::{Ingest, IngestLimits};
-use flowscope_core::model::{Resolution, Retention, SeriesId, SeriesKey, SeriesMeta};
+use flowscope_core::model::{Resolution, Retention, SeriesKey};
 use flowscope_core::pipeline::ShardProcessor;
 use flowscope_core::ports::{
-    ApplyOutcome, BucketDelta, ConnectionStore, MetricStore, StoreError, StreamEntry, StreamRecord,
-    StreamSink, StreamSource,
+    ConnectionStore, MetricStore, SeriesCatalog, StreamEntry, StreamRecord, StreamSink,
+    StreamSource,
 };
+use flowscope_core::testing::FailingStore;
 use flowscope_integration_tests::events::{
     api_get, bucket_stream_event, dyn_ingest, ingest_function, json_body, kinesis_event,
     live_stream_event, otlp_post, otlp_post_to, query_function, websocket_event,
@@ -263,56 +261,6 @@ async fn a_redelivered_kinesis_event_counts_every_point_once_and_poison_is_skipp
     pipeline.finish().await;
 }
 
-/// Fails the first 1-minute bucket write of one series, as a throttled or unreachable DynamoDB would.
-struct FailOnce {
-    inner: Arc<DynamoStore>,
-    series: SeriesId,
-    failed: AtomicBool,
-}
-
-#[async_trait]
-impl MetricStore for FailOnce {
-    async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
-        if delta.key.series == self.series
-            && delta.key.resolution == Resolution::OneMinute
-            && !self.failed.swap(true, Ordering::SeqCst)
-        {
-            return Err(StoreError::Unavailable("injected write failure".into()));
-        }
-        self.inner.apply_bucket(delta).await
-    }
-    async fn query_buckets(
-        &self,
-        series: SeriesId,
-        resolution: Resolution,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
-        self.inner.query_buckets(series, resolution, from, to).await
-    }
-    async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
-        self.inner.upsert_series(series).await
-    }
-    async fn list_services(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.list_services().await
-    }
-    async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
-        self.inner.list_series(service).await
-    }
-    async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
-        self.inner.get_series(id).await
-    }
-    async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
-        self.inner.load_state(keys).await
-    }
-    async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError> {
-        self.inner.save_state(items).await
-    }
-    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now).await
-    }
-}
-
 #[tokio::test]
 async fn a_write_failure_mid_batch_is_redelivered_from_its_record_and_counted_exactly_once() {
     let Some(pipeline) = Pipeline::start(
@@ -334,23 +282,22 @@ async fn a_write_failure_mid_batch_is_redelivered_from_its_record_and_counted_ex
         .expect("the middle service's record")
         .sequence_number
         .clone();
-    let flaky = Arc::new(FailOnce {
-        inner: pipeline.store.clone(),
-        series: SeriesKey {
-            service: services[1].clone(),
-            metric: METRIC.to_string(),
-            attributes: Default::default(),
-        }
-        .id(),
-        failed: AtomicBool::new(false),
-    });
+    // The first 1-minute bucket write of one series fails, as a throttled or unreachable DynamoDB would.
+    let flaky = FailingStore::new(pipeline.store.clone());
+    let series = SeriesKey {
+        service: services[1].clone(),
+        metric: METRIC.to_string(),
+        attributes: Default::default(),
+    }
+    .id();
+    flaky.fail_series_writes(series, Resolution::OneMinute, 1);
     let aggregator = pipeline.aggregator(flaky.clone());
 
     let first = handle_kinesis_event(&aggregator, None, kinesis_event(&records))
         .await
         .expect("the aggregator handles the event");
     assert!(
-        flaky.failed.load(Ordering::SeqCst),
+        flaky.calls().injected_failures == 1,
         "the failure was injected"
     );
     assert_eq!(

@@ -36,7 +36,7 @@ use flowscope_core::http::ApiState;
 use flowscope_core::ingest::IngestLimits;
 use flowscope_core::model::{Resolution, Retention};
 use flowscope_core::pipeline::ShardProcessor;
-use flowscope_core::ports::{ConnectionStore, MetricStore, StreamSource};
+use flowscope_core::ports::{ConnectionStore, SeriesCatalog, StreamSource};
 use flowscope_integration_tests::events::{
     bucket_stream_event, dyn_ingest, ingest_function, json_body, kinesis_event, query_function,
 };

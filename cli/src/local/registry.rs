@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 use flowscope_core::ports::{
     AlertStore, ConnectionPusher, ConnectionStore, MetricStore, StreamSink,
 };
-use flowscope_core::registry::probe::{self, ProbeSettings, Prober};
+use flowscope_core::probing::{self as probe, Prober};
+use flowscope_core::registry::probe::ProbeSettings;
 use flowscope_core::registry::score::{self, ScoreSettings};
 use flowscope_core::registry::{Registry, RegistryLimits};
 use prost::Message;

@@ -16,7 +16,8 @@ use flowscope_core::aws::lambda::{now_unix_s, required_env};
 use flowscope_core::aws::{config, DynamoRegistryStore, KinesisStream};
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::ports::StreamSink;
-use flowscope_core::registry::probe::{probe_rounds, ProbeSettings, Prober};
+use flowscope_core::probing::{probe_rounds, Prober};
+use flowscope_core::registry::probe::ProbeSettings;
 use flowscope_core::registry::{Registry, RegistryLimits};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 

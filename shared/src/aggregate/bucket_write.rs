@@ -13,15 +13,15 @@
 use std::sync::Arc;
 
 use crate::model::{Resolution, SeriesId, SeriesMeta};
-use crate::ports::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, SequenceNumber};
+use crate::ports::{ApplyOutcome, BucketDelta, BucketKey, BucketStore, SequenceNumber};
 
 use super::stats::BucketStats;
-use crate::query::BucketView;
+use crate::domain::bucket_view::BucketView;
 
 /// Bucket writes in flight at once per batch on stores without batched writes (see
-/// [`MetricStore::apply_buckets`]).
+/// [`BucketStore::apply_buckets`]).
 pub const WRITE_CONCURRENCY: usize = crate::ports::store::APPLY_CONCURRENCY;
-/// Buckets per [`MetricStore::apply_buckets`] call (one redb transaction). Bounds the deltas held at
+/// Buckets per [`BucketStore::apply_buckets`] call (one redb transaction). Bounds the deltas held at
 /// once: a delta is its statistics (a sketch of ~60–800 bytes) plus two sequence numbers.
 pub const WRITE_CHUNK: usize = 2048;
 
@@ -75,7 +75,7 @@ pub struct BatchWrites {
 }
 
 /// Writes every bucket of a batch exactly once (see the module documentation), in chunks of at most
-/// [`WRITE_CHUNK`] buckets per [`MetricStore::apply_buckets`] call (redb commits a chunk in one
+/// [`WRITE_CHUNK`] buckets per [`BucketStore::apply_buckets`] call (redb commits a chunk in one
 /// transaction; DynamoDB keeps its per-item conditional writes). `buckets` yields (key, expires_at,
 /// contributions); `series` finds the registered series a written bucket's update names (a bucket
 /// whose series it does not know gets no update).
@@ -86,7 +86,7 @@ pub async fn write_buckets<'m, S, C, B>(
     series: impl Fn(SeriesId) -> Option<&'m Arc<SeriesMeta>>,
 ) -> BatchWrites
 where
-    S: MetricStore + ?Sized,
+    S: BucketStore + ?Sized,
     C: Contribution,
     B: IntoIterator<Item = (BucketKey, i64, Vec<C>)>,
 {

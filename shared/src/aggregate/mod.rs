@@ -16,7 +16,7 @@ pub mod contribution;
 pub mod cumulative;
 pub mod interpolate;
 pub mod rollup;
-pub mod stats;
+pub use crate::domain::stats;
 
 pub use aggregator::{Aggregator, BatchOutcome, DecodedRecord};
 pub use bucket_write::{BucketUpdate, WRITE_CONCURRENCY};

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::model::{Resolution, SeriesId, SeriesMeta};
-use crate::ports::{AlertStore, MetricStore, PutOutcome};
+use crate::ports::{AlertStore, BucketStore, PutOutcome, SeriesCatalog};
 
 use super::evaluate::{self, SeriesWindow};
 use super::rules::{format_duration, Condition, Rule, RuleKind, RuleSet, Signal};
@@ -51,13 +51,13 @@ pub struct RuleFailure {
     pub error: AlertError,
 }
 
-pub struct AlertEngine<S: MetricStore + ?Sized, A: AlertStore + ?Sized> {
+pub struct AlertEngine<S: SeriesCatalog + BucketStore + ?Sized, A: AlertStore + ?Sized> {
     metrics: Arc<S>,
     alerts: Arc<A>,
     rules: Arc<RuleSet>,
 }
 
-impl<S: MetricStore + ?Sized, A: AlertStore + ?Sized> Clone for AlertEngine<S, A> {
+impl<S: SeriesCatalog + BucketStore + ?Sized, A: AlertStore + ?Sized> Clone for AlertEngine<S, A> {
     fn clone(&self) -> Self {
         AlertEngine {
             metrics: self.metrics.clone(),
@@ -77,7 +77,7 @@ struct Group<'a> {
 
 type WindowCache = HashMap<(SeriesId, i64, i64), SeriesWindow>;
 
-impl<S: MetricStore + ?Sized, A: AlertStore + ?Sized> AlertEngine<S, A> {
+impl<S: SeriesCatalog + BucketStore + ?Sized, A: AlertStore + ?Sized> AlertEngine<S, A> {
     pub fn new(metrics: Arc<S>, alerts: Arc<A>, rules: Arc<RuleSet>) -> Self {
         AlertEngine {
             metrics,
@@ -106,7 +106,8 @@ impl<S: MetricStore + ?Sized, A: AlertStore + ?Sized> AlertEngine<S, A> {
         let states: HashMap<String, AlertState> = self
             .alerts
             .list_states()
-            .await?
+            .await
+            .map_err(AlertError::Store)?
             .into_iter()
             .map(|s| (s.fingerprint.clone(), s))
             .collect();
@@ -354,7 +355,8 @@ impl<S: MetricStore + ?Sized, A: AlertStore + ?Sized> AlertEngine<S, A> {
             match self
                 .alerts
                 .put_state(&next, current.version, &transitions, history_expires_at)
-                .await?
+                .await
+                .map_err(AlertError::Store)?
             {
                 PutOutcome::Written { .. } => return Ok(transitions),
                 PutOutcome::Conflict { current: stored } => {

@@ -2,9 +2,9 @@
 //!
 //! Nothing here reads a store or a clock; the engine passes windows of buckets and `now` in.
 
-use crate::aggregate::stats::BucketStats;
+use crate::domain::bucket_view::rate;
+use crate::domain::stats::BucketStats;
 use crate::model::{MetricKind, Resolution};
-use crate::query::rate;
 
 use super::rules::{Aggregation, AnomalySettings, Condition, Rule};
 use super::state::{Baseline, Severity};

@@ -17,8 +17,7 @@ pub mod engine;
 pub mod evaluate;
 pub mod notify;
 pub mod rules;
-pub mod silence;
-pub mod state;
+pub use crate::domain::alerts::{silence, state};
 #[cfg(feature = "webhook")]
 pub mod webhook;
 pub mod wire;
@@ -30,14 +29,16 @@ pub use rules::{RuleSet, RulesError};
 pub use state::{AlertState, AlertStatus, AlertTransition, Severity, TransitionKind};
 pub use wire::AlertEvent;
 
-use crate::ports::{AlertStoreError, StoreError};
+use crate::ports::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {
+    /// Reading the metric store failed (`?` on a metric read lands here).
     #[error("reading metrics: {0}")]
     Metrics(#[from] StoreError),
+    /// The alert store failed (mapped explicitly: the same error type as a metric read).
     #[error(transparent)]
-    Store(#[from] AlertStoreError),
+    Store(StoreError),
     #[error(
         "alert {0} kept changing under concurrent evaluators; it is evaluated again next time"
     )]

@@ -14,95 +14,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::rules::{NotificationSettings, RetrySettings};
 use super::silence::is_silenced;
-use super::state::{AlertStatus, AlertTransition};
-use crate::model::stable_hash;
+use super::state::AlertTransition;
+pub use crate::domain::alerts::notification::{DeadLetter, Notification, NotificationStatus};
 use crate::ports::{AlertStore, AlertStoreError, Notifier, NotifyError};
 
 /// Label value used to group transitions that carry no `service` label.
 const NO_SERVICE: &str = "(no service)";
 /// How long dead letters are kept.
 pub const DEAD_LETTER_TTL_S: i64 = 30 * 86_400;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NotificationStatus {
-    /// At least one alert in the message is firing.
-    Firing,
-    /// Every alert in the message has resolved.
-    Resolved,
-}
-
-/// One message to a sink: the transitions of one service within a group window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Notification {
-    /// Stable for the same content, so receivers can drop a retried duplicate.
-    pub id: String,
-    pub service: String,
-    pub status: NotificationStatus,
-    pub alerts: Vec<AlertTransition>,
-    pub created_at: i64,
-}
-
-impl Notification {
-    pub fn new(service: String, alerts: Vec<AlertTransition>, created_at: i64) -> Notification {
-        let status = if alerts.iter().any(|a| a.status == AlertStatus::Firing) {
-            NotificationStatus::Firing
-        } else {
-            NotificationStatus::Resolved
-        };
-        let mut parts: Vec<String> = vec![service.clone()];
-        for a in &alerts {
-            parts.push(a.fingerprint.clone());
-            parts.push(format!("{:?}@{}", a.kind, a.at));
-        }
-        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        Notification {
-            id: format!("{:016x}", stable_hash(&parts)),
-            service,
-            status,
-            alerts,
-            created_at,
-        }
-    }
-
-    /// The message as plain text (Slack-flavoured markdown): a headline and one line per alert.
-    pub fn text(&self) -> String {
-        let firing = self
-            .alerts
-            .iter()
-            .filter(|a| a.status == AlertStatus::Firing)
-            .count();
-        let resolved = self.alerts.len() - firing;
-        let icon = match self.status {
-            NotificationStatus::Firing => ":rotating_light:",
-            NotificationStatus::Resolved => ":white_check_mark:",
-        };
-        let mut headline = format!("{icon} *{}*:", self.service);
-        if firing > 0 {
-            headline.push_str(&format!(" {firing} firing"));
-        }
-        if resolved > 0 {
-            headline.push_str(&format!(
-                "{} {resolved} resolved",
-                if firing > 0 { "," } else { "" }
-            ));
-        }
-        let mut out = headline;
-        for alert in &self.alerts {
-            let tag = match (alert.status, alert.severity) {
-                (AlertStatus::Firing, Some(severity)) => severity.as_str().to_uppercase(),
-                (AlertStatus::Firing, None) => "FIRING".to_string(),
-                _ => "RESOLVED".to_string(),
-            };
-            out.push_str(&format!("\n• [{tag}] {} — {}", alert.rule, alert.summary));
-        }
-        out
-    }
-}
 
 /// Groups transitions into one notification per service, in first-seen order of services.
 pub fn group_by_service(transitions: Vec<AlertTransition>, now: i64) -> Vec<Notification> {
@@ -266,19 +187,6 @@ pub async fn deliver_with_retry(
     }
 }
 
-/// A notification that could not be delivered to a sink, kept for inspection and replay.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DeadLetter {
-    pub id: String,
-    pub sink: String,
-    pub notification: Notification,
-    pub error: String,
-    pub attempts: u32,
-    /// When delivery started (the dispatcher's `now`).
-    pub failed_at: i64,
-    pub expires_at: i64,
-}
-
 /// What [`Dispatcher::submit`] did with a batch of transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SubmitReport {
@@ -425,7 +333,7 @@ impl<A: AlertStore + ?Sized> Dispatcher<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::state::{Labels, TransitionKind};
+    use crate::alerts::state::{AlertStatus, Labels, TransitionKind};
 
     fn transition(service: &str, rule: &str, kind: TransitionKind, at: i64) -> AlertTransition {
         let mut labels = Labels::new();

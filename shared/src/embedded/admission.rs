@@ -2,7 +2,7 @@
 //! (u64 → last seen) bounded by the limits themselves — no strings per series.
 //!
 //! Seeded lazily, the first time a service is seen, from the store's series registry
-//! ([`MetricStore::list_series`] has `last_seen`), so a restart does not admit a fresh set of
+//! ([`SeriesCatalog::list_series`](crate::ports::SeriesCatalog::list_series) has `last_seen`), so a restart does not admit a fresh set of
 //! series on top of the ones already active.
 
 use std::collections::HashMap;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use redb::{Database, WriteTransaction};
 
 use super::EmbeddedError;
-use crate::ports::{AlertStoreError, StoreError, TraceStoreError};
+use crate::ports::StoreError;
 
 /// A port error that can say the store is unavailable.
 pub(super) trait Unavailable {
@@ -21,18 +21,6 @@ pub(super) trait Unavailable {
 impl Unavailable for StoreError {
     fn unavailable(reason: String) -> Self {
         StoreError::Unavailable(reason)
-    }
-}
-
-impl Unavailable for TraceStoreError {
-    fn unavailable(reason: String) -> Self {
-        TraceStoreError::Unavailable(reason)
-    }
-}
-
-impl Unavailable for AlertStoreError {
-    fn unavailable(reason: String) -> Self {
-        AlertStoreError::Unavailable(reason)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The local [`MetricStore`]: one redb file holding buckets, the series registry and aggregator state.
+//! The local [`MetricStore`](crate::ports::MetricStore): one redb file holding buckets, the series registry and aggregator state.
 //!
 //! Keys are byte strings built so that redb's byte order is the order queries need: a bucket key is
 //! `series id (u64 BE) | resolution code | start (order-preserving i64 BE)`, so one series and
@@ -26,9 +26,12 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use super::ordered_keys::{from_ordered_i64, ordered_i64, service_prefix, take_expired, time_key};
 use super::redb_file::{blocking, RedbFile};
 use super::{unix_now_ms, EmbeddedError};
-use crate::aggregate::stats::BucketStats;
+use crate::domain::stats::BucketStats;
 use crate::model::{Resolution, Retention, SeriesId, SeriesMeta};
-use crate::ports::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, SequenceNumber, StoreError};
+use crate::ports::{
+    ApplyOutcome, BucketDelta, BucketKey, BucketStore, Purge, SequenceNumber, SeriesCatalog,
+    StateStore, StoreError,
+};
 use crate::sketch::Sketch;
 use crate::spans::hex;
 
@@ -58,7 +61,7 @@ const HAS_MAX: u8 = 0b10;
 /// 10k active series' current buckets and state take ~10 MB of pages.
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
-/// redb-backed [`MetricStore`]. Clones share one database.
+/// redb-backed [`MetricStore`](crate::ports::MetricStore). Clones share one database.
 #[derive(Clone)]
 pub struct RedbStore {
     db: RedbFile,
@@ -191,7 +194,7 @@ fn unavailable(e: impl Display) -> StoreError {
 }
 
 #[async_trait]
-impl MetricStore for RedbStore {
+impl BucketStore for RedbStore {
     async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
         let request = Arc::new(PendingApply {
             delta: delta.clone(),
@@ -287,7 +290,10 @@ impl MetricStore for RedbStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl SeriesCatalog for RedbStore {
     async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
         let changed: Vec<(SeriesMeta, u64)> = {
             let registered = lock(&self.registered);
@@ -381,7 +387,10 @@ impl MetricStore for RedbStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl StateStore for RedbStore {
     async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -444,7 +453,10 @@ impl MetricStore for RedbStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Purge for RedbStore {
     async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError> {
         let retention = self.retention;
         let registered = self.registered.clone();
@@ -517,7 +529,7 @@ fn copy_error(e: &StoreError) -> StoreError {
     }
 }
 
-/// The conditional merge of [`MetricStore::apply_bucket`], inside the caller's transaction.
+/// The conditional merge of [`BucketStore::apply_bucket`], inside the caller's transaction.
 fn apply_in(
     buckets: &mut redb::Table<&'static [u8], &'static [u8]>,
     expiry: &mut redb::Table<&'static [u8], ()>,

@@ -23,6 +23,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::params::RangeParams;
 use crate::alerts::api::{
     AckRequest, AcknowledgedAlert, AlertApiError, AlertHistory, AlertList, AlertRules,
     CreatedSilence, DeadLetters, DeletedSilence, HistoryParams, SilenceList,
@@ -32,9 +33,7 @@ use crate::alerts::{AlertApi, AlertEvent, RuleSet};
 use crate::cardinality::RefusalReport;
 use crate::model::{Resolution, SeriesId};
 use crate::ports::{AlertStore, MetricStore, SeriesAdmission, TraceStore};
-use crate::query::{
-    History, MetricSummary, QueryError, QueryService, Range, RangeParams, ServiceSummary,
-};
+use crate::query::{History, MetricSummary, QueryError, QueryService, Range, ServiceSummary};
 use crate::traces;
 use crate::traces::graph_view::GraphView;
 use crate::traces::trace_view::{SummaryView, TraceView};
@@ -507,7 +506,7 @@ async fn graph(
 ) -> ApiResult<Json<GraphView>> {
     trace_store(&state, &uri)?;
     Ok(Json(
-        traces::api::graph(state.metrics.as_ref(), &params, state.now()).await?,
+        traces::api::graph(state.metrics.as_ref(), params.request()?, state.now()).await?,
     ))
 }
 

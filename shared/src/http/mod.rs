@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 pub mod contract;
 pub mod otlp;
+pub mod params;
 pub mod registry;
 
 use axum::middleware;

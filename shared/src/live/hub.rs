@@ -9,10 +9,10 @@ use std::sync::Mutex;
 
 use super::wire::{LiveSeries, LiveUpdate, ServerMessage, SharedSeries};
 use crate::aggregate::BucketUpdate;
+use crate::domain::bucket_view::BucketView;
 use crate::model::Resolution;
 use crate::model::SeriesMeta;
 use crate::ports::Subscription;
-use crate::query::BucketView;
 use crate::traces::TraceEvent;
 
 #[derive(Debug, Clone, Copy)]
@@ -474,7 +474,7 @@ mod tests {
                 unit: String::new(),
             }),
             resolution: Resolution::OneMinute,
-            bucket: crate::query::BucketView {
+            bucket: crate::domain::bucket_view::BucketView {
                 start,
                 count,
                 sum: count as f64,

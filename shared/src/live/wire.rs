@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::stats::BucketStats;
+use crate::domain::bucket_view::BucketView;
+use crate::domain::stats::BucketStats;
 use crate::model::{Attributes, MetricKind, Resolution, SeriesMeta};
-use crate::query::BucketView;
 use crate::traces::TraceEvent;
 
 /// The identity of a series as live updates carry it. Every update of one series can share one

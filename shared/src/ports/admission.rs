@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 
-use crate::cardinality::{MetricSeries, RefusalReport, RefusedSeries, SeriesLimits, SeriesRefusal};
+use crate::domain::limits::{
+    MetricSeries, RefusalReport, RefusedSeries, SeriesLimits, SeriesRefusal,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {

@@ -3,32 +3,14 @@
 
 use async_trait::async_trait;
 
-use crate::alerts::notify::{DeadLetter, Notification};
-use crate::alerts::silence::Silence;
-use crate::alerts::state::{AlertState, AlertTransition};
+use crate::domain::alerts::notification::{DeadLetter, Notification};
+use crate::domain::alerts::silence::Silence;
+use crate::domain::alerts::state::{AlertState, AlertTransition};
 
-#[derive(Debug, thiserror::Error)]
-pub enum AlertStoreError {
-    #[error("alert store is throttling; retry later: {0}")]
-    Throttled(String),
-    #[error("alert store is unavailable: {0}")]
-    Unavailable(String),
-    #[error("stored alert item {key} is corrupt: {reason}")]
-    Corrupt { key: String, reason: String },
-}
+use super::store::StoreError;
 
-/// The metric store's failure kinds map one to one: adapters sharing a DynamoDB or redb helper
-/// convert with `?`.
-impl From<crate::ports::StoreError> for AlertStoreError {
-    fn from(error: crate::ports::StoreError) -> Self {
-        use crate::ports::StoreError;
-        match error {
-            StoreError::Throttled(message) => AlertStoreError::Throttled(message),
-            StoreError::Unavailable(message) => AlertStoreError::Unavailable(message),
-            StoreError::Corrupt { key, reason } => AlertStoreError::Corrupt { key, reason },
-        }
-    }
-}
+/// The alert store's error: the one [`StoreError`] of every storage port.
+pub type AlertStoreError = StoreError;
 
 /// Result of a conditional state write.
 #[derive(Debug, Clone, PartialEq)]

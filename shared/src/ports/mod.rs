@@ -20,6 +20,9 @@ pub use connections::{ConnectionStore, ConnectionStoreError, Subscription};
 pub use pusher::{ConnectionPosts, ConnectionPusher, PushError};
 pub use registry::{InstanceRecord, InstanceSource, RegistryStore, RegistryStoreError};
 pub use sequence::SequenceNumber;
-pub use store::{ApplyOutcome, BucketDelta, BucketKey, MetricStore, StoreError};
+pub use store::{
+    ApplyOutcome, BucketDelta, BucketKey, BucketStore, MetricStore, Purge, SeriesCatalog,
+    StateStore, StoreError,
+};
 pub use stream::{ShardBatch, StreamEntry, StreamError, StreamRecord, StreamSink, StreamSource};
 pub use traces::{TraceStore, TraceStoreError, TraceSummary, TraceWrite};

@@ -1,9 +1,11 @@
-//! Durable storage of buckets, the series registry and per-series state (DynamoDB on AWS, redb locally).
+//! Durable storage of buckets, the series registry and per-series state (DynamoDB on AWS, redb locally),
+//! as small ports: [`BucketStore`], [`SeriesCatalog`], [`StateStore`] and [`Purge`];
+//! [`MetricStore`] is all four.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::aggregate::stats::BucketStats;
+use crate::domain::stats::BucketStats;
 use crate::model::{Resolution, SeriesId, SeriesMeta};
 
 use super::sequence::SequenceNumber;
@@ -43,6 +45,8 @@ pub enum ApplyOutcome {
     AlreadyApplied { watermark: SequenceNumber },
 }
 
+/// Every storage port's error (metrics, traces, alerts): one enum, so the read API maps it to one set
+/// of statuses (503 when throttled, else 500).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store is throttling; retry later: {0}")]
@@ -53,15 +57,16 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
-/// Bucket writes in flight at once in the default [`MetricStore::apply_buckets`].
+/// Bucket writes in flight at once in the default [`BucketStore::apply_buckets`].
 pub const APPLY_CONCURRENCY: usize = 16;
 
+/// The 1m/5m/1h buckets: exactly-once merges of batch contributions, and range reads.
 #[async_trait]
-pub trait MetricStore: Send + Sync {
+pub trait BucketStore: Send + Sync {
     /// Conditionally merges `delta` into its bucket (see [`BucketDelta`]).
     async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError>;
 
-    /// [`MetricStore::apply_bucket`] for each of `deltas` (distinct buckets), one outcome per delta in
+    /// [`BucketStore::apply_bucket`] for each of `deltas` (distinct buckets), one outcome per delta in
     /// order. The default runs at most [`APPLY_CONCURRENCY`] at once; a store that can commit many
     /// writes together (redb: one transaction, one fsync) overrides it.
     async fn apply_buckets(&self, deltas: &[BucketDelta]) -> Vec<Result<ApplyOutcome, StoreError>> {
@@ -93,7 +98,12 @@ pub trait MetricStore: Send + Sync {
         from_unix_s: i64,
         to_unix_s: i64,
     ) -> Result<Vec<(i64, BucketStats)>, StoreError>;
+}
 
+/// The series registry: which services and series exist, and their metadata. (Named so it does not
+/// clash with the service registry of live services.)
+#[async_trait]
+pub trait SeriesCatalog: Send + Sync {
     /// Registers or refreshes series; `last_seen_unix_s` only moves forward.
     async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError>;
 
@@ -104,15 +114,29 @@ pub trait MetricStore: Send + Sync {
     async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError>;
 
     async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError>;
+}
 
-    /// Opaque per-key state the aggregator keeps between batches (cumulative → delta tracking).
+/// Opaque per-key state the aggregator keeps between batches (cumulative → delta tracking).
+#[async_trait]
+pub trait StateStore: Send + Sync {
     /// Missing keys are absent from the result.
     async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError>;
 
     /// Overwrites state items; `expires_at_unix_s` lets idle series' state age out.
     async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError>;
+}
 
+/// Purge of what a metric store holds (buckets, state items).
+#[async_trait]
+pub trait Purge: Send + Sync {
     /// Deletes items whose expiry has passed. DynamoDB's TTL does this by itself, so its adapter
     /// may do nothing; the embedded store runs it periodically. Returns how many were deleted.
     async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError>;
 }
+
+/// All of a metric store's ports at once, for the code that needs them all (the aggregator, the
+/// wiring in local mode and the functions). Processing code asks for the narrow port it uses.
+/// Implemented by every type that implements the four.
+pub trait MetricStore: BucketStore + SeriesCatalog + StateStore + Purge {}
+
+impl<T: BucketStore + SeriesCatalog + StateStore + Purge + ?Sized> MetricStore for T {}

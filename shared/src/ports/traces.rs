@@ -8,31 +8,13 @@
 
 use async_trait::async_trait;
 
+use crate::spans::is_error;
+
+use super::store::StoreError;
 use crate::spans::Span;
-use crate::traces::red::is_error;
 
-#[derive(Debug, thiserror::Error)]
-pub enum TraceStoreError {
-    #[error("trace store is throttling; retry later: {0}")]
-    Throttled(String),
-    #[error("trace store is unavailable: {0}")]
-    Unavailable(String),
-    #[error("stored trace item {key} is corrupt: {reason}")]
-    Corrupt { key: String, reason: String },
-}
-
-/// The metric store's failure kinds map one to one: adapters sharing a DynamoDB or redb helper
-/// convert with `?`.
-impl From<crate::ports::StoreError> for TraceStoreError {
-    fn from(error: crate::ports::StoreError) -> Self {
-        use crate::ports::StoreError;
-        match error {
-            StoreError::Throttled(message) => TraceStoreError::Throttled(message),
-            StoreError::Unavailable(message) => TraceStoreError::Unavailable(message),
-            StoreError::Corrupt { key, reason } => TraceStoreError::Corrupt { key, reason },
-        }
-    }
-}
+/// The trace store's error: the one [`StoreError`] of every storage port.
+pub type TraceStoreError = StoreError;
 
 /// Spans of one trace to store, and whether the trace is kept.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +42,7 @@ pub struct TraceSummary {
     /// Latest span end minus `start_unix_nano`.
     pub duration_nanos: u64,
     pub span_count: u64,
-    /// Whether any span failed (status ERROR or an HTTP 5xx; see `crate::traces::red::is_error`).
+    /// Whether any span failed (status ERROR or an HTTP 5xx; see `crate::spans::is_error`).
     pub error: bool,
     /// Services with at least one span in the trace, sorted.
     pub services: Vec<String>,

@@ -15,9 +15,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Serialize;
 
-use crate::aggregate::stats::BucketStats;
+use crate::domain::stats::BucketStats;
 
-use crate::alerts::state::{AlertState, AlertStatus, Severity};
+use crate::domain::alerts::state::{AlertState, AlertStatus, Severity};
 use crate::model::Resolution;
 use crate::ports::{AlertStore, MetricStore, StoreError};
 

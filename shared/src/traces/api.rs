@@ -5,8 +5,9 @@
 //!
 //! RED series need no route of their own: they are ordinary series under `/api/services/...`.
 
-use crate::ports::{MetricStore, TraceStore};
-use crate::query::{QueryError, Range, RangeParams};
+use crate::model::Resolution;
+use crate::ports::{BucketStore, SeriesCatalog, TraceStore};
+use crate::query::{QueryError, RangeRequest};
 
 use super::graph_view::{auto_resolution, service_graph, GraphView};
 use super::trace_view::{trace_view, SummaryView, TraceView};
@@ -37,8 +38,7 @@ pub async fn get_trace<T: TraceStore + ?Sized>(
     let trace_id = parse_trace_id(id)?;
     let spans = traces
         .get_trace(&trace_id)
-        .await
-        .map_err(trace_store_error)?
+        .await?
         .ok_or_else(|| QueryError::NotFound(format!("no kept trace {id}")))?;
     Ok(trace_view(&trace_id, &spans))
 }
@@ -62,39 +62,27 @@ pub async fn recent<T: TraceStore + ?Sized>(
     service: &str,
     limit: usize,
 ) -> Result<Vec<SummaryView>, QueryError> {
-    let summaries = traces
-        .recent_traces(service, limit)
-        .await
-        .map_err(trace_store_error)?;
+    let summaries = traces.recent_traces(service, limit).await?;
     Ok(summaries.iter().map(SummaryView::new).collect())
 }
 
 /// The service graph over a range; without `resolution`, the finest one that fits the range.
-pub async fn graph<S: MetricStore + ?Sized>(
+pub async fn graph<S: SeriesCatalog + BucketStore + ?Sized>(
     store: &S,
-    params: &RangeParams,
+    request: RangeRequest,
     now: i64,
 ) -> Result<GraphView, QueryError> {
-    let mut params = params.clone();
-    if params.resolution.is_none() {
-        // Parse from/to with the defaults first, to pick a resolution that fits the range.
-        let mut probe = params.clone();
-        probe.resolution = Some("1h".into());
-        let range = Range::from_params(&probe, now)?;
-        params.resolution = Some(auto_resolution(range.from, range.to).as_str().into());
+    let mut request = request;
+    if request.resolution.is_none() {
+        // Resolve from/to with the defaults first, to pick a resolution that fits the range.
+        let probe = RangeRequest {
+            resolution: Some(Resolution::OneHour),
+            ..request
+        };
+        let range = probe.resolve(now)?;
+        request.resolution = Some(auto_resolution(range.from, range.to));
     }
-    let range = Range::from_params(&params, now)?;
-    service_graph(store, range).await
-}
-
-/// Trace store failures map onto the query API's statuses (503 when throttled, else 500).
-fn trace_store_error(error: crate::ports::TraceStoreError) -> QueryError {
-    use crate::ports::{StoreError, TraceStoreError};
-    QueryError::Store(match error {
-        TraceStoreError::Throttled(m) => StoreError::Throttled(m),
-        TraceStoreError::Unavailable(m) => StoreError::Unavailable(m),
-        TraceStoreError::Corrupt { key, reason } => StoreError::Corrupt { key, reason },
-    })
+    service_graph(store, request.resolve(now)?).await
 }
 
 #[cfg(test)]

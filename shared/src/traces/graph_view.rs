@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::aggregate::stats::BucketStats;
+use crate::domain::stats::BucketStats;
 use crate::model::{Resolution, SeriesMeta};
-use crate::ports::MetricStore;
+use crate::ports::{BucketStore, SeriesCatalog};
 use crate::query::{QueryError, Range};
 
 use super::graph::{
@@ -99,7 +99,7 @@ pub fn auto_resolution(from: i64, to: i64) -> Resolution {
         .unwrap_or(Resolution::OneDay)
 }
 
-pub async fn service_graph<S: MetricStore + ?Sized>(
+pub async fn service_graph<S: SeriesCatalog + BucketStore + ?Sized>(
     store: &S,
     range: Range,
 ) -> Result<GraphView, QueryError> {
@@ -198,7 +198,7 @@ pub async fn service_graph<S: MetricStore + ?Sized>(
     })
 }
 
-async fn range_totals<S: MetricStore + ?Sized>(
+async fn range_totals<S: SeriesCatalog + BucketStore + ?Sized>(
     store: &S,
     meta: &SeriesMeta,
     range: Range,

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::aggregate::bucket_write::{self, BucketUpdate, Contribution};
-use crate::aggregate::stats::BucketStats;
+use crate::domain::stats::BucketStats;
 use crate::model::Resolution;
 use crate::ports::{BucketKey, MetricStore, SequenceNumber, StoreError, TraceStore, TraceWrite};
 use crate::spans::{hex, Span};

@@ -15,7 +15,7 @@
 //! A span failed when its status is ERROR or it carries an HTTP 5xx status code.
 
 use crate::model::MetricKind;
-use crate::spans::{Span, SpanKind, SpanStatus};
+use crate::spans::{Span, SpanKind};
 
 use super::series::{Observation, SeriesIndex, SeriesSpec, SeriesTable};
 
@@ -30,19 +30,7 @@ pub const OPERATION_ATTRIBUTE: &str = "operation";
 /// Attribute of the per-operation series holding the span kind (`server`, `client` …).
 pub const SPAN_KIND_ATTRIBUTE: &str = "span.kind";
 
-/// Current and legacy semantic-convention names of the HTTP status code.
-const HTTP_STATUS_ATTRIBUTES: [&str; 2] = ["http.response.status_code", "http.status_code"];
-
-pub fn is_error(span: &Span) -> bool {
-    span.status == SpanStatus::Error || http_status(span).is_some_and(|code| code >= 500)
-}
-
-fn http_status(span: &Span) -> Option<u16> {
-    HTTP_STATUS_ATTRIBUTES
-        .iter()
-        .find_map(|key| span.attributes.get(*key))
-        .and_then(|value| value.trim().parse::<u16>().ok())
-}
+pub use crate::spans::is_error;
 
 /// Whether the span is a request *into* its service (counts for the service-level series).
 pub fn is_entry(span: &Span) -> bool {
@@ -158,6 +146,7 @@ pub fn observe(span: &Span, series: &mut SeriesTable, out: &mut Vec<Observation>
 mod tests {
     use super::*;
     use crate::model::Attributes;
+    use crate::spans::SpanStatus;
 
     fn span(kind: SpanKind, status: SpanStatus, attributes: &[(&str, &str)]) -> Span {
         Span {

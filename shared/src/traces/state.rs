@@ -1,5 +1,5 @@
 //! What the trace processor remembers between batches, and its byte form in
-//! `MetricStore::save_state` items.
+//! `StateStore::save_state` items.
 //!
 //! - One item per shard ([`shard_key`]): the shard's event time, the edge halves waiting for their
 //!   partner, and the sampling quota counts. Bounded by `TraceConfig::max_pending_halves` so that it

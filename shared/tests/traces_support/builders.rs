@@ -1,6 +1,6 @@
 //! Hand-built spans and traces for the trace tests, at fixed times, a processor set-up, the trace
-//! API as JSON, and a `TraceStore` wrapper that fails on demand. Include `support/memory_store.rs`
-//! as `memory_store` beside it.
+//! API as JSON, and a `TraceStore` wrapper that fails on demand. The metric store is
+//! `flowscope_core::testing::MemoryStore` (feature `test-util`).
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -203,17 +203,17 @@ impl<T: TraceStore> TraceStore for FailingTraces<T> {
 /// A trace processor over an in-memory metric store and a fresh embedded trace store, clocked at
 /// [`now`].
 pub struct Setup {
-    pub store: Arc<crate::memory_store::MemoryStore>,
+    pub store: Arc<flowscope_core::testing::MemoryStore>,
     pub traces: Arc<flowscope_core::embedded::RedbTraceStore>,
     pub processor: flowscope_core::traces::TraceProcessor<
-        crate::memory_store::MemoryStore,
+        flowscope_core::testing::MemoryStore,
         flowscope_core::embedded::RedbTraceStore,
     >,
     _dir: tempfile::TempDir,
 }
 
 pub fn setup(config: flowscope_core::traces::TraceConfig) -> Setup {
-    let store = crate::memory_store::MemoryStore::new();
+    let store = flowscope_core::testing::MemoryStore::new();
     let (dir, traces) = open_traces();
     let processor =
         flowscope_core::traces::TraceProcessor::new(store.clone(), traces.clone(), config)

@@ -66,7 +66,7 @@ impl DynamoAlertStore {
     }
 
     fn table(&self) -> Result<&str, AlertStoreError> {
-        super::table(&self.table, "ALERTS_TABLE").map_err(AlertStoreError::from)
+        super::table(&self.table, "ALERTS_TABLE")
     }
 }
 
@@ -196,9 +196,7 @@ impl DynamoAlertStore {
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", item::s(pk))
             .consistent_read(true);
-        query_all(request, &format!("Query ({pk})"))
-            .await
-            .map_err(AlertStoreError::from)
+        query_all(request, &format!("Query ({pk})")).await
     }
 
     async fn put_item(&self, item: Item, operation: &str) -> Result<(), AlertStoreError> {

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 
 use super::item::{self, get_n, get_opt_b, get_opt_n, get_s, get_string_map, Item, ItemError};
 use super::{query_all, query_up_to, store_error, DynamoStore};
-use crate::aggregate::stats::BucketStats;
+use crate::domain::stats::BucketStats;
 use crate::model::{Resolution, SeriesId};
 use crate::ports::{ApplyOutcome, BucketDelta, BucketKey, SequenceNumber, StoreError};
 use crate::sketch::Sketch;

@@ -27,9 +27,11 @@ use bytes::Bytes;
 
 use super::errors;
 use super::retry::RetryPolicy;
-use crate::aggregate::stats::BucketStats;
+use crate::domain::stats::BucketStats;
 use crate::model::{Resolution, SeriesId, SeriesMeta};
-use crate::ports::{ApplyOutcome, BucketDelta, MetricStore, StoreError};
+use crate::ports::{
+    ApplyOutcome, BucketDelta, BucketStore, Purge, SeriesCatalog, StateStore, StoreError,
+};
 
 use item::Item;
 
@@ -223,7 +225,7 @@ impl DynamoStore {
 }
 
 #[async_trait]
-impl MetricStore for DynamoStore {
+impl BucketStore for DynamoStore {
     async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
         self.apply_bucket_delta(delta).await
     }
@@ -238,7 +240,10 @@ impl MetricStore for DynamoStore {
         self.query_bucket_range(series, resolution, from_unix_s, to_unix_s)
             .await
     }
+}
 
+#[async_trait]
+impl SeriesCatalog for DynamoStore {
     async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
         self.upsert_series_items(series).await
     }
@@ -254,7 +259,10 @@ impl MetricStore for DynamoStore {
     async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
         self.query_series_by_id(id).await
     }
+}
 
+#[async_trait]
+impl StateStore for DynamoStore {
     async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
         self.batch_get_state(keys).await
     }
@@ -262,7 +270,10 @@ impl MetricStore for DynamoStore {
     async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError> {
         self.batch_put_state(items).await
     }
+}
 
+#[async_trait]
+impl Purge for DynamoStore {
     /// DynamoDB's TTL deletes expired items by itself (within a day or two, at no write cost).
     async fn purge_expired(&self, _now_unix_s: i64) -> Result<u64, StoreError> {
         Ok(0)

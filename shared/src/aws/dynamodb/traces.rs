@@ -70,7 +70,7 @@ impl DynamoTraceStore {
     }
 
     fn table(&self) -> Result<&str, TraceStoreError> {
-        super::table(&self.table, "TRACES_TABLE").map_err(TraceStoreError::from)
+        super::table(&self.table, "TRACES_TABLE")
     }
 }
 
@@ -327,9 +327,7 @@ impl DynamoTraceStore {
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", item::s(trace_pk(&trace_id)))
             .consistent_read(true);
-        let items = query_all(request, "Query (trace)")
-            .await
-            .map_err(TraceStoreError::from)?;
+        let items = query_all(request, "Query (trace)").await?;
         decode_trace(trace_id, &items)
     }
 
@@ -340,9 +338,7 @@ impl DynamoTraceStore {
     ) -> Result<(), TraceStoreError> {
         let table = self.table()?;
         for chunk in requests.chunks(25) {
-            batch_write(&self.client, &self.retry, table, chunk.to_vec(), operation)
-                .await
-                .map_err(TraceStoreError::from)?;
+            batch_write(&self.client, &self.retry, table, chunk.to_vec(), operation).await?;
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ use crate::aws::dynamodb::BucketImage;
 use crate::aws::DynamoStore;
 use crate::live::{LiveUpdate, ServerMessage};
 use crate::model::{Resolution, SeriesId, SeriesMeta};
-use crate::ports::{MetricStore, StoreError, Subscription};
+use crate::ports::{SeriesCatalog, StoreError, Subscription};
 
 /// Default of [`SnapshotConfig::max_series`] (`SNAPSHOT_MAX_SERIES`).
 pub const DEFAULT_SNAPSHOT_MAX_SERIES: usize = 1000;
@@ -87,11 +87,11 @@ pub trait LatestBuckets: Send + Sync {
 #[async_trait]
 impl LatestBuckets for DynamoStore {
     async fn list_services(&self) -> Result<Vec<String>, StoreError> {
-        MetricStore::list_services(self).await
+        SeriesCatalog::list_services(self).await
     }
 
     async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
-        MetricStore::list_series(self, service).await
+        SeriesCatalog::list_series(self, service).await
     }
 
     async fn latest_buckets(
@@ -233,7 +233,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::aggregate::stats::BucketStats;
+    use crate::domain::stats::BucketStats;
     use crate::model::{Attributes, MetricKind, SeriesKey};
     use crate::ports::BucketKey;
 

@@ -1,12 +1,11 @@
 //! Builders of points, records and batches for the aggregation tests.
-#![allow(dead_code)]
 
-use flowscope_core::aggregate::BucketStats;
-use flowscope_core::model::{
+use crate::aggregate::BucketStats;
+use crate::model::{
     Attributes, MetricPoint, PointData, Resolution, SeriesKey, SourceId, Temporality,
 };
-use flowscope_core::ports::{BucketKey, SequenceNumber, ShardBatch, StreamRecord};
-use flowscope_core::record;
+use crate::ports::{BucketKey, SequenceNumber, ShardBatch, StreamRecord};
+use crate::record;
 
 pub const SEC: u64 = 1_000_000_000;
 pub const SHARD: &str = "shardId-000000000000";

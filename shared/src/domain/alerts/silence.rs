@@ -131,7 +131,7 @@ impl SilenceRequest {
         let ends_at = match (self.ends_at, self.duration) {
             (Some(end), None) => end,
             (None, Some(duration)) => {
-                starts_at.saturating_add(super::rules::parse_duration(&duration)?)
+                starts_at.saturating_add(crate::duration::parse_seconds(&duration, true)?)
             }
             _ => return Err("give exactly one of `ends_at` or `duration`".into()),
         };

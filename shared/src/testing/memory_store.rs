@@ -1,17 +1,19 @@
-//! Test doubles for the aggregator: an in-memory `MetricStore` that implements the watermark contract,
-//! and `FailingStore`, which makes chosen calls fail with `StoreError::Unavailable`.
-#![allow(dead_code)]
+//! Test doubles for the metric ports: an in-memory [`MemoryStore`] that implements the watermark
+//! contract, and [`FailingStore`], which wraps any metric store, makes chosen calls fail with
+//! `StoreError::Unavailable` or `Corrupt`, and counts the calls that cost writes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::domain::stats::BucketStats;
+use crate::model::{Resolution, SeriesId, SeriesMeta};
+use crate::ports::{
+    ApplyOutcome, BucketDelta, BucketKey, BucketStore, MetricStore, Purge, SequenceNumber,
+    SeriesCatalog, StateStore, StoreError,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
-use flowscope_core::aggregate::BucketStats;
-use flowscope_core::model::{Resolution, SeriesId, SeriesMeta};
-use flowscope_core::ports::{
-    ApplyOutcome, BucketDelta, BucketKey, MetricStore, SequenceNumber, StoreError,
-};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -67,7 +69,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl MetricStore for MemoryStore {
+impl BucketStore for MemoryStore {
     async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
         let mut inner = self.lock();
         inner.apply_calls += 1;
@@ -113,7 +115,10 @@ impl MetricStore for MemoryStore {
             .map(|(k, b)| (k.start_unix_s, b.stats.clone()))
             .collect())
     }
+}
 
+#[async_trait]
+impl SeriesCatalog for MemoryStore {
     async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
         let mut inner = self.lock();
         for meta in series {
@@ -150,7 +155,10 @@ impl MetricStore for MemoryStore {
     async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
         Ok(self.lock().series.get(&id).cloned())
     }
+}
 
+#[async_trait]
+impl StateStore for MemoryStore {
     async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
         let inner = self.lock();
         Ok(keys
@@ -166,7 +174,10 @@ impl MetricStore for MemoryStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl Purge for MemoryStore {
     async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError> {
         let mut inner = self.lock();
         let before = inner.buckets.len() + inner.state.len();
@@ -178,29 +189,75 @@ impl MetricStore for MemoryStore {
     }
 }
 
-/// Wraps a store and fails chosen calls with `StoreError::Unavailable`.
-pub struct FailingStore<S> {
+/// Wraps any metric store (the [`MemoryStore`], redb, DynamoDB) and fails chosen calls with
+/// `StoreError::Unavailable` (writes) or `StoreError::Corrupt` (reads); every other call goes to the
+/// wrapped store. It also counts the calls that cost writes ([`FailingStore::calls`]).
+pub struct FailingStore<S: ?Sized> {
     pub inner: Arc<S>,
     /// Remaining failures per bucket key.
     failing_buckets: Mutex<HashMap<BucketKey, usize>>,
+    /// Remaining failures per (series, resolution), any bucket start.
+    failing_series_writes: Mutex<HashMap<(SeriesId, Resolution), usize>>,
+    /// Series whose bucket reads fail.
+    unreadable: Mutex<Vec<SeriesId>>,
     failing_saves: Mutex<usize>,
     /// When set, every bucket write and state save fails with this probability.
     random: Mutex<Option<(StdRng, f64)>>,
+    applied: AtomicU64,
+    already_applied: AtomicU64,
+    series_upserted: AtomicU64,
+    state_items_saved: AtomicU64,
+    injected: AtomicU64,
 }
 
-impl<S: MetricStore> FailingStore<S> {
+/// What a [`FailingStore`] passed on to its store: the calls that cost writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCalls {
+    /// Bucket writes that applied.
+    pub applied: u64,
+    /// Bucket writes refused by a watermark (a redelivery).
+    pub already_applied: u64,
+    /// Series metadata items upserted.
+    pub series_upserted: u64,
+    /// State items saved.
+    pub state_items_saved: u64,
+    /// Calls failed on purpose (not passed on).
+    pub injected_failures: u64,
+}
+
+impl<S: MetricStore + ?Sized> FailingStore<S> {
     pub fn new(inner: Arc<S>) -> Arc<Self> {
         Arc::new(FailingStore {
             inner,
             failing_buckets: Mutex::new(HashMap::new()),
+            failing_series_writes: Mutex::new(HashMap::new()),
+            unreadable: Mutex::new(Vec::new()),
             failing_saves: Mutex::new(0),
             random: Mutex::new(None),
+            applied: AtomicU64::new(0),
+            already_applied: AtomicU64::new(0),
+            series_upserted: AtomicU64::new(0),
+            state_items_saved: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
         })
     }
 
     /// The next `times` writes to `key` fail.
     pub fn fail_bucket_writes(&self, key: BucketKey, times: usize) {
         self.failing_buckets.lock().unwrap().insert(key, times);
+    }
+
+    /// The next `times` writes to any bucket of `series` at `resolution` fail.
+    pub fn fail_series_writes(&self, series: SeriesId, resolution: Resolution, times: usize) {
+        self.failing_series_writes
+            .lock()
+            .unwrap()
+            .insert((series, resolution), times);
+    }
+
+    /// Every read of `series`' buckets fails with `StoreError::Corrupt`.
+    pub fn fail_bucket_reads(&self, series: SeriesId) {
+        self.unreadable.lock().unwrap().push(series);
     }
 
     /// The next `times` `save_state` calls fail (without saving anything).
@@ -216,7 +273,20 @@ impl<S: MetricStore> FailingStore<S> {
     pub fn stop_failing(&self) {
         *self.random.lock().unwrap() = None;
         self.failing_buckets.lock().unwrap().clear();
+        self.failing_series_writes.lock().unwrap().clear();
+        self.unreadable.lock().unwrap().clear();
         *self.failing_saves.lock().unwrap() = 0;
+    }
+
+    /// The calls passed on so far.
+    pub fn calls(&self) -> StoreCalls {
+        StoreCalls {
+            applied: self.applied.load(Ordering::Relaxed),
+            already_applied: self.already_applied.load(Ordering::Relaxed),
+            series_upserted: self.series_upserted.load(Ordering::Relaxed),
+            state_items_saved: self.state_items_saved.load(Ordering::Relaxed),
+            injected_failures: self.injected.load(Ordering::Relaxed),
+        }
     }
 
     fn random_failure(&self) -> bool {
@@ -237,20 +307,34 @@ impl<S: MetricStore> FailingStore<S> {
 }
 
 #[async_trait]
-impl<S: MetricStore> MetricStore for FailingStore<S> {
+impl<S: MetricStore + ?Sized> BucketStore for FailingStore<S> {
     async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
         let fail = self
             .failing_buckets
             .lock()
             .unwrap()
             .get_mut(&delta.key)
-            .is_some_and(Self::take_failure);
+            .is_some_and(Self::take_failure)
+            || self
+                .failing_series_writes
+                .lock()
+                .unwrap()
+                .get_mut(&(delta.key.series, delta.key.resolution))
+                .is_some_and(Self::take_failure);
         if fail || self.random_failure() {
+            self.injected.fetch_add(1, Ordering::Relaxed);
             return Err(StoreError::Unavailable(
                 "injected bucket write failure".into(),
             ));
         }
-        self.inner.apply_bucket(delta).await
+        let outcome = self.inner.apply_bucket(delta).await?;
+        match outcome {
+            ApplyOutcome::Applied(_) => self.applied.fetch_add(1, Ordering::Relaxed),
+            ApplyOutcome::AlreadyApplied { .. } => {
+                self.already_applied.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        Ok(outcome)
     }
 
     async fn query_buckets(
@@ -260,12 +344,24 @@ impl<S: MetricStore> MetricStore for FailingStore<S> {
         from_unix_s: i64,
         to_unix_s: i64,
     ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
+        if self.unreadable.lock().unwrap().contains(&series) {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+            return Err(StoreError::Corrupt {
+                key: series.to_string(),
+                reason: "injected read failure".into(),
+            });
+        }
         self.inner
             .query_buckets(series, resolution, from_unix_s, to_unix_s)
             .await
     }
+}
 
+#[async_trait]
+impl<S: MetricStore + ?Sized> SeriesCatalog for FailingStore<S> {
     async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
+        self.series_upserted
+            .fetch_add(series.len() as u64, Ordering::Relaxed);
         self.inner.upsert_series(series).await
     }
 
@@ -280,7 +376,10 @@ impl<S: MetricStore> MetricStore for FailingStore<S> {
     async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
         self.inner.get_series(id).await
     }
+}
 
+#[async_trait]
+impl<S: MetricStore + ?Sized> StateStore for FailingStore<S> {
     async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
         self.inner.load_state(keys).await
     }
@@ -288,13 +387,19 @@ impl<S: MetricStore> MetricStore for FailingStore<S> {
     async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError> {
         let fail = Self::take_failure(&mut self.failing_saves.lock().unwrap());
         if fail || self.random_failure() {
+            self.injected.fetch_add(1, Ordering::Relaxed);
             return Err(StoreError::Unavailable(
                 "injected state save failure".into(),
             ));
         }
+        self.state_items_saved
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
         self.inner.save_state(items).await
     }
+}
 
+#[async_trait]
+impl<S: MetricStore + ?Sized> Purge for FailingStore<S> {
     async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError> {
         self.inner.purge_expired(now_unix_s).await
     }
