@@ -55,6 +55,10 @@ pub struct LocalArgs {
     /// Page cache of the metric store (redb), in bytes; colder pages are read from disk.
     #[arg(long, env = "FLOWSCOPE_STORE_CACHE_BYTES", default_value_t = flowscope_core::embedded::store::DEFAULT_CACHE_BYTES)]
     pub store_cache_bytes: usize,
+    /// Every Nth commit of the aggregator's store writes is made durable (fsync), besides the sync
+    /// before each stream checkpoint: bounds the pages redb holds between syncs. 0 = only at checkpoints.
+    #[arg(long, env = "FLOWSCOPE_STORE_SYNC_EVERY_COMMITS", default_value_t = flowscope_core::embedded::store::DEFAULT_SYNC_EVERY_COMMITS)]
+    pub store_sync_every_commits: u32,
     /// Limits of both HTTP servers (boxed: keeps the `local` command's arguments small).
     #[command(flatten)]
     pub server: Box<ServerLimits>,
@@ -326,6 +330,14 @@ mod tests {
         let batch = set.batch_limits();
         assert_eq!((batch.records, batch.bytes), (200, 65536));
         assert_eq!(set.store_cache_bytes, 1024 * 1024);
+        assert_eq!(defaults.store_sync_every_commits, 8);
+        assert_eq!(
+            parse(&["--store-sync-every-commits", "0"])
+                .unwrap()
+                .store_sync_every_commits,
+            0
+        );
+        assert!(parse(&["--store-sync-every-commits", "-1"]).is_err());
 
         assert_eq!(defaults.max_aggregator_lag(), Some(Duration::from_secs(1)));
         assert_eq!(

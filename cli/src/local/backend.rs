@@ -65,7 +65,8 @@ impl Backend {
             )
             .with_context(|| format!("opening store in {}", args.data_dir.display()))?
             // The stream log replays whatever a crash takes back: see `mapper::CHECKPOINT_INTERVAL`.
-            .with_deferred_durability(),
+            .with_deferred_durability()
+            .with_sync_every(args.store_sync_every_commits),
         );
         let stream = Arc::new(
             EmbeddedStream::open(&args.data_dir.join("stream"), args.shards)

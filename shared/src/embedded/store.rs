@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -68,7 +69,7 @@ pub struct RedbStore {
     retention: Retention,
     applies: Arc<ApplyQueue>,
     /// Writes commit without fsync until [`RedbStore::sync`]; see the module documentation.
-    deferred: bool,
+    deferred: Deferred,
     /// What the registry holds, per series id: (fingerprint of kind, unit, service and metric;
     /// `last_seen`), filled after each committed upsert. Every batch re-registers its series, and
     /// an upsert that would change nothing (same fingerprint, `last_seen` not newer) is skipped
@@ -80,6 +81,40 @@ pub struct RedbStore {
 /// Series remembered by [`RedbStore`]'s registry cache (~40 bytes each: ≤ 8 MB); beyond it the cache
 /// starts over and the next upserts of each series write as before.
 const MAX_REGISTERED_CACHE: usize = 200_000;
+
+/// Default of [`RedbStore::with_sync_every`]: every 8th aggregator commit is durable.
+pub const DEFAULT_SYNC_EVERY_COMMITS: u32 = 8;
+
+/// How the aggregator's commits are made durable (see [`RedbStore::with_deferred_durability`]).
+#[derive(Clone, Default)]
+struct Deferred {
+    /// `None`: every commit is durable.
+    unsynced: Option<Arc<AtomicU32>>,
+    /// A commit that would be this many non-durable commits after the last durable one is made
+    /// durable itself; 0: only [`RedbStore::sync`] is.
+    every: u32,
+}
+
+impl Deferred {
+    /// Whether the next commit may skip its fsync; counts it.
+    fn next_commit_deferred(&self) -> bool {
+        let Some(unsynced) = &self.unsynced else {
+            return false;
+        };
+        let count = unsynced.fetch_add(1, Ordering::AcqRel).saturating_add(1);
+        if self.every > 0 && count >= self.every {
+            unsynced.store(0, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
+    fn synced(&self) {
+        if let Some(unsynced) = &self.unsynced {
+            unsynced.store(0, Ordering::Release);
+        }
+    }
+}
 
 /// What must match for an upsert to be a no-op besides `last_seen` (the id is the key's hash).
 fn registry_fingerprint(meta: &SeriesMeta) -> u64 {
@@ -138,7 +173,7 @@ impl RedbStore {
             db: RedbFile::open(path, "store", Some(cache_bytes), create_tables)?,
             retention,
             applies: Arc::new(ApplyQueue::default()),
-            deferred: false,
+            deferred: Deferred::default(),
             registered: Arc::default(),
         })
     }
@@ -148,16 +183,31 @@ impl RedbStore {
     /// purge). Only for a caller that can replay what a crash takes back — local mode's mapper syncs
     /// before each stream checkpoint.
     pub fn with_deferred_durability(mut self) -> RedbStore {
-        self.deferred = true;
+        self.deferred = Deferred {
+            unsynced: Some(Arc::default()),
+            every: DEFAULT_SYNC_EVERY_COMMITS,
+        };
+        self
+    }
+
+    /// With deferred durability: every `commits`-th aggregator commit is durable (fsync) as well
+    /// as each [`RedbStore::sync`]; 0 = only the syncs. Bounds what redb holds between syncs: a
+    /// non-durable commit's freed pages are reused only after a durable commit, so until then every
+    /// commit writes its changed pages to new places, and the page cache fills with them.
+    pub fn with_sync_every(mut self, commits: u32) -> RedbStore {
+        self.deferred.every = commits;
         self
     }
 
     /// Makes every write committed so far durable: one empty `Durability::Immediate` commit (one
     /// fsync), which persists the non-durable commits before it.
     pub async fn sync(&self) -> Result<(), StoreError> {
+        let deferred = self.deferred.clone();
         blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
-            txn.commit().map_err(unavailable)
+            txn.commit().map_err(unavailable)?;
+            deferred.synced();
+            Ok(())
         })
         .await
     }
@@ -167,10 +217,10 @@ impl RedbStore {
     }
 }
 
-/// A write transaction for the aggregator's writes: without fsync when `deferred`.
-fn begin_write(db: &Database, deferred: bool) -> Result<WriteTransaction, StoreError> {
+/// A write transaction for the aggregator's writes: without fsync when `deferred` says so.
+fn begin_write(db: &Database, deferred: &Deferred) -> Result<WriteTransaction, StoreError> {
     let mut txn = db.begin_write().map_err(unavailable)?;
-    if deferred {
+    if deferred.next_commit_deferred() {
         txn.set_durability(redb::Durability::None)
             .map_err(unavailable)?;
     }
@@ -202,7 +252,7 @@ impl BucketStore for RedbStore {
         });
         lock(&self.applies.waiting).push(request.clone());
         let queue = self.applies.clone();
-        let deferred = self.deferred;
+        let deferred = self.deferred.clone();
         blocking(&self.db, move |db| {
             let _committer = lock(&queue.committer);
             if let Some(outcome) = lock(&request.outcome).take() {
@@ -210,7 +260,7 @@ impl BucketStore for RedbStore {
                 return outcome;
             }
             let group = std::mem::take(&mut *lock(&queue.waiting));
-            match apply_group(db, deferred, group.iter().map(|member| &member.delta)) {
+            match apply_group(db, &deferred, group.iter().map(|member| &member.delta)) {
                 Ok(outcomes) => {
                     for (member, outcome) in group.iter().zip(outcomes) {
                         *lock(&member.outcome) = Some(outcome);
@@ -238,8 +288,11 @@ impl BucketStore for RedbStore {
         }
         let deltas = deltas.to_vec();
         let count = deltas.len();
-        let deferred = self.deferred;
-        let outcomes = blocking(&self.db, move |db| apply_group(db, deferred, deltas.iter())).await;
+        let deferred = self.deferred.clone();
+        let outcomes = blocking(&self.db, move |db| {
+            apply_group(db, &deferred, deltas.iter())
+        })
+        .await;
         match outcomes {
             Ok(outcomes) => outcomes,
             Err(e) => (0..count).map(|_| Err(copy_error(&e))).collect(),
@@ -310,10 +363,10 @@ impl SeriesCatalog for RedbStore {
         if changed.is_empty() {
             return Ok(());
         }
-        let deferred = self.deferred;
+        let deferred = self.deferred.clone();
         let registered = self.registered.clone();
         blocking(&self.db, move |db| {
-            let txn = begin_write(db, deferred)?;
+            let txn = begin_write(db, &deferred)?;
             let metas: Vec<SeriesMeta> = changed.iter().map(|(meta, _)| meta.clone()).collect();
             let stored = upsert_series_in(&txn, &metas)?;
             // Held across the commit (as the purge does), so the cache follows the commit order.
@@ -425,9 +478,9 @@ impl StateStore for RedbStore {
             return Ok(());
         }
         let items = items.to_vec();
-        let deferred = self.deferred;
+        let deferred = self.deferred.clone();
         blocking(&self.db, move |db| {
-            let txn = begin_write(db, deferred)?;
+            let txn = begin_write(db, &deferred)?;
             {
                 let mut state = txn.open_table(STATE).map_err(unavailable)?;
                 let mut expiry = txn.open_table(STATE_EXPIRY).map_err(unavailable)?;
@@ -484,7 +537,7 @@ impl Purge for RedbStore {
 /// each other's watermark). A corrupt item fails only its own delta; a storage failure fails all.
 fn apply_group<'a>(
     db: &Database,
-    deferred: bool,
+    deferred: &Deferred,
     group: impl ExactSizeIterator<Item = &'a BucketDelta>,
 ) -> Result<Vec<Result<ApplyOutcome, StoreError>>, StoreError> {
     let txn = begin_write(db, deferred)?;
@@ -1059,6 +1112,26 @@ mod tests {
                 .varint()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn deferred_commits_are_made_durable_every_nth_and_a_sync_restarts_the_count() {
+        let deferred = |every| Deferred {
+            unsynced: Some(Arc::default()),
+            every,
+        };
+        let every_third = deferred(3);
+        let skips: Vec<bool> = (0..6).map(|_| every_third.next_commit_deferred()).collect();
+        assert_eq!(skips, [true, true, false, true, true, false]);
+        every_third.next_commit_deferred();
+        every_third.synced();
+        assert!(every_third.next_commit_deferred());
+        assert!(every_third.next_commit_deferred());
+        assert!(!every_third.next_commit_deferred());
+        // 0: only the syncs; a store without deferred durability: every commit durable.
+        let only_syncs = deferred(0);
+        assert!((0..100).all(|_| only_syncs.next_commit_deferred()));
+        assert!(!Deferred::default().next_commit_deferred());
     }
 
     fn delta(series: u64, first: u128, last: u128, value: f64) -> BucketDelta {
