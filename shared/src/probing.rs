@@ -15,10 +15,10 @@ use hyper_util::client::legacy::Client;
 use prost::Message;
 use serde::Serialize;
 
-use crate::registry::probe::{probe_request, ProbeResult, ProbeSettings, ProbeTarget};
 use crate::alerts::webhook::{self, SinkConnector};
 use crate::ingest::{Ingest, IngestRequest, Signal};
 use crate::ports::StreamSink;
+use crate::registry::probe::{probe_request, ProbeResult, ProbeSettings, ProbeTarget};
 use crate::registry::{Registry, RegistryError};
 
 /// What one round of probes did.
@@ -156,11 +156,10 @@ impl Prober {
             .body(Empty::<Bytes>::new())
             .map_err(|e| ProbeFailure::Other(format!("invalid request: {e}")))?;
         // The head only: the body is dropped unread with the response (the connection closes).
-        let response =
-            tokio::time::timeout(self.settings.timeout, self.client.request(request))
-                .await
-                .map_err(|_| ProbeFailure::Timeout)?
-                .map_err(|e| ProbeFailure::Other(describe(&e)))?;
+        let response = tokio::time::timeout(self.settings.timeout, self.client.request(request))
+            .await
+            .map_err(|_| ProbeFailure::Timeout)?
+            .map_err(|e| ProbeFailure::Other(describe(&e)))?;
         Ok(response.status().as_u16())
     }
 }

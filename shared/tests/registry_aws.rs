@@ -17,8 +17,8 @@ use flowscope_core::aws::{
 };
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::model::PointData;
-use flowscope_core::record::{self, RecordPayload};
 use flowscope_core::probing::{probe_rounds, Prober};
+use flowscope_core::record::{self, RecordPayload};
 use flowscope_core::registry::probe::ProbeSettings;
 use flowscope_core::registry::{Registration, Registry, RegistryLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
