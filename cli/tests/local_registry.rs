@@ -283,3 +283,96 @@ async fn leases_heartbeats_deregistration_otlp_sightings_and_live_events() {
 
     handle.shutdown().await.unwrap();
 }
+
+/// Issue 13 item 5a: an instance registered with a `metrics_url` is scraped (job = its service,
+/// instance = its instance id), its counter's series shows up in the query API, and the registry
+/// lists it with the source `scraped`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_registered_with_a_metrics_url_are_scraped() {
+    // A tiny exporter: one counter in the Prometheus text format.
+    let exporter = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let exporter_addr = exporter.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/custom/metrics",
+        axum::routing::get(|| async {
+            (
+                [("content-type", "text/plain; version=0.0.4")],
+                "# HELP orders_placed_total Orders.\n# TYPE orders_placed_total counter\norders_placed_total{region=\"eu\"} 42\n",
+            )
+        }),
+    );
+    let server = tokio::spawn(async move { axum::serve(exporter, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let handle = local::start(args_with(dir.path(), &["--registry-scrape-interval", "1s"]))
+        .await
+        .unwrap();
+    let registration = json!({
+        "service": "orders", "instance": "o-1", "lease_seconds": 600,
+        "metrics_url": format!("http://{exporter_addr}/custom/metrics"),
+    });
+    let (status, created) = send(&handle, "POST", "/api/registry/instances", &registration).await;
+    assert_eq!(status, 201, "{created}");
+
+    // The counter's series, labelled as the registration names it.
+    let deadline = Instant::now() + DEADLINE;
+    let series = loop {
+        let (status, body) = get_json(&handle, "/api/services/orders/metrics").await;
+        let found = body["metrics"].as_array().and_then(|metrics| {
+            metrics
+                .iter()
+                .find(|m| m["name"] == "orders_placed_total")
+                .cloned()
+        });
+        if let Some(metric) = found {
+            break metric["series"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scraped counter within {DEADLINE:?}: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let series = series.as_array().unwrap();
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert_eq!(series[0]["attributes"]["region"], "eu", "{series:?}");
+
+    // The registry lists the instance as scraped too (and still registered).
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let listed = instances(&handle, "orders").await;
+        let sources = listed
+            .iter()
+            .find(|i| i["instance"] == "o-1")
+            .map(|i| i["sources"].clone())
+            .unwrap_or(Value::Null);
+        let has = |s: &str| sources.as_array().is_some_and(|a| a.contains(&json!(s)));
+        if has("scraped") && has("registered") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instance not listed as scraped within {DEADLINE:?}: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, services) = get_json(&handle, "/api/services").await;
+    assert_eq!(status, 200, "{services}");
+    let orders = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "orders")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert!(
+        orders["sources"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("scraped"))),
+        "{orders}"
+    );
+    assert_eq!(orders["instances"][0]["instance"], "o-1", "{orders}");
+
+    handle.shutdown().await.unwrap();
+    server.abort();
+}

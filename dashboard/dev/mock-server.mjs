@@ -747,7 +747,7 @@ async function api(method, path, query, req) {
   if (method === "GET" && route === "services") {
     const byService = new Map();
     for (const s of series.values()) {
-      const entry = byService.get(s.service) ?? { name: s.service, series: 0, last_seen: 0 };
+      const entry = byService.get(s.service) ?? { name: s.service, series: 0, last_seen: 0, instances: [], versions: [], sources: [], health: null };
       entry.series += 1;
       entry.last_seen = Math.max(entry.last_seen, s.lastSeen);
       byService.set(s.service, entry);

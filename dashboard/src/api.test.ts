@@ -48,13 +48,15 @@ describe("QueryClient", () => {
   });
 
   it("lists services", async () => {
-    const client = new QueryClient("", fakeFetch(200, { services: [{ name: "api", series: 12, last_seen: 5 }] }));
+    const api = { name: "api", series: 12, last_seen: 5, instances: [], versions: [], sources: [], health: null };
+    const client = new QueryClient("", fakeFetch(200, { services: [api] }));
     expect(await client.services()).toEqual([{ name: "api", series: 12, last_seen: 5 }]);
+    expect(await client.serviceViews()).toEqual([api]);
   });
 
   it("refuses an answer the contract forbids, naming the field, instead of showing part of it", async () => {
     // A service without a name, and a metric kind the server never sends.
-    const nameless = new QueryClient("", fakeFetch(200, { services: [{ name: "api", series: 12, last_seen: 5 }, { series: 1 }] }));
+    const nameless = new QueryClient("", fakeFetch(200, { services: [{ name: "api", series: 12, last_seen: 5, instances: [], versions: [], sources: [], health: null }, { series: 1 }] }));
     await expect(nameless.services()).rejects.toMatchObject({
       message: expect.stringMatching(/^\/api\/services: the server's answer does not match the API contract \(services\.1\.name: /),
     });

@@ -16,7 +16,7 @@ import * as contract from "./contract";
 import { contractViolation } from "./contract";
 import { serviceGraph, type ServiceGraph } from "./graph/model";
 import { parseTraceDetail, parseTraceSummaries, type TraceDetail, type TraceSummary } from "./traces/model";
-import type { MetricHistory, MetricSummary, Resolution, ServiceSummary } from "./types";
+import type { MetricHistory, MetricSummary, Resolution, ServiceSummary, ServiceView } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -65,13 +65,13 @@ export class QueryClient {
     private readonly onUnauthorized: (reason: string) => void = () => {},
   ) {}
 
-  /** `GET /api/services` as sent (instances, versions, sources and health included). */
-  async servicesRaw(): Promise<unknown> {
-    return this.get("/api/services");
+  /** `GET /api/services`, validated: each service with its instances, versions, sources and health. */
+  async serviceViews(): Promise<ServiceView[]> {
+    return (await this.read(contract.ServiceList, "GET", "/api/services")).services;
   }
 
   async services(): Promise<ServiceSummary[]> {
-    return (await this.read(contract.ServiceList, "GET", "/api/services")).services;
+    return (await this.serviceViews()).map(({ name, series, last_seen }) => ({ name, series, last_seen }));
   }
 
   async metrics(service: string): Promise<MetricSummary[]> {

@@ -308,7 +308,7 @@ export class App {
   /** The Services page's rows, with instances and scores (`GET /api/services`). */
   private async loadServiceRows(): Promise<void> {
     try {
-      this.serviceRows = serviceRows(await this.api.servicesRaw());
+      this.serviceRows = serviceRows({ services: await this.api.serviceViews() });
       for (const row of this.serviceRows) {
         if (row.score !== null || row.status === "unknown") {
           this.scores.set(row.service, { score: row.score, status: row.status, reasons: row.reasons });

@@ -26,7 +26,7 @@ const optText = v.optional(v.nullable(v.string()));
 const stringMap = v.record(v.string(), v.string());
 
 export const MetricKind = v.picklist(["gauge", "counter", "up_down_counter", "histogram", "exponential_histogram", "summary"]);
-export const Resolution = v.picklist(["1m", "5m", "1h"]);
+export const Resolution = v.picklist(["1m", "5m", "1h", "1d"]);
 
 const BucketFields = {
   start: int,
@@ -42,9 +42,63 @@ const BucketFields = {
 };
 export const BucketView = v.object(BucketFields);
 
-export const ServiceList = v.object({
-  services: v.array(v.object({ name: v.string(), series: int, last_seen: int })),
+export const InstanceSource = v.picklist(["otlp", "registered", "scraped"]);
+export const HealthStatus = v.picklist(["healthy", "degraded", "down", "unknown"]);
+
+/** One instance as the registry merges it from its sources (docs/registry.md). */
+export const InstanceView = v.object({
+  service: v.string(),
+  instance: v.string(),
+  version: optText,
+  host: optText,
+  sources: v.array(InstanceSource),
+  metadata: stringMap,
+  health_url: optText,
+  metrics_url: optText,
+  first_seen: int,
+  last_seen: int,
+  lease: v.optional(v.nullable(v.object({ ttl_seconds: int, expires_at: int }))),
 });
+
+const ScoreInputs = v.object({
+  probe_availability: optNum,
+  probe_p95_s: optNum,
+  last_telemetry: optInt,
+  firing_critical: int,
+  firing_warning: int,
+  pending: int,
+});
+const HealthScoreFields = { score: optNum, status: HealthStatus, reasons: v.array(v.string()), inputs: ScoreInputs };
+export const HealthScore = v.object(HealthScoreFields);
+
+/** A service with its series summary and what the registry knows about it (docs/registry.md). */
+export const ServiceView = v.object({
+  name: v.string(),
+  series: int,
+  last_seen: int,
+  instances: v.array(InstanceView),
+  versions: v.array(v.string()),
+  sources: v.array(InstanceSource),
+  health: v.optional(v.nullable(HealthScore)),
+});
+
+export const ServiceList = v.object({ services: v.array(ServiceView) });
+
+export const InstanceList = v.object({ instances: v.array(InstanceView) });
+
+/** The WebSocket `registry` event: an instance changed (docs/registry.md). */
+export const RegistryEvent = v.object({
+  type: v.literal("registry"),
+  action: v.picklist(["registered", "updated", "deregistered", "expired", "discovered", "forgotten"]),
+  service: v.string(),
+  instance: v.string(),
+  source: InstanceSource,
+  current: v.optional(v.nullable(InstanceView)),
+  at: int,
+});
+
+/** The WebSocket `health` event: a service's new score (docs/health-score.md). */
+export const HealthEvent = v.object({ type: v.literal("health"), service: v.string(), ...HealthScoreFields, at: int });
 
 export const MetricList = v.object({
   service: v.string(),
@@ -265,6 +319,8 @@ export const ServerMessage = v.variant("type", [
   v.object({ type: v.literal("pong") }),
   v.object({ type: v.literal("error"), message: v.string() }),
   AlertEvent,
+  RegistryEvent,
+  HealthEvent,
 ]);
 
 // Compile-time checks: each validator yields exactly the contract's (generated) type.
@@ -275,7 +331,15 @@ export type Checks = [
   Matches<v.InferOutput<typeof SeverityName>, Schemas["Severity"]>,
   Matches<v.InferOutput<typeof ReasonName>, Schemas["Reason"]>,
   Matches<v.InferOutput<typeof TransitionKind>, Schemas["TransitionKind"]>,
+  Matches<v.InferOutput<typeof InstanceSource>, Schemas["InstanceSource"]>,
+  Matches<v.InferOutput<typeof HealthStatus>, Schemas["HealthStatus"]>,
+  Matches<v.InferOutput<typeof InstanceView>, Schemas["InstanceView"]>,
+  Matches<v.InferOutput<typeof HealthScore>, Schemas["HealthScore"]>,
+  Matches<v.InferOutput<typeof ServiceView>, Schemas["ServiceView"]>,
   Matches<v.InferOutput<typeof ServiceList>, Schemas["ServiceList"]>,
+  Matches<v.InferOutput<typeof InstanceList>, Schemas["InstanceList"]>,
+  Matches<v.InferOutput<typeof RegistryEvent>, Schemas["RegistryEvent"]>,
+  Matches<v.InferOutput<typeof HealthEvent>, Schemas["HealthEvent"]>,
   Matches<v.InferOutput<typeof MetricList>, Schemas["MetricList"]>,
   Matches<v.InferOutput<typeof History>, Schemas["History"]>,
   Matches<v.InferOutput<typeof GraphView>, Schemas["GraphView"]>,
@@ -291,7 +355,10 @@ export type Checks = [
   Matches<v.InferOutput<typeof SilenceList>, Schemas["SilenceList"]>,
   Matches<v.InferOutput<typeof LiveUpdate>, Schemas["LiveUpdate"]>,
   Matches<v.InferOutput<typeof TraceEvent>, Schemas["TraceEvent"]>,
-  Matches<v.InferOutput<typeof ServerMessage>, Schemas["ServerMessage"] | Schemas["AlertEvent"]>,
+  Matches<
+    v.InferOutput<typeof ServerMessage>,
+    Schemas["ServerMessage"] | Schemas["AlertEvent"] | Schemas["RegistryEvent"] | Schemas["HealthEvent"]
+  >,
 ];
 
 /** Why `value` is not what `schema` allows, in one line naming the first offending field; null when it is. */

@@ -5,7 +5,6 @@
 import * as v from "valibot";
 import { alertTransition } from "./alerts/model";
 import * as contract from "./contract";
-import { parseHealth } from "./registry/model";
 import { parseTraceEvent, type TraceEvent } from "./traces/model";
 import type { ClientMessage, LiveUpdate, ServerMessage } from "./types";
 
@@ -67,11 +66,13 @@ export function parseServerMessage(text: string): ServerMessage | null {
     case "alert":
       return { type: "alert", alert: alertTransition(message) };
     case "registry":
-      return typeof value.service === "string" && typeof value.instance === "string" ? { type: "registry", event: value } : null;
-    case "health": {
-      const health = parseHealth(value);
-      return health === null || typeof value.service !== "string" ? null : { type: "health", service: value.service, health };
-    }
+      return { type: "registry", event: message };
+    case "health":
+      return {
+        type: "health",
+        service: message.service,
+        health: { score: message.score ?? null, status: message.status, reasons: message.reasons, inputs: message.inputs },
+      };
     case "error":
       return { type: "error", message: message.message };
   }

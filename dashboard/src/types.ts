@@ -28,7 +28,9 @@ export interface Bucket {
   rate: number;
 }
 
-export type ServiceSummary = Schemas["ServiceSummary"];
+export type ServiceSummary = Pick<Schemas["ServiceView"], "name" | "series" | "last_seen">;
+/** A `GET /api/services` entry: the summary plus instances, versions, sources and health. */
+export type ServiceView = Schemas["ServiceView"];
 
 export type SeriesSummary = Schemas["SeriesSummary"];
 
@@ -69,7 +71,7 @@ export type ServerMessage =
   | { type: "error"; message: string }
   /** A service's health score (docs/health-score.md), every 10 s in local mode. */
   | { type: "health"; service: string; health: HealthScore }
-  /** A registry change (docs/registry.md), as sent. */
-  | { type: "registry"; event: unknown };
+  /** A registry change (docs/registry.md), validated against the contract. */
+  | { type: "registry"; event: Schemas["RegistryEvent"] };
 
 export type ClientMessage = Schemas["ClientMessage"];

@@ -84,6 +84,7 @@ fn websocket_messages_as_sent_validate_against_the_committed_schemas() {
     };
     use flowscope_core::model::{MetricKind, Resolution};
     use flowscope_core::query::BucketView;
+    use flowscope_core::registry::score::HealthEvent;
     use flowscope_core::traces::wire::{TraceEvent, TraceHop};
 
     let update = LiveUpdate {
@@ -171,6 +172,10 @@ fn websocket_messages_as_sent_validate_against_the_committed_schemas() {
         }
         .to_json(),
         alert.to_json(),
+        registry_event(true).to_json(),
+        registry_event(false).to_json(),
+        HealthEvent::new("api", &health(Some(72.5)), 1_733_370_000).to_json(),
+        HealthEvent::new("api", &health(None), 1_733_370_000).to_json(),
     ];
     for text in &server {
         validate_message("docs/websocket.server.schema.json", text);
@@ -188,5 +193,64 @@ fn websocket_messages_as_sent_validate_against_the_committed_schemas() {
             "docs/websocket.client.schema.json",
             &serde_json::to_string(message).unwrap(),
         );
+    }
+}
+
+/// A `registry` event as the registry builds it: with the merged instance, or `null` once no
+/// source knows it.
+fn registry_event(with_current: bool) -> flowscope_core::registry::RegistryEvent {
+    use flowscope_core::ports::registry::InstanceSource;
+    use flowscope_core::registry::{
+        InstanceView, LeaseView, RegistryAction, RegistryEvent, RegistryEventType,
+    };
+    let current = InstanceView {
+        service: "api".into(),
+        instance: "a-1".into(),
+        version: Some("1.2.0".into()),
+        host: None,
+        sources: vec![InstanceSource::Otlp, InstanceSource::Registered],
+        metadata: [("zone".to_string(), "eu-1".to_string())].into(),
+        health_url: Some("http://127.0.0.1:9/healthz".into()),
+        metrics_url: None,
+        first_seen: 1_733_369_000,
+        last_seen: 1_733_370_000,
+        lease: Some(LeaseView {
+            ttl_seconds: 30,
+            expires_at: 1_733_370_030,
+        }),
+    };
+    RegistryEvent {
+        kind: RegistryEventType::Registry,
+        action: if with_current {
+            RegistryAction::Registered
+        } else {
+            RegistryAction::Expired
+        },
+        service: "api".into(),
+        instance: "a-1".into(),
+        source: InstanceSource::Registered,
+        current: with_current.then_some(current),
+        at: 1_733_370_000,
+    }
+}
+
+fn health(score: Option<f64>) -> flowscope_core::registry::score::HealthScore {
+    use flowscope_core::registry::score::{HealthScore, HealthStatus, ScoreInputs};
+    HealthScore {
+        score,
+        status: if score.is_some() {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Unknown
+        },
+        reasons: vec!["p95 probe latency 1.2 s".into()],
+        inputs: ScoreInputs {
+            probe_availability: Some(1.0),
+            probe_p95_s: Some(1.2),
+            last_telemetry: None,
+            firing_critical: 0,
+            firing_warning: 0,
+            pending: 0,
+        },
     }
 }

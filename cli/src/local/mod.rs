@@ -198,12 +198,24 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         &mut tasks,
     );
 
-    if let Some(config) = scrape_config {
-        tasks.spawn(until_stopped(
-            stopped.clone(),
-            scrape::run(args.scrape.clone(), config, ingest.clone()),
-        ));
-    }
+    // The scrape-config file's targets and the registry's instances with a `metrics_url`.
+    let registry_targets = scrape::RegistryTargets {
+        registry: registry.clone(),
+        settings: flowscope_core::scrape::registry_source::RegistryScrape {
+            interval: args.registry.registry_scrape_interval,
+            limits: args.scrape.limits(),
+            ..Default::default()
+        },
+    };
+    tasks.spawn(until_stopped(
+        stopped.clone(),
+        scrape::run(
+            args.scrape.clone(),
+            scrape_config,
+            Some(registry_targets),
+            ingest.clone(),
+        ),
+    ));
 
     let gateway = gateway::router(gateway::GatewayState {
         connections,

@@ -63,6 +63,9 @@ pub struct RegistryArgs {
     /// How long an instance seen only in OTLP resource attributes stays listed after its last sighting.
     #[arg(long, env = "FLOWSCOPE_REGISTRY_OTLP_RETENTION", default_value = "24h", value_parser = parse_duration)]
     pub registry_otlp_retention: Duration,
+    /// How often an instance registered with a `metrics_url` is scraped (docs/registry.md).
+    #[arg(long, env = "FLOWSCOPE_REGISTRY_SCRAPE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub registry_scrape_interval: Duration,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -11,6 +11,11 @@
 //! Each loop starts at an offset inside its interval derived from a hash of the target (so targets
 //! spread over the interval, the same way on every start, as Prometheus does), scrapes at its own
 //! interval with its own timeout, and waits for one of `--scrape-concurrency` permits.
+//!
+//! The service registry is one more target source (issue 13 item 5a), with or without a
+//! configuration file: every instance registered with a `metrics_url` is scraped every
+//! `--registry-scrape-interval` as `job` = its service, `instance` = its instance id, and after a
+//! successful scrape the registry lists it with the source `scraped`.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -20,12 +25,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use flowscope_core::ingest::Ingest;
 use flowscope_core::ports::StreamSink;
+use flowscope_core::registry::Registry;
 use flowscope_core::scrape::client::{scrape_once, HttpSource, Scraper};
+use flowscope_core::scrape::config::ScrapeJob;
 use flowscope_core::scrape::config::{
     resolve_targets, FileSource, ScrapeConfigFile, ScrapeLimits, ScrapeTargetSource, StaticSource,
     Target, TargetGroup,
 };
 use flowscope_core::scrape::parse::ParseLimits;
+use flowscope_core::scrape::registry_source::{RegistryScrape, RegistrySource, REGISTRY_JOB};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -102,7 +110,7 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 struct Source {
-    source: Box<dyn ScrapeTargetSource>,
+    source: Arc<dyn ScrapeTargetSource>,
     job: usize,
     next_refresh: Instant,
     groups: Vec<TargetGroup>,
@@ -113,14 +121,41 @@ struct Running {
 }
 
 /// Runs the scrapers until local mode stops (the caller aborts this future).
+/// The registry as a target source of its own job (see the module documentation).
+pub struct RegistryTargets {
+    pub registry: Arc<Registry>,
+    pub settings: RegistryScrape,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 pub async fn run<S: StreamSink + ?Sized + 'static>(
     args: ScrapeArgs,
-    initial: ScrapeConfigFile,
+    initial: Option<ScrapeConfigFile>,
+    registry: Option<RegistryTargets>,
     ingest: Arc<Ingest<S>>,
 ) {
-    let Some(path) = args.scrape_config.clone() else {
+    let path = args.scrape_config.clone();
+    if path.is_none() && registry.is_none() {
         return;
-    };
+    }
+    let extra: Vec<(ScrapeJob, Arc<dyn ScrapeTargetSource>)> = registry
+        .as_ref()
+        .map(|r| {
+            let source: Arc<dyn ScrapeTargetSource> = Arc::new(RegistrySource {
+                registry: r.registry.clone(),
+                refresh: r.settings.refresh,
+                clock: unix_now,
+            });
+            (r.settings.job(), source)
+        })
+        .into_iter()
+        .collect();
+    let registry = registry.map(|r| r.registry);
     let scraper = match Scraper::new() {
         Ok(s) => s,
         Err(e) => {
@@ -129,29 +164,35 @@ pub async fn run<S: StreamSink + ?Sized + 'static>(
         }
     };
     let permits = Arc::new(Semaphore::new(args.scrape_concurrency));
-    let mut file_stamp = stamp(&path);
-    let mut config = initial;
-    let mut sources = sources_of(&config, &scraper);
+    let mut file_stamp = path.as_deref().and_then(stamp);
+    let mut config = initial.unwrap_or(ScrapeConfigFile {
+        jobs: Vec::new(),
+        warnings: Vec::new(),
+    });
+    let mut sources = sources_of(&config, &scraper, &extra);
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut ticker = tokio::time::interval(args.scrape_reload_interval.min(Duration::from_secs(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_reload_check = Instant::now();
-    tracing::info!(file = %path.display(), jobs = config.jobs.len(), "scraping");
+    tracing::info!(file = ?path, jobs = config.jobs.len(), registry = !extra.is_empty(), "scraping");
     loop {
         ticker.tick().await;
-        if last_reload_check.elapsed() >= args.scrape_reload_interval {
+        if let Some(path) = path
+            .as_deref()
+            .filter(|_| last_reload_check.elapsed() >= args.scrape_reload_interval)
+        {
             last_reload_check = Instant::now();
-            let now_stamp = stamp(&path);
+            let now_stamp = stamp(path);
             if now_stamp != file_stamp {
                 file_stamp = now_stamp;
-                match ScrapeConfigFile::load(&path, &args.limits()) {
+                match ScrapeConfigFile::load(path, &args.limits()) {
                     Ok(new) => {
                         for warning in &new.warnings {
                             tracing::warn!(file = %path.display(), "scrape config: {warning}");
                         }
                         tracing::info!(file = %path.display(), jobs = new.jobs.len(), "scrape config reloaded");
                         config = new;
-                        sources = sources_of(&config, &scraper);
+                        sources = sources_of(&config, &scraper, &extra);
                     }
                     Err(e) => tracing::error!(
                         "{}:{e}: scrape config refused, the running one stays in force",
@@ -181,7 +222,8 @@ pub async fn run<S: StreamSink + ?Sized + 'static>(
         }
         // Reconciled every tick: cheap (targets are few), and it follows reloads and discovery alike.
         let mut wanted: HashMap<String, Target> = HashMap::new();
-        for (j, job) in config.jobs.iter().enumerate() {
+        let jobs = config.jobs.iter().chain(extra.iter().map(|(job, _)| job));
+        for (j, job) in jobs.enumerate() {
             let groups: Vec<TargetGroup> = sources
                 .iter()
                 .filter(|s| s.job == j)
@@ -209,6 +251,7 @@ pub async fn run<S: StreamSink + ?Sized + 'static>(
                 scraper.clone(),
                 ingest.clone(),
                 permits.clone(),
+                registry.clone(),
             ));
             running.insert(key, Running { handle });
         }
@@ -221,11 +264,25 @@ impl Drop for Running {
     }
 }
 
-fn sources_of(config: &ScrapeConfigFile, scraper: &Scraper) -> Vec<Source> {
+/// The sources of the file's jobs, then the `extra` ones (the registry), whose jobs follow the
+/// file's in the same numbering.
+fn sources_of(
+    config: &ScrapeConfigFile,
+    scraper: &Scraper,
+    extra: &[(ScrapeJob, Arc<dyn ScrapeTargetSource>)],
+) -> Vec<Source> {
     let mut out = Vec::new();
     let now = Instant::now();
+    for (i, (_, source)) in extra.iter().enumerate() {
+        out.push(Source {
+            source: source.clone(),
+            job: config.jobs.len() + i,
+            next_refresh: now,
+            groups: Vec::new(),
+        });
+    }
     for (j, job) in config.jobs.iter().enumerate() {
-        let mut push = |source: Box<dyn ScrapeTargetSource>| {
+        let mut push = |source: Arc<dyn ScrapeTargetSource>| {
             out.push(Source {
                 source,
                 job: j,
@@ -234,13 +291,13 @@ fn sources_of(config: &ScrapeConfigFile, scraper: &Scraper) -> Vec<Source> {
             })
         };
         if !job.static_groups.is_empty() {
-            push(Box::new(StaticSource(job.static_groups.clone())));
+            push(Arc::new(StaticSource(job.static_groups.clone())));
         }
         for sd in &job.file_sd {
-            push(Box::new(FileSource(sd.clone())));
+            push(Arc::new(FileSource(sd.clone())));
         }
         for sd in &job.http_sd {
-            push(Box::new(HttpSource {
+            push(Arc::new(HttpSource {
                 sd: sd.clone(),
                 scraper: scraper.clone(),
             }));
@@ -262,7 +319,12 @@ async fn target_loop<S: StreamSink + ?Sized>(
     scraper: Scraper,
     ingest: Arc<Ingest<S>>,
     permits: Arc<Semaphore>,
+    registry: Option<Arc<Registry>>,
 ) {
+    // A registry target's successful scrapes are recorded on its instance (source `scraped`),
+    // live for three intervals.
+    let registry = registry.filter(|_| target.job_name == REGISTRY_JOB);
+    let ttl_s = i64::try_from(target.interval.as_secs().saturating_mul(3)).unwrap_or(i64::MAX);
     let start = tokio::time::Instant::now() + offset(&target);
     let mut ticker = tokio::time::interval_at(start, target.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -288,5 +350,17 @@ async fn target_loop<S: StreamSink + ?Sized>(
             tracing::debug!(url = %target.url, delivery = ?report.delivery, "receiver refused part of a scrape");
         }
         tracing::trace!(url = %target.url, samples = report.samples, points = report.points, duration = ?report.duration, "scraped");
+        if let (Some(registry), true) = (&registry, report.up) {
+            let (service, instance) = (
+                target.labels.get("job").unwrap_or_default(),
+                target.labels.get("instance").unwrap_or_default(),
+            );
+            if let Err(e) = registry
+                .scraped(service, instance, &target.url, ttl_s, unix_now())
+                .await
+            {
+                tracing::warn!(url = %target.url, error = %e, "recording a scraped instance failed");
+            }
+        }
     }
 }

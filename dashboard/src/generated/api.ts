@@ -266,6 +266,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/registry/instances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every live instance, merged from the registry API, OTLP and scraping */
+        get: operations["instances"];
+        put?: never;
+        /** Register an instance (or renew a registration) with a lease */
+        post: operations["register"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/registry/instances/{service}/{instance}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Deregister an instance (what OTLP reports about it stays) */
+        delete: operations["deregister"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/registry/instances/{service}/{instance}/heartbeat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Renew a registered instance's lease */
+        put: operations["heartbeat"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -536,6 +588,10 @@ export interface components {
             /** @description The id of the silence that was expired. */
             deleted: string;
         };
+        /** @description `DELETE /api/registry/instances/{service}/{instance}`. */
+        Deregistered: {
+            deregistered: components["schemas"]["InstanceKey"];
+        };
         EdgeView: components["schemas"]["RedView"] & {
             source: string;
             target: string;
@@ -556,6 +612,45 @@ export interface components {
             nodes: components["schemas"]["NodeView"][];
             edges: components["schemas"]["EdgeView"][];
         };
+        /**
+         * @description A live `health` event (`docs/websocket.md`): a service's [`HealthScore`] fields, its name and
+         *     when it was computed. In the WebSocket schema (`docs/websocket.server.schema.json`).
+         */
+        HealthEvent: {
+            type: components["schemas"]["HealthEventType"];
+            service: string;
+            /**
+             * Format: double
+             * @description `null` when unknown.
+             */
+            score?: number | null;
+            status: components["schemas"]["HealthStatus"];
+            reasons: string[];
+            inputs: components["schemas"]["ScoreInputs"];
+            /**
+             * Format: int64
+             * @description Unix seconds.
+             */
+            at: number;
+        };
+        /**
+         * @description The tag of a [`HealthEvent`]: always `"health"`.
+         * @enum {string}
+         */
+        HealthEventType: "health";
+        /** @description A score and why it is what it is. */
+        HealthScore: {
+            /**
+             * Format: double
+             * @description `None` when unknown.
+             */
+            score?: number | null;
+            status: components["schemas"]["HealthStatus"];
+            reasons: string[];
+            inputs: components["schemas"]["ScoreInputs"];
+        };
+        /** @enum {string} */
+        HealthStatus: "healthy" | "degraded" | "down" | "unknown";
         History: {
             service: string;
             metric: string;
@@ -570,6 +665,47 @@ export interface components {
             /** Format: int64 */
             to: number;
             buckets: components["schemas"]["BucketView"][];
+        };
+        /** @description Which instance a request named. */
+        InstanceKey: {
+            service: string;
+            instance: string;
+        };
+        /** @description `GET /api/registry/instances`. */
+        InstanceList: {
+            /** @description Every live instance, merged from its sources, sorted by service and instance. */
+            instances: components["schemas"]["InstanceView"][];
+        };
+        /**
+         * @description Where a fact about an instance came from.
+         * @enum {string}
+         */
+        InstanceSource: "otlp" | "registered" | "scraped";
+        /** @description One instance, merged from every source that knows it. */
+        InstanceView: {
+            service: string;
+            instance: string;
+            /** @description Registered first, then OTLP, then scraped. */
+            version?: string | null;
+            host?: string | null;
+            sources: components["schemas"]["InstanceSource"][];
+            metadata: {
+                [key: string]: string;
+            };
+            health_url?: string | null;
+            metrics_url?: string | null;
+            /** Format: int64 */
+            first_seen: number;
+            /** Format: int64 */
+            last_seen: number;
+            lease?: components["schemas"]["LeaseView"] | null;
+        };
+        /** @description The lease of a registered instance. */
+        LeaseView: {
+            /** Format: int64 */
+            ttl_seconds: number;
+            /** Format: int64 */
+            expires_at: number;
         };
         /**
          * @description Which limit refused a series.
@@ -705,11 +841,52 @@ export interface components {
              */
             other_refused_points: number;
         };
+        /** @description `POST /api/registry/instances`. */
+        Registration: {
+            service: string;
+            instance: string;
+            version?: string | null;
+            host?: string | null;
+            metadata?: {
+                [key: string]: string;
+            };
+            health_url?: string | null;
+            metrics_url?: string | null;
+            /**
+             * Format: int64
+             * @description Lease in seconds; [`RegistryLimits::default_lease_s`] when absent.
+             */
+            lease_seconds?: number | null;
+        };
+        /**
+         * @description What happened to an instance.
+         * @enum {string}
+         */
+        RegistryAction: "registered" | "updated" | "deregistered" | "expired" | "discovered" | "forgotten";
+        /** @description A live `registry` event (`docs/websocket.md`; in `docs/websocket.server.schema.json`). */
+        RegistryEvent: {
+            type: components["schemas"]["RegistryEventType"];
+            action: components["schemas"]["RegistryAction"];
+            service: string;
+            instance: string;
+            source: components["schemas"]["InstanceSource"];
+            current?: components["schemas"]["InstanceView"] | null;
+            /**
+             * Format: int64
+             * @description Unix seconds.
+             */
+            at: number;
+        };
+        /**
+         * @description The tag of a [`RegistryEvent`]: always `"registry"`.
+         * @enum {string}
+         */
+        RegistryEventType: "registry";
         /**
          * @description Bucket widths. Every point lands in one bucket of each resolution.
          * @enum {string}
          */
-        Resolution: "1m" | "5m" | "1h";
+        Resolution: "1m" | "5m" | "1h" | "1d";
         RetrySettings: {
             /**
              * Format: int32
@@ -765,6 +942,31 @@ export interface components {
             /** @enum {string} */
             kind: "anomaly";
         });
+        /** @description What the score is computed from. */
+        ScoreInputs: {
+            /**
+             * Format: double
+             * @description Share of successful probes (0–1) in the newest minute with probe results.
+             */
+            probe_availability?: number | null;
+            /**
+             * Format: double
+             * @description p95 probe duration in that minute, seconds.
+             */
+            probe_p95_s?: number | null;
+            /**
+             * Format: int64
+             * @description Unix seconds of the newest telemetry point (probe and score series excluded); `None` if the
+             *     service never sent any.
+             */
+            last_telemetry?: number | null;
+            /** Format: int32 */
+            firing_critical: number;
+            /** Format: int32 */
+            firing_warning: number;
+            /** Format: int32 */
+            pending: number;
+        };
         SectionView: {
             span_id: string;
             start_unix_nano: string;
@@ -840,14 +1042,30 @@ export interface components {
         };
         /** @description `GET /api/services`. */
         ServiceList: {
-            /** @description Sorted by name. */
-            services: components["schemas"]["ServiceSummary"][];
+            /** @description Sorted by name; services known only to the registry follow. */
+            services: components["schemas"]["ServiceView"][];
         };
-        ServiceSummary: {
+        /**
+         * @description One entry of `GET /api/services`: the service's series summary, and what the registry knows
+         *     about it (empty lists and a `null` health without a registry, or before a score is computed).
+         */
+        ServiceView: {
             name: string;
+            /** @description Active series (0 for a service known only to the registry). */
             series: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Unix seconds of the newest point (or of the newest instance sighting, for a service known
+             *     only to the registry).
+             */
             last_seen: number;
+            /** @description Live instances, sorted by instance id. */
+            instances: components["schemas"]["InstanceView"][];
+            /** @description Versions its instances report, sorted. */
+            versions: string[];
+            /** @description Where its instances are known from, sorted. */
+            sources: components["schemas"]["InstanceSource"][];
+            health?: components["schemas"]["HealthScore"] | null;
         };
         /** @description How evaluation treats time. */
         Settings: {
@@ -1602,6 +1820,177 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+        };
+    };
+    instances: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Instances sorted by service and instance */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstanceList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description This deployment has no registry */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    register: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Unknown fields are refused; `lease_seconds` defaults to the registry's default lease */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Registration"];
+            };
+        };
+        responses: {
+            /** @description The instance as merged from every source after the registration */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstanceView"];
+                };
+            };
+            /** @description Not a valid registration: a reason names the field (metadata over its size limit included) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description This deployment has no registry */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The registry store is throttled */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The registry store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The registry holds its maximum number of registered instances */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deregister: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Service name */
+                service: string;
+                /** @description Instance id */
+                instance: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deregistered */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deregistered"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not registered */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    heartbeat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Service name */
+                service: string;
+                /** @description Instance id */
+                instance: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The instance with its renewed lease */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstanceView"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not registered (or its lease ran out: register again) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
 }

@@ -69,9 +69,45 @@ describe("live health messages", () => {
   it("parse into a score for the node", async () => {
     const { parseServerMessage } = await import("../protocol");
     const message = parseServerMessage(
-      JSON.stringify({ type: "health", service: "payments", score: 40, status: "down", reasons: ["x"], inputs: {}, at: 1 }),
+      JSON.stringify({ type: "health", service: "payments", score: 40, status: "down", reasons: ["x"], inputs: { probe_availability: 0.4, probe_p95_s: 0.2, last_telemetry: 1, firing_critical: 0, firing_warning: 0, pending: 0 }, at: 1 }),
     );
     expect(message).toMatchObject({ type: "health", service: "payments", health: { score: 40, status: "down" } });
     expect(parseServerMessage(JSON.stringify({ type: "health", score: 40 }))).toBeNull();
+  });
+});
+
+describe("the registry through the contract", () => {
+  const instance = {
+    service: "payments",
+    instance: "p-1",
+    version: "1.2.0",
+    host: "h1",
+    sources: ["registered"],
+    metadata: { zone: "a" },
+    health_url: "http://127.0.0.1:9/healthz",
+    metrics_url: "http://127.0.0.1:9/metrics",
+    first_seen: 10,
+    last_seen: 20,
+    lease: { ttl_seconds: 30, expires_at: 50 },
+  };
+
+  it("keeps the instances of GET /api/services for the Services page", async () => {
+    const { QueryClient } = await import("../api");
+    const body = {
+      services: [{ name: "payments", series: 0, last_seen: 20, instances: [instance], versions: ["1.2.0"], sources: ["registered"], health: null }],
+    };
+    const fetchFn = (async () => new Response(JSON.stringify(body), { status: 200 })) as unknown as typeof fetch;
+    const rows = serviceRows({ services: await new QueryClient("", fetchFn).serviceViews() });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.instances).toEqual([instance]);
+    expect(rows[0]?.versions).toEqual(["1.2.0"]);
+  });
+
+  it("passes a registry event as validated, and drops one the contract forbids", async () => {
+    const { parseServerMessage } = await import("../protocol");
+    const event = { type: "registry", action: "registered", service: "payments", instance: "p-1", source: "registered", current: instance, at: 20 };
+    expect(parseServerMessage(JSON.stringify(event))).toEqual({ type: "registry", event });
+    expect(parseServerMessage(JSON.stringify({ ...event, action: "exploded" }))).toBeNull();
+    expect(parseServerMessage(JSON.stringify({ ...event, current: { service: "payments" } }))).toBeNull();
   });
 });

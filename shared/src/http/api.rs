@@ -33,7 +33,7 @@ use crate::alerts::{AlertApi, AlertEvent, RuleSet};
 use crate::cardinality::RefusalReport;
 use crate::model::{Resolution, SeriesId};
 use crate::ports::{AlertStore, MetricStore, SeriesAdmission, TraceStore};
-use crate::query::{History, MetricSummary, QueryError, QueryService, Range, ServiceSummary};
+use crate::query::{History, MetricSummary, QueryError, QueryService, Range};
 use crate::traces;
 use crate::traces::graph_view::GraphView;
 use crate::traces::trace_view::{SummaryView, TraceView};
@@ -125,18 +125,6 @@ pub struct AlertEvents(pub Vec<AlertEvent>);
 pub fn router(state: ApiState) -> Router {
     let (routes, _) = documented_routes().split_for_parts();
     routes
-        .route(
-            "/api/registry/instances",
-            axum::routing::get(super::registry::instances).post(super::registry::register),
-        )
-        .route(
-            "/api/registry/instances/{service}/{instance}",
-            axum::routing::delete(super::registry::deregister),
-        )
-        .route(
-            "/api/registry/instances/{service}/{instance}/heartbeat",
-            axum::routing::put(super::registry::heartbeat),
-        )
         .route("/api/{*rest}", any(unknown_route))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -172,6 +160,12 @@ fn documented_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(silences, create_silence))
         .routes(routes!(delete_silence))
         .routes(routes!(alert_rules))
+        .routes(routes!(
+            super::registry::instances,
+            super::registry::register
+        ))
+        .routes(routes!(super::registry::deregister))
+        .routes(routes!(super::registry::heartbeat))
 }
 
 /// A failed API request: its status and the reason, answered as `{"error": "<reason>"}`.
@@ -267,8 +261,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 /// `GET /api/services`.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ServiceList {
-    /// Sorted by name.
-    pub services: Vec<ServiceSummary>,
+    /// Sorted by name; services known only to the registry follow.
+    pub services: Vec<super::registry::ServiceView>,
 }
 
 /// `GET /api/services/{service}/metrics`.
@@ -356,12 +350,10 @@ struct SilenceQuery {
         (status = 503, description = "The store is throttled", body = ErrorBody),
     )
 )]
-async fn services(State(state): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
+async fn services(State(state): State<ApiState>) -> ApiResult<Json<ServiceList>> {
     let services = state.query.services().await?;
-    let services = serde_json::to_value(&services)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let services = super::registry::extend_services(&state, services).await?;
-    Ok(Json(serde_json::json!({ "services": services })))
+    let services = super::registry::service_views(&state, services).await?;
+    Ok(Json(ServiceList { services }))
 }
 
 #[utoipa::path(

@@ -8,7 +8,19 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 /// Where a fact about an instance came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum InstanceSource {
     /// OTLP resource attributes (`service.name`, `service.instance.id`, …) on pushed telemetry.

@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::ports::registry::{
     InstanceRecord, InstanceSource, PutKind, RegistryStore, RegistryStoreError,
@@ -82,7 +81,7 @@ impl RegistryError {
 }
 
 /// `POST /api/registry/instances`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     pub service: String,
@@ -238,14 +237,14 @@ impl Sighting {
 }
 
 /// The lease of a registered instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LeaseView {
     pub ttl_seconds: i64,
     pub expires_at: i64,
 }
 
 /// One instance, merged from every source that knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstanceView {
     pub service: String,
     pub instance: String,
@@ -319,7 +318,7 @@ pub fn merge_records(records: &[InstanceRecord], now: i64) -> Vec<InstanceView> 
 }
 
 /// What the registry knows about one service, for `GET /api/services`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ServiceInstances {
     pub instances: Vec<InstanceView>,
     pub versions: Vec<String>,
@@ -357,7 +356,7 @@ pub fn by_service(views: Vec<InstanceView>) -> BTreeMap<String, ServiceInstances
 }
 
 /// What happened to an instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RegistryAction {
     /// A new registration (or a registration replacing a lapsed one).
@@ -373,17 +372,25 @@ pub enum RegistryAction {
     Forgotten,
 }
 
-/// A live `registry` event (`docs/websocket.md`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The tag of a [`RegistryEvent`]: always `"registry"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum RegistryEventType {
+    #[serde(rename = "registry")]
+    Registry,
+}
+
+/// A live `registry` event (`docs/websocket.md`; in `docs/websocket.server.schema.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegistryEvent {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: RegistryEventType,
     pub action: RegistryAction,
     pub service: String,
     pub instance: String,
     pub source: InstanceSource,
     /// The instance as merged after the change; `null` when no source knows it any more.
-    pub current: Option<Value>,
+    pub current: Option<InstanceView>,
+    /// Unix seconds.
     pub at: i64,
 }
 
@@ -395,12 +402,12 @@ impl RegistryEvent {
         at: i64,
     ) -> RegistryEvent {
         RegistryEvent {
-            kind: "registry".to_string(),
+            kind: RegistryEventType::Registry,
             action,
             service: record.service.clone(),
             instance: record.instance.clone(),
             source: record.source,
-            current: current.and_then(|v| serde_json::to_value(v).ok()),
+            current: current.cloned(),
             at,
         }
     }
@@ -675,6 +682,40 @@ impl Registry {
         }
         self.publish(&events);
         Ok(events)
+    }
+
+    /// Records a successful scrape of an instance's `metrics_url` (source `scraped`), live for
+    /// `ttl_s` (three scrape intervals: a target no longer scraped lapses and is `forgotten`).
+    /// Returns a `discovered` event when the record is new.
+    pub async fn scraped(
+        &self,
+        service: &str,
+        instance: &str,
+        metrics_url: &str,
+        ttl_s: i64,
+        now: i64,
+    ) -> Result<Option<RegistryEvent>, RegistryError> {
+        let record = InstanceRecord {
+            service: service.to_string(),
+            instance: instance.to_string(),
+            source: InstanceSource::Scraped,
+            version: None,
+            host: None,
+            metadata: BTreeMap::new(),
+            health_url: None,
+            metrics_url: Some(metrics_url.to_string()),
+            first_seen: now,
+            last_seen: now,
+            lease_ttl_s: None,
+            expires_at: now.saturating_add(ttl_s.max(1)),
+        };
+        if self.store.put(&record).await? != PutKind::Created {
+            return Ok(None);
+        }
+        let view = self.view_of(service, instance, now).await?;
+        let event = RegistryEvent::new(RegistryAction::Discovered, &record, view.as_ref(), now);
+        self.publish(std::slice::from_ref(&event));
+        Ok(Some(event))
     }
 }
 

@@ -54,7 +54,7 @@ pub const WARNING_PENALTY: f64 = 20.0;
 pub const PENDING_PENALTY: f64 = 5.0;
 
 /// What the score is computed from.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScoreInputs {
     /// Share of successful probes (0–1) in the newest minute with probe results.
     pub probe_availability: Option<f64>,
@@ -68,7 +68,7 @@ pub struct ScoreInputs {
     pub pending: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     Healthy,
@@ -78,7 +78,7 @@ pub enum HealthStatus {
 }
 
 /// A score and why it is what it is.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HealthScore {
     /// `None` when unknown.
     pub score: Option<f64>,
@@ -229,23 +229,38 @@ pub async fn alert_states(alerts: &dyn AlertStore) -> Vec<AlertState> {
     alerts.list_states().await.unwrap_or_default()
 }
 
-/// A live `health` event (`docs/websocket.md`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HealthEvent<'a> {
+/// The tag of a [`HealthEvent`]: always `"health"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub enum HealthEventType {
+    #[serde(rename = "health")]
+    Health,
+}
+
+/// A live `health` event (`docs/websocket.md`): a service's [`HealthScore`] fields, its name and
+/// when it was computed. In the WebSocket schema (`docs/websocket.server.schema.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct HealthEvent {
     #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub service: &'a str,
-    #[serde(flatten)]
-    pub health: &'a HealthScore,
+    pub kind: HealthEventType,
+    pub service: String,
+    /// `null` when unknown.
+    pub score: Option<f64>,
+    pub status: HealthStatus,
+    pub reasons: Vec<String>,
+    pub inputs: ScoreInputs,
+    /// Unix seconds.
     pub at: i64,
 }
 
-impl<'a> HealthEvent<'a> {
-    pub fn new(service: &'a str, health: &'a HealthScore, at: i64) -> HealthEvent<'a> {
+impl HealthEvent {
+    pub fn new(service: &str, health: &HealthScore, at: i64) -> HealthEvent {
         HealthEvent {
-            kind: "health",
-            service,
-            health,
+            kind: HealthEventType::Health,
+            service: service.to_string(),
+            score: health.score,
+            status: health.status,
+            reasons: health.reasons.clone(),
+            inputs: health.inputs.clone(),
             at,
         }
     }

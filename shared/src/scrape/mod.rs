@@ -7,12 +7,14 @@
 //! - [`config`]: Prometheus's own `scrape_configs` syntax, relabeling, and the target sources
 //!   ([`config::ScrapeTargetSource`]: static, file and HTTP service discovery; the service registry can
 //!   add its own).
+//! - [`registry_source`]: the service registry's instances with a `metrics_url` as targets.
 //! - [`client`] (feature `scrape`): the HTTP scrape itself and [`client::scrape_once`], which runs one
 //!   scrape of one target into the receiver.
 
 pub mod config;
 pub mod mapping;
 pub mod parse;
+pub mod registry_source;
 
 #[cfg(feature = "scrape")]
 pub mod client;

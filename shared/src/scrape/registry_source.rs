@@ -1,0 +1,161 @@
+//! Scrape targets from the service registry (issue 13 item 5a): every live instance with a
+//! `metrics_url` becomes one target, with `job` = its service and `instance` = its instance id
+//! (so its samples land as `service.name` / `service.instance.id` like the instance's own OTLP),
+//! scraped every [`RegistryScrape::interval`]. After a successful scrape the caller records a
+//! `scraped` source on the instance ([`crate::registry::Registry::scraped`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::config::{Scheme, ScrapeJob, ScrapeLimits, ScrapeTargetSource, TargetGroup};
+use crate::registry::{InstanceView, Registry};
+
+/// The job name of registry targets (the `job` label is replaced by each instance's service).
+pub const REGISTRY_JOB: &str = "flowscope-registry";
+
+/// How the registry's instances are scraped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RegistryScrape {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// How often the registry is asked for its instances.
+    pub refresh: Duration,
+    pub limits: ScrapeLimits,
+}
+
+impl Default for RegistryScrape {
+    fn default() -> Self {
+        RegistryScrape {
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+            refresh: Duration::from_secs(5),
+            limits: ScrapeLimits::default(),
+        }
+    }
+}
+
+impl RegistryScrape {
+    /// The job the registry's groups resolve under (no relabeling; the groups set every label).
+    pub fn job(&self) -> ScrapeJob {
+        ScrapeJob {
+            job_name: REGISTRY_JOB.to_string(),
+            interval: self.interval,
+            timeout: self.timeout.min(self.interval),
+            metrics_path: "/metrics".to_string(),
+            scheme: Scheme::Http,
+            params: BTreeMap::new(),
+            honor_timestamps: true,
+            static_groups: Vec::new(),
+            file_sd: Vec::new(),
+            http_sd: Vec::new(),
+            relabel: Vec::new(),
+            limits: self.limits,
+        }
+    }
+}
+
+/// The registry as a [`ScrapeTargetSource`].
+pub struct RegistrySource {
+    pub registry: Arc<Registry>,
+    pub refresh: Duration,
+    /// Unix seconds now.
+    pub clock: fn() -> i64,
+}
+
+#[async_trait]
+impl ScrapeTargetSource for RegistrySource {
+    async fn groups(&self) -> Result<Vec<TargetGroup>, String> {
+        let instances = self
+            .registry
+            .instances((self.clock)())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(instances.iter().filter_map(group_of).collect())
+    }
+
+    fn refresh_interval(&self) -> Option<Duration> {
+        Some(self.refresh)
+    }
+
+    fn describe(&self) -> String {
+        "the service registry (instances with a metrics_url)".to_string()
+    }
+}
+
+/// One instance's target group: its metrics URL split into address, scheme and path (with the
+/// query), labelled with its service and instance id. `None` without a usable metrics URL (the
+/// registry accepts only absolute http(s) URLs, so that is an instance without one).
+pub fn group_of(view: &InstanceView) -> Option<TargetGroup> {
+    let url: axum::http::Uri = view.metrics_url.as_deref()?.parse().ok()?;
+    let scheme = match url.scheme_str()? {
+        "http" => "http",
+        "https" => "https",
+        _ => return None,
+    };
+    let address = url.authority()?.as_str().to_string();
+    let path = url
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/".to_string());
+    let labels = BTreeMap::from([
+        ("job".to_string(), view.service.clone()),
+        ("instance".to_string(), view.instance.clone()),
+        ("__scheme__".to_string(), scheme.to_string()),
+        ("__metrics_path__".to_string(), path),
+    ]);
+    Some(TargetGroup {
+        targets: vec![address],
+        labels,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scrape::config::resolve_targets;
+
+    fn view(metrics_url: Option<&str>) -> InstanceView {
+        InstanceView {
+            service: "checkout".into(),
+            instance: "c-1".into(),
+            version: None,
+            host: None,
+            sources: vec![crate::ports::registry::InstanceSource::Registered],
+            metadata: BTreeMap::new(),
+            health_url: None,
+            metrics_url: metrics_url.map(str::to_string),
+            first_seen: 1,
+            last_seen: 1,
+            lease: None,
+        }
+    }
+
+    #[test]
+    fn an_instance_with_a_metrics_url_is_a_target_of_its_service() {
+        let group = group_of(&view(Some(
+            "https://10.0.0.5:9464/custom/metrics?format=text",
+        )));
+        let job = RegistryScrape::default().job();
+        let targets = resolve_targets(&job, &group.into_iter().collect::<Vec<_>>());
+        assert_eq!(targets.len(), 1);
+        let target = &targets[0];
+        assert_eq!(
+            target.url,
+            "https://10.0.0.5:9464/custom/metrics?format=text"
+        );
+        assert_eq!(target.labels.get("job"), Some("checkout"));
+        assert_eq!(target.labels.get("instance"), Some("c-1"));
+        assert_eq!(target.interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn an_instance_without_one_is_not() {
+        assert_eq!(group_of(&view(None)), None);
+        assert_eq!(group_of(&view(Some("not a url"))), None);
+        assert_eq!(group_of(&view(Some("ftp://h/metrics"))), None);
+    }
+}
