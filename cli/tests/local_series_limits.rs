@@ -86,25 +86,30 @@ async fn post(handle: &LocalHandle, body: Vec<u8>) -> ExportMetricsServiceRespon
     ExportMetricsServiceResponse::decode(&body[..]).unwrap()
 }
 
-/// Polls `/api/services` until `service` lists `series` series.
+/// Polls `/api/services/{service}/metrics` until the metrics this test sent (not Flowscope's own
+/// `flowscope.*` series, such as the health score local mode stores per service) have `series` series.
 async fn wait_for_series(handle: &LocalHandle, service: &str, series: u64) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let (_, services) = get_json(handle, "/api/services").await;
-        let found = services["services"]
+        let (_, metrics) = get_json(handle, &format!("/api/services/{service}/metrics")).await;
+        let sent: u64 = metrics["metrics"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|s| s["name"] == service)
-            .cloned();
-        if let Some(found) = &found {
-            if found["series"].as_u64() == Some(series) {
-                return found.clone();
-            }
+            .filter(|m| {
+                !m["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("flowscope.")
+            })
+            .map(|m| m["series"].as_array().map_or(0, |s| s.len() as u64))
+            .sum();
+        if sent == series {
+            return metrics;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{service} never listed {series} series; last: {services}"
+            "{service} never listed {series} series of its own metrics; last: {metrics}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
