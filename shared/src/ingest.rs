@@ -381,6 +381,22 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
         )
     }
 
+    /// Receives a metrics request built in this process (health probes, health scores, scraped
+    /// samples) exactly as an OTLP/HTTP protobuf exporter's request: same validation, limits and
+    /// stream path.
+    pub async fn handle_metrics(
+        &self,
+        request: &opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+    ) -> IngestResponse {
+        self.handle(IngestRequest {
+            signal: Signal::Metrics,
+            content_type: Some("application/x-protobuf".to_string()),
+            content_encoding: None,
+            body: bytes::Bytes::from(prost::Message::encode_to_vec(request)),
+        })
+        .await
+    }
+
     pub async fn handle(&self, request: IngestRequest) -> IngestResponse {
         // Errors are answered in the request's format when it is known, protobuf otherwise.
         let format = match Format::from_content_type(request.content_type.as_deref()) {

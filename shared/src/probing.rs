@@ -12,11 +12,10 @@ use http_body_util::Empty;
 use hyper::{Method, Request};
 use hyper_util::client::legacy::Client;
 
-use prost::Message;
 use serde::Serialize;
 
 use crate::alerts::webhook::{self, SinkConnector};
-use crate::ingest::{Ingest, IngestRequest, Signal};
+use crate::ingest::Ingest;
 use crate::ports::StreamSink;
 use crate::registry::probe::{probe_request, ProbeResult, ProbeSettings, ProbeTarget};
 use crate::registry::{Registry, RegistryError};
@@ -48,14 +47,7 @@ pub async fn probe_round<S: StreamSink + ?Sized>(
     for result in results.iter().filter(|r| !r.up) {
         tracing::debug!(service = %result.target.service, instance = %result.target.instance, error = ?result.error, "health probe failed");
     }
-    let response = ingest
-        .handle(IngestRequest {
-            signal: Signal::Metrics,
-            content_type: Some("application/x-protobuf".to_string()),
-            content_encoding: None,
-            body: Bytes::from(probe_request(&results).encode_to_vec()),
-        })
-        .await;
+    let response = ingest.handle_metrics(&probe_request(&results)).await;
     if response.status != 200 {
         tracing::warn!(
             status = response.status,

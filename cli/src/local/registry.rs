@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use flowscope_core::ingest::{Ingest, IngestRequest, Signal};
+use flowscope_core::ingest::Ingest;
 use flowscope_core::live::Fanout;
 use std::collections::BTreeSet;
 
@@ -18,7 +18,6 @@ use flowscope_core::probing::{self as probe, Prober};
 use flowscope_core::registry::probe::ProbeSettings;
 use flowscope_core::registry::score::{self, ScoreSettings};
 use flowscope_core::registry::{Registry, RegistryLimits};
-use prost::Message;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::unix_now;
@@ -247,14 +246,7 @@ pub async fn health_loop(
         if request.resource_metrics.is_empty() {
             continue;
         }
-        let response = ingest
-            .handle(IngestRequest {
-                signal: Signal::Metrics,
-                content_type: Some("application/x-protobuf".to_string()),
-                content_encoding: None,
-                body: Bytes::from(request.encode_to_vec()),
-            })
-            .await;
+        let response = ingest.handle_metrics(&request).await;
         if response.status != 200 {
             tracing::warn!(
                 status = response.status,

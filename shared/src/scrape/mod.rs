@@ -23,13 +23,12 @@ pub mod dynamo;
 #[cfg(feature = "scrape")]
 pub mod scheduled;
 
-use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use prost::Message;
 
-use crate::ingest::{Ingest, IngestRequest, Signal};
+use crate::ingest::Ingest;
 use crate::ports::StreamSink;
 
 /// What the receiver said about one scrape's points.
@@ -50,14 +49,7 @@ pub async fn deliver<S: StreamSink + ?Sized>(
 ) -> Delivery {
     let mut delivery = Delivery::default();
     for request in requests {
-        let response = ingest
-            .handle(IngestRequest {
-                signal: Signal::Metrics,
-                content_type: Some("application/x-protobuf".to_string()),
-                content_encoding: None,
-                body: Bytes::from(request.encode_to_vec()),
-            })
-            .await;
+        let response = ingest.handle_metrics(&request).await;
         if response.status != 200 {
             let message = crate::otlp::response::Status::decode(response.body.as_slice())
                 .map(|s| s.message)
