@@ -30,13 +30,17 @@ use flowscope_core::aws::lambda::snapshot::SnapshotConfig;
 use flowscope_core::aws::lambda::streams::handle_bucket_stream;
 use flowscope_core::aws::lambda::websocket::{handle_connect, handle_disconnect, handle_message};
 use flowscope_core::aws::{
-    delete_tables_if_present, DynamoAlertStore, DynamoConnections, DynamoStore, DynamoTraceStore,
+    delete_tables_if_present, DynamoAlertStore, DynamoConnections, DynamoRegistryStore,
+    DynamoStore, DynamoTraceStore,
 };
 use flowscope_core::http::ApiState;
 use flowscope_core::ingest::IngestLimits;
 use flowscope_core::model::{Resolution, Retention};
 use flowscope_core::pipeline::ShardProcessor;
 use flowscope_core::ports::{ConnectionStore, SeriesCatalog, StreamSource};
+use flowscope_core::probing::{probe_rounds, Prober};
+use flowscope_core::registry::probe::ProbeSettings;
+use flowscope_core::registry::{Registration, Registry, RegistryLimits};
 use flowscope_integration_tests::events::{
     bucket_stream_event, dyn_ingest, ingest_function, json_body, kinesis_event, query_function,
 };
@@ -231,6 +235,55 @@ async fn every_sample_event_is_handled_by_its_functions_handler() {
         .await
         .expect("the alerts run");
     assert_eq!(report.rules_failed, 0, "{report:?}");
+
+    // probe.json → the probe function: a scheduled event; one round probes every registered
+    // instance with a health URL and writes the results into Kinesis through the receiver.
+    let _scheduled: EventBridgeEvent<Value> = parse("probe.json");
+    let registry = Registry::new(
+        Arc::new(DynamoRegistryStore::new(&config, &tables.registry)),
+        RegistryLimits::default(),
+    );
+    let dead = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("an address");
+        drop(listener);
+        format!("http://{addr}/healthz")
+    };
+    let registration = Registration {
+        service: SERVICE.to_string(),
+        instance: "probe-1".to_string(),
+        version: None,
+        host: None,
+        metadata: Default::default(),
+        health_url: Some(dead),
+        metrics_url: None,
+        lease_seconds: Some(600),
+    };
+    registry
+        .register(&registration, now_unix_s())
+        .await
+        .expect("register");
+    let prober = Prober::new(ProbeSettings::default()).expect("a probe client");
+    let reports = probe_rounds(
+        &registry,
+        &prober,
+        ingest.as_ref(),
+        1,
+        std::time::Duration::ZERO,
+        now_unix_s,
+    )
+    .await;
+    let report = reports[0].as_ref().expect("the probe round ran");
+    assert_eq!(
+        (report.probed, report.up, report.ingest_status),
+        (1, 0, 200)
+    );
+
+    // scraper.json → the scraper function takes the same scheduled event (its handler against the
+    // emulators: tests/e2e/scraper_function.rs).
+    let _scheduled: EventBridgeEvent<Value> = parse("scraper.json");
 
     // ws-disconnect.json → the disconnect function: the subscription is gone.
     let disconnect: ApiGatewayWebsocketProxyRequest = parse("ws-disconnect.json");
