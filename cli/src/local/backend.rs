@@ -7,7 +7,7 @@ use anyhow::Context;
 use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::embedded::{
     EmbeddedStream, MemoryConnections, MemorySeriesAdmission, RedbAlertStore, RedbStore,
-    RedbTraceStore,
+    RedbTraceStore, Released,
 };
 use flowscope_core::model::Retention;
 use flowscope_core::ports::{
@@ -37,18 +37,19 @@ pub struct Backend {
     /// Alert states, history, silences and dead letters (a redb file, or DynamoDB with `--aws`).
     pub alerts: Arc<dyn AlertStore>,
     pub consumer: Consumer,
+    /// Resolve once each embedded file is closed (empty with `--aws`): stopping waits for them so
+    /// that the data directory can be opened again at once.
+    pub released: Vec<Released>,
     /// The SDK configuration, for the `@connections` client (AWS mode only).
     #[cfg(feature = "aws")]
     pub aws: Option<aws_config::SdkConfig>,
 }
 
-fn open_trace_store(args: &LocalArgs) -> anyhow::Result<Arc<dyn TraceStore>> {
+fn open_trace_store(args: &LocalArgs) -> anyhow::Result<RedbTraceStore> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
-    Ok(Arc::new(
-        RedbTraceStore::open(&args.data_dir)
-            .with_context(|| format!("opening the trace store in {}", args.data_dir.display()))?,
-    ))
+    RedbTraceStore::open(&args.data_dir)
+        .with_context(|| format!("opening the trace store in {}", args.data_dir.display()))
 }
 
 impl Backend {
@@ -73,17 +74,23 @@ impl Backend {
                 .with_context(|| format!("opening stream log in {}", args.data_dir.display()))?,
         );
         stream.set_max_consumer_lag(args.max_aggregator_lag());
+        let traces = open_trace_store(args)?;
+        let alerts = RedbAlertStore::open(&args.data_dir.join("alerts.redb"))
+            .with_context(|| format!("opening the alert store in {}", args.data_dir.display()))?;
+        let released = vec![
+            store.released(),
+            stream.released(),
+            traces.released(),
+            alerts.released(),
+        ];
         Ok(Backend {
             sink: stream.clone(),
             store: store.clone(),
             connections: Arc::new(MemoryConnections::default()),
-            traces: open_trace_store(args)?,
-            alerts: Arc::new(
-                RedbAlertStore::open(&args.data_dir.join("alerts.redb")).with_context(|| {
-                    format!("opening the alert store in {}", args.data_dir.display())
-                })?,
-            ),
+            traces: Arc::new(traces),
+            alerts: Arc::new(alerts),
             consumer: Consumer::Embedded(stream, store),
+            released,
             #[cfg(feature = "aws")]
             aws: None,
         })
@@ -122,6 +129,7 @@ impl Backend {
                 stream,
                 arn: format!("arn:aws:kinesis:{region}:000000000000:stream/{stream_name}"),
             },
+            released: Vec::new(),
             aws: Some(sdk),
         })
     }

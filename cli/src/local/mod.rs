@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use flowscope_core::embedded::Released;
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::live::{Fanout, HubConfig, LiveHub};
 use flowscope_core::pipeline::{ProcessShard, ShardProcessor};
@@ -44,6 +45,8 @@ use stats::AggregatorStats;
 
 /// How often buffered live updates go out: at most one message per second per client.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long stopping waits for the embedded files to close after every task has ended.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often expired buckets and state are purged from the embedded store.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -53,6 +56,8 @@ pub struct LocalHandle {
     pub http_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
+    /// The embedded files; stopping returns once all are closed.
+    released: Vec<Released>,
 }
 
 impl LocalHandle {
@@ -62,6 +67,17 @@ impl LocalHandle {
         while let Some(joined) = self.tasks.join_next().await {
             joined.context("local mode task panicked")??;
         }
+        // Store calls of cancelled loops may still run on the blocking pool (and aborted scrape
+        // loops are dropped on the runtime's next turn): the files stay locked until they end.
+        let closed = futures::future::join_all(self.released.drain(..).map(Released::wait));
+        tokio::time::timeout(RELEASE_TIMEOUT, closed)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the data directory's files were still in use {} s after stopping",
+                    RELEASE_TIMEOUT.as_secs()
+                )
+            })?;
         Ok(())
     }
 
@@ -112,7 +128,9 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         ..HubConfig::default()
     }));
     let admission = backend.series_admission(&args, args.series_limits()?);
-    let registry = registry::open(&args)?;
+    let (registry, registry_released) = registry::open(&args)?;
+    let mut released = backend.released.clone();
+    released.push(registry_released);
     let ingest: Arc<Ingest<dyn StreamSink>> = Arc::new(
         Ingest::new(
             backend.sink.clone(),
@@ -259,6 +277,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         http_addr,
         stop,
         tasks,
+        released,
     })
 }
 

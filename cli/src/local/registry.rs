@@ -111,15 +111,18 @@ impl RegistryArgs {
     }
 }
 
-/// Opens the registry's redb file in the data directory.
-pub fn open(args: &super::LocalArgs) -> anyhow::Result<Arc<Registry>> {
+/// Opens the registry's redb file in the data directory; the signal resolves once it is closed.
+pub fn open(
+    args: &super::LocalArgs,
+) -> anyhow::Result<(Arc<Registry>, flowscope_core::embedded::Released)> {
     let path = args.data_dir.join("registry.redb");
     let store = flowscope_core::embedded::RedbRegistryStore::open(&path)
         .with_context(|| format!("opening the registry store {}", path.display()))?;
-    Ok(Arc::new(Registry::new(
-        Arc::new(store),
-        args.registry.limits()?,
-    )))
+    let released = store.released();
+    Ok((
+        Arc::new(Registry::new(Arc::new(store), args.registry.limits()?)),
+        released,
+    ))
 }
 
 /// Removes lapsed leases every [`SWEEP_INTERVAL`] (their `expired` events go out through

@@ -52,6 +52,11 @@ pub struct RedbAlertStore {
 }
 
 impl RedbAlertStore {
+    /// Resolves once the file is closed: every clone and every call still running has dropped it.
+    pub fn released(&self) -> super::Released {
+        self.db.released()
+    }
+
     /// Opens (or creates) the alert store at `path`.
     pub fn open(path: &Path) -> Result<RedbAlertStore, EmbeddedError> {
         Ok(RedbAlertStore {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use redb::{Database, WriteTransaction};
 
+use super::released::{ReleaseGuard, Released};
 use super::EmbeddedError;
 use crate::ports::StoreError;
 
@@ -27,7 +28,8 @@ impl Unavailable for StoreError {
 /// One store's redb database. Clones share it.
 #[derive(Clone)]
 pub(super) struct RedbFile {
-    db: Arc<Database>,
+    db: Arc<Held>,
+    released: Released,
     /// What the store is called in errors ("trace store" → "trace store task failed: …").
     name: &'static str,
 }
@@ -61,10 +63,26 @@ impl RedbFile {
             .map_err(|e| database_error(e.to_string()))?;
         create_tables(&txn).map_err(|e| database_error(e.to_string()))?;
         txn.commit().map_err(|e| database_error(e.to_string()))?;
+        let (guard, released) = ReleaseGuard::new();
         Ok(RedbFile {
-            db: Arc::new(db),
+            db: Arc::new(Held { db, _guard: guard }),
+            released,
             name,
         })
+    }
+}
+
+/// The database and, dropped after it (fields drop in order), the guard that signals it closed.
+struct Held {
+    db: Database,
+    _guard: ReleaseGuard,
+}
+
+impl RedbFile {
+    /// Resolves once this file is closed: every clone and every port call still running on the
+    /// blocking pool has dropped it.
+    pub(super) fn released(&self) -> Released {
+        self.released.clone()
     }
 }
 
@@ -76,7 +94,7 @@ where
     F: FnOnce(&Database) -> Result<T, E> + Send + 'static,
 {
     let db = file.db.clone();
-    tokio::task::spawn_blocking(move || work(&db))
+    tokio::task::spawn_blocking(move || work(&db.db))
         .await
         .map_err(|e| E::unavailable(format!("{} task failed: {e}", file.name)))?
 }

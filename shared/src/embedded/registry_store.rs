@@ -31,6 +31,11 @@ pub struct RedbRegistryStore {
 }
 
 impl RedbRegistryStore {
+    /// Resolves once the file is closed: every clone and every call still running has dropped it.
+    pub fn released(&self) -> super::Released {
+        self.db.released()
+    }
+
     pub fn open(path: &Path) -> Result<RedbRegistryStore, EmbeddedError> {
         Ok(RedbRegistryStore {
             db: RedbFile::open(path, "registry store", Some(CACHE_BYTES), create_tables)?,

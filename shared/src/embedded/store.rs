@@ -147,6 +147,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RedbStore {
+    /// Resolves once the file is closed: every clone and every call still running has dropped it.
+    pub fn released(&self) -> super::Released {
+        self.db.released()
+    }
+
     /// Opens (or creates) the store at `path` with the default retention.
     pub fn open(path: &Path) -> Result<RedbStore, EmbeddedError> {
         RedbStore::open_with_retention(path, Retention::default())

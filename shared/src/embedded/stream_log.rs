@@ -70,6 +70,7 @@ impl Default for StreamOptions {
 /// The on-disk stream. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct EmbeddedStream {
     inner: Arc<Inner>,
+    released: super::Released,
 }
 
 struct Inner {
@@ -82,6 +83,8 @@ struct Inner {
     max_lag_ms: AtomicU64,
     /// Appends being held while their shard is over the bound.
     held: tokio::sync::Semaphore,
+    /// Signals, when dropped last, that no append or read holds the log any more.
+    _guard: super::released::ReleaseGuard,
 }
 
 /// Appends held at once while their shard is behind; more are refused at once.
@@ -190,6 +193,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl EmbeddedStream {
+    /// Resolves once the log is closed: every clone and every append or read still running on the
+    /// blocking pool has dropped it.
+    pub fn released(&self) -> super::Released {
+        self.released.clone()
+    }
+
     /// Opens (or creates) the log in `dir` with `shards` shards and default segment size and retention.
     pub fn open(dir: &Path, shards: u32) -> Result<EmbeddedStream, EmbeddedError> {
         EmbeddedStream::open_with(
@@ -223,7 +232,9 @@ impl EmbeddedStream {
             let checkpoint = checkpoints.get(&id).and_then(sequence_as_u64);
             shards.push(Shard::open(dir.join(&id), id, checkpoint)?);
         }
+        let (guard, released) = super::released::ReleaseGuard::new();
         Ok(EmbeddedStream {
+            released,
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 options,
@@ -232,6 +243,7 @@ impl EmbeddedStream {
                 notify: Arc::new(Notify::new()),
                 max_lag_ms: AtomicU64::new(0),
                 held: tokio::sync::Semaphore::new(MAX_HELD_APPENDS),
+                _guard: guard,
             }),
         })
     }

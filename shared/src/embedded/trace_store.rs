@@ -44,6 +44,11 @@ pub struct RedbTraceStore {
 }
 
 impl RedbTraceStore {
+    /// Resolves once the file is closed: every clone and every call still running has dropped it.
+    pub fn released(&self) -> super::Released {
+        self.db.released()
+    }
+
     /// Opens (or creates) `traces.redb` in `dir`.
     pub fn open(dir: &Path) -> Result<RedbTraceStore, EmbeddedError> {
         // `dir` as given (the file's parent may be spelled differently), so an error names it as given.
