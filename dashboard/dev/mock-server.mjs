@@ -15,6 +15,7 @@
 //   POST /__mock/drop                       closes every WebSocket (the dashboard should reconnect)
 //   POST /__mock/forget                     forgets the replay buffer (next resume gets a snapshot)
 //   POST /__mock/spike?service=api&seconds=60   errors and latency jump; an alert fires
+// Profiles (dev/mock-profiles.mjs): /api/profiles/* and POST /ingest (folded stacks).
 
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
@@ -22,6 +23,7 @@ import { createServer } from "node:http";
 import { extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { WebSocketServer } from "ws";
+import { ingestRoute, profilesApi } from "./mock-profiles.mjs";
 
 const args = new Map();
 for (let i = 2; i < process.argv.length; i += 1) {
@@ -891,9 +893,12 @@ const server = createServer(async (req, res) => {
         res.writeHead(401, { "content-type": "application/json", "www-authenticate": 'Bearer realm="flowscope"' });
         return res.end(JSON.stringify({ error: refusal }));
       }
+      if (url.pathname.startsWith("/api/profiles/")) return await profilesApi(req, res, url);
       const [status, body] = await api(req.method ?? "GET", url.pathname, url.searchParams, req);
       return json(res, status, body);
     }
+    // Profiles pushed like to flowscope local's OTLP port (Pyroscope push API, folded stacks).
+    if (url.pathname === "/ingest") return await ingestRoute(req, res, url);
     if (req.method === "POST" && url.pathname === "/__mock/drop") {
       for (const client of wss.clients) client.terminate();
       return json(res, 200, { dropped: true });

@@ -42,6 +42,7 @@ import { PipelineView, type PipelineEdge, type PipelineNode } from "./views/pipe
 import { ServiceList } from "./views/service-list";
 import { ServicePage, traceRows } from "./views/service-page";
 import { Toasts } from "./views/toasts";
+import type { ProfilesPage } from "./profiles/page";
 import { loadTraceInto, TracePage } from "./views/trace-page";
 
 const RESOLUTION = "1m";
@@ -128,6 +129,10 @@ export class App {
   private readonly overviewLoaded = new Set<string>();
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   private alertDetailsTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The Profiles page, loaded (its own chunk) the first time it is opened. */
+  private profilesPage: ProfilesPage | null = null;
+  private profilesLoad: Promise<ProfilesPage> | null = null;
+  private readonly loadProfilesPage: () => Promise<ProfilesPage>;
 
   constructor(
     root: HTMLElement,
@@ -137,6 +142,8 @@ export class App {
     credential: AppCredential = { token: "", onUnauthorized: () => {} },
   ) {
     this.api = new QueryClient(config.apiBaseUrl, deps.fetch, credential.token, credential.onUnauthorized);
+    this.loadProfilesPage = async () =>
+      (await import("./profiles/page")).createProfilesPage(config.apiBaseUrl, deps.fetch, credential, deps.nowMs);
     this.header = new Header(root);
     const layout = el("div", { class: "layout" });
     this.main = el("main", { class: "main", id: "main", tabindex: -1 });
@@ -515,7 +522,7 @@ export class App {
       }
     }
     const section: Section =
-      page === "overview" ? "overview" : page === "pipeline" ? "pipeline" : page === "alerts" ? "alerts" : page === "services" ? "services" : null;
+      page === "overview" ? "overview" : page === "pipeline" ? "pipeline" : page === "alerts" ? "alerts" : page === "services" ? "services" : page === "profiles" ? "profiles" : null;
     this.header.setSection(section);
     this.pipeline.setVisible(page === "pipeline");
     if (page === "overview" && (previous.page !== "overview" || this.overviewLoaded.size === 0)) {
@@ -526,6 +533,8 @@ export class App {
     }
     if (page === "alerts") void this.refreshAlertDetails();
     if (page === "services") void this.loadServiceRows();
+    if (this.route.page === "profiles") void this.showProfiles(this.route.query);
+    else this.profilesPage?.hide();
     if (this.route.page === "trace" && (previous.page !== "trace" || previous.traceId !== this.route.traceId)) {
       void this.loadTrace(this.route.traceId);
     }
@@ -561,12 +570,30 @@ export class App {
       case "services":
         wanted = this.servicesPage.element;
         break;
+      case "profiles":
+        setText(this.placeholder, "Loading profiles…");
+        wanted = this.profilesPage?.element ?? this.placeholder;
+        break;
       case "not_found":
         setText(this.placeholder, `Nothing at ${this.route.hash}. Pick a page above or a service from the list.`);
         wanted = this.placeholder;
         break;
     }
     if (this.main.firstChild !== wanted) this.main.replaceChildren(wanted);
+  }
+
+  private async showProfiles(query: string): Promise<void> {
+    try {
+      this.profilesLoad ??= this.loadProfilesPage();
+      this.profilesPage = await this.profilesLoad;
+    } catch (error) {
+      this.profilesLoad = null;
+      setText(this.placeholder, `Could not load the Profiles page: ${describe(error)}`);
+      return;
+    }
+    if (this.route.page !== "profiles" || this.route.query !== query) return;
+    this.profilesPage.show(query);
+    this.showPage();
   }
 
   private serviceNames(): string[] {

@@ -8,6 +8,7 @@ export type Route =
   | { page: "trace"; traceId: string }
   | { page: "alerts" }
   | { page: "services" }
+  | { page: "profiles"; query: string }
   | { page: "not_found"; hash: string };
 
 function decode(part: string): string | null {
@@ -19,6 +20,9 @@ function decode(part: string): string | null {
 }
 
 export function parseRoute(hash: string): Route {
+  // The Profiles page keeps its state (service, type, range, selection, minute…) in a query.
+  const profiles = /^#?\/*profiles\/*(?:\?(.*))?$/.exec(hash);
+  if (profiles !== null) return { page: "profiles", query: profiles[1] ?? "" };
   const path = hash.replace(/^#/, "").replace(/^\/+/, "").replace(/\/+$/, "");
   if (path === "" || path === "overview") return { page: "overview" };
   if (path === "pipeline") return { page: "pipeline", service: null };
@@ -53,3 +57,10 @@ export function traceHref(traceId: string): string {
 export const OVERVIEW_HREF = "#/overview";
 export const ALERTS_HREF = "#/alerts";
 export const SERVICES_HREF = "#/services";
+
+export const PROFILES_HREF = "#/profiles";
+
+/** The Profiles page of `service`. */
+export function profilesHref(service: string): string {
+  return `#/profiles?service=${encodeURIComponent(service)}`;
+}

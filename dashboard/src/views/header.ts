@@ -2,10 +2,10 @@
 // alone is not enough for colour-blind users or screen readers).
 
 import type { ConnectionStatus } from "../live/connection";
-import { ALERTS_HREF, OVERVIEW_HREF, SERVICES_HREF, pipelineHref } from "../router";
+import { ALERTS_HREF, OVERVIEW_HREF, PROFILES_HREF, SERVICES_HREF, pipelineHref } from "../router";
 import { el, setText } from "./dom";
 
-export type Section = "overview" | "pipeline" | "alerts" | "services" | null;
+export type Section = "overview" | "pipeline" | "alerts" | "services" | "profiles" | null;
 
 export function statusText(status: ConnectionStatus): string {
   switch (status.state) {
@@ -51,6 +51,7 @@ export class Header {
             link("pipeline", pipelineHref(null), "Pipeline"),
             link("alerts", ALERTS_HREF, "Alerts", [this.alertCount]),
             link("services", SERVICES_HREF, "Services"),
+            link("profiles", PROFILES_HREF, "Profiles"),
           ]),
         ]),
         this.status,

@@ -13,7 +13,7 @@ import {
 } from "../format";
 import { HEALTH_LABEL, type Health } from "../graph/health";
 import type { GraphNode } from "../graph/model";
-import { traceHref } from "../router";
+import { profilesHref, traceHref } from "../router";
 import {
   allowedResolutions,
   defaultResolution,
@@ -86,6 +86,7 @@ export function traceRows(summaries: readonly TraceSummary[], live: readonly Tra
 export class ServicePage {
   readonly element: HTMLElement;
   private readonly title: HTMLElement;
+  private readonly profilesLink = el("a", { class: "button", "data-testid": "service-profiles-link" }, ["Profiles"]);
   private readonly healthBadge: HTMLElement;
   private readonly closeButton: HTMLButtonElement;
   private readonly notice: HTMLElement;
@@ -195,7 +196,7 @@ export class ServicePage {
       this.traceEmpty,
     ]);
     this.element = el("section", { class: "service-page", "data-testid": "service-page" }, [
-      el("div", { class: "page-heading" }, [this.title, this.healthBadge, this.closeButton]),
+      el("div", { class: "page-heading" }, [this.title, this.healthBadge, this.profilesLink, this.closeButton]),
       this.notice,
       el("p", { class: "red-caption", id: "red-caption" }, ["From traces, last 5 minutes"]),
       this.red,
@@ -214,6 +215,7 @@ export class ServicePage {
   /** Switches to another service: clears what was shown for the previous one. */
   show(service: string): void {
     setText(this.title, service);
+    this.profilesLink.href = profilesHref(service);
     this.element.dataset.service = service;
     this.setNotice(null);
     for (const card of this.cards.values()) setText(card.value, "—");
