@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseRoute, pipelineHref, serviceHref, traceHref } from "./router";
+import { parseRoute, pipelineHref, profilesHref, serviceHref, traceHref } from "./router";
 
 describe("router", () => {
   it("maps an empty hash to the overview", () => {
@@ -33,5 +33,16 @@ describe("router", () => {
   it("serves the Services page (registry and health scores) at #/services", () => {
     expect(parseRoute("#/services")).toEqual({ page: "services" });
     expect(parseRoute("#/services/api")).toEqual({ page: "service", service: "api" });
+  });
+
+  it("keeps the Profiles page's state in the query of #/profiles", () => {
+    expect(parseRoute("#/profiles")).toEqual({ page: "profiles", query: "" });
+    expect(parseRoute("#/profiles?service=api&type=cpu&minute=60")).toEqual({
+      page: "profiles",
+      query: "service=api&type=cpu&minute=60",
+    });
+    const href = profilesHref("a b&c");
+    const route = parseRoute(href);
+    expect(route.page === "profiles" && new URLSearchParams(route.query).get("service")).toBe("a b&c");
   });
 });

@@ -70,6 +70,8 @@ export class ProfilesPage {
   private minutes: number[] = [];
   private totals: number[] = [];
   private unit = "";
+  /** The timeline's x extent (unix s): the queried range, or the snapshot's. */
+  private timelineWindow = { from: 0, to: 60 };
   private tree: FlameTree | null = null;
   private rows: FunctionRow[] = [];
   private sort: { key: SortKey; direction: "asc" | "desc" } = { key: "self", direction: "desc" };
@@ -128,9 +130,9 @@ export class ProfilesPage {
     );
     this.minuteLabel = el("span", { class: "playback-minute", "data-testid": "playback-minute" }, ["All minutes"]);
     const playback = el("div", { class: "playback", role: "group", "aria-label": "Playback" }, [
-      button("⏮ Step back", "playback-back", () => void this.step(-1)),
+      button("‹ Step back", "playback-back", () => void this.step(-1)),
       this.playButton,
-      button("Step ⏭", "playback-step", () => void this.step(1)),
+      button("Step ›", "playback-step", () => void this.step(1)),
       el("label", {}, ["Speed ", this.speedSelect]),
       button("Whole range", "playback-stop", () => this.stopPlayback()),
       button("Clear selection", "selection-clear", () => this.update({ selection: null, minute: null })),
@@ -281,12 +283,14 @@ export class ProfilesPage {
       if (type === null) return;
       const q = { service: service.service, type };
       const w = this.window();
-      const timeline = await this.client.timeline(q, this.state.selection === null ? w : this.rangeAround(w));
+      const timelineWindow = this.state.selection === null ? w : this.rangeAround(w);
+      const timeline = await this.client.timeline(q, timelineWindow);
       if (generation !== this.generation) return;
       this.unit = timeline.unit;
       const points = timeline.points.map((p) => ({ t: Math.floor(toMs(p.t) / 1000), total: p.total })).sort((a, b) => a.t - b.t);
       this.minutes = points.map((p) => p.t);
       this.totals = points.map((p) => p.total);
+      this.timelineWindow = timelineWindow;
       this.drawTimeline();
       this.setStatus(null);
       await this.loadFlame(generation);
@@ -325,6 +329,8 @@ export class ProfilesPage {
     if (generation !== this.generation) return;
     this.setTree(loaded.tree, loaded.unit);
     this.plot?.redraw(false);
+    // What is drawn, for tests and anyone inspecting the page.
+    this.element.dataset.shown = `${minute !== null ? "minute" : "range"}:${w.from}-${w.to}${this.state.diff ? ":diff" : ""}`;
   }
 
   private setTree(tree: FlameTree | null, unit: string): void {
@@ -408,9 +414,12 @@ export class ProfilesPage {
         legend: { show: false },
         cursor: { drag: { x: true, y: false, setScale: false } },
         select: { show: true, left: 0, top: 0, width: 0, height: 0 },
-        scales: { x: { time: true } },
+        scales: {
+          x: { time: true, range: () => [this.timelineWindow.from, this.timelineWindow.to] },
+          y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+        },
         axes: [
-          { stroke: "#9da7b3", grid: { stroke: "rgba(157,167,179,0.15)" } },
+          { stroke: "#9da7b3", grid: { stroke: "rgba(157,167,179,0.15)" }, space: 70, values: (_u, vals) => vals.map((v) => clock(v)) },
           { stroke: "#9da7b3", grid: { stroke: "rgba(157,167,179,0.15)" }, size: 60, values: (_u, vals) => vals.map(fmt) },
         ],
         series: [
@@ -566,9 +575,11 @@ export class ProfilesPage {
       this.minutes = points.map((p) => p.t);
       this.totals = points.map((p) => p.total);
       this.minuteLabel.textContent = "Snapshot";
+      this.timelineWindow = { from: toSeconds(snapshot.from), to: toSeconds(snapshot.to) };
       this.setStatus(null);
       this.drawTimeline();
       this.setTree(tree, snapshot.unit);
+      this.element.dataset.shown = `snapshot:${snapshot.service}`;
     } catch (error) {
       this.setStatus(`Could not open ${file.name}: ${describe(error)}`);
     }
