@@ -187,6 +187,9 @@ export async function ingest(req, url) {
   const rate = Number(url.searchParams.get("sampleRate") ?? 100);
   const scale = type === "cpu" || type === "wall" ? Math.round(1e9 / (rate > 0 ? rate : 100)) : 1;
   for (const [stack, count] of parseFolded(body.toString("utf8"))) add(service, type, minute, stack, count * scale);
+  let total = 0;
+  for (const value of store.get(key(service, type))?.get(minute)?.values() ?? []) total += value;
+  return { type: "profile", service, profile_type: type, minute: minute * 1000, total };
 }
 
 // ---- queries ----------------------------------------------------------------------------------
@@ -372,10 +375,11 @@ export async function profilesApi(req, res, url) {
   }
 }
 
-export async function ingestRoute(req, res, url) {
+/** `onEvent` hears the live `profile` event of the minute that got samples. */
+export async function ingestRoute(req, res, url, onEvent = () => {}) {
   try {
     if (req.method !== "POST") throw new HttpError(405, "POST profiles to /ingest");
-    await ingest(req, url);
+    onEvent(await ingest(req, url));
     res.writeHead(200);
     res.end();
   } catch (error) {

@@ -898,7 +898,7 @@ const server = createServer(async (req, res) => {
       return json(res, status, body);
     }
     // Profiles pushed like to flowscope local's OTLP port (Pyroscope push API, folded stacks).
-    if (url.pathname === "/ingest") return await ingestRoute(req, res, url);
+    if (url.pathname === "/ingest") return await ingestRoute(req, res, url, broadcastAll);
     if (req.method === "POST" && url.pathname === "/__mock/drop") {
       for (const client of wss.clients) client.terminate();
       return json(res, 200, { dropped: true });

@@ -295,6 +295,9 @@ export class App {
       case "error":
         console.warn("server error:", message.message);
         break;
+      case "profile":
+        if (this.route.page === "profiles") this.profilesPage?.onProfileEvent(message.service, message.profileType);
+        break;
       case "hello":
       case "pong":
         break;

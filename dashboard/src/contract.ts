@@ -310,6 +310,18 @@ export const TraceEvent = v.object({
 
 const part = v.optional(v.pipe(int, v.minValue(1)));
 
+/**
+ * The WebSocket `profile` event (issue 14): a service/profile type's minute got samples. Not in
+ * the generated contract yet (the profiles backend adds it); checked against it once it is.
+ */
+export const ProfileEvent = v.object({
+  type: v.literal("profile"),
+  service: v.string(),
+  profile_type: v.string(),
+  minute: int,
+  total: v.pipe(num, v.minValue(0)),
+});
+
 /** Everything the server sends on the WebSocket (docs/websocket.server.schema.json). */
 export const ServerMessage = v.variant("type", [
   v.object({ type: v.literal("hello"), connection_id: v.string(), seq: int }),
@@ -321,6 +333,7 @@ export const ServerMessage = v.variant("type", [
   AlertEvent,
   RegistryEvent,
   HealthEvent,
+  ProfileEvent,
 ]);
 
 // Compile-time checks: each validator yields exactly the contract's (generated) type.
@@ -357,7 +370,11 @@ export type Checks = [
   Matches<v.InferOutput<typeof TraceEvent>, Schemas["TraceEvent"]>,
   Matches<
     v.InferOutput<typeof ServerMessage>,
-    Schemas["ServerMessage"] | Schemas["AlertEvent"] | Schemas["RegistryEvent"] | Schemas["HealthEvent"]
+    | Schemas["ServerMessage"]
+    | Schemas["AlertEvent"]
+    | Schemas["RegistryEvent"]
+    | Schemas["HealthEvent"]
+    | v.InferOutput<typeof ProfileEvent>
   >,
 ];
 

@@ -75,6 +75,8 @@ export function parseServerMessage(text: string): ServerMessage | null {
       };
     case "error":
       return { type: "error", message: message.message };
+    case "profile":
+      return { type: "profile", service: message.service, profileType: message.profile_type, minute: message.minute, total: message.total };
   }
 }
 

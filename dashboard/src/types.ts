@@ -72,6 +72,8 @@ export type ServerMessage =
   /** A service's health score (docs/health-score.md), every 10 s in local mode. */
   | { type: "health"; service: string; health: HealthScore }
   /** A registry change (docs/registry.md), validated against the contract. */
-  | { type: "registry"; event: Schemas["RegistryEvent"] };
+  | { type: "registry"; event: Schemas["RegistryEvent"] }
+  /** A service/profile type's minute (start, unix ms) got samples (the Profiles page refreshes). */
+  | { type: "profile"; service: string; profileType: string; minute: number; total: number };
 
 export type ClientMessage = Schemas["ClientMessage"];

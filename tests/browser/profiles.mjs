@@ -247,6 +247,18 @@ async function main() {
       await waitFor("the whole range again", async () => (await shown(page))?.startsWith("range:"), TIMEOUT_MS, 100);
     });
 
+    await checks.run("a minute pushed now appears without reloading (live `profile` event)", async () => {
+      const before = Number(await page.getByTestId("profile-timeline").getAttribute("data-points"));
+      await push(NOW_MINUTE - 120);
+      // The page also refreshes every 30 s; within 20 s only the live event can have done it.
+      await waitFor(
+        "the new minute on the timeline",
+        async () => Number(await page.getByTestId("profile-timeline").getAttribute("data-points")) > before,
+        20_000,
+        200,
+      );
+    });
+
     let snapshotPath = "";
     await checks.run("Download snapshot saves a gzip JSON snapshot of the range", async () => {
       const [download] = await Promise.all([page.waitForEvent("download", { timeout: TIMEOUT_MS }), page.getByTestId("snapshot-download").click()]);

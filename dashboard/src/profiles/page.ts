@@ -84,6 +84,7 @@ export class ProfilesPage {
   private generation = 0;
   private readonly minuteCache = new Map<string, Promise<Loaded>>();
   private visible = false;
+  private liveReloadQueued = false;
 
   constructor(
     private readonly client: ProfilesClient,
@@ -226,6 +227,19 @@ export class ProfilesPage {
       }
     }, REFRESH_MS);
     void this.load(true);
+  }
+
+  /** A live `profile` event: the shown service/type got samples; reload unless looking elsewhere. */
+  onProfileEvent(service: string, type: string): void {
+    if (!this.visible || this.snapshot !== null || this.playing || this.state.selection !== null) return;
+    if (service !== this.state.service || type !== this.state.type || this.state.minute !== null) return;
+    if (this.liveReloadQueued) return;
+    // Events come once per service/type/minute; several at once reload once.
+    this.liveReloadQueued = true;
+    setTimeout(() => {
+      this.liveReloadQueued = false;
+      void this.load(false);
+    }, 500);
   }
 
   hide(): void {
