@@ -417,7 +417,7 @@ export class ProfilesPage {
     const data: uPlot.AlignedData = [this.minutes.map((m) => m + 30), this.totals];
     if (this.plot !== null) {
       this.plot.setData(data);
-      this.syncSelectionBox();
+      requestAnimationFrame(() => this.syncSelectionBox());
       return;
     }
     const fmt = (v: number) => formatSampleValue(v, this.unit);
@@ -443,12 +443,13 @@ export class ProfilesPage {
         hooks: {
           setSelect: [(u) => this.onSelect(u)],
           draw: [(u) => this.drawMinuteMarker(u)],
+          // uPlot lays out after creation: the selection box (e.g. from the URL) is placed then.
+          ready: [() => requestAnimationFrame(() => this.syncSelectionBox())],
         },
       },
       data,
       this.timelineHost,
     );
-    this.syncSelectionBox();
   }
 
   private fitTimeline(): void {
