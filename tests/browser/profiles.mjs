@@ -295,13 +295,17 @@ async function main() {
       await fresh.close();
     });
 
-    await checks.run("the service page links to its profiles", async () => {
+    await checks.run("the service page and the pipeline panel link to its profiles", async () => {
       // Same document (the token is already in the session): only the fragment changes.
       await page.goto(`${BASE_URL}/#/services/${encodeURIComponent(SERVICE)}`);
       const link = page.getByTestId("service-profiles-link");
       await link.click();
       await waitFor("the Profiles view of the service", async () => page.url().includes(`#/profiles?service=${encodeURIComponent(SERVICE)}`), 10_000);
       await waitFor("a flame graph", async () => Number(await flame.getAttribute("data-frames")) > 0, TIMEOUT_MS);
+      // The details panel beside the pipeline graph (what clicking a node opens) links there too.
+      await page.goto(`${BASE_URL}/#/pipeline/${encodeURIComponent(SERVICE)}`);
+      const panelLink = page.getByTestId("details-panel").getByTestId("service-profiles-link");
+      await waitFor("the panel's link", async () => (await panelLink.getAttribute("href")) === `#/profiles?service=${encodeURIComponent(SERVICE)}`, 10_000);
     });
 
     await checks.run("no uncaught errors in the page", async () => {

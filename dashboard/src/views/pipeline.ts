@@ -13,6 +13,7 @@ import { DEFAULT_LAYOUT, layoutGraph, type GraphLayout, type Point } from "../gr
 import { topologyKey } from "../graph/model";
 import { edgePath, ParticleQueue, pointAlong } from "../graph/particles";
 import { compactNumber, formatMilliseconds, formatRatio } from "../format";
+import { profilesHref } from "../router";
 import type { TraceEvent } from "../traces/model";
 import { el, setText } from "./dom";
 
@@ -197,7 +198,7 @@ export class PipelineView {
       el("div", { class: "pipeline-toolbar" }, [el("h1", { class: "page-title" }, ["Pipeline"]), this.caption]),
       legend,
       this.viewport,
-      el("p", { class: "graph-help" }, ["Arrow keys move between services; Enter opens details; Escape closes them."]),
+      el("p", { class: "graph-help" }, ["Arrow keys move between services; Enter opens details; P opens a service's profiles; Escape closes details."]),
     ]);
     this.svgRoot.addEventListener("keydown", (event) => this.onKeyDown(event));
     this.svgRoot.addEventListener("click", (event) => {
@@ -453,6 +454,12 @@ export class PipelineView {
     if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
       this.callbacks.onSelect(id);
+      return;
+    }
+    if (event.key === "p" || event.key === "P") {
+      // The node's profiles (the details panel links there too).
+      event.preventDefault();
+      window.location.assign(profilesHref(id));
       return;
     }
     const directions: Record<string, [number, number]> = {
