@@ -311,6 +311,55 @@ function diff(p, baseFrom, baseTo) {
   return { service: p.service, type: p.type, unit: p.unit, from: p.from * 1000, to: p.to * 1000, total: root.v[0], base_total: root.v[1], names, levels };
 }
 
+// ---- pprof (just enough protobuf to write a Profile: go tool pprof and speedscope open it) -------
+
+function varint(n) {
+  const out = [];
+  let v = BigInt(n);
+  do {
+    let byte = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v > 0n) byte |= 0x80;
+    out.push(byte);
+  } while (v > 0n);
+  return out;
+}
+
+const field = (number, wire) => varint((number << 3) | wire);
+const int = (number, value) => [...field(number, 0), ...varint(value)];
+const bytes = (number, payload) => [...field(number, 2), ...varint(payload.length), ...payload];
+const packed = (number, values) => bytes(number, values.flatMap((v) => varint(v)));
+
+function pprof(p) {
+  const strings = [""];
+  const stringIndex = new Map([["", 0]]);
+  const str = (text) => {
+    if (!stringIndex.has(text)) {
+      stringIndex.set(text, strings.length);
+      strings.push(text);
+    }
+    return stringIndex.get(text);
+  };
+  const functions = new Map();
+  const out = [];
+  const [kind, unit] = p.type === "cpu" || p.type === "wall" ? [p.type, "nanoseconds"] : [p.type, p.unit];
+  out.push(...bytes(1, [...int(1, str(kind)), ...int(2, str(unit))]));
+  for (const [stack, value] of merged(p.service, p.type, p.from, p.to)) {
+    const ids = stack.split(";").map((frame) => {
+      if (!functions.has(frame)) functions.set(frame, functions.size + 1);
+      return functions.get(frame);
+    });
+    // Leaf first; one location per function (location id = function id).
+    out.push(...bytes(2, [...packed(1, ids.reverse()), ...packed(2, [value])]));
+  }
+  for (const id of functions.values()) out.push(...bytes(4, [...int(1, id), ...bytes(4, int(1, id))]));
+  for (const [name, id] of functions) out.push(...bytes(5, [...int(1, id), ...int(2, str(name)), ...int(3, str(name))]));
+  const period = bytes(11, [...int(1, str(kind)), ...int(2, str(unit))]);
+  const tail = [...int(9, p.from * 1e9), ...int(10, (p.to - p.from) * 1e9), ...period];
+  const table = strings.flatMap((text) => bytes(6, [...Buffer.from(text, "utf8")]));
+  return gzipSync(Buffer.from([...out, ...table, ...tail]));
+}
+
 function services() {
   const byService = new Map();
   for (const k of store.keys()) {
@@ -368,7 +417,13 @@ export async function profilesApi(req, res, url) {
       if (snapshot?.version !== 1) throw new HttpError(400, "snapshot version must be 1");
       return send(res, 200, snapshot);
     }
-    if (req.method === "GET" && route === "pprof") throw new HttpError(501, "the mock does not write pprof (flowscope local does)");
+    if (req.method === "GET" && route === "pprof") {
+      const p = params(q, now);
+      return send(res, 200, pprof(p), {
+        "content-type": "application/octet-stream",
+        "content-disposition": `attachment; filename="${p.service}-${p.type}-${p.from}-${p.to}.pb.gz"`,
+      });
+    }
     throw new HttpError(404, `no route for ${req.method} ${url.pathname}`);
   } catch (error) {
     return send(res, error.status ?? 500, { error: error.message });

@@ -168,6 +168,10 @@ async function main() {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
     const page = await context.newPage();
     page.on("pageerror", (error) => pageErrors.push(error.message));
+    // A live message the dashboard's contract does not allow is dropped with this warning.
+    page.on("console", (message) => {
+      if (message.text().includes("dropped malformed message")) pageErrors.push(message.text());
+    });
     const shot = (name) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
     const flame = page.getByTestId("flamegraph");
 
@@ -272,6 +276,18 @@ async function main() {
       assert(snapshot.flamegraph.names.includes("pg.scan"), "snapshot flame graph lacks pg.scan");
     });
 
+    await checks.run("Download pprof saves the range as a gzip pprof file", async () => {
+      const [download] = await Promise.all([page.waitForEvent("download", { timeout: TIMEOUT_MS }), page.getByTestId("pprof-download").click()]);
+      assert(download.suggestedFilename().endsWith(".pb.gz"), `file name ${download.suggestedFilename()}`);
+      const path = join(LOGS, `profiles-${process.pid}.pb.gz`);
+      await download.saveAs(path);
+      const bytes = gunzipSync(await readFile(path));
+      await rm(path, { force: true });
+      // A protobuf Profile: field 1 (sample_type) comes first, and the frame names are in its string table.
+      assert(bytes.length > 100 && bytes[0] === 0x0a, `not a pprof Profile (${bytes.length} bytes)`);
+      assert(bytes.includes(Buffer.from("template.render")), "the pprof lacks the pushed frames");
+    });
+
     await checks.run("Open snapshot shows the file's flame graph without the server", async () => {
       assert(snapshotPath !== "", "no snapshot downloaded");
       const fresh = await context.newPage();
@@ -308,7 +324,7 @@ async function main() {
       await waitFor("the panel's link", async () => (await panelLink.getAttribute("href")) === `#/profiles?service=${encodeURIComponent(SERVICE)}`, 10_000);
     });
 
-    await checks.run("no uncaught errors in the page", async () => {
+    await checks.run("no uncaught errors in the page, no live message dropped as malformed", async () => {
       assert(pageErrors.length === 0, pageErrors.join(" | "));
     });
     if (snapshotPath !== "") await rm(snapshotPath, { force: true });
