@@ -30,7 +30,17 @@ function key(service, type) {
   return `${service}\u0000${type}`;
 }
 
-function add(service, type, minute, stack, value) {
+/** Labels as stored: `k=v,k2=v2`, sorted. */
+function labelText(labels) {
+  return Object.entries(labels)
+    .sort((a, b) => a[0].localeCompare(b[0]))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+}
+
+/** Stacks are stored per label set: `labels\u0001stack`. */
+function add(service, type, minute, stack, value, labels = {}) {
+  stack = `${labelText(labels)}\u0001${stack}`;
   const k = key(service, type);
   let minutes = store.get(k);
   if (minutes === undefined) {
@@ -177,7 +187,7 @@ async function readRaw(req, limit) {
 export async function ingest(req, url) {
   const format = url.searchParams.get("format") ?? "folded";
   if (format !== "folded") throw new HttpError(400, "the mock accepts format=folded only");
-  const { service, type } = parseName(url.searchParams.get("name"));
+  const { service, type, labels } = parseName(url.searchParams.get("name"));
   const from = Number(url.searchParams.get("from") ?? Math.floor(Date.now() / 1000));
   if (!Number.isFinite(from)) throw new HttpError(400, "`from` must be unix seconds");
   let body = await readRaw(req, MAX_INGEST_BYTES);
@@ -185,8 +195,9 @@ export async function ingest(req, url) {
   const minute = Math.floor(from / 60) * 60;
   // Folded samples are counts; a cpu profile's samples at `sampleRate` Hz become nanoseconds.
   const rate = Number(url.searchParams.get("sampleRate") ?? 100);
+  if (stacksIn(body) > MAX_STACKS_PER_MINUTE) throw new HttpError(400, `more than ${MAX_STACKS_PER_MINUTE} stacks in one push`);
   const scale = type === "cpu" || type === "wall" ? Math.round(1e9 / (rate > 0 ? rate : 100)) : 1;
-  for (const [stack, count] of parseFolded(body.toString("utf8"))) add(service, type, minute, stack, count * scale);
+  for (const [stack, count] of parseFolded(body.toString("utf8"))) add(service, type, minute, stack, count * scale, labels);
   let total = 0;
   for (const value of store.get(key(service, type))?.get(minute)?.values() ?? []) total += value;
   return { type: "profile", service, profile_type: type, minute: minute * 1000, total };
@@ -209,15 +220,45 @@ function params(query, now) {
   const to = query.has("to") ? seconds(query.get("to"), "to") : now + 60;
   const from = query.has("from") ? seconds(query.get("from"), "from") : to - 3600;
   if (from >= to) throw new HttpError(400, "`from` must be before `to`");
-  return { service, type, from, to, unit: UNITS[type] };
+  return { service, type, from, to, unit: UNITS[type], labels: parseLabels(query.get("labels")) };
 }
 
-function merged(service, type, from, to) {
-  const out = new Map();
+function stacksIn(body) {
+  let lines = 0;
+  for (const byte of body) if (byte === 10) lines += 1;
+  return lines;
+}
+
+/** `k=v,k2=v2` → { k: v, … }; 400 when a pair is not key=value. */
+function parseLabels(text) {
+  const labels = {};
+  for (const pair of (text ?? "").split(",").filter((p) => p.trim() !== "")) {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new HttpError(400, `\`labels\`: "${pair}" is not key=value`);
+    labels[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+  }
+  return labels;
+}
+
+function matches(stored, filter) {
+  const have = parseLabels(stored);
+  return Object.entries(filter).every(([k, v]) => have[k] === v);
+}
+
+/** Every stored (minute, stack, value) of the range whose label set has all of `filter`. */
+function* entries(service, type, from, to, filter = {}) {
   for (const [minute, stacks] of store.get(key(service, type)) ?? []) {
     if (minute < from || minute >= to) continue;
-    for (const [stack, value] of stacks) out.set(stack, (out.get(stack) ?? 0) + value);
+    for (const [entry, value] of stacks) {
+      const split = entry.indexOf("\u0001");
+      if (matches(entry.slice(0, split), filter)) yield [minute, entry.slice(split + 1), value];
+    }
   }
+}
+
+function merged(service, type, from, to, filter = {}) {
+  const out = new Map();
+  for (const [, stack, value] of entries(service, type, from, to, filter)) out.set(stack, (out.get(stack) ?? 0) + value);
   return out;
 }
 
@@ -270,19 +311,16 @@ function levelsOf(root, diff) {
 }
 
 function flamegraph(p) {
-  const root = trie(merged(p.service, p.type, p.from, p.to), 0, emptyNode());
+  const root = trie(merged(p.service, p.type, p.from, p.to, p.labels), 0, emptyNode());
   const { names, levels } = levelsOf(root, false);
   return { service: p.service, type: p.type, unit: p.unit, from: p.from * 1000, to: p.to * 1000, total: root.v[0], names, levels };
 }
 
 function timeline(p) {
   const points = [];
-  for (const [minute, stacks] of store.get(key(p.service, p.type)) ?? []) {
-    if (minute < p.from || minute >= p.to) continue;
-    let total = 0;
-    for (const value of stacks.values()) total += value;
-    points.push({ t: minute * 1000, total });
-  }
+  const totals = new Map();
+  for (const [minute, , value] of entries(p.service, p.type, p.from, p.to, p.labels)) totals.set(minute, (totals.get(minute) ?? 0) + value);
+  for (const [minute, total] of totals) points.push({ t: minute * 1000, total });
   points.sort((a, b) => a.t - b.t);
   return { service: p.service, type: p.type, unit: p.unit, points };
 }
@@ -291,7 +329,7 @@ function top(p, limit) {
   const self = new Map();
   const total = new Map();
   let all = 0;
-  for (const [stack, value] of merged(p.service, p.type, p.from, p.to)) {
+  for (const [stack, value] of merged(p.service, p.type, p.from, p.to, p.labels)) {
     const frames = stack.split(";");
     all += value;
     const leaf = frames.at(-1);
@@ -305,8 +343,8 @@ function top(p, limit) {
 
 function diff(p, baseFrom, baseTo) {
   const root = emptyNode();
-  trie(merged(p.service, p.type, p.from, p.to), 0, root);
-  trie(merged(p.service, p.type, baseFrom, baseTo), 1, root);
+  trie(merged(p.service, p.type, p.from, p.to, p.labels), 0, root);
+  trie(merged(p.service, p.type, baseFrom, baseTo, p.labels), 1, root);
   const { names, levels } = levelsOf(root, true);
   return { service: p.service, type: p.type, unit: p.unit, from: p.from * 1000, to: p.to * 1000, total: root.v[0], base_total: root.v[1], names, levels };
 }
@@ -344,7 +382,7 @@ function pprof(p) {
   const out = [];
   const [kind, unit] = p.type === "cpu" || p.type === "wall" ? [p.type, "nanoseconds"] : [p.type, p.unit];
   out.push(...bytes(1, [...int(1, str(kind)), ...int(2, str(unit))]));
-  for (const [stack, value] of merged(p.service, p.type, p.from, p.to)) {
+  for (const [stack, value] of merged(p.service, p.type, p.from, p.to, p.labels)) {
     const ids = stack.split(";").map((frame) => {
       if (!functions.has(frame)) functions.set(frame, functions.size + 1);
       return functions.get(frame);

@@ -213,6 +213,17 @@ async function main() {
       await waitFor("zoom reset", async () => (await flame.getAttribute("data-zoom")) === "", 5_000);
     });
 
+    await checks.run("the label filter narrows the graph to matching label sets", async () => {
+      const labels = page.getByTestId("profile-labels");
+      await labels.fill("env=nowhere");
+      await labels.press("Enter");
+      await waitFor("an empty graph", async () => Number(await flame.getAttribute("data-frames")) === 0, TIMEOUT_MS, 100);
+      assert(page.url().includes("labels=env%3Dnowhere"), `URL lacks the filter: ${page.url()}`);
+      await labels.fill("env=browser-test");
+      await labels.press("Enter");
+      await waitFor("the graph again", async () => Number(await flame.getAttribute("data-frames")) >= 6, TIMEOUT_MS, 100);
+    });
+
     await checks.run("stepping the playback walks the minutes; the graph changes during the incident", async () => {
       const images = new Map();
       const tops = new Map();

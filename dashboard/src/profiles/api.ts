@@ -25,6 +25,8 @@ export interface Window {
 export interface ProfileQuery {
   service: string;
   type: string;
+  /** Label filter `k=v,k2=v2` (only label sets with all of them); "" for all. */
+  labels?: string;
 }
 
 export class ProfilesClient {
@@ -100,7 +102,8 @@ export class ProfilesClient {
 }
 
 function query(q: ProfileQuery, w: Window): string {
-  return `service=${encodeURIComponent(q.service)}&type=${encodeURIComponent(q.type)}&from=${w.from}&to=${w.to}`;
+  const labels = q.labels === undefined || q.labels.trim() === "" ? "" : `&labels=${encodeURIComponent(q.labels.trim())}`;
+  return `service=${encodeURIComponent(q.service)}&type=${encodeURIComponent(q.type)}&from=${w.from}&to=${w.to}${labels}`;
 }
 
 async function failure(response: Response, path: string, onUnauthorized: (reason: string) => void): Promise<ApiError> {

@@ -99,6 +99,20 @@ describe("the mock's profile routes", () => {
     expect(tree.levels[0]?.[0]?.width).toBe(140 * ns);
   });
 
+  it("filters by labels: only label sets with all the given values", async () => {
+    const minute = MINUTE - 600;
+    expect((await push(minute, "main;a 10\n", "unit-labels.cpu{env=prod,region=eu}")).status).toBe(200);
+    expect((await push(minute, "main;b 5\n", "unit-labels.cpu{env=dev,region=eu}")).status).toBe(200);
+    const range = `service=unit-labels&type=cpu&from=${minute}&to=${minute + 60}`;
+    const total = async (labels: string) =>
+      ((await get(`/api/profiles/flamegraph?${range}&labels=${encodeURIComponent(labels)}`, Flamegraph)) as { total: number }).total;
+    expect(await total("env=prod")).toBe(10 * ns);
+    expect(await total("region=eu")).toBe(15 * ns);
+    expect(await total("env=prod,region=us")).toBe(0);
+    const timeline = (await get(`/api/profiles/timeline?${range}&labels=env%3Ddev`, Timeline)) as { points: { total: number }[] };
+    expect(timeline.points.map((p) => p.total)).toEqual([5 * ns]);
+  });
+
   it("downloads a gzip snapshot that the dashboard opens", async () => {
     const response = await fetch(`${base}/api/profiles/snapshot?${q}&from=${MINUTE}&to=${MINUTE + 120}`, {
       headers: { authorization: `Bearer ${TOKEN}` },

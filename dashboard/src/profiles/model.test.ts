@@ -37,6 +37,7 @@ describe("URL state", () => {
       minute: 1_700_000_060,
       diff: true,
       search: "db.query",
+      labels: "env=prod,region=eu",
       focus: "pq.exec",
     };
     expect(parseState(formatState(state))).toEqual(state);

@@ -169,6 +169,8 @@ export interface ProfileState {
   /** Diff against the period of equal length just before the selection. */
   diff: boolean;
   search: string;
+  /** Label filter `k=v,k2=v2` ("" for every label set). */
+  labels: string;
   /** A function whose sandwich view is open. */
   focus: string | null;
 }
@@ -181,6 +183,7 @@ export const DEFAULT_STATE: ProfileState = {
   minute: null,
   diff: false,
   search: "",
+  labels: "",
   focus: null,
 };
 
@@ -207,6 +210,7 @@ export function parseState(query: string): ProfileState {
     minute: intParam(params, "minute"),
     diff: params.get("diff") === "1",
     search: params.get("q") ?? "",
+    labels: params.get("labels") ?? "",
     focus: nonEmpty("focus"),
   };
 }
@@ -223,6 +227,7 @@ export function formatState(state: ProfileState): string {
   if (state.minute !== null) params.set("minute", String(state.minute));
   if (state.diff) params.set("diff", "1");
   if (state.search !== "") params.set("q", state.search);
+  if (state.labels !== "") params.set("labels", state.labels);
   if (state.focus !== null) params.set("focus", state.focus);
   return params.toString();
 }

@@ -52,6 +52,7 @@ export class ProfilesPage {
   private readonly rangeSelect: HTMLSelectElement;
   private readonly diffToggle: HTMLInputElement;
   private readonly searchInput: HTMLInputElement;
+  private readonly labelsInput: HTMLInputElement;
   private readonly status: HTMLElement;
   private readonly snapshotBanner: HTMLElement;
   private readonly timelineHost: HTMLElement;
@@ -105,6 +106,13 @@ export class ProfilesPage {
       "aria-label": "Search functions",
       "data-testid": "profile-search",
     });
+    this.labelsInput = el("input", {
+      type: "text",
+      class: "flame-search labels-input",
+      placeholder: "Labels: k=v,k2=v2",
+      "aria-label": "Label filter (k=v,k2=v2; Enter applies)",
+      "data-testid": "profile-labels",
+    });
     this.status = el("p", { class: "notice", role: "status", "data-testid": "profile-status", hidden: true });
     this.snapshotBanner = el("div", { class: "snapshot-banner", "data-testid": "snapshot-banner", hidden: true });
     this.fileInput = el("input", { type: "file", accept: ".gz,.json,application/gzip,application/json", "data-testid": "snapshot-file", class: "visually-hidden" });
@@ -116,7 +124,7 @@ export class ProfilesPage {
     const downloadSnapshot = button("Download snapshot", "snapshot-download", () => void this.download("snapshot"));
     const downloadPprof = button("Download pprof", "pprof-download", () => void this.download("pprof"));
     const openSnapshot = button("Open snapshot…", "snapshot-open", () => this.fileInput.click());
-    this.liveOnly.push(this.serviceSelect, this.typeSelect, this.rangeSelect, this.diffToggle, downloadSnapshot, downloadPprof);
+    this.liveOnly.push(this.serviceSelect, this.typeSelect, this.rangeSelect, this.labelsInput, this.diffToggle, downloadSnapshot, downloadPprof);
 
     this.flame = new FlameCanvas({ label: "Flame graph", testId: "flamegraph", onZoom: () => {} });
     this.callers = new FlameCanvas({ label: "Callers of the selected function", testId: "sandwich-callers" });
@@ -171,6 +179,7 @@ export class ProfilesPage {
         el("label", {}, ["Service ", this.serviceSelect]),
         el("label", {}, ["Type ", this.typeSelect]),
         el("label", {}, ["Range ", this.rangeSelect]),
+        this.labelsInput,
         el("label", { title: "Compare with the period of the same length just before" }, [this.diffToggle, " Diff vs previous period"]),
         downloadSnapshot,
         downloadPprof,
@@ -198,6 +207,7 @@ export class ProfilesPage {
       this.update({ range: this.rangeSelect.value as ProfileState["range"], selection: null, minute: null }),
     );
     this.diffToggle.addEventListener("change", () => this.update({ diff: this.diffToggle.checked, minute: null }));
+    this.labelsInput.addEventListener("change", () => this.update({ labels: this.labelsInput.value.trim(), minute: null }));
     this.searchInput.addEventListener("input", () => {
       this.state.search = this.searchInput.value;
       this.flame.setSearch(this.state.search);
@@ -220,6 +230,7 @@ export class ProfilesPage {
     this.snapshot = null;
     this.state = next;
     this.searchInput.value = next.search;
+    this.labelsInput.value = next.labels;
     this.flame.setSearch(next.search);
     this.refreshTimer ??= setInterval(() => {
       if (this.visible && this.snapshot === null && this.state.selection === null && !this.playing && !document.hidden) {
@@ -295,7 +306,7 @@ export class ProfilesPage {
       this.writeUrl();
       const type = this.state.type;
       if (type === null) return;
-      const q = { service: service.service, type };
+      const q = { service: service.service, type, labels: this.state.labels };
       const w = this.window();
       const timelineWindow = this.state.selection === null ? w : this.rangeAround(w);
       const timeline = await this.client.timeline(q, timelineWindow);
@@ -323,12 +334,12 @@ export class ProfilesPage {
   private async loadFlame(generation = this.generation): Promise<void> {
     const { service, type } = this.state;
     if (service === null || type === null) return;
-    const q = { service, type };
+    const q = { service, type, labels: this.state.labels };
     const minute = this.state.minute;
     const w = minute !== null ? { from: minute, to: minute + 60 } : this.window();
     this.minuteLabel.textContent =
       minute !== null ? `Minute ${clock(minute)}` : this.state.selection !== null ? `Selection ${clock(w.from)}–${clock(w.to)}` : "All minutes";
-    const key = `${service}|${type}|${this.state.diff ? "diff" : "flame"}|${w.from}|${w.to}`;
+    const key = `${service}|${type}|${this.state.labels}|${this.state.diff ? "diff" : "flame"}|${w.from}|${w.to}`;
     let loading = this.minuteCache.get(key);
     if (loading === undefined) {
       loading = this.state.diff ? this.client.diff(q, w, baseWindow(w)) : this.client.flamegraph(q, w);
@@ -556,7 +567,7 @@ export class ProfilesPage {
     const minute = this.state.minute;
     const w = minute !== null ? { from: minute, to: minute + 60 } : this.window();
     try {
-      const { blob, filename } = await this.client.download(kind, { service, type }, w);
+      const { blob, filename } = await this.client.download(kind, { service, type, labels: this.state.labels }, w);
       const url = URL.createObjectURL(blob);
       const a = el("a", { href: url, download: filename, hidden: true });
       document.body.append(a);
