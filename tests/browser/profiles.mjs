@@ -335,6 +335,18 @@ async function main() {
       await waitFor("the panel's link", async () => (await panelLink.getAttribute("href")) === `#/profiles?service=${encodeURIComponent(SERVICE)}`, 10_000);
     });
 
+    await checks.run("phone width: the Profiles view fits without sideways scrolling", async () => {
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.goto(`${BASE_URL}/#/profiles?service=${encodeURIComponent(SERVICE)}&type=cpu`);
+      await waitFor("a flame graph", async () => Number(await flame.getAttribute("data-frames")) > 0, TIMEOUT_MS);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert(overflow <= 1, `the page is ${overflow}px wider than the screen`);
+      const canvasWidth = (await flame.boundingBox())?.width ?? 0;
+      assert(canvasWidth > 200 && canvasWidth <= 390, `flame graph is ${canvasWidth}px wide`);
+      await shot("profiles-phone");
+      await page.setViewportSize({ width: 1280, height: 900 });
+    });
+
     await checks.run("no uncaught errors in the page, no live message dropped as malformed", async () => {
       assert(pageErrors.length === 0, pageErrors.join(" | "));
     });
