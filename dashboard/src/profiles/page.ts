@@ -225,7 +225,8 @@ export class ProfilesPage {
   /** The page is shown with this URL query (also on back/forward and pasted links). */
   show(query: string): void {
     this.visible = true;
-    const next = parseState(query);
+    // The bare `#/profiles` (the header's link) comes back to the view left, not to the defaults.
+    const next = query === "" && this.state.service !== null ? this.state : parseState(query);
     if (this.snapshot !== null && formatState(next) === formatState(this.state)) return;
     this.snapshot = null;
     this.state = next;
