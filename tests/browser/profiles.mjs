@@ -262,6 +262,30 @@ async function main() {
       await waitFor("the whole range again", async () => (await shown(page))?.startsWith("range:"), TIMEOUT_MS, 100);
     });
 
+    await checks.run("diff mode colours the grown call path red and the shrunk ones blue", async () => {
+      // The incident's two minutes against the two normal minutes before them.
+      const [from, to] = [MINUTES[6], MINUTES[8]];
+      await page.goto(`${BASE_URL}/#/profiles?service=${encodeURIComponent(SERVICE)}&type=cpu&from=${from}&to=${to}&diff=1`);
+      await waitFor("the diff", async () => (await shown(page)) === `range:${from}-${to}:diff`, TIMEOUT_MS, 100);
+      const colours = await flame.evaluate((canvas) => {
+        const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+        let red = 0;
+        let blue = 0;
+        for (let i = 0; i < data.length; i += 4) {
+          const [r, g, b] = [data[i], data[i + 1], data[i + 2]];
+          if (r > 200 && g < 150 && b < 150) red += 1;
+          if (b > 200 && r < 170) blue += 1;
+        }
+        return { red, blue };
+      });
+      assert(colours.red > 500 && colours.blue > 500, `red ${colours.red} px, blue ${colours.blue} px`);
+      assert((await page.getByTestId("profile-diff").isChecked()) === true, "diff toggle not on");
+      await shot("profiles-diff");
+      await page.getByTestId("selection-clear").click();
+      await page.getByTestId("profile-diff").uncheck();
+      await waitFor("the merged range again", async () => /^range:\d+-\d+$/.test((await shown(page)) ?? ""), TIMEOUT_MS, 100);
+    });
+
     await checks.run("a minute pushed now appears without reloading (live `profile` event)", async () => {
       const before = Number(await page.getByTestId("profile-timeline").getAttribute("data-points"));
       await push(NOW_MINUTE - 120);
