@@ -312,14 +312,17 @@ const part = v.optional(v.pipe(int, v.minValue(1)));
 
 /**
  * The WebSocket `profile` event (issue 14): a service/profile type's minute got samples. Not in
- * the generated contract yet (the profiles backend adds it); checked against it once it is.
+ * this branch's generated contract yet (the profiles backend adds `ProfileEvent` and `ProfileType`);
+ * once merged, `Checks` below should name `Schemas["ProfileEvent"]` and match both (that compiles
+ * against the backend's generated types).
  */
+export const ProfileType = v.picklist(["cpu", "wall", "alloc_space", "alloc_objects", "inuse_space", "inuse_objects", "goroutines", "samples"]);
 export const ProfileEvent = v.object({
   type: v.literal("profile"),
   service: v.string(),
-  profile_type: v.string(),
+  profile_type: ProfileType,
   minute: int,
-  total: v.pipe(num, v.minValue(0)),
+  total: v.pipe(int, v.minValue(0)),
 });
 
 /** Everything the server sends on the WebSocket (docs/websocket.server.schema.json). */
