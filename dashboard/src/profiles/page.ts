@@ -38,6 +38,8 @@ import {
 
 const REFRESH_MS = 30_000;
 const TOP_ROWS = 50;
+/** Closed minutes' trees kept for playback (a tree of 8192 frames is under 1 MB). */
+const CACHED_TREES = 30;
 
 interface Loaded {
   tree: FlameTree | null;
@@ -347,7 +349,7 @@ export class ProfilesPage {
       // Closed minutes do not change; the open one and ranges reaching now are fetched again.
       if (w.to * 1000 < this.nowMs() - 120_000) {
         this.minuteCache.set(key, loading);
-        if (this.minuteCache.size > 200) this.minuteCache.delete(this.minuteCache.keys().next().value ?? "");
+        if (this.minuteCache.size > CACHED_TREES) this.minuteCache.delete(this.minuteCache.keys().next().value ?? "");
       }
       loading.catch(() => this.minuteCache.delete(key));
     }
