@@ -20,14 +20,17 @@ import {
   rangeSeconds,
   resolutionSeconds,
 } from "./state/range";
+import { CoverageTracker, freshness, staleNote, type Freshness } from "./state/rates";
 import {
   currentRate,
   METRICS,
   PAGE_METRICS,
+  requestSource,
   serviceCharts,
   serviceStats,
   toMilliseconds,
   type ServiceBuckets,
+  type ServiceStats,
 } from "./state/service-stats";
 import { TelemetryState } from "./state/telemetry";
 import type { TraceEvent, TraceSummary } from "./traces/model";
@@ -91,6 +94,10 @@ export interface AppCredential {
 
 export class App {
   private readonly state = new TelemetryState({ resolution: RESOLUTION, retentionSeconds: RETENTION_SECONDS });
+  /** What the page saw of each service's rate source: when its data last grew (see state/rates.ts). */
+  private readonly coverage = new CoverageTracker();
+  /** Whether the live connection is up: while it is down every live value is stale. */
+  private connected = false;
   private readonly traces = new TraceStore(100);
   private readonly alerts = new AlertStore();
   /** The latest health score per service (live `health` events); nodes show it when known. */
@@ -254,6 +261,11 @@ export class App {
 
   private onStatus(status: ConnectionStatus): void {
     this.header.setStatus(status);
+    const connected = status.state === "live";
+    if (connected !== this.connected) {
+      this.connected = connected;
+      this.scheduleRender();
+    }
   }
 
   private onLiveMessage(message: ServerMessage): void {
@@ -593,12 +605,12 @@ export class App {
     const names = this.serviceNames();
     this.serviceList.render(
       names.map((name) => {
-        const requests = this.state.buckets(name, METRICS.requests);
-        const source = requests.length > 0 ? requests : this.state.buckets(name, METRICS.latency);
+        const { stats, fresh } = this.serviceNow(name, now);
         return {
           name,
-          throughput: formatRate(currentRate(source, now, BUCKET_SECONDS)),
+          throughput: formatRate(stats.throughput, stats.rateKind === "spans" ? "req/s (spans)" : "req/s"),
           lastSeen: formatAge(this.lastSeen.get(name) ?? 0, now),
+          stale: staleNote(fresh),
         };
       }),
       this.selected,
@@ -627,8 +639,13 @@ export class App {
   }
 
   private renderOverview(names: readonly string[], now: number): void {
-    const services = new Map(names.map((name) => [name, this.serviceBuckets(name)]));
+    const services = new Map(names.map((name) => [name, this.serviceBuckets(name, now)]));
     const active = this.alerts.active();
+    const newest = names.reduce<number | null>((latest, name) => {
+      const at = this.coverage.lastChange(rateKey(name));
+      return at === null ? latest : Math.max(latest ?? at, at);
+    }, null);
+    const fresh = freshness(newest, now, this.connected);
     const stats = overviewStats(services, now, BUCKET_SECONDS, {
       active: active.filter((a) => a.state === "firing").length,
       critical: active.filter((a) => a.state === "firing" && a.severity === "critical").length,
@@ -640,6 +657,7 @@ export class App {
       })),
     );
     this.overviewPage.render(stats, overviewCharts(services, now, BUCKET_SECONDS), heatmap, OVERVIEW_SECONDS);
+    this.overviewPage.setFreshness(fresh.stale ? staleNote(fresh) : null);
     this.overviewPage.setAlerts(active, now);
   }
 
@@ -651,9 +669,12 @@ export class App {
     // Services that report metrics but have no spans yet still appear (as "no data" islands).
     for (const name of this.serviceNames()) if (!graphNodes.has(name)) graphNodes.set(name, emptyNode(name));
     const nodes: PipelineNode[] = [...graphNodes.values()].map((node) => {
-      const live = this.liveRed(node.id, now);
-      const rate = live?.rate ?? node.rate;
-      const errorRatio = live?.errorRatio ?? node.errorRatio;
+      // A service's numbers are the sidebar's and the cards' (one source per kind); a virtual node
+      // (database, broker) has no telemetry of its own: the calls into it over the graph's window.
+      const own = node.virtual ? null : this.serviceNow(node.id, now);
+      const hasSource = own !== null && own.stats.rateKind !== null;
+      const rate = hasSource ? own.stats.throughput : node.rate;
+      const errorRatio = hasSource ? own.stats.errorRatio : node.errorRatio;
       const alertSeverities = severities.get(node.id) ?? [];
       return {
         id: node.id,
@@ -661,12 +682,15 @@ export class App {
         kind: node.kind,
         virtual: node.virtual,
         rate,
+        rateKind: hasSource ? (own.stats.rateKind ?? "calls") : "calls",
         errorRatio,
-        p95Ms: live?.p95Ms ?? node.p95Ms,
+        p95Ms: hasSource ? own.stats.p95LatencyMs : node.p95Ms,
+        avgMs: hasSource ? own.stats.avgLatencyMs : null,
         health: this.scores.has(node.id)
           ? healthFromScore(this.scores.get(node.id) ?? null)
-          : nodeHealth({ count: live?.rate ?? node.count, errorRatio, alertSeverities }),
+          : nodeHealth({ count: rate ?? node.count, errorRatio, alertSeverities }),
         alerts: alertSeverities.length,
+        stale: hasSource ? staleNote(own.fresh) : this.connected ? "" : "server unreachable",
       };
     });
     const edges: PipelineEdge[] = (graph?.edges ?? []).map((edge) => ({
@@ -709,8 +733,10 @@ export class App {
   }
 
   private renderDetails(service: string, now: number): void {
-    const live = this.serviceBuckets(service);
-    const stats = serviceStats(live, now, BUCKET_SECONDS);
+    const live = this.serviceBuckets(service, now);
+    const { stats, fresh } = this.serviceNow(service, now);
+    this.servicePage.element.dataset.stale = String(fresh.stale);
+    this.servicePage.element.title = staleNote(fresh);
     const { range, resolution } = this.servicePage.selectedRange;
     const chartData = isLiveWindow(range, resolution, RETENTION_SECONDS) ? live : this.staticBuckets(service);
     const step = resolutionSeconds(resolution);
@@ -730,7 +756,21 @@ export class App {
     this.servicePage.setTraces(traceRows(this.recentTraces, this.traces.involving(service, RECENT_TRACES), RECENT_TRACES));
   }
 
-  private serviceBuckets(service: string): ServiceBuckets {
+  /** A service's current numbers (the one reading every view shows) and whether they are fresh. */
+  private serviceNow(service: string, now: number): { stats: ServiceStats; fresh: Freshness } {
+    const stats = serviceStats(this.serviceBuckets(service, now), now, BUCKET_SECONDS);
+    const fresh = freshness(this.coverage.lastChange(rateKey(service)), now, this.connected);
+    return { stats, fresh };
+  }
+
+  private serviceBuckets(service: string, now = this.nowSeconds()): ServiceBuckets {
+    const data = this.rawServiceBuckets(service);
+    const source = requestSource(data);
+    data.coverage = this.coverage.observe(rateKey(service), source?.requests ?? [], now, BUCKET_SECONDS);
+    return data;
+  }
+
+  private rawServiceBuckets(service: string): ServiceBuckets {
     const buckets = (metric: string) => this.state.buckets(service, metric);
     const unit = (metric: string) => this.state.info(service, metric)?.unit ?? "";
     return {
@@ -743,11 +783,17 @@ export class App {
       cpuUnit: unit(METRICS.cpu),
       memory: buckets(METRICS.memory),
       memoryUnit: unit(METRICS.memory),
+      red: {
+        requests: buckets(RED_METRICS.requests),
+        errors: buckets(RED_METRICS.errors),
+        duration: buckets(RED_METRICS.duration),
+        durationUnit: this.state.info(service, RED_METRICS.duration)?.unit ?? "ms",
+      },
     };
   }
 
   private staticBuckets(service: string): ServiceBuckets {
-    const live = this.serviceBuckets(service);
+    const live = this.rawServiceBuckets(service);
     const get = (metric: string) => this.staticHistory.get(metric) ?? [];
     return {
       ...live,
@@ -758,6 +804,11 @@ export class App {
       memory: get(METRICS.memory),
     };
   }
+}
+
+/** The coverage tracker's key for a service's rate source. */
+function rateKey(service: string): string {
+  return `rate\u0000${service}`;
 }
 
 function describe(error: unknown): string {

@@ -4,6 +4,7 @@
 import type { Bucket } from "../types";
 import {
   chartRate,
+  requestSource,
   serviceStats,
   toMilliseconds,
   type ChartColumns,
@@ -72,7 +73,7 @@ export interface OverviewCharts {
 /** Services ranked by total requests over the buckets held, busiest first. */
 export function busiest(services: ReadonlyMap<string, ServiceBuckets>, limit: number): string[] {
   const volume = (data: ServiceBuckets) =>
-    (data.requests.length > 0 ? data.requests : data.latency).reduce((sum, b) => sum + b.rate, 0);
+    (requestSource(data)?.requests ?? []).reduce((sum, b) => sum + b.rate, 0);
   return [...services.entries()]
     .map(([name, data]) => ({ name, volume: volume(data) }))
     .sort((a, b) => b.volume - a.volume || a.name.localeCompare(b.name))
@@ -100,12 +101,13 @@ export function overviewCharts(
     });
   });
 
+  // The same source and window as the stat cards (`requestSource`, `rateWindow`).
   const rateOf = (data: ServiceBuckets | undefined) => {
-    const source = data === undefined ? [] : data.requests.length > 0 ? data.requests : data.latency;
+    const source = data === undefined ? [] : (requestSource(data)?.requests ?? []);
     const byStart = indexed(source);
     return xs.map((x) => {
       const bucket = byStart.get(x);
-      return bucket === undefined ? null : chartRate(bucket, source, nowSeconds, bucketSeconds);
+      return bucket === undefined ? null : chartRate(bucket, source, nowSeconds, bucketSeconds, data?.coverage);
     });
   };
   const throughputLines = top.map((name) => rateOf(services.get(name)));
@@ -115,18 +117,15 @@ export function overviewCharts(
     throughputLines.push(xs.map((_, i) => sumNullable(otherLines.map((line) => line[i] ?? null))));
     throughputLabels.push(`${others.length} other${others.length === 1 ? "" : "s"}`);
   }
-  // Stacked: line k is the sum of lines 0..k, so each band's height is that service's rate.
-  const stacked: (number | null)[][] = [];
-  throughputLines.forEach((line, k) => {
-    const below = stacked[k - 1];
-    stacked.push(line.map((v, i) => (below === undefined ? v ?? 0 : (below[i] ?? 0) + (v ?? 0))));
-  });
+  const stacked = stackLines(throughputLines);
 
   const errorLines = [...services.values()].map((data) => {
     const byStart = indexed(data.errors);
     return xs.map((x) => {
       const bucket = byStart.get(x);
-      return bucket === undefined ? null : chartRate(bucket, data.errors, nowSeconds, bucketSeconds);
+      return bucket === undefined
+        ? null
+        : chartRate(bucket, data.errors, nowSeconds, bucketSeconds, { asOf: data.coverage?.asOf });
     });
   });
   const errors = xs.map((_, i) => sumNullable(errorLines.map((line) => line[i] ?? null)));
@@ -136,6 +135,28 @@ export function overviewCharts(
     throughput: { labels: throughputLabels, columns: [xs, ...throughputLines], stacked: [xs, ...stacked] },
     errors: { labels: ["errors/s"], columns: [xs, errors] },
   };
+}
+
+/**
+ * Stacked lines: line k is the sum of lines 0..k, so each band's height is that service's rate.
+ * A null stays null (a gap, never a zero): a band without a value at x is not drawn there, and the
+ * bands above it rest on the highest band below that has one.
+ */
+export function stackLines(lines: readonly (number | null)[][]): (number | null)[][] {
+  const stacked: (number | null)[][] = [];
+  const length = lines[0]?.length ?? 0;
+  const total: (number | null)[] = new Array<number | null>(length).fill(null);
+  for (const line of lines) {
+    stacked.push(
+      line.map((v, i) => {
+        if (v === null || v === undefined) return null;
+        const sum = (total[i] ?? 0) + v;
+        total[i] = sum;
+        return sum;
+      }),
+    );
+  }
+  return stacked;
 }
 
 function allStarts(services: ReadonlyMap<string, ServiceBuckets>): number[] {

@@ -29,10 +29,11 @@ export class OverviewPage {
   private readonly errors: LineChart;
   private readonly heatmap: HeatmapChart;
   private readonly alertList: AlertList;
+  private readonly staleNote = el("p", { class: "stale-note", role: "status", "data-testid": "overview-stale", hidden: true });
 
   constructor(actions: AlertActions) {
     const cards = el("section", { class: "stat-grid", "aria-label": "System now" }, [
-      this.card("throughput", "Throughput"),
+      this.card("throughput", "Throughput (request metrics)"),
       this.card("p95", "p95 latency (slowest service)"),
       this.card("error-rate", "Error rate"),
       this.card("alerts", "Active alerts"),
@@ -61,6 +62,7 @@ export class OverviewPage {
     this.alertList = new AlertList(actions, { emptyText: "No active alerts.", showService: true, testId: "overview-alerts" });
     this.element = el("section", { class: "overview", "data-testid": "overview" }, [
       el("h1", { class: "page-title" }, ["Overview"]),
+      this.staleNote,
       cards,
       el("section", { class: "chart-grid", "aria-label": "Charts, last hour" }, [
         this.throughput.element,
@@ -90,6 +92,14 @@ export class OverviewPage {
     this.latency.setData(charts.latency.columns);
     this.errors.setData(charts.errors.columns);
     this.heatmap.setData(heatmap, 60, spanSeconds);
+  }
+
+  /** Greys every live number with a note ("no data since …"), or shows them as current (null). */
+  setFreshness(note: string | null): void {
+    const stale = note !== null;
+    if (this.element.dataset.stale !== String(stale)) this.element.dataset.stale = String(stale);
+    setText(this.staleNote, note ?? "");
+    this.staleNote.hidden = !stale;
   }
 
   private colorOf(label: string, services: readonly string[]): string {

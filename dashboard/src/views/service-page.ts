@@ -197,7 +197,7 @@ export class ServicePage {
     this.element = el("section", { class: "service-page", "data-testid": "service-page" }, [
       el("div", { class: "page-heading" }, [this.title, this.healthBadge, this.closeButton]),
       this.notice,
-      el("p", { class: "red-caption", id: "red-caption" }, ["From traces, last 5 minutes"]),
+      el("p", { class: "red-caption", id: "red-caption" }, ["From all spans (RED, not sampled traces), last 5 minutes"]),
       this.red,
       cardGrid,
       pickers,

@@ -1,0 +1,92 @@
+// What the dashboard saw of each rate's data, so that every number on screen is read the same way
+// (see docs/dashboard.md): the open bucket's rate covers the time its data covers, a value stops
+// moving when its data stops (it goes grey instead of decaying), and a series that began inside the
+// open bucket is read from its growth since first seen (no start-up ramp).
+
+import type { Bucket } from "../types";
+import type { Coverage } from "./service-stats";
+
+/** Without new data for this long, a service's values are shown as stale (greyed, "no data since …"). */
+export const STALE_AFTER_SECONDS = 90;
+
+interface Seen {
+  start: number;
+  total: number;
+  changedAt: number;
+  first: { at: number; total: number };
+}
+
+/**
+ * Remembers, per metric, its newest bucket's total and when it last grew (as seen by this page).
+ * `observe` is called whenever a number is computed (every render); it is cheap and idempotent.
+ */
+export class CoverageTracker {
+  private readonly seen = new Map<string, Seen>();
+
+  observe(key: string, buckets: readonly Bucket[], nowSeconds: number, bucketSeconds: number): Coverage {
+    const latest = buckets.at(-1);
+    if (latest === undefined) {
+      this.seen.delete(key);
+      return {};
+    }
+    // The bucket's total so far: the server's rate is total / bucket width.
+    const total = latest.rate * bucketSeconds;
+    let entry = this.seen.get(key);
+    if (entry === undefined || entry.start !== latest.start) {
+      entry = { start: latest.start, total, changedAt: nowSeconds, first: { at: nowSeconds, total } };
+      this.seen.set(key, entry);
+    } else if (total !== entry.total) {
+      entry.total = total;
+      entry.changedAt = nowSeconds;
+    }
+    const previous = buckets.at(-2);
+    const startedHere = previous === undefined || previous.start !== latest.start - bucketSeconds;
+    return { asOf: entry.changedAt, first: startedHere ? entry.first : null };
+  }
+
+  /** When the metric's data last grew, or null if it was never seen. */
+  lastChange(key: string): number | null {
+    return this.seen.get(key)?.changedAt ?? null;
+  }
+
+  forget(key: string): void {
+    this.seen.delete(key);
+  }
+}
+
+export interface Freshness {
+  stale: boolean;
+  /** Unix seconds of the newest data, or null when none was ever seen. */
+  since: number | null;
+  /** Why it is stale, for the note: the server cannot be reached, or the service went quiet. */
+  reason: "disconnected" | "quiet" | null;
+}
+
+/**
+ * Whether a value is still current: stale while the live connection is down (nothing can arrive,
+ * whatever the clock says) or once its data has not grown for `STALE_AFTER_SECONDS`.
+ */
+export function freshness(lastDataAt: number | null, nowSeconds: number, connected: boolean): Freshness {
+  if (!connected) return { stale: true, since: lastDataAt, reason: "disconnected" };
+  if (lastDataAt !== null && nowSeconds - lastDataAt > STALE_AFTER_SECONDS) {
+    return { stale: true, since: lastDataAt, reason: "quiet" };
+  }
+  return { stale: false, since: lastDataAt, reason: null };
+}
+
+/** "no data since 14:03:12" (the browser's local time). */
+export function staleNote(fresh: Freshness): string {
+  if (!fresh.stale) return "";
+  if (fresh.since === null) return "no data";
+  return `no data since ${clockTime(fresh.since)}`;
+}
+
+/** Local wall-clock time, 24-hour, with seconds: "14:03:12". */
+export function clockTime(unixSeconds: number): string {
+  return new Date(unixSeconds * 1000).toLocaleTimeString([], {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+  });
+}
