@@ -142,7 +142,8 @@ export class LineChart {
       legend: { show: true, live: true },
       cursor: { drag: { x: false, y: false } },
       axes: [
-        axis,
+        // Time labels in one format for every chart, the heatmap included (`formatTimeTick`).
+        { ...axis, values: (_plot, ticks) => ticks.map((tick) => formatTimeTick(tick, this.xRange[1] - this.xRange[0])) },
         {
           ...axis,
           size: 64,
@@ -196,6 +197,18 @@ export class LineChart {
       }
     }
   }
+}
+
+/**
+ * A time axis label: "14:05" (24-hour, local) within a day; "Dec 5 14:00" up to a week; "Dec 5"
+ * beyond. Every chart and the heatmap use this, so one moment reads the same everywhere.
+ */
+export function formatTimeTick(unixSeconds: number, spanSeconds: number): string {
+  const date = new Date(unixSeconds * 1000);
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  if (spanSeconds <= 86_400) return time;
+  const day = date.toLocaleDateString([], { month: "short", day: "numeric" });
+  return spanSeconds <= 7 * 86_400 ? `${day} ${time}` : day;
 }
 
 /** `#rrggbb` with an alpha, for fills under lines and bars. */
