@@ -80,6 +80,8 @@ export class LineChart {
   setData(columns: ChartColumns, legendColumns?: ChartColumns): void {
     const points = pointCount(columns);
     this.element.dataset.points = String(points);
+    // The newest drawn point's values (what the right end of the chart shows), for tests and tools.
+    this.element.dataset.newest = JSON.stringify(newestValues(legendColumns ?? columns));
     this.empty.hidden = points > 0;
     this.plotHost.classList.toggle("is-empty", points === 0);
     this.xRange = xRange(columns[0], this.options.minSpanSeconds ?? 15 * 60, Date.now() / 1000);
@@ -217,6 +219,16 @@ export function withAlpha(hex: string, alpha: number): string {
   if (match === null) return hex;
   const [r, g, b] = [match[1], match[2], match[3]].map((part) => parseInt(part ?? "0", 16));
   return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+}
+
+/** The values at the newest x where any line has one (nulls kept): the chart's right end. */
+export function newestValues(columns: ChartColumns): (number | null)[] {
+  const [xs, ...ys] = columns;
+  for (let i = xs.length - 1; i >= 0; i -= 1) {
+    const values = ys.map((y) => y[i] ?? null);
+    if (values.some((v) => v !== null)) return values;
+  }
+  return [];
 }
 
 /** At least `minSpan` seconds ending at the newest point (or now, with no points). */

@@ -119,7 +119,7 @@ export class ServicePage {
     this.notice = el("p", { class: "notice", role: "note", hidden: true });
     this.red = el("dl", { class: "red-summary", "data-testid": "red-summary", "aria-describedby": "red-caption" });
     const cardGrid = el("section", { class: "stat-grid", "aria-label": "Current values" }, [
-      this.card("throughput", "Throughput", (s) => formatRate(s.throughput)),
+      this.card("throughput", "Throughput", (s) => formatRate(s.throughput, s.rateKind === "spans" ? "req/s (spans)" : "req/s")),
       this.card("p95", "p95 latency", (s) => formatMilliseconds(s.p95LatencyMs)),
       this.card("error-rate", "Error rate", (s) => formatRatio(s.errorRatio)),
       this.card("cpu", "CPU", (s) => formatPercent(s.cpuPercent)),
