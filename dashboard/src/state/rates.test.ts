@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Bucket } from "../types";
 import { CoverageTracker, freshness, STALE_AFTER_SECONDS, staleNote } from "./rates";
-import { currentRate } from "./service-stats";
+import { chartRate, currentRate } from "./service-stats";
 
 const W = 60;
 
@@ -12,7 +12,7 @@ function bucket(start: number, rate: number): Bucket {
 describe("CoverageTracker", () => {
   it("remembers when a bucket's total last grew", () => {
     const tracker = new CoverageTracker();
-    const history = [bucket(600, 10)];
+    const history = [bucket(540, 10), bucket(600, 10)];
     expect(tracker.observe("a", [...history, bucket(660, 1)], 670, W)).toEqual({ asOf: 670, first: null });
     // Same total a few seconds later: the data still ends at 670.
     expect(tracker.observe("a", [...history, bucket(660, 1)], 675, W).asOf).toBe(670);
@@ -36,6 +36,40 @@ describe("CoverageTracker", () => {
     const tracker = new CoverageTracker();
     tracker.observe("c", [bucket(660, 5)], 705, W);
     expect(tracker.observe("c", [bucket(600, 9), bucket(660, 5)], 706, W).first).toBeNull();
+  });
+});
+
+describe("the first minute after start-up", () => {
+  it("measures a series' partial first minute, so it can stand in for the next minute's first seconds", () => {
+    const tracker = new CoverageTracker();
+    // Started at 690 (30 s into the 660 bucket) at 20/s; seen from 692 on.
+    tracker.observe("d", [bucket(660, (2 * 20) / 60)], 692, W);
+    tracker.observe("d", [bucket(660, (29 * 20) / 60)], 719, W);
+    // 3 s into the next minute: the first minute's own rate is 10/s (600 / 60 s), its real one 20/s.
+    const buckets = [bucket(660, (30 * 20) / 60), bucket(720, (3 * 20) / 60)];
+    const coverage = tracker.observe("d", buckets, 723, W);
+    expect(coverage.previousRate).toBeCloseTo(20);
+    expect(currentRate(buckets, 723, W, coverage)).toBeCloseTo(20);
+    expect(chartRate(bucket(660, 10), buckets, 723, W, coverage)).toBeCloseTo(20);
+  });
+
+  it("leaves an unmeasured first minute unknown rather than low", () => {
+    const tracker = new CoverageTracker();
+    tracker.observe("e", [bucket(660, 1)], 715, W);
+    const buckets = [bucket(660, 3), bucket(720, 0.5)];
+    const coverage = tracker.observe("e", buckets, 722, W);
+    expect(coverage.previousRate).toBeNull();
+    expect(currentRate(buckets, 722, W, coverage)).toBeNull();
+    expect(chartRate(bucket(660, 3), buckets, 722, W, coverage)).toBeNull();
+  });
+
+  it("reads a long-running series' previous minute as it is", () => {
+    const tracker = new CoverageTracker();
+    const history = [bucket(600, 10), bucket(660, 10)];
+    tracker.observe("f", history, 700, W);
+    const coverage = tracker.observe("f", [...history, bucket(720, 1)], 722, W);
+    expect(coverage.previousRate).toBeUndefined();
+    expect(currentRate([...history, bucket(720, 1)], 722, W, coverage)).toBe(10);
   });
 });
 

@@ -9,11 +9,18 @@ import type { Coverage } from "./service-stats";
 /** Without new data for this long, a service's values are shown as stale (greyed, "no data since …"). */
 export const STALE_AFTER_SECONDS = 90;
 
+/** A rate measured from growth needs at least this many seconds of it (as `MIN_ELAPSED_SECONDS`). */
+const MIN_MEASURE_SECONDS = 15;
+
 interface Seen {
   start: number;
   total: number;
   changedAt: number;
   first: { at: number; total: number };
+  /** The series began inside this bucket (no bucket just before it). */
+  startedHere: boolean;
+  /** When `startedHere`'s bucket was followed by a new one: the rate measured over it, or null. */
+  previousRate?: number | null;
 }
 
 /**
@@ -31,17 +38,36 @@ export class CoverageTracker {
     }
     // The bucket's total so far: the server's rate is total / bucket width.
     const total = latest.rate * bucketSeconds;
+    const previous = buckets.at(-2);
+    const startedHere = previous === undefined || previous.start !== latest.start - bucketSeconds;
     let entry = this.seen.get(key);
     if (entry === undefined || entry.start !== latest.start) {
-      entry = { start: latest.start, total, changedAt: nowSeconds, first: { at: nowSeconds, total } };
+      const next: Seen = { start: latest.start, total, changedAt: nowSeconds, first: { at: nowSeconds, total }, startedHere };
+      if (previous !== undefined && previous.start === latest.start - bucketSeconds) {
+        const beforePrevious = buckets.at(-3);
+        const previousStarted = beforePrevious === undefined || beforePrevious.start !== previous.start - bucketSeconds;
+        if (previousStarted) {
+          // The bucket that just closed held the series' first seconds: its own rate (total / 60 s)
+          // reads low, so measure it over the time this page saw its data grow, if long enough.
+          next.previousRate = null;
+          if (entry !== undefined && entry.start === previous.start && entry.startedHere) {
+            const span = entry.changedAt - entry.first.at;
+            // Growth up to the last change seen, over the time it took (both as this page saw them).
+            const grown = entry.total - entry.first.total;
+            if (span >= MIN_MEASURE_SECONDS) next.previousRate = Math.max(0, grown) / span;
+          }
+        }
+      }
+      entry = next;
       this.seen.set(key, entry);
     } else if (total !== entry.total) {
       entry.total = total;
       entry.changedAt = nowSeconds;
     }
-    const previous = buckets.at(-2);
-    const startedHere = previous === undefined || previous.start !== latest.start - bucketSeconds;
-    return { asOf: entry.changedAt, first: startedHere ? entry.first : null };
+    entry.startedHere = startedHere;
+    const coverage: Coverage = { asOf: entry.changedAt, first: startedHere ? entry.first : null };
+    if (entry.previousRate !== undefined) coverage.previousRate = entry.previousRate;
+    return coverage;
   }
 
   /** When the metric's data last grew, or null if it was never seen. */

@@ -31,6 +31,8 @@ export interface RateWindow {
   factor: number;
   /** Subtracted from the bucket's rate first (the part already there when the series was first seen). */
   minus?: number;
+  /** The rate measured for this bucket by the page itself (it replaces the formula above). */
+  measured?: number;
 }
 
 /**
@@ -45,6 +47,12 @@ export interface Coverage {
    * The rate is then the growth since then, so start-up shows no ramp.
    */
   first?: { at: number; total: number } | null;
+  /**
+   * The bucket before the newest one, when the series began inside it: its rate over the time the
+   * page saw data arrive (null: not seen long enough to tell). Such a bucket's own rate (its total
+   * over 60 s) would read low, so it cannot stand in for the new bucket's first seconds.
+   */
+  previousRate?: number | null;
 }
 
 export function rateWindow(
@@ -63,6 +71,9 @@ export function rateWindow(
   const previous = buckets.at(-2);
   const consecutive = previous !== undefined && previous.start === latest.start - bucketSeconds;
   if (elapsed < MIN_ELAPSED_SECONDS && consecutive) {
+    if (coverage.previousRate !== undefined) {
+      return coverage.previousRate === null ? null : { start: previous.start, factor: 1, measured: coverage.previousRate };
+    }
     return { start: previous.start, factor: 1 };
   }
   if (!consecutive && coverage.first !== undefined && coverage.first !== null) {
@@ -81,6 +92,7 @@ export function rateIn(buckets: readonly Bucket[], window: RateWindow): number {
 }
 
 function windowRate(bucket: Bucket, window: RateWindow): number {
+  if (window.measured !== undefined) return window.measured;
   return Math.max(0, (bucket.rate - (window.minus ?? 0)) * window.factor);
 }
 
@@ -276,6 +288,9 @@ export function chartRate(
   // The same window as the stat card's, so the line's right end reads what the card reads.
   const window = rateWindow(buckets, nowSeconds, bucketSeconds, coverage);
   if (window !== null && window.start === bucket.start) return windowRate(bucket, window);
+  // The series' first (partial) minute that the page could not measure: unknown, not its low average.
+  const latest = buckets.at(-1);
+  if (coverage.previousRate === null && latest !== undefined && bucket.start === latest.start - bucketSeconds) return null;
   return nowSeconds - bucket.start >= bucketSeconds ? bucket.rate : null;
 }
 

@@ -26,6 +26,8 @@ const MAX_FIT_SCALE = 1.5;
 const MIN_ZOOM = 0.2;
 const MAX_ZOOM = 4;
 const ZOOM_STEP = 1.25;
+/** The graph's box is never shorter than this. */
+const MIN_VIEWPORT_HEIGHT = 280;
 /** Narrower than this, layers become rows (top to bottom). */
 const VERTICAL_BELOW_PX = 640;
 /** With more edges than this, labels are left to each edge's tooltip (they would overlap). */
@@ -545,6 +547,15 @@ export class PipelineView {
     }
     const layout = this.layout;
     if (layout === null) return;
+    if (!this.userView) {
+      // As tall as the fitted drawing needs, up to the window less the page's header and toolbar:
+      // a wide, flat graph does not leave an empty box below it, a tall one fills the screen.
+      const maxHeight = Math.max(MIN_VIEWPORT_HEIGHT, Math.min(1400, window.innerHeight - 230));
+      const fitted = fitTransform(layout.width, layout.height, available, maxHeight);
+      const needed = Math.ceil((layout.height + 2 * PADDING) * fitted.scale) + 2;
+      const wantedHeight = `${Math.max(MIN_VIEWPORT_HEIGHT, Math.min(maxHeight, needed))}px`;
+      if (this.viewport.style.height !== wantedHeight) this.viewport.style.height = wantedHeight;
+    }
     const height = this.viewport.clientHeight;
     if (!this.userView) this.view = fitTransform(layout.width, layout.height, available, height);
     const ratio = window.devicePixelRatio || 1;
