@@ -26,6 +26,17 @@ function service(fields: Partial<ServiceBuckets>): ServiceBuckets {
 const NOW = 700;
 
 describe("overviewStats", () => {
+  it("names the services whose throughput comes from spans (they have no request metrics)", () => {
+    const red = { requests: [bucket(600, { rate: 7 })], errors: [], duration: [], durationUnit: "ms" };
+    const services = new Map([
+      ["api", service({ requests: [bucket(600, { rate: 100 })] })],
+      ["worker", service({ red })],
+    ]);
+    const stats = overviewStats(services, NOW, 60, { active: 0, critical: 0 });
+    expect(stats.throughput).toBeCloseTo(107);
+    expect(stats.throughputFromSpans).toEqual(["worker"]);
+  });
+
   it("adds throughput, weights error ratios by traffic and names the slowest service", () => {
     const services = new Map([
       ["api", service({ requests: [bucket(600, { rate: 100 })], errors: [bucket(600, { rate: 10 })], latency: [bucket(600, { p95: 40 })] })],
@@ -37,7 +48,7 @@ describe("overviewStats", () => {
     expect(stats.errorRatio).toBeCloseTo(0.025);
     expect(stats.p95LatencyMs).toBeCloseTo(200);
     expect(stats.slowestService).toBe("db");
-    expect(stats).toMatchObject({ activeAlerts: 3, criticalAlerts: 1 });
+    expect(stats).toMatchObject({ activeAlerts: 3, criticalAlerts: 1, throughputFromSpans: [] });
   });
 
   it("shows nothing rather than zero when no service reports", () => {

@@ -14,6 +14,8 @@ import {
 export interface OverviewStats {
   /** Requests per second, all services together. */
   throughput: number | null;
+  /** Services whose rate in `throughput` comes from spans (no request metrics), by name. */
+  throughputFromSpans: string[];
   /** The highest current p95 of any service, and which one: quantiles of different services cannot be merged. */
   p95LatencyMs: number | null;
   slowestService: string | null;
@@ -34,9 +36,11 @@ export function overviewStats(
   let errors = 0;
   let p95: number | null = null;
   let slowest: string | null = null;
+  const fromSpans: string[] = [];
   for (const [name, data] of services) {
     const stats = serviceStats(data, nowSeconds, bucketSeconds);
     if (stats.throughput !== null) throughput = (throughput ?? 0) + stats.throughput;
+    if (stats.throughput !== null && stats.rateKind === "spans") fromSpans.push(name);
     if (stats.throughput !== null && stats.errorRatio !== null) {
       errorRequests += stats.throughput;
       errors += stats.errorRatio * stats.throughput;
@@ -48,6 +52,7 @@ export function overviewStats(
   }
   return {
     throughput,
+    throughputFromSpans: fromSpans,
     p95LatencyMs: p95,
     slowestService: slowest,
     errorRatio: errorRequests > 0 ? errors / errorRequests : null,

@@ -39,6 +39,17 @@ describe("CoverageTracker", () => {
   });
 });
 
+describe("where the open bucket's data starts", () => {
+  it("is when the bucket before it last grew", () => {
+    const tracker = new CoverageTracker();
+    const history = [bucket(540, 10), bucket(600, 9)];
+    tracker.observe("g", history, 640, W);
+    tracker.observe("g", [bucket(540, 10), bucket(600, 10)], 651, W);
+    const coverage = tracker.observe("g", [...history, bucket(660, 1)], 662, W);
+    expect(coverage.from).toBe(651);
+  });
+});
+
 describe("the first minute after start-up", () => {
   it("measures a series' partial first minute, so it can stand in for the next minute's first seconds", () => {
     const tracker = new CoverageTracker();

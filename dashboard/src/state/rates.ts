@@ -21,6 +21,8 @@ interface Seen {
   startedHere: boolean;
   /** When `startedHere`'s bucket was followed by a new one: the rate measured over it, or null. */
   previousRate?: number | null;
+  /** When the bucket before this one last grew (its data ends, this bucket's begins). */
+  from?: number;
 }
 
 /**
@@ -43,6 +45,9 @@ export class CoverageTracker {
     let entry = this.seen.get(key);
     if (entry === undefined || entry.start !== latest.start) {
       const next: Seen = { start: latest.start, total, changedAt: nowSeconds, first: { at: nowSeconds, total }, startedHere };
+      if (entry !== undefined && previous !== undefined && entry.start === previous.start && previous.start === latest.start - bucketSeconds) {
+        next.from = entry.changedAt;
+      }
       if (previous !== undefined && previous.start === latest.start - bucketSeconds) {
         const beforePrevious = buckets.at(-3);
         const previousStarted = beforePrevious === undefined || beforePrevious.start !== previous.start - bucketSeconds;
@@ -67,6 +72,7 @@ export class CoverageTracker {
     entry.startedHere = startedHere;
     const coverage: Coverage = { asOf: entry.changedAt, first: startedHere ? entry.first : null };
     if (entry.previousRate !== undefined) coverage.previousRate = entry.previousRate;
+    if (entry.from !== undefined) coverage.from = entry.from;
     return coverage;
   }
 

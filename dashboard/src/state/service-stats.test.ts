@@ -171,8 +171,10 @@ describe("serviceCharts", () => {
     expect(chartRate(bucket(540, { rate: 4 }), buckets, 700, W)).toBe(4);
     // Half-way through the minute, half a minute's requests: twice the bucket's full-width rate.
     expect(chartRate(bucket(600, { rate: 5 }), buckets, 630, W)).toBe(10);
-    // In the first seconds the previous minute stands in (as on the stat card); the new bucket waits.
-    expect(chartRate(bucket(600, { rate: 0.1 }), buckets, 603, W)).toBeNull();
+    // In the first seconds the previous minute stands in (as on the stat card): the new bucket is
+    // drawn at that reading, so the line's right end neither dips nor breaks off.
+    expect(chartRate(bucket(600, { rate: 0.1 }), buckets, 603, W)).toBe(4);
+    expect(currentRate(buckets, 603, W)).toBe(4);
     const charts = serviceCharts(data({ requests: buckets }), 630, W);
     expect(charts.throughput[1]).toEqual([4, 10]);
   });
@@ -236,10 +238,20 @@ describe("one truth per number", () => {
     expect(currentRate([bucket(660, { rate: 500 / 60 })], 700, W, { asOf: 700, first })).toBeNull();
   });
 
-  it("draws the open bucket at the same rate as the stat card, and leaves it out (a gap, not a zero) while too new", () => {
+  it("draws the open bucket at the same rate as the stat card, never as a zero", () => {
     const buckets = [bucket(600, { rate: 10 }), bucket(660, { rate: 5 })];
     expect(chartRate(bucket(660, { rate: 5 }), buckets, 690, W, { asOf: 690 })).toBeCloseTo(10);
-    expect(chartRate(bucket(660, { rate: 0.5 }), buckets, 665, W)).toBeNull();
+    expect(chartRate(bucket(660, { rate: 0.5 }), [bucket(600, { rate: 10 }), bucket(660, { rate: 0.5 })], 665, W)).toBe(10);
     expect(chartRate(bucket(600, { rate: 10 }), buckets, 665, W)).toBe(10);
+  });
+
+  it("counts the open bucket's data from when the previous bucket's data ended (exporters send every few seconds)", () => {
+    // An exporter sends every 10 s: its last point of the 600 minute came at 651, so the 660 bucket's
+    // first point (at 661) holds the requests since 651. At 690 (last growth seen at 681) it holds
+    // 30 s of data at 10/s = 300: rate 5 (300 / 60 s).
+    const buckets = [bucket(600, { rate: 10 }), bucket(660, { rate: 5 })];
+    expect(currentRate(buckets, 690, W, { asOf: 681, from: 651 })).toBeCloseTo(10);
+    // Counting from the minute's start (21 s) would read 14.3/s.
+    expect(currentRate(buckets, 690, W, { asOf: 681 })).toBeCloseTo(300 / 21);
   });
 });

@@ -53,6 +53,13 @@ export interface Coverage {
    * over 60 s) would read low, so it cannot stand in for the new bucket's first seconds.
    */
   previousRate?: number | null;
+  /**
+   * When the data in the newest bucket starts (unix s, as seen by the page): the moment the bucket
+   * before it last grew. An exporter that sends every few seconds puts the requests since its last
+   * export into its first point of a new minute, so that bucket's data starts before the minute
+   * does; dividing by the time since the minute started would read high.
+   */
+  from?: number;
 }
 
 export function rateWindow(
@@ -67,6 +74,8 @@ export function rateWindow(
   // Data covers time up to its last growth: a value does not decay while nothing new arrives.
   const until = Math.min(nowSeconds, coverage.asOf ?? nowSeconds);
   const elapsed = until - latest.start;
+  // The newest bucket counts as filling until a newer one arrives (an exporter's last point of a
+  // minute can come seconds after it ended); it is complete once its data reaches its end.
   if (elapsed >= bucketSeconds) return { start: latest.start, factor: 1 };
   const previous = buckets.at(-2);
   const consecutive = previous !== undefined && previous.start === latest.start - bucketSeconds;
@@ -82,7 +91,8 @@ export function rateWindow(
     if (span < MIN_ELAPSED_SECONDS) return null;
     return { start: latest.start, factor: bucketSeconds / span, minus: coverage.first.total / bucketSeconds };
   }
-  return { start: latest.start, factor: bucketSeconds / Math.max(elapsed, MIN_ELAPSED_SECONDS) };
+  const covered = coverage.from !== undefined && coverage.from < latest.start && consecutive ? until - coverage.from : elapsed;
+  return { start: latest.start, factor: bucketSeconds / Math.min(bucketSeconds, Math.max(covered, MIN_ELAPSED_SECONDS)) };
 }
 
 /** The rate of the bucket at `window.start`, or 0 when the metric had no points then. */
@@ -288,6 +298,13 @@ export function chartRate(
   // The same window as the stat card's, so the line's right end reads what the card reads.
   const window = rateWindow(buckets, nowSeconds, bucketSeconds, coverage);
   if (window !== null && window.start === bucket.start) return windowRate(bucket, window);
+  const newest = buckets.at(-1);
+  if (window !== null && newest !== undefined && bucket.start === newest.start) {
+    // The open bucket is drawn at the current reading (the previous minute stands in during its
+    // first seconds): the line's right end is what the stat card reads, never a dip or a gap.
+    const standIn = buckets.find((b) => b.start === window.start);
+    return standIn === undefined ? null : windowRate(standIn, window);
+  }
   // The series' first (partial) minute that the page could not measure: unknown, not its low average.
   const latest = buckets.at(-1);
   if (coverage.previousRate === null && latest !== undefined && bucket.start === latest.start - bucketSeconds) return null;

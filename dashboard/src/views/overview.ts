@@ -33,7 +33,7 @@ export class OverviewPage {
 
   constructor(actions: AlertActions) {
     const cards = el("section", { class: "stat-grid", "aria-label": "System now" }, [
-      this.card("throughput", "Throughput (request metrics)"),
+      this.card("throughput", "Throughput"),
       this.card("p95", "p95 latency (slowest service)"),
       this.card("error-rate", "Error rate"),
       this.card("alerts", "Active alerts"),
@@ -78,7 +78,13 @@ export class OverviewPage {
   }
 
   render(stats: OverviewStats, charts: OverviewCharts, heatmap: LatencyHeatmap, spanSeconds: number): void {
-    this.set("throughput", formatRate(stats.throughput));
+    // Two kinds in one sum are named: request metrics, and (for services without them) spans.
+    const spans = stats.throughputFromSpans.length;
+    this.set(
+      "throughput",
+      formatRate(stats.throughput),
+      spans === 0 ? "from request metrics" : `request metrics; ${spans} service${spans === 1 ? "" : "s"} from spans`,
+    );
     this.set("p95", formatMilliseconds(stats.p95LatencyMs), stats.slowestService ?? "");
     this.set("error-rate", formatRatio(stats.errorRatio));
     this.set("alerts", String(stats.activeAlerts), stats.criticalAlerts > 0 ? `${stats.criticalAlerts} critical` : "");
