@@ -354,7 +354,11 @@ export class App {
     // `from` on a bucket boundary and `to` = now: the buckets read cover exactly [from, to), so
     // the server's rate (count / (to - from)) is neither diluted nor inflated by a partial bucket.
     const to = Math.floor(this.nowSeconds());
-    const from = Math.floor((to - GRAPH_WINDOW_SECONDS) / BUCKET_SECONDS) * BUCKET_SECONDS;
+    let from = Math.floor((to - GRAPH_WINDOW_SECONDS) / BUCKET_SECONDS) * BUCKET_SECONDS;
+    // Right after start-up the window must not include minutes before any service existed: the
+    // server divides by the whole window, which would dilute every edge's rate.
+    const earliest = this.earliestDataStart();
+    if (earliest !== null && earliest > from && earliest < to) from = earliest;
     try {
       this.graph = await this.api.graph(from, to);
       this.graphError = null;
@@ -362,6 +366,17 @@ export class App {
       this.graphError = error instanceof ApiError && error.isNotFound ? "The server has no service graph." : describe(error);
     }
     this.scheduleRender();
+  }
+
+  /** The oldest bucket start held for any service's rate source (null: no data yet). */
+  private earliestDataStart(): number | null {
+    let earliest: number | null = null;
+    for (const name of this.serviceNames()) {
+      const source = requestSource(this.rawServiceBuckets(name));
+      const first = source?.requests[0]?.start;
+      if (first !== undefined && (earliest === null || first < earliest)) earliest = first;
+    }
+    return earliest;
   }
 
   private async refreshAlerts(): Promise<void> {
@@ -708,7 +723,7 @@ export class App {
         ? `Could not load the graph: ${this.graphError}`
         : graph === null
           ? "Loading the service graph…"
-          : `${nodes.length} nodes, ${edges.length} edges · calls over the last ${GRAPH_WINDOW_SECONDS / 60} minutes`;
+          : `${nodes.length} nodes, ${edges.length} edges · calls over the last ${windowText(graph.to - graph.from)}`;
     this.pipeline.setCaption(caption);
   }
 
@@ -804,6 +819,13 @@ export class App {
       memory: get(METRICS.memory),
     };
   }
+}
+
+/** "5 minutes", "1 minute", "40 s": how long the graph's numbers are averaged over. */
+function windowText(seconds: number): string {
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
+  const minutes = Math.round(seconds / 60);
+  return `${minutes} minute${minutes === 1 ? "" : "s"}`;
 }
 
 /** The coverage tracker's key for a service's rate source. */
