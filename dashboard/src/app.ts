@@ -98,6 +98,8 @@ export class App {
   private readonly coverage = new CoverageTracker();
   /** Whether the live connection is up: while it is down every live value is stale. */
   private connected = false;
+  /** Each service's reading for the render in progress: sidebar, cards and nodes share one. */
+  private readonly readings = new Map<string, { now: number; stats: ServiceStats; fresh: Freshness; data: ServiceBuckets }>();
   private readonly traces = new TraceStore(100);
   private readonly alerts = new AlertStore();
   /** The latest health score per service (live `health` events); nodes show it when known. */
@@ -615,6 +617,8 @@ export class App {
 
   private render(): void {
     const now = this.nowSeconds();
+    // Readings are per render: drop those of services no longer listed.
+    if (this.readings.size > 4 * Math.max(16, this.lastSeen.size)) this.readings.clear();
     const firing = this.alerts.firing();
     this.header.setAlertCount(firing.length, firing.filter((a) => a.severity === "critical").length);
     const names = this.serviceNames();
@@ -772,13 +776,21 @@ export class App {
   }
 
   /** A service's current numbers (the one reading every view shows) and whether they are fresh. */
-  private serviceNow(service: string, now: number): { stats: ServiceStats; fresh: Freshness } {
-    const stats = serviceStats(this.serviceBuckets(service, now), now, BUCKET_SECONDS);
+  private serviceNow(service: string, now: number): { stats: ServiceStats; fresh: Freshness; data: ServiceBuckets } {
+    const cached = this.readings.get(service);
+    if (cached !== undefined && cached.now === now) return cached;
+    const data = this.serviceBuckets(service, now);
+    // CPU and memory only show on the open service's page.
+    const stats = serviceStats(data, now, BUCKET_SECONDS, service === this.selected);
     const fresh = freshness(this.coverage.lastChange(rateKey(service)), now, this.connected);
-    return { stats, fresh };
+    const reading = { now, stats, fresh, data };
+    this.readings.set(service, reading);
+    return reading;
   }
 
   private serviceBuckets(service: string, now = this.nowSeconds()): ServiceBuckets {
+    const cached = this.readings.get(service);
+    if (cached !== undefined && cached.now === now) return cached.data;
     const data = this.rawServiceBuckets(service);
     const source = requestSource(data);
     data.coverage = this.coverage.observe(rateKey(service), source?.requests ?? [], now, BUCKET_SECONDS);
@@ -788,21 +800,31 @@ export class App {
   private rawServiceBuckets(service: string): ServiceBuckets {
     const buckets = (metric: string) => this.state.buckets(service, metric);
     const unit = (metric: string) => this.state.info(service, metric)?.unit ?? "";
+    // Merging live series costs: what only some views read is merged when first read.
+    const cpu = lazy(() => buckets(METRICS.cpu));
+    const memory = lazy(() => buckets(METRICS.memory));
+    const red = lazy(() => ({
+      requests: buckets(RED_METRICS.requests),
+      errors: buckets(RED_METRICS.errors),
+      duration: buckets(RED_METRICS.duration),
+      durationUnit: this.state.info(service, RED_METRICS.duration)?.unit ?? "ms",
+    }));
     return {
       latency: buckets(METRICS.latency),
       latencyUnit: unit(METRICS.latency),
       requests: buckets(METRICS.requests),
       errors: buckets(METRICS.errors),
       hasErrorsMetric: this.state.info(service, METRICS.errors) !== null,
-      cpu: buckets(METRICS.cpu),
+      get cpu() {
+        return cpu();
+      },
       cpuUnit: unit(METRICS.cpu),
-      memory: buckets(METRICS.memory),
+      get memory() {
+        return memory();
+      },
       memoryUnit: unit(METRICS.memory),
-      red: {
-        requests: buckets(RED_METRICS.requests),
-        errors: buckets(RED_METRICS.errors),
-        duration: buckets(RED_METRICS.duration),
-        durationUnit: this.state.info(service, RED_METRICS.duration)?.unit ?? "ms",
+      get red() {
+        return red();
       },
     };
   }
@@ -819,6 +841,12 @@ export class App {
       memory: get(METRICS.memory),
     };
   }
+}
+
+/** A value made on first use, then kept. */
+function lazy<T>(make: () => T): () => T {
+  let made: { value: T } | null = null;
+  return () => (made ??= { value: make() }).value;
 }
 
 /** "5 minutes", "1 minute", "40 s": how long the graph's numbers are averaged over. */

@@ -38,7 +38,7 @@ export function overviewStats(
   let slowest: string | null = null;
   const fromSpans: string[] = [];
   for (const [name, data] of services) {
-    const stats = serviceStats(data, nowSeconds, bucketSeconds);
+    const stats = serviceStats(data, nowSeconds, bucketSeconds, false);
     if (stats.throughput !== null) throughput = (throughput ?? 0) + stats.throughput;
     if (stats.throughput !== null && stats.rateKind === "spans") fromSpans.push(name);
     if (stats.throughput !== null && stats.errorRatio !== null) {

@@ -173,6 +173,8 @@ export function serviceStats(
   data: ServiceBuckets,
   nowSeconds: number,
   bucketSeconds: number,
+  /** False: leave CPU and memory out (null), for views that do not show them. */
+  utilization = true,
 ): ServiceStats {
   const source = requestSource(data);
   const window = source === null ? null : rateWindow(source.requests, nowSeconds, bucketSeconds, data.coverage);
@@ -197,12 +199,14 @@ export function serviceStats(
       b.avg === null ? null : toMilliseconds(b.avg, latencyUnit),
     ),
     errorRatio,
-    cpuPercent: latestValue(data.cpu, nowSeconds, bucketSeconds, (b) =>
-      b.avg === null ? null : toPercent(b.avg, data.cpuUnit),
-    ),
-    memoryPercent: latestValue(data.memory, nowSeconds, bucketSeconds, (b) =>
-      b.avg === null ? null : toPercent(b.avg, data.memoryUnit),
-    ),
+    cpuPercent: !utilization
+      ? null
+      : latestValue(data.cpu, nowSeconds, bucketSeconds, (b) => (b.avg === null ? null : toPercent(b.avg, data.cpuUnit))),
+    memoryPercent: !utilization
+      ? null
+      : latestValue(data.memory, nowSeconds, bucketSeconds, (b) =>
+          b.avg === null ? null : toPercent(b.avg, data.memoryUnit),
+        ),
   };
 }
 

@@ -126,16 +126,25 @@ export function nodeLines(node: PipelineNode): [string, string, string] {
 
 /** Approximate width (px) of `text` in the node's stat font, for sizing nodes to their content. */
 export function textWidth(text: string, fontPx: number): number {
+  const key = `${fontPx}|${text}`;
+  const known = measured.get(key);
+  if (known !== undefined) return known;
   const ctx = measureContext();
   if (ctx !== null) {
     ctx.font = `${fontPx}px system-ui, sans-serif`;
     const width = ctx.measureText(text).width;
-    if (width > 0) return width;
+    if (width > 0) {
+      // Numbers change all the time: a bounded memo, emptied when full.
+      if (measured.size > 4000) measured.clear();
+      measured.set(key, width);
+      return width;
+    }
   }
   // No canvas (tests): an average glyph is a bit over half the font size.
   return text.length * fontPx * 0.6;
 }
 
+const measured = new Map<string, number>();
 let measureCtx: CanvasRenderingContext2D | null | undefined;
 function measureContext(): CanvasRenderingContext2D | null {
   if (measureCtx === undefined) {
