@@ -20,6 +20,8 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const PADDING = 16;
 /** "Fit" shrinks no further than this (text stays legible); zoom out and pan to see more. */
 const MIN_FIT_SCALE = 0.6;
+/** On a phone the whole graph matters more at first sight: pinch to read a node. */
+const MIN_FIT_SCALE_NARROW = 0.45;
 /** "Fit" enlarges a small graph at most this much. */
 const MAX_FIT_SCALE = 1.5;
 /** Zoom limits for the wheel, pinch and +/- keys. */
@@ -206,7 +208,8 @@ export interface ViewTransform {
 export function fitTransform(layoutWidth: number, layoutHeight: number, width: number, height: number): ViewTransform {
   const w = layoutWidth + 2 * PADDING;
   const h = layoutHeight + 2 * PADDING;
-  const scale = Math.min(MAX_FIT_SCALE, Math.max(MIN_FIT_SCALE, Math.min(width / w, height / h)));
+  const minScale = width < VERTICAL_BELOW_PX ? MIN_FIT_SCALE_NARROW : MIN_FIT_SCALE;
+  const scale = Math.min(MAX_FIT_SCALE, Math.max(minScale, Math.min(width / w, height / h)));
   return { scale, x: (width - w * scale) / 2 + PADDING * scale, y: Math.max(0, (height - h * scale) / 2) + PADDING * scale };
 }
 
@@ -332,7 +335,7 @@ export class PipelineView {
       ),
       el("li", { class: "legend-dashed" }, [el("span", { class: "legend-line", "aria-hidden": "true" }), "messaging / not a service"]),
       el("li", { class: "legend-units" }, [
-        "req/s: request metrics · req/s (spans): RED from all spans · calls/s: calls seen in spans, last 5 min",
+        "req/s: request metrics · req/s (spans): RED from all spans · calls/s: calls seen in spans over the graph's window",
       ]),
     ]);
     this.element = el("section", { class: "pipeline", "aria-label": "Pipeline" }, [
