@@ -442,6 +442,14 @@ async function main() {
       const before = await zoom();
       await page.mouse.wheel(0, -300);
       await waitFor("the wheel to zoom in", async () => (await zoom()) > before, 5_000);
+      // Dragging the background pans (a press on a node would select it instead).
+      const transform = () => page.locator(".graph-scene").getAttribute("transform");
+      const beforeDrag = await transform();
+      await page.mouse.move(box.x + 6, box.y + 6);
+      await page.mouse.down();
+      await page.mouse.move(box.x + 86, box.y + 46, { steps: 4 });
+      await page.mouse.up();
+      assert((await transform()) !== beforeDrag, `dragging did not pan (${beforeDrag})`);
       // The drawing fills its box: the fitted graph uses most of the width or the height.
       await page.getByTestId("graph-fit").click();
       const used = await page.evaluate(() => {
