@@ -73,6 +73,18 @@ describe("overviewCharts", () => {
     expect(charts.throughput.stacked).toEqual([[540, 600], [null, 10], [4, null], [5, 12]]);
   });
 
+  it("draws a service whose new minute has not arrived yet at its current reading in the newest column", () => {
+    const services = new Map([
+      ["a", service({ requests: [bucket(540, { rate: 10 }), bucket(600, { rate: 2 })] })],
+      ["b", service({ requests: [bucket(540, { rate: 20 })] })],
+    ]);
+    // 605: a's 600 bucket is 5 s old (its previous minute stands in: 10/s); b has none yet (20/s).
+    const charts = overviewCharts(services, 605, 60);
+    expect(charts.throughput.columns).toEqual([[540, 600], [10, 10], [20, 20]]);
+    expect(charts.throughput.stacked.at(-1)?.at(-1)).toBe(30);
+    expect(overviewStats(services, 605, 60, { active: 0, critical: 0 }).throughput).toBe(30);
+  });
+
   it("sums errors of every service per bucket", () => {
     expect(overviewCharts(services, NOW, 60).errors.columns).toEqual([[540, 600], [1, 4]]);
   });

@@ -4,6 +4,7 @@
 import type { Bucket } from "../types";
 import {
   chartRate,
+  currentRate,
   requestSource,
   serviceStats,
   toMilliseconds,
@@ -107,13 +108,23 @@ export function overviewCharts(
   });
 
   // The same source and window as the stat cards (`requestSource`, `rateWindow`).
+  const newestX = xs.at(-1);
   const rateOf = (data: ServiceBuckets | undefined) => {
     const source = data === undefined ? [] : (requestSource(data)?.requests ?? []);
     const byStart = indexed(source);
-    return xs.map((x) => {
+    const line = xs.map((x) => {
       const bucket = byStart.get(x);
       return bucket === undefined ? null : chartRate(bucket, source, nowSeconds, bucketSeconds, data?.coverage);
     });
+    // Services' first points of a new minute arrive seconds apart: one whose new bucket has not
+    // arrived yet is drawn at its current reading (the card's), not left out of the newest column,
+    // so the stack's right end is the throughput card's total rather than a dip.
+    const last = source.at(-1);
+    const open = newestX !== undefined && nowSeconds - newestX < bucketSeconds;
+    if (open && last !== undefined && last.start === newestX - bucketSeconds && line.length > 0) {
+      line[line.length - 1] = currentRate(source, nowSeconds, bucketSeconds, data?.coverage);
+    }
+    return line;
   };
   const throughputLines = top.map((name) => rateOf(services.get(name)));
   const throughputLabels = [...top];
