@@ -20,14 +20,17 @@ import {
   rangeSeconds,
   resolutionSeconds,
 } from "./state/range";
+import { CoverageTracker, freshness, staleNote, type Freshness } from "./state/rates";
 import {
   currentRate,
   METRICS,
   PAGE_METRICS,
+  requestSource,
   serviceCharts,
   serviceStats,
   toMilliseconds,
   type ServiceBuckets,
+  type ServiceStats,
 } from "./state/service-stats";
 import { TelemetryState } from "./state/telemetry";
 import type { TraceEvent, TraceSummary } from "./traces/model";
@@ -92,6 +95,12 @@ export interface AppCredential {
 
 export class App {
   private readonly state = new TelemetryState({ resolution: RESOLUTION, retentionSeconds: RETENTION_SECONDS });
+  /** What the page saw of each service's rate source: when its data last grew (see state/rates.ts). */
+  private readonly coverage = new CoverageTracker();
+  /** Whether the live connection is up: while it is down every live value is stale. */
+  private connected = false;
+  /** Each service's reading for the render in progress: sidebar, cards and nodes share one. */
+  private readonly readings = new Map<string, { now: number; stats: ServiceStats; fresh: Freshness; data: ServiceBuckets }>();
   private readonly traces = new TraceStore(100);
   private readonly alerts = new AlertStore();
   /** The latest health score per service (live `health` events); nodes show it when known. */
@@ -261,6 +270,11 @@ export class App {
 
   private onStatus(status: ConnectionStatus): void {
     this.header.setStatus(status);
+    const connected = status.state === "live";
+    if (connected !== this.connected) {
+      this.connected = connected;
+      this.scheduleRender();
+    }
   }
 
   private onLiveMessage(message: ServerMessage): void {
@@ -352,7 +366,11 @@ export class App {
     // `from` on a bucket boundary and `to` = now: the buckets read cover exactly [from, to), so
     // the server's rate (count / (to - from)) is neither diluted nor inflated by a partial bucket.
     const to = Math.floor(this.nowSeconds());
-    const from = Math.floor((to - GRAPH_WINDOW_SECONDS) / BUCKET_SECONDS) * BUCKET_SECONDS;
+    let from = Math.floor((to - GRAPH_WINDOW_SECONDS) / BUCKET_SECONDS) * BUCKET_SECONDS;
+    // Right after start-up the window must not include minutes before any service existed: the
+    // server divides by the whole window, which would dilute every edge's rate.
+    const earliest = this.earliestDataStart();
+    if (earliest !== null && earliest > from && earliest < to) from = earliest;
     try {
       this.graph = await this.api.graph(from, to);
       this.graphError = null;
@@ -360,6 +378,17 @@ export class App {
       this.graphError = error instanceof ApiError && error.isNotFound ? "The server has no service graph." : describe(error);
     }
     this.scheduleRender();
+  }
+
+  /** The oldest bucket start held for any service's rate source (null: no data yet). */
+  private earliestDataStart(): number | null {
+    let earliest: number | null = null;
+    for (const name of this.serviceNames()) {
+      const source = requestSource(this.rawServiceBuckets(name));
+      const first = source?.requests[0]?.start;
+      if (first !== undefined && (earliest === null || first < earliest)) earliest = first;
+    }
+    return earliest;
   }
 
   private async refreshAlerts(): Promise<void> {
@@ -618,17 +647,19 @@ export class App {
 
   private render(): void {
     const now = this.nowSeconds();
+    // Readings are per render: drop those of services no longer listed.
+    if (this.readings.size > 4 * Math.max(16, this.lastSeen.size)) this.readings.clear();
     const firing = this.alerts.firing();
     this.header.setAlertCount(firing.length, firing.filter((a) => a.severity === "critical").length);
     const names = this.serviceNames();
     this.serviceList.render(
       names.map((name) => {
-        const requests = this.state.buckets(name, METRICS.requests);
-        const source = requests.length > 0 ? requests : this.state.buckets(name, METRICS.latency);
+        const { stats, fresh } = this.serviceNow(name, now);
         return {
           name,
-          throughput: formatRate(currentRate(source, now, BUCKET_SECONDS)),
+          throughput: formatRate(stats.throughput, stats.rateKind === "spans" ? "req/s (spans)" : "req/s"),
           lastSeen: formatAge(this.lastSeen.get(name) ?? 0, now),
+          stale: staleNote(fresh),
         };
       }),
       this.selected,
@@ -657,8 +688,13 @@ export class App {
   }
 
   private renderOverview(names: readonly string[], now: number): void {
-    const services = new Map(names.map((name) => [name, this.serviceBuckets(name)]));
+    const services = new Map(names.map((name) => [name, this.serviceBuckets(name, now)]));
     const active = this.alerts.active();
+    const newest = names.reduce<number | null>((latest, name) => {
+      const at = this.coverage.lastChange(rateKey(name));
+      return at === null ? latest : Math.max(latest ?? at, at);
+    }, null);
+    const fresh = freshness(newest, now, this.connected);
     const stats = overviewStats(services, now, BUCKET_SECONDS, {
       active: active.filter((a) => a.state === "firing").length,
       critical: active.filter((a) => a.state === "firing" && a.severity === "critical").length,
@@ -670,6 +706,7 @@ export class App {
       })),
     );
     this.overviewPage.render(stats, overviewCharts(services, now, BUCKET_SECONDS), heatmap, OVERVIEW_SECONDS);
+    this.overviewPage.setFreshness(fresh.stale ? staleNote(fresh) : null);
     this.overviewPage.setAlerts(active, now);
   }
 
@@ -681,9 +718,12 @@ export class App {
     // Services that report metrics but have no spans yet still appear (as "no data" islands).
     for (const name of this.serviceNames()) if (!graphNodes.has(name)) graphNodes.set(name, emptyNode(name));
     const nodes: PipelineNode[] = [...graphNodes.values()].map((node) => {
-      const live = this.liveRed(node.id, now);
-      const rate = live?.rate ?? node.rate;
-      const errorRatio = live?.errorRatio ?? node.errorRatio;
+      // A service's numbers are the sidebar's and the cards' (one source per kind); a virtual node
+      // (database, broker) has no telemetry of its own: the calls into it over the graph's window.
+      const own = node.virtual ? null : this.serviceNow(node.id, now);
+      const hasSource = own !== null && own.stats.rateKind !== null;
+      const rate = hasSource ? own.stats.throughput : node.rate;
+      const errorRatio = hasSource ? own.stats.errorRatio : node.errorRatio;
       const alertSeverities = severities.get(node.id) ?? [];
       return {
         id: node.id,
@@ -691,12 +731,15 @@ export class App {
         kind: node.kind,
         virtual: node.virtual,
         rate,
+        rateKind: hasSource ? (own.stats.rateKind ?? "calls") : "calls",
         errorRatio,
-        p95Ms: live?.p95Ms ?? node.p95Ms,
+        p95Ms: hasSource ? own.stats.p95LatencyMs : node.p95Ms,
+        avgMs: hasSource ? own.stats.avgLatencyMs : null,
         health: this.scores.has(node.id)
           ? healthFromScore(this.scores.get(node.id) ?? null)
-          : nodeHealth({ count: live?.rate ?? node.count, errorRatio, alertSeverities }),
+          : nodeHealth({ count: rate ?? node.count, errorRatio, alertSeverities }),
         alerts: alertSeverities.length,
+        stale: hasSource ? staleNote(own.fresh) : this.connected ? "" : "server unreachable",
       };
     });
     const edges: PipelineEdge[] = (graph?.edges ?? []).map((edge) => ({
@@ -714,7 +757,7 @@ export class App {
         ? `Could not load the graph: ${this.graphError}`
         : graph === null
           ? "Loading the service graph…"
-          : `${nodes.length} nodes, ${edges.length} edges · calls over the last ${GRAPH_WINDOW_SECONDS / 60} minutes`;
+          : `${nodes.length} nodes, ${edges.length} edges · calls over the last ${windowText(graph.to - graph.from)}`;
     this.pipeline.setCaption(caption);
   }
 
@@ -739,8 +782,10 @@ export class App {
   }
 
   private renderDetails(service: string, now: number): void {
-    const live = this.serviceBuckets(service);
-    const stats = serviceStats(live, now, BUCKET_SECONDS);
+    const live = this.serviceBuckets(service, now);
+    const { stats, fresh } = this.serviceNow(service, now);
+    this.servicePage.element.dataset.stale = String(fresh.stale);
+    this.servicePage.element.title = staleNote(fresh);
     const { range, resolution } = this.servicePage.selectedRange;
     const chartData = isLiveWindow(range, resolution, RETENTION_SECONDS) ? live : this.staticBuckets(service);
     const step = resolutionSeconds(resolution);
@@ -760,24 +805,62 @@ export class App {
     this.servicePage.setTraces(traceRows(this.recentTraces, this.traces.involving(service, RECENT_TRACES), RECENT_TRACES));
   }
 
-  private serviceBuckets(service: string): ServiceBuckets {
+  /** A service's current numbers (the one reading every view shows) and whether they are fresh. */
+  private serviceNow(service: string, now: number): { stats: ServiceStats; fresh: Freshness; data: ServiceBuckets } {
+    const cached = this.readings.get(service);
+    if (cached !== undefined && cached.now === now) return cached;
+    const data = this.serviceBuckets(service, now);
+    // CPU and memory only show on the open service's page.
+    const stats = serviceStats(data, now, BUCKET_SECONDS, service === this.selected);
+    const fresh = freshness(this.coverage.lastChange(rateKey(service)), now, this.connected);
+    const reading = { now, stats, fresh, data };
+    this.readings.set(service, reading);
+    return reading;
+  }
+
+  private serviceBuckets(service: string, now = this.nowSeconds()): ServiceBuckets {
+    const cached = this.readings.get(service);
+    if (cached !== undefined && cached.now === now) return cached.data;
+    const data = this.rawServiceBuckets(service);
+    const source = requestSource(data);
+    data.coverage = this.coverage.observe(rateKey(service), source?.requests ?? [], now, BUCKET_SECONDS);
+    return data;
+  }
+
+  private rawServiceBuckets(service: string): ServiceBuckets {
     const buckets = (metric: string) => this.state.buckets(service, metric);
     const unit = (metric: string) => this.state.info(service, metric)?.unit ?? "";
+    // Merging live series costs: what only some views read is merged when first read.
+    const cpu = lazy(() => buckets(METRICS.cpu));
+    const memory = lazy(() => buckets(METRICS.memory));
+    const red = lazy(() => ({
+      requests: buckets(RED_METRICS.requests),
+      errors: buckets(RED_METRICS.errors),
+      duration: buckets(RED_METRICS.duration),
+      durationUnit: this.state.info(service, RED_METRICS.duration)?.unit ?? "ms",
+    }));
     return {
       latency: buckets(METRICS.latency),
       latencyUnit: unit(METRICS.latency),
       requests: buckets(METRICS.requests),
       errors: buckets(METRICS.errors),
       hasErrorsMetric: this.state.info(service, METRICS.errors) !== null,
-      cpu: buckets(METRICS.cpu),
+      get cpu() {
+        return cpu();
+      },
       cpuUnit: unit(METRICS.cpu),
-      memory: buckets(METRICS.memory),
+      get memory() {
+        return memory();
+      },
       memoryUnit: unit(METRICS.memory),
+      get red() {
+        return red();
+      },
     };
   }
 
   private staticBuckets(service: string): ServiceBuckets {
-    const live = this.serviceBuckets(service);
+    const live = this.rawServiceBuckets(service);
     const get = (metric: string) => this.staticHistory.get(metric) ?? [];
     return {
       ...live,
@@ -788,6 +871,24 @@ export class App {
       memory: get(METRICS.memory),
     };
   }
+}
+
+/** A value made on first use, then kept. */
+function lazy<T>(make: () => T): () => T {
+  let made: { value: T } | null = null;
+  return () => (made ??= { value: make() }).value;
+}
+
+/** "5 minutes", "1 minute", "40 s": how long the graph's numbers are averaged over. */
+function windowText(seconds: number): string {
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
+  const minutes = Math.round(seconds / 60);
+  return `${minutes} minute${minutes === 1 ? "" : "s"}`;
+}
+
+/** The coverage tracker's key for a service's rate source. */
+function rateKey(service: string): string {
+  return `rate\u0000${service}`;
 }
 
 function describe(error: unknown): string {

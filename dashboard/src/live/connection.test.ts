@@ -189,11 +189,14 @@ describe("LiveConnection", () => {
     }
     expect(states).toEqual(["reconnecting", "reconnecting", "offline", "offline"]);
     expect(t.sockets).toHaveLength(5);
+    // The network is up: only the server is down, and the status says so.
+    expect(t.statuses.at(-1)?.cause).toBe("server");
 
     const u = setup({ isOnline: () => false });
     u.connection.start();
     u.latest().drop();
     expect(u.statuses.at(-1)?.state).toBe("offline");
+    expect(u.statuses.at(-1)?.cause).toBe("network");
   });
 
   it("a successful reconnect resets the backoff", () => {

@@ -24,6 +24,11 @@ export interface ConnectionStatus {
   failures: number;
   /** When reconnecting: milliseconds until the next attempt. */
   retryInMs?: number;
+  /**
+   * When not live: what is down, as far as the page can tell. "network": the browser itself is
+   * offline; "server": the network is up but the server does not answer.
+   */
+  cause?: "network" | "server";
 }
 
 /** The part of the browser's WebSocket this module uses, so tests can supply a fake. */
@@ -307,11 +312,13 @@ export class LiveConnection {
   private scheduleReconnect(): void {
     const delay = backoffDelay(this.failures, this.random, this.backoff);
     this.failures += 1;
-    const offline = !this.isOnline() || this.failures >= this.offlineAfterFailures;
+    const networkDown = !this.isOnline();
+    const offline = networkDown || this.failures >= this.offlineAfterFailures;
     this.emitStatus({
       state: offline ? "offline" : "reconnecting",
       failures: this.failures,
       retryInMs: delay,
+      cause: networkDown ? "network" : "server",
     });
     this.clearReconnect();
     this.reconnectTimer = setTimeout(() => {

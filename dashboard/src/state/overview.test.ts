@@ -26,6 +26,17 @@ function service(fields: Partial<ServiceBuckets>): ServiceBuckets {
 const NOW = 700;
 
 describe("overviewStats", () => {
+  it("names the services whose throughput comes from spans (they have no request metrics)", () => {
+    const red = { requests: [bucket(600, { rate: 7 })], errors: [], duration: [], durationUnit: "ms" };
+    const services = new Map([
+      ["api", service({ requests: [bucket(600, { rate: 100 })] })],
+      ["worker", service({ red })],
+    ]);
+    const stats = overviewStats(services, NOW, 60, { active: 0, critical: 0 });
+    expect(stats.throughput).toBeCloseTo(107);
+    expect(stats.throughputFromSpans).toEqual(["worker"]);
+  });
+
   it("adds throughput, weights error ratios by traffic and names the slowest service", () => {
     const services = new Map([
       ["api", service({ requests: [bucket(600, { rate: 100 })], errors: [bucket(600, { rate: 10 })], latency: [bucket(600, { p95: 40 })] })],
@@ -37,7 +48,7 @@ describe("overviewStats", () => {
     expect(stats.errorRatio).toBeCloseTo(0.025);
     expect(stats.p95LatencyMs).toBeCloseTo(200);
     expect(stats.slowestService).toBe("db");
-    expect(stats).toMatchObject({ activeAlerts: 3, criticalAlerts: 1 });
+    expect(stats).toMatchObject({ activeAlerts: 3, criticalAlerts: 1, throughputFromSpans: [] });
   });
 
   it("shows nothing rather than zero when no service reports", () => {
@@ -58,7 +69,20 @@ describe("overviewCharts", () => {
     // The two busiest (b, c) by name, the rest grouped.
     expect(charts.throughput.labels).toEqual(["b", "c", "1 other"]);
     expect(charts.throughput.columns).toEqual([[540, 600], [null, 10], [4, null], [1, 2]]);
-    expect(charts.throughput.stacked).toEqual([[540, 600], [0, 10], [4, 10], [5, 12]]);
+    // A service without a bucket is a gap in its band, never a zero; the bands above rest on the rest.
+    expect(charts.throughput.stacked).toEqual([[540, 600], [null, 10], [4, null], [5, 12]]);
+  });
+
+  it("draws a service whose new minute has not arrived yet at its current reading in the newest column", () => {
+    const services = new Map([
+      ["a", service({ requests: [bucket(540, { rate: 10 }), bucket(600, { rate: 2 })] })],
+      ["b", service({ requests: [bucket(540, { rate: 20 })] })],
+    ]);
+    // 605: a's 600 bucket is 5 s old (its previous minute stands in: 10/s); b has none yet (20/s).
+    const charts = overviewCharts(services, 605, 60);
+    expect(charts.throughput.columns).toEqual([[540, 600], [10, 10], [20, 20]]);
+    expect(charts.throughput.stacked.at(-1)?.at(-1)).toBe(30);
+    expect(overviewStats(services, 605, 60, { active: 0, critical: 0 }).throughput).toBe(30);
   });
 
   it("sums errors of every service per bucket", () => {

@@ -4,6 +4,8 @@
 import type { Bucket } from "../types";
 import {
   chartRate,
+  currentRate,
+  requestSource,
   serviceStats,
   toMilliseconds,
   type ChartColumns,
@@ -13,6 +15,8 @@ import {
 export interface OverviewStats {
   /** Requests per second, all services together. */
   throughput: number | null;
+  /** Services whose rate in `throughput` comes from spans (no request metrics), by name. */
+  throughputFromSpans: string[];
   /** The highest current p95 of any service, and which one: quantiles of different services cannot be merged. */
   p95LatencyMs: number | null;
   slowestService: string | null;
@@ -33,9 +37,11 @@ export function overviewStats(
   let errors = 0;
   let p95: number | null = null;
   let slowest: string | null = null;
+  const fromSpans: string[] = [];
   for (const [name, data] of services) {
-    const stats = serviceStats(data, nowSeconds, bucketSeconds);
+    const stats = serviceStats(data, nowSeconds, bucketSeconds, false);
     if (stats.throughput !== null) throughput = (throughput ?? 0) + stats.throughput;
+    if (stats.throughput !== null && stats.rateKind === "spans") fromSpans.push(name);
     if (stats.throughput !== null && stats.errorRatio !== null) {
       errorRequests += stats.throughput;
       errors += stats.errorRatio * stats.throughput;
@@ -47,6 +53,7 @@ export function overviewStats(
   }
   return {
     throughput,
+    throughputFromSpans: fromSpans,
     p95LatencyMs: p95,
     slowestService: slowest,
     errorRatio: errorRequests > 0 ? errors / errorRequests : null,
@@ -72,7 +79,7 @@ export interface OverviewCharts {
 /** Services ranked by total requests over the buckets held, busiest first. */
 export function busiest(services: ReadonlyMap<string, ServiceBuckets>, limit: number): string[] {
   const volume = (data: ServiceBuckets) =>
-    (data.requests.length > 0 ? data.requests : data.latency).reduce((sum, b) => sum + b.rate, 0);
+    (requestSource(data)?.requests ?? []).reduce((sum, b) => sum + b.rate, 0);
   return [...services.entries()]
     .map(([name, data]) => ({ name, volume: volume(data) }))
     .sort((a, b) => b.volume - a.volume || a.name.localeCompare(b.name))
@@ -100,13 +107,24 @@ export function overviewCharts(
     });
   });
 
+  // The same source and window as the stat cards (`requestSource`, `rateWindow`).
+  const newestX = xs.at(-1);
   const rateOf = (data: ServiceBuckets | undefined) => {
-    const source = data === undefined ? [] : data.requests.length > 0 ? data.requests : data.latency;
+    const source = data === undefined ? [] : (requestSource(data)?.requests ?? []);
     const byStart = indexed(source);
-    return xs.map((x) => {
+    const line = xs.map((x) => {
       const bucket = byStart.get(x);
-      return bucket === undefined ? null : chartRate(bucket, source, nowSeconds, bucketSeconds);
+      return bucket === undefined ? null : chartRate(bucket, source, nowSeconds, bucketSeconds, data?.coverage);
     });
+    // Services' first points of a new minute arrive seconds apart: one whose new bucket has not
+    // arrived yet is drawn at its current reading (the card's), not left out of the newest column,
+    // so the stack's right end is the throughput card's total rather than a dip.
+    const last = source.at(-1);
+    const open = newestX !== undefined && nowSeconds - newestX < bucketSeconds;
+    if (open && last !== undefined && last.start === newestX - bucketSeconds && line.length > 0) {
+      line[line.length - 1] = currentRate(source, nowSeconds, bucketSeconds, data?.coverage);
+    }
+    return line;
   };
   const throughputLines = top.map((name) => rateOf(services.get(name)));
   const throughputLabels = [...top];
@@ -115,18 +133,15 @@ export function overviewCharts(
     throughputLines.push(xs.map((_, i) => sumNullable(otherLines.map((line) => line[i] ?? null))));
     throughputLabels.push(`${others.length} other${others.length === 1 ? "" : "s"}`);
   }
-  // Stacked: line k is the sum of lines 0..k, so each band's height is that service's rate.
-  const stacked: (number | null)[][] = [];
-  throughputLines.forEach((line, k) => {
-    const below = stacked[k - 1];
-    stacked.push(line.map((v, i) => (below === undefined ? v ?? 0 : (below[i] ?? 0) + (v ?? 0))));
-  });
+  const stacked = stackLines(throughputLines);
 
   const errorLines = [...services.values()].map((data) => {
     const byStart = indexed(data.errors);
     return xs.map((x) => {
       const bucket = byStart.get(x);
-      return bucket === undefined ? null : chartRate(bucket, data.errors, nowSeconds, bucketSeconds);
+      return bucket === undefined
+        ? null
+        : chartRate(bucket, data.errors, nowSeconds, bucketSeconds, { asOf: data.coverage?.asOf });
     });
   });
   const errors = xs.map((_, i) => sumNullable(errorLines.map((line) => line[i] ?? null)));
@@ -136,6 +151,28 @@ export function overviewCharts(
     throughput: { labels: throughputLabels, columns: [xs, ...throughputLines], stacked: [xs, ...stacked] },
     errors: { labels: ["errors/s"], columns: [xs, errors] },
   };
+}
+
+/**
+ * Stacked lines: line k is the sum of lines 0..k, so each band's height is that service's rate.
+ * A null stays null (a gap, never a zero): a band without a value at x is not drawn there, and the
+ * bands above it rest on the highest band below that has one.
+ */
+export function stackLines(lines: readonly (number | null)[][]): (number | null)[][] {
+  const stacked: (number | null)[][] = [];
+  const length = lines[0]?.length ?? 0;
+  const total: (number | null)[] = new Array<number | null>(length).fill(null);
+  for (const line of lines) {
+    stacked.push(
+      line.map((v, i) => {
+        if (v === null || v === undefined) return null;
+        const sum = (total[i] ?? 0) + v;
+        total[i] = sum;
+        return sum;
+      }),
+    );
+  }
+  return stacked;
 }
 
 function allStarts(services: ReadonlyMap<string, ServiceBuckets>): number[] {

@@ -66,7 +66,7 @@ describe("serviceStats", () => {
         requests: [bucket(660, { rate: 99 }), bucket(720, { rate: 20 })],
         errors: [bucket(720, { rate: 1 })],
         hasErrorsMetric: true,
-        latency: [bucket(720, { count: 50, p95: 140 })],
+        latency: [bucket(720, { count: 50, p95: 140, avg: 60 })],
         cpu: [bucket(720, { avg: 35.5 })],
         memory: [bucket(720, { avg: 0.62 })],
         memoryUnit: "1",
@@ -74,7 +74,15 @@ describe("serviceStats", () => {
       now,
       W,
     );
-    expect(stats).toEqual({ throughput: 20, errorRatio: 0.05, p95LatencyMs: 140, cpuPercent: 35.5, memoryPercent: 62 });
+    expect(stats).toEqual({
+      throughput: 20,
+      rateKind: "requests",
+      errorRatio: 0.05,
+      p95LatencyMs: 140,
+      avgLatencyMs: 60,
+      cpuPercent: 35.5,
+      memoryPercent: 62,
+    });
   });
 
   it("reads zero errors when the errors metric exists but had none this minute", () => {
@@ -100,7 +108,9 @@ describe("serviceStats", () => {
   it("has nothing to show for a service without data", () => {
     expect(serviceStats(data({}), now, W)).toEqual({
       throughput: null,
+      rateKind: null,
       p95LatencyMs: null,
+      avgLatencyMs: null,
       errorRatio: null,
       cpuPercent: null,
       memoryPercent: null,
@@ -161,8 +171,10 @@ describe("serviceCharts", () => {
     expect(chartRate(bucket(540, { rate: 4 }), buckets, 700, W)).toBe(4);
     // Half-way through the minute, half a minute's requests: twice the bucket's full-width rate.
     expect(chartRate(bucket(600, { rate: 5 }), buckets, 630, W)).toBe(10);
-    // In the first seconds the previous minute stands in (as on the stat card); the new bucket waits.
-    expect(chartRate(bucket(600, { rate: 0.1 }), buckets, 603, W)).toBeNull();
+    // In the first seconds the previous minute stands in (as on the stat card): the new bucket is
+    // drawn at that reading, so the line's right end neither dips nor breaks off.
+    expect(chartRate(bucket(600, { rate: 0.1 }), buckets, 603, W)).toBe(4);
+    expect(currentRate(buckets, 603, W)).toBe(4);
     const charts = serviceCharts(data({ requests: buckets }), 630, W);
     expect(charts.throughput[1]).toEqual([4, 10]);
   });
@@ -171,5 +183,75 @@ describe("serviceCharts", () => {
     const first = [bucket(600, { rate: 1 })];
     const now = 605;
     expect(chartRate(bucket(600, { rate: 1 }), first, now, W)).toBe(currentRate(first, now, W));
+  });
+});
+
+describe("one truth per number", () => {
+  it("reads a service without request metrics from RED of all its spans, and says so", () => {
+    const stats = serviceStats(
+      data({
+        red: {
+          requests: [bucket(660, { rate: 40 }), bucket(720, { rate: 30 })],
+          errors: [bucket(720, { rate: 3 })],
+          duration: [bucket(720, { p95: 0.05, avg: 0.02 })],
+          durationUnit: "s",
+        },
+      }),
+      780,
+      W,
+    );
+    expect(stats).toMatchObject({ throughput: 30, rateKind: "spans", errorRatio: 0.1, p95LatencyMs: 50, avgLatencyMs: 20 });
+  });
+
+  it("prefers request metrics over spans when a service has both", () => {
+    const stats = serviceStats(
+      data({
+        requests: [bucket(720, { rate: 20 })],
+        red: { requests: [bucket(720, { rate: 5 })], errors: [], duration: [], durationUnit: "ms" },
+      }),
+      780,
+      W,
+    );
+    expect(stats).toMatchObject({ throughput: 20, rateKind: "requests" });
+  });
+
+  it("divides the open bucket by the time its data covers, so a value does not decay while no data arrives", () => {
+    // 30 s of data at 10/s = 300 requests; the bucket's rate is 300 / 60 = 5.
+    const buckets = [bucket(600, { rate: 10 }), bucket(660, { rate: 5 })];
+    const coverage = { asOf: 690 };
+    expect(currentRate(buckets, 690, W, coverage)).toBeCloseTo(10);
+    // 20 s later nothing new has arrived (a stopped server): still 10/s, not 300 / 50 s = 6/s.
+    expect(currentRate(buckets, 710, W, coverage)).toBeCloseTo(10);
+    // Without coverage the old reading decays: that is what `asOf` prevents.
+    expect(currentRate(buckets, 710, W)).toBeCloseTo(6);
+  });
+
+  it("has no start-up ramp: a series that began inside the open bucket is read from its growth since first seen", () => {
+    // The service started at 690 (30 s into the 660 bucket) at 50/s. Seen first at 695 (250 so far),
+    // then at 710 (1000 so far).
+    const first = { at: 695, total: 250 };
+    const at710 = [bucket(660, { rate: 1000 / 60 })];
+    expect(currentRate(at710, 710, W, { asOf: 710, first })).toBeCloseTo(50);
+    // Dividing by the 50 s since the bucket's start reads 20/s: the ramp.
+    expect(currentRate(at710, 710, W)).toBeCloseTo(20);
+    // Too soon after first seen to tell: nothing rather than a wrong low number.
+    expect(currentRate([bucket(660, { rate: 500 / 60 })], 700, W, { asOf: 700, first })).toBeNull();
+  });
+
+  it("draws the open bucket at the same rate as the stat card, never as a zero", () => {
+    const buckets = [bucket(600, { rate: 10 }), bucket(660, { rate: 5 })];
+    expect(chartRate(bucket(660, { rate: 5 }), buckets, 690, W, { asOf: 690 })).toBeCloseTo(10);
+    expect(chartRate(bucket(660, { rate: 0.5 }), [bucket(600, { rate: 10 }), bucket(660, { rate: 0.5 })], 665, W)).toBe(10);
+    expect(chartRate(bucket(600, { rate: 10 }), buckets, 665, W)).toBe(10);
+  });
+
+  it("counts the open bucket's data from when the previous bucket's data ended (exporters send every few seconds)", () => {
+    // An exporter sends every 10 s: its last point of the 600 minute came at 651, so the 660 bucket's
+    // first point (at 661) holds the requests since 651. At 690 (last growth seen at 681) it holds
+    // 30 s of data at 10/s = 300: rate 5 (300 / 60 s).
+    const buckets = [bucket(600, { rate: 10 }), bucket(660, { rate: 5 })];
+    expect(currentRate(buckets, 690, W, { asOf: 681, from: 651 })).toBeCloseTo(10);
+    // Counting from the minute's start (21 s) would read 14.3/s.
+    expect(currentRate(buckets, 690, W, { asOf: 681 })).toBeCloseTo(300 / 21);
   });
 });

@@ -80,6 +80,8 @@ export class LineChart {
   setData(columns: ChartColumns, legendColumns?: ChartColumns): void {
     const points = pointCount(columns);
     this.element.dataset.points = String(points);
+    // The newest drawn point's values (what the right end of the chart shows), for tests and tools.
+    this.element.dataset.newest = JSON.stringify(newestValues(legendColumns ?? columns));
     this.empty.hidden = points > 0;
     this.plotHost.classList.toggle("is-empty", points === 0);
     this.xRange = xRange(columns[0], this.options.minSpanSeconds ?? 15 * 60, Date.now() / 1000);
@@ -142,7 +144,8 @@ export class LineChart {
       legend: { show: true, live: true },
       cursor: { drag: { x: false, y: false } },
       axes: [
-        axis,
+        // Time labels in one format for every chart, the heatmap included (`formatTimeTick`).
+        { ...axis, values: (_plot, ticks) => ticks.map((tick) => formatTimeTick(tick, this.xRange[1] - this.xRange[0])) },
         {
           ...axis,
           size: 64,
@@ -198,12 +201,34 @@ export class LineChart {
   }
 }
 
+/**
+ * A time axis label: "14:05" (24-hour, local) within a day; "Dec 5 14:00" up to a week; "Dec 5"
+ * beyond. Every chart and the heatmap use this, so one moment reads the same everywhere.
+ */
+export function formatTimeTick(unixSeconds: number, spanSeconds: number): string {
+  const date = new Date(unixSeconds * 1000);
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  if (spanSeconds <= 86_400) return time;
+  const day = date.toLocaleDateString([], { month: "short", day: "numeric" });
+  return spanSeconds <= 7 * 86_400 ? `${day} ${time}` : day;
+}
+
 /** `#rrggbb` with an alpha, for fills under lines and bars. */
 export function withAlpha(hex: string, alpha: number): string {
   const match = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex);
   if (match === null) return hex;
   const [r, g, b] = [match[1], match[2], match[3]].map((part) => parseInt(part ?? "0", 16));
   return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+}
+
+/** The values at the newest x where any line has one (nulls kept): the chart's right end. */
+export function newestValues(columns: ChartColumns): (number | null)[] {
+  const [xs, ...ys] = columns;
+  for (let i = xs.length - 1; i >= 0; i -= 1) {
+    const values = ys.map((y) => y[i] ?? null);
+    if (values.some((v) => v !== null)) return values;
+  }
+  return [];
 }
 
 /** At least `minSpan` seconds ending at the newest point (or now, with no points). */

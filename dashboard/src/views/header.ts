@@ -15,7 +15,13 @@ export function statusText(status: ConnectionStatus): string {
       return "Live";
     case "reconnecting":
     case "offline": {
-      const label = status.state === "offline" ? "Offline" : "Reconnecting";
+      // Say what is down: the browser's network, or only the server (the usual case).
+      const label =
+        status.state === "reconnecting"
+          ? "Reconnecting"
+          : status.cause === "network"
+            ? "Offline (no network)"
+            : "Server unreachable";
       if (status.retryInMs === undefined) return label;
       return `${label} · retry in ${Math.max(1, Math.ceil(status.retryInMs / 1000))} s`;
     }

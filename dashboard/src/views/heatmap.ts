@@ -3,6 +3,7 @@
 // figure's text summary says the same in words for screen readers.
 
 import { formatMilliseconds } from "../format";
+import { formatTimeTick } from "./chart";
 import type { LatencyHeatmap } from "../state/heatmap";
 import { el, setText } from "./dom";
 
@@ -126,7 +127,7 @@ export class HeatmapChart {
     const ticks = Math.max(1, Math.min(4, Math.floor(plotW / 100)));
     for (let i = 0; i <= ticks; i += 1) {
       const t = begin + ((end - begin) * i) / ticks;
-      const label = new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      const label = formatTimeTick(t, end - begin);
       ctx.textAlign = i === 0 ? "left" : i === ticks ? "right" : "center";
       ctx.fillText(label, xOf(t), HEIGHT - AXIS_BOTTOM + 6);
     }

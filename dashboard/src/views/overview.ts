@@ -29,6 +29,7 @@ export class OverviewPage {
   private readonly errors: LineChart;
   private readonly heatmap: HeatmapChart;
   private readonly alertList: AlertList;
+  private readonly staleNote = el("p", { class: "stale-note", role: "status", "data-testid": "overview-stale", hidden: true });
 
   constructor(actions: AlertActions) {
     const cards = el("section", { class: "stat-grid", "aria-label": "System now" }, [
@@ -61,6 +62,7 @@ export class OverviewPage {
     this.alertList = new AlertList(actions, { emptyText: "No active alerts.", showService: true, testId: "overview-alerts" });
     this.element = el("section", { class: "overview", "data-testid": "overview" }, [
       el("h1", { class: "page-title" }, ["Overview"]),
+      this.staleNote,
       cards,
       el("section", { class: "chart-grid", "aria-label": "Charts, last hour" }, [
         this.throughput.element,
@@ -76,7 +78,13 @@ export class OverviewPage {
   }
 
   render(stats: OverviewStats, charts: OverviewCharts, heatmap: LatencyHeatmap, spanSeconds: number): void {
-    this.set("throughput", formatRate(stats.throughput));
+    // Two kinds in one sum are named: request metrics, and (for services without them) spans.
+    const spans = stats.throughputFromSpans.length;
+    this.set(
+      "throughput",
+      formatRate(stats.throughput),
+      spans === 0 ? "from request metrics" : `request metrics; ${spans} service${spans === 1 ? "" : "s"} from spans`,
+    );
     this.set("p95", formatMilliseconds(stats.p95LatencyMs), stats.slowestService ?? "");
     this.set("error-rate", formatRatio(stats.errorRatio));
     this.set("alerts", String(stats.activeAlerts), stats.criticalAlerts > 0 ? `${stats.criticalAlerts} critical` : "");
@@ -90,6 +98,14 @@ export class OverviewPage {
     this.latency.setData(charts.latency.columns);
     this.errors.setData(charts.errors.columns);
     this.heatmap.setData(heatmap, 60, spanSeconds);
+  }
+
+  /** Greys every live number with a note ("no data since …"), or shows them as current (null). */
+  setFreshness(note: string | null): void {
+    const stale = note !== null;
+    if (this.element.dataset.stale !== String(stale)) this.element.dataset.stale = String(stale);
+    setText(this.staleNote, note ?? "");
+    this.staleNote.hidden = !stale;
   }
 
   private colorOf(label: string, services: readonly string[]): string {

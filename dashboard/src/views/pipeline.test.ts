@@ -1,6 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LAYOUT, layoutGraph } from "../graph/layout";
-import { edgeLines, edgeText, nearestInDirection, nodeLabel, nodeLines, placeLabels, type PipelineNode } from "./pipeline";
+import {
+  edgeLines,
+  edgeText,
+  fitTransform,
+  nearestInDirection,
+  nodeLabel,
+  nodeLines,
+  nodeWidthFor,
+  placeLabels,
+  zoomAt,
+  type PipelineNode,
+} from "./pipeline";
 
 function node(fields: Partial<PipelineNode>): PipelineNode {
   return { id: "api", name: "api", kind: "service", virtual: false, rate: 12.5, errorRatio: 0.012, p95Ms: 40, health: "ok", alerts: 0, ...fields };
@@ -8,25 +19,45 @@ function node(fields: Partial<PipelineNode>): PipelineNode {
 
 describe("node text", () => {
   it("says health in words, not only in colour", () => {
-    expect(nodeLines(node({ health: "degraded" }))[1]).toBe("p95 40 ms · degraded");
-    expect(nodeLabel(node({ health: "failing", alerts: 2 }))).toBe("api, failing, 12.5/s requests, p95 40 ms, 1.2 % errors, 2 active alerts");
+    expect(nodeLines(node({ health: "degraded" }))[2]).toBe("degraded");
+    expect(nodeLines(node({ health: "failing", alerts: 1 }))[2]).toBe("failing · 1 alert");
+    expect(nodeLabel(node({ health: "failing", alerts: 2 }))).toBe("api, failing, 12.5 req/s, p95 40 ms, 1.2 % errors, 2 active alerts");
   });
 
   it("names what a virtual node is", () => {
-    expect(nodeLines(node({ virtual: true, kind: "database", name: "postgresql" }))[0]).toBe("database · 12.5/s");
+    expect(nodeLines(node({ virtual: true, kind: "database", name: "postgresql" }))[0]).toBe("database · 12.5 calls/s");
   });
 
   it("shows a dash for numbers it does not have", () => {
-    expect(nodeLines(node({ rate: null, errorRatio: null, p95Ms: null, health: "no_data" }))).toEqual(["—", "p95 — · no data"]);
+    expect(nodeLines(node({ rate: null, errorRatio: null, p95Ms: null, health: "no_data" }))).toEqual(["—", "p95 —", "no data"]);
+  });
+
+  it("says which source a rate is from, and shows the mean latency", () => {
+    expect(nodeLines(node({ rateKind: "requests", avgMs: 12 }))).toEqual(["12.5 req/s · 1.2 % err", "avg 12 ms · p95 40 ms", "healthy"]);
+    expect(nodeLines(node({ rateKind: "spans" }))[0]).toBe("12.5 req/s (spans) · 1.2 % err");
+  });
+
+  it("says since when a stale node has had no data, instead of its health", () => {
+    const lines = nodeLines(node({ stale: "no data since 14:03:12", alerts: 1 }));
+    expect(lines[2]).toBe("no data since 14:03:12 · 1 alert");
+    expect(nodeLabel(node({ stale: "no data since 14:03:12" }))).toContain("no data since 14:03:12");
+  });
+
+  it("sizes nodes to the widest text, within bounds", () => {
+    const narrow = nodeWidthFor([node({ name: "db" })]);
+    const wide = nodeWidthFor([node({ name: "a-rather-long-service-name", rateKind: "spans", alerts: 12 })]);
+    expect(narrow).toBeGreaterThanOrEqual(168);
+    expect(wide).toBeGreaterThan(narrow);
+    expect(nodeWidthFor([node({ name: "x".repeat(200) })])).toBeLessThanOrEqual(300);
   });
 });
 
 describe("edge text", () => {
   it("puts throughput, errors and p95 on two short lines, and all of it in the tooltip", () => {
     const edge = { source: "a", target: "b", kind: "call", rate: 120, errorRatio: 0.02, p95Ms: 8, health: "degraded" as const };
-    expect(edgeLines(edge)).toEqual(["120/s · 2 %", "p95 8 ms"]);
-    expect(edgeText(edge)).toBe("120/s, p95 8 ms, 2 % errors");
-    expect(edgeLines({ ...edge, errorRatio: 0 })[0]).toBe("120/s");
+    expect(edgeLines(edge)).toEqual(["120 calls/s · 2 %", "p95 8 ms"]);
+    expect(edgeText(edge)).toBe("120 calls/s, p95 8 ms, 2 % errors");
+    expect(edgeLines({ ...edge, errorRatio: 0 })[0]).toBe("120 calls/s");
   });
 });
 
@@ -88,5 +119,30 @@ describe("nearestInDirection", () => {
   it("stays put at the edge of the graph", () => {
     expect(nearestInDirection(layout, "api", [-1, 0])).toBeNull();
     expect(nearestInDirection(layout, "ghost", [1, 0])).toBeNull();
+  });
+});
+
+describe("zoom and pan", () => {
+  it("fits a graph into its box, centred, without shrinking text below legibility", () => {
+    const fit = fitTransform(800, 300, 1200, 700);
+    // The whole drawing (with padding) fits the width, and is centred vertically.
+    expect(fit.scale).toBeCloseTo(1200 / 832);
+    expect((800 + 32) * fit.scale).toBeLessThanOrEqual(1200 + 1e-9);
+    expect(fit.y).toBeGreaterThan(16);
+    expect(fitTransform(5000, 300, 800, 400).scale).toBe(0.6);
+    // A phone shows more of the graph at first (pinch to read).
+    expect(fitTransform(5000, 300, 390, 400).scale).toBe(0.45);
+    expect(fitTransform(100, 50, 2000, 2000).scale).toBe(1.5);
+  });
+
+  it("zooms around the pointer: the point under it stays put", () => {
+    const view = { scale: 1, x: 10, y: 20 };
+    const zoomed = zoomAt(view, 2, 110, 220);
+    expect(zoomed.scale).toBe(2);
+    // Layout point (100, 200) was at (110, 220) and still is.
+    expect(100 * zoomed.scale + zoomed.x).toBeCloseTo(110);
+    expect(200 * zoomed.scale + zoomed.y).toBeCloseTo(220);
+    expect(zoomAt(view, 1000, 0, 0).scale).toBe(4);
+    expect(zoomAt(view, 0.001, 0, 0).scale).toBe(0.2);
   });
 });

@@ -10,6 +10,8 @@ export interface ServiceListItem {
   throughput: string;
   /** Already formatted, e.g. "12 s ago". */
   lastSeen: string;
+  /** "" while current; else why the throughput is greyed, e.g. "no data since 14:03:12". */
+  stale?: string;
 }
 
 export class ServiceList {
@@ -51,7 +53,13 @@ export class ServiceList {
       else link.removeAttribute("aria-current");
       const throughput = entry.querySelector(".service-throughput");
       const lastSeen = entry.querySelector(".service-last-seen");
-      if (throughput !== null) setText(throughput, item.throughput);
+      if (throughput !== null) {
+        setText(throughput, item.throughput);
+        const stale = item.stale ?? "";
+        throughput.classList.toggle("is-stale", stale !== "");
+        if (stale === "") throughput.removeAttribute("title");
+        else throughput.setAttribute("title", stale);
+      }
       if (lastSeen !== null) setText(lastSeen, item.lastSeen);
     });
   }

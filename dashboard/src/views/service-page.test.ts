@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { traceRows } from "./service-page";
+import { spansText, traceRows } from "./service-page";
 
 describe("traceRows", () => {
   it("merges API summaries and live events, newest first, the API's row winning", () => {
@@ -12,9 +12,16 @@ describe("traceRows", () => {
       10,
     );
     expect(rows).toEqual([
-      { traceId: "b", operation: "api", startMs: 2000, durationMs: 30, spans: null, error: true },
+      { traceId: "b", operation: "api", startMs: 2000, durationMs: 30, spans: 1, spansAtLeast: true, error: true },
       { traceId: "a", operation: "GET /a", startMs: 1000, durationMs: 12, spans: 7, error: false },
     ]);
     expect(traceRows([], [{ traceId: "x", rootService: "s", rootName: "", startMs: 0, durationMs: 1, error: false, hops: [] }], 0)).toEqual([]);
+  });
+
+  it("shows a live trace's span count as a lower bound, never a dash", () => {
+    const hop = { from: "api", to: "db", offsetMs: 1, durationMs: 2, error: false };
+    const [live] = traceRows([], [{ traceId: "c", rootService: "api", rootName: "GET /c", startMs: 5, durationMs: 9, error: false, hops: [hop, hop] }], 10);
+    expect(live === undefined ? "" : spansText(live)).toBe("≥ 3");
+    expect(spansText({ traceId: "d", operation: "", startMs: null, durationMs: null, spans: 7, error: false })).toBe("7");
   });
 });

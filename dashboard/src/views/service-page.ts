@@ -54,7 +54,15 @@ export interface TraceRow {
   startMs: number | null;
   durationMs: number | null;
   spans: number | null;
+  /** True for a live trace not yet listed by the API: `spans` is then a lower bound (root + hops). */
+  spansAtLeast?: boolean;
   error: boolean;
+}
+
+/** "7", or "≥ 3" for a live trace whose full span count the server has not listed yet. */
+export function spansText(row: TraceRow): string {
+  if (row.spans === null) return "—";
+  return row.spansAtLeast === true ? `≥ ${row.spans}` : String(row.spans);
 }
 
 export function traceRows(summaries: readonly TraceSummary[], live: readonly TraceEvent[], limit: number): TraceRow[] {
@@ -65,7 +73,9 @@ export function traceRows(summaries: readonly TraceSummary[], live: readonly Tra
       operation: t.rootName || t.rootService,
       startMs: t.startMs,
       durationMs: t.durationMs,
-      spans: null,
+      // A live event names the root and each hop's callee: at least that many spans.
+      spans: 1 + t.hops.length,
+      spansAtLeast: true,
       error: t.error,
     });
   }
@@ -110,7 +120,7 @@ export class ServicePage {
     this.notice = el("p", { class: "notice", role: "note", hidden: true });
     this.red = el("dl", { class: "red-summary", "data-testid": "red-summary", "aria-describedby": "red-caption" });
     const cardGrid = el("section", { class: "stat-grid", "aria-label": "Current values" }, [
-      this.card("throughput", "Throughput", (s) => formatRate(s.throughput)),
+      this.card("throughput", "Throughput", (s) => formatRate(s.throughput, s.rateKind === "spans" ? "req/s (spans)" : "req/s")),
       this.card("p95", "p95 latency", (s) => formatMilliseconds(s.p95LatencyMs)),
       this.card("error-rate", "Error rate", (s) => formatRatio(s.errorRatio)),
       this.card("cpu", "CPU", (s) => formatPercent(s.cpuPercent)),
@@ -198,7 +208,7 @@ export class ServicePage {
     this.element = el("section", { class: "service-page", "data-testid": "service-page" }, [
       el("div", { class: "page-heading" }, [this.title, this.healthBadge, this.profilesLink, this.closeButton]),
       this.notice,
-      el("p", { class: "red-caption", id: "red-caption" }, ["From traces, last 5 minutes"]),
+      el("p", { class: "red-caption", id: "red-caption" }, ["From all spans (RED, not sampled traces), last 5 minutes"]),
       this.red,
       cardGrid,
       pickers,
@@ -282,7 +292,7 @@ export class ServicePage {
       const link = cells[1]?.querySelector("a");
       if (link !== null && link !== undefined) setText(link, row.operation || row.traceId.slice(0, 8));
       setText(cells[2] as Element, formatMilliseconds(row.durationMs));
-      setText(cells[3] as Element, row.spans === null ? "—" : String(row.spans));
+      setText(cells[3] as Element, spansText(row));
       setText(cells[4] as Element, row.error ? "error" : "ok");
       tr.dataset.error = String(row.error);
       return tr;

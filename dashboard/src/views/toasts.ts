@@ -10,6 +10,20 @@ import { el } from "./dom";
 const MAX_TOASTS = 4;
 const TOAST_MS = 12_000;
 
+/** "Critical", "Warning", "Info": the word for the alert's severity, as the alert list says it. */
+export function toastTitle(severity: string): string {
+  switch (severity) {
+    case "critical":
+      return "Critical";
+    case "warning":
+      return "Warning";
+    case "info":
+      return "Info";
+    default:
+      return "Alert";
+  }
+}
+
 export class Toasts {
   private readonly region: HTMLElement;
 
@@ -27,7 +41,7 @@ export class Toasts {
   }
 
   alert(alert: Alert): void {
-    const title = `${alert.severity === "critical" ? "Critical" : "Alert"}: ${alert.rule}${alert.service ? ` on ${alert.service}` : ""}`;
+    const title = `${toastTitle(alert.severity)}: ${alert.rule}${alert.service ? ` on ${alert.service}` : ""}`;
     // The server's summary already names the value; without one, the value and threshold stand in.
     const details = alert.summary !== alert.rule && alert.summary !== "" ? alert.summary : valueText(alert);
     const ack = el("button", { type: "button", class: "button" }, ["Acknowledge"]);
