@@ -89,7 +89,7 @@ impl ProfileType {
             ("inuse_space", _) | ("space", "bytes") => ProfileType::InuseSpace,
             ("inuse_objects", _) | ("objects", "count") => ProfileType::InuseObjects,
             ("goroutine" | "goroutines", _) => ProfileType::Goroutines,
-            ("samples", "count") => ProfileType::Samples,
+            ("samples" | "sample", "count") => ProfileType::Samples,
             _ => return None,
         })
     }
