@@ -3,6 +3,7 @@
 //! functions, diffs, pprof and snapshots ([`view`]). [`service::ProfileService`] ties the domain to
 //! the [`crate::ports::profiles::ProfileStore`] port.
 
+pub mod events;
 pub mod folded;
 pub mod pprof;
 pub mod push;
