@@ -203,16 +203,21 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         stopped.clone(),
         purge_loop(store.clone(), backend.traces.clone()),
     ));
-    let (profiles, profiles_released) = profiles::open(
-        &args,
-        ingest.clone(),
-        connections.clone(),
-        fanout_pusher.clone(),
-    )?;
+    let (profiles, profiles_released, profile_merges) = profiles::open(&args)?;
     released.push(profiles_released);
     tasks.spawn(until_stopped(
         stopped.clone(),
         profiles::purge_loop(profiles.clone()),
+    ));
+    tasks.spawn(until_stopped(
+        stopped.clone(),
+        profiles::announce_loop(
+            profile_merges,
+            profiles.clone(),
+            ingest.clone(),
+            connections.clone(),
+            fanout_pusher.clone(),
+        ),
     ));
     registry::spawn_all(
         &registry,

@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+
 use anyhow::Context;
 use async_trait::async_trait;
 use bytes::Bytes;
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::Fanout;
-use flowscope_core::ports::profiles::ProfileStore;
 use flowscope_core::ports::{ConnectionPusher, ConnectionStore, StreamSink};
 use flowscope_core::profiles::events;
 use flowscope_core::profiles::push::PushLimits;
@@ -62,50 +63,59 @@ impl ProfileArgs {
 }
 
 /// Opens the profile store (`profiles.redb` in the data directory, also with `--aws`: there is no
-/// AWS adapter yet) and builds the service.
+/// AWS adapter yet) and builds the service. Merges are announced through a channel to
+/// [`announce_loop`] (spawn it with the returned receiver): the service is held by WebSocket
+/// connections (through the API state), so it must not hold the connections' pusher itself.
 pub fn open(
     args: &super::LocalArgs,
-    ingest: Arc<Ingest<dyn StreamSink>>,
-    connections: Arc<dyn ConnectionStore>,
-    pusher: Arc<dyn ConnectionPusher>,
-) -> anyhow::Result<(Arc<ProfileService>, flowscope_core::embedded::Released)> {
+) -> anyhow::Result<(
+    Arc<ProfileService>,
+    flowscope_core::embedded::Released,
+    mpsc::Receiver<Vec<MergedMinute>>,
+)> {
     let path = args.data_dir.join("profiles.redb");
     let store = flowscope_core::embedded::RedbProfileStore::open(&path)
         .with_context(|| format!("opening the profile store {}", path.display()))?;
     let released = store.released();
     let retention = super::args::parse_duration_seconds(&args.profiles.profile_retention)
         .context("--profile-retention")?;
-    let store: Arc<dyn ProfileStore> = Arc::new(store);
-    let listener = Arc::new(Announce {
-        store: store.clone(),
-        ingest,
-        connections,
-        pusher,
-    });
-    let service = ProfileService::new(store, args.profiles.limits(), retention).with_listener(listener);
-    Ok((Arc::new(service), released))
+    let (sender, receiver) = mpsc::channel(ANNOUNCE_QUEUE);
+    let service = ProfileService::new(Arc::new(store), args.profiles.limits(), retention)
+        .with_listener(Arc::new(Announce(sender)));
+    Ok((Arc::new(service), released, receiver))
 }
 
-/// Pushes the live `profile` events and writes the total series.
-struct Announce {
-    store: Arc<dyn ProfileStore>,
-    ingest: Arc<Ingest<dyn StreamSink>>,
-    connections: Arc<dyn ConnectionStore>,
-    pusher: Arc<dyn ConnectionPusher>,
-}
+/// Merges waiting to be announced; a push waits while it is full.
+const ANNOUNCE_QUEUE: usize = 1024;
+
+struct Announce(mpsc::Sender<Vec<MergedMinute>>);
 
 #[async_trait]
 impl ProfileListener for Announce {
     async fn merged(&self, merged: &[MergedMinute]) {
+        // Fails only once local mode is stopping.
+        let _ = self.0.send(merged.to_vec()).await;
+    }
+}
+
+/// Pushes the live `profile` events and writes the `flowscope.profile.<type>` series of every merge.
+pub async fn announce_loop(
+    mut merges: mpsc::Receiver<Vec<MergedMinute>>,
+    service: Arc<ProfileService>,
+    ingest: Arc<Ingest<dyn StreamSink>>,
+    connections: Arc<dyn ConnectionStore>,
+    pusher: Arc<dyn ConnectionPusher>,
+) {
+    while let Some(merged) = merges.recv().await {
         // Each minute's total over all its label sets, as stored now.
         let mut totals = BTreeMap::new();
-        for m in merged {
+        for m in &merged {
             let key = (m.service.clone(), m.profile_type, m.minute);
             if totals.contains_key(&key) {
                 continue;
             }
-            match self
-                .store
+            match service
+                .store()
                 .minutes(&m.service, m.profile_type, m.minute, m.minute + 60, false)
                 .await
             {
@@ -115,8 +125,8 @@ impl ProfileListener for Announce {
                 Err(e) => tracing::warn!(error = %e, "reading a profile minute's total failed"),
             }
         }
-        let fanout = Fanout::new(self.connections.as_ref(), self.pusher.as_ref());
-        for event in events::events(merged, &totals) {
+        let fanout = Fanout::new(connections.as_ref(), pusher.as_ref());
+        for event in events::events(&merged, &totals) {
             if let Err(e) = fanout
                 .deliver_event(Some(&event.service), Bytes::from(event.to_json()))
                 .await
@@ -124,7 +134,7 @@ impl ProfileListener for Announce {
                 tracing::warn!(error = %e, "pushing a profile event failed");
             }
         }
-        let response = self.ingest.handle_metrics(&events::series_request(merged)).await;
+        let response = ingest.handle_metrics(&events::series_request(&merged)).await;
         if response.status != 200 {
             tracing::warn!(status = response.status, "the receiver refused profile totals");
         }
