@@ -11,7 +11,7 @@ use tower_http::cors::CorsLayer;
 
 pub fn router(
     ingest: Arc<Ingest<dyn StreamSink>>,
-    profiles: Arc<flowscope_core::profiles::service::ProfileService>,
+    profiles: Arc<flowscope_core::profiling::service::ProfileService>,
 ) -> Router {
     // Browser SDKs export with CORS. Profiles: the Pyroscope push API at `/ingest`.
     flowscope_core::http::otlp::router(ingest)

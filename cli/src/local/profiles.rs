@@ -18,9 +18,9 @@ use bytes::Bytes;
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::Fanout;
 use flowscope_core::ports::{ConnectionPusher, ConnectionStore, StreamSink};
-use flowscope_core::profiles::events;
+use flowscope_core::profiling::events;
 use flowscope_core::profiles::push::PushLimits;
-use flowscope_core::profiles::service::{MergedMinute, ProfileListener, ProfileService};
+use flowscope_core::profiling::service::{MergedMinute, ProfileListener, ProfileService};
 
 use super::unix_now;
 

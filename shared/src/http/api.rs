@@ -56,7 +56,7 @@ pub struct ApiState {
     /// The service registry (`/api/registry/*`, instances in `/api/services`), when configured.
     registry: Option<Arc<crate::registry::Registry>>,
     /// Stored profiles (`/api/profiles/*`), when configured.
-    profiles: Option<Arc<crate::profiles::service::ProfileService>>,
+    profiles: Option<Arc<crate::profiling::service::ProfileService>>,
 }
 
 impl ApiState {
@@ -102,12 +102,12 @@ impl ApiState {
     }
 
     /// Serves the profile routes (`/api/profiles/*`).
-    pub fn with_profiles(mut self, profiles: Arc<crate::profiles::service::ProfileService>) -> Self {
+    pub fn with_profiles(mut self, profiles: Arc<crate::profiling::service::ProfileService>) -> Self {
         self.profiles = Some(profiles);
         self
     }
 
-    pub(crate) fn profiles(&self) -> Option<Arc<crate::profiles::service::ProfileService>> {
+    pub(crate) fn profiles(&self) -> Option<Arc<crate::profiling::service::ProfileService>> {
         self.profiles.clone()
     }
 

@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::alerts::AlertEvent;
 use crate::live::wire::{ClientMessage, ServerMessage};
-use crate::profiles::events::ProfileEvent;
+use crate::profiling::events::ProfileEvent;
 use crate::registry::score::HealthEvent;
 use crate::registry::RegistryEvent;
 

@@ -23,7 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::api::{ApiError, ApiQuery, ApiState, ErrorBody};
 use super::body;
 use crate::profiles::push::PushParams;
-use crate::profiles::service::{ProfileService, ProfileServiceError, Selection};
+use crate::profiling::service::{ProfileService, ProfileServiceError, Selection};
 use crate::profiles::view::{
     DiffGraph, FlameGraph, Snapshot, Timeline, TopFunctions, DEFAULT_MAX_NODES, MAX_MAX_NODES,
 };

@@ -1,13 +1,11 @@
 //! Continuous profiling (issue 14): profiles in (pprof, folded), symbolized and merged per service,
 //! profile type, labels and minute into [`tree::StackTree`]s, read back as flame graphs, top
-//! functions, diffs, pprof and snapshots ([`view`]). [`service::ProfileService`] ties the domain to
-//! the [`crate::ports::profiles::ProfileStore`] port.
+//! functions, diffs, pprof and snapshots ([`view`]). `crate::profiling` ties this domain to the
+//! `crate::ports::profiles::ProfileStore` port.
 
-pub mod events;
 pub mod folded;
 pub mod pprof;
 pub mod push;
-pub mod service;
 pub mod tree;
 pub mod view;
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::service::MergedMinute;
-use super::ProfileType;
+use crate::profiles::ProfileType;
 
 /// The tag of a [`ProfileEvent`]: always `"profile"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::push::{self, Push, PushLimits, PushParams};
-use super::tree::StackTree;
-use super::view::{self, DiffGraph, FlameGraph, Timeline, TimelinePoint, TopFunctions};
-use super::{ProfileError, ProfileType};
+use crate::profiles::push::{self, Push, PushLimits, PushParams};
+use crate::profiles::tree::StackTree;
+use crate::profiles::view::{self, DiffGraph, FlameGraph, Timeline, TimelinePoint, TopFunctions};
+use crate::profiles::{pprof, ProfileError, ProfileType};
 use crate::ports::profiles::{MergeOutcome, ProfileKey, ProfileStore};
 use crate::ports::StoreError;
 
@@ -278,7 +278,7 @@ impl ProfileService {
     /// The selection as a gzip pprof.
     pub async fn pprof(&self, sel: &Selection) -> Result<Vec<u8>, ProfileServiceError> {
         let tree = self.tree(sel).await?;
-        Ok(super::pprof::encode(
+        Ok(pprof::encode(
             &tree,
             sel.profile_type,
             sel.from.saturating_mul(1_000_000_000),
