@@ -18,8 +18,8 @@ use bytes::Bytes;
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::Fanout;
 use flowscope_core::ports::{ConnectionPusher, ConnectionStore, StreamSink};
-use flowscope_core::profiling::events;
 use flowscope_core::profiles::push::PushLimits;
+use flowscope_core::profiling::events;
 use flowscope_core::profiling::service::{MergedMinute, ProfileListener, ProfileService};
 
 use super::unix_now;
@@ -134,9 +134,14 @@ pub async fn announce_loop(
                 tracing::warn!(error = %e, "pushing a profile event failed");
             }
         }
-        let response = ingest.handle_metrics(&events::series_request(&merged)).await;
+        let response = ingest
+            .handle_metrics(&events::series_request(&merged))
+            .await;
         if response.status != 200 {
-            tracing::warn!(status = response.status, "the receiver refused profile totals");
+            tracing::warn!(
+                status = response.status,
+                "the receiver refused profile totals"
+            );
         }
     }
 }

@@ -230,7 +230,9 @@ impl ProfileStore for RedbProfileStore {
                         .insert(&time_key(item.expires_at, &k)[..], ())
                         .map_err(unavailable)?;
                 }
-                trees.insert(&k[..], &encode_item(&item)?[..]).map_err(unavailable)?;
+                trees
+                    .insert(&k[..], &encode_item(&item)?[..])
+                    .map_err(unavailable)?;
                 let mut types = txn.open_table(TYPES).map_err(unavailable)?;
                 let type_key = format!("{}\u{1f}{}", key.service, key.profile_type.as_str());
                 types.insert(type_key.as_str(), ()).map_err(unavailable)?;
@@ -262,7 +264,10 @@ impl ProfileStore for RedbProfileStore {
             let mut upper = prefix.clone();
             upper.extend_from_slice(&ordered_i64(to));
             let mut out = Vec::new();
-            for entry in table.range::<&[u8]>(&lower[..]..&upper[..]).map_err(unavailable)? {
+            for entry in table
+                .range::<&[u8]>(&lower[..]..&upper[..])
+                .map_err(unavailable)?
+            {
                 let (k, v) = entry.map_err(unavailable)?;
                 let k = k.value();
                 let mut minute = [0u8; 8];
@@ -356,27 +361,60 @@ mod tests {
         let a = tree(&[("main;a", 3)]);
         let b = tree(&[("main;b", 4)]);
         let first = store.merge(&key("p"), 600, "c1", &a, 10_000).await.unwrap();
-        assert_eq!(first, MergeOutcome::Applied { minute_total: 3, new_minute: true });
+        assert_eq!(
+            first,
+            MergeOutcome::Applied {
+                minute_total: 3,
+                new_minute: true
+            }
+        );
         assert_eq!(
             store.merge(&key("p"), 600, "c2", &b, 10_000).await.unwrap(),
-            MergeOutcome::Applied { minute_total: 7, new_minute: false }
+            MergeOutcome::Applied {
+                minute_total: 7,
+                new_minute: false
+            }
         );
         // The same contributions again, in another order: nothing changes.
-        assert_eq!(store.merge(&key("p"), 600, "c2", &b, 10_000).await.unwrap(), MergeOutcome::Duplicate);
-        assert_eq!(store.merge(&key("p"), 600, "c1", &a, 10_000).await.unwrap(), MergeOutcome::Duplicate);
+        assert_eq!(
+            store.merge(&key("p"), 600, "c2", &b, 10_000).await.unwrap(),
+            MergeOutcome::Duplicate
+        );
+        assert_eq!(
+            store.merge(&key("p"), 600, "c1", &a, 10_000).await.unwrap(),
+            MergeOutcome::Duplicate
+        );
         // Another label set and another minute are other items.
         store.merge(&key("q"), 600, "c1", &a, 10_000).await.unwrap();
         store.merge(&key("p"), 660, "c1", &a, 10_000).await.unwrap();
-        let minutes = store.minutes("api", ProfileType::Cpu, 600, 660, true).await.unwrap();
+        let minutes = store
+            .minutes("api", ProfileType::Cpu, 600, 660, true)
+            .await
+            .unwrap();
         assert_eq!(minutes.len(), 2);
         let p = minutes.iter().find(|m| m.labels["env"] == "p").unwrap();
         assert_eq!(p.total, 7);
         let mut sum = a.clone();
         sum.merge(&b);
         assert_eq!(p.tree.as_ref().unwrap(), &sum);
-        assert_eq!(store.minutes("api", ProfileType::Cpu, 0, 10_000, false).await.unwrap().len(), 3);
-        assert!(store.minutes("api", ProfileType::Wall, 0, 10_000, false).await.unwrap().is_empty());
-        assert!(store.minutes("ap", ProfileType::Cpu, 0, 10_000, false).await.unwrap().is_empty());
+        assert_eq!(
+            store
+                .minutes("api", ProfileType::Cpu, 0, 10_000, false)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(store
+            .minutes("api", ProfileType::Wall, 0, 10_000, false)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .minutes("ap", ProfileType::Cpu, 0, 10_000, false)
+            .await
+            .unwrap()
+            .is_empty());
         assert_eq!(
             store.services().await.unwrap(),
             vec![("api".to_string(), vec![ProfileType::Cpu])]
@@ -384,8 +422,15 @@ mod tests {
         // Reopened: still there.
         drop(store);
         let store = RedbProfileStore::open(&dir.path().join("profiles.redb")).unwrap();
-        assert_eq!(store.merge(&key("p"), 600, "c1", &a, 10_000).await.unwrap(), MergeOutcome::Duplicate);
+        assert_eq!(
+            store.merge(&key("p"), 600, "c1", &a, 10_000).await.unwrap(),
+            MergeOutcome::Duplicate
+        );
         assert_eq!(store.purge_expired(10_001).await.unwrap(), 3);
-        assert!(store.minutes("api", ProfileType::Cpu, 0, 10_000, false).await.unwrap().is_empty());
+        assert!(store
+            .minutes("api", ProfileType::Cpu, 0, 10_000, false)
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

@@ -102,7 +102,10 @@ impl ApiState {
     }
 
     /// Serves the profile routes (`/api/profiles/*`).
-    pub fn with_profiles(mut self, profiles: Arc<crate::profiling::service::ProfileService>) -> Self {
+    pub fn with_profiles(
+        mut self,
+        profiles: Arc<crate::profiling::service::ProfileService>,
+    ) -> Self {
         self.profiles = Some(profiles);
         self
     }

@@ -23,11 +23,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::api::{ApiError, ApiQuery, ApiState, ErrorBody};
 use super::body;
 use crate::profiles::push::PushParams;
-use crate::profiling::service::{ProfileService, ProfileServiceError, Selection};
 use crate::profiles::view::{
     DiffGraph, FlameGraph, Snapshot, Timeline, TopFunctions, DEFAULT_MAX_NODES, MAX_MAX_NODES,
 };
 use crate::profiles::ProfileType;
+use crate::profiling::service::{ProfileService, ProfileServiceError, Selection};
 use crate::query::MAX_TIMESTAMP;
 
 /// The default range of a read: the last hour.
@@ -181,10 +181,11 @@ fn bad(message: String) -> ApiError {
 /// Unix seconds from a `from`/`to` parameter; milliseconds when above the largest seconds value
 /// (`round_up` for an exclusive end).
 fn time_param(text: &str, name: &str, round_up: bool) -> Result<i64, ApiError> {
-    let n: i64 = text
-        .trim()
-        .parse()
-        .map_err(|_| bad(format!("`{name}` must be unix seconds or milliseconds, got {text:?}")))?;
+    let n: i64 = text.trim().parse().map_err(|_| {
+        bad(format!(
+            "`{name}` must be unix seconds or milliseconds, got {text:?}"
+        ))
+    })?;
     if n < 0 || n > MAX_TIMESTAMP.saturating_mul(1000) {
         return Err(bad(format!("`{name}` is out of range: {text:?}")));
     }
@@ -199,7 +200,12 @@ fn time_param(text: &str, name: &str, round_up: bool) -> Result<i64, ApiError> {
     })
 }
 
-fn number_param(text: Option<&str>, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
+fn number_param(
+    text: Option<&str>,
+    name: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
     match text {
         None => Ok(default),
         Some(t) => t
@@ -207,7 +213,11 @@ fn number_param(text: Option<&str>, name: &str, default: usize, max: usize) -> R
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| bad(format!("`{name}` must be a whole number from 1 to {max}, got {t:?}"))),
+            .ok_or_else(|| {
+                bad(format!(
+                    "`{name}` must be a whole number from 1 to {max}, got {t:?}"
+                ))
+            }),
     }
 }
 
@@ -295,7 +305,10 @@ pub struct ProfileTypeUnit {
         (status = 404, description = "Profiling is not enabled", body = ErrorBody),
     )
 )]
-pub async fn profile_services(State(state): State<ApiState>, uri: Uri) -> Result<Json<ProfileServices>, ApiError> {
+pub async fn profile_services(
+    State(state): State<ApiState>,
+    uri: Uri,
+) -> Result<Json<ProfileServices>, ApiError> {
     let service = service_of(&state, &uri)?;
     let services = service
         .services()
@@ -322,7 +335,9 @@ pub async fn profile_types(
     ApiQuery(params): ApiQuery<ProfileParams>,
 ) -> Result<Json<ProfileTypes>, ApiError> {
     let profiles = service_of(&state, &uri)?;
-    let service = params.service.ok_or_else(|| bad("`service` is required".into()))?;
+    let service = params
+        .service
+        .ok_or_else(|| bad("`service` is required".into()))?;
     let types = profiles
         .types(&service)
         .await?
@@ -371,8 +386,15 @@ pub async fn profile_flamegraph(
     ApiQuery(params): ApiQuery<ProfileParams>,
 ) -> Result<Json<FlameGraph>, ApiError> {
     let service = service_of(&state, &uri)?;
-    let max_nodes = number_param(params.max_nodes.as_deref(), "max_nodes", DEFAULT_MAX_NODES, MAX_MAX_NODES)?;
-    Ok(Json(service.flamegraph(&params.selection()?, max_nodes).await?))
+    let max_nodes = number_param(
+        params.max_nodes.as_deref(),
+        "max_nodes",
+        DEFAULT_MAX_NODES,
+        MAX_MAX_NODES,
+    )?;
+    Ok(Json(
+        service.flamegraph(&params.selection()?, max_nodes).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -412,7 +434,12 @@ pub async fn profile_diff(
     ApiQuery(params): ApiQuery<ProfileParams>,
 ) -> Result<Json<DiffGraph>, ApiError> {
     let service = service_of(&state, &uri)?;
-    let max_nodes = number_param(params.max_nodes.as_deref(), "max_nodes", DEFAULT_MAX_NODES, MAX_MAX_NODES)?;
+    let max_nodes = number_param(
+        params.max_nodes.as_deref(),
+        "max_nodes",
+        DEFAULT_MAX_NODES,
+        MAX_MAX_NODES,
+    )?;
     let base_from = params
         .base_from
         .as_deref()
@@ -423,7 +450,11 @@ pub async fn profile_diff(
         .as_deref()
         .ok_or_else(|| bad("`base_to` is required".into()))
         .and_then(|t| time_param(t, "base_to", true))?;
-    Ok(Json(service.diff(&params.selection()?, base_from, base_to, max_nodes).await?))
+    Ok(Json(
+        service
+            .diff(&params.selection()?, base_from, base_to, max_nodes)
+            .await?,
+    ))
 }
 
 fn attachment(bytes: Vec<u8>, content_type: &'static str, filename: &str) -> Response {
@@ -432,7 +463,13 @@ fn attachment(bytes: Vec<u8>, content_type: &'static str, filename: &str) -> Res
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     let safe: String = filename
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
@@ -485,7 +522,12 @@ pub async fn profile_snapshot(
 ) -> Result<Response, ApiError> {
     let service = service_of(&state, &uri)?;
     let sel = params.selection()?;
-    let max_nodes = number_param(params.max_nodes.as_deref(), "max_nodes", DEFAULT_MAX_NODES, MAX_MAX_NODES)?;
+    let max_nodes = number_param(
+        params.max_nodes.as_deref(),
+        "max_nodes",
+        DEFAULT_MAX_NODES,
+        MAX_MAX_NODES,
+    )?;
     let timeline = service.timeline(&sel).await?;
     let flamegraph = service.flamegraph(&sel, max_nodes).await?;
     let snapshot = Snapshot {
@@ -530,7 +572,10 @@ const MAX_SNAPSHOT_JSON_BYTES: u64 = 64 * 1024 * 1024;
         (status = 400, description = "Not a snapshot: the reason", body = ErrorBody),
     )
 )]
-pub async fn import_snapshot(State(_state): State<ApiState>, body: Bytes) -> Result<Json<Snapshot>, ApiError> {
+pub async fn import_snapshot(
+    State(_state): State<ApiState>,
+    body: Bytes,
+) -> Result<Json<Snapshot>, ApiError> {
     let json = if body.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(&body[..])
@@ -550,7 +595,10 @@ pub async fn import_snapshot(State(_state): State<ApiState>, body: Bytes) -> Res
     let snapshot: Snapshot =
         serde_json::from_slice(&json).map_err(|e| bad(format!("not a snapshot: {e}")))?;
     if snapshot.version != 1 {
-        return Err(bad(format!("snapshot version {} is not supported (1 is)", snapshot.version)));
+        return Err(bad(format!(
+            "snapshot version {} is not supported (1 is)",
+            snapshot.version
+        )));
     }
     if snapshot.flamegraph.levels.iter().any(|l| l.len() % 4 != 0) {
         return Err(bad("flame graph levels must be groups of 4 numbers".into()));
@@ -574,9 +622,18 @@ mod tests {
 
     #[test]
     fn times_are_seconds_or_milliseconds() {
-        assert_eq!(time_param("1700000000", "from", false).unwrap(), 1_700_000_000);
-        assert_eq!(time_param("1700000000000", "from", false).unwrap(), 1_700_000_000);
-        assert_eq!(time_param("1700000000001", "to", true).unwrap(), 1_700_000_001);
+        assert_eq!(
+            time_param("1700000000", "from", false).unwrap(),
+            1_700_000_000
+        );
+        assert_eq!(
+            time_param("1700000000000", "from", false).unwrap(),
+            1_700_000_000
+        );
+        assert_eq!(
+            time_param("1700000000001", "to", true).unwrap(),
+            1_700_000_001
+        );
         assert!(time_param("-1", "from", false).is_err());
         assert!(time_param("x", "from", false).is_err());
     }

@@ -44,7 +44,11 @@ mod tests {
 
     #[test]
     fn parses_stacks_and_sums_repeated_lines() {
-        let t = parse(b"main;work;hash 30\nmain;work 10\n\nmain;idle 5\r\nmain;work;hash 2\n", 1).unwrap();
+        let t = parse(
+            b"main;work;hash 30\nmain;work 10\n\nmain;idle 5\r\nmain;work;hash 2\n",
+            1,
+        )
+        .unwrap();
         assert_eq!(t.total(), 47);
         let hash = t.nodes().iter().find(|n| t.name(n.name) == "hash").unwrap();
         assert_eq!(hash.self_value, 32);

@@ -27,7 +27,9 @@ pub enum ProfileError {
 }
 
 /// The profile types Flowscope keeps (the API contract's ids).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ProfileType {
     Cpu,

@@ -93,12 +93,17 @@ pub struct Function {
 
 /// Gunzips `body` when it starts with the gzip magic, reading at most `max_bytes` decompressed
 /// bytes (the same bomb guard as OTLP bodies); raw protobuf passes through.
-pub fn gunzip_if_needed(body: &[u8], max_bytes: usize) -> Result<std::borrow::Cow<'_, [u8]>, ProfileError> {
+pub fn gunzip_if_needed(
+    body: &[u8],
+    max_bytes: usize,
+) -> Result<std::borrow::Cow<'_, [u8]>, ProfileError> {
     if !body.starts_with(&[0x1f, 0x8b]) {
         return Ok(std::borrow::Cow::Borrowed(body));
     }
     let mut out = Vec::new();
-    let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
+    let limit = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
     MultiGzDecoder::new(body)
         .take(limit)
         .read_to_end(&mut out)
@@ -147,7 +152,13 @@ pub fn decode(body: &[u8], max_bytes: usize) -> Result<Vec<Decoded>, ProfileErro
         let names: Vec<String> = profile
             .sample_type
             .iter()
-            .map(|vt| format!("{}/{}", string(vt.r#type).unwrap_or("?"), string(vt.unit).unwrap_or("?")))
+            .map(|vt| {
+                format!(
+                    "{}/{}",
+                    string(vt.r#type).unwrap_or("?"),
+                    string(vt.unit).unwrap_or("?")
+                )
+            })
             .collect();
         return Err(ProfileError::Malformed(format!(
             "no known sample type in the profile (has {names:?})"
@@ -325,14 +336,24 @@ mod tests {
         assert_eq!(decoded[0].tree.total(), 468);
         assert_eq!(self_of(wall, "hashLoop"), 896_000_000);
         // Root first: `main` is an ancestor of `hashLoop`.
-        let hash = wall.nodes().iter().find(|n| wall.name(n.name) == "hashLoop").unwrap();
+        let hash = wall
+            .nodes()
+            .iter()
+            .find(|n| wall.name(n.name) == "hashLoop")
+            .unwrap();
         assert_eq!(wall.name(wall.nodes()[hash.parent as usize].name), "main");
     }
 
     #[test]
     fn encoded_pprof_decodes_to_the_same_tree() {
         let wall = decode(NODE_WALL, 1 << 20).unwrap().remove(1).tree;
-        let bytes = encode(&wall, ProfileType::Wall, 1_700_000_000_000_000_000, 60_000_000_000).unwrap();
+        let bytes = encode(
+            &wall,
+            ProfileType::Wall,
+            1_700_000_000_000_000_000,
+            60_000_000_000,
+        )
+        .unwrap();
         let back = decode(&bytes, 1 << 20).unwrap();
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].profile_type, ProfileType::Wall);
@@ -342,14 +363,43 @@ mod tests {
     #[test]
     fn inlined_lines_expand_to_frames_and_bombs_are_refused() {
         let strings = ["", "cpu", "nanoseconds", "caller", "inlined", "leaf"];
-        let f = |id: u64, name: i64| Function { id, name, system_name: 0, filename: 0, start_line: 0 };
+        let f = |id: u64, name: i64| Function {
+            id,
+            name,
+            system_name: 0,
+            filename: 0,
+            start_line: 0,
+        };
         let profile = Profile {
             sample_type: vec![ValueType { r#type: 1, unit: 2 }],
-            sample: vec![Sample { location_id: vec![2, 1], value: vec![7] }],
+            sample: vec![Sample {
+                location_id: vec![2, 1],
+                value: vec![7],
+            }],
             location: vec![
                 // Innermost first: `inlined` was inlined into `caller`.
-                Location { id: 1, address: 0, line: vec![Line { function_id: 2, line: 3 }, Line { function_id: 1, line: 9 }] },
-                Location { id: 2, address: 0, line: vec![Line { function_id: 3, line: 1 }] },
+                Location {
+                    id: 1,
+                    address: 0,
+                    line: vec![
+                        Line {
+                            function_id: 2,
+                            line: 3,
+                        },
+                        Line {
+                            function_id: 1,
+                            line: 9,
+                        },
+                    ],
+                },
+                Location {
+                    id: 2,
+                    address: 0,
+                    line: vec![Line {
+                        function_id: 3,
+                        line: 1,
+                    }],
+                },
             ],
             function: vec![f(1, 3), f(2, 4), f(3, 5)],
             string_table: strings.iter().map(|s| s.to_string()).collect(),
@@ -359,15 +409,32 @@ mod tests {
             period: 0,
             default_sample_type: 0,
         };
-        let tree = decode(&profile.encode_to_vec(), 1 << 20).unwrap().remove(0).tree;
+        let tree = decode(&profile.encode_to_vec(), 1 << 20)
+            .unwrap()
+            .remove(0)
+            .tree;
         let mut stacks = Vec::new();
-        tree.for_each_stack(|s, v| stacks.push((s.iter().map(|n| tree.name(*n)).collect::<Vec<_>>().join(";"), v)));
+        tree.for_each_stack(|s, v| {
+            stacks.push((
+                s.iter()
+                    .map(|n| tree.name(*n))
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                v,
+            ))
+        });
         assert_eq!(stacks, vec![("caller;inlined;leaf".to_string(), 7)]);
 
         let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&vec![0u8; 4 << 20]).unwrap();
         let bomb = gz.finish().unwrap();
-        assert!(matches!(decode(&bomb, 1 << 20), Err(ProfileError::TooLarge(_))));
-        assert!(matches!(decode(b"\x0a\xff", 1 << 20), Err(ProfileError::Malformed(_))));
+        assert!(matches!(
+            decode(&bomb, 1 << 20),
+            Err(ProfileError::TooLarge(_))
+        ));
+        assert!(matches!(
+            decode(b"\x0a\xff", 1 << 20),
+            Err(ProfileError::Malformed(_))
+        ));
     }
 }

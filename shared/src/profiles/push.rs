@@ -66,9 +66,24 @@ pub struct Push {
 
 /// Pyroscope type suffixes that are not part of the application name (`app.cpu{…}`).
 const TYPE_SUFFIXES: &[&str] = &[
-    "cpu", "wall", "itimer", "alloc_space", "alloc_objects", "inuse_space", "inuse_objects",
-    "goroutines", "goroutine", "samples", "mutex_count", "mutex_duration", "block_count",
-    "block_duration", "contentions", "delay", "lock_count", "lock_duration",
+    "cpu",
+    "wall",
+    "itimer",
+    "alloc_space",
+    "alloc_objects",
+    "inuse_space",
+    "inuse_objects",
+    "goroutines",
+    "goroutine",
+    "samples",
+    "mutex_count",
+    "mutex_duration",
+    "block_count",
+    "block_duration",
+    "contentions",
+    "delay",
+    "lock_count",
+    "lock_duration",
 ];
 
 /// `APP.TYPE{k=v,…}` → (app, type suffix, labels).
@@ -94,14 +109,23 @@ pub fn parse_name(
                 .split_once('=')
                 .ok_or_else(|| bad(format!("label {pair:?} is not key=value")))?;
             let k = k.trim();
-            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
-                return Err(bad(format!("label key {k:?} must be letters, digits, `_` or `.`")));
+            if k.is_empty()
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            {
+                return Err(bad(format!(
+                    "label key {k:?} must be letters, digits, `_` or `.`"
+                )));
             }
             labels.insert(k.to_string(), v.trim().to_string());
         }
     }
     if labels.len() > max_labels {
-        return Err(bad(format!("{} labels, at most {max_labels}", labels.len())));
+        return Err(bad(format!(
+            "{} labels, at most {max_labels}",
+            labels.len()
+        )));
     }
     // `__name__` and `service_name` are Pyroscope's own: the service comes from the app name.
     labels.remove("__name__");
@@ -125,10 +149,9 @@ pub fn parse_name(
 /// Unix seconds from Pyroscope's `from`/`until`: seconds, or milliseconds / nanoseconds when the
 /// number is that large (as Pyroscope's own server reads them).
 fn unix_seconds(text: &str, param: &str) -> Result<i64, ProfileError> {
-    let n: i64 = text
-        .trim()
-        .parse()
-        .map_err(|_| ProfileError::Malformed(format!("`{param}` must be unix seconds, got {text:?}")))?;
+    let n: i64 = text.trim().parse().map_err(|_| {
+        ProfileError::Malformed(format!("`{param}` must be unix seconds, got {text:?}"))
+    })?;
     Ok(if n >= 1_000_000_000_000_000 {
         n / 1_000_000_000
     } else if n >= 100_000_000_000 {
@@ -152,12 +175,22 @@ pub async fn read(
         .as_deref()
         .ok_or_else(|| ProfileError::Malformed("`name` is required (APP.TYPE{k=v,…})".into()))?;
     let (service, suffix, labels) = parse_name(name, limits.max_labels)?;
-    let from = params.from.as_deref().map(|t| unix_seconds(t, "from")).transpose()?;
+    let from = params
+        .from
+        .as_deref()
+        .map(|t| unix_seconds(t, "from"))
+        .transpose()?;
     if let Some(until) = params.until.as_deref() {
         unix_seconds(until, "until")?;
     }
     let mut hasher = Sha256::new();
-    for part in [&params.name, &params.from, &params.until, &params.format, &params.sample_rate] {
+    for part in [
+        &params.name,
+        &params.from,
+        &params.until,
+        &params.format,
+        &params.sample_rate,
+    ] {
         hasher.update(part.as_deref().unwrap_or("").as_bytes());
         hasher.update([0]);
     }
@@ -165,10 +198,17 @@ pub async fn read(
     let contribution = hex::encode(&hasher.finalize()[..16]);
 
     let multipart = content_type
-        .map(|c| c.trim().to_ascii_lowercase().starts_with("multipart/form-data"))
+        .map(|c| {
+            c.trim()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
         .unwrap_or(false);
     let (body, format) = if multipart {
-        (profile_part(content_type.unwrap_or(""), body).await?, "pprof".to_string())
+        (
+            profile_part(content_type.unwrap_or(""), body).await?,
+            "pprof".to_string(),
+        )
     } else {
         let format = params.format.clone().unwrap_or_else(|| {
             if body.starts_with(&[0x1f, 0x8b]) {
@@ -195,7 +235,9 @@ pub async fn read(
             let scale = if matches!(profile_type, ProfileType::Cpu | ProfileType::Wall) {
                 let rate: u64 = match params.sample_rate.as_deref() {
                     Some(text) => text.trim().parse().ok().filter(|r| *r > 0).ok_or_else(|| {
-                        ProfileError::Malformed(format!("`sampleRate` must be a positive whole number, got {text:?}"))
+                        ProfileError::Malformed(format!(
+                            "`sampleRate` must be a positive whole number, got {text:?}"
+                        ))
                     })?,
                     None => 100,
                 };
@@ -239,12 +281,19 @@ pub async fn read(
 }
 
 /// The `profile` part of a multipart/form-data body.
-async fn profile_part(content_type: &str, body: bytes::Bytes) -> Result<bytes::Bytes, ProfileError> {
+async fn profile_part(
+    content_type: &str,
+    body: bytes::Bytes,
+) -> Result<bytes::Bytes, ProfileError> {
     let bad = |why: String| ProfileError::Malformed(format!("multipart body: {why}"));
     let boundary = multer::parse_boundary(content_type).map_err(|e| bad(e.to_string()))?;
     let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut multipart = multer::Multipart::new(stream, boundary);
-    while let Some(field) = multipart.next_field().await.map_err(|e| bad(e.to_string()))? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| bad(e.to_string()))?
+    {
         if field.name() == Some("profile") {
             return field.bytes().await.map_err(|e| bad(e.to_string()));
         }
@@ -280,16 +329,26 @@ mod tests {
             ..Default::default()
         };
         let body = bytes::Bytes::from_static(b"main;work 3\n");
-        let a = read(&params, None, body.clone(), &PushLimits::default(), 0).await.unwrap();
+        let a = read(&params, None, body.clone(), &PushLimits::default(), 0)
+            .await
+            .unwrap();
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].profile_type, ProfileType::Cpu);
         assert_eq!(a[0].tree.total(), 30_000_000);
         assert_eq!(a[0].minute, 1_699_999_980);
-        let b = read(&params, None, body, &PushLimits::default(), 0).await.unwrap();
-        assert_eq!(a[0].contribution, b[0].contribution);
-        let other = read(&params, None, bytes::Bytes::from_static(b"main;work 4\n"), &PushLimits::default(), 0)
+        let b = read(&params, None, body, &PushLimits::default(), 0)
             .await
             .unwrap();
+        assert_eq!(a[0].contribution, b[0].contribution);
+        let other = read(
+            &params,
+            None,
+            bytes::Bytes::from_static(b"main;work 4\n"),
+            &PushLimits::default(),
+            0,
+        )
+        .await
+        .unwrap();
         assert_ne!(a[0].contribution, other[0].contribution);
     }
 }

@@ -45,9 +45,23 @@ impl PartialEq for StackTree {
     /// Same stacks with the same values, whatever the interning or insertion order.
     fn eq(&self, other: &Self) -> bool {
         let mut a = Vec::new();
-        self.for_each_stack(|s, v| a.push((s.iter().map(|n| self.name(*n).to_string()).collect::<Vec<_>>(), v)));
+        self.for_each_stack(|s, v| {
+            a.push((
+                s.iter()
+                    .map(|n| self.name(*n).to_string())
+                    .collect::<Vec<_>>(),
+                v,
+            ))
+        });
         let mut b = Vec::new();
-        other.for_each_stack(|s, v| b.push((s.iter().map(|n| other.name(*n).to_string()).collect::<Vec<_>>(), v)));
+        other.for_each_stack(|s, v| {
+            b.push((
+                s.iter()
+                    .map(|n| other.name(*n).to_string())
+                    .collect::<Vec<_>>(),
+                v,
+            ))
+        });
         a.sort();
         b.sort();
         a == b && self.total() == other.total()
@@ -154,7 +168,9 @@ impl StackTree {
         let mut map: Vec<u32> = Vec::with_capacity(other.nodes.len());
         map.push(0);
         self.nodes[0].total = self.nodes[0].total.saturating_add(other.nodes[0].total);
-        self.nodes[0].self_value = self.nodes[0].self_value.saturating_add(other.nodes[0].self_value);
+        self.nodes[0].self_value = self.nodes[0]
+            .self_value
+            .saturating_add(other.nodes[0].self_value);
         for node in &other.nodes[1..] {
             let parent = map[node.parent as usize];
             let id = self.child(parent, names[node.name as usize]);
@@ -249,7 +265,8 @@ impl StackTree {
             }
             let name = std::str::from_utf8(&buf[..len]).map_err(|_| corrupt("name not UTF-8"))?;
             tree.names.push(name.to_string());
-            tree.name_ids.insert(name.to_string(), (tree.names.len() - 1) as u32);
+            tree.name_ids
+                .insert(name.to_string(), (tree.names.len() - 1) as u32);
             buf.advance(len);
         }
         if tree.names.len() != tree.name_ids.len() {
@@ -336,12 +353,7 @@ mod tests {
         for p in parts.iter().rev() {
             backward.merge(p);
         }
-        let all = tree(&[
-            ("main;a;b", 4),
-            ("main;c", 5),
-            ("x;y", 7),
-            ("main;a", 2),
-        ]);
+        let all = tree(&[("main;a;b", 4), ("main;c", 5), ("x;y", 7), ("main;a", 2)]);
         assert_eq!(forward, backward);
         assert_eq!(forward, all);
         assert_eq!(forward.total(), 18);

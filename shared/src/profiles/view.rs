@@ -120,7 +120,10 @@ fn kept(widths: &[u64], depths: &[u32], max_nodes: usize) -> Vec<bool> {
     let mut order: Vec<u32> = (0..widths.len() as u32).collect();
     order.sort_by(|a, b| {
         let (a, b) = (*a as usize, *b as usize);
-        widths[b].cmp(&widths[a]).then(depths[a].cmp(&depths[b])).then(a.cmp(&b))
+        widths[b]
+            .cmp(&widths[a])
+            .then(depths[a].cmp(&depths[b]))
+            .then(a.cmp(&b))
     });
     let mut keep = vec![false; widths.len()];
     for id in order.into_iter().take(max_nodes.max(1)) {
@@ -204,7 +207,11 @@ pub fn flame_levels(tree: &StackTree, max_nodes: usize) -> (Vec<String>, Vec<Vec
 }
 
 /// The diff levels of `tree` against `base`: returns (names, levels).
-pub fn diff_levels(tree: &StackTree, base: &StackTree, max_nodes: usize) -> (Vec<String>, Vec<Vec<u64>>) {
+pub fn diff_levels(
+    tree: &StackTree,
+    base: &StackTree,
+    max_nodes: usize,
+) -> (Vec<String>, Vec<Vec<u64>>) {
     let mut union = StackTree::new();
     let a = union.merge_mapped(tree);
     let b = union.merge_mapped(base);
@@ -272,7 +279,11 @@ pub fn top(tree: &StackTree, limit: usize) -> Vec<TopFunction> {
             total,
         })
         .collect();
-    functions.sort_by(|a, b| b.self_value.cmp(&a.self_value).then_with(|| a.name.cmp(&b.name)));
+    functions.sort_by(|a, b| {
+        b.self_value
+            .cmp(&a.self_value)
+            .then_with(|| a.name.cmp(&b.name))
+    });
     functions.truncate(limit);
     functions
 }

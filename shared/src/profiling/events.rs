@@ -45,7 +45,10 @@ impl ProfileEvent {
 
 /// One event per (service, type, minute) of `merged`, with the minute's total over its label sets
 /// (`minute_totals`: the stored totals of every label set of that minute, as read back).
-pub fn events(merged: &[MergedMinute], minute_totals: &BTreeMap<(String, ProfileType, i64), u64>) -> Vec<ProfileEvent> {
+pub fn events(
+    merged: &[MergedMinute],
+    minute_totals: &BTreeMap<(String, ProfileType, i64), u64>,
+) -> Vec<ProfileEvent> {
     let mut seen = std::collections::BTreeSet::new();
     merged
         .iter()
@@ -83,10 +86,15 @@ pub fn series_request(merged: &[MergedMinute]) -> ExportMetricsServiceRequest {
             "bytes" => (m.added as f64, "By"),
             _ => (m.added as f64, "1"),
         };
-        let at = u64::try_from(m.minute).unwrap_or(0).saturating_mul(1_000_000_000);
+        let at = u64::try_from(m.minute)
+            .unwrap_or(0)
+            .saturating_mul(1_000_000_000);
         by_service.entry(&m.service).or_default().push(Metric {
             name: m.profile_type.series_name(),
-            description: format!("{} profile samples merged (issue 14)", m.profile_type.as_str()),
+            description: format!(
+                "{} profile samples merged (issue 14)",
+                m.profile_type.as_str()
+            ),
             unit: unit.to_string(),
             data: Some(Data::Sum(Sum {
                 data_points: vec![NumberDataPoint {

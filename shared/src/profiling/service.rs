@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::ports::profiles::{MergeOutcome, ProfileKey, ProfileStore};
+use crate::ports::StoreError;
 use crate::profiles::push::{self, Push, PushLimits, PushParams};
 use crate::profiles::tree::StackTree;
 use crate::profiles::view::{self, DiffGraph, FlameGraph, Timeline, TimelinePoint, TopFunctions};
 use crate::profiles::{pprof, ProfileError, ProfileType};
-use crate::ports::profiles::{MergeOutcome, ProfileKey, ProfileStore};
-use crate::ports::StoreError;
 
 /// Default retention of per-minute trees: 7 days.
 pub const DEFAULT_RETENTION_SECS: i64 = 7 * 86_400;
@@ -52,7 +52,8 @@ impl ProfileServiceError {
     pub fn status(&self) -> u16 {
         match self {
             ProfileServiceError::Profile(ProfileError::TooLarge(_)) => 413,
-            ProfileServiceError::Profile(ProfileError::Malformed(_)) | ProfileServiceError::BadRequest(_) => 400,
+            ProfileServiceError::Profile(ProfileError::Malformed(_))
+            | ProfileServiceError::BadRequest(_) => 400,
             ProfileServiceError::Store(StoreError::Throttled(_)) => 503,
             _ => 500,
         }
@@ -127,7 +128,10 @@ impl ProfileService {
             profile_type: push.profile_type,
             labels: push.labels,
         };
-        let expires = push.minute.saturating_add(60).saturating_add(self.retention_secs);
+        let expires = push
+            .minute
+            .saturating_add(60)
+            .saturating_add(self.retention_secs);
         match self
             .store
             .merge(&key, push.minute, &push.contribution, &push.tree, expires)
@@ -221,7 +225,11 @@ impl ProfileService {
         })
     }
 
-    pub async fn flamegraph(&self, sel: &Selection, max_nodes: usize) -> Result<FlameGraph, ProfileServiceError> {
+    pub async fn flamegraph(
+        &self,
+        sel: &Selection,
+        max_nodes: usize,
+    ) -> Result<FlameGraph, ProfileServiceError> {
         let tree = self.tree(sel).await?;
         let (names, levels) = view::flame_levels(&tree, max_nodes);
         Ok(FlameGraph {
@@ -236,7 +244,11 @@ impl ProfileService {
         })
     }
 
-    pub async fn top(&self, sel: &Selection, limit: usize) -> Result<TopFunctions, ProfileServiceError> {
+    pub async fn top(
+        &self,
+        sel: &Selection,
+        limit: usize,
+    ) -> Result<TopFunctions, ProfileServiceError> {
         let tree = self.tree(sel).await?;
         Ok(TopFunctions {
             unit: sel.profile_type.unit().to_string(),
