@@ -477,3 +477,61 @@ async fn malformed_and_oversized_pushes_are_refused_with_a_reason() {
     assert_eq!(status, 400);
     handle.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_pushes_cpu_and_heap_profiles_whose_incident_path_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = local::start(args_with(dir.path(), &[])).await.unwrap();
+    let started = local::unix_now();
+    let loadgen = flowscope_cli::loadgen::LoadgenArgs {
+        endpoint: format!("http://{}", handle.otlp_addr),
+        rate: 200,
+        duration: Some(Duration::from_secs(4)),
+        traces_per_second: 0.0,
+        quiet: true,
+        profile_interval: Duration::from_secs(1),
+        no_random_spikes: true,
+        spikes: vec!["api:0s:60s".parse().unwrap()],
+        ..Default::default()
+    };
+    let summary = flowscope_cli::loadgen::run(loadgen).await.unwrap();
+    assert_eq!(summary.requests_failed, 0, "{summary}");
+
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let services = get_ok(&handle, "/api/profiles/services").await;
+        let expected = ["api", "auth", "cache", "database", "queue"]
+            .map(|s| json!({"service": s, "types": ["cpu", "inuse_space"]}));
+        if services["services"] == json!(expected) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{services}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The api service is in an incident from the start: its incident path leads the top table.
+    let range = format!(
+        "service=api&type=cpu&from={}&to={}",
+        started - 60,
+        local::unix_now() + 60
+    );
+    let top = get_ok(&handle, &format!("/api/profiles/top?{range}")).await;
+    assert_eq!(
+        top["functions"][0]["name"], "pool.wait_for_connection",
+        "{top}"
+    );
+    let heap = get_ok(
+        &handle,
+        &format!(
+            "/api/profiles/top?service=api&type=inuse_space&from={}&to={}",
+            started - 60,
+            local::unix_now() + 60
+        ),
+    )
+    .await;
+    assert_eq!(heap["unit"], "bytes");
+    assert_eq!(
+        heap["functions"][0]["name"], "response.buffer_pool.grow",
+        "{heap}"
+    );
+    handle.shutdown().await.unwrap();
+}

@@ -199,7 +199,7 @@ impl ProfileStore for RedbProfileStore {
                     .transpose()?;
                 let new_minute = stored.is_none();
                 let mut item = match stored {
-                    Some(item) if item.applied.iter().any(|c| *c == contribution) => {
+                    Some(item) if item.applied.contains(&contribution) => {
                         return Ok(MergeOutcome::Duplicate);
                     }
                     Some(item) => item,

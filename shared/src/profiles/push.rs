@@ -86,11 +86,11 @@ const TYPE_SUFFIXES: &[&str] = &[
     "lock_duration",
 ];
 
+/// A parsed `name`: the application, its type suffix, its labels.
+pub type ParsedName = (String, Option<String>, BTreeMap<String, String>);
+
 /// `APP.TYPE{k=v,…}` → (app, type suffix, labels).
-pub fn parse_name(
-    name: &str,
-    max_labels: usize,
-) -> Result<(String, Option<String>, BTreeMap<String, String>), ProfileError> {
+pub fn parse_name(name: &str, max_labels: usize) -> Result<ParsedName, ProfileError> {
     let bad = |why: String| ProfileError::Malformed(format!("`name`: {why}"));
     let (head, labels_text) = match name.find('{') {
         Some(open) => {
