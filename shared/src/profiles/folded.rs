@@ -5,7 +5,8 @@ use super::tree::StackTree;
 use super::ProfileError;
 
 /// Parses folded text into a tree; each count is multiplied by `scale` (1 for plain sample counts).
-/// Empty lines are skipped; a line without a count, or with an empty stack, is refused with its number.
+/// Empty lines are skipped; a line without a count is refused with its number; a count without
+/// a stack counts on the root.
 pub fn parse(text: &[u8], scale: u64) -> Result<StackTree, ProfileError> {
     let text = std::str::from_utf8(text)
         .map_err(|e| ProfileError::Malformed(format!("folded profile is not UTF-8: {e}")))?;
@@ -26,12 +27,13 @@ pub fn parse(text: &[u8], scale: u64) -> Result<StackTree, ProfileError> {
             .trim()
             .parse()
             .map_err(|_| bad("the count is not a whole number"))?;
-        if stack.trim().is_empty() {
-            return Err(bad("empty stack"));
-        }
         ids.clear();
-        for frame in stack.split(';') {
-            ids.push(tree.intern(frame));
+        // An empty stack (py-spy writes ` 1` for a sample without Python frames) counts on the
+        // root alone: it is in the total, with no frame of its own.
+        if !stack.trim().is_empty() {
+            for frame in stack.split(';') {
+                ids.push(tree.intern(frame));
+            }
         }
         tree.add_stack(&ids, count.saturating_mul(scale));
     }
@@ -58,12 +60,31 @@ mod tests {
         assert!(t.names().iter().any(|n| n == "f (a.py:3)"));
     }
 
+    /// `py-spy record --format raw --nolineno` of `tests/fixtures/profiles/py-spy-work.py` (a loop
+    /// of `hash_chain` and `fib`): 656 samples, one of them with no Python frame (` 1`).
+    #[test]
+    fn reads_what_py_spy_writes() {
+        let text = include_bytes!("../../tests/fixtures/profiles/py-spy.folded");
+        let t = parse(text, 10_000_000).unwrap();
+        assert_eq!(t.total(), 656 * 10_000_000);
+        let self_of = |name: &str| -> u64 {
+            t.nodes()
+                .iter()
+                .filter(|n| t.name(n.name) == name)
+                .map(|n| n.self_value)
+                .sum()
+        };
+        assert_eq!(self_of("hash_chain (work.py)"), 577 * 10_000_000);
+        assert!(self_of("fib (work.py)") > 0);
+    }
+
     #[test]
     fn refuses_malformed_lines_with_their_number() {
         let err = parse(b"main;a 1\nmain;b x\n", 1).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(parse(b"nocount\n", 1).is_err());
-        assert!(parse(b" 5\n", 1).is_err());
+        let root_only = parse(b" 5\nmain 1\n", 1).unwrap();
+        assert_eq!((root_only.total(), root_only.nodes()[0].self_value), (6, 5));
         assert!(parse(&[0xff, 0xfe], 1).is_err());
     }
 }
