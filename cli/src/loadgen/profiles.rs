@@ -5,6 +5,8 @@
 //! growing share, so the diff view shows which frames grew.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -227,12 +229,14 @@ impl ProfileWindows {
     }
 }
 
-/// Posts pushes to `{endpoint}/ingest`.
+/// Posts pushes to `{endpoint}/ingest`. A receiver without that route (404: an OpenTelemetry
+/// Collector, say) turns profile pushes off for the rest of the run, with one warning.
 #[derive(Clone)]
 pub struct ProfileSender {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
     headers: Vec<(HeaderName, HeaderValue)>,
+    unsupported: Arc<AtomicBool>,
 }
 
 impl ProfileSender {
@@ -244,11 +248,15 @@ impl ProfileSender {
                 .iter()
                 .map(|h| (h.name.clone(), h.value.clone()))
                 .collect(),
+            unsupported: Arc::new(AtomicBool::new(false)),
         }
     }
 
     /// One attempt; an error says why (status and the start of the reason).
     pub async fn send(&self, push: ProfilePush) -> Result<(), String> {
+        if self.unsupported.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let uri: Uri = format!("{}/ingest?{}", self.base, push.query)
             .parse()
             .map_err(|e| format!("profile push URI: {e}"))?;
@@ -271,6 +279,11 @@ impl ProfileSender {
         .map_err(|e| format!("profile push: {e}"))?;
         let status = response.status();
         if status.is_success() {
+            return Ok(());
+        }
+        if status == hyper::StatusCode::NOT_FOUND && !self.unsupported.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(endpoint = %self.base, "the receiver has no /ingest (404): profiles are not sent");
             return Ok(());
         }
         let body = response

@@ -252,6 +252,14 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         ),
     ));
 
+    // Open WebSockets hold the gateway's state (and so the stores) until they end: close them on stop.
+    let closing = pusher.clone();
+    let mut closing_stopped = stopped.clone();
+    tasks.spawn(async move {
+        let _ = closing_stopped.wait_for(|s| *s).await;
+        closing.close_all();
+        Ok(())
+    });
     let gateway = gateway::router(gateway::GatewayState {
         connections,
         pusher,
