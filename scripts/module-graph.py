@@ -24,10 +24,10 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", 
 
 # Bottom first. Keep in sync with docs/architecture.md.
 LAYERS = [
-    ("domain", ["model", "sketch", "spans", "duration", "domain"]),
+    ("domain", ["model", "sketch", "spans", "duration", "domain", "profiles"]),
     ("ports", ["ports"]),
     ("processing", ["registry", "record", "otlp", "auth", "cardinality", "ingest", "aggregate", "traces", "alerts", "live",
-                    "query", "pipeline", "probing", "scrape"]),
+                    "query", "pipeline", "probing", "scrape", "profiling"]),
     ("http", ["http"]),
     ("adapters", ["embedded", "aws", "testing"]),
 ]

@@ -28,6 +28,8 @@ pub mod pipeline;
 pub mod ports;
 #[cfg(feature = "webhook")]
 pub mod probing;
+pub mod profiles;
+pub mod profiling;
 pub mod query;
 pub mod record;
 pub mod registry;

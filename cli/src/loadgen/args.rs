@@ -69,6 +69,12 @@ pub struct LoadgenArgs {
     /// series are sent again each interval.
     #[arg(long, requires = "gauge_series")]
     pub new_series_each_interval: bool,
+    /// How often each simulated service pushes a CPU and a heap profile (folded) to `/ingest`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub profile_interval: Duration,
+    /// Send no profiles.
+    #[arg(long)]
+    pub no_profiles: bool,
 }
 
 /// The same defaults as the command line, for starting the load generator in-process (tests):
@@ -90,6 +96,8 @@ impl Default for LoadgenArgs {
             gauge_series: None,
             prometheus_import: None,
             new_series_each_interval: false,
+            profile_interval: Duration::from_secs(10),
+            no_profiles: false,
         }
     }
 }

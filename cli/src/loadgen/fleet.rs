@@ -39,6 +39,8 @@ pub struct Fleet {
     traces_per_second: f64,
     tick_secs: f64,
     ticks: u64,
+    /// Every service's conditions in the last tick (the profile windows read them).
+    last_conditions: Option<[Conditions; 5]>,
 }
 
 impl Fleet {
@@ -73,7 +75,18 @@ impl Fleet {
             traces_per_second,
             tick_secs: plan.tick.as_secs_f64(),
             ticks: 0,
+            last_conditions: None,
         }
+    }
+
+    /// Every service's conditions in the last tick (`None` before the first).
+    pub fn last_conditions(&self) -> Option<&[Conditions; 5]> {
+        self.last_conditions.as_ref()
+    }
+
+    /// Seconds of simulated time per tick.
+    pub fn tick_secs(&self) -> f64 {
+        self.tick_secs
     }
 
     /// Simulates the next tick and stamps its exports with `now_unix_nano`.
@@ -82,6 +95,7 @@ impl Fleet {
         let t_secs = self.ticks as f64 * self.tick_secs;
         let conditions: [Conditions; 5] = ServiceName::ALL
             .map(|name| self.services[name.index()].behaviour.conditions_at(t_secs));
+        self.last_conditions = Some(conditions);
 
         let mut spans: [Vec<Span>; 5] = Default::default();
         let traces = self

@@ -12,6 +12,7 @@ mod metrics;
 mod model;
 mod otlp;
 mod plan;
+mod profiles;
 mod sender;
 mod shape;
 mod stats;
@@ -124,6 +125,13 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<LoadgenSummary> {
     let mut progress = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
     progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut reporter = Progress::new(args.quiet);
+    // Profiles: each service's conditions accumulate over a window, pushed every `--profile-interval`.
+    let profile_every = args.profile_interval.max(Duration::from_secs(1));
+    let mut profile_ticker = tokio::time::interval_at(started + profile_every, profile_every);
+    profile_ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut profile_windows = profiles::ProfileWindows::default();
+    let profile_sender = profiles::ProfileSender::new(&args.endpoint, &args.headers);
+    let mut profile_from = unix_seconds(SystemTime::now());
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
 
@@ -156,6 +164,24 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<LoadgenSummary> {
                 for (service, payload) in encode_exports(&sender, exports, &stats) {
                     enqueue(&queues[service.index()], service, payload, &stats);
                 }
+                if let Some(conditions) = fleet.last_conditions() {
+                    profile_windows.record_tick(conditions, fleet.tick_secs());
+                }
+            }
+            _ = profile_ticker.tick(), if !args.no_profiles => {
+                let until = unix_seconds(SystemTime::now());
+                let pushes = profile_windows.take(profile_from, until);
+                profile_from = until;
+                let (sender, stats) = (profile_sender.clone(), Arc::clone(&stats));
+                // A few small requests every interval, off the tick loop.
+                tokio::spawn(async move {
+                    for push in pushes {
+                        if let Err(error) = sender.send(push).await {
+                            tracing::debug!(%error, "profile push failed");
+                            stats.record_failure(error);
+                        }
+                    }
+                });
             }
             _ = progress.tick() => reporter.print(&stats.snapshot(started.elapsed())),
         }
@@ -173,6 +199,11 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<LoadgenSummary> {
     let summary = stats.snapshot(started.elapsed());
     reporter.finish(&summary);
     Ok(summary)
+}
+
+fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 async fn sleep_until_deadline(deadline: Option<Instant>) {

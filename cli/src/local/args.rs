@@ -65,6 +65,9 @@ pub struct LocalArgs {
     /// The service registry and its health probes (see `registry.rs`).
     #[command(flatten)]
     pub registry: Box<super::registry::RegistryArgs>,
+    /// Profile ingest and storage (see `profiles.rs`).
+    #[command(flatten)]
+    pub profiles: Box<super::profiles::ProfileArgs>,
     /// Attributes one OTLP data point or span may carry; a point with more is refused in the
     /// partial success.
     #[arg(

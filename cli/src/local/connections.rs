@@ -353,6 +353,20 @@ impl LocalConnections {
             })
     }
 
+    /// Closes every connection (local mode is stopping): each socket's task sends a close frame and
+    /// ends, dropping the state it holds (and with it the embedded files). Returns how many.
+    pub fn close_all(&self) -> usize {
+        let mut closed = 0;
+        for shard in self.open.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for (_, handle) in shard.drain() {
+                handle.queue.request_stop(StopReason::Deleted);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
     /// Closes a connection as `DeleteConnection` does; false when it does not exist.
     pub fn close(&self, connection_id: &str) -> bool {
         match self.open(connection_id).remove(connection_id) {

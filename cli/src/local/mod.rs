@@ -17,6 +17,7 @@ mod connections;
 mod gateway;
 mod mapper;
 mod otlp_server;
+mod profiles;
 mod registry;
 mod scrape;
 mod serve;
@@ -94,7 +95,7 @@ impl LocalHandle {
 pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let mut handle = start(args).await?;
     eprintln!(
-        "Flowscope local mode\n  OTLP/HTTP  http://{otlp}  (POST /v1/metrics, /v1/traces, /v1/logs)\n  Dashboard  http://{http}\n  API        http://{http}/api/services\n  WebSocket  ws://{http}/ws\n  Stop with Ctrl-C.",
+        "Flowscope local mode\n  OTLP/HTTP  http://{otlp}  (POST /v1/metrics, /v1/traces, /v1/logs; profiles: POST /ingest)\n  Dashboard  http://{http}\n  API        http://{http}/api/services\n  WebSocket  ws://{http}/ws\n  Stop with Ctrl-C.",
         otlp = handle.otlp_addr,
         http = handle.http_addr,
     );
@@ -202,6 +203,22 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         stopped.clone(),
         purge_loop(store.clone(), backend.traces.clone()),
     ));
+    let (profiles, profiles_released, profile_merges) = profiles::open(&args)?;
+    released.push(profiles_released);
+    tasks.spawn(until_stopped(
+        stopped.clone(),
+        profiles::purge_loop(profiles.clone()),
+    ));
+    tasks.spawn(until_stopped(
+        stopped.clone(),
+        profiles::announce_loop(
+            profile_merges,
+            profiles.clone(),
+            ingest.clone(),
+            connections.clone(),
+            fanout_pusher.clone(),
+        ),
+    ));
     registry::spawn_all(
         &registry,
         registry::Ports {
@@ -235,6 +252,14 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         ),
     ));
 
+    // Open WebSockets hold the gateway's state (and so the stores) until they end: close them on stop.
+    let closing = pusher.clone();
+    let mut closing_stopped = stopped.clone();
+    tasks.spawn(async move {
+        let _ = closing_stopped.wait_for(|s| *s).await;
+        closing.close_all();
+        Ok(())
+    });
     let gateway = gateway::router(gateway::GatewayState {
         connections,
         pusher,
@@ -247,12 +272,13 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         )
         .with_traces(backend.traces.clone())
         .with_series_admission(admission)
-        .with_registry(registry),
+        .with_registry(registry)
+        .with_profiles(profiles.clone()),
         aggregator_stats,
         keys,
         dashboard_dir: args.dashboard_dir.clone(),
     });
-    let otlp = otlp_server::router(ingest);
+    let otlp = otlp_server::router(ingest, profiles);
     let otlp_config = args.serve_config(serve::ErrorStyle::Otlp)?;
     let http_config = args.serve_config(serve::ErrorStyle::Api)?;
     // Above the API body limit so that the buffered body always passes axum's own check.

@@ -318,6 +318,149 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/profiles/services": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Services with stored profiles, and their profile types */
+        get: operations["profile_services"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/profiles/types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Profile types stored for one service */
+        get: operations["profile_types"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/profiles/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per-minute totals of a service's profile type */
+        get: operations["profile_timeline"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/profiles/flamegraph": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The merged flame graph of a range
+         * @description Every minute of the range (and label sets matching `labels`) merged exactly. `levels[d]` lists the nodes at depth d as groups `[start, total, self, name_index]` with absolute starts; children lie within their parent's `[start, start + total)`. The smallest nodes may be left out to keep `max_nodes`; listed values stay exact.
+         */
+        get: operations["profile_flamegraph"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/profiles/top": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Top functions of a range by self value */
+        get: operations["profile_top"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/profiles/diff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Diff of a range against a base range
+         * @description The union of both trees; `levels` groups of 7 `[start, width, name_index, total, self, base_total, base_self]` with `width = total + base_total`.
+         */
+        get: operations["profile_diff"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/profiles/pprof": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A range as a gzip pprof file (go tool pprof, speedscope) */
+        get: operations["profile_pprof"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/profiles/snapshot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A range as a snapshot file: gzip JSON of its timeline and flame graph */
+        get: operations["profile_snapshot"];
+        put?: never;
+        /** Validate a snapshot file (gzip or plain JSON) and answer it as JSON */
+        post: operations["import_snapshot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -592,6 +735,36 @@ export interface components {
         Deregistered: {
             deregistered: components["schemas"]["InstanceKey"];
         };
+        /** @description `GET /api/profiles/diff`. */
+        DiffGraph: {
+            service: string;
+            type: components["schemas"]["ProfileType"];
+            unit: string;
+            /** Format: int64 */
+            from: number;
+            /** Format: int64 */
+            to: number;
+            /** Format: int64 */
+            base_from: number;
+            /** Format: int64 */
+            base_to: number;
+            /**
+             * Format: int64
+             * @description Grand total of the range.
+             */
+            total: number;
+            /**
+             * Format: int64
+             * @description Grand total of the base range.
+             */
+            base_total: number;
+            names: string[];
+            /**
+             * @description Groups of 7: `[start, width, name_index, total, self, base_total, base_self]` over the union
+             *     of both trees; `width = total + base_total`, `start` in that space.
+             */
+            levels: number[][];
+        };
         EdgeView: components["schemas"]["RedView"] & {
             source: string;
             target: string;
@@ -602,6 +775,33 @@ export interface components {
         ErrorBody: {
             /** @description Why the request failed. */
             error: string;
+        };
+        /** @description `GET /api/profiles/flamegraph`. */
+        FlameGraph: {
+            service: string;
+            type: components["schemas"]["ProfileType"];
+            unit: string;
+            /**
+             * Format: int64
+             * @description Range start, unix milliseconds.
+             */
+            from: number;
+            /**
+             * Format: int64
+             * @description Range end, unix milliseconds.
+             */
+            to: number;
+            /** Format: int64 */
+            total: number;
+            /** @description Frame names; index 0 is the root `total`. */
+            names: string[];
+            /**
+             * @description Level 0 is the root. Each level lists its nodes as groups of 4 numbers
+             *     `[start, total, self, name_index]`, sorted by start; `start` is the absolute offset in sample
+             *     units from the left edge. A node's children lie within `[start, start + total)` on the next
+             *     level. The smallest nodes may be left out (`max_nodes`); every listed value is exact.
+             */
+            levels: number[][];
         };
         GraphView: {
             /** Format: int64 */
@@ -801,6 +1001,50 @@ export interface components {
             group_wait: string;
             retry: components["schemas"]["RetrySettings"];
             sinks: components["schemas"]["SinkSummary"][];
+        };
+        /**
+         * @description A live `profile` event (`docs/websocket.md`): a service's profile type got samples in a minute;
+         *     `total` is that minute's total so far (all label sets). Sent to clients subscribed to the
+         *     service (or to everything) each time the minute grows.
+         */
+        ProfileEvent: {
+            type: components["schemas"]["ProfileEventType"];
+            service: string;
+            profile_type: components["schemas"]["ProfileType"];
+            /**
+             * Format: int64
+             * @description Minute start, unix milliseconds.
+             */
+            minute: number;
+            /** Format: int64 */
+            total: number;
+        };
+        /**
+         * @description The tag of a [`ProfileEvent`]: always `"profile"`.
+         * @enum {string}
+         */
+        ProfileEventType: "profile";
+        ProfileServiceEntry: {
+            service: string;
+            types: components["schemas"]["ProfileType"][];
+        };
+        /** @description `GET /api/profiles/services`. */
+        ProfileServices: {
+            services: components["schemas"]["ProfileServiceEntry"][];
+        };
+        /**
+         * @description The profile types Flowscope keeps (the API contract's ids).
+         * @enum {string}
+         */
+        ProfileType: "cpu" | "wall" | "alloc_space" | "alloc_objects" | "inuse_space" | "inuse_objects" | "goroutines" | "samples";
+        ProfileTypeUnit: {
+            type: components["schemas"]["ProfileType"];
+            unit: string;
+        };
+        /** @description `GET /api/profiles/types`. */
+        ProfileTypes: {
+            service: string;
+            types: components["schemas"]["ProfileTypeUnit"][];
         };
         /**
          * @description Why an alert's condition holds.
@@ -1137,6 +1381,23 @@ export interface components {
             name: string;
             kind: components["schemas"]["SinkKind"];
         };
+        /** @description The snapshot file (`GET /api/profiles/snapshot`, gzip JSON). */
+        Snapshot: {
+            /**
+             * Format: int32
+             * @description Always 1.
+             */
+            version: number;
+            service: string;
+            type: components["schemas"]["ProfileType"];
+            unit: string;
+            /** Format: int64 */
+            from: number;
+            /** Format: int64 */
+            to: number;
+            timeline: components["schemas"]["TimelinePoint"][];
+            flamegraph: components["schemas"]["FlameGraph"];
+        };
         SpanView: {
             span_id: string;
             parent_span_id?: string | null;
@@ -1171,6 +1432,46 @@ export interface components {
             span_count: number;
             error: boolean;
             services: string[];
+        };
+        /** @description `GET /api/profiles/timeline`. */
+        Timeline: {
+            service: string;
+            type: components["schemas"]["ProfileType"];
+            unit: string;
+            /** @description One point per stored minute, oldest first. */
+            points: components["schemas"]["TimelinePoint"][];
+        };
+        /** @description One minute of a timeline. */
+        TimelinePoint: {
+            /**
+             * Format: int64
+             * @description Minute start, unix milliseconds.
+             */
+            t: number;
+            /** Format: int64 */
+            total: number;
+        };
+        /** @description One function of `GET /api/profiles/top`. */
+        TopFunction: {
+            name: string;
+            /**
+             * Format: int64
+             * @description Samples ending in this function.
+             */
+            self: number;
+            /**
+             * Format: int64
+             * @description Samples with this function anywhere on the stack (counted once per stack).
+             */
+            total: number;
+        };
+        /** @description `GET /api/profiles/top`. */
+        TopFunctions: {
+            unit: string;
+            /** Format: int64 */
+            total: number;
+            /** @description Sorted by self, descending (then by name). */
+            functions: components["schemas"]["TopFunction"][];
         };
         /**
          * @description What one batch learned about one kept trace. A trace whose spans arrive over several batches
@@ -1991,6 +2292,361 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+        };
+    };
+    profile_services: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Sorted by service */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProfileServices"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Profiling is not enabled */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    profile_types: {
+        parameters: {
+            query: {
+                service: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Types with their units (empty for an unknown service) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProfileTypes"];
+                };
+            };
+            /** @description `service` missing */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    profile_timeline: {
+        parameters: {
+            query: {
+                /** @description Service name. */
+                service: string;
+                /** @description Profile type: cpu, wall, alloc_space, alloc_objects, inuse_space, inuse_objects, goroutines, samples. */
+                type: string;
+                /** @description Start, inclusive: unix seconds (a value above 253402300799 is read as unix milliseconds). Default: `to` − 1 h. */
+                from?: number;
+                /** @description End, exclusive, like `from`. Default: now. At most 7 days after `from`. */
+                to?: number;
+                /** @description Label filter `k=v,k2=v2`: only label sets with all these values. */
+                labels?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One point per stored minute, oldest first (`t`: minute start, unix ms) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Timeline"];
+                };
+            };
+            /** @description A missing or malformed parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    profile_flamegraph: {
+        parameters: {
+            query: {
+                /** @description Service name. */
+                service: string;
+                /** @description Profile type: cpu, wall, alloc_space, alloc_objects, inuse_space, inuse_objects, goroutines, samples. */
+                type: string;
+                /** @description Start, inclusive: unix seconds (a value above 253402300799 is read as unix milliseconds). Default: `to` − 1 h. */
+                from?: number;
+                /** @description End, exclusive, like `from`. Default: now. At most 7 days after `from`. */
+                to?: number;
+                /** @description Label filter `k=v,k2=v2`: only label sets with all these values. */
+                labels?: string;
+                /** @description Most nodes listed, 1 … 65536 (default 8192): the smallest are left out. */
+                max_nodes?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The flame graph (times in unix ms) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlameGraph"];
+                };
+            };
+            /** @description A missing or malformed parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    profile_top: {
+        parameters: {
+            query: {
+                /** @description Service name. */
+                service: string;
+                /** @description Profile type: cpu, wall, alloc_space, alloc_objects, inuse_space, inuse_objects, goroutines, samples. */
+                type: string;
+                /** @description Start, inclusive: unix seconds (a value above 253402300799 is read as unix milliseconds). Default: `to` − 1 h. */
+                from?: number;
+                /** @description End, exclusive, like `from`. Default: now. At most 7 days after `from`. */
+                to?: number;
+                /** @description Label filter `k=v,k2=v2`: only label sets with all these values. */
+                labels?: string;
+                /** @description Functions to list, 1 … 1000 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Functions sorted by self, descending */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopFunctions"];
+                };
+            };
+            /** @description A missing or malformed parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    profile_diff: {
+        parameters: {
+            query: {
+                /** @description Service name. */
+                service: string;
+                /** @description Profile type: cpu, wall, alloc_space, alloc_objects, inuse_space, inuse_objects, goroutines, samples. */
+                type: string;
+                /** @description Start, inclusive: unix seconds (a value above 253402300799 is read as unix milliseconds). Default: `to` − 1 h. */
+                from?: number;
+                /** @description End, exclusive, like `from`. Default: now. At most 7 days after `from`. */
+                to?: number;
+                /** @description Label filter `k=v,k2=v2`: only label sets with all these values. */
+                labels?: string;
+                /** @description Base range start, like `from`. */
+                base_from: number;
+                /** @description Base range end, like `to`. */
+                base_to: number;
+                /** @description Most nodes listed, 1 … 65536 (default 8192): the smallest are left out. */
+                max_nodes?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The diff (times in unix ms) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiffGraph"];
+                };
+            };
+            /** @description A missing or malformed parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    profile_pprof: {
+        parameters: {
+            query: {
+                /** @description Service name. */
+                service: string;
+                /** @description Profile type: cpu, wall, alloc_space, alloc_objects, inuse_space, inuse_objects, goroutines, samples. */
+                type: string;
+                /** @description Start, inclusive: unix seconds (a value above 253402300799 is read as unix milliseconds). Default: `to` − 1 h. */
+                from?: number;
+                /** @description End, exclusive, like `from`. Default: now. At most 7 days after `from`. */
+                to?: number;
+                /** @description Label filter `k=v,k2=v2`: only label sets with all these values. */
+                labels?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description gzip pprof, `Content-Disposition: attachment; filename="S-TYPE-FROM-TO.pb.gz"` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description A missing or malformed parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    profile_snapshot: {
+        parameters: {
+            query: {
+                /** @description Service name. */
+                service: string;
+                /** @description Profile type: cpu, wall, alloc_space, alloc_objects, inuse_space, inuse_objects, goroutines, samples. */
+                type: string;
+                /** @description Start, inclusive: unix seconds (a value above 253402300799 is read as unix milliseconds). Default: `to` − 1 h. */
+                from?: number;
+                /** @description End, exclusive, like `from`. Default: now. At most 7 days after `from`. */
+                to?: number;
+                /** @description Label filter `k=v,k2=v2`: only label sets with all these values. */
+                labels?: string;
+                /** @description Most nodes listed, 1 … 65536 (default 8192): the smallest are left out. */
+                max_nodes?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description gzip of a Snapshot (`version` 1), as an attachment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/gzip": unknown;
+                };
+            };
+            /** @description A missing or malformed parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    import_snapshot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A snapshot file as downloaded (gzip JSON), or its JSON */
+        requestBody: {
+            content: {
+                "application/gzip": number[];
+            };
+        };
+        responses: {
+            /** @description The snapshot */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Snapshot"];
+                };
+            };
+            /** @description Not a snapshot: the reason */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
         };
     };
 }

@@ -55,6 +55,8 @@ pub struct ApiState {
     clock: Clock,
     /// The service registry (`/api/registry/*`, instances in `/api/services`), when configured.
     registry: Option<Arc<crate::registry::Registry>>,
+    /// Stored profiles (`/api/profiles/*`), when configured.
+    profiles: Option<Arc<crate::profiling::service::ProfileService>>,
 }
 
 impl ApiState {
@@ -71,6 +73,7 @@ impl ApiState {
             limits: None,
             clock: Arc::new(system_now),
             registry: None,
+            profiles: None,
         }
     }
 
@@ -96,6 +99,19 @@ impl ApiState {
     pub fn with_registry(mut self, registry: Arc<crate::registry::Registry>) -> Self {
         self.registry = Some(registry);
         self
+    }
+
+    /// Serves the profile routes (`/api/profiles/*`).
+    pub fn with_profiles(
+        mut self,
+        profiles: Arc<crate::profiling::service::ProfileService>,
+    ) -> Self {
+        self.profiles = Some(profiles);
+        self
+    }
+
+    pub(crate) fn profiles(&self) -> Option<Arc<crate::profiling::service::ProfileService>> {
+        self.profiles.clone()
     }
 
     pub(crate) fn registry(&self) -> Option<Arc<crate::registry::Registry>> {
@@ -166,6 +182,17 @@ fn documented_routes() -> OpenApiRouter<ApiState> {
         ))
         .routes(routes!(super::registry::deregister))
         .routes(routes!(super::registry::heartbeat))
+        .routes(routes!(super::profiles::profile_services))
+        .routes(routes!(super::profiles::profile_types))
+        .routes(routes!(super::profiles::profile_timeline))
+        .routes(routes!(super::profiles::profile_flamegraph))
+        .routes(routes!(super::profiles::profile_top))
+        .routes(routes!(super::profiles::profile_diff))
+        .routes(routes!(super::profiles::profile_pprof))
+        .routes(routes!(
+            super::profiles::profile_snapshot,
+            super::profiles::import_snapshot
+        ))
 }
 
 /// A failed API request: its status and the reason, answered as `{"error": "<reason>"}`.

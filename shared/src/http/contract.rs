@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::alerts::AlertEvent;
 use crate::live::wire::{ClientMessage, ServerMessage};
+use crate::profiling::events::ProfileEvent;
 use crate::registry::score::HealthEvent;
 use crate::registry::RegistryEvent;
 
@@ -29,11 +30,11 @@ use crate::registry::RegistryEvent;
     info(
         title = "Flowscope query API",
         version = "0.1.0",
-        description = "Read side of Flowscope and its alerting API. Served by `flowscope local` on http://127.0.0.1:8080 and by the `query` Lambda behind the HTTP API on AWS. Times are unix seconds; buckets are half-open [start, start+width). Every route needs a credential on AWS, and in local mode started with `--token`: `Authorization: Bearer <token>` or `x-api-key: <token>` (never a query parameter). Missing or wrong: 401 `{\"error\": \"missing credential: …\"}` / `{\"error\": \"invalid credential\"}` with `WWW-Authenticate: Bearer`. Every error is `{\"error\": \"<reason>\"}`. Generated from the code (`scripts/contract.sh`); the WebSocket messages are in `components.schemas` (`ClientMessage`, `ServerMessage`, `AlertEvent`, `RegistryEvent`, `HealthEvent`) and in `docs/websocket.*.schema.json`."
+        description = "Read side of Flowscope and its alerting API. Served by `flowscope local` on http://127.0.0.1:8080 and by the `query` Lambda behind the HTTP API on AWS. Times are unix seconds; buckets are half-open [start, start+width). Every route needs a credential on AWS, and in local mode started with `--token`: `Authorization: Bearer <token>` or `x-api-key: <token>` (never a query parameter). Missing or wrong: 401 `{\"error\": \"missing credential: …\"}` / `{\"error\": \"invalid credential\"}` with `WWW-Authenticate: Bearer`. Every error is `{\"error\": \"<reason>\"}`. Generated from the code (`scripts/contract.sh`); the WebSocket messages are in `components.schemas` (`ClientMessage`, `ServerMessage`, `AlertEvent`, `RegistryEvent`, `HealthEvent`, `ProfileEvent`) and in `docs/websocket.*.schema.json`."
     ),
     security((), ("bearer" = []), ("apiKey" = [])),
     modifiers(&Extras),
-    components(schemas(ClientMessage, ServerMessage, AlertEvent, RegistryEvent, HealthEvent))
+    components(schemas(ClientMessage, ServerMessage, AlertEvent, RegistryEvent, HealthEvent, ProfileEvent))
 )]
 pub struct ApiDoc;
 
@@ -162,8 +163,8 @@ pub fn websocket_schemas() -> (String, String) {
     let server = message_schema(
         &schemas,
         "flowscope-websocket-server",
-        "A message Flowscope's WebSocket sends to a client (docs/websocket.md): a ServerMessage, an alert event, a registry event or a health event.",
-        &["ServerMessage", "AlertEvent", "RegistryEvent", "HealthEvent"],
+        "A message Flowscope's WebSocket sends to a client (docs/websocket.md): a ServerMessage, an alert event, a registry event, a health event or a profile event.",
+        &["ServerMessage", "AlertEvent", "RegistryEvent", "HealthEvent", "ProfileEvent"],
     );
     (pretty(&client), pretty(&server))
 }

@@ -11,6 +11,7 @@ pub mod body;
 pub mod contract;
 pub mod otlp;
 pub mod params;
+pub mod profiles;
 pub mod registry;
 
 use axum::middleware;

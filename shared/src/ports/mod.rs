@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod alerts;
 pub mod connections;
+pub mod profiles;
 pub mod pusher;
 pub mod registry;
 pub mod sequence;

@@ -1,0 +1,160 @@
+//! Continuous profiling in local mode (issue 14): the redb profile store in the data directory,
+//! `POST /ingest` on the OTLP port, the `/api/profiles/*` routes (through the core's `ApiState`),
+//! and after each merge a live `profile` event and the `flowscope.profile.<type>` series (through
+//! the same `Ingest` as pushed OTLP).
+//!
+//! Pushes are merged into the store by the receiving request itself (not through the stream): each
+//! push is applied exactly once per minute item, keyed by its hash, so a retried push changes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use bytes::Bytes;
+use flowscope_core::ingest::Ingest;
+use flowscope_core::live::Fanout;
+use flowscope_core::ports::{ConnectionPusher, ConnectionStore, StreamSink};
+use flowscope_core::profiles::push::PushLimits;
+use flowscope_core::profiling::events;
+use flowscope_core::profiling::service::{MergedMinute, ProfileListener, ProfileService};
+
+use super::unix_now;
+
+/// How often expired profile minutes are deleted.
+const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Flags of profile ingest and storage (README `## Limits`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProfileArgs {
+    /// Largest `POST /ingest` (profile push) body, in bytes as sent; larger is answered 413.
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_BYTES", default_value_t = PushLimits::default().max_body_bytes,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=256 * 1024 * 1024))]
+    pub max_profile_bytes: usize,
+    /// Largest decompressed size of a gzip profile (the gzip-bomb guard); larger is answered 413.
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_DECOMPRESSED_BYTES", default_value_t = PushLimits::default().max_decompressed_bytes,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=1024 * 1024 * 1024))]
+    pub max_profile_decompressed_bytes: usize,
+    /// Labels a profile push may carry in `name={…}`; more is answered 400.
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_LABELS", default_value_t = PushLimits::default().max_labels,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=256))]
+    pub max_profile_labels: usize,
+    /// Distinct call paths (tree nodes) one pushed profile may have; more is answered 400.
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_NODES", default_value_t = PushLimits::default().max_nodes,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
+    pub max_profile_nodes: usize,
+    /// How long per-minute profile trees are kept (e.g. 7d, 12h).
+    #[arg(long, env = "FLOWSCOPE_PROFILE_RETENTION", default_value = "7d")]
+    pub profile_retention: String,
+}
+
+impl ProfileArgs {
+    pub fn limits(&self) -> PushLimits {
+        PushLimits {
+            max_body_bytes: self.max_profile_bytes,
+            max_decompressed_bytes: self.max_profile_decompressed_bytes,
+            max_labels: self.max_profile_labels,
+            max_nodes: self.max_profile_nodes,
+        }
+    }
+}
+
+/// Opens the profile store (`profiles.redb` in the data directory, also with `--aws`: there is no
+/// AWS adapter yet) and builds the service. Merges are announced through a channel to
+/// [`announce_loop`] (spawn it with the returned receiver): the service is held by WebSocket
+/// connections (through the API state), so it must not hold the connections' pusher itself.
+pub fn open(
+    args: &super::LocalArgs,
+) -> anyhow::Result<(
+    Arc<ProfileService>,
+    flowscope_core::embedded::Released,
+    mpsc::Receiver<Vec<MergedMinute>>,
+)> {
+    let path = args.data_dir.join("profiles.redb");
+    let store = flowscope_core::embedded::RedbProfileStore::open(&path)
+        .with_context(|| format!("opening the profile store {}", path.display()))?;
+    let released = store.released();
+    let retention = super::args::parse_duration_seconds(&args.profiles.profile_retention)
+        .context("--profile-retention")?;
+    let (sender, receiver) = mpsc::channel(ANNOUNCE_QUEUE);
+    let service = ProfileService::new(Arc::new(store), args.profiles.limits(), retention)
+        .with_listener(Arc::new(Announce(sender)));
+    Ok((Arc::new(service), released, receiver))
+}
+
+/// Merges waiting to be announced; a push waits while it is full.
+const ANNOUNCE_QUEUE: usize = 1024;
+
+struct Announce(mpsc::Sender<Vec<MergedMinute>>);
+
+#[async_trait]
+impl ProfileListener for Announce {
+    async fn merged(&self, merged: &[MergedMinute]) {
+        // Fails only once local mode is stopping.
+        let _ = self.0.send(merged.to_vec()).await;
+    }
+}
+
+/// Pushes the live `profile` events and writes the `flowscope.profile.<type>` series of every merge.
+pub async fn announce_loop(
+    mut merges: mpsc::Receiver<Vec<MergedMinute>>,
+    service: Arc<ProfileService>,
+    ingest: Arc<Ingest<dyn StreamSink>>,
+    connections: Arc<dyn ConnectionStore>,
+    pusher: Arc<dyn ConnectionPusher>,
+) {
+    while let Some(merged) = merges.recv().await {
+        // Each minute's total over all its label sets, as stored now.
+        let mut totals = BTreeMap::new();
+        for m in &merged {
+            let key = (m.service.clone(), m.profile_type, m.minute);
+            if totals.contains_key(&key) {
+                continue;
+            }
+            match service
+                .store()
+                .minutes(&m.service, m.profile_type, m.minute, m.minute + 60, false)
+                .await
+            {
+                Ok(minutes) => {
+                    totals.insert(key, minutes.iter().map(|s| s.total).sum::<u64>());
+                }
+                Err(e) => tracing::warn!(error = %e, "reading a profile minute's total failed"),
+            }
+        }
+        let fanout = Fanout::new(connections.as_ref(), pusher.as_ref());
+        for event in events::events(&merged, &totals) {
+            if let Err(e) = fanout
+                .deliver_event(Some(&event.service), Bytes::from(event.to_json()))
+                .await
+            {
+                tracing::warn!(error = %e, "pushing a profile event failed");
+            }
+        }
+        let response = ingest
+            .handle_metrics(&events::series_request(&merged))
+            .await;
+        if response.status != 200 {
+            tracing::warn!(
+                status = response.status,
+                "the receiver refused profile totals"
+            );
+        }
+    }
+}
+
+/// Deletes expired profile minutes every [`PURGE_INTERVAL`].
+pub async fn purge_loop(service: Arc<ProfileService>) {
+    let mut ticker = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        ticker.tick().await;
+        match service.store().purge_expired(unix_now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "purged expired profile minutes"),
+            Err(e) => tracing::warn!(error = %e, "profile purge failed"),
+        }
+    }
+}
