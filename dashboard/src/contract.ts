@@ -310,12 +310,7 @@ export const TraceEvent = v.object({
 
 const part = v.optional(v.pipe(int, v.minValue(1)));
 
-/**
- * The WebSocket `profile` event (issue 14): a service/profile type's minute got samples. Not in
- * this branch's generated contract yet (the profiles backend adds `ProfileEvent` and `ProfileType`);
- * once merged, `Checks` below should name `Schemas["ProfileEvent"]` and match both (that compiles
- * against the backend's generated types).
- */
+/** The WebSocket `profile` event (issue 14): a service/profile type's minute got samples. */
 export const ProfileType = v.picklist(["cpu", "wall", "alloc_space", "alloc_objects", "inuse_space", "inuse_objects", "goroutines", "samples"]);
 export const ProfileEvent = v.object({
   type: v.literal("profile"),
@@ -377,8 +372,10 @@ export type Checks = [
     | Schemas["AlertEvent"]
     | Schemas["RegistryEvent"]
     | Schemas["HealthEvent"]
-    | v.InferOutput<typeof ProfileEvent>
+    | Schemas["ProfileEvent"]
   >,
+  Matches<v.InferOutput<typeof ProfileType>, Schemas["ProfileType"]>,
+  Matches<v.InferOutput<typeof ProfileEvent>, Schemas["ProfileEvent"]>,
 ];
 
 /** Why `value` is not what `schema` allows, in one line naming the first offending field; null when it is. */
