@@ -14,11 +14,8 @@ cargo build --locked --quiet -p flowscope-cli
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 export FLOWSCOPE_BIN="${FLOWSCOPE_BIN:-$PWD/target/debug/flowscope}"
 # Ports of their own, so a developer's running `flowscope local` on 4318/8080 is left alone.
-# The Profiles view (issue 14): off until the profiles backend is merged; FLOWSCOPE_BROWSER_PROFILES=1 runs it too.
-if [ "${FLOWSCOPE_BROWSER_PROFILES:-}" = "1" ]; then
-  status=0
-  node tests/browser/dashboard.mjs || status=$?
-  node tests/browser/profiles.mjs || status=$?
-  exit "$status"
-fi
-exec node tests/browser/dashboard.mjs
+# Both tests run even when the first fails, so one report shows everything.
+status=0
+node tests/browser/dashboard.mjs || status=$?
+node tests/browser/profiles.mjs || status=$?
+exit "$status"
