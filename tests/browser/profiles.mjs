@@ -217,11 +217,11 @@ async function main() {
       const labels = page.getByTestId("profile-labels");
       await labels.fill("env=nowhere");
       await labels.press("Enter");
-      await waitFor("an empty graph", async () => Number(await flame.getAttribute("data-frames", { timeout: 2_000 }).catch(() => null)) === 0, TIMEOUT_MS, 100);
+      await waitFor("an empty graph", async () => Number(await flame.getAttribute("data-frames", { timeout: 2_000 }).catch(() => Number.NaN)) === 0, TIMEOUT_MS, 100);
       assert(page.url().includes("labels=env%3Dnowhere"), `URL lacks the filter: ${page.url()}`);
       await labels.fill("env=browser-test");
       await labels.press("Enter");
-      await waitFor("the graph again", async () => Number(await flame.getAttribute("data-frames", { timeout: 2_000 }).catch(() => null)) >= 6, TIMEOUT_MS, 100);
+      await waitFor("the graph again", async () => Number(await flame.getAttribute("data-frames", { timeout: 2_000 }).catch(() => Number.NaN)) >= 6, TIMEOUT_MS, 100);
     });
 
     await checks.run("stepping the playback walks the minutes; the graph changes during the incident", async () => {
@@ -231,7 +231,7 @@ async function main() {
         await page.getByTestId("playback-step").click();
         const minute = MINUTES[i];
         await waitFor(`minute ${i + 1} to be drawn`, async () => (await shown(page)) === `minute:${minute}-${minute + 60}`, TIMEOUT_MS, 100);
-        await waitFor("frames", async () => Number(await flame.getAttribute("data-frames", { timeout: 2_000 }).catch(() => null)) > 0, 5_000, 100);
+        await waitFor("frames", async () => Number(await flame.getAttribute("data-frames", { timeout: 2_000 }).catch(() => Number.NaN)) > 0, 5_000, 100);
         images.set(minute, await canvasImage(page));
         tops.set(minute, (await topFunctions(page))[0]);
         if (minute === MINUTES[6]) await shot("profiles-incident-minute");
@@ -352,7 +352,7 @@ async function main() {
       const link = page.getByTestId("service-profiles-link");
       await link.click();
       await waitFor("the Profiles view of the service", async () => page.url().includes(`#/profiles?service=${encodeURIComponent(SERVICE)}`), 10_000);
-      await waitFor("a flame graph", async () => Number(await flame.getAttribute("data-frames", { timeout: 2_000 }).catch(() => null)) > 0, TIMEOUT_MS);
+      await waitFor("a flame graph", async () => Number(await flame.getAttribute("data-frames", { timeout: 2_000 }).catch(() => Number.NaN)) > 0, TIMEOUT_MS);
       // The details panel beside the pipeline graph (what clicking a node opens) links there too.
       await page.goto(`${BASE_URL}/#/pipeline/${encodeURIComponent(SERVICE)}`);
       const panelLink = page.getByTestId("details-panel").getByTestId("service-profiles-link");
@@ -362,7 +362,7 @@ async function main() {
     await checks.run("phone width: the Profiles view fits without sideways scrolling", async () => {
       await page.setViewportSize({ width: 390, height: 844 });
       await page.goto(`${BASE_URL}/#/profiles?service=${encodeURIComponent(SERVICE)}&type=cpu`);
-      await waitFor("a flame graph", async () => Number(await flame.getAttribute("data-frames", { timeout: 2_000 }).catch(() => null)) > 0, TIMEOUT_MS);
+      await waitFor("a flame graph", async () => Number(await flame.getAttribute("data-frames", { timeout: 2_000 }).catch(() => Number.NaN)) > 0, TIMEOUT_MS);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert(overflow <= 1, `the page is ${overflow}px wider than the screen`);
       const canvasWidth = (await flame.boundingBox())?.width ?? 0;
