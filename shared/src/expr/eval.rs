@@ -128,7 +128,10 @@ impl QueryResult {
                 .map(|s| {
                     (
                         s.labels.clone(),
-                        s.points.iter().map(|p| p.as_ref().map(|p| p.value)).collect(),
+                        s.points
+                            .iter()
+                            .map(|p| p.as_ref().map(|p| p.value))
+                            .collect(),
                     )
                 })
                 .collect(),
@@ -144,12 +147,11 @@ struct Fetched {
     buckets: HashMap<i64, BucketStats>,
 }
 
+/// Most buckets per range window an instant query reads before it moves to a coarser resolution.
+const INSTANT_WINDOW_BUCKETS: i64 = 1440;
+
 /// Largest resolution that divides the step (for range queries) and every range and offset.
-fn choose_resolution(
-    src: &str,
-    expr: &Expr,
-    step: Option<i64>,
-) -> Result<Resolution, EvalError> {
+fn choose_resolution(src: &str, expr: &Expr, step: Option<i64>) -> Result<Resolution, EvalError> {
     let mut durations = Vec::new();
     expr.durations(&mut durations);
     for (d, pos) in &durations {
@@ -162,10 +164,30 @@ fn choose_resolution(
             .into());
         }
     }
-    for r in Resolution::ALL.iter().rev() {
+    let divides = |r: &Resolution| {
         let s = r.seconds();
-        if step.is_none_or(|st| st % s == 0) && durations.iter().all(|(d, _)| d % s == 0) {
-            return Ok(*r);
+        step.is_none_or(|st| st % s == 0) && durations.iter().all(|(d, _)| d % s == 0)
+    };
+    match step {
+        // A range query: the coarsest resolution that fits, so each point summarises its step.
+        Some(_) => {
+            if let Some(r) = Resolution::ALL.iter().rev().find(|r| divides(r)) {
+                return Ok(*r);
+            }
+        }
+        // An instant query: the finest that fits with at most `INSTANT_WINDOW_BUCKETS` buckets per
+        // window, so the answer is as recent as the store allows (1m when there is no range).
+        None => {
+            let longest = durations.iter().map(|(d, _)| *d).max().unwrap_or(0);
+            if let Some(r) = Resolution::ALL
+                .iter()
+                .find(|r| divides(r) && longest / r.seconds() <= INSTANT_WINDOW_BUCKETS)
+            {
+                return Ok(*r);
+            }
+            if let Some(r) = Resolution::ALL.iter().rev().find(|r| divides(r)) {
+                return Ok(*r);
+            }
         }
     }
     Err(EvalError::BadParam(format!(
@@ -203,7 +225,9 @@ pub async fn evaluate<S: SeriesCatalog + BucketStore + ?Sized>(
         return Err(EvalError::BadParam("`step` must be positive".into()));
     }
     if times.end < times.start {
-        return Err(EvalError::BadParam("`end` must not be before `start`".into()));
+        return Err(EvalError::BadParam(
+            "`end` must not be before `start`".into(),
+        ));
     }
     let resolution = match times.resolution {
         Some(r) => {
@@ -228,7 +252,16 @@ pub async fn evaluate<S: SeriesCatalog + BucketStore + ?Sized>(
     };
     let mut catalog = Catalog::default();
     let mut selected = 0usize;
-    fetch(store, &expr, &mut ctx, &mut catalog, resolution, &mut selected, limits).await?;
+    fetch(
+        store,
+        &expr,
+        &mut ctx,
+        &mut catalog,
+        resolution,
+        &mut selected,
+        limits,
+    )
+    .await?;
     let value = ctx.eval(&expr)?;
     Ok(QueryResult {
         resolution,
@@ -279,14 +312,14 @@ async fn select<S: SeriesCatalog + ?Sized>(
             if !label_ok {
                 continue;
             }
-            let name_matchers: Vec<_> = sel
-                .matchers
-                .iter()
-                .filter(|m| m.name == NAME)
-                .collect();
+            let name_matchers: Vec<_> = sel.matchers.iter().filter(|m| m.name == NAME).collect();
             let all_names = names::names(meta);
             let candidates: Vec<(String, Variant)> = match &sel.name {
-                Some(n) => all_names.into_iter().filter(|(x, _)| x == n).take(1).collect(),
+                Some(n) => all_names
+                    .into_iter()
+                    .filter(|(x, _)| x == n)
+                    .take(1)
+                    .collect(),
                 None if name_matchers.is_empty() => all_names.into_iter().take(1).collect(),
                 None => {
                     let listed = names::listed_names(meta);
@@ -547,7 +580,9 @@ impl Ctx<'_> {
             Value::Vector(v) => Ok(v),
             Value::Scalar(_) => Err(self.err(
                 expr.pos(),
-                format!("`{func}` takes a vector (a selector or an expression over one), not a number"),
+                format!(
+                    "`{func}` takes a vector (a selector or an expression over one), not a number"
+                ),
             )),
         }
     }
@@ -566,7 +601,9 @@ impl Ctx<'_> {
         match func {
             "time" => {
                 self.arity(func, args, 0, pos)?;
-                Ok(Value::Scalar(self.steps.iter().map(|t| *t as f64).collect()))
+                Ok(Value::Scalar(
+                    self.steps.iter().map(|t| *t as f64).collect(),
+                ))
             }
             "vector" => {
                 self.arity(func, args, 1, pos)?;
@@ -771,8 +808,10 @@ impl Ctx<'_> {
         for (labels, members) in groups {
             let mut points = Vec::with_capacity(self.steps.len());
             for i in 0..self.steps.len() {
-                let samples: Vec<&Sample> =
-                    members.iter().filter_map(|s| s.points[i].as_ref()).collect();
+                let samples: Vec<&Sample> = members
+                    .iter()
+                    .filter_map(|s| s.points[i].as_ref())
+                    .collect();
                 if samples.is_empty() {
                     points.push(None);
                     continue;
@@ -796,8 +835,16 @@ impl Ctx<'_> {
                     AggOp::Avg => Some(Sample::num(
                         samples.iter().map(|s| s.value).sum::<f64>() / n,
                     )),
-                    AggOp::Min => samples.iter().map(|s| s.value).reduce(f64::min).map(Sample::num),
-                    AggOp::Max => samples.iter().map(|s| s.value).reduce(f64::max).map(Sample::num),
+                    AggOp::Min => samples
+                        .iter()
+                        .map(|s| s.value)
+                        .reduce(f64::min)
+                        .map(Sample::num),
+                    AggOp::Max => samples
+                        .iter()
+                        .map(|s| s.value)
+                        .reduce(f64::max)
+                        .map(Sample::num),
                     AggOp::Count => Some(Sample::num(n)),
                     AggOp::Quantile => {
                         let q = q.as_ref().map_or(f64::NAN, |q| q[i]);
@@ -874,7 +921,10 @@ impl Ctx<'_> {
                 }
                 let mut seen: HashMap<Labels, ()> = HashMap::new();
                 let mut out = Vec::new();
-                for s in l.into_iter().filter(|s| s.points.iter().any(Option::is_some)) {
+                for s in l
+                    .into_iter()
+                    .filter(|s| s.points.iter().any(Option::is_some))
+                {
                     let sig = signature(&s.labels);
                     let Some(other) = right.get(&sig) else {
                         continue;
@@ -885,7 +935,11 @@ impl Ctx<'_> {
                             format!("several series on the left side match {sig:?}: only one-to-one matching is supported (use `on`/`ignoring` or aggregate first)"),
                         ));
                     }
-                    let mut labels = if keep_name { s.labels.clone() } else { drop_name(s.labels.clone()) };
+                    let mut labels = if keep_name {
+                        s.labels.clone()
+                    } else {
+                        drop_name(s.labels.clone())
+                    };
                     match matching {
                         Some(Matching::On(names)) => {
                             let names: Vec<String> =
@@ -937,7 +991,11 @@ fn apply(op: BinOp, a: f64, b: f64) -> Option<f64> {
 
 /// One sample `a op b` (`vector_left`: `a` is the vector side, whose value a filter keeps).
 fn combine(op: BinOp, return_bool: bool, a: &Sample, b: f64, vector_left: bool) -> Option<Sample> {
-    let (x, y) = if vector_left { (a.value, b) } else { (b, a.value) };
+    let (x, y) = if vector_left {
+        (a.value, b)
+    } else {
+        (b, a.value)
+    };
     let r = apply(op, x, y)?;
     if op.is_comparison() {
         if return_bool {

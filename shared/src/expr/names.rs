@@ -95,7 +95,9 @@ fn unit_suffix(unit: &str) -> Option<String> {
             "d" => "day",
             _ => return None,
         };
-        let num = word(num).map(str::to_string).unwrap_or_else(|| sanitize(num, false));
+        let num = word(num)
+            .map(str::to_string)
+            .unwrap_or_else(|| sanitize(num, false));
         return Some(format!("{num}_per_{per}"));
     }
     word(unit).map(str::to_string)
@@ -212,7 +214,10 @@ mod tests {
             metric_name("http.requests", "{request}", MetricKind::Counter),
             "http_requests_total"
         );
-        assert_eq!(metric_name("cpu.utilization", "1", MetricKind::Gauge), "cpu_utilization_ratio");
+        assert_eq!(
+            metric_name("cpu.utilization", "1", MetricKind::Gauge),
+            "cpu_utilization_ratio"
+        );
         assert_eq!(
             metric_name("net.io", "By/s", MetricKind::Gauge),
             "net_io_bytes_per_second"
@@ -236,6 +241,9 @@ mod tests {
     #[test]
     fn colliding_attribute_names_are_joined() {
         let m = meta("x", "", MetricKind::Gauge, &[("a.b", "1"), ("a_b", "2")]);
-        assert_eq!(series_labels(&m).get("a_b").map(String::as_str), Some("1;2"));
+        assert_eq!(
+            series_labels(&m).get("a_b").map(String::as_str),
+            Some("1;2")
+        );
     }
 }

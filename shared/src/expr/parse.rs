@@ -136,7 +136,11 @@ pub enum Expr {
     /// An instant-vector selector.
     Selector(Selector),
     /// A range-vector selector `sel[range]`.
-    Range { sel: Selector, range_s: i64, pos: usize },
+    Range {
+        sel: Selector,
+        range_s: i64,
+        pos: usize,
+    },
     Call {
         func: String,
         args: Vec<Expr>,
@@ -664,9 +668,7 @@ impl Parser<'_> {
                             return Err(self.err(at, "a selector takes one `offset`"))
                         }
                         _ => {
-                            return Err(
-                                self.err(at, "`offset` follows only a selector or a range")
-                            )
+                            return Err(self.err(at, "`offset` follows only a selector or a range"))
                         }
                     }
                 }
@@ -683,7 +685,9 @@ impl Parser<'_> {
             (Tok::Duration(d), _) => Ok(d),
             (Tok::Number(n), at) => Err(self.err(
                 at,
-                format!("expected a duration {context} (like `5m`), found the number {n}: add a unit"),
+                format!(
+                    "expected a duration {context} (like `5m`), found the number {n}: add a unit"
+                ),
             )),
             (tok, at) => {
                 let msg = format!(
@@ -707,8 +711,10 @@ impl Parser<'_> {
                         (Tok::Comma, _) => {}
                         (Tok::RParen, _) => return Ok(labels),
                         (tok, at) => {
-                            let msg =
-                                format!("expected `,` or `)` in a label list, found {}", describe(&tok));
+                            let msg = format!(
+                                "expected `,` or `)` in a label list, found {}",
+                                describe(&tok)
+                            );
                             return Err(self.err(at, msg));
                         }
                     }
@@ -733,7 +739,9 @@ impl Parser<'_> {
             Tok::LBrace => {
                 let matchers = self.matchers()?;
                 if matchers.is_empty() {
-                    return Err(self.err(at, "a selector needs a metric name or at least one matcher"));
+                    return Err(
+                        self.err(at, "a selector needs a metric name or at least one matcher")
+                    );
                 }
                 Ok(Expr::Selector(Selector {
                     name: None,
@@ -877,7 +885,10 @@ impl Parser<'_> {
                 Tok::RBrace => return Ok(out),
                 Tok::Ident(name) => name,
                 other => {
-                    let msg = format!("expected a label name in a selector, found {}", describe(&other));
+                    let msg = format!(
+                        "expected a label name in a selector, found {}",
+                        describe(&other)
+                    );
                     return Err(self.err(at, msg));
                 }
             };
@@ -897,7 +908,10 @@ impl Parser<'_> {
             };
             let (tok, value_at) = self.bump();
             let Tok::Str(value) = tok else {
-                let msg = format!("expected a quoted value for `{name}`, found {}", describe(&tok));
+                let msg = format!(
+                    "expected a quoted value for `{name}`, found {}",
+                    describe(&tok)
+                );
                 return Err(self.err(value_at, msg));
             };
             let regex = match op {
@@ -906,7 +920,10 @@ impl Parser<'_> {
                         .size_limit(1 << 20)
                         .build()
                         .map_err(|e| {
-                            self.err(value_at, format!("bad regular expression for `{name}`: {e}"))
+                            self.err(
+                                value_at,
+                                format!("bad regular expression for `{name}`: {e}"),
+                            )
                         })?,
                 ),
                 _ => None,
@@ -921,7 +938,10 @@ impl Parser<'_> {
                 (Tok::Comma, _) => {}
                 (Tok::RBrace, _) => return Ok(out),
                 (tok, at) => {
-                    let msg = format!("expected `,` or `}}` in a selector, found {}", describe(&tok));
+                    let msg = format!(
+                        "expected `,` or `}}` in a selector, found {}",
+                        describe(&tok)
+                    );
                     return Err(self.err(at, msg));
                 }
             }
@@ -999,7 +1019,10 @@ mod tests {
 
         let e = err("x + label_replace(y, 'a', 'b', 'c', 'd')");
         assert_eq!(e.position, 5);
-        assert!(e.message.contains("unsupported function `label_replace`"), "{e}");
+        assert!(
+            e.message.contains("unsupported function `label_replace`"),
+            "{e}"
+        );
 
         let e = err("rate(x[5m:1m])");
         assert_eq!(e.position, 10);
