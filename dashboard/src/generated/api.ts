@@ -318,6 +318,115 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/query": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Evaluate an expression over a range or at one time
+         * @description The expression language (PromQL-flavoured: selectors with =, !=, =~, !~; rate, increase, *_over_time, sum/avg/min/max/count/quantile by|without, histogram_quantile, arithmetic and comparisons, offset) is documented in docs/query-language.md. Quantiles merge the DDSketches of the selected series. A range query gives `from`, `to` and/or `step`; an instant query gives `time` (or nothing: now). Errors in the expression answer 400 with the 1-based `position` of the problem.
+         */
+        get: operations["query"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/query": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Prometheus API: instant query */
+        get: operations["query"];
+        put?: never;
+        /** Prometheus API: instant query */
+        post: operations["query"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/query_range": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Prometheus API: range query */
+        get: operations["query_range"];
+        put?: never;
+        /** Prometheus API: range query */
+        post: operations["query_range"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Prometheus API: series matching selectors */
+        get: operations["series"];
+        put?: never;
+        /** Prometheus API: series matching selectors */
+        post: operations["series"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Prometheus API: label names */
+        get: operations["labels"];
+        put?: never;
+        /** Prometheus API: label names */
+        post: operations["labels"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/label/{name}/values": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Prometheus API: values of one label */
+        get: operations["label_values"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -603,6 +712,31 @@ export interface components {
             /** @description Why the request failed. */
             error: string;
         };
+        /** @description An expression error: the reason, and where in the expression (1-based character) when known. */
+        ExprErrorBody: {
+            error: string;
+            position?: number | null;
+        };
+        /** @description `GET /api/query`. */
+        ExprResult: {
+            expr: string;
+            /** @description `vector` (series) or `scalar` (one unlabelled series). */
+            resultType: string;
+            /** @description The bucket width the expression was evaluated at. */
+            resolution: components["schemas"]["Resolution"];
+            /** @description Evaluation times: one for an instant query. */
+            times: number[];
+            series: components["schemas"]["ExprSeries"][];
+        };
+        /** @description One series of a result. */
+        ExprSeries: {
+            /** @description Prometheus-style labels (`__name__`, `job` = service.name, attributes with `_` for `.`). */
+            labels: {
+                [key: string]: string;
+            };
+            /** @description `[time, value]` pairs, oldest first; times without a value are absent. NaN and ±Inf are `null`. */
+            points: number[][];
+        };
         GraphView: {
             /** Format: int64 */
             from: number;
@@ -801,6 +935,19 @@ export interface components {
             group_wait: string;
             retry: components["schemas"]["RetrySettings"];
             sinks: components["schemas"]["SinkSummary"][];
+        };
+        /**
+         * @description Prometheus's envelope: `{"status": "success", "data": …}` or
+         *     `{"status": "error", "errorType": "bad_data", "error": "…"}`.
+         */
+        PromResponse: {
+            /** @description `success` or `error`. */
+            status: string;
+            /** @description The result (absent on errors): see Prometheus's HTTP API documentation. */
+            data?: Record<string, never> | null;
+            /** @description `bad_data`, `execution`, `unavailable` or `internal` on errors. */
+            errorType?: string | null;
+            error?: string | null;
         };
         /**
          * @description Why an alert's condition holds.
@@ -1991,6 +2138,471 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+        };
+    };
+    query: {
+        parameters: {
+            query: {
+                /** @description The expression (docs/query-language.md). */
+                expr: string;
+                /**
+                 * @description Instant query: the evaluation time, unix seconds. Without `from`/`to`/`step` and without
+                 *     `time`, an instant query at now.
+                 */
+                time?: number;
+                /** @description Range query: first evaluation time, unix seconds (default `to` − 15 min). */
+                from?: number;
+                /** @description Range query: last evaluation time, unix seconds (default now). */
+                to?: number;
+                /**
+                 * @description Range query: seconds between evaluation times, as seconds (`60`) or a duration (`5m`);
+                 *     default 60. At most 11,000 evaluation times (`--query-max-steps`).
+                 */
+                step?: string;
+                /**
+                 * @description Bucket width (1m, 5m, 1h, 1d); default: for a range query the coarsest that divides the
+                 *     step and every range and offset, for an instant query the finest whose windows hold at most
+                 *     1440 buckets.
+                 */
+                resolution?: components["schemas"]["Resolution"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The series of the result */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExprResult"];
+                };
+            };
+            /** @description A parse or type error (with its position), or a bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExprErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The store is throttled or unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExprErrorBody"];
+                };
+            };
+        };
+    };
+    query: {
+        parameters: {
+            query: {
+                /** @description The PromQL expression (Flowscope's supported subset: docs/query-language.md). */
+                query: string;
+                /** @description Evaluation time: unix seconds or RFC 3339 (default now). */
+                time?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description POST: the same parameters as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description `{status, data: {resultType, result}}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description `{status: error, errorType: bad_data, error}` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The store is unavailable (`errorType: unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+        };
+    };
+    query: {
+        parameters: {
+            query: {
+                /** @description The PromQL expression (Flowscope's supported subset: docs/query-language.md). */
+                query: string;
+                /** @description Evaluation time: unix seconds or RFC 3339 (default now). */
+                time?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description POST: the same parameters as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description `{status, data: {resultType, result}}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description `{status: error, errorType: bad_data, error}` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The store is unavailable (`errorType: unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+        };
+    };
+    query_range: {
+        parameters: {
+            query: {
+                query: string;
+                /** @description Unix seconds or RFC 3339. */
+                start: string;
+                end: string;
+                /** @description Seconds or a duration (`1m`); a multiple of 60. */
+                step: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description POST: the same parameters as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description `{status, data: {resultType: matrix, result}}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description `{status: error, errorType: bad_data, error}` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+        };
+    };
+    query_range: {
+        parameters: {
+            query: {
+                query: string;
+                /** @description Unix seconds or RFC 3339. */
+                start: string;
+                end: string;
+                /** @description Seconds or a duration (`1m`); a multiple of 60. */
+                step: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description POST: the same parameters as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description `{status, data: {resultType: matrix, result}}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description `{status: error, errorType: bad_data, error}` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+        };
+    };
+    series: {
+        parameters: {
+            query?: {
+                /** @description Series selectors (repeatable); required by `/api/v1/series`. */
+                "match[]"?: string[];
+                /** @description Accepted for compatibility; every known series is listed. */
+                start?: string;
+                end?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description POST: the same parameters as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description `{status, data: [label sets]}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description No or a bad `match[]` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    series: {
+        parameters: {
+            query?: {
+                /** @description Series selectors (repeatable); required by `/api/v1/series`. */
+                "match[]"?: string[];
+                /** @description Accepted for compatibility; every known series is listed. */
+                start?: string;
+                end?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description POST: the same parameters as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description `{status, data: [label sets]}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description No or a bad `match[]` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    labels: {
+        parameters: {
+            query?: {
+                /** @description Series selectors (repeatable); required by `/api/v1/series`. */
+                "match[]"?: string[];
+                /** @description Accepted for compatibility; every known series is listed. */
+                start?: string;
+                end?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description POST: the same parameters as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description `{status, data: [names]}`, sorted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description A bad `match[]` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    labels: {
+        parameters: {
+            query?: {
+                /** @description Series selectors (repeatable); required by `/api/v1/series`. */
+                "match[]"?: string[];
+                /** @description Accepted for compatibility; every known series is listed. */
+                start?: string;
+                end?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description POST: the same parameters as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description `{status, data: [names]}`, sorted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description A bad `match[]` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    label_values: {
+        parameters: {
+            query?: {
+                /** @description Series selectors (repeatable); required by `/api/v1/series`. */
+                "match[]"?: string[];
+                /** @description Accepted for compatibility; every known series is listed. */
+                start?: string;
+                end?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Label name (`__name__` lists metric names) */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{status, data: [values]}`, sorted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description A bad `match[]` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
         };
     };
 }

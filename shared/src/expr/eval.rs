@@ -270,14 +270,15 @@ pub async fn evaluate<S: SeriesCatalog + BucketStore + ?Sized>(
     })
 }
 
+/// Services and their series, each listed once per evaluation.
 #[derive(Default)]
-struct Catalog {
+pub struct Catalog {
     services: Option<Vec<String>>,
     series: HashMap<String, Vec<SeriesMeta>>,
 }
 
 /// Series matching a selector, as (meta, name, variant).
-async fn select<S: SeriesCatalog + ?Sized>(
+pub async fn select<S: SeriesCatalog + ?Sized>(
     store: &S,
     catalog: &mut Catalog,
     sel: &Selector,
@@ -301,6 +302,7 @@ async fn select<S: SeriesCatalog + ?Sized>(
             catalog.series.insert(service.clone(), list);
         }
         let Some(list) = catalog.series.get(&service) else {
+            // Listed just above.
             continue;
         };
         for meta in list {

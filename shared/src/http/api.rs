@@ -55,6 +55,8 @@ pub struct ApiState {
     clock: Clock,
     /// The service registry (`/api/registry/*`, instances in `/api/services`), when configured.
     registry: Option<Arc<crate::registry::Registry>>,
+    /// Limits of expression queries (`/api/query`, `/api/v1/*`).
+    expr_limits: crate::expr::ExprLimits,
 }
 
 impl ApiState {
@@ -71,6 +73,7 @@ impl ApiState {
             limits: None,
             clock: Arc::new(system_now),
             registry: None,
+            expr_limits: crate::expr::ExprLimits::default(),
         }
     }
 
@@ -104,6 +107,20 @@ impl ApiState {
 
     pub(crate) fn now(&self) -> i64 {
         (self.clock)()
+    }
+
+    /// Replaces the limits of expression queries.
+    pub fn with_expr_limits(mut self, limits: crate::expr::ExprLimits) -> Self {
+        self.expr_limits = limits;
+        self
+    }
+
+    pub(crate) fn expr_limits(&self) -> crate::expr::ExprLimits {
+        self.expr_limits
+    }
+
+    pub(crate) fn metric_store(&self) -> Arc<dyn MetricStore> {
+        self.metrics.clone()
     }
 }
 
@@ -166,6 +183,12 @@ fn documented_routes() -> OpenApiRouter<ApiState> {
         ))
         .routes(routes!(super::registry::deregister))
         .routes(routes!(super::registry::heartbeat))
+        .routes(routes!(super::query_expr::query))
+        .routes(routes!(super::promql::query))
+        .routes(routes!(super::promql::query_range))
+        .routes(routes!(super::promql::series))
+        .routes(routes!(super::promql::labels))
+        .routes(routes!(super::promql::label_values))
 }
 
 /// A failed API request: its status and the reason, answered as `{"error": "<reason>"}`.

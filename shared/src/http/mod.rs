@@ -11,6 +11,8 @@ pub mod body;
 pub mod contract;
 pub mod otlp;
 pub mod params;
+pub mod promql;
+pub mod query_expr;
 pub mod registry;
 
 use axum::middleware;
