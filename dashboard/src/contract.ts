@@ -251,7 +251,11 @@ export const Rule = v.object({
     v.object({ kind: v.literal("anomaly"), half_life: duration, warmup_samples: int, min_stddev: num }),
   ]),
   service: optText,
-  signal: v.union([v.object({ series: Selector }), v.object({ ratio: v.object({ numerator: Selector, denominator: Selector }) })]),
+  signal: v.union([
+    v.object({ series: Selector }),
+    v.object({ ratio: v.object({ numerator: Selector, denominator: Selector }) }),
+    v.object({ expr: v.string() }),
+  ]),
   aggregation: v.picklist(["avg", "min", "max", "sum", "rate", "count", "p50", "p95", "p99"]),
   scale: num,
   unit: v.string(),

@@ -329,7 +329,7 @@ export interface paths {
          * Evaluate an expression over a range or at one time
          * @description The expression language (PromQL-flavoured: selectors with =, !=, =~, !~; rate, increase, *_over_time, sum/avg/min/max/count/quantile by|without, histogram_quantile, arithmetic and comparisons, offset) is documented in docs/query-language.md. Quantiles merge the DDSketches of the selected series. A range query gives `from`, `to` and/or `step`; an instant query gives `time` (or nothing: now). Errors in the expression answer 400 with the 1-based `position` of the problem.
          */
-        get: operations["query"];
+        get: operations["expr_query"];
         put?: never;
         post?: never;
         delete?: never;
@@ -345,11 +345,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus API: instant query */
-        get: operations["query"];
+        /**
+         * Prometheus API: instant query
+         * @description Also answered as POST with the parameters in an `application/x-www-form-urlencoded` body, as Prometheus does.
+         */
+        get: operations["prom_query"];
         put?: never;
-        /** Prometheus API: instant query */
-        post: operations["query"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -363,11 +365,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus API: range query */
-        get: operations["query_range"];
+        /**
+         * Prometheus API: range query
+         * @description Also answered as POST with the parameters in an `application/x-www-form-urlencoded` body, as Prometheus does.
+         */
+        get: operations["prom_query_range"];
         put?: never;
-        /** Prometheus API: range query */
-        post: operations["query_range"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -381,11 +385,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus API: series matching selectors */
-        get: operations["series"];
+        /**
+         * Prometheus API: series matching selectors
+         * @description Also answered as POST with the parameters in an `application/x-www-form-urlencoded` body, as Prometheus does.
+         */
+        get: operations["prom_series"];
         put?: never;
-        /** Prometheus API: series matching selectors */
-        post: operations["series"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -399,11 +405,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus API: label names */
-        get: operations["labels"];
+        /**
+         * Prometheus API: label names
+         * @description Also answered as POST with the parameters in an `application/x-www-form-urlencoded` body, as Prometheus does.
+         */
+        get: operations["prom_labels"];
         put?: never;
-        /** Prometheus API: label names */
-        post: operations["labels"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -418,7 +426,7 @@ export interface paths {
             cookie?: never;
         };
         /** Prometheus API: values of one label */
-        get: operations["label_values"];
+        get: operations["prom_label_values"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1052,6 +1060,7 @@ export interface components {
             /** @description Restricts the rule to one service; otherwise it applies to each service separately. */
             service?: string | null;
             signal: components["schemas"]["Signal"];
+            /** @description For `expr` rules: `avg`, unused (the expression aggregates). */
             aggregation: components["schemas"]["Aggregation"];
             /**
              * Format: double
@@ -1060,6 +1069,7 @@ export interface components {
             scale: number;
             /** @description Unit of the (scaled) value, for messages. */
             unit: string;
+            /** @description For `expr` rules: 1m, unused (the expression's ranges are its windows). */
             window: string;
             condition: components["schemas"]["Condition"];
             /**
@@ -1241,6 +1251,13 @@ export interface components {
                 numerator: components["schemas"]["Selector"];
                 denominator: components["schemas"]["Selector"];
             };
+        } | {
+            /**
+             * @description An expression (`docs/query-language.md`), evaluated as an instant query at each evaluation:
+             *     one alert per series of its result, labelled with the series' labels (`job` as `service`).
+             *     `aggregation`, `window`, `service` and `group_by` do not apply (the expression says them).
+             */
+            expr: string;
         };
         Silence: {
             id: string;
@@ -2140,7 +2157,7 @@ export interface operations {
             };
         };
     };
-    query: {
+    expr_query: {
         parameters: {
             query: {
                 /** @description The expression (docs/query-language.md). */
@@ -2202,7 +2219,7 @@ export interface operations {
             };
         };
     };
-    query: {
+    prom_query: {
         parameters: {
             query: {
                 /** @description The PromQL expression (Flowscope's supported subset: docs/query-language.md). */
@@ -2214,12 +2231,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description POST: the same parameters as a form */
-        requestBody: {
-            content: {
-                "application/x-www-form-urlencoded": string;
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description `{status, data: {resultType, result}}` */
             200: {
@@ -2251,56 +2263,7 @@ export interface operations {
             };
         };
     };
-    query: {
-        parameters: {
-            query: {
-                /** @description The PromQL expression (Flowscope's supported subset: docs/query-language.md). */
-                query: string;
-                /** @description Evaluation time: unix seconds or RFC 3339 (default now). */
-                time?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** @description POST: the same parameters as a form */
-        requestBody: {
-            content: {
-                "application/x-www-form-urlencoded": string;
-            };
-        };
-        responses: {
-            /** @description `{status, data: {resultType, result}}` */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PromResponse"];
-                };
-            };
-            /** @description `{status: error, errorType: bad_data, error}` */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PromResponse"];
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            /** @description The store is unavailable (`errorType: unavailable`) */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PromResponse"];
-                };
-            };
-        };
-    };
-    query_range: {
+    prom_query_range: {
         parameters: {
             query: {
                 query: string;
@@ -2314,12 +2277,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description POST: the same parameters as a form */
-        requestBody: {
-            content: {
-                "application/x-www-form-urlencoded": string;
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description `{status, data: {resultType: matrix, result}}` */
             200: {
@@ -2351,58 +2309,7 @@ export interface operations {
             };
         };
     };
-    query_range: {
-        parameters: {
-            query: {
-                query: string;
-                /** @description Unix seconds or RFC 3339. */
-                start: string;
-                end: string;
-                /** @description Seconds or a duration (`1m`); a multiple of 60. */
-                step: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** @description POST: the same parameters as a form */
-        requestBody: {
-            content: {
-                "application/x-www-form-urlencoded": string;
-            };
-        };
-        responses: {
-            /** @description `{status, data: {resultType: matrix, result}}` */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PromResponse"];
-                };
-            };
-            /** @description `{status: error, errorType: bad_data, error}` */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PromResponse"];
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            /** @description The store is unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PromResponse"];
-                };
-            };
-        };
-    };
-    series: {
+    prom_series: {
         parameters: {
             query?: {
                 /** @description Series selectors (repeatable); required by `/api/v1/series`. */
@@ -2415,12 +2322,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description POST: the same parameters as a form */
-        requestBody: {
-            content: {
-                "application/x-www-form-urlencoded": string;
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description `{status, data: [label sets]}` */
             200: {
@@ -2443,7 +2345,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
         };
     };
-    series: {
+    prom_labels: {
         parameters: {
             query?: {
                 /** @description Series selectors (repeatable); required by `/api/v1/series`. */
@@ -2456,53 +2358,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description POST: the same parameters as a form */
-        requestBody: {
-            content: {
-                "application/x-www-form-urlencoded": string;
-            };
-        };
-        responses: {
-            /** @description `{status, data: [label sets]}` */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PromResponse"];
-                };
-            };
-            /** @description No or a bad `match[]` */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PromResponse"];
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-        };
-    };
-    labels: {
-        parameters: {
-            query?: {
-                /** @description Series selectors (repeatable); required by `/api/v1/series`. */
-                "match[]"?: string[];
-                /** @description Accepted for compatibility; every known series is listed. */
-                start?: string;
-                end?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** @description POST: the same parameters as a form */
-        requestBody: {
-            content: {
-                "application/x-www-form-urlencoded": string;
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description `{status, data: [names]}`, sorted */
             200: {
@@ -2525,48 +2381,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
         };
     };
-    labels: {
-        parameters: {
-            query?: {
-                /** @description Series selectors (repeatable); required by `/api/v1/series`. */
-                "match[]"?: string[];
-                /** @description Accepted for compatibility; every known series is listed. */
-                start?: string;
-                end?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** @description POST: the same parameters as a form */
-        requestBody: {
-            content: {
-                "application/x-www-form-urlencoded": string;
-            };
-        };
-        responses: {
-            /** @description `{status, data: [names]}`, sorted */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PromResponse"];
-                };
-            };
-            /** @description A bad `match[]` */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PromResponse"];
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-        };
-    };
-    label_values: {
+    prom_label_values: {
         parameters: {
             query?: {
                 /** @description Series selectors (repeatable); required by `/api/v1/series`. */

@@ -43,4 +43,7 @@ pub enum AlertError {
         "alert {0} kept changing under concurrent evaluators; it is evaluated again next time"
     )]
     Contention(String),
+    /// An `expr` rule's expression failed to evaluate (e.g. a type error over the data it met).
+    #[error("evaluating the expression: {0}")]
+    Expr(String),
 }

@@ -189,6 +189,14 @@ fn documented_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(super::promql::series))
         .routes(routes!(super::promql::labels))
         .routes(routes!(super::promql::label_values))
+        // Prometheus's clients POST forms too; documented on the GET operations.
+        .route("/api/v1/query", axum::routing::post(super::promql::query))
+        .route(
+            "/api/v1/query_range",
+            axum::routing::post(super::promql::query_range),
+        )
+        .route("/api/v1/series", axum::routing::post(super::promql::series))
+        .route("/api/v1/labels", axum::routing::post(super::promql::labels))
 }
 
 /// A failed API request: its status and the reason, answered as `{"error": "<reason>"}`.

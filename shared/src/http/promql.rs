@@ -7,9 +7,8 @@
 
 use std::collections::BTreeSet;
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -98,17 +97,33 @@ fn success(data: Json_) -> Json<PromResponse> {
     })
 }
 
-/// The parameters from the query string and, for a form POST, the body.
-fn params(raw: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Vec<(String, String)> {
-    let mut out = pairs(raw);
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if form {
-        out.extend(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())));
+/// The parameters from the query string and, for a form POST, the body (at most
+/// [`MAX_FORM_BYTES`]).
+pub(crate) struct PromParams(Vec<(String, String)>);
+
+/// Largest form body of a POST to the Prometheus endpoints.
+const MAX_FORM_BYTES: usize = 1 << 20;
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for PromParams {
+    type Rejection = PromError;
+
+    async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, PromError> {
+        let mut out = pairs(req.uri().query());
+        let form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if form {
+            let body = axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES)
+                .await
+                .map_err(|e| PromError::bad(format!("reading the form body: {e}")))?;
+            out.extend(
+                form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())),
+            );
+        }
+        Ok(PromParams(out))
     }
-    out
 }
 
 /// A Prometheus time: unix seconds (fractions allowed, rounded down) or RFC 3339.
@@ -188,9 +203,10 @@ struct MatchParams {
 }
 
 #[utoipa::path(
-    method(get, post),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "POST: the same parameters as a form"),
+    get,
     path = "/api/v1/query",
+    operation_id = "prom_query",
+    description = "Also answered as POST with the parameters in an `application/x-www-form-urlencoded` body, as Prometheus does.",
     summary = "Prometheus API: instant query",
     params(InstantParams),
     responses(
@@ -201,11 +217,8 @@ struct MatchParams {
 )]
 pub(crate) async fn query(
     State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    PromParams(p): PromParams,
 ) -> Result<Json<PromResponse>, PromError> {
-    let p = params(raw.as_deref(), &headers, &body);
     let src =
         get(&p, "query").ok_or_else(|| PromError::bad("invalid parameter \"query\": missing"))?;
     let t = time_param(get(&p, "time"), "time", state.now())?;
@@ -238,9 +251,10 @@ pub(crate) async fn query(
 }
 
 #[utoipa::path(
-    method(get, post),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "POST: the same parameters as a form"),
+    get,
     path = "/api/v1/query_range",
+    operation_id = "prom_query_range",
+    description = "Also answered as POST with the parameters in an `application/x-www-form-urlencoded` body, as Prometheus does.",
     summary = "Prometheus API: range query",
     params(RangeParams),
     responses(
@@ -251,11 +265,8 @@ pub(crate) async fn query(
 )]
 pub(crate) async fn query_range(
     State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    PromParams(p): PromParams,
 ) -> Result<Json<PromResponse>, PromError> {
-    let p = params(raw.as_deref(), &headers, &body);
     let src =
         get(&p, "query").ok_or_else(|| PromError::bad("invalid parameter \"query\": missing"))?;
     let missing = |name: &str| PromError::bad(format!("invalid parameter \"{name}\": missing"));
@@ -311,9 +322,10 @@ fn selectors(p: &[(String, String)]) -> Result<Vec<expr::parse::Selector>, PromE
 }
 
 #[utoipa::path(
-    method(get, post),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "POST: the same parameters as a form"),
+    get,
     path = "/api/v1/series",
+    operation_id = "prom_series",
+    description = "Also answered as POST with the parameters in an `application/x-www-form-urlencoded` body, as Prometheus does.",
     summary = "Prometheus API: series matching selectors",
     params(MatchParams),
     responses(
@@ -323,11 +335,8 @@ fn selectors(p: &[(String, String)]) -> Result<Vec<expr::parse::Selector>, PromE
 )]
 pub(crate) async fn series(
     State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    PromParams(p): PromParams,
 ) -> Result<Json<PromResponse>, PromError> {
-    let p = params(raw.as_deref(), &headers, &body);
     let sel = selectors(&p)?;
     if sel.is_empty() {
         return Err(PromError::bad("no match[] parameter provided"));
@@ -338,9 +347,10 @@ pub(crate) async fn series(
 }
 
 #[utoipa::path(
-    method(get, post),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "POST: the same parameters as a form"),
+    get,
     path = "/api/v1/labels",
+    operation_id = "prom_labels",
+    description = "Also answered as POST with the parameters in an `application/x-www-form-urlencoded` body, as Prometheus does.",
     summary = "Prometheus API: label names",
     params(MatchParams),
     responses(
@@ -350,11 +360,8 @@ pub(crate) async fn series(
 )]
 pub(crate) async fn labels(
     State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    PromParams(p): PromParams,
 ) -> Result<Json<PromResponse>, PromError> {
-    let p = params(raw.as_deref(), &headers, &body);
     let sel = selectors(&p)?;
     let store = state.metric_store();
     let found = expr::series_labels(store.as_ref(), &sel, usize::MAX).await?;
@@ -365,6 +372,7 @@ pub(crate) async fn labels(
 #[utoipa::path(
     get,
     path = "/api/v1/label/{name}/values",
+    operation_id = "prom_label_values",
     summary = "Prometheus API: values of one label",
     params(("name" = String, Path, description = "Label name (`__name__` lists metric names)"), MatchParams),
     responses(

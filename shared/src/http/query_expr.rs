@@ -184,6 +184,7 @@ fn to_body(src: &str, result: QueryResult) -> ExprResult {
 #[utoipa::path(
     get,
     path = "/api/query",
+    operation_id = "expr_query",
     summary = "Evaluate an expression over a range or at one time",
     description = "The expression language (PromQL-flavoured: selectors with =, !=, =~, !~; rate, increase, *_over_time, sum/avg/min/max/count/quantile by|without, histogram_quantile, arithmetic and comparisons, offset) is documented in docs/query-language.md. Quantiles merge the DDSketches of the selected series. A range query gives `from`, `to` and/or `step`; an instant query gives `time` (or nothing: now). Errors in the expression answer 400 with the 1-based `position` of the problem.",
     params(ExprQuery),
