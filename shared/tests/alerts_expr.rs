@@ -161,3 +161,106 @@ fn expression_rules_are_validated_with_the_position_of_the_error() {
         .iter()
         .any(|r| matches!(r.signal, flowscope_core::alerts::rules::Signal::Expr(_))));
 }
+
+#[tokio::test]
+async fn expression_alerts_are_notified_through_the_log_sink_one_json_line_each() {
+    use std::sync::{Arc, Mutex};
+
+    use flowscope_core::alerts::log_sink::LogNotifier;
+    use flowscope_core::alerts::Dispatcher;
+
+    let fx = Fixture::new();
+    for m in 0..15 {
+        for (route, errors) in [("/pay", pay_errors(m)), ("/cart", 1.0)] {
+            let attrs = [("http.route", route)];
+            fx.record(
+                "checkout",
+                "http.server.requests",
+                &attrs,
+                MetricKind::Counter,
+                m,
+                &[100.0],
+            )
+            .await;
+            fx.record(
+                "checkout",
+                "http.server.errors",
+                &attrs,
+                MetricKind::Counter,
+                m,
+                &[errors],
+            )
+            .await;
+        }
+    }
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let captured = lines.clone();
+    let sink = LogNotifier::with_writer("log", move |line| {
+        captured.lock().unwrap().push(line.to_string())
+    });
+    let rules = RuleSet::parse(
+        &format!("notifications:\n  group_wait: 0s\n  sinks:\n    - name: log\n      kind: log\n{ROUTE_ERRORS}"),
+        "rules.yaml",
+    )
+    .unwrap();
+    let dispatcher = Dispatcher::new(
+        fx.alerts.clone(),
+        vec![Arc::new(sink)],
+        &rules.notifications,
+    );
+    let engine = fx.engine(&format!("notifications:\n  group_wait: 0s\n{ROUTE_ERRORS}"));
+    let mut now = minute(1);
+    while now < minute(15) {
+        let report = engine.evaluate_report(now).await.unwrap();
+        dispatcher.submit(&report.transitions, now).await.unwrap();
+        for delivery in dispatcher.flush_due(now).await {
+            assert!(delivery.delivered(), "{:?}", delivery.error);
+        }
+        now += 10;
+    }
+    let lines = lines.lock().unwrap();
+    // One line per transition here (group_wait 0): pending is not notified; firing, escalated,
+    // de-escalated and resolved are.
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| {
+            assert!(!l.contains('\n'), "one line: {l}");
+            serde_json::from_str(l).unwrap()
+        })
+        .collect();
+    let kinds: Vec<(&str, &str)> = parsed
+        .iter()
+        .map(|n| {
+            (
+                n["status"].as_str().unwrap(),
+                n["alerts"][0]["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("firing", "firing"),
+            ("firing", "escalated"),
+            ("firing", "deescalated"),
+            ("resolved", "resolved")
+        ],
+        "{lines:?}"
+    );
+    for n in &parsed {
+        assert_eq!(n["service"], "checkout");
+        assert_eq!(n["alerts"][0]["rule"], "route-errors");
+        assert_eq!(n["alerts"][0]["labels"]["http_route"], "/pay");
+    }
+}
+
+#[test]
+fn a_log_sink_takes_no_url() {
+    let err = RuleSet::parse(
+        "notifications:\n  sinks:\n    - name: log\n      kind: log\n      url: http://x\nrules: []\n",
+        "rules.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("a `log` sink takes no `url`"), "{err}");
+}

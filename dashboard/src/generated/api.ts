@@ -1295,7 +1295,7 @@ export interface components {
             comment?: string;
         };
         /** @enum {string} */
-        SinkKind: "webhook" | "slack";
+        SinkKind: "webhook" | "slack" | "log";
         /** @description A notification sink as `GET /api/alert-rules` shows it: name and kind (the URL is a secret). */
         SinkSummary: {
             name: string;

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod engine;
 pub mod evaluate;
+pub mod log_sink;
 pub mod notify;
 pub mod rules;
 pub use crate::domain::alerts::{silence, state};

@@ -131,6 +131,9 @@ pub enum SinkKind {
     Webhook,
     /// A Slack-compatible incoming webhook (`{"text": ...}`).
     Slack,
+    /// One structured line per notification in the process's log (no `url`); local mode's default
+    /// when no other sink is configured.
+    Log,
 }
 
 /// A notification sink. Its URL may come from the environment so secrets stay out of the file.
@@ -632,6 +635,21 @@ fn check_notifications(raw: RawNotifications) -> Result<NotificationSettings, St
 fn check_sink(sink: RawSink) -> Result<SinkConfig, String> {
     if sink.name.trim().is_empty() {
         return Err("every sink needs a `name`".into());
+    }
+    if sink.kind == SinkKind::Log {
+        if sink.url.is_some() || sink.url_env.is_some() || sink.optional {
+            return Err(format!(
+                "sink {:?}: a `log` sink takes no `url`, `url_env` or `optional`",
+                sink.name
+            ));
+        }
+        return Ok(SinkConfig {
+            name: sink.name,
+            kind: sink.kind,
+            url: None,
+            url_env: None,
+            optional: false,
+        });
     }
     match (&sink.url, &sink.url_env) {
         (Some(url), None) => {
