@@ -140,7 +140,7 @@ pub(crate) fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a st
 pub(crate) fn step_param(text: &str) -> Result<i64, String> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<f64>() {
-        if seconds.is_finite() && seconds >= 1.0 && seconds <= 1e9 && seconds.fract() == 0.0 {
+        if (1.0..=1e9).contains(&seconds) && seconds.fract() == 0.0 {
             return Ok(seconds as i64);
         }
         return Err(format!(
