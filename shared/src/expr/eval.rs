@@ -144,7 +144,8 @@ struct Fetched {
     labels: Labels,
     kind: MetricKind,
     variant: Variant,
-    buckets: HashMap<i64, BucketStats>,
+    /// Shared with the samples that carry them (no copy of a sketch per sample).
+    buckets: HashMap<i64, Arc<BucketStats>>,
 }
 
 /// Most buckets per range window an instant query reads before it moves to a coarser resolution.
@@ -403,7 +404,7 @@ fn fetch<'a, S: SeriesCatalog + BucketStore + ?Sized>(
                 labels,
                 kind: meta.kind,
                 variant,
-                buckets: buckets.into_iter().collect(),
+                buckets: buckets.into_iter().map(|(t, b)| (t, Arc::new(b))).collect(),
             });
         }
         ctx.data.insert(sel.pos, fetched);
@@ -562,7 +563,7 @@ impl Ctx<'_> {
                         let value = bucket_value(f, stats)?;
                         Some(Sample {
                             value,
-                            stats: is_distribution(f).then(|| Arc::new(stats.clone())),
+                            stats: is_distribution(f).then(|| stats.clone()),
                         })
                     })
                     .collect(),
@@ -685,7 +686,10 @@ impl Ctx<'_> {
                 let mut start = end - range_s;
                 while start < end {
                     if let Some(b) = f.buckets.get(&start) {
-                        merged.merge(b);
+                        // Plain numbers need no sketch merge (the costly part).
+                        if distribution {
+                            merged.merge(b);
+                        }
                         if let Some(v) = bucket_value(f, b) {
                             values.push(v);
                         }
@@ -702,9 +706,15 @@ impl Ctx<'_> {
                         stats: distribution.then(|| Arc::new(stats.clone())),
                     })
                 };
+                // Without a distribution, the additive amount is the sum of the bucket values.
+                let additive = if distribution {
+                    additive_value(f, &merged)
+                } else {
+                    values.iter().sum()
+                };
                 let sample = match func {
-                    "rate" => keep(Some(additive_value(f, &merged) / *range_s as f64), &merged),
-                    "increase" => keep(Some(additive_value(f, &merged)), &merged),
+                    "rate" => keep(Some(additive / *range_s as f64), &merged),
+                    "increase" => keep(Some(additive), &merged),
                     "sum_over_time" => keep(
                         Some(if distribution {
                             merged.finite_sum()
