@@ -251,7 +251,11 @@ export const Rule = v.object({
     v.object({ kind: v.literal("anomaly"), half_life: duration, warmup_samples: int, min_stddev: num }),
   ]),
   service: optText,
-  signal: v.union([v.object({ series: Selector }), v.object({ ratio: v.object({ numerator: Selector, denominator: Selector }) })]),
+  signal: v.union([
+    v.object({ series: Selector }),
+    v.object({ ratio: v.object({ numerator: Selector, denominator: Selector }) }),
+    v.object({ expr: v.string() }),
+  ]),
   aggregation: v.picklist(["avg", "min", "max", "sum", "rate", "count", "p50", "p95", "p99"]),
   scale: num,
   unit: v.string(),
@@ -272,7 +276,7 @@ export const AlertRules = v.object({
   notifications: v.object({
     group_wait: v.string(),
     retry: v.object({ attempts: int, initial_backoff_ms: int, max_backoff_ms: int }),
-    sinks: v.array(v.object({ name: v.string(), kind: v.picklist(["webhook", "slack"]) })),
+    sinks: v.array(v.object({ name: v.string(), kind: v.picklist(["webhook", "slack", "log"]) })),
   }),
 });
 

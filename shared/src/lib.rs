@@ -19,6 +19,7 @@ pub mod domain;
 pub mod duration;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod expr;
 pub mod http;
 pub mod ingest;
 pub mod live;

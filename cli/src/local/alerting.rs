@@ -108,6 +108,14 @@ pub async fn evaluation_loop(
     );
     let sinks = match webhook::http_sinks(&alerting.rules.notifications, |k| std::env::var(k).ok())
     {
+        // Nothing else configured (or every optional sink off): notifications go to the log.
+        Ok(sinks) if sinks.is_empty() => {
+            tracing::info!("no alert notification sink is on; notifications are logged (target flowscope::alert_notification)");
+            vec![
+                Arc::new(flowscope_core::alerts::log_sink::LogNotifier::new("log"))
+                    as Arc<dyn flowscope_core::ports::Notifier>,
+            ]
+        }
         Ok(sinks) => sinks,
         Err(reason) => {
             tracing::error!(%reason, "alert notification sinks are misconfigured; notifications are off");

@@ -153,6 +153,14 @@ pub struct LocalArgs {
     /// Prometheus scraping (`--scrape-config` and its limits).
     #[command(flatten)]
     pub scrape: super::scrape::ScrapeArgs,
+    /// Evaluation times one expression query may have (`/api/query`, `/api/v1/query_range`).
+    #[arg(long, env = "FLOWSCOPE_QUERY_MAX_STEPS", default_value_t = 11_000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub query_max_steps: usize,
+    /// Series the selectors of one expression query may select together (and `/api/v1/series` list).
+    #[arg(long, env = "FLOWSCOPE_QUERY_MAX_SERIES", default_value_t = 10_000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
+    pub query_max_series: usize,
 }
 
 /// Timeouts and size limits of both local HTTP servers (see `serve.rs`).

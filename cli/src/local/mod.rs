@@ -273,7 +273,11 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         .with_traces(backend.traces.clone())
         .with_series_admission(admission)
         .with_registry(registry)
-        .with_profiles(profiles.clone()),
+        .with_profiles(profiles.clone())
+        .with_expr_limits(flowscope_core::expr::ExprLimits {
+            max_steps: args.query_max_steps,
+            max_series: args.query_max_series,
+        }),
         aggregator_stats,
         keys,
         dashboard_dir: args.dashboard_dir.clone(),

@@ -156,6 +156,16 @@ function selectorText(selector: Selector): string {
  * over 5m for 2m".
  */
 export function describeRule(rule: Rule): string {
+  if ("expr" in rule.signal) {
+    // An expression rule: the expression says what is measured, over which windows.
+    const levels = [
+      rule.warning == null ? "" : `${rule.warning} (warning)`,
+      rule.critical == null ? "" : `${rule.critical} (critical)`,
+    ].filter((t) => t !== "");
+    return [rule.signal.expr, rule.condition, levels.join(" / "), rule.unit, rule.for === "0s" ? "" : `for ${rule.for}`]
+      .filter((t) => t !== "")
+      .join(" ");
+  }
   const what =
     "series" in rule.signal
       ? selectorText(rule.signal.series)

@@ -461,6 +461,123 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/query": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Evaluate an expression over a range or at one time
+         * @description The expression language (PromQL-flavoured: selectors with =, !=, =~, !~; rate, increase, *_over_time, sum/avg/min/max/count/quantile by|without, histogram_quantile, arithmetic and comparisons, offset) is documented in docs/query-language.md. Quantiles merge the DDSketches of the selected series. A range query gives `from`, `to` and/or `step`; an instant query gives `time` (or nothing: now). Errors in the expression answer 400 with the 1-based `position` of the problem.
+         */
+        get: operations["expr_query"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/query": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus API: instant query
+         * @description Also answered as POST with the parameters in an `application/x-www-form-urlencoded` body, as Prometheus does.
+         */
+        get: operations["prom_query"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/query_range": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus API: range query
+         * @description Also answered as POST with the parameters in an `application/x-www-form-urlencoded` body, as Prometheus does.
+         */
+        get: operations["prom_query_range"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus API: series matching selectors
+         * @description Also answered as POST with the parameters in an `application/x-www-form-urlencoded` body, as Prometheus does.
+         */
+        get: operations["prom_series"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus API: label names
+         * @description Also answered as POST with the parameters in an `application/x-www-form-urlencoded` body, as Prometheus does.
+         */
+        get: operations["prom_labels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/label/{name}/values": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Prometheus API: values of one label */
+        get: operations["prom_label_values"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -776,6 +893,31 @@ export interface components {
             /** @description Why the request failed. */
             error: string;
         };
+        /** @description An expression error: the reason, and where in the expression (1-based character) when known. */
+        ExprErrorBody: {
+            error: string;
+            position?: number | null;
+        };
+        /** @description `GET /api/query`. */
+        ExprResult: {
+            expr: string;
+            /** @description `vector` (series) or `scalar` (one unlabelled series). */
+            resultType: string;
+            /** @description The bucket width the expression was evaluated at. */
+            resolution: components["schemas"]["Resolution"];
+            /** @description Evaluation times: one for an instant query. */
+            times: number[];
+            series: components["schemas"]["ExprSeries"][];
+        };
+        /** @description One series of a result. */
+        ExprSeries: {
+            /** @description Prometheus-style labels (`__name__`, `job` = service.name, attributes with `_` for `.`). */
+            labels: {
+                [key: string]: string;
+            };
+            /** @description `[time, value]` pairs, oldest first; times without a value are absent. NaN and ±Inf are `null`. */
+            points: number[][];
+        };
         /** @description `GET /api/profiles/flamegraph`. */
         FlameGraph: {
             service: string;
@@ -1047,6 +1189,19 @@ export interface components {
             types: components["schemas"]["ProfileTypeUnit"][];
         };
         /**
+         * @description Prometheus's envelope: `{"status": "success", "data": …}` or
+         *     `{"status": "error", "errorType": "bad_data", "error": "…"}`.
+         */
+        PromResponse: {
+            /** @description `success` or `error`. */
+            status: string;
+            /** @description The result (absent on errors): see Prometheus's HTTP API documentation. */
+            data?: Record<string, never> | null;
+            /** @description `bad_data`, `execution`, `unavailable` or `internal` on errors. */
+            errorType?: string | null;
+            error?: string | null;
+        };
+        /**
          * @description Why an alert's condition holds.
          * @enum {string}
          */
@@ -1149,6 +1304,7 @@ export interface components {
             /** @description Restricts the rule to one service; otherwise it applies to each service separately. */
             service?: string | null;
             signal: components["schemas"]["Signal"];
+            /** @description For `expr` rules: `avg`, unused (the expression aggregates). */
             aggregation: components["schemas"]["Aggregation"];
             /**
              * Format: double
@@ -1157,6 +1313,7 @@ export interface components {
             scale: number;
             /** @description Unit of the (scaled) value, for messages. */
             unit: string;
+            /** @description For `expr` rules: 1m, unused (the expression's ranges are its windows). */
             window: string;
             condition: components["schemas"]["Condition"];
             /**
@@ -1338,6 +1495,13 @@ export interface components {
                 numerator: components["schemas"]["Selector"];
                 denominator: components["schemas"]["Selector"];
             };
+        } | {
+            /**
+             * @description An expression (`docs/query-language.md`), evaluated as an instant query at each evaluation:
+             *     one alert per series of its result, labelled with the series' labels (`job` as `service`).
+             *     `aggregation`, `window`, `service` and `group_by` do not apply (the expression says them).
+             */
+            expr: string;
         };
         Silence: {
             id: string;
@@ -1375,7 +1539,7 @@ export interface components {
             comment?: string;
         };
         /** @enum {string} */
-        SinkKind: "webhook" | "slack";
+        SinkKind: "webhook" | "slack" | "log";
         /** @description A notification sink as `GET /api/alert-rules` shows it: name and kind (the URL is a secret). */
         SinkSummary: {
             name: string;
@@ -2644,6 +2808,269 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    expr_query: {
+        parameters: {
+            query: {
+                /** @description The expression (docs/query-language.md). */
+                expr: string;
+                /**
+                 * @description Instant query: the evaluation time, unix seconds. Without `from`/`to`/`step` and without
+                 *     `time`, an instant query at now.
+                 */
+                time?: number;
+                /** @description Range query: first evaluation time, unix seconds (default `to` − 15 min). */
+                from?: number;
+                /** @description Range query: last evaluation time, unix seconds (default now). */
+                to?: number;
+                /**
+                 * @description Range query: seconds between evaluation times, as seconds (`60`) or a duration (`5m`);
+                 *     default 60. At most 11,000 evaluation times (`--query-max-steps`).
+                 */
+                step?: string;
+                /**
+                 * @description Bucket width (1m, 5m, 1h, 1d); default: for a range query the coarsest that divides the
+                 *     step and every range and offset, for an instant query the finest whose windows hold at most
+                 *     1440 buckets.
+                 */
+                resolution?: components["schemas"]["Resolution"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The series of the result */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExprResult"];
+                };
+            };
+            /** @description A parse or type error (with its position), or a bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExprErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The store is throttled or unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExprErrorBody"];
+                };
+            };
+        };
+    };
+    prom_query: {
+        parameters: {
+            query: {
+                /** @description The PromQL expression (Flowscope's supported subset: docs/query-language.md). */
+                query: string;
+                /** @description Evaluation time: unix seconds or RFC 3339 (default now). */
+                time?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{status, data: {resultType, result}}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description `{status: error, errorType: bad_data, error}` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The store is unavailable (`errorType: unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+        };
+    };
+    prom_query_range: {
+        parameters: {
+            query: {
+                query: string;
+                /** @description Unix seconds or RFC 3339. */
+                start: string;
+                end: string;
+                /** @description Seconds or a duration (`1m`); a multiple of 60. */
+                step: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{status, data: {resultType: matrix, result}}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description `{status: error, errorType: bad_data, error}` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+        };
+    };
+    prom_series: {
+        parameters: {
+            query?: {
+                /** @description Series selectors (repeatable); required by `/api/v1/series`. */
+                "match[]"?: string[];
+                /** @description Accepted for compatibility; every known series is listed. */
+                start?: string;
+                end?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{status, data: [label sets]}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description No or a bad `match[]` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    prom_labels: {
+        parameters: {
+            query?: {
+                /** @description Series selectors (repeatable); required by `/api/v1/series`. */
+                "match[]"?: string[];
+                /** @description Accepted for compatibility; every known series is listed. */
+                start?: string;
+                end?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{status, data: [names]}`, sorted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description A bad `match[]` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    prom_label_values: {
+        parameters: {
+            query?: {
+                /** @description Series selectors (repeatable); required by `/api/v1/series`. */
+                "match[]"?: string[];
+                /** @description Accepted for compatibility; every known series is listed. */
+                start?: string;
+                end?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Label name (`__name__` lists metric names) */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{status, data: [values]}`, sorted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
+            /** @description A bad `match[]` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
                 };
             };
             401: components["responses"]["Unauthorized"];

@@ -12,12 +12,13 @@ use crate::model::{Resolution, SeriesId, SeriesMeta};
 use crate::ports::{AlertStore, BucketStore, PutOutcome, SeriesCatalog};
 
 use super::evaluate::{self, SeriesWindow};
-use super::rules::{format_duration, Condition, Rule, RuleKind, RuleSet, Signal};
+use super::rules::{format_duration, Condition, NoDataRule, Rule, RuleKind, RuleSet, Signal};
 use super::state::{
     fingerprint, step, AlertState, AlertStatus, AlertTransition, Baseline, Labels, Observation,
     Reason, Severity, Timing, TransitionKind,
 };
 use super::AlertError;
+use crate::expr::{EvalError, ExprLimits, QueryTimes};
 
 /// Conditional-write attempts per alert and evaluation before giving up until the next one.
 const MAX_WRITE_ATTEMPTS: usize = 5;
@@ -161,6 +162,11 @@ impl<S: SeriesCatalog + BucketStore + ?Sized, A: AlertStore + ?Sized> AlertEngin
         now: i64,
         report: &mut EvaluationReport,
     ) {
+        if let Signal::Expr(expr) = &rule.signal {
+            self.evaluate_expr_rule(rule, expr, states, now, report)
+                .await;
+            return;
+        }
         let groups = groups(rule, series);
         let window = evaluate::window(now, self.rules.settings.evaluation_delay_s, rule.window_s);
         for (fp, group) in &groups {
@@ -174,10 +180,24 @@ impl<S: SeriesCatalog + BucketStore + ?Sized, A: AlertStore + ?Sized> AlertEngin
                 .await;
             report.record(&rule.name, outcome);
         }
-        // Alerts whose series left the registry: their condition no longer holds.
+        let present: HashSet<&str> = groups.keys().map(String::as_str).collect();
+        self.resolve_missing(rule, states, &present, now, report)
+            .await;
+    }
+
+    /// Alerts of `rule` not among `present` (their series left the registry, or the expression's
+    /// result): their condition no longer holds.
+    async fn resolve_missing(
+        &self,
+        rule: &Rule,
+        states: &HashMap<String, AlertState>,
+        present: &HashSet<&str>,
+        now: i64,
+        report: &mut EvaluationReport,
+    ) {
         for state in states.values() {
             if state.rule != rule.name
-                || groups.contains_key(&state.fingerprint)
+                || present.contains(state.fingerprint.as_str())
                 || !state.status.is_active()
             {
                 continue;
@@ -216,6 +236,21 @@ impl<S: SeriesCatalog + BucketStore + ?Sized, A: AlertStore + ?Sized> AlertEngin
         let no_data = rule
             .no_data
             .filter(|nd| last_seen.is_some_and(|seen| now - seen >= nd.after_s));
+        self.observe_value(rule, current, value, no_data, end, now)
+            .await
+    }
+
+    /// Observes `value` (or no data) for one alert and advances its state: the threshold or
+    /// anomaly level, then the state machine.
+    async fn observe_value(
+        &self,
+        rule: &Rule,
+        current: AlertState,
+        value: Option<f64>,
+        no_data: Option<NoDataRule>,
+        end: i64,
+        now: i64,
+    ) -> Result<Vec<AlertTransition>, AlertError> {
         let observe = |state: &AlertState| {
             let mut prepared = state.clone();
             // Hysteresis holds the level the alert fires at, not a pending one.
@@ -260,6 +295,121 @@ impl<S: SeriesCatalog + BucketStore + ?Sized, A: AlertStore + ?Sized> AlertEngin
         self.advance(Some(rule), current, observe, now).await
     }
 
+    /// An `expr` rule: the expression as an instant query at `now − evaluation_delay` (its buckets
+    /// end at the minute boundary at or before it, like a metric rule's window); one alert per
+    /// series of the result, labelled with the series' labels (`job` as `service`, no `__name__`).
+    /// With `no_data`, an expression that returned nothing for `no_data.after` fires one alert
+    /// without labels; it resolves when data returns.
+    async fn evaluate_expr_rule(
+        &self,
+        rule: &Rule,
+        expr: &str,
+        states: &HashMap<String, AlertState>,
+        now: i64,
+        report: &mut EvaluationReport,
+    ) {
+        let at = now - self.rules.settings.evaluation_delay_s;
+        let end = Resolution::OneMinute.bucket_start(at);
+        let instant = QueryTimes {
+            start: at,
+            end: at,
+            step: 60,
+            resolution: None,
+        };
+        let result = match crate::expr::evaluate(
+            self.metrics.as_ref(),
+            expr,
+            instant,
+            true,
+            ExprLimits::default(),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(e) => {
+                report.record(&rule.name, Err(expr_error(e)));
+                return;
+            }
+        };
+        let mut alerts: BTreeMap<String, (Labels, f64)> = BTreeMap::new();
+        for (series_labels, points) in result.series() {
+            let Some(value) = points.first().copied().flatten() else {
+                continue;
+            };
+            let value = value * rule.scale;
+            if !value.is_finite() {
+                continue;
+            }
+            let labels = alert_labels(series_labels);
+            alerts.insert(fingerprint(&rule.name, &labels), (labels, value));
+        }
+        if alerts.is_empty() {
+            if let Some(nd) = rule.no_data {
+                match self.expr_silent_for(expr, at, nd.after_s).await {
+                    Ok(true) => {
+                        let labels = Labels::new();
+                        let fp = fingerprint(&rule.name, &labels);
+                        report.alerts += 1;
+                        let current = states
+                            .get(&fp)
+                            .cloned()
+                            .unwrap_or_else(|| AlertState::new(&rule.name, labels, now));
+                        let outcome = self
+                            .observe_value(rule, current, None, Some(nd), end, now)
+                            .await;
+                        report.record(&rule.name, outcome);
+                        let present: HashSet<&str> = [fp.as_str()].into_iter().collect();
+                        self.resolve_missing(rule, states, &present, now, report)
+                            .await;
+                        return;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        report.record(&rule.name, Err(e));
+                        return;
+                    }
+                }
+            }
+        }
+        for (fp, (labels, value)) in &alerts {
+            report.alerts += 1;
+            let current = states
+                .get(fp)
+                .cloned()
+                .unwrap_or_else(|| AlertState::new(&rule.name, labels.clone(), now));
+            let outcome = self
+                .observe_value(rule, current, Some(*value), None, end, now)
+                .await;
+            report.record(&rule.name, outcome);
+        }
+        let present: HashSet<&str> = alerts.keys().map(String::as_str).collect();
+        self.resolve_missing(rule, states, &present, now, report)
+            .await;
+    }
+
+    /// Whether `expr` had no sample at any minute of the `after_s` seconds up to `at`.
+    async fn expr_silent_for(&self, expr: &str, at: i64, after_s: i64) -> Result<bool, AlertError> {
+        let range = QueryTimes {
+            start: at - after_s,
+            end: at,
+            step: 60,
+            resolution: Some(Resolution::OneMinute),
+        };
+        let result = crate::expr::evaluate(
+            self.metrics.as_ref(),
+            expr,
+            range,
+            false,
+            ExprLimits::default(),
+        )
+        .await
+        .map_err(expr_error)?;
+        Ok(result
+            .series()
+            .iter()
+            .all(|(_, points)| points.iter().all(Option::is_none)))
+    }
+
     /// The rule's (scaled) value for one alert's series over `[from, end)`.
     async fn group_value(
         &self,
@@ -272,7 +422,7 @@ impl<S: SeriesCatalog + BucketStore + ?Sized, A: AlertStore + ?Sized> AlertEngin
         let primary = self.windows(&group.primary, from, end, cache).await?;
         let primary_value = evaluate::aggregate(rule.aggregation, &primary, rule.window_s);
         let value = match &rule.signal {
-            Signal::Series(_) => primary_value,
+            Signal::Series(_) | Signal::Expr(_) => primary_value,
             Signal::Ratio { .. } => {
                 let numerator = self.windows(&group.numerator, from, end, cache).await?;
                 let numerator_value =
@@ -370,6 +520,28 @@ impl<S: SeriesCatalog + BucketStore + ?Sized, A: AlertStore + ?Sized> AlertEngin
     }
 }
 
+/// An expression result's labels as alert labels: `job` is the `service` label; no `__name__`.
+fn alert_labels(series: BTreeMap<String, String>) -> Labels {
+    series
+        .into_iter()
+        .filter(|(k, _)| k != crate::expr::names::NAME)
+        .map(|(k, v)| {
+            if k == "job" {
+                ("service".to_string(), v)
+            } else {
+                (k, v)
+            }
+        })
+        .collect()
+}
+
+fn expr_error(e: EvalError) -> AlertError {
+    match e {
+        EvalError::Store(s) => AlertError::Metrics(s),
+        other => AlertError::Expr(other.to_string()),
+    }
+}
+
 /// Groups the rule's series into alerts: one per service (and `group_by` values).
 /// Whether `rule` reads `meta`'s series (its service, and the metric and attributes of its signal).
 fn selects(rule: &Rule, meta: &SeriesMeta) -> bool {
@@ -389,11 +561,14 @@ fn selects(rule: &Rule, meta: &SeriesMeta) -> bool {
             numerator.matches(&meta.key.metric, &meta.key.attributes)
                 || denominator.matches(&meta.key.metric, &meta.key.attributes)
         }
+        // Read by the expression evaluator, not from the discovered series.
+        Signal::Expr(_) => false,
     }
 }
 
 fn groups<'a>(rule: &Rule, series: &'a [SeriesMeta]) -> BTreeMap<String, Group<'a>> {
     let (primary, numerator) = match &rule.signal {
+        Signal::Expr(_) => return BTreeMap::new(),
         Signal::Series(selector) => (selector, None),
         Signal::Ratio {
             numerator,
@@ -451,6 +626,7 @@ fn groups<'a>(rule: &Rule, series: &'a [SeriesMeta]) -> BTreeMap<String, Group<'
 pub fn describe_signal(rule: &Rule) -> String {
     let aggregation = rule.aggregation.as_str();
     match &rule.signal {
+        Signal::Expr(expr) => expr.clone(),
         Signal::Series(s) => format!("{aggregation} of {}", s.metric),
         Signal::Ratio {
             numerator,

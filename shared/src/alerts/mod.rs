@@ -15,6 +15,7 @@
 pub mod api;
 pub mod engine;
 pub mod evaluate;
+pub mod log_sink;
 pub mod notify;
 pub mod rules;
 pub use crate::domain::alerts::{silence, state};
@@ -43,4 +44,7 @@ pub enum AlertError {
         "alert {0} kept changing under concurrent evaluators; it is evaluated again next time"
     )]
     Contention(String),
+    /// An `expr` rule's expression failed to evaluate (e.g. a type error over the data it met).
+    #[error("evaluating the expression: {0}")]
+    Expr(String),
 }

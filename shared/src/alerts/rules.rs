@@ -131,6 +131,9 @@ pub enum SinkKind {
     Webhook,
     /// A Slack-compatible incoming webhook (`{"text": ...}`).
     Slack,
+    /// One structured line per notification in the process's log (no `url`); local mode's default
+    /// when no other sink is configured.
+    Log,
 }
 
 /// A notification sink. Its URL may come from the environment so secrets stay out of the file.
@@ -171,11 +174,13 @@ pub struct Rule {
     /// Restricts the rule to one service; otherwise it applies to each service separately.
     pub service: Option<String>,
     pub signal: Signal,
+    /// For `expr` rules: `avg`, unused (the expression aggregates).
     pub aggregation: Aggregation,
     /// Multiplies the value before comparison (e.g. 100 to compare a ratio in percent).
     pub scale: f64,
     /// Unit of the (scaled) value, for messages.
     pub unit: String,
+    /// For `expr` rules: 1m, unused (the expression's ranges are its windows).
     #[serde(serialize_with = "serialize_duration", rename = "window")]
     #[schema(value_type = String)]
     pub window_s: i64,
@@ -229,6 +234,10 @@ pub enum Signal {
         numerator: Selector,
         denominator: Selector,
     },
+    /// An expression (`docs/query-language.md`), evaluated as an instant query at each evaluation:
+    /// one alert per series of its result, labelled with the series' labels (`job` as `service`).
+    /// `aggregation`, `window`, `service` and `group_by` do not apply (the expression says them).
+    Expr(String),
 }
 
 /// Which series a signal reads: one metric, optionally narrowed by attributes (a subset match).
@@ -546,11 +555,12 @@ struct RawRule {
     #[serde(default)]
     attributes: Attributes,
     ratio: Option<RawRatio>,
-    aggregation: Aggregation,
+    expr: Option<String>,
+    aggregation: Option<Aggregation>,
     scale: Option<f64>,
     #[serde(default)]
     unit: String,
-    window: DurationText,
+    window: Option<DurationText>,
     condition: Condition,
     warning: Option<f64>,
     critical: Option<f64>,
@@ -626,6 +636,21 @@ fn check_sink(sink: RawSink) -> Result<SinkConfig, String> {
     if sink.name.trim().is_empty() {
         return Err("every sink needs a `name`".into());
     }
+    if sink.kind == SinkKind::Log {
+        if sink.url.is_some() || sink.url_env.is_some() || sink.optional {
+            return Err(format!(
+                "sink {:?}: a `log` sink takes no `url`, `url_env` or `optional`",
+                sink.name
+            ));
+        }
+        return Ok(SinkConfig {
+            name: sink.name,
+            kind: sink.kind,
+            url: None,
+            url_env: None,
+            optional: false,
+        });
+    }
     match (&sink.url, &sink.url_env) {
         (Some(url), None) => {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -678,12 +703,35 @@ fn check_rule(raw: RawRule) -> Result<Rule, String> {
     if name.is_empty() {
         return fail("`name` must not be empty".into());
     }
-    let signal = match (raw.metric, raw.ratio) {
-        (Some(metric), None) => Signal::Series(Selector {
+    if let Some(expr) = &raw.expr {
+        if raw.metric.is_some() || raw.ratio.is_some() {
+            return fail("give one of `metric`, `ratio` or `expr`".into());
+        }
+        for (given, field) in [
+            (raw.aggregation.is_some(), "aggregation"),
+            (raw.window.is_some(), "window"),
+            (raw.service.is_some(), "service"),
+            (!raw.attributes.is_empty(), "attributes"),
+            (!raw.group_by.is_empty(), "group_by"),
+        ] {
+            if given {
+                return fail(format!(
+                    "`{field}` does not apply to an `expr` rule: say it in the expression (ranges like `[5m]`, matchers like `{{job=\"api\"}}`, `by (…)`)"
+                ));
+            }
+        }
+        if let Err(e) = crate::expr::parse(expr) {
+            return fail(format!("`expr`: {e}"));
+        }
+    }
+    let is_expr = raw.expr.is_some();
+    let signal = match (raw.expr, raw.metric, raw.ratio) {
+        (Some(expr), _, _) => Signal::Expr(expr),
+        (None, Some(metric), None) => Signal::Series(Selector {
             metric,
             attributes: raw.attributes,
         }),
-        (None, Some(ratio)) => {
+        (None, None, Some(ratio)) => {
             if !raw.attributes.is_empty() {
                 return fail(
                     "`attributes` belongs inside `ratio.numerator` / `ratio.denominator`".into(),
@@ -694,8 +742,20 @@ fn check_rule(raw: RawRule) -> Result<Rule, String> {
                 denominator: ratio.denominator,
             }
         }
-        (Some(_), Some(_)) => return fail("give either `metric` or `ratio`, not both".into()),
-        (None, None) => return fail("missing `metric` (or `ratio`)".into()),
+        (None, Some(_), Some(_)) => {
+            return fail("give either `metric` or `ratio`, not both".into())
+        }
+        (None, None, None) => return fail("missing `metric` (or `ratio` or `expr`)".into()),
+    };
+    let aggregation = match (is_expr, raw.aggregation) {
+        (true, _) => Aggregation::Avg,
+        (false, Some(a)) => a,
+        (false, None) => return fail("missing field `aggregation`".into()),
+    };
+    let window_s = match (is_expr, raw.window) {
+        (true, _) => MIN_WINDOW_S,
+        (false, Some(w)) => w.0,
+        (false, None) => return fail("missing field `window`".into()),
     };
     let selectors: Vec<&Selector> = match &signal {
         Signal::Series(s) => vec![s],
@@ -703,11 +763,11 @@ fn check_rule(raw: RawRule) -> Result<Rule, String> {
             numerator,
             denominator,
         } => vec![numerator, denominator],
+        Signal::Expr(_) => vec![],
     };
     if selectors.iter().any(|s| s.metric.trim().is_empty()) {
         return fail("`metric` must not be empty".into());
     }
-    let window_s = raw.window.0;
     if !(MIN_WINDOW_S..=MAX_WINDOW_S).contains(&window_s) || window_s % 60 != 0 {
         return fail(format!(
             "`window` must be whole minutes from 1m to 1h (like 1m, 5m, 1h), got {}",
@@ -830,7 +890,7 @@ fn check_rule(raw: RawRule) -> Result<Rule, String> {
         kind,
         service: raw.service,
         signal,
-        aggregation: raw.aggregation,
+        aggregation,
         scale,
         unit: raw.unit,
         window_s,

@@ -259,7 +259,7 @@ fn is_tls_error(error: &(dyn StdError + 'static)) -> bool {
 /// The JSON body a sink of `kind` receives.
 pub fn payload(kind: SinkKind, notification: &Notification) -> Result<Vec<u8>, NotifyError> {
     let encoded = match kind {
-        SinkKind::Webhook => serde_json::to_vec(notification),
+        SinkKind::Webhook | SinkKind::Log => serde_json::to_vec(notification),
         SinkKind::Slack => serde_json::to_vec(&serde_json::json!({ "text": notification.text() })),
     };
     encoded.map_err(|e| NotifyError::Permanent(format!("cannot encode notification: {e}")))
@@ -286,6 +286,10 @@ pub fn http_sinks(
 ) -> Result<Vec<Arc<dyn Notifier>>, String> {
     let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
     for sink in &settings.sinks {
+        if sink.kind == SinkKind::Log {
+            notifiers.push(Arc::new(super::log_sink::LogNotifier::new(&sink.name)));
+            continue;
+        }
         let url = match sink.resolve_url(&env) {
             Ok(url) => url,
             Err(reason) if sink.optional => {

@@ -57,6 +57,8 @@ pub struct ApiState {
     registry: Option<Arc<crate::registry::Registry>>,
     /// Stored profiles (`/api/profiles/*`), when configured.
     profiles: Option<Arc<crate::profiling::service::ProfileService>>,
+    /// Limits of expression queries (`/api/query`, `/api/v1/*`).
+    expr_limits: crate::expr::ExprLimits,
 }
 
 impl ApiState {
@@ -74,6 +76,7 @@ impl ApiState {
             clock: Arc::new(system_now),
             registry: None,
             profiles: None,
+            expr_limits: crate::expr::ExprLimits::default(),
         }
     }
 
@@ -120,6 +123,20 @@ impl ApiState {
 
     pub(crate) fn now(&self) -> i64 {
         (self.clock)()
+    }
+
+    /// Replaces the limits of expression queries.
+    pub fn with_expr_limits(mut self, limits: crate::expr::ExprLimits) -> Self {
+        self.expr_limits = limits;
+        self
+    }
+
+    pub(crate) fn expr_limits(&self) -> crate::expr::ExprLimits {
+        self.expr_limits
+    }
+
+    pub(crate) fn metric_store(&self) -> Arc<dyn MetricStore> {
+        self.metrics.clone()
     }
 }
 
@@ -193,6 +210,20 @@ fn documented_routes() -> OpenApiRouter<ApiState> {
             super::profiles::profile_snapshot,
             super::profiles::import_snapshot
         ))
+        .routes(routes!(super::query_expr::query))
+        .routes(routes!(super::promql::query))
+        .routes(routes!(super::promql::query_range))
+        .routes(routes!(super::promql::series))
+        .routes(routes!(super::promql::labels))
+        .routes(routes!(super::promql::label_values))
+        // Prometheus's clients POST forms too; documented on the GET operations.
+        .route("/api/v1/query", axum::routing::post(super::promql::query))
+        .route(
+            "/api/v1/query_range",
+            axum::routing::post(super::promql::query_range),
+        )
+        .route("/api/v1/series", axum::routing::post(super::promql::series))
+        .route("/api/v1/labels", axum::routing::post(super::promql::labels))
 }
 
 /// A failed API request: its status and the reason, answered as `{"error": "<reason>"}`.

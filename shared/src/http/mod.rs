@@ -12,6 +12,8 @@ pub mod contract;
 pub mod otlp;
 pub mod params;
 pub mod profiles;
+pub mod promql;
+pub mod query_expr;
 pub mod registry;
 
 use axum::middleware;
