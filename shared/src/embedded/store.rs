@@ -744,7 +744,9 @@ fn write_item(
         .map_err(unavailable)?;
     if old_expiry != Some(item.expires_at_unix_s) {
         if let Some(old) = old_expiry {
-            expiry.remove(&time_key(old, key)[..]).map_err(unavailable)?;
+            expiry
+                .remove(&time_key(old, key)[..])
+                .map_err(unavailable)?;
         }
         expiry
             .insert(&time_key(item.expires_at_unix_s, key)[..], ())
@@ -786,7 +788,10 @@ fn fold_hours(txn: &WriteTransaction, to: i64, retention: &Retention) -> Result<
     for key in take_expired::<StoreError>(&mut unfolded, to)? {
         let (Some(start), Ok(series)) = (
             decode_bucket_start(&key),
-            key.get(..8).unwrap_or_default().try_into().map(u64::from_be_bytes),
+            key.get(..8)
+                .unwrap_or_default()
+                .try_into()
+                .map(u64::from_be_bytes),
         ) else {
             continue;
         };
