@@ -18,7 +18,8 @@
 //!
 //! The store builds the `1d` buckets from the `1h` deltas it applies
 //! ([`BucketStore::derives_daily`]), so the aggregator writes three buckets per point, not four. A
-//! time `T` ([`FOLDED_THROUGH`], only moving forward) splits the hours:
+//! time `T` ([`FOLDED_THROUGH`], only moving forward; a new file starts before every hour, a file
+//! written by an earlier version at the next hour) splits the hours:
 //! - a 1h delta for an hour before `T` is merged into the hour's 1d bucket too, in the same
 //!   transaction (its watermark check on the 1h bucket makes that exactly once);
 //! - an hour at or after `T` (the current one) is only written to its 1h bucket and listed in
@@ -26,8 +27,7 @@
 //!   merging each listed hour into its day (one transaction, before anything expires), then purges;
 //! - a read of 1d buckets is the stored 1d buckets merged with the unfolded hours of their days.
 //!
-//! Every applied 1h delta is so counted exactly once in its day, whenever it arrives. A new file
-//! starts with `T` at the next hour. 1d deltas sent by the aggregator (a point whose 1h bucket is
+//! Every applied 1h delta is so counted exactly once in its day, whenever it arrives. 1d deltas sent by the aggregator (a point whose 1h bucket is
 //! already past its retention) are applied as before, under their own watermarks.
 
 use std::collections::BTreeMap;
@@ -38,7 +38,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 
 use super::ordered_keys::{from_ordered_i64, ordered_i64, service_prefix, take_expired, time_key};
 use super::redb_file::{blocking, RedbFile};
@@ -257,7 +260,10 @@ fn begin_write(db: &Database, deferred: &Deferred) -> Result<WriteTransaction, S
 }
 
 fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
-    txn.open_table(BUCKETS)?;
+    let fresh = txn
+        .open_table(BUCKETS)?
+        .is_empty()
+        .map_err(redb::TableError::Storage)?;
     txn.open_table(BUCKET_EXPIRY)?;
     txn.open_table(SERIES)?;
     txn.open_table(SERIES_BY_SERVICE)?;
@@ -272,10 +278,14 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
         .map_err(redb::TableError::Storage)?
         .is_none()
     {
-        // Earlier files (and the current hour) got 1d deltas from the aggregator: fold only hours
-        // that start from the next one.
-        let next_hour = Resolution::OneHour.bucket_start(unix_now_ms() / 1000) + 3600;
-        meta.insert(FOLDED_THROUGH, next_hour)
+        // A file with buckets comes from a version whose aggregator wrote the 1d deltas itself
+        // (up to the current hour): fold only hours from the next one. A new file folds every hour.
+        let through = if fresh {
+            i64::MIN
+        } else {
+            Resolution::OneHour.bucket_start(unix_now_ms() / 1000) + 3600
+        };
+        meta.insert(FOLDED_THROUGH, through)
             .map_err(redb::TableError::Storage)?;
     }
     Ok(())
@@ -1429,7 +1439,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.redb");
         let store = RedbStore::open(&path).unwrap();
-        // Hours from the next day on: after the fold time a new file starts with (the next hour).
+        // A new file folds nothing yet: every hour is read from its 1h bucket until the purge.
         let now = unix_now_ms() / 1000;
         let day = Resolution::OneDay.bucket_start(now) + 86_400;
         let outcomes = store
