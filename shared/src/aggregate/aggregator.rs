@@ -8,6 +8,9 @@
 //!    ([`CumulativeTracker`]); each point's contribution goes to the buckets of the point's own time
 //!    (for a delta: the end of its interval) and is attributed to its record's sequence number;
 //! 3. register the batch's series (`upsert_series`, idempotent);
+//!    A point goes to its 1m/5m/1h/1d buckets; when the store derives the daily buckets from the
+//!    hourly ones ([`BucketStore::derives_daily`](crate::ports::BucketStore::derives_daily): redb and
+//!    the in-memory store), a point written to its 1h bucket is not written to its 1d bucket;
 //! 4. per bucket, merge the contributions of all records and write **one**
 //!    `apply_bucket(first_seq, last_seq)` ([`write_buckets`], shared with the trace processor; at most
 //!    [`WRITE_CONCURRENCY`](super::WRITE_CONCURRENCY) at once). The store applies it only if the
@@ -220,6 +223,7 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
         );
         let mut buckets: FastMap<BucketKey, Vec<Share>> = FastMap::default();
         let mut series: FastMap<SeriesId, SeriesMeta> = FastMap::default();
+        let derives_daily = self.store.derives_daily();
         for (record, (seq, points)) in metrics.iter().enumerate() {
             for point in points {
                 // Computed once per series-table entry when the record was decoded.
@@ -242,12 +246,19 @@ impl<S: MetricStore + ?Sized> Aggregator<S> {
                 }
                 let time_s = unix_seconds(point.time_unix_nano);
                 let mut primary = true;
+                // Whether the point went to its 1h bucket, from which a store that derives the
+                // daily buckets builds its 1d bucket.
+                let mut hourly = false;
                 for resolution in Resolution::ALL {
                     let start = resolution.bucket_start(time_s);
                     if self.expires_at(resolution, start) <= now {
                         outcome.points_expired += 1;
                         continue;
                     }
+                    if resolution == Resolution::OneDay && hourly && derives_daily {
+                        continue;
+                    }
+                    hourly |= resolution == Resolution::OneHour;
                     let key = BucketKey {
                         series: series_id,
                         resolution,

@@ -13,6 +13,22 @@
 //! durable in one fsync. The local event-source mapper calls it before it saves a stream checkpoint, so
 //! whatever the checkpoint says is processed is on disk, and the stream log replays the rest after a
 //! crash (redb reverts to its last durable commit: a prefix of the commits, watermarks included).
+//!
+//! # Daily buckets
+//!
+//! The store builds the `1d` buckets from the `1h` deltas it applies
+//! ([`BucketStore::derives_daily`]), so the aggregator writes three buckets per point, not four. A
+//! time `T` ([`FOLDED_THROUGH`], only moving forward; a new file starts before every hour, a file
+//! written by an earlier version at the next hour) splits the hours:
+//! - a 1h delta for an hour before `T` is merged into the hour's 1d bucket too, in the same
+//!   transaction (its watermark check on the 1h bucket makes that exactly once);
+//! - an hour at or after `T` (the current one) is only written to its 1h bucket and listed in
+//!   [`UNFOLDED_HOURS`] when created. [`Purge::purge_expired`] first moves `T` to the current hour,
+//!   merging each listed hour into its day (one transaction, before anything expires), then purges;
+//! - a read of 1d buckets is the stored 1d buckets merged with the unfolded hours of their days.
+//!
+//! Every applied 1h delta is so counted exactly once in its day, whenever it arrives. 1d deltas sent by the aggregator (a point whose 1h bucket is
+//! already past its retention) are applied as before, under their own watermarks.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -22,7 +38,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 
 use super::ordered_keys::{from_ordered_i64, ordered_i64, service_prefix, take_expired, time_key};
 use super::redb_file::{blocking, RedbFile};
@@ -52,6 +71,14 @@ const SERVICES: TableDefinition<&str, ()> = TableDefinition::new("services");
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 /// expires_at | state key → ().
 const STATE_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("state_expiry");
+/// Small named values: [`FOLDED_THROUGH`].
+const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
+/// `start (order-preserving i64 BE) | 1h bucket key` of every 1h bucket at or after
+/// [`FOLDED_THROUGH`]: the hours not yet merged into their day's 1d bucket.
+const UNFOLDED_HOURS: TableDefinition<&[u8], ()> = TableDefinition::new("unfolded_hours");
+/// Daily buckets (see "Daily buckets" in the module documentation): every 1h bucket that starts before
+/// this (unix seconds) is merged into its 1d bucket, and 1h deltas before it are applied to both.
+const FOLDED_THROUGH: &str = "daily_folded_through";
 
 const ITEM_VERSION: u8 = 1;
 const SERIES_VERSION: u8 = 1;
@@ -233,7 +260,10 @@ fn begin_write(db: &Database, deferred: &Deferred) -> Result<WriteTransaction, S
 }
 
 fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
-    txn.open_table(BUCKETS)?;
+    let fresh = txn
+        .open_table(BUCKETS)?
+        .is_empty()
+        .map_err(redb::TableError::Storage)?;
     txn.open_table(BUCKET_EXPIRY)?;
     txn.open_table(SERIES)?;
     txn.open_table(SERIES_BY_SERVICE)?;
@@ -241,6 +271,23 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(SERVICES)?;
     txn.open_table(STATE)?;
     txn.open_table(STATE_EXPIRY)?;
+    txn.open_table(UNFOLDED_HOURS)?;
+    let mut meta = txn.open_table(META)?;
+    if meta
+        .get(FOLDED_THROUGH)
+        .map_err(redb::TableError::Storage)?
+        .is_none()
+    {
+        // A file with buckets comes from a version whose aggregator wrote the 1d deltas itself
+        // (up to the current hour): fold only hours from the next one. A new file folds every hour.
+        let through = if fresh {
+            i64::MIN
+        } else {
+            Resolution::OneHour.bucket_start(unix_now_ms() / 1000) + 3600
+        };
+        meta.insert(FOLDED_THROUGH, through)
+            .map_err(redb::TableError::Storage)?;
+    }
     Ok(())
 }
 
@@ -258,6 +305,7 @@ impl BucketStore for RedbStore {
         lock(&self.applies.waiting).push(request.clone());
         let queue = self.applies.clone();
         let deferred = self.deferred.clone();
+        let retention = self.retention;
         blocking(&self.db, move |db| {
             let _committer = lock(&queue.committer);
             if let Some(outcome) = lock(&request.outcome).take() {
@@ -265,7 +313,12 @@ impl BucketStore for RedbStore {
                 return outcome;
             }
             let group = std::mem::take(&mut *lock(&queue.waiting));
-            match apply_group(db, &deferred, group.iter().map(|member| &member.delta)) {
+            match apply_group(
+                db,
+                &deferred,
+                &retention,
+                group.iter().map(|member| &member.delta),
+            ) {
                 Ok(outcomes) => {
                     for (member, outcome) in group.iter().zip(outcomes) {
                         *lock(&member.outcome) = Some(outcome);
@@ -294,8 +347,9 @@ impl BucketStore for RedbStore {
         let deltas = deltas.to_vec();
         let count = deltas.len();
         let deferred = self.deferred.clone();
+        let retention = self.retention;
         let outcomes = blocking(&self.db, move |db| {
-            apply_group(db, &deferred, deltas.iter())
+            apply_group(db, &deferred, &retention, deltas.iter())
         })
         .await;
         match outcomes {
@@ -317,36 +371,36 @@ impl BucketStore for RedbStore {
         blocking(&self.db, move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let buckets = txn.open_table(BUCKETS).map_err(unavailable)?;
-            let from = bucket_key(&BucketKey {
-                series,
-                resolution,
-                start_unix_s: from_unix_s,
-            });
-            let to = bucket_key(&BucketKey {
-                series,
-                resolution,
-                start_unix_s: to_unix_s,
-            });
-            let mut out = Vec::new();
-            for entry in buckets
-                .range::<&[u8]>(&from[..]..&to[..])
-                .map_err(unavailable)?
-            {
-                let (key, value) = entry.map_err(unavailable)?;
-                let key = key.value();
-                let start = decode_bucket_start(key).ok_or_else(|| StoreError::Corrupt {
-                    key: hex(key),
-                    reason: "bucket key has the wrong length".into(),
-                })?;
-                let item = decode_item(value.value()).map_err(|reason| StoreError::Corrupt {
-                    key: describe_bucket(series, resolution, start),
-                    reason,
-                })?;
-                out.push((start, item.stats));
+            let stored = read_range(&buckets, series, resolution, from_unix_s, to_unix_s)?;
+            if resolution != Resolution::OneDay {
+                return Ok(stored);
             }
-            Ok(out)
+            // The days' hours not folded into them yet (see the module documentation).
+            let folded_through = folded_through(&txn.open_table(META).map_err(unavailable)?)?;
+            let day = |t: i64| Resolution::OneDay.bucket_start(t.saturating_add(86_399));
+            let hours = read_range(
+                &buckets,
+                series,
+                Resolution::OneHour,
+                day(from_unix_s).max(folded_through),
+                day(to_unix_s),
+            )?;
+            if hours.is_empty() {
+                return Ok(stored);
+            }
+            let mut days: BTreeMap<i64, BucketStats> = stored.into_iter().collect();
+            for (start, stats) in hours {
+                days.entry(Resolution::OneDay.bucket_start(start))
+                    .or_default()
+                    .merge(&stats);
+            }
+            Ok(days.into_iter().collect())
         })
         .await
+    }
+
+    fn derives_daily(&self) -> bool {
+        true
     }
 }
 
@@ -520,6 +574,12 @@ impl Purge for RedbStore {
         let registered = self.registered.clone();
         blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
+            // Before anything expires: every closed hour goes into its day.
+            fold_hours(
+                &txn,
+                Resolution::OneHour.bucket_start(now_unix_s),
+                &retention,
+            )?;
             let mut deleted = purge_buckets(&txn, now_unix_s)?;
             deleted += purge_state(&txn, now_unix_s)?;
             let longest = Resolution::ALL
@@ -543,6 +603,7 @@ impl Purge for RedbStore {
 fn apply_group<'a>(
     db: &Database,
     deferred: &Deferred,
+    retention: &Retention,
     group: impl ExactSizeIterator<Item = &'a BucketDelta>,
 ) -> Result<Vec<Result<ApplyOutcome, StoreError>>, StoreError> {
     let txn = begin_write(db, deferred)?;
@@ -551,8 +612,14 @@ fn apply_group<'a>(
     let result = (|| {
         let mut buckets = txn.open_table(BUCKETS).map_err(unavailable)?;
         let mut expiry = txn.open_table(BUCKET_EXPIRY).map_err(unavailable)?;
+        let mut unfolded = txn.open_table(UNFOLDED_HOURS).map_err(unavailable)?;
+        let mut daily = Daily {
+            folded_through: folded_through(&txn.open_table(META).map_err(unavailable)?)?,
+            retention,
+            unfolded: &mut unfolded,
+        };
         for delta in group {
-            match apply_in(&mut buckets, &mut expiry, delta) {
+            match apply_in(&mut buckets, &mut expiry, &mut daily, delta) {
                 Ok(outcome) => {
                     wrote |= matches!(outcome, ApplyOutcome::Applied(_));
                     outcomes.push(Ok(outcome));
@@ -575,6 +642,47 @@ fn apply_group<'a>(
     Ok(outcomes)
 }
 
+/// The stored buckets of `series` at `resolution` with `from <= start < to`, oldest first.
+fn read_range(
+    buckets: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    series: SeriesId,
+    resolution: Resolution,
+    from_unix_s: i64,
+    to_unix_s: i64,
+) -> Result<Vec<(i64, BucketStats)>, StoreError> {
+    let mut out = Vec::new();
+    if from_unix_s >= to_unix_s {
+        return Ok(out);
+    }
+    let from = bucket_key(&BucketKey {
+        series,
+        resolution,
+        start_unix_s: from_unix_s,
+    });
+    let to = bucket_key(&BucketKey {
+        series,
+        resolution,
+        start_unix_s: to_unix_s,
+    });
+    for entry in buckets
+        .range::<&[u8]>(&from[..]..&to[..])
+        .map_err(unavailable)?
+    {
+        let (key, value) = entry.map_err(unavailable)?;
+        let key = key.value();
+        let start = decode_bucket_start(key).ok_or_else(|| StoreError::Corrupt {
+            key: hex(key),
+            reason: "bucket key has the wrong length".into(),
+        })?;
+        let item = decode_item(value.value()).map_err(|reason| StoreError::Corrupt {
+            key: describe_bucket(series, resolution, start),
+            reason,
+        })?;
+        out.push((start, item.stats));
+    }
+    Ok(out)
+}
+
 /// `StoreError` is not `Clone`; a failed group commit reports the same error to every member.
 fn copy_error(e: &StoreError) -> StoreError {
     match e {
@@ -587,26 +695,143 @@ fn copy_error(e: &StoreError) -> StoreError {
     }
 }
 
+/// What [`apply_in`] needs to keep the daily buckets (see the module documentation).
+struct Daily<'t, 'a> {
+    folded_through: i64,
+    retention: &'a Retention,
+    unfolded: &'a mut redb::Table<'t, &'static [u8], ()>,
+}
+
+/// [`FOLDED_THROUGH`] as stored (a file without it folds nothing before the epoch's hours).
+fn folded_through(meta: &impl ReadableTable<&'static str, i64>) -> Result<i64, StoreError> {
+    Ok(meta
+        .get(FOLDED_THROUGH)
+        .map_err(unavailable)?
+        .map_or(i64::MIN, |v| v.value()))
+}
+
+/// The 1d bucket holding 1h bucket `hour`, with its expiry under `retention`.
+fn day_of(hour: &BucketKey, retention: &Retention) -> (BucketKey, i64) {
+    let day = BucketKey {
+        series: hour.series,
+        resolution: Resolution::OneDay,
+        start_unix_s: Resolution::OneDay.bucket_start(hour.start_unix_s),
+    };
+    let expires_at = day
+        .start_unix_s
+        .saturating_add(Resolution::OneDay.seconds())
+        .saturating_add(retention.seconds(Resolution::OneDay));
+    (day, expires_at)
+}
+
+/// Decodes the stored item at `key` (of bucket `what`), if any.
+fn read_item(
+    buckets: &redb::Table<&'static [u8], &'static [u8]>,
+    key: &[u8],
+    what: &BucketKey,
+) -> Result<Option<BucketItem>, StoreError> {
+    match buckets.get(key).map_err(unavailable)? {
+        Some(value) => Ok(Some(decode_item(value.value()).map_err(|reason| {
+            StoreError::Corrupt {
+                key: describe_bucket(what.series, what.resolution, what.start_unix_s),
+                reason,
+            }
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// Writes `item` at `key`, moving its expiry index entry from `old_expiry`.
+fn write_item(
+    buckets: &mut redb::Table<&'static [u8], &'static [u8]>,
+    expiry: &mut redb::Table<&'static [u8], ()>,
+    key: &[u8],
+    item: &BucketItem,
+    old_expiry: Option<i64>,
+) -> Result<(), StoreError> {
+    buckets
+        .insert(key, &encode_item(item)[..])
+        .map_err(unavailable)?;
+    if old_expiry != Some(item.expires_at_unix_s) {
+        if let Some(old) = old_expiry {
+            expiry
+                .remove(&time_key(old, key)[..])
+                .map_err(unavailable)?;
+        }
+        expiry
+            .insert(&time_key(item.expires_at_unix_s, key)[..], ())
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Merges `stats` of 1h bucket `hour` into its day's 1d bucket (no watermark: the 1h bucket's
+/// watermark already decided that they are applied once).
+fn merge_into_day(
+    buckets: &mut redb::Table<&'static [u8], &'static [u8]>,
+    expiry: &mut redb::Table<&'static [u8], ()>,
+    hour: &BucketKey,
+    stats: &BucketStats,
+    retention: &Retention,
+) -> Result<(), StoreError> {
+    let (day, expires_at) = day_of(hour, retention);
+    let key = bucket_key(&day);
+    let existing = read_item(buckets, &key, &day)?;
+    let old_expiry = existing.as_ref().map(|item| item.expires_at_unix_s);
+    let mut item = existing.unwrap_or_default();
+    item.stats.merge(stats);
+    item.expires_at_unix_s = expires_at;
+    write_item(buckets, expiry, &key, &item, old_expiry)
+}
+
+/// Moves [`FOLDED_THROUGH`] forward to `to`: merges every unfolded hour before it into its day.
+/// A corrupt hour is left out of its day (reported), so that it cannot stop purges forever.
+fn fold_hours(txn: &WriteTransaction, to: i64, retention: &Retention) -> Result<u64, StoreError> {
+    let mut meta = txn.open_table(META).map_err(unavailable)?;
+    if folded_through(&meta)? >= to {
+        return Ok(0);
+    }
+    let mut buckets = txn.open_table(BUCKETS).map_err(unavailable)?;
+    let mut expiry = txn.open_table(BUCKET_EXPIRY).map_err(unavailable)?;
+    let mut unfolded = txn.open_table(UNFOLDED_HOURS).map_err(unavailable)?;
+    let mut folded = 0;
+    for key in take_expired::<StoreError>(&mut unfolded, to)? {
+        let (Some(start), Ok(series)) = (
+            decode_bucket_start(&key),
+            key.get(..8)
+                .unwrap_or_default()
+                .try_into()
+                .map(u64::from_be_bytes),
+        ) else {
+            continue;
+        };
+        let hour = BucketKey {
+            series: SeriesId(series),
+            resolution: Resolution::OneHour,
+            start_unix_s: start,
+        };
+        match read_item(&buckets, &key, &hour) {
+            Ok(Some(item)) => {
+                merge_into_day(&mut buckets, &mut expiry, &hour, &item.stats, retention)?;
+                folded += 1;
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "leaving a corrupt hour out of its day"),
+        }
+    }
+    meta.insert(FOLDED_THROUGH, to).map_err(unavailable)?;
+    Ok(folded)
+}
+
 /// The conditional merge of [`BucketStore::apply_bucket`], inside the caller's transaction.
 fn apply_in(
     buckets: &mut redb::Table<&'static [u8], &'static [u8]>,
     expiry: &mut redb::Table<&'static [u8], ()>,
+    daily: &mut Daily<'_, '_>,
     delta: &BucketDelta,
 ) -> Result<ApplyOutcome, StoreError> {
     let key = bucket_key(&delta.key);
-    let existing = match buckets.get(&key[..]).map_err(unavailable)? {
-        Some(value) => Some(
-            decode_item(value.value()).map_err(|reason| StoreError::Corrupt {
-                key: describe_bucket(
-                    delta.key.series,
-                    delta.key.resolution,
-                    delta.key.start_unix_s,
-                ),
-                reason,
-            })?,
-        ),
-        None => None,
-    };
+    let existing = read_item(buckets, &key, &delta.key)?;
     let old_expiry = existing.as_ref().map(|item| item.expires_at_unix_s);
     let mut item = existing.unwrap_or_default();
     if let Some(watermark) = item.watermarks.get(&delta.shard_id) {
@@ -620,18 +845,16 @@ fn apply_in(
     item.watermarks
         .insert(delta.shard_id.clone(), delta.last_seq.clone());
     item.expires_at_unix_s = delta.expires_at_unix_s;
-    buckets
-        .insert(&key[..], &encode_item(&item)[..])
-        .map_err(unavailable)?;
-    if old_expiry != Some(item.expires_at_unix_s) {
-        if let Some(old) = old_expiry {
-            expiry
-                .remove(&time_key(old, &key)[..])
+    write_item(buckets, expiry, &key, &item, old_expiry)?;
+    if delta.key.resolution == Resolution::OneHour {
+        if delta.key.start_unix_s < daily.folded_through {
+            merge_into_day(buckets, expiry, &delta.key, &delta.stats, daily.retention)?;
+        } else if old_expiry.is_none() {
+            daily
+                .unfolded
+                .insert(&time_key(delta.key.start_unix_s, &key)[..], ())
                 .map_err(unavailable)?;
         }
-        expiry
-            .insert(&time_key(item.expires_at_unix_s, &key)[..], ())
-            .map_err(unavailable)?;
     }
     Ok(ApplyOutcome::Applied(item.stats))
 }
@@ -1191,6 +1414,74 @@ mod tests {
         assert_eq!(after[0].1.sum, 10.0);
         let again = store.apply_buckets(&[delta(2, 6, 8, 1.0)]).await;
         assert!(matches!(&again[0], Ok(ApplyOutcome::AlreadyApplied { .. })));
+    }
+
+    /// A 1h delta of `value` for hour `start`, records `first..=last` of shard 0.
+    fn hour(start: i64, first: u128, last: u128, value: f64) -> BucketDelta {
+        let mut hourly = delta(7, first, last, value);
+        hourly.key.resolution = Resolution::OneHour;
+        hourly.key.start_unix_s = start;
+        hourly
+    }
+
+    async fn days(store: &RedbStore, from: i64, to: i64) -> Vec<(i64, u64, f64)> {
+        store
+            .query_buckets(SeriesId(7), Resolution::OneDay, from, to)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(start, stats)| (start, stats.count, stats.sum))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn daily_buckets_are_their_hours_before_and_after_the_fold_and_count_each_delta_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let store = RedbStore::open(&path).unwrap();
+        // A new file folds nothing yet: every hour is read from its 1h bucket until the purge.
+        let now = unix_now_ms() / 1000;
+        let day = Resolution::OneDay.bucket_start(now) + 86_400;
+        let outcomes = store
+            .apply_buckets(&[
+                hour(day + 3600, 1, 2, 1.0),
+                hour(day + 5 * 3600, 1, 2, 2.0),
+                hour(day + 86_400, 1, 2, 4.0),
+            ])
+            .await;
+        assert!(outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(ApplyOutcome::Applied(_)))));
+        let expected = vec![(day, 2, 3.0), (day + 86_400, 1, 4.0)];
+        // Not folded yet: the days are read from their hours; nothing stored at 1d.
+        assert_eq!(days(&store, day, day + 2 * 86_400).await, expected);
+        assert_eq!(days(&store, day, day + 86_400).await, expected[..1]);
+        // The purge folds every closed hour (both days) into stored 1d buckets, once.
+        store.purge_expired(day + 3 * 86_400).await.unwrap();
+        store.purge_expired(day + 3 * 86_400).await.unwrap();
+        assert_eq!(days(&store, day, day + 2 * 86_400).await, expected);
+        // A late delta to a folded hour goes to its day too; its redelivery to neither.
+        let late = store.apply_buckets(&[hour(day + 3600, 3, 3, 8.0)]).await;
+        assert!(matches!(&late[0], Ok(ApplyOutcome::Applied(s)) if s.count == 2));
+        let again = store.apply_buckets(&[hour(day + 3600, 3, 3, 8.0)]).await;
+        assert!(matches!(&again[0], Ok(ApplyOutcome::AlreadyApplied { .. })));
+        let expected = vec![(day, 3, 11.0), (day + 86_400, 1, 4.0)];
+        assert_eq!(days(&store, day, day + 2 * 86_400).await, expected);
+        // The day is the merge of its hours, also after reopening the file.
+        drop(store);
+        let store = RedbStore::open(&path).unwrap();
+        assert_eq!(days(&store, day, day + 2 * 86_400).await, expected);
+        let hours = store
+            .query_buckets(SeriesId(7), Resolution::OneHour, day, day + 86_400)
+            .await
+            .unwrap();
+        assert_eq!(
+            crate::aggregate::rollup(&hours, Resolution::OneDay)
+                .into_iter()
+                .map(|(start, stats)| (start, stats.count, stats.sum))
+                .collect::<Vec<_>>(),
+            expected[..1]
+        );
     }
 
     #[tokio::test]

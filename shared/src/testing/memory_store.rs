@@ -93,7 +93,32 @@ impl BucketStore for MemoryStore {
             .watermarks
             .insert(delta.shard_id.clone(), delta.last_seq.clone());
         bucket.expires_at_unix_s = bucket.expires_at_unix_s.max(delta.expires_at_unix_s);
-        Ok(ApplyOutcome::Applied(bucket.stats.clone()))
+        let after = bucket.stats.clone();
+        if delta.key.resolution == Resolution::OneHour {
+            // Derived daily buckets (see `derives_daily`): an applied hour goes into its day.
+            let day = BucketKey {
+                resolution: Resolution::OneDay,
+                start_unix_s: Resolution::OneDay.bucket_start(delta.key.start_unix_s),
+                ..delta.key
+            };
+            // The default 1d retention (this double is not told the retention).
+            let expires_at = day.start_unix_s
+                + Resolution::OneDay.seconds()
+                + Resolution::OneDay.default_retention_seconds();
+            let daily = inner.buckets.entry(day).or_insert_with(|| StoredBucket {
+                stats: BucketStats::new(),
+                watermarks: HashMap::new(),
+                expires_at_unix_s: expires_at,
+            });
+            daily.stats.merge(&delta.stats);
+            daily.expires_at_unix_s = daily.expires_at_unix_s.max(expires_at);
+        }
+        Ok(ApplyOutcome::Applied(after))
+    }
+
+    /// Like the redb store, this store builds the 1d buckets from the 1h deltas it applies.
+    fn derives_daily(&self) -> bool {
+        true
     }
 
     async fn query_buckets(
@@ -335,6 +360,10 @@ impl<S: MetricStore + ?Sized> BucketStore for FailingStore<S> {
             }
         };
         Ok(outcome)
+    }
+
+    fn derives_daily(&self) -> bool {
+        self.inner.derives_daily()
     }
 
     async fn query_buckets(

@@ -340,6 +340,7 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
         // of minutes, so the minute decides all three buckets.
         let mut by_minute: HashMap<(SeriesIndex, i64), [Option<usize>; RESOLUTIONS]> =
             HashMap::new();
+        let derives_daily = self.store.derives_daily();
         for (record, observation) in &effects.observations {
             let time_s = unix_seconds(observation.time_unix_nano);
             let minute = time_s - time_s.rem_euclid(60);
@@ -348,11 +349,17 @@ impl<S: MetricStore + ?Sized, T: TraceStore + ?Sized> TraceProcessor<S, T> {
                 .or_insert_with(|| {
                     let id = series.meta(observation.series).id;
                     let mut slots = [None; RESOLUTIONS];
+                    // A store that derives 1d buckets builds them from the 1h ones.
+                    let mut hourly = false;
                     for (slot, resolution) in slots.iter_mut().zip(Resolution::ALL) {
                         let start = resolution.bucket_start(time_s);
                         if self.expires_at(resolution, start) <= now {
                             continue;
                         }
+                        if resolution == Resolution::OneDay && hourly && derives_daily {
+                            continue;
+                        }
+                        hourly |= resolution == Resolution::OneHour;
                         let key = BucketKey {
                             series: id,
                             resolution,
