@@ -12,6 +12,7 @@ mod ordered_keys;
 mod redb_file;
 pub mod registry_store;
 pub mod released;
+mod rule_store;
 pub mod store;
 pub mod stream_log;
 pub mod trace_store;

@@ -9,9 +9,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::redb_file::{blocking, RedbFile};
 use super::EmbeddedError;
-use crate::ports::registry::{
-    InstanceRecord, InstanceSource, PutKind, RegistryStore,
-};
+use crate::ports::registry::{InstanceRecord, InstanceSource, PutKind, RegistryStore};
 use crate::ports::StoreError;
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("registry_records");

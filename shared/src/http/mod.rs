@@ -12,6 +12,7 @@ pub mod contract;
 pub mod otlp;
 pub mod params;
 pub mod registry;
+pub mod rules;
 
 use axum::middleware;
 use axum::Router;

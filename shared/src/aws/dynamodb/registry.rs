@@ -18,9 +18,7 @@ use aws_sdk_dynamodb::Client;
 use super::item::{self, get_n, get_opt_n, get_s, Item};
 use super::query_all;
 use crate::aws::errors;
-use crate::ports::registry::{
-    InstanceRecord, InstanceSource, PutKind, RegistryStore,
-};
+use crate::ports::registry::{InstanceRecord, InstanceSource, PutKind, RegistryStore};
 use crate::ports::StoreError;
 
 const PK: &str = "instance";
@@ -45,10 +43,7 @@ impl DynamoRegistryStore {
     }
 }
 
-fn failed<E, R>(
-    operation: &str,
-    error: &aws_sdk_dynamodb::error::SdkError<E, R>,
-) -> StoreError
+fn failed<E, R>(operation: &str, error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
