@@ -118,6 +118,9 @@ pub async fn replace_alert_rules(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    if state.alert_api().source().store().is_none() {
+        return Err(ReplaceError::Unsupported.into());
+    }
     state.rule_writers().check(&headers)?;
     let expected = if_match(&headers)?;
     let text = std::str::from_utf8(&body).map_err(|e| {
