@@ -42,6 +42,8 @@ export interface PipelineNode {
   p95Ms: number | null;
   health: Health;
   alerts: number;
+  /** Why the node's health score is what it is (`scoreExplanation`); empty when it has none. */
+  why?: string[];
 }
 
 export interface PipelineEdge {
@@ -93,7 +95,8 @@ export function nodeLabel(node: PipelineNode): string {
   ];
   if (node.errorRatio !== null) parts.push(`${formatRatio(node.errorRatio)} errors`);
   if (node.alerts > 0) parts.push(`${node.alerts} active alert${node.alerts === 1 ? "" : "s"}`);
-  return parts.join(", ");
+  const label = parts.join(", ");
+  return node.why === undefined || node.why.length === 0 ? label : `${label}. ${node.why.join("; ")}`;
 }
 
 /** An edge's label in two short lines: "152/s · 0.98 %" and "p95 53.6 ms". */
