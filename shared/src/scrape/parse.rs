@@ -499,6 +499,9 @@ fn sample_line(
     })
 }
 
+/// A sample's labels, in the order written.
+type Labels = Vec<(String, String)>;
+
 /// After `{`: `name="value"` pairs separated by commas (a trailing comma allowed) up to `}`. Label
 /// names may be quoted; with `metric_name_allowed`, a quoted string first and alone (no `=`) is the
 /// metric name (Prometheus 3), returned first.
@@ -506,7 +509,7 @@ fn label_set(
     c: &mut Cursor<'_>,
     limits: &ParseLimits,
     metric_name_allowed: bool,
-) -> Result<(Option<String>, Vec<(String, String)>), ParseError> {
+) -> Result<(Option<String>, Labels), ParseError> {
     let mut labels: Vec<(String, String)> = Vec::new();
     let mut metric_name = None;
     let mut first = true;
