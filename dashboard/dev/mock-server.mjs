@@ -833,7 +833,7 @@ async function api(method, path, query, req) {
   }
   if (method === "GET" && route === "alert-rules") {
     const notifications = { group_wait: "30s", retry: { attempts: 5, initial_backoff_ms: 1000, max_backoff_ms: 60000 }, sinks: [] };
-    return [200, { rules: RULES, settings: { evaluation_delay: "10s", history_retention: "30d" }, notifications }];
+    return [200, { version: 0, rules: RULES, settings: { evaluation_delay: "10s", history_retention: "30d" }, notifications }];
   }
   throw httpError(404, `no route for ${method} ${path}`);
 }

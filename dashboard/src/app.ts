@@ -8,13 +8,23 @@ import { ApiError, QueryClient } from "./api";
 import { withToken, type DashboardConfig } from "./config";
 import { formatAge, formatRate } from "./format";
 import { edgeHealth, nodeHealth } from "./graph/health";
-import { applyEvent, healthFromScore, serviceRows, type HealthScore, type ServiceHealthRow } from "./registry/model";
+import {
+  applyEvent,
+  healthFromScore,
+  SCORE_METRIC,
+  scoreExplanation,
+  scoreHistoryColumns,
+  serviceRows,
+  type HealthScore,
+  type ServiceHealthRow,
+} from "./registry/model";
 import { emptyNode, type GraphNode, type ServiceGraph } from "./graph/model";
 import { LiveConnection, type ConnectionStatus } from "./live/connection";
 import { parseRoute, pipelineHref, type Route } from "./router";
 import { latencyHeatmap } from "./state/heatmap";
 import { overviewCharts, overviewStats } from "./state/overview";
 import {
+  defaultResolution,
   isLiveWindow,
   queryWindow,
   rangeSeconds,
@@ -105,7 +115,7 @@ export class App {
   private readonly alerts = new AlertStore();
   /** The latest health score per service (live `health` events); nodes show it when known. */
   private readonly scores = new Map<string, HealthScore>();
-  private readonly servicesPage = new ServicesPage();
+  private readonly servicesPage = new ServicesPage(() => void this.loadScoreHistory());
   /** The Services page's rows: `GET /api/services` when it opens, then live events. */
   private serviceRows: ServiceHealthRow[] = [];
   private readonly api: QueryClient;
@@ -329,13 +339,40 @@ export class App {
 
   // ---- loading ----------------------------------------------------------------------------------
 
+  /**
+   * The Services page's score history: each service's `flowscope.health.score` series over the
+   * picked range (at most 12 services, the first by name), read with the metrics API.
+   */
+  private async loadScoreHistory(): Promise<void> {
+    const range = this.servicesPage.selectedRange;
+    const window = queryWindow(this.nowSeconds(), range, defaultResolution(range));
+    const services = this.serviceRows.map((r) => r.service).slice(0, 12);
+    const histories = await Promise.all(
+      services.map(async (service) => {
+        try {
+          const history = await this.api.metricHistory(service, SCORE_METRIC, window);
+          return { service, buckets: history.buckets };
+        } catch {
+          // A service without a score series yet (404) has no line: a gap, not a zero.
+          return { service, buckets: [] };
+        }
+      }),
+    );
+    const step = resolutionSeconds(window.resolution);
+    this.servicesPage.setScoreHistory(
+      services,
+      scoreHistoryColumns(histories, window.from, window.to, step),
+      rangeSeconds(range),
+    );
+  }
+
   /** The Services page's rows, with instances and scores (`GET /api/services`). */
   private async loadServiceRows(): Promise<void> {
     try {
       this.serviceRows = serviceRows({ services: await this.api.serviceViews() });
       for (const row of this.serviceRows) {
         if (row.score !== null || row.status === "unknown") {
-          this.scores.set(row.service, { score: row.score, status: row.status, reasons: row.reasons });
+          this.scores.set(row.service, { score: row.score, status: row.status, reasons: row.reasons, inputs: row.inputs });
         }
       }
       this.scheduleRender();
@@ -564,7 +601,7 @@ export class App {
       void this.refreshGraph();
     }
     if (page === "alerts") void this.refreshAlertDetails();
-    if (page === "services") void this.loadServiceRows();
+    if (page === "services") void this.loadServiceRows().then(() => this.loadScoreHistory());
     if (this.route.page === "profiles") void this.showProfiles(this.route.query);
     else this.profilesPage?.hide();
     if (this.route.page === "trace" && (previous.page !== "trace" || previous.traceId !== this.route.traceId)) {
@@ -740,6 +777,7 @@ export class App {
           : nodeHealth({ count: rate ?? node.count, errorRatio, alertSeverities }),
         alerts: alertSeverities.length,
         stale: hasSource ? staleNote(own.fresh) : this.connected ? "" : "server unreachable",
+        why: this.scores.has(node.id) ? scoreExplanation(this.scores.get(node.id) ?? null, now) : [],
       };
     });
     const edges: PipelineEdge[] = (graph?.edges ?? []).map((edge) => ({

@@ -271,6 +271,7 @@ export const Rule = v.object({
 });
 
 export const AlertRules = v.object({
+  version: int,
   rules: v.array(Rule),
   settings: v.object({ evaluation_delay: duration, history_retention: duration }),
   notifications: v.object({

@@ -81,6 +81,15 @@ impl ApiKeys {
         self.hashes.is_empty()
     }
 
+    /// The keys of both sets (the API's keys plus the admin keys, which are API keys too).
+    pub fn union(&self, other: &ApiKeys) -> ApiKeys {
+        let mut hashes = self.hashes.clone();
+        hashes.extend(other.hashes.iter().cloned());
+        hashes.sort();
+        hashes.dedup();
+        ApiKeys { hashes }
+    }
+
     /// True when `presented` hashes to one of the accepted digests. Digests (not keys) are compared,
     /// each one in constant time and all of them every time, so timing reveals nothing about a key.
     pub fn accepts(&self, presented: &str) -> bool {

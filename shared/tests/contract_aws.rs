@@ -143,6 +143,32 @@ async fn dynamo_alert_store_passes_the_alert_store_contract() {
         .expect("delete the table");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_alerts_table_passes_the_rule_store_contract() {
+    let Some(config) = emulator(
+        "dynamodb",
+        "dynamo_alerts_table_passes_the_rule_store_contract",
+    )
+    .await
+    else {
+        return;
+    };
+    let tables = TableNames {
+        alerts: format!("{}-alerts", contract::unique("flowscope-contract")),
+        ..TableNames::default()
+    };
+    create_tables_if_missing(&config, &tables)
+        .await
+        .expect("create the table");
+    let store = DynamoAlertStore::new(&config, &tables.alerts);
+    contract::rules::rule_store_first_write(&store).await;
+    contract::rules::rule_store_contract(&store).await;
+    contract::rules::rule_store_contract(&store).await;
+    delete_tables_if_present(&config, &tables)
+        .await
+        .expect("delete the table");
+}
+
 #[tokio::test]
 async fn dynamo_series_admission_passes_the_admission_contract() {
     let Some(config) = emulator(

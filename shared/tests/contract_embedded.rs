@@ -752,3 +752,28 @@ async fn redb_registry_store_passes_the_registry_contract() {
     // The suite does not assume an empty store.
     contract::registry::registry_store_contract(&store).await;
 }
+
+// ---- alert rules put through the API ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_alert_store_passes_the_rule_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.redb");
+    let store = RedbAlertStore::open(&path).unwrap();
+    contract::rules::rule_store_first_write(&store).await;
+    contract::rules::rule_store_contract(&store).await;
+    contract::rules::rule_store_contract(&store).await;
+    // The version survives a restart.
+    let before = flowscope_core::ports::RuleStore::current(&store)
+        .await
+        .unwrap()
+        .unwrap();
+    let released = store.released();
+    drop(store);
+    released.wait().await;
+    let store = RedbAlertStore::open(&path).unwrap();
+    let after = flowscope_core::ports::RuleStore::current(&store)
+        .await
+        .unwrap();
+    assert_eq!(after, Some(before));
+}

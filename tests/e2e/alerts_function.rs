@@ -375,3 +375,128 @@ async fn duplicate_invocations_fire_notify_and_push_once_then_resolve() {
     );
     function.finish().await;
 }
+
+/// Issue 13 item 6 on AWS: a rule put through the query function (`PUT /api/alert-rules`, admin
+/// key) is stored in the alerts table and fires on the alerts function's next run, with no
+/// redeploy; an invalid body is refused with its position and the running rules keep working.
+#[tokio::test]
+async fn a_rule_put_through_the_api_fires_on_the_next_run_without_a_redeploy() {
+    use flowscope_core::alerts::RuleSource;
+    use flowscope_core::auth::ApiKeys;
+    use flowscope_core::aws::lambda::alerts::AlertsFunction as ScheduledAlerts;
+    use flowscope_core::http::rules::RuleWriters;
+
+    let test = "a_rule_put_through_the_api_fires_on_the_next_run_without_a_redeploy";
+    let ops = RecordingSink::new("ops", false);
+    let Some(mut fixture) = AlertsFunction::start(test, vec![]).await else {
+        return;
+    };
+    let seed = Arc::new(RuleSet::parse(RULES, "test-rules.yaml").expect("valid rules"));
+    // The alerts function as `functions/alerts` builds it: its rules come from the alerts table.
+    let sink = ops.clone();
+    let scheduled = ScheduledAlerts::new(
+        fixture.metrics.clone(),
+        fixture.alerts.clone(),
+        RuleSource::new(fixture.alerts.clone(), seed.clone()),
+        Box::new(move |_| Ok(vec![sink.clone() as Arc<dyn Notifier>])),
+    )
+    .expect("the function starts");
+    // The query function, another process: its own view of the same table, and an admin key.
+    const ADMIN_KEY: &str = "e2e-admin-key";
+    let admin = ApiKeys::from_clear_keys([ADMIN_KEY]);
+    let keys = api_keys().union(&admin);
+    let api = fixture.api.clone().with_rule_source(
+        RuleSource::new(
+            Arc::new(DynamoAlertStore::new(
+                &fixture.config,
+                fixture.tables.alerts.clone(),
+            )),
+            seed,
+        ),
+        RuleWriters::Keys(admin),
+    );
+    let put = |key: &'static str, body: &'static str| {
+        let (api, keys) = (api.clone(), keys.clone());
+        async move {
+            let request = http_request(
+                "PUT",
+                "/api/alert-rules",
+                "",
+                &[("x-api-key", key)],
+                body.as_bytes(),
+            );
+            let response = query_function(&api, &keys, request).await;
+            (response.status().as_u16(), json_body(&response))
+        }
+    };
+
+    let service = unique("queue");
+    fixture.record(&service, "queue.depth", 2, 500.0).await;
+    let pusher = RecordingPusher::default();
+    let now = fixture.minute(3) + 5;
+    let before = scheduled
+        .run(&fixture.connections, &pusher, now)
+        .await
+        .expect("run");
+    assert_eq!(
+        before.transitions, 0,
+        "no rule watches queue.depth yet: {before:?}"
+    );
+
+    // Refused: not an admin key; then not valid rules. The running rules stay.
+    let (status, body) = put(API_KEY, QUEUE_RULES).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = put(ADMIN_KEY, "rules:\n  - name: queue-deep\n    metric: queue.depth\n    aggregation: sum\n    window: 1m\n    condition: deeper\n").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("body:6:"),
+        "{body}"
+    );
+    let still = scheduled
+        .run(&fixture.connections, &pusher, now)
+        .await
+        .expect("run");
+    assert_eq!((still.transitions, scheduled.version().await), (0, 0));
+
+    // Accepted: version 1 in the table; the next run fires it.
+    let (status, body) = put(ADMIN_KEY, QUEUE_RULES).await;
+    assert_eq!((status, body["version"].as_u64()), (200, Some(1)), "{body}");
+    let fired = scheduled
+        .run(&fixture.connections, &pusher, now + 1)
+        .await
+        .expect("run");
+    assert_eq!(scheduled.version().await, 1);
+    assert_eq!(fired.transitions, 1, "{fired:?}");
+    assert_eq!(ops.statuses(), vec![NotificationStatus::Firing]);
+    let firing = fixture.alerts.list_states().await.expect("states");
+    assert!(
+        firing
+            .iter()
+            .any(|s| s.rule == "queue-deep" && s.labels.get("service") == Some(&service)),
+        "{firing:?}"
+    );
+    fixture.finish().await;
+}
+
+/// The test rules plus a queue-depth rule.
+const QUEUE_RULES: &str = r#"
+settings:
+  evaluation_delay: 0s
+rules:
+  - name: high-error-rate
+    ratio:
+      numerator: { metric: http.server.errors }
+      denominator: { metric: http.server.requests }
+    aggregation: rate
+    scale: 100
+    window: 1m
+    condition: above
+    warning: 5
+    critical: 10
+  - name: queue-deep
+    metric: queue.depth
+    aggregation: sum
+    window: 1m
+    condition: above
+    critical: 100
+"#;

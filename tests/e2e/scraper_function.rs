@@ -195,3 +195,109 @@ async fn a_scraped_sample_reaches_dynamodb_through_kinesis_exactly_once_across_r
     stream.delete_if_present().await.unwrap();
     delete_tables_if_present(&config, &tables).await.unwrap();
 }
+
+/// Issue 13 item 5a on AWS: an instance registered with a `metrics_url` is scraped by the scheduled
+/// scraper (no scrape config at all), its samples land under its service through Kinesis, and a
+/// repeated invocation writes nothing more.
+#[tokio::test]
+async fn a_registered_instance_with_a_metrics_url_is_scraped_by_the_function() {
+    use flowscope_core::aws::DynamoRegistryStore;
+    use flowscope_core::registry::{Registration, Registry, RegistryLimits};
+    use flowscope_core::scrape::registry_source::{registry_job, with_job, RegistryScrape};
+
+    let test = "a_registered_instance_with_a_metrics_url_is_scraped_by_the_function";
+    let Some(config) = emulators(test).await else {
+        return;
+    };
+    let prefix = unique("flowscope-scrape-reg");
+    let (stream, tables) = stream_and_tables(&config, &prefix).await;
+    let service = unique("billing");
+    let minute = now_unix_s().div_euclid(60) * 60;
+    let body = Arc::new(Mutex::new(exposition(3, minute - 30, 2.0)));
+    let port = exporter(body.clone()).await;
+    let registry = Registry::new(
+        Arc::new(DynamoRegistryStore::new(&config, tables.registry.clone())),
+        RegistryLimits::default(),
+    );
+    let registration = format!(
+        r#"{{"service":"{service}","instance":"b-1","metrics_url":"http://127.0.0.1:{port}/metrics","lease_seconds":600}}"#
+    );
+    registry
+        .register(
+            &Registration::parse(registration.as_bytes(), &registry.limits()).unwrap(),
+            now_unix_s(),
+        )
+        .await
+        .unwrap();
+    let empty = ScrapeConfigFile::parse(
+        "scrape_configs: []\n",
+        std::path::Path::new("/"),
+        &ScrapeLimits::default(),
+    )
+    .unwrap();
+    let settings = RegistryScrape {
+        interval: std::time::Duration::from_secs(60),
+        ..RegistryScrape::default()
+    };
+    let ingest = dyn_ingest(stream.clone(), IngestLimits::default());
+    let ledger = DynamoSlotLedger::new(&config, tables.state.clone());
+    let scraper = Scraper::new().unwrap();
+
+    let job = registry_job(&registry, &settings, now_unix_s())
+        .await
+        .unwrap();
+    let plan = with_job(&empty, job);
+    assert_eq!(plan.jobs.len(), 1, "the registry job");
+    let first = run_invocation(&plan, &scraper, &ingest, &ledger, minute, |_| async {}).await;
+    assert_eq!(
+        (first.scraped, first.up, first.failed.len()),
+        (1, 1, 0),
+        "{first:?}"
+    );
+    let records = ingest.stats().stream_records as usize;
+    let repeat = run_invocation(&plan, &scraper, &ingest, &ledger, minute + 10, |_| async {}).await;
+    assert_eq!((repeat.scraped, repeat.already_done), (0, 1), "{repeat:?}");
+    assert_eq!(
+        ingest.stats().stream_records as usize,
+        records,
+        "nothing more written"
+    );
+
+    // Through the aggregator into DynamoDB, under the instance's service.
+    let store = Arc::new(DynamoStore::new(&config, tables.clone()));
+    let aggregator = Aggregator::new(store.clone(), Retention::default());
+    let shard = stream.shard_ids().await.unwrap().remove(0);
+    let read = read_shard(stream.as_ref(), &shard, records).await;
+    let response = handle_kinesis_event(&aggregator, None, kinesis_event(&read))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let api = ApiState::new(
+        store.clone(),
+        Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone())),
+        Arc::new(RuleSet::shipped().unwrap()),
+    );
+    let now = now_unix_s();
+    let response = query_function(
+        &api,
+        &api_keys(),
+        api_get(
+            &format!("/api/services/{service}/metrics/jobs_total"),
+            &format!("from={}&to={}&resolution=1m", now - 3600, now + 600),
+            API_KEY,
+        ),
+    )
+    .await;
+    let history = json_body(&response);
+    assert_eq!(response.status(), 200, "{history}");
+    let sum: f64 = history["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["sum"].as_f64().unwrap())
+        .sum();
+    assert_eq!(sum, 3.0, "the counter, once, under {service}: {history}");
+
+    stream.delete_if_present().await.unwrap();
+    delete_tables_if_present(&config, &tables).await.unwrap();
+}

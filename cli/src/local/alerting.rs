@@ -1,15 +1,20 @@
-//! Alerting in local mode: rules loaded at start, evaluation every 10 s against the store, grouped
+//! Alerting in local mode: rules loaded at start (and replaced by file edits or the API), evaluation
+//! every 10 s against the store, grouped
 //! notifications to the configured sinks, and `alert` events to subscribed WebSocket clients.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use bytes::Bytes;
-use flowscope_core::alerts::{webhook, AlertEngine, AlertEvent, Dispatcher, RuleSet};
+use flowscope_core::alerts::{
+    webhook, AlertEngine, AlertEvent, Dispatcher, RuleSet, RuleSource, Versioned,
+};
 use flowscope_core::live::Fanout;
-use flowscope_core::ports::{AlertStore, ConnectionPusher, ConnectionStore, MetricStore};
+use flowscope_core::ports::{
+    AlertStore, ConnectionPusher, ConnectionStore, MetricStore, RuleStore,
+};
 
 use super::unix_now;
 
@@ -37,13 +42,13 @@ pub fn rules_path(path: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// Hot reload of the rules file (issue 13 item 6): its modification time and size are checked at
-/// every evaluation (a cheap poll, no watcher); a changed file that validates replaces the rules
-/// the evaluator uses from its next run, one that does not is refused with its line numbers in
-/// the log and the running rules stay in force. Alert state lives in the store, so firing alerts
-/// carry over. Notification sinks and `GET /api/alert-rules` keep the start-up settings.
+/// every evaluation (a cheap poll, no watcher). A changed file that validates is stored as the next
+/// rules version, exactly as `PUT /api/alert-rules` stores a body; one that does not is refused with
+/// its line numbers in the log and the running rules stay in force. So the newest change wins,
+/// whether it came from the file or the API.
 struct RulesWatch {
     path: Option<PathBuf>,
-    stamp: Option<(std::time::SystemTime, u64)>,
+    stamp: Option<(SystemTime, u64)>,
 }
 
 impl RulesWatch {
@@ -52,47 +57,133 @@ impl RulesWatch {
         RulesWatch { path, stamp }
     }
 
-    /// New rules when the file changed and validates.
-    fn changed(&mut self) -> Option<RuleSet> {
+    /// The file's text when it changed and validates.
+    fn changed(&mut self) -> Option<String> {
         let path = self.path.as_deref()?;
         let now = stamp(path);
         if now == self.stamp {
             return None;
         }
         self.stamp = now;
-        match RuleSet::load(path) {
-            Ok(rules) => {
-                tracing::info!(file = %path.display(), rules = rules.rules.len(), "alert rules reloaded");
-                Some(rules)
-            }
-            Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "alert rules refused; the running rules stay in force");
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                RuleSet::parse(&text, &name)
+                    .map(|_| text)
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(text) => Some(text),
+            Err(error) => {
+                tracing::error!(file = %name, %error, "alert rules refused; the running rules stay in force");
                 None
             }
         }
     }
 }
 
-fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }
 
+fn unix_seconds(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 pub struct Alerting {
     pub store: Arc<dyn AlertStore>,
-    pub rules: Arc<RuleSet>,
+    /// The rules in force, shared with `GET`/`PUT /api/alert-rules`.
+    pub source: RuleSource,
 }
 
 impl Alerting {
-    pub fn new(store: Arc<dyn AlertStore>, rules: RuleSet) -> Alerting {
-        Alerting {
-            store,
-            rules: Arc::new(rules),
+    /// The rule file (or the built-in rules) seeds the rules; once a version was stored (through
+    /// the API or by a file edit), the newest of the stored version and the file is in force: a
+    /// file modified after the stored version was written (while Flowscope was stopped) is stored
+    /// as the next version at start.
+    pub async fn open(
+        store: Arc<dyn AlertStore>,
+        rule_store: Arc<dyn RuleStore>,
+        seed: RuleSet,
+        path: Option<&Path>,
+    ) -> anyhow::Result<Alerting> {
+        let source = RuleSource::new(rule_store.clone(), Arc::new(seed));
+        let stored = rule_store
+            .current()
+            .await
+            .context("reading the stored alert rules")?;
+        if let (Some(stored), Some(path)) = (&stored, path) {
+            let file_time = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .map(unix_seconds)
+                .unwrap_or(0);
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if file_time > stored.updated_at && text != stored.text {
+                let version = source
+                    .replace(&text, Some(stored.version), unix_now())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("storing {}: {e}", path.display()))?
+                    .version;
+                tracing::info!(file = %path.display(), version, "the rules file changed since the stored version: stored as the next version");
+            }
         }
+        let current = source
+            .refresh()
+            .await
+            .context("reading the stored alert rules")?;
+        if current.version > 0 {
+            tracing::info!(
+                version = current.version,
+                "alert rules: the version stored through the API (or a file edit) is in force"
+            );
+        }
+        Ok(Alerting { store, source })
+    }
+
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.source.live().rules()
     }
 }
 
-/// Evaluates every [`EVALUATION_INTERVAL`], notifies, and pushes transitions live.
+/// The engine, sinks and dispatcher of one rules version.
+struct Evaluator {
+    version: u64,
+    engine: AlertEngine<dyn MetricStore, dyn AlertStore>,
+    dispatcher: Dispatcher<dyn AlertStore>,
+}
+
+impl Evaluator {
+    fn new(
+        alerting: &Alerting,
+        metrics: &Arc<dyn MetricStore>,
+        current: Versioned,
+    ) -> Result<Evaluator, String> {
+        let mut sinks =
+            webhook::http_sinks(&current.rules.notifications, |k| std::env::var(k).ok())?;
+        if sinks.is_empty() {
+            // Nothing else configured (or every optional sink off): notifications go to the log.
+            tracing::info!("no alert notification sink is on; notifications are logged (target flowscope::alert_notification)");
+            sinks.push(Arc::new(flowscope_core::alerts::log_sink::LogNotifier::new("log"))
+                as Arc<dyn flowscope_core::ports::Notifier>);
+        }
+        Ok(Evaluator {
+            version: current.version,
+            dispatcher: Dispatcher::new(
+                alerting.store.clone(),
+                sinks,
+                &current.rules.notifications,
+            ),
+            engine: AlertEngine::new(metrics.clone(), alerting.store.clone(), current.rules),
+        })
+    }
+}
+
+/// Evaluates every [`EVALUATION_INTERVAL`], notifies, and pushes transitions live. Each run first
+/// takes a changed rules file (stored as the next version) and loads the version in force: a new
+/// version gets a new engine and new sinks; what the old dispatcher was still grouping is sent
+/// first.
 pub async fn evaluation_loop(
     alerting: Arc<Alerting>,
     metrics: Arc<dyn MetricStore>,
@@ -101,42 +192,62 @@ pub async fn evaluation_loop(
     rules_file: Option<PathBuf>,
 ) {
     let mut watch = RulesWatch::new(rules_file);
-    let mut engine = AlertEngine::new(
-        metrics.clone(),
-        alerting.store.clone(),
-        alerting.rules.clone(),
-    );
-    let sinks = match webhook::http_sinks(&alerting.rules.notifications, |k| std::env::var(k).ok())
-    {
-        // Nothing else configured (or every optional sink off): notifications go to the log.
-        Ok(sinks) if sinks.is_empty() => {
-            tracing::info!("no alert notification sink is on; notifications are logged (target flowscope::alert_notification)");
-            vec![
-                Arc::new(flowscope_core::alerts::log_sink::LogNotifier::new("log"))
-                    as Arc<dyn flowscope_core::ports::Notifier>,
-            ]
-        }
-        Ok(sinks) => sinks,
+    let mut evaluator = match Evaluator::new(&alerting, &metrics, alerting.source.live().get()) {
+        Ok(evaluator) => evaluator,
         Err(reason) => {
             tracing::error!(%reason, "alert notification sinks are misconfigured; notifications are off");
-            Vec::new()
+            Evaluator {
+                version: alerting.source.live().get().version,
+                dispatcher: Dispatcher::new(
+                    alerting.store.clone(),
+                    Vec::new(),
+                    &alerting.rules().notifications,
+                ),
+                engine: AlertEngine::new(metrics.clone(), alerting.store.clone(), alerting.rules()),
+            }
         }
     };
-    let dispatcher = Dispatcher::new(alerting.store.clone(), sinks, &alerting.rules.notifications);
     let mut ticker = tokio::time::interval(EVALUATION_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if let Some(rules) = watch.changed() {
-            engine = AlertEngine::new(metrics.clone(), alerting.store.clone(), Arc::new(rules));
-        }
         let now = unix_now();
-        match engine.evaluate_report(now).await {
+        if let Some(text) = watch.changed() {
+            match alerting.source.replace(&text, None, now).await {
+                Ok(current) => tracing::info!(
+                    version = current.version,
+                    rules = current.rules.rules.len(),
+                    "alert rules reloaded from the file"
+                ),
+                Err(error) => {
+                    tracing::error!(%error, "storing the changed rules file failed; the running rules stay in force")
+                }
+            }
+        }
+        match alerting.source.refresh().await {
+            Ok(current) if current.version != evaluator.version => {
+                let version = current.version;
+                match Evaluator::new(&alerting, &metrics, current) {
+                    Ok(next) => {
+                        let old = std::mem::replace(&mut evaluator, next);
+                        report_undelivered(&old.dispatcher.flush_all(now).await);
+                    }
+                    Err(reason) => tracing::error!(
+                        version,
+                        %reason,
+                        "the new alert rules' sinks are misconfigured; the running rules stay in force"
+                    ),
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "reading the alert rules store failed"),
+        }
+        match evaluator.engine.evaluate_report(now).await {
             Ok(report) => {
                 for failure in &report.failures {
                     tracing::warn!(?failure, "an alert rule could not be evaluated");
                 }
-                if let Err(e) = dispatcher.submit(&report.transitions, now).await {
+                if let Err(e) = evaluator.dispatcher.submit(&report.transitions, now).await {
                     tracing::warn!(error = %e, "queuing alert notifications failed");
                 }
                 let events: Vec<AlertEvent> = report
@@ -148,10 +259,14 @@ pub async fn evaluation_loop(
             }
             Err(e) => tracing::warn!(error = %e, "alert evaluation failed"),
         }
-        for delivery in dispatcher.flush_due(now).await {
-            if !delivery.delivered() {
-                tracing::warn!(?delivery, "an alert notification was dead-lettered");
-            }
+        report_undelivered(&evaluator.dispatcher.flush_due(now).await);
+    }
+}
+
+fn report_undelivered(deliveries: &[flowscope_core::alerts::notify::DeliveryReport]) {
+    for delivery in deliveries {
+        if !delivery.delivered() {
+            tracing::warn!(?delivery, "an alert notification was dead-lettered");
         }
     }
 }
@@ -191,7 +306,7 @@ mod tests {
         assert!(watch.changed().is_none(), "refused: the running rules stay");
         let two = RULE.replace("name: a", "name: b") + &RULE["version: 1\nrules:\n".len()..];
         std::fs::write(&path, two).unwrap();
-        let rules = watch.changed().expect("the valid file is taken");
-        assert_eq!(rules.rules.len(), 2);
+        let text = watch.changed().expect("the valid file is taken");
+        assert_eq!(RuleSet::parse(&text, "t").unwrap().rules.len(), 2);
     }
 }

@@ -95,6 +95,10 @@ pub struct LocalArgs {
     /// HTTP address may read (keep that on 127.0.0.1).
     #[arg(long, env = "FLOWSCOPE_TOKEN")]
     pub token: Option<String>,
+    /// The key that may replace the alert rules (`PUT /api/alert-rules`); it is accepted wherever
+    /// `--token` is. Without it, whoever holds `--token` may (anyone when there is no token).
+    #[arg(long, env = "FLOWSCOPE_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
     /// Use the AWS adapters (Kinesis, DynamoDB, API Gateway management) against `AWS_ENDPOINT_URL`
     /// — emulators, LocalStack or a real account — instead of the embedded ones. Needs a build
     /// with `--features aws`.
@@ -270,6 +274,19 @@ impl LocalArgs {
             }
             Some(token) => ApiKeys::from_clear_keys([token.trim()]),
             None => ApiKeys::default(),
+        })
+    }
+
+    /// Who may replace the alert rules: `--admin-token`, else whoever holds `--token`, else anyone.
+    pub fn rule_writers(&self) -> anyhow::Result<flowscope_core::http::rules::RuleWriters> {
+        use flowscope_core::http::rules::RuleWriters;
+        Ok(match &self.admin_token {
+            Some(token) if token.trim().is_empty() => anyhow::bail!(
+                "--admin-token (FLOWSCOPE_ADMIN_TOKEN) is empty: give a token or leave it out"
+            ),
+            Some(token) => RuleWriters::Keys(ApiKeys::from_clear_keys([token.trim()])),
+            None if self.token.is_some() => RuleWriters::Keys(self.ws_keys()?),
+            None => RuleWriters::Anyone,
         })
     }
 }

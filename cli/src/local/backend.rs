@@ -36,6 +36,8 @@ pub struct Backend {
     pub traces: Arc<dyn TraceStore>,
     /// Alert states, history, silences and dead letters (a redb file, or DynamoDB with `--aws`).
     pub alerts: Arc<dyn AlertStore>,
+    /// The alert rules put through `PUT /api/alert-rules` (in the alert store's file or table).
+    pub rules: Arc<dyn flowscope_core::ports::RuleStore>,
     pub consumer: Consumer,
     /// Resolve once each embedded file is closed (empty with `--aws`): stopping waits for them so
     /// that the data directory can be opened again at once.
@@ -88,6 +90,7 @@ impl Backend {
             store: store.clone(),
             connections: Arc::new(MemoryConnections::default()),
             traces: Arc::new(traces),
+            rules: Arc::new(alerts.clone()),
             alerts: Arc::new(alerts),
             consumer: Consumer::Embedded(stream, store),
             released,
@@ -125,6 +128,7 @@ impl Backend {
             connections: Arc::new(DynamoConnections::new(&sdk, tables.connections.clone())),
             traces: Arc::new(DynamoTraceStore::new(&sdk, tables.traces.clone())),
             alerts: Arc::new(DynamoAlertStore::new(&sdk, tables.alerts.clone())),
+            rules: Arc::new(DynamoAlertStore::new(&sdk, tables.alerts.clone())),
             consumer: Consumer::Kinesis {
                 stream,
                 arn: format!("arn:aws:kinesis:{region}:000000000000:stream/{stream_name}"),

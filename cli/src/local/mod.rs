@@ -118,10 +118,22 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         Backend::embedded(&args, retention)?
     };
     let (store, connections) = (backend.store.clone(), backend.connections.clone());
-    let alerting = Arc::new(Alerting::new(
-        backend.alerts.clone(),
-        alerting::load_rules(args.alert_rules.as_deref())?,
-    ));
+    let rules_path = alerting::rules_path(args.alert_rules.as_deref());
+    let alerting = Arc::new(
+        Alerting::open(
+            backend.alerts.clone(),
+            backend.rules.clone(),
+            alerting::load_rules(args.alert_rules.as_deref())?,
+            rules_path.as_deref(),
+        )
+        .await?,
+    );
+    // `PUT /api/alert-rules`: the admin token is accepted wherever `--token` is.
+    let rule_writers = args.rule_writers()?;
+    let keys = match (&args.token, &rule_writers) {
+        (Some(_), flowscope_core::http::rules::RuleWriters::Keys(admin)) => keys.union(admin),
+        _ => keys,
+    };
     let pusher = Arc::new(LocalConnections::new(args.ws_limits()));
     let hub = Arc::new(LiveHub::new(HubConfig {
         replay_bytes: args.ws_replay_bytes(),
@@ -196,7 +208,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             store.clone(),
             connections.clone(),
             fanout_pusher.clone(),
-            alerting::rules_path(args.alert_rules.as_deref()),
+            rules_path,
         ),
     ));
     tasks.spawn(until_stopped(
@@ -268,8 +280,9 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         api: flowscope_core::http::ApiState::new(
             store.clone(),
             alerting.store.clone(),
-            alerting.rules.clone(),
+            alerting.rules(),
         )
+        .with_rule_source(alerting.source.clone(), rule_writers)
         .with_traces(backend.traces.clone())
         .with_series_admission(admission)
         .with_registry(registry)

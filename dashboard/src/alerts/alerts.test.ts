@@ -120,6 +120,7 @@ describe("parseSilences and parseAlertRules", () => {
     const common = { description: "", scale: 1, unit: "", keep_firing_for: "0s", hysteresis: 0, group_by: [], no_data: null };
     const rules = parseAlertRules(
       v.parse(AlertRules, {
+        version: 0,
         rules: [
           {
             ...common,

@@ -256,9 +256,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The loaded alert rules (sink URLs omitted) */
+        /** The alert rules in force and their version (sink URLs omitted) */
         get: operations["alert_rules"];
-        put?: never;
+        /** Replace the alert rules (admin key) */
+        put: operations["replace_alert_rules"];
         post?: never;
         delete?: never;
         options?: never;
@@ -664,6 +665,12 @@ export interface components {
         };
         /** @description `GET /api/alert-rules`. */
         AlertRules: {
+            /**
+             * Format: int64
+             * @description The version in force: 0 for the rule file (or the built-in rules), then 1, 2, … for each
+             *     replacement through `PUT /api/alert-rules`. Also the response's `ETag` (`"3"`).
+             */
+            version: number;
             /** @description The rules as loaded (`infra/alert-rules.yaml`, `docs/alerts.md`). */
             rules: components["schemas"]["Rule"][];
             settings: components["schemas"]["Settings"];
@@ -2275,7 +2282,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Rules and notification settings */
+            /** @description Rules and notification settings; the `ETag` header is the version */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2285,6 +2292,80 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+        };
+    };
+    replace_alert_rules: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version being replaced (`"3"`, the ETag of GET); another version in force answers 412 */
+                "If-Match"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The rule file (YAML or JSON), as `infra/alert-rules.yaml` */
+        requestBody: {
+            content: {
+                "application/yaml": string;
+            };
+        };
+        responses: {
+            /** @description Stored and in force; the `ETag` header is the new version */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRules"];
+                };
+            };
+            /** @description Invalid rules (`body:line:column: reason`) or If-Match; the running rules stay */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The credential is not an admin key, or none is configured */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This deployment keeps no rules store */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another version is in force (If-Match) */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over 256 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     instances: {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { applyEvent, healthFromScore, leaseLeft, serviceRows } from "./model";
+import { applyEvent, healthFromScore, leaseLeft, scoreExplanation, scoreHistoryColumns, serviceRows } from "./model";
 
 const services = {
   services: [
@@ -109,5 +109,60 @@ describe("the registry through the contract", () => {
     expect(parseServerMessage(JSON.stringify(event))).toEqual({ type: "registry", event });
     expect(parseServerMessage(JSON.stringify({ ...event, action: "exploded" }))).toBeNull();
     expect(parseServerMessage(JSON.stringify({ ...event, current: { service: "payments" } }))).toBeNull();
+  });
+});
+
+describe("why a score is what it is", () => {
+  it("lists the score, the reasons and every input", () => {
+    const lines = scoreExplanation(
+      {
+        score: 42,
+        status: "down",
+        reasons: ["60% of health probes succeeded", "1 critical alert firing"],
+        inputs: { probe_availability: 0.6, probe_p95_s: 0.25, last_telemetry: 90, firing_critical: 1, firing_warning: 0, pending: 2 },
+      },
+      100,
+    );
+    expect(lines[0]).toBe("Health score 42 (down)");
+    expect(lines).toContain("• 60% of health probes succeeded");
+    expect(lines.at(-1)).toBe(
+      "Inputs: probes 60 % ok · probe p95 250 ms · last telemetry 10 s ago · alerts: 1 critical, 0 warning firing, 2 pending",
+    );
+  });
+
+  it("says unknown and silent plainly, never healthy", () => {
+    const lines = scoreExplanation({ score: null, status: "unknown", reasons: [], inputs: { last_telemetry: null } }, 100);
+    expect(lines[0]).toContain("unknown");
+    expect(lines.at(-1)).toBe("Inputs: no telemetry · no alerts");
+    expect(scoreExplanation(null, 100)[0]).toContain("No health score yet");
+  });
+});
+
+describe("score history chart", () => {
+  it("puts each service's bucket averages on one x axis, gaps as null", () => {
+    const columns = scoreHistoryColumns(
+      [
+        { service: "a", buckets: [{ start: 60, avg: 100, count: 6 }, { start: 180, avg: 40, count: 6 }] },
+        { service: "b", buckets: [{ start: 120, avg: 75.5, count: 3 }, { start: 120 + 60 * 10, avg: 1, count: 1 }] },
+      ],
+      60,
+      240,
+      60,
+    );
+    expect(columns).toEqual([
+      [60, 120, 180],
+      [100, null, 40],
+      [null, 75.5, null],
+    ]);
+  });
+
+  it("drops empty and non-finite buckets", () => {
+    const columns = scoreHistoryColumns(
+      [{ service: "a", buckets: [{ start: 0, avg: 5, count: 0 }, { start: 60, avg: Number.NaN, count: 2 }] }],
+      0,
+      120,
+      60,
+    );
+    expect(columns).toEqual([[0, 60], [null, null]]);
   });
 });

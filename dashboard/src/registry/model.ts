@@ -3,9 +3,13 @@
 // `registry` and `health` events, and a node's health word from its score instead of guessing it
 // from request metrics.
 
+import { formatAge } from "../format";
 import type { Health } from "../graph/health";
 
 export type InstanceSource = "otlp" | "registered" | "scraped";
+
+/** The series the health scores are stored as, under each service (docs/health-score.md). */
+export const SCORE_METRIC = "flowscope.health.score";
 
 export interface Lease {
   ttl_seconds: number;
@@ -28,11 +32,22 @@ export interface Instance {
 
 export type HealthStatus = "healthy" | "degraded" | "down" | "unknown";
 
+/** What a score is computed from (docs/health-score.md), as the live `health` event carries it. */
+export interface ScoreInputs {
+  probe_availability?: number | null;
+  probe_p95_s?: number | null;
+  /** Unix seconds of the newest telemetry point; null when the service never sent any. */
+  last_telemetry?: number | null;
+  firing_critical?: number | null;
+  firing_warning?: number | null;
+  pending?: number | null;
+}
+
 export interface HealthScore {
   score: number | null;
   status: HealthStatus;
   reasons: string[];
-  inputs?: { probe_availability?: number | null; probe_p95_s?: number | null };
+  inputs?: ScoreInputs;
 }
 
 export interface ServiceHealthRow {
@@ -40,6 +55,8 @@ export interface ServiceHealthRow {
   score: number | null;
   status: HealthStatus;
   reasons: string[];
+  /** The score's inputs, when the server sent them. */
+  inputs?: ScoreInputs;
   instances: Instance[];
   versions: string[];
   sources: InstanceSource[];
@@ -70,7 +87,14 @@ export function parseHealth(value: unknown): HealthScore | null {
     ? (value.status as HealthStatus)
     : "unknown";
   const inputs = isRecord(value.inputs)
-    ? { probe_availability: numberOrNull(value.inputs.probe_availability), probe_p95_s: numberOrNull(value.inputs.probe_p95_s) }
+    ? {
+        probe_availability: numberOrNull(value.inputs.probe_availability),
+        probe_p95_s: numberOrNull(value.inputs.probe_p95_s),
+        last_telemetry: numberOrNull(value.inputs.last_telemetry),
+        firing_critical: numberOrNull(value.inputs.firing_critical),
+        firing_warning: numberOrNull(value.inputs.firing_warning),
+        pending: numberOrNull(value.inputs.pending),
+      }
     : undefined;
   return { score: numberOrNull(value.score), status, reasons: strings(value.reasons), inputs };
 }
@@ -114,6 +138,7 @@ export function serviceRows(body: unknown): ServiceHealthRow[] {
       score: health?.score ?? null,
       status: health?.status ?? "unknown",
       reasons: health?.reasons ?? [],
+      inputs: health?.inputs,
       instances,
       versions: strings(entry.versions),
       sources: sources(entry.sources),
@@ -145,6 +170,7 @@ export function applyEvent(rows: ServiceHealthRow[], message: unknown): boolean 
     target.score = health.score;
     target.status = health.status;
     target.reasons = health.reasons;
+    target.inputs = health.inputs;
     return true;
   }
   if (message.type === "registry" && typeof message.instance === "string") {
@@ -179,4 +205,66 @@ export function leaseLeft(lease: Lease | null, nowSeconds: number): string {
   if (left <= 0) return "expired";
   if (left < 120) return `${Math.round(left)} s`;
   return `${Math.round(left / 60)} min`;
+}
+
+/**
+ * Why a score is what it is, as short lines for a node's tooltip and the details panel: the score
+ * and status, the formula's reasons, then every input the server sent (docs/health-score.md).
+ */
+export function scoreExplanation(health: HealthScore | null, nowSeconds: number): string[] {
+  if (health === null) return ["No health score yet (no probes, telemetry or alerts seen)."];
+  const head = health.score === null ? `Health unknown` : `Health score ${Math.round(health.score)} (${health.status})`;
+  const lines = [health.score === null ? `${head}: no fresh telemetry or probes` : head];
+  for (const reason of health.reasons) lines.push(`• ${reason}`);
+  const inputs = health.inputs;
+  if (inputs === undefined) return lines;
+  const facts: string[] = [];
+  if (inputs.probe_availability != null) facts.push(`probes ${Math.round(inputs.probe_availability * 100)} % ok`);
+  if (inputs.probe_p95_s != null) facts.push(`probe p95 ${Math.round(inputs.probe_p95_s * 1000)} ms`);
+  facts.push(
+    inputs.last_telemetry != null && inputs.last_telemetry > 0
+      ? `last telemetry ${formatAge(inputs.last_telemetry, nowSeconds)}`
+      : "no telemetry",
+  );
+  const critical = inputs.firing_critical ?? 0;
+  const warning = inputs.firing_warning ?? 0;
+  const pending = inputs.pending ?? 0;
+  facts.push(
+    critical + warning + pending === 0
+      ? "no alerts"
+      : `alerts: ${critical} critical, ${warning} warning firing, ${pending} pending`,
+  );
+  lines.push(`Inputs: ${facts.join(" · ")}`);
+  return lines;
+}
+
+/** A service's score series, one value per bucket (the bucket's average; null where there is none). */
+export interface ScoreHistory {
+  service: string;
+  buckets: readonly { start: number; avg: number | null; count: number }[];
+}
+
+/**
+ * Chart columns of score histories: x = every bucket start from `from` up to `to` (step
+ * `stepSeconds`), one line per service, null where a service has no score in a bucket (a gap,
+ * never a made-up value).
+ */
+export function scoreHistoryColumns(
+  histories: readonly ScoreHistory[],
+  from: number,
+  to: number,
+  stepSeconds: number,
+): [number[], ...(number | null)[][]] {
+  const xs: number[] = [];
+  for (let t = Math.floor(from / stepSeconds) * stepSeconds; t < to; t += stepSeconds) xs.push(t);
+  const index = new Map(xs.map((x, i) => [x, i]));
+  const lines = histories.map((h) => {
+    const line: (number | null)[] = xs.map(() => null);
+    for (const b of h.buckets) {
+      const i = index.get(b.start);
+      if (i !== undefined && b.count > 0 && b.avg !== null && Number.isFinite(b.avg)) line[i] = b.avg;
+    }
+    return line;
+  });
+  return [xs, ...lines];
 }

@@ -24,6 +24,14 @@ describe("node text", () => {
     expect(nodeLabel(node({ health: "failing", alerts: 2 }))).toBe("api, failing, 12.5 req/s, p95 40 ms, 1.2 % errors, 2 active alerts");
   });
 
+  it("says why its health score is what it is", () => {
+    const why = ["Health score 42 (down)", "• 60% of health probes succeeded", "Inputs: probes 60 % ok · no alerts"];
+    expect(nodeLabel(node({ health: "failing", why }))).toBe(
+      "api, failing, 12.5 req/s, p95 40 ms, 1.2 % errors. Health score 42 (down); • 60% of health probes succeeded; Inputs: probes 60 % ok · no alerts",
+    );
+    expect(nodeLabel(node({ why: [] }))).toBe("api, healthy, 12.5/s requests, p95 40 ms, 1.2 % errors");
+  });
+
   it("names what a virtual node is", () => {
     expect(nodeLines(node({ virtual: true, kind: "database", name: "postgresql" }))[0]).toBe("database · 12.5 calls/s");
   });

@@ -67,6 +67,8 @@ export interface PipelineNode {
   alerts: number;
   /** "" while current; else why the numbers are greyed ("no data since 14:03:12"). */
   stale?: string;
+  /** Why the node's health score is what it is (`scoreExplanation`); empty when it has none. */
+  why?: string[];
 }
 
 export interface PipelineEdge {
@@ -182,7 +184,8 @@ export function nodeLabel(node: PipelineNode): string {
   if (node.errorRatio !== null) parts.push(`${formatRatio(node.errorRatio)} errors`);
   if (node.alerts > 0) parts.push(`${node.alerts} active alert${node.alerts === 1 ? "" : "s"}`);
   if (node.stale) parts.push(node.stale);
-  return parts.join(", ");
+  const label = parts.join(", ");
+  return node.why === undefined || node.why.length === 0 ? label : `${label}. ${node.why.join("; ")}`;
 }
 
 /** An edge's label in two short lines: "152 calls/s · 0.98 %" and "p95 53.6 ms". */

@@ -2,7 +2,8 @@
 //! configured sinks, push `alert` events to subscribed WebSocket clients.
 //!
 //! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `ALERTS_TABLE`, `CONNECTIONS_TABLE`, `WS_MANAGEMENT_ENDPOINT`;
-//! sink URLs named by the rules' `url_env`. Rules: `infra/alert-rules.yaml`, compiled in.
+//! sink URLs named by the rules' `url_env`. Rules: the version put through `PUT /api/alert-rules` (alerts
+//! table), loaded at every run; until then `infra/alert-rules.yaml`, compiled in.
 
 // Input never panics the process: non-test code returns errors instead (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -10,8 +11,8 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use flowscope_core::alerts::{webhook, AlertEngine, Dispatcher, RuleSet};
-use flowscope_core::aws::lambda::alerts::evaluate_and_notify;
+use flowscope_core::alerts::{webhook, RuleSet, RuleSource};
+use flowscope_core::aws::lambda::alerts::AlertsFunction;
 use flowscope_core::aws::lambda::now_unix_s;
 use flowscope_core::aws::{
     config, ApiGatewayPusher, DynamoAlertStore, DynamoConnections, DynamoStore, TableNames,
@@ -23,19 +24,23 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::load().await;
     let tables = TableNames::from_env();
-    let rules = Arc::new(RuleSet::shipped()?);
     let metrics = Arc::new(DynamoStore::new(&config, tables.clone()));
     let alerts = Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone()));
-    let sinks = webhook::http_sinks(&rules.notifications, |k| std::env::var(k).ok())?;
-    let dispatcher = Dispatcher::new(alerts.clone(), sinks, &rules.notifications);
-    let engine = AlertEngine::new(metrics, alerts, rules);
+    // The rules: the version put through `PUT /api/alert-rules` (alerts table), loaded at every
+    // run; the compiled-in rules until one was put.
+    let source = RuleSource::new(alerts.clone(), Arc::new(RuleSet::shipped()?));
+    let function = AlertsFunction::new(
+        metrics,
+        alerts,
+        source,
+        Box::new(|settings| webhook::http_sinks(settings, |k| std::env::var(k).ok())),
+    )?;
     let connections = DynamoConnections::from_env(&config)?;
     let pusher = ApiGatewayPusher::from_env(&config)?;
-    let (engine, dispatcher, connections, pusher) = (&engine, &dispatcher, &connections, &pusher);
+    let (function, connections, pusher) = (&function, &connections, &pusher);
     run(service_fn(
         move |_: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
-            let report =
-                evaluate_and_notify(engine, dispatcher, connections, pusher, now_unix_s()).await?;
+            let report = function.run(connections, pusher, now_unix_s()).await?;
             lambda_runtime::tracing::info!(?report, "alerts evaluated");
             Ok::<(), Error>(())
         },

@@ -3,20 +3,22 @@
 //! acknowledgements and silences (GET, POST, DELETE).
 //!
 //! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE` (series-limit refusals), `TRACES_TABLE`, `ALERTS_TABLE`, `REGISTRY_TABLE`, `API_KEYS_PARAMETER` (SSM)
-//! or `API_KEY_HASHES`. Rules: `infra/alert-rules.yaml`, compiled in.
+//! or `API_KEY_HASHES`; `ADMIN_KEY_HASHES` (optional) for `PUT /api/alert-rules`. Rules: the version
+//! put through the API (alerts table), else `infra/alert-rules.yaml`, compiled in.
 
 // Input never panics the process: non-test code returns errors instead (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::sync::Arc;
 
-use flowscope_core::alerts::RuleSet;
+use flowscope_core::alerts::{RuleSet, RuleSource};
 use flowscope_core::aws::lambda::keys;
 use flowscope_core::aws::{
     config, DynamoAlertStore, DynamoRegistryStore, DynamoSeriesAdmission, DynamoStore,
     DynamoTraceStore, TableNames,
 };
 use flowscope_core::cardinality::SeriesLimits;
+use flowscope_core::http::rules::RuleWriters;
 use flowscope_core::http::{query_router, ApiState};
 use flowscope_core::registry::{Registry, RegistryLimits};
 use lambda_http::{run, Error};
@@ -30,15 +32,29 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = config::load().await;
     let keys = keys::load_api_keys(&config).await?;
+    // Admin keys are API keys too; only they may replace the alert rules.
+    let admin = keys::load_admin_keys()?;
+    let keys = keys.union(&admin);
     let tables = TableNames::from_env();
     // `GET /api/limits`: the ingest function's refusal counts (same limits from the same env).
     let admission =
         DynamoSeriesAdmission::new(&config, tables.state.clone(), SeriesLimits::from_env()?);
+    let alerts = Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone()));
+    let shipped = Arc::new(RuleSet::shipped()?);
+    // `GET`/`PUT /api/alert-rules`: the version in the alerts table once one was put, else the
+    // compiled-in rules.
+    let source = RuleSource::new(alerts.clone(), shipped.clone());
+    let writers = if admin.is_empty() {
+        RuleWriters::Nobody
+    } else {
+        RuleWriters::Keys(admin)
+    };
     let state = ApiState::new(
         Arc::new(DynamoStore::new(&config, tables.clone())),
-        Arc::new(DynamoAlertStore::new(&config, tables.alerts.clone())),
-        Arc::new(RuleSet::shipped()?),
+        alerts,
+        shipped,
     )
+    .with_rule_source(source, writers)
     .with_traces(Arc::new(DynamoTraceStore::new(&config, tables.traces)))
     .with_series_admission(Arc::new(admission));
     // The registry routes (`/api/registry/*`) and instances in `GET /api/services`.

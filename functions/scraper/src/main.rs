@@ -2,8 +2,14 @@
 //! scrape slots of this minute and write their samples into Kinesis through the same receiver core
 //! as the ingest function, so they take the exactly-once path of pushed OTLP.
 //!
+//! Besides the config's targets, every live instance of the service registry with a `metrics_url`
+//! (read at each invocation when `REGISTRY_TABLE` is set) is a target of the job
+//! `flowscope-registry`, with `job`/`instance` = its service and instance id, every
+//! `REGISTRY_SCRAPE_INTERVAL_SECONDS` (default 30).
+//!
 //! Env: `SCRAPE_CONFIG` (the `prometheus.yml` text: `scrape_configs` with `static_configs` and
-//! `http_sd_configs`), `STREAM_NAME`, `STATE_TABLE` (slot ledger and series limits); optional
+//! `http_sd_configs`; may be empty with `REGISTRY_TABLE`), `STREAM_NAME`, `STATE_TABLE` (slot ledger
+//! and series limits); optional `REGISTRY_TABLE`, `REGISTRY_SCRAPE_INTERVAL_SECONDS`,
 //! `MAX_ATTRIBUTES_PER_POINT`, `MAX_ATTRIBUTE_VALUE_BYTES`, `MAX_POINTS_PER_REQUEST` and the series
 //! limits as on the ingest function. Scrape limits: the defaults of `ScrapeLimits`, lowered per job by
 //! `sample_limit`, `label_limit`, `body_size_limit`… in the config.
@@ -15,13 +21,15 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use flowscope_core::aws::lambda::{now_unix_s, required_env};
-use flowscope_core::aws::{config, DynamoSeriesAdmission, KinesisStream};
+use flowscope_core::aws::{config, DynamoRegistryStore, DynamoSeriesAdmission, KinesisStream};
 use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::ports::StreamSink;
+use flowscope_core::registry::{Registry, RegistryLimits};
 use flowscope_core::scrape::client::Scraper;
 use flowscope_core::scrape::config::ScrapeLimits;
 use flowscope_core::scrape::dynamo::DynamoSlotLedger;
+use flowscope_core::scrape::registry_source::{registry_job, with_job, RegistryScrape};
 use flowscope_core::scrape::scheduled::{config_from_env_text, run_invocation};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
@@ -29,8 +37,30 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = config::load().await;
-    let scrape_config =
-        config_from_env_text(&required_env("SCRAPE_CONFIG")?, &ScrapeLimits::default())?;
+    let registry = match std::env::var("REGISTRY_TABLE") {
+        Ok(table) if !table.trim().is_empty() => Some(Registry::new(
+            Arc::new(DynamoRegistryStore::new(&sdk, table)),
+            RegistryLimits::default(),
+        )),
+        _ => None,
+    };
+    let config_text = match (std::env::var("SCRAPE_CONFIG"), &registry) {
+        (Ok(text), _) => text,
+        (Err(_), Some(_)) => "scrape_configs: []\n".to_string(),
+        (Err(_), None) => required_env("SCRAPE_CONFIG")?,
+    };
+    let scrape_config = config_from_env_text(&config_text, &ScrapeLimits::default())?;
+    let registry_settings = RegistryScrape {
+        interval: std::time::Duration::from_secs(
+            match std::env::var("REGISTRY_SCRAPE_INTERVAL_SECONDS") {
+                Ok(v) => v.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or(
+                    "REGISTRY_SCRAPE_INTERVAL_SECONDS must be a whole number of seconds above 0",
+                )?,
+                Err(_) => 30,
+            },
+        ),
+        ..RegistryScrape::default()
+    };
     let state_table = required_env("STATE_TABLE")?;
     let stream: Arc<dyn StreamSink> =
         Arc::new(KinesisStream::new(&sdk, required_env("STREAM_NAME")?));
@@ -41,10 +71,25 @@ async fn main() -> Result<(), Error> {
     let ledger = DynamoSlotLedger::new(&sdk, state_table);
     let scraper = Scraper::new()?;
     let (scrape_config, ingest, ledger, scraper) = (&scrape_config, &ingest, &ledger, &scraper);
+    let (registry, registry_settings) = (&registry, &registry_settings);
     run(service_fn(
         move |_: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
+            // The registry's targets of this minute (a registry that cannot be read leaves them out
+            // of this run only: the config's targets are still scraped).
+            let config = match registry {
+                Some(registry) => {
+                    match registry_job(registry, registry_settings, now_unix_s()).await {
+                        Ok(job) => with_job(scrape_config, job),
+                        Err(error) => {
+                            lambda_runtime::tracing::warn!(%error, "reading the registry failed; its targets are not scraped this minute");
+                            scrape_config.clone()
+                        }
+                    }
+                }
+                None => scrape_config.clone(),
+            };
             let report = run_invocation(
-                scrape_config,
+                &config,
                 scraper,
                 ingest,
                 ledger,

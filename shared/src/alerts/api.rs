@@ -6,12 +6,14 @@
 //! - `POST /api/alerts/{fingerprint}/ack` with `{"by": "..."}` — acknowledge a firing alert
 //! - `GET /api/alerts/dead-letters?limit` — notifications that could not be delivered
 //! - `GET /api/silences[?all=true]`, `POST /api/silences`, `DELETE /api/silences/{id}`
-//! - `GET /api/alert-rules` — the loaded rules (sink URLs left out: they are secrets)
+//! - `GET /api/alert-rules` — the rules in force and their version (sink URLs left out: secrets)
+//! - `PUT /api/alert-rules` — replace them (admin key; validated; conditional on `If-Match`)
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::live_rules::{RuleSource, Versioned};
 use super::notify::DeadLetter;
 use super::rules::{RuleKind, RuleSet, SinkKind};
 use super::silence::{is_silenced, Silence, SilenceRequest};
@@ -143,6 +145,9 @@ pub struct DeletedSilence {
 /// `GET /api/alert-rules`.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AlertRules {
+    /// The version in force: 0 for the rule file (or the built-in rules), then 1, 2, … for each
+    /// replacement through `PUT /api/alert-rules`. Also the response's `ETag` (`"3"`).
+    pub version: u64,
     /// The rules as loaded (`infra/alert-rules.yaml`, `docs/alerts.md`).
     pub rules: Vec<super::rules::Rule>,
     pub settings: super::rules::Settings,
@@ -171,12 +176,40 @@ pub struct HistoryParams {
 
 pub struct AlertApi<A: AlertStore + ?Sized> {
     store: Arc<A>,
-    rules: Arc<RuleSet>,
+    source: RuleSource,
 }
 
 impl<A: AlertStore + ?Sized> AlertApi<A> {
     pub fn new(store: Arc<A>, rules: Arc<RuleSet>) -> Self {
-        AlertApi { store, rules }
+        AlertApi {
+            store,
+            source: RuleSource::fixed(rules),
+        }
+    }
+
+    /// The same store, with rules from `source` (replaceable through `PUT /api/alert-rules` when
+    /// it has a store; shared with the evaluator through its [`super::LiveRules`]).
+    pub fn with_source(&self, source: RuleSource) -> Self {
+        AlertApi {
+            store: self.store.clone(),
+            source,
+        }
+    }
+
+    pub fn source(&self) -> &RuleSource {
+        &self.source
+    }
+
+    /// The rules in force (the store's current version, read again; what is in force here when
+    /// the store cannot be read).
+    async fn current_rules(&self) -> Versioned {
+        match self.source.refresh().await {
+            Ok(current) => current,
+            Err(error) => {
+                tracing::warn!(%error, "reading the alert rules store failed; serving the rules in force");
+                self.source.live().get()
+            }
+        }
     }
 
     /// `GET /api/alerts/dead-letters?limit`.
@@ -206,7 +239,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
             fingerprint,
             by,
             now,
-            self.rules.settings.history_retention_s,
+            self.source.live().rules().settings.history_retention_s,
         )
         .await?;
         let events = transition.iter().map(AlertEvent::from_transition).collect();
@@ -260,9 +293,9 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
 
     /// `GET /api/alert-rules`: the loaded rules, settings and sinks (names and kinds only: sink URLs
     /// are secrets).
-    pub fn rules(&self) -> AlertRules {
-        let sinks: Vec<SinkSummary> = self
-            .rules
+    pub async fn rules(&self) -> AlertRules {
+        let Versioned { version, rules } = self.current_rules().await;
+        let sinks: Vec<SinkSummary> = rules
             .notifications
             .sinks
             .iter()
@@ -272,11 +305,12 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
             })
             .collect();
         AlertRules {
-            rules: self.rules.rules.clone(),
-            settings: self.rules.settings.clone(),
+            version,
+            rules: rules.rules.clone(),
+            settings: rules.settings.clone(),
             notifications: NotificationsSummary {
-                group_wait: super::rules::format_duration(self.rules.notifications.group_wait_s),
-                retry: self.rules.notifications.retry,
+                group_wait: super::rules::format_duration(rules.notifications.group_wait_s),
+                retry: rules.notifications.retry,
                 sinks,
             },
         }
@@ -285,6 +319,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
     /// `GET /api/alerts`: active (pending and firing) alerts, most urgent first.
     pub async fn active(&self, now: i64) -> Result<AlertList, AlertApiError> {
         let silences = self.store.list_silences().await?;
+        let rules = self.current_rules().await.rules;
         let mut alerts: Vec<ActiveAlert> = self
             .store
             .list_states()
@@ -292,7 +327,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
             .into_iter()
             .filter(|s| s.status.is_active())
             .map(|s| {
-                let rule = self.rules.rule(&s.rule);
+                let rule = rules.rule(&s.rule);
                 ActiveAlert {
                     silenced: is_silenced(&silences, &s.rule, &s.labels, s.severity, now),
                     description: rule.map(|r| r.description.clone()).unwrap_or_default(),

@@ -16,6 +16,7 @@ pub mod api;
 pub mod engine;
 pub mod evaluate;
 pub mod log_sink;
+pub mod live_rules;
 pub mod notify;
 pub mod rules;
 pub use crate::domain::alerts::{silence, state};
@@ -25,6 +26,7 @@ pub mod wire;
 
 pub use api::AlertApi;
 pub use engine::{AlertEngine, EvaluationReport};
+pub use live_rules::{LiveRules, ReplaceError, RuleSource, Versioned};
 pub use notify::{Dispatcher, Notification};
 pub use rules::{RuleSet, RulesError};
 pub use state::{AlertState, AlertStatus, AlertTransition, Severity, TransitionKind};

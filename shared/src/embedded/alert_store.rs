@@ -48,7 +48,7 @@ const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct RedbAlertStore {
-    db: RedbFile,
+    pub(super) db: RedbFile,
 }
 
 impl RedbAlertStore {

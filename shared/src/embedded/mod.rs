@@ -13,6 +13,7 @@ pub mod profile_store;
 mod redb_file;
 pub mod registry_store;
 pub mod released;
+mod rule_store;
 pub mod store;
 pub mod stream_log;
 pub mod trace_store;

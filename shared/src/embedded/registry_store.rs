@@ -7,22 +7,15 @@ use std::path::Path;
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::redb_file::{blocking, RedbFile, Unavailable};
+use super::redb_file::{blocking, RedbFile};
 use super::EmbeddedError;
-use crate::ports::registry::{
-    InstanceRecord, InstanceSource, PutKind, RegistryStore, RegistryStoreError,
-};
+use crate::ports::registry::{InstanceRecord, InstanceSource, PutKind, RegistryStore};
+use crate::ports::StoreError;
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("registry_records");
 const ITEM_VERSION: u8 = 1;
 /// A small table: redb's default cache would let it grow with the file.
 const CACHE_BYTES: usize = 2 * 1024 * 1024;
-
-impl Unavailable for RegistryStoreError {
-    fn unavailable(reason: String) -> Self {
-        RegistryStoreError::Unavailable(reason)
-    }
-}
 
 /// redb-backed [`RegistryStore`]. Clones share one database.
 #[derive(Clone)]
@@ -48,25 +41,25 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     Ok(())
 }
 
-fn unavailable(e: impl std::fmt::Display) -> RegistryStoreError {
-    RegistryStoreError::Unavailable(e.to_string())
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
 }
 
 fn key(service: &str, instance: &str, source: InstanceSource) -> String {
     format!("{service}\u{1f}{instance}\u{1f}{}", source.as_str())
 }
 
-fn encode(record: &InstanceRecord) -> Result<Vec<u8>, RegistryStoreError> {
+fn encode(record: &InstanceRecord) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![ITEM_VERSION];
-    serde_json::to_writer(&mut out, record).map_err(|e| RegistryStoreError::Corrupt {
+    serde_json::to_writer(&mut out, record).map_err(|e| StoreError::Corrupt {
         key: key(&record.service, &record.instance, record.source),
         reason: format!("cannot encode: {e}"),
     })?;
     Ok(out)
 }
 
-fn decode(bytes: &[u8], key: &str) -> Result<InstanceRecord, RegistryStoreError> {
-    let corrupt = |reason: String| RegistryStoreError::Corrupt {
+fn decode(bytes: &[u8], key: &str) -> Result<InstanceRecord, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
         key: key.to_string(),
         reason,
     };
@@ -79,13 +72,13 @@ fn decode(bytes: &[u8], key: &str) -> Result<InstanceRecord, RegistryStoreError>
     }
 }
 
-fn read(txn: &WriteTransaction, key: &str) -> Result<Option<InstanceRecord>, RegistryStoreError> {
+fn read(txn: &WriteTransaction, key: &str) -> Result<Option<InstanceRecord>, StoreError> {
     let table = txn.open_table(RECORDS).map_err(unavailable)?;
     let value = table.get(key).map_err(unavailable)?;
     value.map(|v| decode(v.value(), key)).transpose()
 }
 
-fn write(txn: &WriteTransaction, record: &InstanceRecord) -> Result<(), RegistryStoreError> {
+fn write(txn: &WriteTransaction, record: &InstanceRecord) -> Result<(), StoreError> {
     let mut table = txn.open_table(RECORDS).map_err(unavailable)?;
     let key = key(&record.service, &record.instance, record.source);
     table
@@ -96,7 +89,7 @@ fn write(txn: &WriteTransaction, record: &InstanceRecord) -> Result<(), Registry
 
 #[async_trait]
 impl RegistryStore for RedbRegistryStore {
-    async fn put(&self, record: &InstanceRecord) -> Result<PutKind, RegistryStoreError> {
+    async fn put(&self, record: &InstanceRecord) -> Result<PutKind, StoreError> {
         let mut record = record.clone();
         blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
@@ -121,7 +114,7 @@ impl RegistryStore for RedbRegistryStore {
         instance: &str,
         source: InstanceSource,
         now: i64,
-    ) -> Result<Option<InstanceRecord>, RegistryStoreError> {
+    ) -> Result<Option<InstanceRecord>, StoreError> {
         let key = key(service, instance, source);
         blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
@@ -145,7 +138,7 @@ impl RegistryStore for RedbRegistryStore {
         service: &str,
         instance: &str,
         source: InstanceSource,
-    ) -> Result<Option<InstanceRecord>, RegistryStoreError> {
+    ) -> Result<Option<InstanceRecord>, StoreError> {
         let key = key(service, instance, source);
         blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
@@ -160,7 +153,7 @@ impl RegistryStore for RedbRegistryStore {
         .await
     }
 
-    async fn list(&self) -> Result<Vec<InstanceRecord>, RegistryStoreError> {
+    async fn list(&self) -> Result<Vec<InstanceRecord>, StoreError> {
         blocking(&self.db, |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(RECORDS).map_err(unavailable)?;
@@ -174,7 +167,7 @@ impl RegistryStore for RedbRegistryStore {
         .await
     }
 
-    async fn remove_expired(&self, now: i64) -> Result<Vec<InstanceRecord>, RegistryStoreError> {
+    async fn remove_expired(&self, now: i64) -> Result<Vec<InstanceRecord>, StoreError> {
         blocking(&self.db, move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             let removed = {

@@ -25,8 +25,8 @@ use utoipa_axum::routes;
 
 use super::params::RangeParams;
 use crate::alerts::api::{
-    AckRequest, AcknowledgedAlert, AlertApiError, AlertHistory, AlertList, AlertRules,
-    CreatedSilence, DeadLetters, DeletedSilence, HistoryParams, SilenceList,
+    AckRequest, AcknowledgedAlert, AlertApiError, AlertHistory, AlertList, CreatedSilence,
+    DeadLetters, DeletedSilence, HistoryParams, SilenceList,
 };
 use crate::alerts::silence::SilenceRequest;
 use crate::alerts::{AlertApi, AlertEvent, RuleSet};
@@ -59,6 +59,8 @@ pub struct ApiState {
     profiles: Option<Arc<crate::profiling::service::ProfileService>>,
     /// Limits of expression queries (`/api/query`, `/api/v1/*`).
     expr_limits: crate::expr::ExprLimits,
+    /// Who may replace the alert rules (`PUT /api/alert-rules`).
+    rule_writers: super::rules::RuleWriters,
 }
 
 impl ApiState {
@@ -77,7 +79,28 @@ impl ApiState {
             registry: None,
             profiles: None,
             expr_limits: crate::expr::ExprLimits::default(),
+            rule_writers: super::rules::RuleWriters::Nobody,
         }
+    }
+
+    /// Serves the rules in force from `source` (shared with the evaluator), and lets `writers`
+    /// replace them with `PUT /api/alert-rules` when the source has a store.
+    pub fn with_rule_source(
+        mut self,
+        source: crate::alerts::RuleSource,
+        writers: super::rules::RuleWriters,
+    ) -> Self {
+        self.alerts = Arc::new(self.alerts.with_source(source));
+        self.rule_writers = writers;
+        self
+    }
+
+    pub(crate) fn alert_api(&self) -> &AlertApi<dyn AlertStore> {
+        &self.alerts
+    }
+
+    pub(crate) fn rule_writers(&self) -> &super::rules::RuleWriters {
+        &self.rule_writers
     }
 
     /// Also serves the trace routes.
@@ -192,7 +215,10 @@ fn documented_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(acknowledge))
         .routes(routes!(silences, create_silence))
         .routes(routes!(delete_silence))
-        .routes(routes!(alert_rules))
+        .routes(routes!(
+            super::rules::alert_rules,
+            super::rules::replace_alert_rules
+        ))
         .routes(routes!(
             super::registry::instances,
             super::registry::register
@@ -277,7 +303,7 @@ impl From<AlertApiError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// axum's `Query`, refusing with an `{"error"}` 400.
 pub struct ApiQuery<T>(pub T);
@@ -712,16 +738,6 @@ async fn delete_silence(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<DeletedSilence>> {
     Ok(Json(state.alerts.delete_silence(&id).await?))
-}
-
-#[utoipa::path(
-    get,
-    path = "/api/alert-rules",
-    summary = "The loaded alert rules (sink URLs omitted)",
-    responses((status = 200, description = "Rules and notification settings", body = AlertRules))
-)]
-async fn alert_rules(State(state): State<ApiState>) -> Json<AlertRules> {
-    Json(state.alerts.rules())
 }
 
 /// Any method on a path under `/api/` that no route serves.

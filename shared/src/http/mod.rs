@@ -15,6 +15,7 @@ pub mod profiles;
 pub mod promql;
 pub mod query_expr;
 pub mod registry;
+pub mod rules;
 
 use axum::middleware;
 use axum::Router;

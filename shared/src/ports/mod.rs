@@ -10,6 +10,7 @@ pub mod connections;
 pub mod profiles;
 pub mod pusher;
 pub mod registry;
+pub mod rules;
 pub mod sequence;
 pub mod store;
 pub mod stream;
@@ -20,6 +21,7 @@ pub use alerts::{AlertStore, AlertStoreError, Notifier, NotifyError, PutOutcome}
 pub use connections::{ConnectionStore, ConnectionStoreError, Subscription};
 pub use pusher::{ConnectionPosts, ConnectionPusher, PushError};
 pub use registry::{InstanceRecord, InstanceSource, RegistryStore, RegistryStoreError};
+pub use rules::{RulePut, RuleStore, StoredRules};
 pub use sequence::SequenceNumber;
 pub use store::{
     ApplyOutcome, BucketDelta, BucketKey, BucketStore, MetricStore, Purge, SeriesCatalog,

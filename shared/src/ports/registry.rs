@@ -86,15 +86,8 @@ impl InstanceRecord {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryStoreError {
-    #[error("registry store is unavailable: {0}")]
-    Unavailable(String),
-    #[error("registry store is throttled: {0}")]
-    Throttled(String),
-    #[error("registry item {key} is corrupt: {reason}")]
-    Corrupt { key: String, reason: String },
-}
+/// The registry store's error: the one [`StoreError`] of every storage port.
+pub type RegistryStoreError = super::store::StoreError;
 
 /// Whether a [`RegistryStore::put`] made a new record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

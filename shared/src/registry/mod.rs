@@ -17,9 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ports::registry::{
-    InstanceRecord, InstanceSource, PutKind, RegistryStore, RegistryStoreError,
-};
+use crate::ports::registry::{InstanceRecord, InstanceSource, PutKind, RegistryStore};
+use crate::ports::StoreError;
 
 /// The registry's limits (flags and env vars of `flowscope local`, README `## Limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +63,7 @@ pub enum RegistryError {
     #[error("{0}")]
     Full(String),
     #[error(transparent)]
-    Store(#[from] RegistryStoreError),
+    Store(#[from] StoreError),
 }
 
 impl RegistryError {
@@ -74,7 +73,7 @@ impl RegistryError {
             RegistryError::Invalid(_) => 400,
             RegistryError::NotFound(_) => 404,
             RegistryError::Full(_) => 507,
-            RegistryError::Store(RegistryStoreError::Throttled(_)) => 429,
+            RegistryError::Store(StoreError::Throttled(_)) => 429,
             RegistryError::Store(_) => 503,
         }
     }

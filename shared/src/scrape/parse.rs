@@ -12,8 +12,10 @@
 //! ignored; `name{label="value",…} value [timestamp]` with `\\`, `\"` and `\n` escapes in label
 //! values, a trailing comma in a label set, `NaN`/`+Inf`/`-Inf`; OpenMetrics exemplars (`# {…} v`)
 //! are skipped; `# EOF` ends an OpenMetrics body. Timestamps are milliseconds (text format) or
-//! seconds with a fraction (OpenMetrics). Prometheus 3's quoted UTF-8 metric names
-//! (`{"my.metric"}`) are not accepted (exporters only send them when asked to).
+//! seconds with a fraction (OpenMetrics). Prometheus 3's quoted UTF-8 names are read too: a metric
+//! name quoted before the label set (`"my.metric"{…}`) or as its first item (`{"my.metric", …}`),
+//! quoted label names (`"label.x"="v"`), and quoted names in `# HELP`/`# TYPE`/`# UNIT`; quoted
+//! names take the label-value escapes, may not be empty and count against the label-name limit.
 //!
 //! Errors name the line and column (1-based, column in bytes) and every limit is checked before the
 //! data is kept, so a hostile body costs at most its (already bounded) size.
@@ -229,14 +231,39 @@ fn comment_line(
     if !matches!(keyword, "HELP" | "TYPE" | "UNIT") {
         return Ok(());
     }
-    let (name, rest) = split_word(rest.trim_start_matches([' ', '\t']));
-    if !is_metric_name(name) {
+    let rest = rest.trim_start_matches([' ', '\t']);
+    let (name, rest): (std::borrow::Cow<'_, str>, &str) = match rest.strip_prefix('"') {
+        // Prometheus 3: `# TYPE "my.metric" counter`.
+        Some(quoted_name) => {
+            let mut c = Cursor {
+                line: quoted_name,
+                pos: 0,
+                line_no,
+                offset: column,
+            };
+            let name = quoted(&mut c, "metric name")?;
+            (name.into(), &quoted_name[c.pos..])
+        }
+        None => {
+            let (name, rest) = split_word(rest);
+            if !is_metric_name(name) {
+                return Err(syntax(
+                    line_no,
+                    column,
+                    format!("# {keyword} needs a valid metric name, found {name:?}"),
+                ));
+            }
+            (name.into(), rest)
+        }
+    };
+    if name.is_empty() || (!rest.is_empty() && !rest.starts_with([' ', '\t'])) {
         return Err(syntax(
             line_no,
             column,
             format!("# {keyword} needs a valid metric name, found {name:?}"),
         ));
     }
+    let name = name.as_ref();
     let value = rest.trim_start_matches([' ', '\t']);
     let family = family_for_metadata(&mut out.families, name);
     match keyword {
@@ -408,15 +435,32 @@ fn sample_line(
         line_no,
         offset,
     };
-    let name = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':');
-    if !is_metric_name(name) {
-        return Err(c.err("expected a metric name"));
+    let mut name: Option<String> = None;
+    if c.peek() == Some(b'"') {
+        // Prometheus 3: `"my.metric"{…} v`.
+        c.pos += 1;
+        name = Some(quoted_name(&mut c, limits, "metric name")?);
+    } else {
+        let bare = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':');
+        if !bare.is_empty() {
+            if !is_metric_name(bare) {
+                return Err(c.err("expected a metric name"));
+            }
+            name = Some(bare.to_string());
+        }
     }
     let mut labels = Vec::new();
     if c.peek() == Some(b'{') {
         c.pos += 1;
-        labels = label_set(&mut c, limits)?;
+        let (in_braces, set) = label_set(&mut c, limits, name.is_none())?;
+        labels = set;
+        if in_braces.is_some() {
+            name = in_braces;
+        }
     }
+    let Some(name) = name else {
+        return Err(c.err("expected a metric name"));
+    };
     if c.skip_blanks() == 0 {
         return Err(c.err("expected a space before the value"));
     }
@@ -440,7 +484,7 @@ fn sample_line(
             c.pos += 1;
             c.skip_blanks();
             c.expect(b'{', "'{' opening an exemplar's labels")?;
-            label_set(&mut c, limits)?;
+            label_set(&mut c, limits, false)?;
             c.skip_blanks();
             let v = c.take_while(|b| b != b' ' && b != b'\t');
             parse_float(v).ok_or_else(|| c.err(format!("invalid exemplar value {v:?}")))?;
@@ -448,30 +492,56 @@ fn sample_line(
         Some(_) => return Err(c.err(format!("unexpected text {:?}", c.rest()))),
     }
     Ok(Sample {
-        name: name.to_string(),
+        name,
         labels,
         value,
         timestamp_ms,
     })
 }
 
-/// After `{`: `name="value"` pairs separated by commas (a trailing comma allowed) up to `}`.
+/// A sample's labels, in the order written.
+type Labels = Vec<(String, String)>;
+
+/// After `{`: `name="value"` pairs separated by commas (a trailing comma allowed) up to `}`. Label
+/// names may be quoted; with `metric_name_allowed`, a quoted string first and alone (no `=`) is the
+/// metric name (Prometheus 3), returned first.
 fn label_set(
     c: &mut Cursor<'_>,
     limits: &ParseLimits,
-) -> Result<Vec<(String, String)>, ParseError> {
+    metric_name_allowed: bool,
+) -> Result<(Option<String>, Labels), ParseError> {
     let mut labels: Vec<(String, String)> = Vec::new();
+    let mut metric_name = None;
+    let mut first = true;
     loop {
         c.skip_blanks();
         if c.peek() == Some(b'}') {
             c.pos += 1;
-            return Ok(labels);
+            return Ok((metric_name, labels));
         }
         let name_column = c.offset + c.pos + 1;
-        let name = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !is_label_name(name) {
-            return Err(c.err("expected a label name"));
-        }
+        let name: String = if c.peek() == Some(b'"') {
+            c.pos += 1;
+            let quoted = quoted_name(c, limits, "label name")?;
+            c.skip_blanks();
+            if first && metric_name_allowed && matches!(c.peek(), Some(b',' | b'}')) {
+                metric_name = Some(quoted);
+                first = false;
+                if c.peek() == Some(b',') {
+                    c.pos += 1;
+                }
+                continue;
+            }
+            quoted
+        } else {
+            let bare = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !is_label_name(bare) {
+                return Err(c.err("expected a label name"));
+            }
+            bare.to_string()
+        };
+        first = false;
+        let name = name.as_str();
         if name.len() > limits.max_label_name_bytes {
             return Err(ParseError::Limit {
                 line: c.line_no,
@@ -486,7 +556,7 @@ fn label_set(
         c.expect(b'=', "'=' after a label name")?;
         c.skip_blanks();
         c.expect(b'"', "'\"' opening a label value")?;
-        let value = quoted(c)?;
+        let value = quoted(c, "label value")?;
         if value.len() > limits.max_label_value_bytes {
             return Err(ParseError::Limit {
                 line: c.line_no,
@@ -523,8 +593,29 @@ fn label_set(
     }
 }
 
-/// After the opening quote: the value up to the closing quote, unescaped.
-fn quoted(c: &mut Cursor<'_>) -> Result<String, ParseError> {
+/// After the opening quote of a quoted metric or label name: the name, unescaped, not empty and
+/// within the label-name limit.
+fn quoted_name(c: &mut Cursor<'_>, limits: &ParseLimits, what: &str) -> Result<String, ParseError> {
+    let column = c.offset + c.pos;
+    let name = quoted(c, what)?;
+    if name.is_empty() {
+        return Err(syntax(c.line_no, column, format!("an empty quoted {what}")));
+    }
+    if name.len() > limits.max_label_name_bytes {
+        return Err(ParseError::Limit {
+            line: c.line_no,
+            message: format!(
+                "quoted {what} of {} bytes at column {column}, over the limit of {} bytes",
+                name.len(),
+                limits.max_label_name_bytes
+            ),
+        });
+    }
+    Ok(name)
+}
+
+/// After the opening quote: the text up to the closing quote, unescaped.
+fn quoted(c: &mut Cursor<'_>, what: &str) -> Result<String, ParseError> {
     let mut out = String::new();
     let rest = c.rest();
     let mut chars = rest.char_indices();
@@ -540,7 +631,7 @@ fn quoted(c: &mut Cursor<'_>) -> Result<String, ParseError> {
                 Some((_, '"')) => out.push('"'),
                 Some((j, other)) => {
                     c.pos += j;
-                    return Err(c.err(format!("invalid escape '\\{other}' in a label value")));
+                    return Err(c.err(format!("invalid escape '\\{other}' in a {what}")));
                 }
                 None => break,
             },
@@ -548,7 +639,7 @@ fn quoted(c: &mut Cursor<'_>) -> Result<String, ParseError> {
         }
     }
     c.pos = c.line.len();
-    Err(c.err("unterminated label value"))
+    Err(c.err(format!("unterminated {what}")))
 }
 
 /// Go's `strconv.ParseFloat` as Prometheus uses it: decimal or exponent notation, `NaN`, `±Inf`.
@@ -651,6 +742,72 @@ mod tests {
         );
         assert_eq!(e.families[3].samples[0].label("a"), Some("}{,="));
         assert_eq!(e.families[3].samples[0].value, f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn prometheus_3_quoted_metric_and_label_names() {
+        let e = text(concat!(
+            "# HELP \"my.requests\" Requests, by \"route.name\".\n",
+            "# TYPE \"my.requests\" counter\n",
+            "{\"my.requests\", \"route.name\"=\"/a\", code=\"200\"} 7\n",
+            "{\"my.requests\",\"route.name\"=\"/b\",} 3 1395066363000\n",
+            "\"my.requests\"{\"route.name\"=\"/c\"} 1\n",
+            "# TYPE \"odd \\\"name\\\"\" gauge\n",
+            "{\"odd \\\"name\\\"\"} 2\n",
+            "\"bare.no.labels\" 5\n",
+            "plain{\"dotted.label\"=\"x\"} 9\n",
+        ));
+        assert_eq!(e.sample_count, 6);
+        let requests = &e.families[0];
+        assert_eq!(requests.name, "my.requests");
+        assert_eq!(requests.kind, MetricType::Counter);
+        assert_eq!(
+            requests.help.as_deref(),
+            Some("Requests, by \"route.name\".")
+        );
+        assert_eq!(requests.samples.len(), 3);
+        assert_eq!(requests.samples[0].label("route.name"), Some("/a"));
+        assert_eq!(requests.samples[0].label("code"), Some("200"));
+        assert_eq!(requests.samples[1].timestamp_ms, Some(1395066363000));
+        assert_eq!(requests.samples[2].label("route.name"), Some("/c"));
+        assert_eq!(e.families[1].name, "odd \"name\"");
+        assert_eq!(e.families[1].kind, MetricType::Gauge);
+        assert_eq!(e.families[2].name, "bare.no.labels");
+        assert_eq!(e.families[2].samples[0].value, 5.0);
+        assert_eq!(e.families[3].samples[0].label("dotted.label"), Some("x"));
+    }
+
+    #[test]
+    fn malformed_quoted_names_are_refused_with_their_position() {
+        let fail = |body: &str| {
+            parse(
+                body.as_bytes(),
+                ExpositionFormat::Text,
+                &ParseLimits::default(),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        // Two metric names, an empty one, a name not first, an unterminated one, a label with no value.
+        assert!(
+            fail("\"a.b\"{\"c.d\"} 1\n").contains("line 1:"),
+            "a name already given"
+        );
+        assert!(fail("{\"\"} 1\n").contains("empty quoted"));
+        assert!(fail("{x=\"1\", \"m\"} 1\n").contains("'='"));
+        assert!(fail("{\"my.metric} 1\n").contains("unterminated"));
+        assert!(fail("{\"m\", \"l.x\"} 1\n").contains("'='"));
+        assert!(fail("{} 1\n").contains("expected a metric name"));
+        assert!(fail("# TYPE \"m.x counter\n").contains("unterminated"));
+        assert!(fail("# TYPE \"m.x\"counter\n").contains("valid metric name"));
+        let long = format!("{{\"{}\"}} 1\n", "n".repeat(300));
+        assert!(
+            fail(&long).contains("over the limit of 256 bytes"),
+            "{}",
+            fail(&long)
+        );
+        // Escapes other than the three are refused in names as in values.
+        assert!(fail("{\"a\\tb\"} 1\n").contains("invalid escape"));
     }
 
     #[test]

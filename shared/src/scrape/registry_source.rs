@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::config::{Scheme, ScrapeJob, ScrapeLimits, ScrapeTargetSource, TargetGroup};
+use super::config::{
+    Scheme, ScrapeConfigFile, ScrapeJob, ScrapeLimits, ScrapeTargetSource, TargetGroup,
+};
 use crate::registry::{InstanceView, Registry};
 
 /// The job name of registry targets (the `job` label is replaced by each instance's service).
@@ -85,6 +87,33 @@ impl ScrapeTargetSource for RegistrySource {
     }
 }
 
+/// The scheduled scraper's registry job (the `scraper` function, issue 13 item 5a on AWS): the
+/// registry's live instances with a metrics URL as the static groups of one job
+/// ([`REGISTRY_JOB`]), read at each invocation, scraped at `settings.interval`.
+pub async fn registry_job(
+    registry: &Registry,
+    settings: &RegistryScrape,
+    now: i64,
+) -> Result<ScrapeJob, crate::registry::RegistryError> {
+    let mut job = settings.job();
+    job.static_groups = registry
+        .instances(now)
+        .await?
+        .iter()
+        .filter_map(group_of)
+        .collect();
+    Ok(job)
+}
+
+/// `config`'s jobs plus `job` (when it has targets): what one scheduled invocation scrapes.
+pub fn with_job(config: &ScrapeConfigFile, job: ScrapeJob) -> ScrapeConfigFile {
+    let mut out = config.clone();
+    if !job.static_groups.is_empty() {
+        out.jobs.push(job);
+    }
+    out
+}
+
 /// One instance's target group: its metrics URL split into address, scheme and path (with the
 /// query), labelled with its service and instance id. `None` without a usable metrics URL (the
 /// registry accepts only absolute http(s) URLs, so that is an instance without one).
@@ -150,6 +179,54 @@ mod tests {
         assert_eq!(target.labels.get("job"), Some("checkout"));
         assert_eq!(target.labels.get("instance"), Some("c-1"));
         assert_eq!(target.interval, Duration::from_secs(30));
+    }
+
+    #[cfg(feature = "embedded")]
+    #[tokio::test]
+    async fn the_scheduled_scraper_gets_one_job_of_the_registry_targets() {
+        use crate::ports::registry::{InstanceRecord, InstanceSource, RegistryStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::embedded::RedbRegistryStore::open(&dir.path().join("r.redb")).unwrap();
+        let record = |instance: &str, metrics_url: Option<&str>, expires_at: i64| InstanceRecord {
+            service: "checkout".into(),
+            instance: instance.into(),
+            source: InstanceSource::Registered,
+            version: None,
+            host: None,
+            metadata: BTreeMap::new(),
+            health_url: None,
+            metrics_url: metrics_url.map(str::to_string),
+            first_seen: 100,
+            last_seen: 100,
+            lease_ttl_s: Some(30),
+            expires_at,
+        };
+        store
+            .put(&record("c-1", Some("http://127.0.0.1:9100/metrics"), 200))
+            .await
+            .unwrap();
+        store.put(&record("c-2", None, 200)).await.unwrap();
+        store
+            .put(&record("c-3", Some("http://127.0.0.1:9101/metrics"), 110))
+            .await
+            .unwrap();
+        let registry = Registry::new(Arc::new(store), crate::registry::RegistryLimits::default());
+        let settings = RegistryScrape::default();
+        let job = registry_job(&registry, &settings, 120).await.unwrap();
+        let targets = resolve_targets(&job, &job.static_groups);
+        let urls: Vec<&str> = targets.iter().map(|t| t.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            ["http://127.0.0.1:9100/metrics"],
+            "live and with a metrics URL only"
+        );
+        let empty = ScrapeConfigFile {
+            jobs: Vec::new(),
+            warnings: Vec::new(),
+        };
+        assert_eq!(with_job(&empty, job).jobs.len(), 1);
+        let none = registry_job(&registry, &settings, 500).await.unwrap();
+        assert_eq!(with_job(&empty, none).jobs.len(), 0, "no targets, no job");
     }
 
     #[test]

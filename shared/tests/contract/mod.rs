@@ -11,6 +11,7 @@ pub mod admission;
 pub mod alerts;
 pub mod daily;
 pub mod registry;
+pub mod rules;
 pub mod traces;
 
 use std::collections::BTreeMap;

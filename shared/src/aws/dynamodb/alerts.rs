@@ -41,8 +41,8 @@ const MAX_HISTORY_PER_PUT: usize = 99;
 
 /// The alert store on DynamoDB.
 pub struct DynamoAlertStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
     retry: RetryPolicy,
 }
 
@@ -65,7 +65,7 @@ impl DynamoAlertStore {
         self
     }
 
-    fn table(&self) -> Result<&str, AlertStoreError> {
+    pub(super) fn table(&self) -> Result<&str, AlertStoreError> {
         super::table(&self.table, "ALERTS_TABLE")
     }
 }

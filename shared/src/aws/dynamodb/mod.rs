@@ -10,6 +10,7 @@ mod connections;
 mod item;
 mod live;
 mod registry;
+mod rules;
 mod series;
 mod state;
 mod tables;

@@ -18,9 +18,7 @@ use aws_sdk_dynamodb::Client;
 use super::item::{self, get_n, get_opt_n, get_s, Item};
 use super::query_all;
 use crate::aws::errors;
-use crate::ports::registry::{
-    InstanceRecord, InstanceSource, PutKind, RegistryStore, RegistryStoreError,
-};
+use crate::ports::registry::{InstanceRecord, InstanceSource, PutKind, RegistryStore};
 use crate::ports::StoreError;
 
 const PK: &str = "instance";
@@ -40,28 +38,17 @@ impl DynamoRegistryStore {
         }
     }
 
-    fn table(&self) -> Result<&str, RegistryStoreError> {
-        super::table(&self.table, "REGISTRY_TABLE").map_err(from_store)
+    fn table(&self) -> Result<&str, StoreError> {
+        super::table(&self.table, "REGISTRY_TABLE")
     }
 }
 
-fn from_store(error: StoreError) -> RegistryStoreError {
-    match error {
-        StoreError::Throttled(message) => RegistryStoreError::Throttled(message),
-        StoreError::Unavailable(message) => RegistryStoreError::Unavailable(message),
-        StoreError::Corrupt { key, reason } => RegistryStoreError::Corrupt { key, reason },
-    }
-}
-
-fn failed<E, R>(
-    operation: &str,
-    error: &aws_sdk_dynamodb::error::SdkError<E, R>,
-) -> RegistryStoreError
+fn failed<E, R>(operation: &str, error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    from_store(super::store_error(operation, error))
+    super::store_error(operation, error)
 }
 
 fn sort_key(service: &str, instance: &str, source: InstanceSource) -> String {
@@ -75,9 +62,9 @@ fn key(sk: String) -> Item {
     ])
 }
 
-fn to_item(record: &InstanceRecord) -> Result<Item, RegistryStoreError> {
+fn to_item(record: &InstanceRecord) -> Result<Item, StoreError> {
     let sk = sort_key(&record.service, &record.instance, record.source);
-    let json = serde_json::to_string(record).map_err(|e| RegistryStoreError::Corrupt {
+    let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt {
         key: sk.clone(),
         reason: format!("cannot encode: {e}"),
     })?;
@@ -93,9 +80,9 @@ fn to_item(record: &InstanceRecord) -> Result<Item, RegistryStoreError> {
 }
 
 /// The record, with the attributes that heartbeats and updates change taking precedence over the JSON.
-fn from_item(item: &Item) -> Result<InstanceRecord, RegistryStoreError> {
+fn from_item(item: &Item) -> Result<InstanceRecord, StoreError> {
     let sk = get_s(item, "sk").unwrap_or_default().to_string();
-    let corrupt = |reason: String| RegistryStoreError::Corrupt {
+    let corrupt = |reason: String| StoreError::Corrupt {
         key: format!("{PK}/{sk}"),
         reason,
     };
@@ -113,10 +100,10 @@ fn from_item(item: &Item) -> Result<InstanceRecord, RegistryStoreError> {
 impl RegistryStore for DynamoRegistryStore {
     /// An UpdateItem conditioned on a live record (keeps `first_seen`), else a PutItem (created).
     /// Two first writes racing both report `Created`; the record is the later one.
-    async fn put(&self, record: &InstanceRecord) -> Result<PutKind, RegistryStoreError> {
+    async fn put(&self, record: &InstanceRecord) -> Result<PutKind, StoreError> {
         let table = self.table()?;
         let sk = sort_key(&record.service, &record.instance, record.source);
-        let json = serde_json::to_string(record).map_err(|e| RegistryStoreError::Corrupt {
+        let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt {
             key: sk.clone(),
             reason: format!("cannot encode: {e}"),
         })?;
@@ -165,7 +152,7 @@ impl RegistryStore for DynamoRegistryStore {
         instance: &str,
         source: InstanceSource,
         now: i64,
-    ) -> Result<Option<InstanceRecord>, RegistryStoreError> {
+    ) -> Result<Option<InstanceRecord>, StoreError> {
         let result = self
             .client
             .update_item()
@@ -189,7 +176,7 @@ impl RegistryStore for DynamoRegistryStore {
         service: &str,
         instance: &str,
         source: InstanceSource,
-    ) -> Result<Option<InstanceRecord>, RegistryStoreError> {
+    ) -> Result<Option<InstanceRecord>, StoreError> {
         let output = self
             .client
             .delete_item()
@@ -202,20 +189,20 @@ impl RegistryStore for DynamoRegistryStore {
         output.attributes().map(from_item).transpose()
     }
 
-    async fn list(&self) -> Result<Vec<InstanceRecord>, RegistryStoreError> {
+    async fn list(&self) -> Result<Vec<InstanceRecord>, StoreError> {
         let request = self
             .client
             .query()
             .table_name(self.table()?)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", item::s(PK));
-        let items = query_all(request, "Query").await.map_err(from_store)?;
+        let items = query_all(request, "Query").await?;
         items.iter().map(from_item).collect()
     }
 
     /// Deletes each lapsed record with a DeleteItem conditioned on the expiry read, so a heartbeat
     /// that lands in between wins.
-    async fn remove_expired(&self, now: i64) -> Result<Vec<InstanceRecord>, RegistryStoreError> {
+    async fn remove_expired(&self, now: i64) -> Result<Vec<InstanceRecord>, StoreError> {
         let mut removed = Vec::new();
         for record in self.list().await?.into_iter().filter(|r| !r.is_live(now)) {
             let result = self

@@ -29,6 +29,19 @@ pub async fn load_api_keys(config: &SdkConfig) -> Result<ApiKeys, LambdaError> {
     keys_from_hashes(&hashes)
 }
 
+/// SHA-256 hex hashes of the admin keys: the keys that may replace the alert rules
+/// (`PUT /api/alert-rules`). Optional; without it nobody may.
+pub const ADMIN_HASHES_VARIABLE: &str = "ADMIN_KEY_HASHES";
+
+/// The admin keys from `ADMIN_KEY_HASHES` (empty when unset).
+pub fn load_admin_keys() -> Result<ApiKeys, LambdaError> {
+    match std::env::var(ADMIN_HASHES_VARIABLE) {
+        Ok(list) => ApiKeys::from_hashes(&list)
+            .map_err(|e| LambdaError::Config(format!("{ADMIN_HASHES_VARIABLE}: {e}"))),
+        Err(_) => Ok(ApiKeys::default()),
+    }
+}
+
 /// Parses the hash list, refusing an empty one.
 pub fn keys_from_hashes(list: &str) -> Result<ApiKeys, LambdaError> {
     let keys = ApiKeys::from_hashes(list).map_err(LambdaError::Config)?;
