@@ -29,7 +29,7 @@ describe("node text", () => {
     expect(nodeLabel(node({ health: "failing", why }))).toBe(
       "api, failing, 12.5 req/s, p95 40 ms, 1.2 % errors. Health score 42 (down); • 60% of health probes succeeded; Inputs: probes 60 % ok · no alerts",
     );
-    expect(nodeLabel(node({ why: [] }))).toBe("api, healthy, 12.5/s requests, p95 40 ms, 1.2 % errors");
+    expect(nodeLabel(node({ why: [] }))).toBe("api, healthy, 12.5 req/s, p95 40 ms, 1.2 % errors");
   });
 
   it("names what a virtual node is", () => {
