@@ -20,6 +20,7 @@ command -v chromium >/dev/null || packages+=(chromium)
 # Prometheus client for the system python3.
 [ -x /usr/bin/prometheus-node-exporter ] || packages+=(prometheus-node-exporter)
 /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || packages+=(python3-prometheus-client)
+[ -x /usr/bin/promtool ] || packages+=(prometheus)  # `promtool check metrics` checks local mode's GET /metrics (cli/tests/local_own_metrics.rs)
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${packages[*]} (Debian packages)…"

@@ -123,7 +123,14 @@ pub async fn evaluation_loop(
             engine = AlertEngine::new(metrics.clone(), alerting.store.clone(), Arc::new(rules));
         }
         let now = unix_now();
-        match engine.evaluate_report(now).await {
+        let started = std::time::Instant::now();
+        let evaluated = engine.evaluate_report(now).await;
+        super::metrics::events().alert_evaluation(
+            evaluated.is_ok(),
+            evaluated.as_ref().map_or(0, |r| r.transitions.len()),
+            started.elapsed(),
+        );
+        match evaluated {
             Ok(report) => {
                 for failure in &report.failures {
                     tracing::warn!(?failure, "an alert rule could not be evaluated");

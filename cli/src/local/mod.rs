@@ -16,6 +16,7 @@ mod backend;
 mod connections;
 mod gateway;
 mod mapper;
+mod metrics;
 mod otlp_server;
 mod registry;
 mod scrape;
@@ -147,7 +148,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         .with_registry(registry.clone()),
     );
     let aggregator: Arc<dyn ProcessShard> = Arc::new(ShardProcessor::new(
-        store.clone(),
+        metrics::TimedStore::wrap(store.clone()),
         backend.traces.clone(),
         retention,
     ));
@@ -235,6 +236,13 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         ),
     ));
 
+    let metrics = Arc::new(metrics::Endpoint::new(metrics::Sources {
+        ingest: ingest.clone(),
+        aggregator: aggregator_stats.clone(),
+        connections: pusher.clone(),
+        hub: hub.clone(),
+        stream: metrics::embedded_stream(&backend.consumer),
+    }));
     let gateway = gateway::router(gateway::GatewayState {
         connections,
         pusher,
@@ -249,6 +257,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         .with_series_admission(admission)
         .with_registry(registry),
         aggregator_stats,
+        metrics,
         keys,
         dashboard_dir: args.dashboard_dir.clone(),
     });
@@ -333,6 +342,7 @@ async fn flush_loop(
         let Some(batch) = hub.take_batch() else {
             continue;
         };
+        metrics::events().flushes.inc();
         match Fanout::new(connections.as_ref(), pusher.as_ref())
             .deliver_batch(&batch)
             .await
