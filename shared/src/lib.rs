@@ -34,6 +34,7 @@ pub mod registry;
 pub mod scrape;
 pub mod sketch;
 pub mod spans;
+pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod traces;

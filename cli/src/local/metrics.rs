@@ -209,7 +209,7 @@ impl Events {
             (&self.probes, &["up", "down"][..]),
         ] {
             for name in outcomes {
-                family.get_or_create(&outcome(name));
+                let _ = family.get_or_create(&outcome(name));
             }
         }
         registry.register(

@@ -94,11 +94,14 @@ impl LocalHandle {
 /// Runs local mode until Ctrl-C.
 pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let mut handle = start(args).await?;
-    eprintln!(
+    // The banner is for people; JSON logs carry the same addresses in "flowscope local is running".
+    if !crate::logs::is_json() {
+        eprintln!(
         "Flowscope local mode\n  OTLP/HTTP  http://{otlp}  (POST /v1/metrics, /v1/traces, /v1/logs)\n  Dashboard  http://{http}\n  API        http://{http}/api/services\n  WebSocket  ws://{http}/ws\n  Stop with Ctrl-C.",
         otlp = handle.otlp_addr,
         http = handle.http_addr,
-    );
+        );
+    }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         result = handle.wait_for_failure() => result?,

@@ -46,5 +46,12 @@ async fn main() -> Result<(), Error> {
         ))),
         _ => ingest,
     };
-    run(ingest_router(Arc::new(ingest), keys)).await
+    let ingest = Arc::new(ingest);
+    // One CloudWatch EMF line per request (accepted/rejected points and spans, stream writes).
+    let router = flowscope_core::telemetry::emf::with_ingest_lines(
+        ingest_router(ingest.clone(), keys),
+        ingest,
+        flowscope_core::telemetry::emf::function_name("ingest"),
+    );
+    run(router).await
 }
