@@ -21,6 +21,7 @@ pub mod duration;
 pub mod embedded;
 pub mod http;
 pub mod ingest;
+pub mod key_limits;
 pub mod live;
 pub mod model;
 pub mod otlp;

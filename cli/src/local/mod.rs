@@ -148,7 +148,15 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             },
         )
         .with_series_admission(admission.clone())
-        .with_registry(registry.clone()),
+        .with_registry(registry.clone())
+        .with_key_limits(Arc::new(flowscope_core::key_limits::KeyLimiter::new(
+            flowscope_core::key_limits::KeyLimits {
+                items_per_second: args.ingest_key_points_per_second,
+                requests_per_second: args.ingest_key_requests_per_second,
+                max_keys: args.ingest_key_max_keys,
+            },
+            u32::try_from(args.max_points_per_request).unwrap_or(u32::MAX),
+        ))),
     );
     let aggregator: Arc<dyn ProcessShard> = Arc::new(ShardProcessor::new(
         metrics::TimedStore::wrap(store.clone()),
