@@ -390,7 +390,6 @@ async fn serve_messages(
                 queue.start_resync();
                 while let Ok(message) = inbox.try_recv() {
                     state.pusher.dequeued(queue, &message);
-                    super::metrics::events().ws_sent(message.text.len());
                 }
                 if let Some(subscription) = &subscription {
                     if let Some(snapshot) = state.hub.resume(None, subscription) {
@@ -411,10 +410,10 @@ async fn serve_messages(
                 let mut fed = 0;
                 while let Some(message) = next.take() {
                     state.pusher.dequeued(queue, &message);
-                    super::metrics::events().ws_sent(message.text.len());
                     let covered = message.is_update
                         && matches!((message.seq, resumed_at), (Some(seq), Some(at)) if seq <= at);
                     if !covered {
+                        super::metrics::events().ws_sent(message.text.len());
                         feed_text(sink, queue, message.text).await?;
                         fed += 1;
                     }
