@@ -643,6 +643,19 @@ fn decode_sparse(bytes: &[u8]) -> Option<Sketch> {
 #[cfg(test)]
 mod tests {
 
+    /// Regression input of the second `stored_bucket_item` run (crash-135e812a…, fuzz/regressions/):
+    /// the run aborted with "panic in a function that cannot unwind" after sketches-ddsketch
+    /// panics on it (caught by `from_bytes`); outside libFuzzer the same calls neither panic
+    /// nor abort. Kept so the input stays handled.
+    #[test]
+    fn bytes_of_the_second_fuzz_crash_are_handled_without_a_panic() {
+        let crash: &[u8] = b"\x07\x07\xbc\xff\xff\xff\x6f\x2e\x64\x88\x00\x1a\x00\x00\x00\x00\x00\x00\x00\x04\xf7\xbc\xff\xff\xbf\x1d";
+        if let Ok(sketch) = Sketch::from_bytes(crash) {
+            let _ = sketch.quantile(0.99);
+            let _ = Sketch::from_bytes(&sketch.to_bytes());
+        }
+    }
+
     /// Regression (fuzz target `stored_bucket_item`, crash-370be347…): these bytes made
     /// sketches-ddsketch's decoder index past its bins; they must decode to an error instead.
     #[test]
