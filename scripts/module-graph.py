@@ -27,7 +27,7 @@ LAYERS = [
     ("domain", ["model", "sketch", "spans", "duration", "domain", "profiles"]),
     ("ports", ["ports"]),
     ("processing", ["registry", "record", "otlp", "auth", "cardinality", "ingest", "aggregate", "traces", "alerts", "live",
-                    "query", "pipeline", "probing", "scrape", "profiling", "expr"]),
+                    "query", "pipeline", "probing", "scrape", "profiling", "expr", "telemetry", "key_limits"]),
     ("http", ["http"]),
     ("adapters", ["embedded", "aws", "testing"]),
 ]

@@ -20,7 +20,8 @@ command -v chromium >/dev/null || packages+=(chromium)
 # Prometheus client for the system python3.
 [ -x /usr/bin/prometheus-node-exporter ] || packages+=(prometheus-node-exporter)
 /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || packages+=(python3-prometheus-client)
-# promtool reads local mode through the Prometheus read API (cli/tests/local_promql.rs).
+# promtool: local mode through the Prometheus read API (cli/tests/local_promql.rs) and `promtool check metrics`
+# on GET /metrics (cli/tests/local_own_metrics.rs).
 command -v promtool >/dev/null || packages+=(prometheus)
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -6,3 +6,4 @@
 
 pub mod loadgen;
 pub mod local;
+pub mod logs;

@@ -3,11 +3,9 @@
 // Input never panics the process: non-test code returns errors instead (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use std::io::IsTerminal;
-
 use clap::{Parser, Subcommand};
 
-use flowscope_cli::{loadgen, local};
+use flowscope_cli::{loadgen, local, logs};
 
 /// mimalloc instead of glibc's malloc (measured, issue 11): glibc spent ~60% of the aggregator
 /// benchmark's cycles in malloc/free, and kept ~1.9× the live heap as RSS in local mode.
@@ -25,6 +23,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as human-readable text or one JSON object per line (with the request's trace
+    /// and span ids), on stderr.
+    #[arg(long, global = true, env = "FLOWSCOPE_LOG_FORMAT", value_enum, default_value_t = logs::LogFormat::Text)]
+    log_format: logs::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -47,15 +49,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     #[cfg(not(feature = "system-alloc"))]
     tokio::spawn(freed_memory::purge_loop());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn,hyper=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: logs piped to a file or a collector stay plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    logs::init(cli.log_format, "info,tower_http=warn,hyper=warn");
     match cli.command {
         Command::Local(args) => local::run(*args).await,
         Command::Loadgen(args) => loadgen::run(args).await.map(|_| ()),

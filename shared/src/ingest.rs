@@ -224,6 +224,8 @@ pub struct Ingest<S: StreamSink + ?Sized> {
     admission: Option<Arc<dyn SeriesAdmission>>,
     /// The service registry learns instances from resource attributes (throttled per instance).
     registry: Option<Arc<crate::registry::Registry>>,
+    /// Per-ingest-key rate limits (`crate::key_limits`); none means no limit.
+    key_limits: Option<Arc<crate::key_limits::KeyLimiter>>,
 }
 
 fn system_now_unix_nano() -> u64 {
@@ -279,6 +281,17 @@ impl From<AdmissionError> for Refusal {
     }
 }
 
+impl From<crate::key_limits::KeyRefusal> for Refusal {
+    fn from(refusal: crate::key_limits::KeyRefusal) -> Refusal {
+        Refusal {
+            status: 429,
+            code: code::RESOURCE_EXHAUSTED,
+            retry_after_seconds: Some(refusal.retry_after_seconds()),
+            message: refusal.to_string(),
+        }
+    }
+}
+
 impl From<StreamError> for Refusal {
     fn from(error: StreamError) -> Refusal {
         match error {
@@ -319,6 +332,26 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
             clock: Arc::new(system_now_unix_nano),
             admission: None,
             registry: None,
+            key_limits: None,
+        }
+    }
+
+    /// Limits each ingest key's requests and data points + spans per second
+    /// ([`Ingest::handle_keyed`]); requests built in this process are not counted.
+    pub fn with_key_limits(mut self, limiter: Arc<crate::key_limits::KeyLimiter>) -> Self {
+        self.key_limits = Some(limiter);
+        self
+    }
+
+    /// Takes `items` from `key`'s bucket, when both a key and limits are set.
+    fn admit_key_items(
+        &self,
+        key: Option<&crate::key_limits::KeyId>,
+        items: usize,
+    ) -> Result<(), Refusal> {
+        match (&self.key_limits, key) {
+            (Some(limiter), Some(key)) => Ok(limiter.admit_items(key, items as u64)?),
+            _ => Ok(()),
         }
     }
 
@@ -398,12 +431,22 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
     }
 
     pub async fn handle(&self, request: IngestRequest) -> IngestResponse {
+        self.handle_keyed(request, None).await
+    }
+
+    /// [`Ingest::handle`] for a request presented with ingest key `key`, which counts against that
+    /// key's rate limits (429 with `Retry-After` over them; nothing of the request is kept).
+    pub async fn handle_keyed(
+        &self,
+        request: IngestRequest,
+        key: Option<&crate::key_limits::KeyId>,
+    ) -> IngestResponse {
         // Errors are answered in the request's format when it is known, protobuf otherwise.
         let format = match Format::from_content_type(request.content_type.as_deref()) {
             Ok(format) => format,
             Err(error) => return self.refuse(Format::Protobuf, error.into()),
         };
-        match self.accept(format, &request).await {
+        match self.accept(format, &request, key).await {
             Ok(body) => IngestResponse {
                 status: 200,
                 content_type: format.content_type().to_string(),
@@ -415,7 +458,15 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
     }
 
     /// Everything up to a durable write; returns the 200 response body.
-    async fn accept(&self, format: Format, request: &IngestRequest) -> Result<Vec<u8>, Refusal> {
+    async fn accept(
+        &self,
+        format: Format,
+        request: &IngestRequest,
+        key: Option<&crate::key_limits::KeyId>,
+    ) -> Result<Vec<u8>, Refusal> {
+        if let (Some(limiter), Some(key)) = (&self.key_limits, key) {
+            limiter.admit_request(key)?;
+        }
         if request.body.len() > self.limits.max_body_bytes {
             return Err(OtlpError::BodyTooLarge {
                 size: request.body.len(),
@@ -455,6 +506,8 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                 let mut entries = Vec::new();
                 while request.next_chunk() {
                     let decoded = &mut request.decoded;
+                    // Before series admission: a key over its rate does not grow the active set.
+                    self.admit_key_items(key, decoded.points.len())?;
                     if let Some(admission) = &self.admission {
                         let refused = crate::cardinality::admit_points(
                             admission.as_ref(),
@@ -484,6 +537,7 @@ impl<S: StreamSink + ?Sized> Ingest<S> {
                 } else {
                     otlp::decode_traces(format, &body, self.point_limits())?
                 };
+                self.admit_key_items(key, decoded.spans.len())?;
                 if let Some(admission) = &self.admission {
                     crate::cardinality::admit_spans(
                         admission.as_ref(),

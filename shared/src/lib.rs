@@ -22,6 +22,7 @@ pub mod embedded;
 pub mod expr;
 pub mod http;
 pub mod ingest;
+pub mod key_limits;
 pub mod live;
 pub mod model;
 pub mod otlp;
@@ -37,6 +38,7 @@ pub mod registry;
 pub mod scrape;
 pub mod sketch;
 pub mod spans;
+pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod traces;

@@ -288,8 +288,17 @@ impl Sketch {
         if let Some(sparse) = decode_sparse(bytes) {
             return Ok(sparse);
         }
-        let inner = DDSketch::from_java_bytes(bytes)
-            .map_err(|e| SketchError::Malformed(format!("{e:?}")))?;
+        // sketches-ddsketch 0.4.2 panics on some malformed encodings (bins whose keys span more than
+        // the store can shift: an index out of bounds in `Store::shift_bins`, found by the
+        // `stored_bucket_item` fuzz target). A damaged stored item must read as an error, not take
+        // the process down, so a panic of the decoder is caught and reported as malformed.
+        let decoded =
+            std::panic::catch_unwind(|| DDSketch::from_java_bytes(bytes)).map_err(|_| {
+                SketchError::Malformed(
+                    "the sketch's bins are inconsistent (decoder panicked)".into(),
+                )
+            })?;
+        let inner = decoded.map_err(|e| SketchError::Malformed(format!("{e:?}")))?;
         let mut sketch = DDSketch::new(config());
         sketch.merge(&inner).map_err(|e| {
             SketchError::Malformed(format!(
@@ -633,6 +642,32 @@ fn decode_sparse(bytes: &[u8]) -> Option<Sketch> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Regression input of the second `stored_bucket_item` run (crash-135e812a…, fuzz/regressions/):
+    /// the run aborted with "panic in a function that cannot unwind" after sketches-ddsketch
+    /// panics on it (caught by `from_bytes`); outside libFuzzer the same calls neither panic
+    /// nor abort. Kept so the input stays handled.
+    #[test]
+    fn bytes_of_the_second_fuzz_crash_are_handled_without_a_panic() {
+        let crash: &[u8] = b"\x07\x07\xbc\xff\xff\xff\x6f\x2e\x64\x88\x00\x1a\x00\x00\x00\x00\x00\x00\x00\x04\xf7\xbc\xff\xff\xbf\x1d";
+        if let Ok(sketch) = Sketch::from_bytes(crash) {
+            let _ = sketch.quantile(0.99);
+            let _ = Sketch::from_bytes(&sketch.to_bytes());
+        }
+    }
+
+    /// Regression (fuzz target `stored_bucket_item`, crash-370be347…): these bytes made
+    /// sketches-ddsketch's decoder index past its bins; they must decode to an error instead.
+    #[test]
+    fn bytes_that_panicked_the_ddsketch_decoder_are_refused_as_malformed() {
+        let mut crash = vec![0x0f, 0xa0];
+        crash.extend(std::iter::repeat_n(0xd1, 88));
+        assert!(matches!(
+            Sketch::from_bytes(&crash),
+            Err(SketchError::Malformed(_))
+        ));
+    }
+
     use super::*;
 
     #[test]

@@ -165,8 +165,10 @@ impl Evaluator {
         if sinks.is_empty() {
             // Nothing else configured (or every optional sink off): notifications go to the log.
             tracing::info!("no alert notification sink is on; notifications are logged (target flowscope::alert_notification)");
-            sinks.push(Arc::new(flowscope_core::alerts::log_sink::LogNotifier::new("log"))
-                as Arc<dyn flowscope_core::ports::Notifier>);
+            sinks.push(
+                Arc::new(flowscope_core::alerts::log_sink::LogNotifier::new("log"))
+                    as Arc<dyn flowscope_core::ports::Notifier>,
+            );
         }
         Ok(Evaluator {
             version: current.version,
@@ -242,7 +244,14 @@ pub async fn evaluation_loop(
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "reading the alert rules store failed"),
         }
-        match evaluator.engine.evaluate_report(now).await {
+        let started = std::time::Instant::now();
+        let evaluated = evaluator.engine.evaluate_report(now).await;
+        super::metrics::events().alert_evaluation(
+            evaluated.is_ok(),
+            evaluated.as_ref().map_or(0, |r| r.transitions.len()),
+            started.elapsed(),
+        );
+        match evaluated {
             Ok(report) => {
                 for failure in &report.failures {
                     tracing::warn!(?failure, "an alert rule could not be evaluated");

@@ -90,6 +90,25 @@ pub struct LocalArgs {
         default_value_t = 100_000
     )]
     pub max_points_per_request: usize,
+    /// Data points + spans per second each ingest key may send (the credential in `x-api-key` /
+    /// `Authorization: Bearer` on the OTLP port; requests without one share one key); over it: 429
+    /// with `Retry-After`, nothing of the request kept. 0 = no limit.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_INGEST_KEY_POINTS_PER_SECOND",
+        default_value_t = 1_000_000
+    )]
+    pub ingest_key_points_per_second: u32,
+    /// OTLP requests per second each ingest key may send; over it: 429 with `Retry-After`. 0 = no limit.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_INGEST_KEY_REQUESTS_PER_SECOND",
+        default_value_t = 10_000
+    )]
+    pub ingest_key_requests_per_second: u32,
+    /// Ingest keys whose rate limits are tracked at once; new keys beyond share one bucket.
+    #[arg(long, env = "FLOWSCOPE_INGEST_KEY_MAX_KEYS", default_value_t = 10_000)]
+    pub ingest_key_max_keys: usize,
     /// Require this token on the query API (`Authorization: Bearer` or `x-api-key`), the WebSocket
     /// (`?token=`) and `@connections`; the dashboard asks for it. Without it, anyone who reaches the
     /// HTTP address may read (keep that on 127.0.0.1).

@@ -44,6 +44,8 @@ pub struct GatewayState {
     pub hub: Arc<LiveHub>,
     pub ingest: Arc<Ingest<dyn StreamSink>>,
     pub aggregator_stats: Arc<AggregatorStats>,
+    /// `GET /metrics` (Prometheus text).
+    pub metrics: Arc<super::metrics::Endpoint>,
     /// The ports behind `/api/*` (the core's router, shared with the query function).
     pub api: ApiState,
     /// The `--token` credential (hashed); empty = no credential needed.
@@ -62,6 +64,7 @@ pub fn router(state: GatewayState) -> Router {
     ));
     let router = Router::new()
         .route("/api/pipeline", get(pipeline_stats))
+        .route("/metrics", get(own_metrics))
         .route("/ws", get(websocket))
         .route(
             "/@connections/{id}",
@@ -143,6 +146,23 @@ async fn pipeline_stats(State(state): State<GatewayState>) -> Json<serde_json::V
         "aggregator": state.aggregator_stats.snapshot(),
         "live": live_stats(&state),
     }))
+}
+
+/// Local mode's own metrics in the Prometheus/OpenMetrics text format (`metrics.rs`).
+/// OpenMetrics when the `Accept` header asks for it (Prometheus does), else Prometheus text 0.0.4.
+async fn own_metrics(State(state): State<GatewayState>, headers: HeaderMap) -> Response {
+    use super::metrics::{to_prometheus_text, wants_openmetrics, OPENMETRICS, PROMETHEUS_TEXT};
+    let text = state.metrics.render();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if wants_openmetrics(accept) {
+        ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, PROMETHEUS_TEXT)],
+            to_prometheus_text(&text),
+        )
+            .into_response()
+    }
 }
 
 /// Public, so it carries endpoints and mode only — never a credential. `auth` tells the dashboard
@@ -393,6 +413,7 @@ async fn serve_messages(
                     let covered = message.is_update
                         && matches!((message.seq, resumed_at), (Some(seq), Some(at)) if seq <= at);
                     if !covered {
+                        super::metrics::events().ws_sent(message.text.len());
                         feed_text(sink, queue, message.text).await?;
                         fed += 1;
                     }

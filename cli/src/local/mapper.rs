@@ -138,7 +138,9 @@ async fn run_embedded_shard(
             shard_id: shard.clone(),
             records,
         };
+        let started = std::time::Instant::now();
         let outcome = aggregator.process_shard(&batch).await;
+        super::metrics::events().batch(batch.records.len(), started.elapsed());
         for (seq, reason) in &outcome.metrics.poison {
             tracing::error!(%shard, sequence_number = %seq, %reason, "poison record skipped");
         }
@@ -171,7 +173,12 @@ async fn save_checkpoint(
     let Some(seq) = checkpoint else {
         return true;
     };
-    if let Err(e) = store.sync().await {
+    let started = std::time::Instant::now();
+    let synced = store.sync().await;
+    super::metrics::events()
+        .store_sync_seconds
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(e) = synced {
         tracing::warn!(%shard, error = %e, "making the store durable failed");
         return false;
     }

@@ -16,6 +16,7 @@ mod backend;
 mod connections;
 mod gateway;
 mod mapper;
+mod metrics;
 mod otlp_server;
 mod profiles;
 mod registry;
@@ -94,11 +95,14 @@ impl LocalHandle {
 /// Runs local mode until Ctrl-C.
 pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let mut handle = start(args).await?;
-    eprintln!(
+    // The banner is for people; JSON logs carry the same addresses in "flowscope local is running".
+    if !crate::logs::is_json() {
+        eprintln!(
         "Flowscope local mode\n  OTLP/HTTP  http://{otlp}  (POST /v1/metrics, /v1/traces, /v1/logs; profiles: POST /ingest)\n  Dashboard  http://{http}\n  API        http://{http}/api/services\n  WebSocket  ws://{http}/ws\n  Stop with Ctrl-C.",
         otlp = handle.otlp_addr,
         http = handle.http_addr,
-    );
+        );
+    }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         result = handle.wait_for_failure() => result?,
@@ -157,10 +161,18 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             },
         )
         .with_series_admission(admission.clone())
-        .with_registry(registry.clone()),
+        .with_registry(registry.clone())
+        .with_key_limits(Arc::new(flowscope_core::key_limits::KeyLimiter::new(
+            flowscope_core::key_limits::KeyLimits {
+                items_per_second: args.ingest_key_points_per_second,
+                requests_per_second: args.ingest_key_requests_per_second,
+                max_keys: args.ingest_key_max_keys,
+            },
+            u32::try_from(args.max_points_per_request).unwrap_or(u32::MAX),
+        ))),
     );
     let aggregator: Arc<dyn ProcessShard> = Arc::new(ShardProcessor::new(
-        store.clone(),
+        metrics::TimedStore::wrap(store.clone()),
         backend.traces.clone(),
         retention,
     ));
@@ -272,6 +284,13 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         closing.close_all();
         Ok(())
     });
+    let metrics = Arc::new(metrics::Endpoint::new(metrics::Sources {
+        ingest: ingest.clone(),
+        aggregator: aggregator_stats.clone(),
+        connections: pusher.clone(),
+        hub: hub.clone(),
+        stream: metrics::embedded_stream(&backend.consumer),
+    }));
     let gateway = gateway::router(gateway::GatewayState {
         connections,
         pusher,
@@ -292,6 +311,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             max_series: args.query_max_series,
         }),
         aggregator_stats,
+        metrics,
         keys,
         dashboard_dir: args.dashboard_dir.clone(),
     });
@@ -376,6 +396,7 @@ async fn flush_loop(
         let Some(batch) = hub.take_batch() else {
             continue;
         };
+        metrics::events().flushes.inc();
         match Fanout::new(connections.as_ref(), pusher.as_ref())
             .deliver_batch(&batch)
             .await

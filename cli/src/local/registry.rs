@@ -190,8 +190,9 @@ pub async fn probe_loop(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if let Err(e) = probe::probe_round(&registry, &prober, ingest.as_ref(), unix_now()).await {
-            tracing::warn!(error = %e, "listing instances to probe failed");
+        match probe::probe_round(&registry, &prober, ingest.as_ref(), unix_now()).await {
+            Ok(report) => super::metrics::events().probe_round(report.probed, report.up),
+            Err(e) => tracing::warn!(error = %e, "listing instances to probe failed"),
         }
     }
 }

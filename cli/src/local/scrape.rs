@@ -339,6 +339,7 @@ async fn target_loop<S: StreamSink + ?Sized>(
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         let report = scrape_once(&scraper, ingest.as_ref(), &target, now).await;
+        super::metrics::events().scrape(report.up, report.duration);
         if was_up != Some(report.up) {
             match &report.error {
                 None => tracing::info!(url = %target.url, samples = report.samples, "target up"),

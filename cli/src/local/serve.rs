@@ -46,6 +46,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
+use tracing::Instrument;
 
 /// Most header fields a request may carry before we answer 431.
 pub const MAX_HEADER_FIELDS: usize = 100;
@@ -132,7 +133,13 @@ pub async fn serve(
         };
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(request).await) }
+            // Log lines of this request carry its trace and span ids (crate::logs).
+            let span = crate::logs::request_span(
+                request.method().as_str(),
+                request.uri().path(),
+                request.headers(),
+            );
+            async move { Ok::<_, Infallible>(app.handle(request).instrument(span).await) }
         });
         let connection = builder.serve_connection(io, service).with_upgrades();
         let mut stop = stopped.clone();

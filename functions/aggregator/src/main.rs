@@ -19,6 +19,7 @@ use flowscope_core::aws::lambda::poison::PoisonQueue;
 use flowscope_core::aws::{config, DynamoLiveEvents, DynamoStore, DynamoTraceStore, TableNames};
 use flowscope_core::model::Retention;
 use flowscope_core::pipeline::ShardProcessor;
+use flowscope_core::telemetry::emf;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
@@ -37,11 +38,27 @@ async fn main() -> Result<(), Error> {
         .filter(|url| !url.is_empty())
         .map(|url| PoisonQueue::new(&config, url));
     let (aggregator, poison, live) = (&aggregator, poison.as_ref(), live.as_ref());
+    let function = &emf::function_name("aggregator");
     run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move {
-            handle_kinesis_event_with_live(aggregator, poison, live, event.payload)
+            let started = std::time::Instant::now();
+            let records = event.payload.records.len();
+            let result = handle_kinesis_event_with_live(aggregator, poison, live, event.payload)
                 .await
-                .map_err(Error::from)
+                .map_err(Error::from);
+            // One CloudWatch EMF line per batch: its size, the records to redeliver, its duration.
+            let failed = result
+                .as_ref()
+                .map_or(records, |r| r.batch_item_failures.len());
+            emf::aggregator_line(
+                function,
+                emf::now_ms(),
+                records,
+                failed,
+                started.elapsed().as_secs_f64(),
+            )
+            .emit();
+            result
         },
     ))
     .await

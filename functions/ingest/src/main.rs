@@ -6,6 +6,8 @@
 //! Active-series limits (shared by every instance through `STATE_TABLE`): `MAX_SERIES_PER_SERVICE`
 //! (10000), `MAX_SERIES_PER_METRIC` (2000), `SERIES_ACTIVE_WINDOW_SECONDS` (3600). Optional
 //! `REGISTRY_TABLE`: instances named by OTLP resources are recorded in the service registry.
+//! Per-key rate limits, per container: `KEY_POINTS_PER_SECOND` (1000000), `KEY_REQUESTS_PER_SECOND`
+//! (10000), `KEY_MAX_KEYS` (10000); 0 turns one off.
 
 // Input never panics the process: non-test code returns errors instead (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -17,6 +19,7 @@ use flowscope_core::aws::{config, DynamoRegistryStore, DynamoSeriesAdmission, Ki
 use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::http::ingest_router;
 use flowscope_core::ingest::{Ingest, IngestLimits};
+use flowscope_core::key_limits::{KeyLimiter, KeyLimits};
 use flowscope_core::ports::StreamSink;
 use flowscope_core::registry::{Registry, RegistryLimits};
 use lambda_http::{run, Error};
@@ -36,7 +39,14 @@ async fn main() -> Result<(), Error> {
         required_env("STATE_TABLE")?,
         SeriesLimits::from_env()?,
     );
-    let ingest = Ingest::new(stream, limits).with_series_admission(Arc::new(admission));
+    // Per-key rate limits, in memory per container (the coarse limit is API Gateway's throttling).
+    let key_limits = KeyLimiter::new(
+        KeyLimits::default().with_env(|name| std::env::var(name).ok())?,
+        u32::try_from(limits.max_points_per_request).unwrap_or(u32::MAX),
+    );
+    let ingest = Ingest::new(stream, limits)
+        .with_series_admission(Arc::new(admission))
+        .with_key_limits(Arc::new(key_limits));
     // Instances named by OTLP resources (`service.instance.id`) go into the registry, at most one
     // write per instance per minute per container.
     let ingest = match std::env::var("REGISTRY_TABLE") {
@@ -46,5 +56,12 @@ async fn main() -> Result<(), Error> {
         ))),
         _ => ingest,
     };
-    run(ingest_router(Arc::new(ingest), keys)).await
+    let ingest = Arc::new(ingest);
+    // One CloudWatch EMF line per request (accepted/rejected points and spans, stream writes).
+    let router = flowscope_core::telemetry::emf::with_ingest_lines(
+        ingest_router(ingest.clone(), keys),
+        ingest,
+        flowscope_core::telemetry::emf::function_name("ingest"),
+    );
+    run(router).await
 }

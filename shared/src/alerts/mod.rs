@@ -15,8 +15,8 @@
 pub mod api;
 pub mod engine;
 pub mod evaluate;
-pub mod log_sink;
 pub mod live_rules;
+pub mod log_sink;
 pub mod notify;
 pub mod rules;
 pub use crate::domain::alerts::{silence, state};

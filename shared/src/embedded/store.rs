@@ -1247,6 +1247,19 @@ impl<'a> Input<'a> {
     }
 }
 
+/// The fuzz target `stored_bucket_item` (fuzz/): decodes a stored bucket item; one that decodes
+/// must encode and decode again to the same item. Not part of the API.
+#[doc(hidden)]
+pub fn fuzz_bucket_item(bytes: &[u8]) {
+    if let Ok(item) = decode_item(bytes) {
+        let again = decode_item(&encode_item(&item))
+            .unwrap_or_else(|e| panic!("a decoded item did not decode after encoding: {e}"));
+        assert_eq!(again.stats.count, item.stats.count);
+        assert_eq!(again.watermarks, item.watermarks);
+        assert_eq!(again.expires_at_unix_s, item.expires_at_unix_s);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,7 +125,9 @@ async fn handle(ingest: &Receiver, signal: Signal, headers: &HeaderMap, body: Bo
         content_encoding: header_text(headers, header::CONTENT_ENCODING),
         body,
     };
-    into_response(ingest.handle(request).await)
+    // Each presented credential (or none) counts against its own rate limits.
+    let key = crate::key_limits::KeyId::from_headers(headers);
+    into_response(ingest.handle_keyed(request, Some(&key)).await)
 }
 
 enum ReadError {
