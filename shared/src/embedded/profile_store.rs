@@ -338,12 +338,7 @@ mod tests {
     use super::*;
 
     fn tree(stacks: &[(&str, u64)]) -> StackTree {
-        let mut t = StackTree::new();
-        for (s, v) in stacks {
-            let frames: Vec<&str> = s.split(';').collect();
-            t.add_named_stack(&frames, *v);
-        }
-        t
+        StackTree::from_folded_pairs(stacks)
     }
 
     fn key(env: &str) -> ProfileKey {

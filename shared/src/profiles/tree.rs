@@ -316,16 +316,24 @@ impl StackTree {
 }
 
 #[cfg(test)]
+impl StackTree {
+    /// A tree of `("main;a;b", value)` pairs, for tests across the crate.
+    pub(crate) fn from_folded_pairs(stacks: &[(&str, u64)]) -> StackTree {
+        let mut tree = StackTree::new();
+        for (stack, value) in stacks {
+            let frames: Vec<&str> = stack.split(';').collect();
+            tree.add_named_stack(&frames, *value);
+        }
+        tree
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     fn tree(stacks: &[(&str, u64)]) -> StackTree {
-        let mut t = StackTree::new();
-        for (s, v) in stacks {
-            let frames: Vec<&str> = s.split(';').collect();
-            t.add_named_stack(&frames, *v);
-        }
-        t
+        StackTree::from_folded_pairs(stacks)
     }
 
     #[test]
