@@ -620,6 +620,10 @@ impl BucketStore for TimedStore {
             .query_buckets(series, resolution, from_unix_s, to_unix_s)
             .await
     }
+
+    fn derives_daily(&self) -> bool {
+        self.inner.derives_daily()
+    }
 }
 
 #[async_trait]

@@ -91,11 +91,10 @@ pub trait BucketStore: Send + Sync {
     }
 
     /// Whether the store builds the `1d` buckets itself from the `1h` deltas it applies (each day
-    /// exactly the merge of its hours). Then writers send 1m/5m/1h deltas only; otherwise (the
-    /// default) they send a `1d` delta too, guarded by the same watermarks.
-    fn derives_daily(&self) -> bool {
-        false
-    }
+    /// exactly the merge of its hours). Then writers send 1m/5m/1h deltas only; otherwise they send
+    /// a `1d` delta too, guarded by the same watermarks. No default: a wrapper that forgot to pass
+    /// it through would count every point twice in its day.
+    fn derives_daily(&self) -> bool;
 
     /// Buckets of one series and resolution with `from_unix_s <= start < to_unix_s`, oldest first.
     async fn query_buckets(

@@ -231,6 +231,11 @@ impl BucketStore for DynamoStore {
         self.apply_bucket_delta(delta).await
     }
 
+    /// DynamoDB receives the `1d` deltas from the writers (see `infra/dynamodb.md`).
+    fn derives_daily(&self) -> bool {
+        false
+    }
+
     async fn query_buckets(
         &self,
         series: SeriesId,
