@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use flowscope_cli::local;
 use serde_json::Value;
-use tokio::time::{sleep, Instant};
+use support::wait_until;
+use tokio::time::sleep;
 
 const NEVER_RULE: &str = "  - name: never\n    metric: nothing.here\n    aggregation: avg\n    window: 1m\n    condition: above\n    warning: 1\n    critical: 2\n";
 const DEPTH_RULE: &str = "  - name: deep-queue\n    metric: queue.depth\n    aggregation: avg\n    window: 1m\n    condition: above\n    warning: 50\n    critical: 80\n";
@@ -18,26 +19,6 @@ fn rules_file(sinks: &str, rules: &str) -> String {
     format!(
         "version: 1\nsettings:\n  evaluation_delay: 5s\nnotifications:\n  group_wait: 1s\n  sinks: [{sinks}]\nrules:\n{rules}"
     )
-}
-
-/// Polls `check` every 200 ms until it returns true or `within` passes (then fails with `what`).
-async fn wait_until<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = (bool, String)>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        let (done, state) = check().await;
-        if done {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {within:?}; last seen {state}"
-        );
-        sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn rules_in_force(addr: std::net::SocketAddr) -> Value {

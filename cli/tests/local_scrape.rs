@@ -22,7 +22,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use flowscope_cli::local;
-use tokio::time::{sleep, Instant};
+use support::wait_until;
+use tokio::time::sleep;
 
 const PYTHON: &str = "/usr/bin/python3";
 const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
@@ -147,26 +148,6 @@ async fn totals(http: SocketAddr, service: &str, metric: &str) -> (u64, f64, Opt
             },
         )
     })
-}
-
-/// Polls `check` every 200 ms until it returns true or `within` passes (then fails with `what`).
-async fn wait_until<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = (bool, String)>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        let (done, state) = check().await;
-        if done {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {within:?}; last seen {state}"
-        );
-        sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// The exporter's own value of `name{labels}` in its exposition (what "the exporter reports").

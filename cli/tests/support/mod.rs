@@ -348,3 +348,23 @@ pub async fn next_json(socket: &mut Socket) -> Value {
         }
     }
 }
+
+/// Polls `check` every 200 ms until it returns true or `within` passes (then fails with `what`).
+pub async fn wait_until<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (bool, String)>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (done, state) = check().await;
+        if done {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}; last seen {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
