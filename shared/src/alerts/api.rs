@@ -23,12 +23,16 @@ use super::state::{
 };
 use super::wire::AlertEvent;
 use crate::ports::{AlertStore, AlertStoreError, PutOutcome};
-use crate::query::{timestamp_param, MAX_TIMESTAMP, MIN_TIMESTAMP};
+use crate::query::{MAX_TIMESTAMP, MIN_TIMESTAMP};
 
 /// Default history range when `from` is omitted.
-const DEFAULT_HISTORY_S: i64 = 86_400;
-const DEFAULT_HISTORY_LIMIT: usize = 500;
-const MAX_HISTORY_LIMIT: usize = 5000;
+pub const DEFAULT_HISTORY_S: i64 = 86_400;
+/// Transitions listed when `limit` is absent, and the most a request may ask for.
+pub const DEFAULT_HISTORY_LIMIT: usize = 500;
+pub const MAX_HISTORY_LIMIT: usize = 5000;
+/// Dead letters listed when `limit` is absent, and the most a request may ask for.
+pub const DEFAULT_DEAD_LETTER_LIMIT: usize = 100;
+pub const MAX_DEAD_LETTER_LIMIT: usize = 1000;
 /// Largest request body accepted (a silence with many matchers is still tiny).
 const MAX_BODY_BYTES: usize = 64 * 1024;
 const ACK_ATTEMPTS: usize = 5;
@@ -163,12 +167,14 @@ pub struct NotificationsSummary {
     pub sinks: Vec<SinkSummary>,
 }
 
-/// The query string of `GET /api/alerts/history`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct HistoryParams {
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub limit: Option<String>,
+/// What `GET /api/alerts/history` lists: transitions in `[from, to)`, at most `limit`, optionally
+/// of one alert, rule or service (parsed and defaulted from the query string by
+/// `crate::http::params::HistoryParams`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryFilter {
+    pub from: i64,
+    pub to: i64,
+    pub limit: usize,
     pub fingerprint: Option<String>,
     pub rule: Option<String>,
     pub service: Option<String>,
@@ -213,8 +219,7 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
     }
 
     /// `GET /api/alerts/dead-letters?limit`.
-    pub async fn dead_letters(&self, limit: Option<&str>) -> Result<DeadLetters, AlertApiError> {
-        let limit = limit_param(limit, 100, 1000)?;
+    pub async fn dead_letters(&self, limit: usize) -> Result<DeadLetters, AlertApiError> {
         let dead_letters = self.store.list_dead_letters(limit).await?;
         Ok(DeadLetters { dead_letters })
     }
@@ -372,27 +377,15 @@ impl<A: AlertStore + ?Sized> AlertApi<A> {
     }
 
     /// `GET /api/alerts/history?from&to&limit&fingerprint&rule&service`: transitions, newest first.
-    pub async fn history(
-        &self,
-        params: &HistoryParams,
-        now: i64,
-    ) -> Result<AlertHistory, AlertApiError> {
-        let to = timestamp_param(params.to.as_deref(), "to")
-            .map_err(AlertApiError::BadRequest)?
-            .unwrap_or_else(|| now.saturating_add(1).clamp(MIN_TIMESTAMP, MAX_TIMESTAMP));
-        let from = timestamp_param(params.from.as_deref(), "from")
-            .map_err(AlertApiError::BadRequest)?
-            .unwrap_or_else(|| to.saturating_sub(DEFAULT_HISTORY_S).max(MIN_TIMESTAMP));
+    pub async fn history(&self, params: &HistoryFilter) -> Result<AlertHistory, AlertApiError> {
+        let HistoryFilter {
+            from, to, limit, ..
+        } = *params;
         if from >= to {
             return Err(AlertApiError::BadRequest(format!(
                 "`from` ({from}) must be before `to` ({to})"
             )));
         }
-        let limit = limit_param(
-            params.limit.as_deref(),
-            DEFAULT_HISTORY_LIMIT,
-            MAX_HISTORY_LIMIT,
-        )?;
         let filtered =
             params.fingerprint.is_some() || params.rule.is_some() || params.service.is_some();
         // Filters apply after reading, so read the most a response may hold when filtering.
@@ -437,18 +430,6 @@ fn check_silence_times(request: &SilenceRequest) -> Result<(), AlertApiError> {
         }
     }
     Ok(())
-}
-
-fn limit_param(limit: Option<&str>, default: usize, max: usize) -> Result<usize, AlertApiError> {
-    match limit {
-        None => Ok(default),
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(AlertApiError::BadRequest(format!(
-                "`limit` must be a number from 1 to {max}, got {v:?}"
-            ))),
-        },
-    }
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AlertApiError> {

@@ -23,10 +23,10 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::params::RangeParams;
+use super::params::{limit_param, HistoryParams, RangeParams};
 use crate::alerts::api::{
     AckRequest, AcknowledgedAlert, AlertApiError, AlertHistory, AlertList, CreatedSilence,
-    DeadLetters, DeletedSilence, HistoryParams, SilenceList,
+    DeadLetters, DeletedSilence, SilenceList, DEFAULT_DEAD_LETTER_LIMIT, MAX_DEAD_LETTER_LIMIT,
 };
 use crate::alerts::silence::SilenceRequest;
 use crate::alerts::{AlertApi, AlertEvent, RuleSet};
@@ -559,7 +559,12 @@ async fn recent_traces(
     ApiQuery(params): ApiQuery<LimitParams>,
 ) -> ApiResult<Json<TraceList>> {
     let store = trace_store(&state, &uri)?;
-    let limit = traces::api::list_limit(params.limit.as_deref())?;
+    let limit = limit_param(
+        params.limit.as_deref(),
+        traces::api::DEFAULT_LIST_LIMIT,
+        traces::api::MAX_LIST_LIMIT,
+    )
+    .map_err(QueryError::BadRequest)?;
     let traces = traces::api::recent(store.as_ref(), &service, limit).await?;
     Ok(Json(TraceList { service, traces }))
 }
@@ -632,7 +637,10 @@ async fn alert_history(
     State(state): State<ApiState>,
     ApiQuery(params): ApiQuery<HistoryParams>,
 ) -> ApiResult<Json<AlertHistory>> {
-    Ok(Json(state.alerts.history(&params, state.now()).await?))
+    let filter = params
+        .filter(state.now())
+        .map_err(AlertApiError::BadRequest)?;
+    Ok(Json(state.alerts.history(&filter).await?))
 }
 
 #[utoipa::path(
@@ -650,7 +658,17 @@ async fn dead_letters(
     ApiQuery(params): ApiQuery<LimitParams>,
 ) -> ApiResult<Json<DeadLetters>> {
     Ok(Json(
-        state.alerts.dead_letters(params.limit.as_deref()).await?,
+        state
+            .alerts
+            .dead_letters(
+                limit_param(
+                    params.limit.as_deref(),
+                    DEFAULT_DEAD_LETTER_LIMIT,
+                    MAX_DEAD_LETTER_LIMIT,
+                )
+                .map_err(AlertApiError::BadRequest)?,
+            )
+            .await?,
     ))
 }
 

@@ -43,19 +43,6 @@ pub async fn get_trace<T: TraceStore + ?Sized>(
     Ok(trace_view(&trace_id, &spans))
 }
 
-/// `limit` of a trace list: [`DEFAULT_LIST_LIMIT`] when absent, 1..=[`MAX_LIST_LIMIT`].
-pub fn list_limit(limit: Option<&str>) -> Result<usize, QueryError> {
-    match limit {
-        None => Ok(DEFAULT_LIST_LIMIT),
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIST_LIMIT).contains(&n) => Ok(n),
-            _ => Err(QueryError::BadRequest(format!(
-                "`limit` must be 1 to {MAX_LIST_LIMIT}, got {text:?}"
-            ))),
-        },
-    }
-}
-
 /// The service's recent kept traces, newest first.
 pub async fn recent<T: TraceStore + ?Sized>(
     traces: &T,
