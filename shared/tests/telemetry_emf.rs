@@ -115,3 +115,86 @@ fn the_schema_refuses_a_line_without_a_timestamp() {
         r#"{"_aws":{"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[]],"Metrics":[{"Name":"A","Unit":"Count"}]}]},"A":1}"#,
     );
 }
+
+/// The CloudWatch dashboard in `template.yaml` charts only metrics the functions' EMF lines emit:
+/// a renamed metric would otherwise leave an empty chart that nobody notices.
+#[test]
+fn the_template_dashboard_charts_only_metrics_the_functions_emit() {
+    let template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(include_str!("../../template.yaml")).expect("template.yaml parses");
+    let body = match &template["Resources"]["PipelineDashboard"]["Properties"]["DashboardBody"] {
+        serde_yaml_ng::Value::Tagged(tagged) => tagged.value.as_str().map(str::to_owned),
+        other => other.as_str().map(str::to_owned),
+    }
+    .expect("PipelineDashboard has a DashboardBody string");
+    // `${Ref}` substitutions are resolved at deploy time; any string stands in for them here.
+    let body = without_substitutions(&body);
+    let dashboard: Value = serde_json::from_str(&body).expect("the dashboard body is JSON");
+
+    let emitted: Vec<String> = [
+        emf::ingest_line(
+            "i",
+            0,
+            &IngestStatsSnapshot::default(),
+            &IngestStatsSnapshot::default(),
+        ),
+        emf::aggregator_line("a", 0, 1, 0, 0.1),
+    ]
+    .iter()
+    .flat_map(|line| {
+        let v: Value = serde_json::from_str(&line.to_json()).unwrap();
+        v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    })
+    .collect();
+
+    let mut charted = 0;
+    for widget in dashboard["widgets"].as_array().unwrap() {
+        let mut namespace = String::new();
+        for row in widget["properties"]["metrics"].as_array().unwrap() {
+            let row = row.as_array().unwrap();
+            match row[0].as_str().unwrap() {
+                "..." => continue,
+                "." => {}
+                ns => namespace = ns.to_string(),
+            }
+            if namespace == emf::NAMESPACE {
+                let name = row[1].as_str().unwrap();
+                assert!(
+                    name == "." || emitted.iter().any(|e| e == name),
+                    "the dashboard charts {}/{name}, which no EMF line emits (emitted: {emitted:?})",
+                    emf::NAMESPACE
+                );
+                charted += 1;
+            }
+        }
+    }
+    assert!(
+        charted >= 5,
+        "the dashboard charts the EMF metrics ({charted})"
+    );
+}
+
+fn without_substitutions(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => {
+                out.push_str("ref");
+                rest = &rest[start + end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
