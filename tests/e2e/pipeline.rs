@@ -815,3 +815,92 @@ async fn a_subscribe_after_data_was_aggregated_gets_a_snapshot_and_a_resume_what
     assert_eq!(reply["type"], "snapshot", "{reply}");
     pipeline.finish().await;
 }
+
+/// Issue 16's misbehaving key beside a well-behaved one, through the ingest function, Kinesis, the
+/// aggregator function and DynamoDB: the key at ten times its rate gets 429 with `Retry-After` for
+/// its excess, everything it was answered 200 for is stored, and the other key's data arrives whole.
+#[tokio::test]
+async fn a_key_over_its_rate_is_refused_with_429_and_a_well_behaved_key_arrives_complete() {
+    use flowscope_core::key_limits::{KeyLimiter, KeyLimits};
+
+    let Some(pipeline) = Pipeline::start(
+        "a_key_over_its_rate_is_refused_with_429_and_a_well_behaved_key_arrives_complete",
+    )
+    .await
+    else {
+        return;
+    };
+    const NOISY_KEY: &str = "flowscope-integration-noisy-key";
+    let keys = ApiKeys::from_clear_keys([API_KEY, NOISY_KEY]);
+    // 100 points/s per key, as the ingest function reads it from its environment.
+    let limits = KeyLimits::default()
+        .with_env(|name| (name == "KEY_POINTS_PER_SECOND").then(|| "100".to_string()))
+        .expect("valid limits");
+    let ingest = Arc::new(
+        dyn_ingest(pipeline.stream.clone(), IngestLimits::default())
+            .with_key_limits(Arc::new(KeyLimiter::new(limits, 50))),
+    );
+    let noisy = unique("noisy");
+    let good = unique("good");
+    let values = |n: usize| (0..n).map(|i| i as f64).collect::<Vec<f64>>();
+
+    // The noisy key offers 1,000 points at once (20 requests of 50): ten times its rate. The good
+    // key sends 5 requests of 10 points between them, well inside its own limit.
+    let (mut noisy_accepted, mut noisy_refused, mut requests_ok) = (0u64, 0u64, 0usize);
+    for i in 0..20 {
+        let body = gauge_request(&noisy, METRIC, &values(50), now_unix_s());
+        let response = ingest_function(&ingest, &keys, otlp_post(&body, Some(NOISY_KEY))).await;
+        match response.status().as_u16() {
+            200 => {
+                noisy_accepted += 50;
+                requests_ok += 1;
+            }
+            429 => {
+                noisy_refused += 50;
+                let retry_after: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .expect("ascii")
+                    .parse()
+                    .expect("whole seconds");
+                assert!(retry_after >= 1);
+            }
+            other => panic!("noisy request {i}: {other}"),
+        }
+        if i % 4 == 0 {
+            let body = gauge_request(&good, METRIC, &values(10), now_unix_s());
+            let response = ingest_function(&ingest, &keys, otlp_post(&body, Some(API_KEY))).await;
+            assert_eq!(
+                response.status(),
+                200,
+                "the well-behaved key is never refused"
+            );
+            requests_ok += 1;
+        }
+    }
+    assert!(
+        noisy_refused >= 500,
+        "most of the noisy key's excess is refused (accepted {noisy_accepted}, refused {noisy_refused})"
+    );
+    assert!(noisy_accepted >= 50, "its share within the limit is taken");
+
+    let records = pipeline.records(requests_ok).await;
+    let response = handle_kinesis_event(
+        &pipeline.aggregator(pipeline.store.clone()),
+        None,
+        kinesis_event(&records),
+    )
+    .await
+    .expect("the aggregator handles the event");
+    assert!(failed_items(&response).is_empty());
+    assert_eq!(
+        pipeline.count(&good).await,
+        50,
+        "every point of the good key"
+    );
+    assert_eq!(
+        pipeline.count(&noisy).await,
+        noisy_accepted,
+        "every point the noisy key was answered 200 for, and none it was refused"
+    );
+    pipeline.finish().await;
+}
