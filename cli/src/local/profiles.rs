@@ -42,10 +42,33 @@ pub struct ProfileArgs {
     #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_LABELS", default_value_t = PushLimits::default().max_labels,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=256))]
     pub max_profile_labels: usize,
-    /// Distinct call paths (tree nodes) one pushed profile may have; more is answered 400.
+    /// Distinct call paths (tree nodes) one pushed profile may have; samples needing more are
+    /// refused (422 naming the flag; the rest is kept).
     #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_NODES", default_value_t = PushLimits::default().max_nodes,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
     pub max_profile_nodes: usize,
+    /// Samples (pprof samples, folded lines) one push may have; those past it are refused (422).
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_SAMPLES", default_value_t = PushLimits::default().max_samples,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
+    pub max_profile_samples: usize,
+    /// Frames one sample's stack may have; deeper samples are refused (422).
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_STACK_DEPTH", default_value_t = PushLimits::default().max_stack_depth,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
+    pub max_profile_stack_depth: usize,
+    /// Bytes of one frame (function) name; samples through a longer one are refused (422).
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_FUNCTION_NAME_BYTES", default_value_t = PushLimits::default().max_function_name_bytes,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(16..=1_048_576))]
+    pub max_profile_function_name_bytes: usize,
+    /// Distinct call paths of one stored per-minute tree (service, type, label set, minute);
+    /// samples needing more are refused (422).
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_MINUTE_NODES", default_value_t = PushLimits::default().max_minute_nodes,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
+    pub max_profile_minute_nodes: usize,
+    /// Distinct label sets per service, profile type and minute; a push of a further one is
+    /// refused (422).
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_LABEL_SETS", default_value_t = PushLimits::default().max_label_sets,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_profile_label_sets: usize,
     /// How long per-minute profile trees are kept (e.g. 7d, 12h).
     #[arg(long, env = "FLOWSCOPE_PROFILE_RETENTION", default_value = "7d")]
     pub profile_retention: String,
@@ -58,6 +81,11 @@ impl ProfileArgs {
             max_decompressed_bytes: self.max_profile_decompressed_bytes,
             max_labels: self.max_profile_labels,
             max_nodes: self.max_profile_nodes,
+            max_samples: self.max_profile_samples,
+            max_stack_depth: self.max_profile_stack_depth,
+            max_function_name_bytes: self.max_profile_function_name_bytes,
+            max_minute_nodes: self.max_profile_minute_nodes,
+            max_label_sets: self.max_profile_label_sets,
         }
     }
 }

@@ -100,9 +100,29 @@ async fn ingest(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     match service.ingest(&params, content_type, bytes, now()).await {
-        Ok(_) => StatusCode::OK.into_response(),
+        Ok(report) if report.refused.is_empty() => StatusCode::OK.into_response(),
+        Ok(report) => refused_response(&report.refused, report.kept),
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// A push of which limits refused part (or all): 422 naming each limit and its flag, with what it
+/// refused and whether the rest was kept — never 200 for data that was not kept.
+pub fn refused_response(refused: &crate::profiles::limits::Refusals, kept: bool) -> Response {
+    let counts: serde_json::Map<String, serde_json::Value> = refused
+        .by_limit
+        .iter()
+        .map(|(limit, n)| (limit.id().to_string(), serde_json::Value::from(*n)))
+        .collect();
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(serde_json::json!({
+            "error": refused.message(),
+            "refused": counts,
+            "kept": kept,
+        })),
+    )
+        .into_response()
 }
 
 /// The query of the read routes, as sent.

@@ -4,6 +4,7 @@
 //! `crate::ports::profiles::ProfileStore` port.
 
 pub mod folded;
+pub mod limits;
 pub mod pprof;
 pub mod push;
 pub mod tree;
