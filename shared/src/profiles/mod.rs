@@ -5,6 +5,7 @@
 
 pub mod folded;
 pub mod limits;
+pub mod otlp;
 pub mod pprof;
 pub mod push;
 pub mod tree;
