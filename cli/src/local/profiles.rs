@@ -69,6 +69,14 @@ pub struct ProfileArgs {
     #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_LABEL_SETS", default_value_t = PushLimits::default().max_label_sets,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_profile_label_sets: usize,
+    /// How often registry instances with a `pprof_url` in their metadata are pulled
+    /// (`{pprof_url}/profile?seconds=N` and `{pprof_url}/heap`), e.g. 60s; 0s turns pulling off.
+    #[arg(long, env = "FLOWSCOPE_PROFILE_PULL_INTERVAL", default_value = "60s")]
+    pub profile_pull_interval: String,
+    /// `seconds` of each pulled cpu profile (at most the pull interval).
+    #[arg(long, env = "FLOWSCOPE_PROFILE_PULL_SECONDS", default_value_t = 10,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=3600))]
+    pub profile_pull_seconds: u64,
     /// How long per-minute profile trees are kept (e.g. 7d, 12h).
     #[arg(long, env = "FLOWSCOPE_PROFILE_RETENTION", default_value = "7d")]
     pub profile_retention: String,
@@ -111,6 +119,22 @@ pub fn open(
     let service = ProfileService::new(Arc::new(store), args.profiles.limits(), retention)
         .with_listener(Arc::new(Announce(sender)));
     Ok((Arc::new(service), released, receiver))
+}
+
+/// The pull settings, `None` when pulling is off (`--profile-pull-interval 0s`).
+pub fn pull_settings(
+    args: &ProfileArgs,
+) -> anyhow::Result<Option<super::profile_pull::PullSettings>> {
+    if matches!(args.profile_pull_interval.trim(), "0" | "0s" | "off") {
+        return Ok(None);
+    }
+    let interval = super::args::parse_duration_seconds(&args.profile_pull_interval)
+        .context("--profile-pull-interval")?;
+    let interval = u64::try_from(interval).unwrap_or(u64::MAX);
+    Ok(Some(super::profile_pull::PullSettings {
+        interval: Duration::from_secs(interval),
+        cpu_seconds: args.profile_pull_seconds.min(interval),
+    }))
 }
 
 /// Merges waiting to be announced; a push waits while it is full.
