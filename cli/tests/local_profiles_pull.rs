@@ -143,7 +143,7 @@ async fn registered_pprof_urls_are_pulled_into_the_per_minute_trees() {
     // Once per minute pulled (a minute may have been added since the timeline was read).
     let self_ns = hash[0]["self"].as_u64().unwrap();
     assert!(
-        self_ns >= 896_000_000 && self_ns % 896_000_000 == 0,
+        self_ns >= 896_000_000 && self_ns.is_multiple_of(896_000_000),
         "{top}"
     );
     let (_, heap) = get_json(
