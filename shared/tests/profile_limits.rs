@@ -56,7 +56,6 @@ async fn a_push_of_a_million_distinct_frames_keeps_at_most_the_node_limit() {
     }
     let body = gzip(text.as_bytes());
     assert!(body.len() <= limits.max_body_bytes, "{} bytes", body.len());
-    drop(text);
     let (rss_before, hwm_before) = (status_kib("VmRSS:"), status_kib("VmHWM:"));
     let report = service
         .ingest(&params("hostile.cpu"), None, body.into(), 1_700_000_000)
@@ -67,6 +66,15 @@ async fn a_push_of_a_million_distinct_frames_keeps_at_most_the_node_limit() {
         "hostile push of {frames} distinct frames: VmRSS {rss_before} -> {rss_after} KiB, \
          VmHWM {hwm_before} -> {hwm_after} KiB"
     );
+    // For comparison: the same text read without bounds (what a push cost before the limits:
+    // every frame interned and a node each, then the whole push refused).
+    let unbounded = flowscope_core::profiles::folded::parse(text.as_bytes(), 1).unwrap();
+    println!(
+        "the same frames read unbounded: {} nodes, VmHWM {} KiB",
+        unbounded.nodes().len(),
+        status_kib("VmHWM:")
+    );
+    drop((unbounded, text));
     // root + main + 199,998 frames.
     let kept = limits.max_nodes as u64 - 2;
     assert!(report.kept);
