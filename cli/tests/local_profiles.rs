@@ -478,6 +478,55 @@ async fn malformed_and_oversized_pushes_are_refused_with_a_reason() {
     handle.shutdown().await.unwrap();
 }
 
+/// Over a limit a push is answered 422 naming the limit and its flag; only the excess is left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_over_a_limit_get_422_naming_it_and_keep_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = local::start(args_with(
+        dir.path(),
+        &[
+            "--max-profile-stack-depth",
+            "3",
+            "--max-profile-label-sets",
+            "1",
+        ],
+    ))
+    .await
+    .unwrap();
+    let now = local::unix_now();
+    let minute = now - now.rem_euclid(60) - 60;
+    let q =
+        |labels: &str| format!("name=deep.samples%7Bpod%3D{labels}%7D&from={minute}&format=folded");
+    let (status, body) = push(
+        &handle,
+        &q("a"),
+        "text/plain",
+        b"main;a;b 2\nmain;a;b;c;d 5\n",
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["refused"], json!({"stack_depth": 1}), "{body}");
+    assert_eq!(body["kept"], true);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-profile-stack-depth"),
+        "{body}"
+    );
+    let range = format!("service=deep&type=samples&from={minute}&to={}", minute + 60);
+    let top = get_ok(&handle, &format!("/api/profiles/top?{range}")).await;
+    assert_eq!(top["total"], 2, "{top}");
+    // A second label set in the minute: refused whole, nothing of it kept.
+    let (status, body) = push(&handle, &q("b"), "text/plain", b"main 4\n").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["refused"], json!({"label_sets": 4}), "{body}");
+    assert_eq!(body["kept"], false);
+    let top = get_ok(&handle, &format!("/api/profiles/top?{range}")).await;
+    assert_eq!(top["total"], 2, "{top}");
+    handle.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_pushes_cpu_and_heap_profiles_whose_incident_path_grows() {
     let dir = tempfile::tempdir().unwrap();

@@ -18,6 +18,7 @@ mod gateway;
 mod mapper;
 mod metrics;
 mod otlp_server;
+mod profile_pull;
 mod profiles;
 mod registry;
 mod scrape;
@@ -243,6 +244,12 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             fanout_pusher.clone(),
         ),
     ));
+    if let Some(settings) = profiles::pull_settings(&args.profiles)? {
+        tasks.spawn(until_stopped(
+            stopped.clone(),
+            profile_pull::pull_loop(registry.clone(), profiles.clone(), settings),
+        ));
+    }
     registry::spawn_all(
         &registry,
         registry::Ports {

@@ -42,10 +42,41 @@ pub struct ProfileArgs {
     #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_LABELS", default_value_t = PushLimits::default().max_labels,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=256))]
     pub max_profile_labels: usize,
-    /// Distinct call paths (tree nodes) one pushed profile may have; more is answered 400.
+    /// Distinct call paths (tree nodes) one pushed profile may have; samples needing more are
+    /// refused (422 naming the flag; the rest is kept).
     #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_NODES", default_value_t = PushLimits::default().max_nodes,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
     pub max_profile_nodes: usize,
+    /// Samples (pprof samples, folded lines) one push may have; those past it are refused (422).
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_SAMPLES", default_value_t = PushLimits::default().max_samples,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
+    pub max_profile_samples: usize,
+    /// Frames one sample's stack may have; deeper samples are refused (422).
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_STACK_DEPTH", default_value_t = PushLimits::default().max_stack_depth,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
+    pub max_profile_stack_depth: usize,
+    /// Bytes of one frame (function) name; samples through a longer one are refused (422).
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_FUNCTION_NAME_BYTES", default_value_t = PushLimits::default().max_function_name_bytes,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(16..=1_048_576))]
+    pub max_profile_function_name_bytes: usize,
+    /// Distinct call paths of one stored per-minute tree (service, type, label set, minute);
+    /// samples needing more are refused (422).
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_MINUTE_NODES", default_value_t = PushLimits::default().max_minute_nodes,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
+    pub max_profile_minute_nodes: usize,
+    /// Distinct label sets per service, profile type and minute; a push of a further one is
+    /// refused (422).
+    #[arg(long, env = "FLOWSCOPE_MAX_PROFILE_LABEL_SETS", default_value_t = PushLimits::default().max_label_sets,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_profile_label_sets: usize,
+    /// How often registry instances with a `pprof_url` in their metadata are pulled
+    /// (`{pprof_url}/profile?seconds=N` and `{pprof_url}/heap`), e.g. 60s; 0s turns pulling off.
+    #[arg(long, env = "FLOWSCOPE_PROFILE_PULL_INTERVAL", default_value = "60s")]
+    pub profile_pull_interval: String,
+    /// `seconds` of each pulled cpu profile (at most the pull interval).
+    #[arg(long, env = "FLOWSCOPE_PROFILE_PULL_SECONDS", default_value_t = 10,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=3600))]
+    pub profile_pull_seconds: u64,
     /// How long per-minute profile trees are kept (e.g. 7d, 12h).
     #[arg(long, env = "FLOWSCOPE_PROFILE_RETENTION", default_value = "7d")]
     pub profile_retention: String,
@@ -58,6 +89,11 @@ impl ProfileArgs {
             max_decompressed_bytes: self.max_profile_decompressed_bytes,
             max_labels: self.max_profile_labels,
             max_nodes: self.max_profile_nodes,
+            max_samples: self.max_profile_samples,
+            max_stack_depth: self.max_profile_stack_depth,
+            max_function_name_bytes: self.max_profile_function_name_bytes,
+            max_minute_nodes: self.max_profile_minute_nodes,
+            max_label_sets: self.max_profile_label_sets,
         }
     }
 }
@@ -83,6 +119,22 @@ pub fn open(
     let service = ProfileService::new(Arc::new(store), args.profiles.limits(), retention)
         .with_listener(Arc::new(Announce(sender)));
     Ok((Arc::new(service), released, receiver))
+}
+
+/// The pull settings, `None` when pulling is off (`--profile-pull-interval 0s`).
+pub fn pull_settings(
+    args: &ProfileArgs,
+) -> anyhow::Result<Option<super::profile_pull::PullSettings>> {
+    if matches!(args.profile_pull_interval.trim(), "0" | "0s" | "off") {
+        return Ok(None);
+    }
+    let interval = super::args::parse_duration_seconds(&args.profile_pull_interval)
+        .context("--profile-pull-interval")?;
+    let interval = u64::try_from(interval).unwrap_or(u64::MAX);
+    Ok(Some(super::profile_pull::PullSettings {
+        interval: Duration::from_secs(interval),
+        cpu_seconds: args.profile_pull_seconds.min(interval),
+    }))
 }
 
 /// Merges waiting to be announced; a push waits while it is full.

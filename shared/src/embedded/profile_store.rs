@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::ordered_keys::{from_ordered_i64, ordered_i64, service_prefix, take_expired, time_key};
 use super::redb_file::{blocking, RedbFile};
 use super::EmbeddedError;
-use crate::ports::profiles::{MergeOutcome, ProfileKey, ProfileStore, StoredMinute};
+use crate::ports::profiles::{MergeOutcome, MinuteLimits, ProfileKey, ProfileStore, StoredMinute};
 use crate::ports::StoreError;
 use crate::profiles::tree::StackTree;
 use crate::profiles::ProfileType;
@@ -185,6 +185,7 @@ impl ProfileStore for RedbProfileStore {
         contribution: &str,
         tree: &StackTree,
         expires_at_unix_s: i64,
+        limits: MinuteLimits,
     ) -> Result<MergeOutcome, StoreError> {
         let (key, contribution, tree) = (key.clone(), contribution.to_string(), tree.clone());
         blocking(&self.db, move |db| {
@@ -198,6 +199,24 @@ impl ProfileStore for RedbProfileStore {
                     .map(|v| decode_item(v.value(), &k))
                     .transpose()?;
                 let new_minute = stored.is_none();
+                if new_minute && limits.max_label_sets != usize::MAX {
+                    // The label sets this service, type and minute have: the keys that share
+                    // this one's prefix up to the labels hash.
+                    let minute_prefix = &k[..k.len() - 8];
+                    let mut upper = minute_prefix.to_vec();
+                    upper.extend_from_slice(&[0xff; 9]);
+                    let mut count = 0usize;
+                    for entry in trees
+                        .range::<&[u8]>(minute_prefix..&upper[..])
+                        .map_err(unavailable)?
+                    {
+                        entry.map_err(unavailable)?;
+                        count += 1;
+                        if count >= limits.max_label_sets {
+                            return Ok(MergeOutcome::LabelSetLimit);
+                        }
+                    }
+                }
                 let mut item = match stored {
                     Some(item) if item.applied.contains(&contribution) => {
                         return Ok(MergeOutcome::Duplicate);
@@ -216,7 +235,7 @@ impl ProfileStore for RedbProfileStore {
                 } else {
                     inflate_tree(&item.tree, &k)?
                 };
-                merged.merge(&tree);
+                let refused = merged.merge_bounded(&tree, limits.max_nodes);
                 item.total = merged.total();
                 item.tree = deflate(&merged.encode())?;
                 item.applied.push(contribution);
@@ -239,6 +258,7 @@ impl ProfileStore for RedbProfileStore {
                 MergeOutcome::Applied {
                     minute_total: item.total,
                     new_minute,
+                    refused,
                 }
             };
             txn.commit().map_err(unavailable)?;
@@ -355,33 +375,53 @@ mod tests {
         let store = RedbProfileStore::open(&dir.path().join("profiles.redb")).unwrap();
         let a = tree(&[("main;a", 3)]);
         let b = tree(&[("main;b", 4)]);
-        let first = store.merge(&key("p"), 600, "c1", &a, 10_000).await.unwrap();
+        let first = store
+            .merge(&key("p"), 600, "c1", &a, 10_000, MinuteLimits::UNBOUNDED)
+            .await
+            .unwrap();
         assert_eq!(
             first,
             MergeOutcome::Applied {
                 minute_total: 3,
-                new_minute: true
+                new_minute: true,
+                refused: 0
             }
         );
         assert_eq!(
-            store.merge(&key("p"), 600, "c2", &b, 10_000).await.unwrap(),
+            store
+                .merge(&key("p"), 600, "c2", &b, 10_000, MinuteLimits::UNBOUNDED)
+                .await
+                .unwrap(),
             MergeOutcome::Applied {
                 minute_total: 7,
-                new_minute: false
+                new_minute: false,
+                refused: 0
             }
         );
         // The same contributions again, in another order: nothing changes.
         assert_eq!(
-            store.merge(&key("p"), 600, "c2", &b, 10_000).await.unwrap(),
+            store
+                .merge(&key("p"), 600, "c2", &b, 10_000, MinuteLimits::UNBOUNDED)
+                .await
+                .unwrap(),
             MergeOutcome::Duplicate
         );
         assert_eq!(
-            store.merge(&key("p"), 600, "c1", &a, 10_000).await.unwrap(),
+            store
+                .merge(&key("p"), 600, "c1", &a, 10_000, MinuteLimits::UNBOUNDED)
+                .await
+                .unwrap(),
             MergeOutcome::Duplicate
         );
         // Another label set and another minute are other items.
-        store.merge(&key("q"), 600, "c1", &a, 10_000).await.unwrap();
-        store.merge(&key("p"), 660, "c1", &a, 10_000).await.unwrap();
+        store
+            .merge(&key("q"), 600, "c1", &a, 10_000, MinuteLimits::UNBOUNDED)
+            .await
+            .unwrap();
+        store
+            .merge(&key("p"), 660, "c1", &a, 10_000, MinuteLimits::UNBOUNDED)
+            .await
+            .unwrap();
         let minutes = store
             .minutes("api", ProfileType::Cpu, 600, 660, true)
             .await
@@ -418,7 +458,10 @@ mod tests {
         drop(store);
         let store = RedbProfileStore::open(&dir.path().join("profiles.redb")).unwrap();
         assert_eq!(
-            store.merge(&key("p"), 600, "c1", &a, 10_000).await.unwrap(),
+            store
+                .merge(&key("p"), 600, "c1", &a, 10_000, MinuteLimits::UNBOUNDED)
+                .await
+                .unwrap(),
             MergeOutcome::Duplicate
         );
         assert_eq!(store.purge_expired(10_001).await.unwrap(), 3);
@@ -427,5 +470,55 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn label_sets_and_tree_nodes_per_minute_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbProfileStore::open(&dir.path().join("profiles.redb")).unwrap();
+        let limits = MinuteLimits {
+            max_nodes: 4,
+            max_label_sets: 2,
+        };
+        let a = tree(&[("main;a", 3)]);
+        for env in ["p", "q"] {
+            let outcome = store.merge(&key(env), 600, "c1", &a, 10_000, limits).await;
+            assert!(matches!(outcome, Ok(MergeOutcome::Applied { .. })));
+        }
+        // A third label set in the same minute is refused; existing ones and other minutes merge.
+        assert_eq!(
+            store
+                .merge(&key("r"), 600, "c1", &a, 10_000, limits)
+                .await
+                .unwrap(),
+            MergeOutcome::LabelSetLimit
+        );
+        assert!(matches!(
+            store.merge(&key("r"), 660, "c1", &a, 10_000, limits).await,
+            Ok(MergeOutcome::Applied { .. })
+        ));
+        // root, main, a = 3 nodes: `b` fits, `c;d` does not.
+        let b = tree(&[("main;a", 1), ("main;b", 2), ("main;c;d", 5)]);
+        assert_eq!(
+            store
+                .merge(&key("p"), 600, "c2", &b, 10_000, limits)
+                .await
+                .unwrap(),
+            MergeOutcome::Applied {
+                minute_total: 6,
+                new_minute: false,
+                refused: 5
+            }
+        );
+        let minutes = store
+            .minutes("api", ProfileType::Cpu, 600, 660, true)
+            .await
+            .unwrap();
+        assert_eq!(minutes.len(), 2);
+        let p = minutes.iter().find(|m| m.labels["env"] == "p").unwrap();
+        assert_eq!(
+            p.tree.as_ref().unwrap(),
+            &tree(&[("main;a", 4), ("main;b", 2)])
+        );
     }
 }

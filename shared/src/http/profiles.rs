@@ -59,6 +59,7 @@ fn json_error(status: StatusCode, message: String) -> Response {
 pub fn ingest_router(service: Arc<ProfileService>) -> Router {
     Router::new()
         .route("/ingest", post(ingest))
+        .route("/v1development/profiles", post(otlp_profiles))
         .layer(DefaultBodyLimit::disable())
         .with_state(service)
 }
@@ -100,9 +101,187 @@ async fn ingest(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     match service.ingest(&params, content_type, bytes, now()).await {
-        Ok(_) => StatusCode::OK.into_response(),
+        Ok(report) if report.refused.is_empty() => StatusCode::OK.into_response(),
+        Ok(report) => refused_response(&report.refused, report.kept),
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// `POST /v1development/profiles`: OTLP profiles (protobuf or JSON, gzip or identity) under the
+/// profile push limits, answered like the other OTLP signals: 200 with an
+/// `ExportProfilesServiceResponse` (its `partial_success` naming what was left out and why), 400 /
+/// 413 / 415 with a `google.rpc.Status`.
+async fn otlp_profiles(
+    State(service): State<Arc<ProfileService>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    use crate::otlp::response::{code, status_body};
+    use crate::otlp::{decompress, Format, OtlpError};
+    use opentelemetry_proto::tonic::collector::profiles::v1development::{
+        ExportProfilesPartialSuccess, ExportProfilesServiceRequest, ExportProfilesServiceResponse,
+    };
+    use prost::Message;
+    use sha2::{Digest, Sha256};
+
+    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let content_type = header(header::CONTENT_TYPE);
+    let refuse = |format: Format, status: StatusCode, code: i32, message: &str| -> Response {
+        let mut response = (status, status_body(format, code, message)).into_response();
+        if let Ok(value) = HeaderValue::from_str(format.content_type()) {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        response
+    };
+    let format = match Format::from_content_type(content_type) {
+        Ok(format) => format,
+        Err(e) => {
+            return refuse(
+                Format::Protobuf,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                code::INVALID_ARGUMENT,
+                &e.to_string(),
+            )
+        }
+    };
+    let limits = service.limits();
+    let limit = limits.max_body_bytes;
+    let too_large = || {
+        let mut response = refuse(
+            format,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::INVALID_ARGUMENT,
+            &format!("the profiles body is larger than {limit} bytes"),
+        );
+        body::close_after(&mut response);
+        response
+    };
+    if body::declared_length(&headers).is_some_and(|n| n > limit as u64) {
+        body::drain(body, body::drain_bound(limit)).await;
+        return too_large();
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                return too_large();
+            }
+            return refuse(
+                format,
+                StatusCode::BAD_REQUEST,
+                code::INVALID_ARGUMENT,
+                "the request body could not be read (it ended early or stalled)",
+            );
+        }
+    };
+    let raw = match decompress(
+        header(header::CONTENT_ENCODING),
+        &bytes,
+        limits.max_decompressed_bytes,
+    ) {
+        Ok(raw) => raw,
+        Err(e @ OtlpError::DecompressedTooLarge { .. }) => {
+            return refuse(
+                format,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                code::INVALID_ARGUMENT,
+                &e.to_string(),
+            )
+        }
+        Err(e @ OtlpError::UnsupportedContentEncoding(_)) => {
+            return refuse(
+                format,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                code::INVALID_ARGUMENT,
+                &e.to_string(),
+            )
+        }
+        Err(e) => {
+            return refuse(
+                format,
+                StatusCode::BAD_REQUEST,
+                code::INVALID_ARGUMENT,
+                &e.to_string(),
+            )
+        }
+    };
+    let request = match format {
+        Format::Protobuf => ExportProfilesServiceRequest::decode(&raw[..])
+            .map_err(|e| format!("not an ExportProfilesServiceRequest: {e}")),
+        Format::Json => serde_json::from_slice::<ExportProfilesServiceRequest>(&raw)
+            .map_err(|e| format!("not an ExportProfilesServiceRequest: {e}")),
+    };
+    let request = match request {
+        Ok(request) => request,
+        Err(message) => {
+            return refuse(
+                format,
+                StatusCode::BAD_REQUEST,
+                code::INVALID_ARGUMENT,
+                &message,
+            )
+        }
+    };
+    let hash = Sha256::digest(&raw[..]);
+    let read = match crate::profiles::otlp::read(&request, &hash, &limits, now()) {
+        Ok(read) => read,
+        Err(e) => {
+            return refuse(
+                format,
+                StatusCode::BAD_REQUEST,
+                code::INVALID_ARGUMENT,
+                &e.to_string(),
+            )
+        }
+    };
+    let report = match service.merge_all(read.pushes, read.refused).await {
+        Ok(report) => report,
+        Err(e) => {
+            let status =
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return refuse(format, status, code::UNAVAILABLE, &e.to_string());
+        }
+    };
+    let mut reasons: Vec<String> = read.reason.into_iter().collect();
+    if !report.refused.is_empty() {
+        reasons.push(report.refused.message());
+    }
+    let response = ExportProfilesServiceResponse {
+        partial_success: (!reasons.is_empty()).then(|| ExportProfilesPartialSuccess {
+            rejected_profiles: read.rejected_profiles,
+            error_message: reasons.join("; "),
+        }),
+    };
+    let encoded = match format {
+        Format::Protobuf => response.encode_to_vec(),
+        Format::Json => serde_json::to_vec(&response).unwrap_or_default(),
+    };
+    let mut out = (StatusCode::OK, encoded).into_response();
+    if let Ok(value) = HeaderValue::from_str(format.content_type()) {
+        out.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    out
+}
+
+/// A push of which limits refused part (or all): 422 naming each limit and its flag, with what it
+/// refused and whether the rest was kept — never 200 for data that was not kept.
+pub fn refused_response(refused: &crate::profiles::limits::Refusals, kept: bool) -> Response {
+    let counts: serde_json::Map<String, serde_json::Value> = refused
+        .by_limit
+        .iter()
+        .map(|(limit, n)| (limit.id().to_string(), serde_json::Value::from(*n)))
+        .collect();
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(serde_json::json!({
+            "error": refused.message(),
+            "refused": counts,
+            "kept": kept,
+        })),
+    )
+        .into_response()
 }
 
 /// The query of the read routes, as sent.

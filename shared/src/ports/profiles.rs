@@ -28,10 +28,35 @@ pub struct ProfileKey {
 /// The result of [`ProfileStore::merge`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MergeOutcome {
-    /// Merged; `minute_total` is the item's total after it, `new_minute` whether the item was created.
-    Applied { minute_total: u64, new_minute: bool },
+    /// Merged; `minute_total` is the item's total after it, `new_minute` whether the item was
+    /// created, `refused` the value left out because the minute's tree reached
+    /// [`MinuteLimits::max_nodes`] (0 when everything was merged).
+    Applied {
+        minute_total: u64,
+        new_minute: bool,
+        refused: u64,
+    },
     /// This contribution was merged before: nothing changed.
     Duplicate,
+    /// The item does not exist and the service, type and minute already have
+    /// [`MinuteLimits::max_label_sets`] label sets: nothing was merged.
+    LabelSetLimit,
+}
+
+/// Bounds of one stored minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinuteLimits {
+    /// Nodes of one item's tree (the root included).
+    pub max_nodes: usize,
+    /// Items (label sets) per service, profile type and minute.
+    pub max_label_sets: usize,
+}
+
+impl MinuteLimits {
+    pub const UNBOUNDED: MinuteLimits = MinuteLimits {
+        max_nodes: usize::MAX,
+        max_label_sets: usize::MAX,
+    };
 }
 
 /// One stored minute of one label set.
@@ -49,6 +74,7 @@ pub struct StoredMinute {
 pub trait ProfileStore: Send + Sync {
     /// Merges `tree` into the item of `key` and `minute` (unix seconds, a minute start) unless the
     /// item has applied `contribution` already. The item lives at least until `expires_at_unix_s`.
+    /// Within `limits`: see [`MergeOutcome`].
     async fn merge(
         &self,
         key: &ProfileKey,
@@ -56,6 +82,7 @@ pub trait ProfileStore: Send + Sync {
         contribution: &str,
         tree: &StackTree,
         expires_at_unix_s: i64,
+        limits: MinuteLimits,
     ) -> Result<MergeOutcome, ProfileStoreError>;
 
     /// The items of a service and type with `from <= minute < to` (unix seconds), every label set,

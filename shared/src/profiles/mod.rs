@@ -4,6 +4,8 @@
 //! `crate::ports::profiles::ProfileStore` port.
 
 pub mod folded;
+pub mod limits;
+pub mod otlp;
 pub mod pprof;
 pub mod push;
 pub mod tree;

@@ -12,6 +12,7 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use prost::Message;
 
+use super::limits::{Limit, Refusals, SampleLimits};
 use super::tree::StackTree;
 use super::{ProfileError, ProfileType};
 
@@ -127,6 +128,16 @@ pub struct Decoded {
 /// map to no Flowscope type are skipped; a profile with none is refused. `period` scaling is not
 /// applied: values are what the profiler recorded (nanoseconds for cpu, bytes for space, …).
 pub fn decode(body: &[u8], max_bytes: usize) -> Result<Vec<Decoded>, ProfileError> {
+    decode_bounded(body, max_bytes, &SampleLimits::UNBOUNDED).map(|(decoded, _)| decoded)
+}
+
+/// [`decode`] within `limits`: a sample over one of them is left out of its tree and counted.
+/// Frame names are interned only for samples that are kept.
+pub fn decode_bounded(
+    body: &[u8],
+    max_bytes: usize,
+    limits: &SampleLimits,
+) -> Result<(Vec<Decoded>, Refusals), ProfileError> {
     let raw = gunzip_if_needed(body, max_bytes)?;
     let profile = Profile::decode(&raw[..])
         .map_err(|e| ProfileError::Malformed(format!("not a pprof profile: {e}")))?;
@@ -198,45 +209,59 @@ pub fn decode(body: &[u8], max_bytes: usize) -> Result<Vec<Decoded>, ProfileErro
         }
         frames.insert(location.id, names);
     }
-    // Every tree interns every frame name in the same order, so a stack of name ids is valid in
-    // all of them (names no node uses are dropped when a tree is encoded).
     let mut trees: Vec<StackTree> = types.iter().map(|_| StackTree::new()).collect();
-    let mut location_ids: HashMap<u64, Vec<u32>> = HashMap::with_capacity(frames.len());
-    for location in &profile.location {
-        if let Some(names) = frames.get(&location.id) {
-            let mut ids = Vec::with_capacity(names.len());
-            for name in names {
-                let id = trees[0].intern(name);
-                for tree in trees.iter_mut().skip(1) {
-                    tree.intern(name);
-                }
-                ids.push(id);
-            }
-            location_ids.insert(location.id, ids);
+    let mut refused = Refusals::default();
+    let mut stack: Vec<&str> = Vec::new();
+    for (n, sample) in profile.sample.iter().enumerate() {
+        if n >= limits.max_samples {
+            refused.add(Limit::Samples, (profile.sample.len() - n) as u64);
+            break;
         }
-    }
-    let mut stack: Vec<u32> = Vec::new();
-    for sample in &profile.sample {
         stack.clear();
+        let mut too_deep = false;
         for id in sample.location_id.iter().rev() {
-            let ids = location_ids.get(id).ok_or_else(|| {
+            let names = frames.get(id).ok_or_else(|| {
                 ProfileError::Malformed(format!("sample names unknown location {id}"))
             })?;
-            stack.extend_from_slice(ids);
+            if stack.len() + names.len() > limits.max_stack_depth {
+                too_deep = true;
+                break;
+            }
+            stack.extend(names.iter().map(String::as_str));
         }
+        if too_deep {
+            refused.add(Limit::StackDepth, 1);
+            continue;
+        }
+        if stack
+            .iter()
+            .any(|f| f.len() > limits.max_function_name_bytes)
+        {
+            refused.add(Limit::FunctionNameBytes, 1);
+            continue;
+        }
+        let mut over_nodes = false;
         for (tree, (index, _)) in trees.iter_mut().zip(&types) {
             let value = sample.value.get(*index).copied().unwrap_or(0);
             // Negative values (a delta heap profile's frees) are not samples of this tree.
-            if value > 0 {
-                tree.add_stack(&stack, value.unsigned_abs());
+            if value > 0
+                && !tree.add_named_stack_bounded(&stack, value.unsigned_abs(), limits.max_nodes)
+            {
+                over_nodes = true;
             }
         }
+        if over_nodes {
+            refused.add(Limit::PushNodes, 1);
+        }
     }
-    Ok(types
-        .into_iter()
-        .zip(trees)
-        .map(|((_, profile_type), tree)| Decoded { profile_type, tree })
-        .collect())
+    Ok((
+        types
+            .into_iter()
+            .zip(trees)
+            .map(|((_, profile_type), tree)| Decoded { profile_type, tree })
+            .collect(),
+        refused,
+    ))
 }
 
 /// Writes `tree` as a gzip pprof: one sample per stack with self value, one function and one
@@ -342,6 +367,48 @@ mod tests {
             .find(|n| wall.name(n.name) == "hashLoop")
             .unwrap();
         assert_eq!(wall.name(wall.nodes()[hash.parent as usize].name), "main");
+    }
+
+    #[test]
+    fn samples_over_a_limit_are_left_out_of_a_real_profile_and_counted() {
+        // One frame less than the deepest stack: only the deepest samples go.
+        let mut deepest = 0;
+        decode(NODE_WALL, 1 << 20).unwrap()[0]
+            .tree
+            .for_each_stack(|stack, _| deepest = deepest.max(stack.len()));
+        let limits = SampleLimits {
+            max_stack_depth: deepest - 1,
+            ..SampleLimits::UNBOUNDED
+        };
+        let (decoded, refused) = decode_bounded(NODE_WALL, 1 << 20, &limits).unwrap();
+        let deep = refused.count(Limit::StackDepth);
+        assert!(deep > 0, "{refused:?}");
+        // Only the deep samples are gone.
+        let total = decoded[0].tree.total();
+        assert!(total > 0 && total < 468, "{total}");
+        let (decoded, refused) = decode_bounded(
+            NODE_WALL,
+            1 << 20,
+            &SampleLimits {
+                max_samples: 1,
+                ..SampleLimits::UNBOUNDED
+            },
+        )
+        .unwrap();
+        let kept: u64 = decoded.iter().map(|d| d.tree.total()).sum();
+        assert!(kept < 468 + 936_000_000, "{kept}");
+        assert!(refused.count(Limit::Samples) > 0);
+        let (decoded, refused) = decode_bounded(
+            NODE_WALL,
+            1 << 20,
+            &SampleLimits {
+                max_nodes: 8,
+                ..SampleLimits::UNBOUNDED
+            },
+        )
+        .unwrap();
+        assert!(decoded.iter().all(|d| d.tree.nodes().len() <= 8));
+        assert!(refused.count(Limit::PushNodes) > 0);
     }
 
     #[test]

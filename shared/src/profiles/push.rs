@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::limits::{Refusals, SampleLimits};
 use super::tree::StackTree;
 use super::{folded, minute_of, pprof, ProfileError, ProfileType};
 
@@ -20,9 +21,32 @@ pub struct PushLimits {
     pub max_decompressed_bytes: usize,
     /// Labels in `name`'s `{…}` (400 above).
     pub max_labels: usize,
-    /// Nodes (distinct call paths) of one pushed profile (400 above): bounds the work and the stored
-    /// tree per push.
+    /// Nodes (distinct call paths) of one pushed profile: bounds the work and the stored tree per
+    /// push; samples needing more are refused.
     pub max_nodes: usize,
+    /// Samples (pprof samples, folded lines) per push; those past it are refused.
+    pub max_samples: usize,
+    /// Frames of one sample; deeper samples are refused.
+    pub max_stack_depth: usize,
+    /// Bytes of one frame name; samples through a longer one are refused.
+    pub max_function_name_bytes: usize,
+    /// Nodes of one stored per-minute tree (service, type, label set, minute); samples needing
+    /// more are refused.
+    pub max_minute_nodes: usize,
+    /// Distinct label sets per service, profile type and minute; a further one is refused.
+    pub max_label_sets: usize,
+}
+
+impl PushLimits {
+    /// The bounds applied while a push is read.
+    pub fn samples(&self) -> SampleLimits {
+        SampleLimits {
+            max_samples: self.max_samples,
+            max_stack_depth: self.max_stack_depth,
+            max_function_name_bytes: self.max_function_name_bytes,
+            max_nodes: self.max_nodes,
+        }
+    }
 }
 
 impl Default for PushLimits {
@@ -32,6 +56,11 @@ impl Default for PushLimits {
             max_decompressed_bytes: 64 * 1024 * 1024,
             max_labels: 16,
             max_nodes: 200_000,
+            max_samples: 1_000_000,
+            max_stack_depth: 1024,
+            max_function_name_bytes: 4096,
+            max_minute_nodes: 1_000_000,
+            max_label_sets: 256,
         }
     }
 }
@@ -162,14 +191,14 @@ fn unix_seconds(text: &str, param: &str) -> Result<i64, ProfileError> {
 }
 
 /// Reads one push. `content_type` decides multipart; `now` (unix seconds) stands in for a missing
-/// `from`.
+/// `from`. Samples over a limit are left out of the pushes and counted in the [`Refusals`].
 pub async fn read(
     params: &PushParams,
     content_type: Option<&str>,
     body: bytes::Bytes,
     limits: &PushLimits,
     now: i64,
-) -> Result<Vec<Push>, ProfileError> {
+) -> Result<(Vec<Push>, Refusals), ProfileError> {
     let name = params
         .name
         .as_deref()
@@ -219,11 +248,19 @@ pub async fn read(
         });
         (body, format)
     };
-    let trees: Vec<(ProfileType, StackTree)> = match format.as_str() {
-        "pprof" => pprof::decode(&body, limits.max_decompressed_bytes)?
-            .into_iter()
-            .map(|d| (d.profile_type, d.tree))
-            .collect(),
+    let sample_limits = limits.samples();
+    let (trees, refused): (Vec<(ProfileType, StackTree)>, Refusals) = match format.as_str() {
+        "pprof" => {
+            let (decoded, refused) =
+                pprof::decode_bounded(&body, limits.max_decompressed_bytes, &sample_limits)?;
+            (
+                decoded
+                    .into_iter()
+                    .map(|d| (d.profile_type, d.tree))
+                    .collect(),
+                refused,
+            )
+        }
         "folded" | "lines" | "" => {
             let profile_type = match suffix.as_deref() {
                 Some("cpu" | "itimer") => ProfileType::Cpu,
@@ -246,7 +283,8 @@ pub async fn read(
                 1
             };
             let body = pprof::gunzip_if_needed(&body, limits.max_decompressed_bytes)?;
-            vec![(profile_type, folded::parse(&body, scale)?)]
+            let (tree, refused) = folded::parse_bounded(&body, scale, &sample_limits)?;
+            (vec![(profile_type, tree)], refused)
         }
         other => {
             return Err(ProfileError::Malformed(format!(
@@ -257,14 +295,6 @@ pub async fn read(
     let minute = minute_of(from.unwrap_or(now));
     let mut pushes = Vec::with_capacity(trees.len());
     for (profile_type, tree) in trees {
-        if tree.nodes().len() > limits.max_nodes {
-            return Err(ProfileError::Malformed(format!(
-                "the {} profile has {} call paths, at most {} per push",
-                profile_type.as_str(),
-                tree.nodes().len(),
-                limits.max_nodes
-            )));
-        }
         if tree.is_empty() {
             continue;
         }
@@ -277,7 +307,7 @@ pub async fn read(
             contribution: contribution.clone(),
         });
     }
-    Ok(pushes)
+    Ok((pushes, refused))
 }
 
 /// The `profile` part of a multipart/form-data body.
@@ -329,18 +359,19 @@ mod tests {
             ..Default::default()
         };
         let body = bytes::Bytes::from_static(b"main;work 3\n");
-        let a = read(&params, None, body.clone(), &PushLimits::default(), 0)
+        let (a, refused) = read(&params, None, body.clone(), &PushLimits::default(), 0)
             .await
             .unwrap();
+        assert!(refused.is_empty());
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].profile_type, ProfileType::Cpu);
         assert_eq!(a[0].tree.total(), 30_000_000);
         assert_eq!(a[0].minute, 1_699_999_980);
-        let b = read(&params, None, body, &PushLimits::default(), 0)
+        let (b, _) = read(&params, None, body, &PushLimits::default(), 0)
             .await
             .unwrap();
         assert_eq!(a[0].contribution, b[0].contribution);
-        let other = read(
+        let (other, _) = read(
             &params,
             None,
             bytes::Bytes::from_static(b"main;work 4\n"),

@@ -143,6 +143,99 @@ impl StackTree {
         self.add_stack(&ids, value);
     }
 
+    /// Adds a stack given as frame names (root first) unless its new call paths would make the tree
+    /// hold more than `max_nodes` nodes; returns whether it was added. A refused stack interns
+    /// nothing, so a hostile profile of distinct frames cannot grow the tree past the bound.
+    pub fn add_named_stack_bounded<S: AsRef<str>>(
+        &mut self,
+        stack: &[S],
+        value: u64,
+        max_nodes: usize,
+    ) -> bool {
+        if value == 0 {
+            return true;
+        }
+        // How many frames, from the root, already have a node.
+        let mut node = 0u32;
+        let mut existing = 0;
+        for frame in stack {
+            let next = self
+                .name_ids
+                .get(frame.as_ref())
+                .and_then(|name| self.children.get(&(node, *name)));
+            match next {
+                Some(id) => {
+                    node = *id;
+                    existing += 1;
+                }
+                None => break,
+            }
+        }
+        if self.nodes.len() + (stack.len() - existing) > max_nodes {
+            return false;
+        }
+        self.add_named_stack(stack, value);
+        true
+    }
+
+    /// [`StackTree::merge`], creating at most enough nodes for this tree to hold `max_nodes`: the
+    /// samples of `other`'s call paths that do not fit (a node that would be new, and everything
+    /// below it) are left out. Returns the value left out (0 when everything fitted).
+    pub fn merge_bounded(&mut self, other: &StackTree, max_nodes: usize) -> u64 {
+        const OUT: u32 = u32::MAX;
+        let mut map: Vec<u32> = Vec::with_capacity(other.nodes.len());
+        map.push(0);
+        let mut names: Vec<u32> = vec![OUT; other.names.len()];
+        for node in &other.nodes[1..] {
+            let parent = map[node.parent as usize];
+            if parent == OUT {
+                map.push(OUT);
+                continue;
+            }
+            let name_slot = &mut names[node.name as usize];
+            let existing = if *name_slot == OUT {
+                self.name_ids
+                    .get(other.names[node.name as usize].as_str())
+                    .copied()
+            } else {
+                Some(*name_slot)
+            };
+            if let Some(id) = existing.and_then(|name| self.children.get(&(parent, name))) {
+                *name_slot = existing.unwrap_or(OUT);
+                map.push(*id);
+                continue;
+            }
+            if self.nodes.len() >= max_nodes {
+                map.push(OUT);
+                continue;
+            }
+            let name = match existing {
+                Some(name) => name,
+                None => self.intern(&other.names[node.name as usize]),
+            };
+            *name_slot = name;
+            map.push(self.child(parent, name));
+        }
+        // What each of `other`'s nodes keeps: its own self if it landed, plus what its children
+        // keep (children come after their parents, so a reverse pass sums bottom-up).
+        let mut kept: Vec<u64> = vec![0; other.nodes.len()];
+        for i in (0..other.nodes.len()).rev() {
+            let node = other.nodes[i];
+            if map[i] == OUT {
+                continue;
+            }
+            kept[i] = kept[i].saturating_add(node.self_value);
+            let target = &mut self.nodes[map[i] as usize];
+            target.self_value = target.self_value.saturating_add(node.self_value);
+            target.total = target.total.saturating_add(kept[i]);
+            if i > 0 {
+                let parent = node.parent as usize;
+                kept[parent] = kept[parent].saturating_add(kept[i]);
+            }
+        }
+        other.total().saturating_sub(kept[0])
+    }
+
     fn child(&mut self, parent: u32, name: u32) -> u32 {
         let next = self.nodes.len() as u32;
         let id = *self.children.entry((parent, name)).or_insert(next);
@@ -365,6 +458,34 @@ mod tests {
         assert_eq!(forward, backward);
         assert_eq!(forward, all);
         assert_eq!(forward.total(), 18);
+    }
+
+    #[test]
+    fn bounded_adds_and_merges_leave_out_only_what_does_not_fit() {
+        let mut t = StackTree::new();
+        // root + main + a + b = 4 nodes.
+        assert!(t.add_named_stack_bounded(&["main", "a", "b"], 3, 4));
+        // Needs a new node: refused, nothing interned.
+        assert!(!t.add_named_stack_bounded(&["main", "c"], 5, 4));
+        assert!(!t.names().iter().any(|n| n == "c"));
+        // Existing paths still add.
+        assert!(t.add_named_stack_bounded(&["main", "a"], 2, 4));
+        assert_eq!(t, tree(&[("main;a;b", 3), ("main;a", 2)]));
+
+        let mut minute = tree(&[("main;a", 1)]);
+        let push = tree(&[("main;a", 4), ("main;a;x", 2), ("main;y;z", 7)]);
+        // 3 nodes now; room for one more: `x` (first in creation order) fits, `y;z` does not.
+        let refused = minute.merge_bounded(&push, 4);
+        assert_eq!(refused, 7);
+        assert_eq!(minute, tree(&[("main;a", 5), ("main;a;x", 2)]));
+        assert_eq!(minute.total(), 7);
+        assert_eq!(minute.nodes().len(), 4);
+        // Unbounded, it equals merge.
+        let mut all = tree(&[("main;a", 1)]);
+        assert_eq!(all.merge_bounded(&push, usize::MAX), 0);
+        let mut expected = tree(&[("main;a", 1)]);
+        expected.merge(&push);
+        assert_eq!(all, expected);
     }
 
     #[test]

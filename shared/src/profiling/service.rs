@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::ports::profiles::{MergeOutcome, ProfileKey, ProfileStore};
+use crate::ports::profiles::{MergeOutcome, MinuteLimits, ProfileKey, ProfileStore};
 use crate::ports::StoreError;
+use crate::profiles::limits::{Limit, Refusals};
 use crate::profiles::push::{self, Push, PushLimits, PushParams};
 use crate::profiles::tree::StackTree;
 use crate::profiles::view::{self, DiffGraph, FlameGraph, Timeline, TimelinePoint, TopFunctions};
@@ -30,6 +31,15 @@ pub struct MergedMinute {
     pub added: u64,
     /// The minute's total for this label set after the merge.
     pub minute_total: u64,
+}
+
+/// What one push did: the minutes it changed, what limits refused, and whether anything of it is
+/// stored (a redelivery counts as stored: it was, the first time).
+#[derive(Debug, Clone, Default)]
+pub struct IngestReport {
+    pub merged: Vec<MergedMinute>,
+    pub refused: Refusals,
+    pub kept: bool,
 }
 
 /// Told about every merge that changed a minute (local mode: live event, total series).
@@ -101,28 +111,51 @@ impl ProfileService {
         &self.store
     }
 
-    /// Reads and merges one push; returns the minutes it changed (empty for a redelivery).
+    /// Reads and merges one push within the limits; reports the minutes it changed (none for a
+    /// redelivery) and what the limits refused.
     pub async fn ingest(
         &self,
         params: &PushParams,
         content_type: Option<&str>,
         body: bytes::Bytes,
         now: i64,
-    ) -> Result<Vec<MergedMinute>, ProfileServiceError> {
-        let pushes = push::read(params, content_type, body, &self.limits, now).await?;
+    ) -> Result<IngestReport, ProfileServiceError> {
+        let (pushes, refused) = push::read(params, content_type, body, &self.limits, now).await?;
+        self.merge_all(pushes, refused).await
+    }
+
+    /// Merges read pushes (from any receiver), adding the store's refusals to `refused`.
+    pub async fn merge_all(
+        &self,
+        pushes: Vec<Push>,
+        mut refused: Refusals,
+    ) -> Result<IngestReport, ProfileServiceError> {
         let mut merged = Vec::with_capacity(pushes.len());
+        let mut kept = false;
         for push in pushes {
-            if let Some(m) = self.merge(push).await? {
-                merged.push(m);
+            let added = push.tree.total();
+            match self.merge(push).await? {
+                (Some(m), left_out) => {
+                    refused.add(Limit::MinuteNodes, left_out);
+                    kept |= left_out < added;
+                    merged.push(m);
+                }
+                (None, 0) => kept = true,
+                (None, left_out) => refused.add(Limit::LabelSets, left_out),
             }
         }
         if let (Some(listener), false) = (&self.listener, merged.is_empty()) {
             listener.merged(&merged).await;
         }
-        Ok(merged)
+        Ok(IngestReport {
+            merged,
+            refused,
+            kept,
+        })
     }
 
-    async fn merge(&self, push: Push) -> Result<Option<MergedMinute>, ProfileServiceError> {
+    /// Merges one push: the minute it changed (if any) and the value the limits left out.
+    async fn merge(&self, push: Push) -> Result<(Option<MergedMinute>, u64), ProfileServiceError> {
         let key = ProfileKey {
             service: push.service,
             profile_type: push.profile_type,
@@ -132,20 +165,40 @@ impl ProfileService {
             .minute
             .saturating_add(60)
             .saturating_add(self.retention_secs);
+        let limits = MinuteLimits {
+            max_nodes: self.limits.max_minute_nodes,
+            max_label_sets: self.limits.max_label_sets,
+        };
+        let added = push.tree.total();
         match self
             .store
-            .merge(&key, push.minute, &push.contribution, &push.tree, expires)
+            .merge(
+                &key,
+                push.minute,
+                &push.contribution,
+                &push.tree,
+                expires,
+                limits,
+            )
             .await?
         {
-            MergeOutcome::Duplicate => Ok(None),
-            MergeOutcome::Applied { minute_total, .. } => Ok(Some(MergedMinute {
-                service: key.service,
-                profile_type: key.profile_type,
-                labels: key.labels,
-                minute: push.minute,
-                added: push.tree.total(),
+            MergeOutcome::Duplicate => Ok((None, 0)),
+            MergeOutcome::LabelSetLimit => Ok((None, added)),
+            MergeOutcome::Applied {
                 minute_total,
-            })),
+                refused,
+                ..
+            } => Ok((
+                Some(MergedMinute {
+                    service: key.service,
+                    profile_type: key.profile_type,
+                    labels: key.labels,
+                    minute: push.minute,
+                    added: added.saturating_sub(refused),
+                    minute_total,
+                }),
+                refused,
+            )),
         }
     }
 
