@@ -410,6 +410,16 @@ fn service_of(state: &ApiState, uri: &Uri) -> Result<Arc<ProfileService>, ApiErr
 }
 
 impl ProfileParams {
+    /// `?max_nodes=` of a tree read (flame graph, diff, snapshot).
+    fn max_nodes(&self) -> Result<usize, ApiError> {
+        number_param(
+            self.max_nodes.as_deref(),
+            "max_nodes",
+            DEFAULT_MAX_NODES,
+            MAX_MAX_NODES,
+        )
+    }
+
     fn selection(&self) -> Result<Selection, ApiError> {
         let service = self
             .service
@@ -565,12 +575,7 @@ pub async fn profile_flamegraph(
     ApiQuery(params): ApiQuery<ProfileParams>,
 ) -> Result<Json<FlameGraph>, ApiError> {
     let service = service_of(&state, &uri)?;
-    let max_nodes = number_param(
-        params.max_nodes.as_deref(),
-        "max_nodes",
-        DEFAULT_MAX_NODES,
-        MAX_MAX_NODES,
-    )?;
+    let max_nodes = params.max_nodes()?;
     Ok(Json(
         service.flamegraph(&params.selection()?, max_nodes).await?,
     ))
@@ -613,12 +618,7 @@ pub async fn profile_diff(
     ApiQuery(params): ApiQuery<ProfileParams>,
 ) -> Result<Json<DiffGraph>, ApiError> {
     let service = service_of(&state, &uri)?;
-    let max_nodes = number_param(
-        params.max_nodes.as_deref(),
-        "max_nodes",
-        DEFAULT_MAX_NODES,
-        MAX_MAX_NODES,
-    )?;
+    let max_nodes = params.max_nodes()?;
     let base_from = params
         .base_from
         .as_deref()
@@ -701,12 +701,7 @@ pub async fn profile_snapshot(
 ) -> Result<Response, ApiError> {
     let service = service_of(&state, &uri)?;
     let sel = params.selection()?;
-    let max_nodes = number_param(
-        params.max_nodes.as_deref(),
-        "max_nodes",
-        DEFAULT_MAX_NODES,
-        MAX_MAX_NODES,
-    )?;
+    let max_nodes = params.max_nodes()?;
     let timeline = service.timeline(&sel).await?;
     let flamegraph = service.flamegraph(&sel, max_nodes).await?;
     let snapshot = Snapshot {
