@@ -12,8 +12,9 @@ use bytes::Bytes;
 
 use super::snapshot::{subscribe_reply, LatestBuckets, SnapshotConfig};
 use super::{now_unix_s, LambdaError};
-use crate::auth::{ApiKeys, AuthError, CHALLENGE};
-use crate::live::session::{on_connect, on_disconnect, on_message, ConnectError, Replay};
+use crate::auth::{ApiKeys, CHALLENGE};
+use crate::tokens::{Authenticator, Denied, Scopes};
+use crate::live::session::{on_connect_with, on_disconnect, on_message, ConnectError, Replay};
 use crate::live::{ServerMessage, MAX_MESSAGE_BYTES};
 use crate::ports::{ConnectionPusher, ConnectionStore, PushError, Subscription};
 
@@ -36,11 +37,12 @@ pub fn response(status: i64, message: &str) -> ApiGatewayProxyResponse {
 }
 
 /// The `$connect` refusal: 401, the reason as `{"error": …}` and a `WWW-Authenticate` challenge.
-pub fn refused(error: AuthError) -> ApiGatewayProxyResponse {
-    let mut refusal = response(401, &error.json_body());
+pub fn refused(error: impl Into<Denied>) -> ApiGatewayProxyResponse {
+    let error: Denied = error.into();
+    let mut refusal = response(i64::from(error.status()), &error.json_body());
     refusal.headers.insert(
         header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(CHALLENGE),
+        HeaderValue::from_str(&error.challenge()).unwrap_or(HeaderValue::from_static(CHALLENGE)),
     );
     refusal.headers.insert(
         header::CONTENT_TYPE,
@@ -55,9 +57,20 @@ pub async fn handle_connect<C: ConnectionStore + ?Sized>(
     keys: &ApiKeys,
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> Result<ApiGatewayProxyResponse, LambdaError> {
+    let auth = Authenticator::new().with_keys(keys.clone(), Scopes::ALL);
+    handle_connect_with(connections, &auth, event).await
+}
+
+/// `$connect` with scopes: `?token=` is a key or a signed token with the `read` scope; 401 or 403
+/// with the reason otherwise.
+pub async fn handle_connect_with<C: ConnectionStore + ?Sized>(
+    connections: &C,
+    auth: &Authenticator,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, LambdaError> {
     let id = connection_id(event)?;
     let token = event.query_string_parameters.first("token");
-    match on_connect(connections, keys, id, token, now_unix_s()).await {
+    match on_connect_with(connections, auth, id, token, now_unix_s()).await {
         Ok(()) => Ok(response(200, "connected")),
         Err(ConnectError::Unauthorized(error)) => Ok(refused(error)),
         Err(ConnectError::Store(e)) => Err(e.into()),
