@@ -72,7 +72,15 @@ async fn call(
 }
 
 async fn api(handle: &LocalHandle, method: &str, path: &str, bearer: Option<&str>) -> Answer {
-    call(handle.http_addr, method, path, bearer, "application/json", b"").await
+    call(
+        handle.http_addr,
+        method,
+        path,
+        bearer,
+        "application/json",
+        b"",
+    )
+    .await
 }
 
 async fn token_for(handle: &LocalHandle, key: &str, body: &str) -> Value {
@@ -135,7 +143,10 @@ async fn a_token_from_a_key_opens_the_api_and_the_websocket_with_the_keys_scopes
     let issued = token_for(&handle, READ_KEY, "").await;
     let token = issued["access_token"].as_str().unwrap().to_string();
     assert_eq!(issued["token_type"], "Bearer");
-    assert_eq!(issued["expires_in"], 900, "the default lifetime is 15 minutes");
+    assert_eq!(
+        issued["expires_in"], 900,
+        "the default lifetime is 15 minutes"
+    );
     assert_eq!(issued["scope"], "ingest read");
     assert_eq!(issued["tenant"], "default");
 
@@ -298,7 +309,11 @@ async fn an_expired_token_is_refused_with_401_and_a_reason() {
     })
     .await;
     let answer = refused.lock().unwrap().take().unwrap();
-    assert!(answer.error().starts_with("token expired at "), "{}", answer.body);
+    assert!(
+        answer.error().starts_with("token expired at "),
+        "{}",
+        answer.body
+    );
     let challenge = answer.header("www-authenticate").unwrap_or_default();
     assert!(
         challenge.contains("error=\"invalid_token\"") && challenge.contains("token expired"),
@@ -332,9 +347,11 @@ async fn without_keys_local_mode_stays_open_and_tokens_are_off() {
     assert_eq!(token.status, 404, "{}", token.body);
     handle.shutdown().await.unwrap();
     // A token secret without a key to issue from, or a short one, is refused at start.
-    assert!(local::start(args_with(dir.path(), &["--token-secret", SECRET]))
-        .await
-        .is_err());
+    assert!(
+        local::start(args_with(dir.path(), &["--token-secret", SECRET]))
+            .await
+            .is_err()
+    );
     assert!(local::start(args_with(
         dir.path(),
         &["--token", READ_KEY, "--token-secret", "short"]

@@ -39,7 +39,7 @@ pub mod scrape;
 pub mod sketch;
 pub mod spans;
 pub mod telemetry;
-pub mod tokens;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod tokens;
 pub mod traces;

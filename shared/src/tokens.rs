@@ -98,7 +98,10 @@ impl Scopes {
     /// `"ingest read admin"` → the set; an unknown name is an error naming it.
     pub fn parse(text: &str) -> Result<Scopes, TokenError> {
         let mut scopes = Scopes::NONE;
-        for name in text.split(|c: char| c == ' ' || c == ',').filter(|n| !n.is_empty()) {
+        for name in text
+            .split(|c: char| c == ' ' || c == ',')
+            .filter(|n| !n.is_empty())
+        {
             let scope =
                 Scope::parse(name).ok_or_else(|| TokenError::UnknownScope(truncate(name)))?;
             scopes = scopes.union(Scopes::of(&[scope]));
@@ -559,8 +562,14 @@ mod tests {
 
     fn authenticator(now: &Clock) -> Authenticator {
         Authenticator::new()
-            .with_keys(ApiKeys::from_clear_keys(["reader"]), Scopes::of(&[Scope::Read]))
-            .with_keys(ApiKeys::from_clear_keys(["sender"]), Scopes::of(&[Scope::Ingest]))
+            .with_keys(
+                ApiKeys::from_clear_keys(["reader"]),
+                Scopes::of(&[Scope::Read]),
+            )
+            .with_keys(
+                ApiKeys::from_clear_keys(["sender"]),
+                Scopes::of(&[Scope::Ingest]),
+            )
             .with_keys(ApiKeys::from_clear_keys(["boss"]), Scopes::ALL)
             .with_tokens(TokenIssuer::new(SECRET, 900).unwrap())
             .with_clock(now.clone())
@@ -658,7 +667,9 @@ mod tests {
         );
 
         // A token from the admin key, narrowed to read.
-        let boss = auth.authenticate(Some("boss"), AuthError::MissingHeader).unwrap();
+        let boss = auth
+            .authenticate(Some("boss"), AuthError::MissingHeader)
+            .unwrap();
         let token = auth
             .issue_for(&boss, Some(Scopes::of(&[Scope::Read])))
             .unwrap();
@@ -699,7 +710,9 @@ mod tests {
     fn tokens_never_widen_the_keys_scopes() {
         let (_, clock) = clock(0);
         let auth = authenticator(&clock);
-        let reader = auth.authenticate(Some("reader"), AuthError::MissingHeader).unwrap();
+        let reader = auth
+            .authenticate(Some("reader"), AuthError::MissingHeader)
+            .unwrap();
         assert!(matches!(
             auth.issue_for(&reader, Some(Scopes::ALL)),
             Err(IssueError::ScopeNotHeld { .. })
@@ -733,10 +746,19 @@ mod tests {
         assert_eq!(required_scope("GET", "/ws"), Some(Scope::Read));
         assert_eq!(required_scope("GET", "/metrics"), Some(Scope::Read));
         assert_eq!(required_scope("POST", "/api/v1/query"), Some(Scope::Read));
-        assert_eq!(required_scope("POST", "/api/alerts/abc/ack"), Some(Scope::Read));
-        assert_eq!(required_scope("PUT", "/api/alert-rules"), Some(Scope::Admin));
+        assert_eq!(
+            required_scope("POST", "/api/alerts/abc/ack"),
+            Some(Scope::Read)
+        );
+        assert_eq!(
+            required_scope("PUT", "/api/alert-rules"),
+            Some(Scope::Admin)
+        );
         assert_eq!(required_scope("POST", "/api/silences"), Some(Scope::Admin));
-        assert_eq!(required_scope("DELETE", "/api/silences/1"), Some(Scope::Admin));
+        assert_eq!(
+            required_scope("DELETE", "/api/silences/1"),
+            Some(Scope::Admin)
+        );
         assert_eq!(
             required_scope("POST", "/api/registry/instances"),
             Some(Scope::Admin)

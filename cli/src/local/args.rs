@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flowscope_core::auth::ApiKeys;
-use flowscope_core::tokens::{Authenticator, Scope, Scopes, TokenIssuer};
 use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::model::Retention;
+use flowscope_core::tokens::{Authenticator, Scope, Scopes, TokenIssuer};
 
 use super::serve::{ErrorStyle, ServeConfig};
 
@@ -332,7 +332,10 @@ impl LocalArgs {
                 Scopes::ALL,
             )
             .with_keys(
-                clear("--ingest-token (FLOWSCOPE_INGEST_TOKEN)", &self.ingest_token)?,
+                clear(
+                    "--ingest-token (FLOWSCOPE_INGEST_TOKEN)",
+                    &self.ingest_token,
+                )?,
                 Scopes::of(&[Scope::Ingest]),
             );
         let Some(secret) = &self.token_secret else {

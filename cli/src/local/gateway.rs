@@ -21,7 +21,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flowscope_core::tokens::Authenticator;
 use flowscope_core::http::{self as core_http, AlertEvents, ApiState};
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::session::{self, ConnectError};
@@ -29,6 +28,7 @@ use flowscope_core::live::{ClientMessage, LiveHub, ServerMessage, MAX_MESSAGE_BY
 use flowscope_core::ports::{
     ConnectionPusher, ConnectionStore, PushError, StreamSink, Subscription,
 };
+use flowscope_core::tokens::Authenticator;
 use futures::{SinkExt, StreamExt};
 use tower_http::services::{ServeDir, ServeFile};
 

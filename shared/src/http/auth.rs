@@ -80,12 +80,15 @@ pub async fn require_otlp_key(
 /// `{"error": "<reason>"}`.
 pub fn denied(denied: &Denied) -> Response {
     let status = StatusCode::from_u16(denied.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-    let challenge = HeaderValue::from_str(&denied.challenge())
-        .unwrap_or(HeaderValue::from_static(CHALLENGE));
+    let challenge =
+        HeaderValue::from_str(&denied.challenge()).unwrap_or(HeaderValue::from_static(CHALLENGE));
     (
         status,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (header::WWW_AUTHENTICATE, challenge),
         ],
         denied.json_body(),

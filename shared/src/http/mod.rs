@@ -32,7 +32,10 @@ pub fn query_router(state: ApiState, keys: ApiKeys) -> Router {
 
 /// The query function's service with scopes and tokens: every `/api/*` route behind
 /// [`auth::require_scope`]; `POST /api/token` issues tokens when `auth` has a token secret.
-pub fn query_router_with(state: ApiState, auth: std::sync::Arc<crate::tokens::Authenticator>) -> Router {
+pub fn query_router_with(
+    state: ApiState,
+    auth: std::sync::Arc<crate::tokens::Authenticator>,
+) -> Router {
     api::router(state.with_authenticator(auth.clone()))
         .layer(middleware::from_fn_with_state(auth, auth::require_scope))
 }
@@ -44,7 +47,10 @@ pub fn ingest_router_with(
 ) -> Router {
     otlp::router(ingest)
         .fallback(otlp::not_found)
-        .layer(middleware::from_fn_with_state(auth, auth::require_ingest_scope))
+        .layer(middleware::from_fn_with_state(
+            auth,
+            auth::require_ingest_scope,
+        ))
 }
 
 /// The ingest function's service: the OTLP routes (404 with a `google.rpc.Status` elsewhere) behind

@@ -4,8 +4,8 @@
 use super::hub::LiveHub;
 use super::wire::{ClientMessage, ServerMessage};
 use crate::auth::{ApiKeys, AuthError};
-use crate::tokens::{Authenticator, Denied, Scope, Scopes};
 use crate::ports::{ConnectionStore, ConnectionStoreError, Subscription};
+use crate::tokens::{Authenticator, Denied, Scope, Scopes};
 
 /// API Gateway closes a connection after 2 h; connection items outlive that a little, then expire.
 pub const CONNECTION_TTL_SECONDS: i64 = 2 * 3600 + 600;

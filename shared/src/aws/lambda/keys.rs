@@ -4,8 +4,8 @@ use aws_config::SdkConfig;
 
 use super::LambdaError;
 use crate::auth::ApiKeys;
-use crate::tokens::{Authenticator, Scope, Scopes, TokenIssuer, DEFAULT_TTL_SECONDS};
 use crate::aws::errors;
+use crate::tokens::{Authenticator, Scope, Scopes, TokenIssuer, DEFAULT_TTL_SECONDS};
 
 /// Comma-separated SHA-256 hex hashes given directly (tests, emulators).
 pub const HASHES_VARIABLE: &str = "API_KEY_HASHES";

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use super::snapshot::{subscribe_reply, LatestBuckets, SnapshotConfig};
 use super::{now_unix_s, LambdaError};
 use crate::auth::{ApiKeys, CHALLENGE};
-use crate::tokens::{Authenticator, Denied, Scopes};
 use crate::live::session::{on_connect_with, on_disconnect, on_message, ConnectError, Replay};
 use crate::live::{ServerMessage, MAX_MESSAGE_BYTES};
 use crate::ports::{ConnectionPusher, ConnectionStore, PushError, Subscription};
+use crate::tokens::{Authenticator, Denied, Scopes};
 
 /// The connection the event is about.
 pub fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Result<&str, LambdaError> {
