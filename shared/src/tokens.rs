@@ -98,10 +98,7 @@ impl Scopes {
     /// `"ingest read admin"` → the set; an unknown name is an error naming it.
     pub fn parse(text: &str) -> Result<Scopes, TokenError> {
         let mut scopes = Scopes::NONE;
-        for name in text
-            .split(|c: char| c == ' ' || c == ',')
-            .filter(|n| !n.is_empty())
-        {
+        for name in text.split([' ', ',']).filter(|n| !n.is_empty()) {
             let scope =
                 Scope::parse(name).ok_or_else(|| TokenError::UnknownScope(truncate(name)))?;
             scopes = scopes.union(Scopes::of(&[scope]));

@@ -204,6 +204,64 @@ mod tests {
         );
     }
 
+    /// `$connect` with scopes and tokens (the ws-connect function's path): a token with `read` is
+    /// accepted and the connection recorded under its key id; an ingest-only token is refused with
+    /// 403, an expired one with 401 and an `invalid_token` challenge.
+    #[cfg(feature = "embedded")]
+    #[tokio::test]
+    async fn connect_takes_a_token_with_the_read_scope() {
+        use crate::tokens::{Scope, TokenIssuer};
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let auth = Authenticator::new()
+            .with_keys(
+                ApiKeys::from_clear_keys(["k1"]),
+                Scopes::of(&[Scope::Ingest, Scope::Read]),
+            )
+            .with_tokens(TokenIssuer::new(secret, 900).unwrap());
+        let issuer = TokenIssuer::new(secret, 900).unwrap();
+        let now = now_unix_s();
+        let connect = |token: &str| {
+            event(serde_json::json!({
+                "requestContext": {"connectionId": "c1=", "routeKey": "$connect", "connectedAt": 0, "requestTimeEpoch": 0},
+                "queryStringParameters": {"token": token},
+                "isBase64Encoded": false
+            }))
+        };
+        let connections = crate::embedded::MemoryConnections::new();
+        let read = issuer
+            .issue(
+                &crate::tokens::key_id("k1"),
+                Scopes::of(&[Scope::Read]),
+                now,
+            )
+            .unwrap()
+            .access_token;
+        let accepted = handle_connect_with(&connections, &auth, &connect(&read))
+            .await
+            .unwrap();
+        assert_eq!(accepted.status_code, 200);
+
+        let ingest = issuer
+            .issue("key:x", Scopes::of(&[Scope::Ingest]), now)
+            .unwrap()
+            .access_token;
+        let forbidden = handle_connect_with(&connections, &auth, &connect(&ingest))
+            .await
+            .unwrap();
+        assert_eq!(forbidden.status_code, 403);
+
+        let expired = issuer
+            .issue("key:x", Scopes::of(&[Scope::Read]), now - 1000)
+            .unwrap()
+            .access_token;
+        let refused = handle_connect_with(&connections, &auth, &connect(&expired))
+            .await
+            .unwrap();
+        assert_eq!(refused.status_code, 401);
+        let challenge = refused.headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    }
+
     #[test]
     fn connection_id_and_text_come_from_the_event() {
         let e = event(serde_json::json!({
