@@ -27,7 +27,7 @@ LAYERS = [
     ("domain", ["model", "sketch", "spans", "duration", "domain", "profiles"]),
     ("ports", ["ports"]),
     ("processing", ["registry", "record", "otlp", "auth", "cardinality", "ingest", "aggregate", "traces", "alerts", "live",
-                    "query", "pipeline", "probing", "scrape", "profiling", "expr", "telemetry", "key_limits"]),
+                    "query", "pipeline", "probing", "scrape", "profiling", "expr", "telemetry", "key_limits", "tokens"]),
     ("http", ["http"]),
     ("adapters", ["embedded", "aws", "testing"]),
 ]

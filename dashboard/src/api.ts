@@ -2,6 +2,7 @@
 // (`contract.ts`, docs/openapi.json) before use, so callers get well-formed data or an `ApiError`
 // saying which field the server got wrong, never a half-parsed object.
 
+import { currentToken, type Credential } from "./auth";
 import type * as v from "valibot";
 import {
   parseAlertHistory,
@@ -61,7 +62,7 @@ export class QueryClient {
   constructor(
     private readonly baseUrl: string,
     private readonly fetchFn: typeof fetch,
-    private readonly token: string = "",
+    private readonly token: Credential = "",
     private readonly onUnauthorized: (reason: string) => void = () => {},
   ) {}
 
@@ -167,7 +168,8 @@ export class QueryClient {
     let response: Response;
     try {
       const headers: Record<string, string> = { accept: "application/json" };
-      if (this.token !== "") headers.authorization = `Bearer ${this.token}`;
+      const token = currentToken(this.token);
+      if (token !== "") headers.authorization = `Bearer ${token}`;
       const init: RequestInit = { method, headers };
       if (payload !== undefined) {
         headers["content-type"] = "application/json";

@@ -5,6 +5,7 @@
 import { AlertStore } from "./alerts/store";
 import type { Alert } from "./alerts/model";
 import { ApiError, QueryClient } from "./api";
+import { currentToken, type Credential } from "./auth";
 import { withToken, type DashboardConfig } from "./config";
 import { formatAge, formatRate } from "./format";
 import { edgeHealth, nodeHealth } from "./graph/health";
@@ -97,8 +98,8 @@ export interface AppDependencies {
 
 /** The session's credential: sent on every request, and what to do when the server refuses it. */
 export interface AppCredential {
-  /** "" for none. */
-  token: string;
+  /** "" for none; a function for a token that is refreshed (read at each request). */
+  token: Credential;
   /** Called with the server's reason when the API answers 401. */
   onUnauthorized: (reason: string) => void;
 }
@@ -206,7 +207,7 @@ export class App {
     });
 
     this.connection = new LiveConnection({
-      url: withToken(config.wsUrl, credential.token),
+      url: () => withToken(config.wsUrl, currentToken(credential.token)),
       subscription: { services: [], metrics: [...PAGE_METRICS, ...Object.values(RED_METRICS)] },
       onMessage: (message) => this.onLiveMessage(message),
       onStatus: (status) => this.onStatus(status),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ApiError, QueryClient } from "./api";
-import { adoptFragmentToken, checkToken, takeTokenFromFragment, TOKEN_STORAGE_KEY, TokenStore, type TokenStorage } from "./auth";
+import { adoptFragmentToken, checkToken, SessionToken, takeTokenFromFragment, TOKEN_STORAGE_KEY, TokenStore, type TokenStorage } from "./auth";
 
 function memoryStorage(): TokenStorage & { items: Map<string, string> } {
   const items = new Map<string, string>();
@@ -141,5 +141,58 @@ describe("QueryClient and a refused credential", () => {
     const fetchFn = (async () => new Response(JSON.stringify({ error: "nope" }), { status: 404 })) as typeof fetch;
     await new QueryClient("", fetchFn, "t", (reason) => reasons.push(reason)).services().catch(() => undefined);
     expect(reasons).toEqual([]);
+  });
+});
+
+describe("SessionToken", () => {
+  type Call = { url: string; authorization: string };
+  const answering = (answers: Record<string, () => Response>, calls: Call[]): typeof fetch =>
+    (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const url = String(input);
+      const headers = (init?.headers ?? {}) as Record<string, string>;
+      calls.push({ url, authorization: headers.authorization ?? "" });
+      const path = url.replace("http://api", "");
+      return (answers[path] ?? (() => new Response("{}", { status: 404 })))();
+    }) as typeof fetch;
+  const issued = (token: string, expiresIn = 900) => () =>
+    new Response(JSON.stringify({ access_token: token, expires_in: expiresIn, token_type: "Bearer" }), {
+      status: 200,
+    });
+
+  it("trades the key for a token and refreshes it at 80 % of its lifetime", async () => {
+    const calls: Call[] = [];
+    const scheduled: { run: () => void; ms: number }[] = [];
+    const answers: Record<string, () => Response> = { "/api/token": issued("jwt-1") };
+    const session = new SessionToken("the-key", answering(answers, calls), "http://api", (run, ms) => {
+      scheduled.push({ run, ms });
+      return 0 as unknown as ReturnType<typeof setTimeout>;
+    });
+    expect(session.current()).toBe("the-key");
+    await session.start();
+    expect(session.current()).toBe("jwt-1");
+    expect(calls[0]).toEqual({ url: "http://api/api/token", authorization: "Bearer the-key" });
+    expect(scheduled[0]?.ms).toBe(720_000);
+
+    answers["/api/token/refresh"] = issued("jwt-2");
+    await session.refresh();
+    expect(session.current()).toBe("jwt-2");
+    expect(calls[1]).toEqual({ url: "http://api/api/token/refresh", authorization: "Bearer jwt-1" });
+
+    // An expired token cannot be refreshed: the key buys a new one.
+    answers["/api/token/refresh"] = () => new Response('{"error":"token expired"}', { status: 401 });
+    answers["/api/token"] = issued("jwt-3");
+    await session.refresh();
+    expect(session.current()).toBe("jwt-3");
+    expect(calls.at(-1)).toEqual({ url: "http://api/api/token", authorization: "Bearer the-key" });
+  });
+
+  it("keeps sending the key where tokens are off", async () => {
+    const calls: Call[] = [];
+    const session = new SessionToken("the-key", answering({}, calls), "http://api", () => {
+      throw new Error("nothing to schedule");
+    });
+    await session.start();
+    expect(session.current()).toBe("the-key");
+    expect(calls).toHaveLength(1);
   });
 });

@@ -122,3 +122,98 @@ export async function errorReason(response: Response): Promise<string> {
   }
   return `HTTP ${response.status}`;
 }
+
+/** A credential as the clients hold it: fixed, or read at each request (a token that is refreshed). */
+export type Credential = string | (() => string);
+
+/** The credential's value now. */
+export function currentToken(credential: Credential): string {
+  return typeof credential === "function" ? credential() : credential;
+}
+
+/** The answer of `POST /api/token` (and `/refresh`), the fields the page uses. */
+export interface IssuedToken {
+  access_token: string;
+  expires_in: number;
+}
+
+/**
+ * `POST /api/token` with the key, or `/api/token/refresh` with a token: the new token, or null when
+ * tokens are off (404), the credential is refused or the server cannot be reached.
+ */
+export async function requestToken(
+  fetchFn: typeof fetch,
+  apiBaseUrl: string,
+  path: "/api/token" | "/api/token/refresh",
+  credential: string,
+): Promise<IssuedToken | null> {
+  try {
+    const response = await fetchFn(`${apiBaseUrl}${path}`, {
+      method: "POST",
+      headers: { accept: "application/json", authorization: `Bearer ${credential}` },
+    });
+    if (!response.ok) return null;
+    const body: unknown = await response.json();
+    const token = body as Partial<IssuedToken>;
+    if (typeof token.access_token !== "string" || typeof token.expires_in !== "number") return null;
+    return { access_token: token.access_token, expires_in: token.expires_in };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The session's short-lived token, traded for the key the user gave (`POST /api/token`) and
+ * refreshed before it expires (at 80 % of its lifetime: `/api/token/refresh`, else the key again).
+ * Where tokens are off, `current()` is the key itself. The key stays in sessionStorage (see above);
+ * requests and WebSocket handshakes carry the token.
+ */
+export class SessionToken {
+  private token: string;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly key: string,
+    private readonly fetchFn: typeof fetch,
+    private readonly apiBaseUrl: string,
+    private readonly schedule: (run: () => void, ms: number) => ReturnType<typeof setTimeout> = (run, ms) =>
+      setTimeout(run, ms),
+  ) {
+    this.token = key;
+  }
+
+  /** The credential to send now. */
+  current(): string {
+    return this.token;
+  }
+
+  /** Trades the key for a token; keeps the key when tokens are off. */
+  async start(): Promise<void> {
+    if (this.key === "") return;
+    this.adopt(await requestToken(this.fetchFn, this.apiBaseUrl, "/api/token", this.key));
+  }
+
+  /** Refreshes now: with the token, else with the key; the key itself when neither works. */
+  async refresh(): Promise<void> {
+    const refreshed =
+      this.token !== this.key
+        ? await requestToken(this.fetchFn, this.apiBaseUrl, "/api/token/refresh", this.token)
+        : null;
+    const issued = refreshed ?? (await requestToken(this.fetchFn, this.apiBaseUrl, "/api/token", this.key));
+    if (issued === null) this.token = this.key;
+    this.adopt(issued);
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private adopt(issued: IssuedToken | null): void {
+    if (issued === null) return;
+    this.token = issued.access_token;
+    this.stop();
+    const ms = Math.max(5, issued.expires_in * 0.8) * 1000;
+    this.timer = this.schedule(() => void this.refresh(), ms);
+  }
+}

@@ -3,7 +3,7 @@
 
 import "./styles.css";
 import { App } from "./app";
-import { adoptFragmentToken, checkToken, TokenStore, type TokenStorage } from "./auth";
+import { adoptFragmentToken, checkToken, SessionToken, TokenStore, type TokenStorage } from "./auth";
 import { loadConfig } from "./config";
 import { SignInForm } from "./views/sign-in";
 
@@ -29,9 +29,15 @@ async function boot(): Promise<void> {
   let app: App | null = null;
   let prompt: SignInForm | null = null;
 
-  const start = (): void => {
+  let session: SessionToken | null = null;
+  const start = async (): Promise<void> => {
+    // The key buys a short-lived token where the server issues them (else the key is sent as is).
+    session?.stop();
+    const current = new SessionToken(store.get(), fetchFn, config.apiBaseUrl);
+    session = current;
+    await current.start();
     app = new App(root, config, { fetch: fetchFn, nowMs: () => Date.now() }, warning, {
-      token: store.get(),
+      token: () => current.current(),
       onUnauthorized: (reason) => askForToken(reason),
     });
     // Counters for the benchmark and for curious people in the console.
@@ -42,6 +48,7 @@ async function boot(): Promise<void> {
   const askForToken = (reason?: string): void => {
     if (prompt !== null) return;
     app?.stop();
+    session?.stop();
     store.clear();
     const form = new SignInForm({
       reason,
@@ -56,7 +63,7 @@ async function boot(): Promise<void> {
         }
         form.element.remove();
         prompt = null;
-        start();
+        void start();
         return null;
       },
     });
@@ -66,7 +73,7 @@ async function boot(): Promise<void> {
   };
 
   if (config.authRequired && store.get() === "") askForToken();
-  else start();
+  else void start();
 }
 
 void boot();

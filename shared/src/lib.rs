@@ -41,4 +41,5 @@ pub mod spans;
 pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod tokens;
 pub mod traces;

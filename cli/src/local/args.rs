@@ -9,6 +9,7 @@ use anyhow::Context;
 use flowscope_core::auth::ApiKeys;
 use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::model::Retention;
+use flowscope_core::tokens::{Authenticator, Scope, Scopes, TokenIssuer};
 
 use super::serve::{ErrorStyle, ServeConfig};
 
@@ -118,6 +119,17 @@ pub struct LocalArgs {
     /// `--token` is. Without it, whoever holds `--token` may (anyone when there is no token).
     #[arg(long, env = "FLOWSCOPE_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
+    /// A key with the `ingest` scope only; when set, the OTLP port needs a credential with that
+    /// scope (this key, `--token`, `--admin-token` or a token carrying `ingest`).
+    #[arg(long, env = "FLOWSCOPE_INGEST_TOKEN")]
+    pub ingest_token: Option<String>,
+    /// Secret (≥ 32 bytes) that signs short-lived tokens: `POST /api/token` with a key answers one,
+    /// accepted like the key (`Authorization: Bearer`, `?token=` on the WebSocket). Needs `--token`.
+    #[arg(long, env = "FLOWSCOPE_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+    /// Lifetime of a token from `POST /api/token` (`15m`, `1h`, …).
+    #[arg(long, env = "FLOWSCOPE_TOKEN_TTL", default_value = "15m")]
+    pub token_ttl: String,
     /// Use the AWS adapters (Kinesis, DynamoDB, API Gateway management) against `AWS_ENDPOINT_URL`
     /// — emulators, LocalStack or a real account — instead of the embedded ones. Needs a build
     /// with `--features aws`.
@@ -294,6 +306,49 @@ impl LocalArgs {
             Some(token) => ApiKeys::from_clear_keys([token.trim()]),
             None => ApiKeys::default(),
         })
+    }
+
+    /// Keys and their scopes: `--token` reads and ingests (and is admin without `--admin-token`),
+    /// `--admin-token` may do everything, `--ingest-token` only ingest; tokens with `--token-secret`.
+    /// No key: open (local mode's zero-config default).
+    pub fn authenticator(&self) -> anyhow::Result<Authenticator> {
+        let mut reader = vec![Scope::Read, Scope::Ingest];
+        if self.admin_token.is_none() {
+            reader.push(Scope::Admin);
+        }
+        let clear = |flag: &str, value: &Option<String>| -> anyhow::Result<ApiKeys> {
+            Ok(match value {
+                Some(key) if key.trim().is_empty() => {
+                    anyhow::bail!("{flag} is empty: give a token or leave it out")
+                }
+                Some(key) => ApiKeys::from_clear_keys([key.trim()]),
+                None => ApiKeys::default(),
+            })
+        };
+        let auth = Authenticator::new()
+            .with_keys(self.ws_keys()?, Scopes::of(&reader))
+            .with_keys(
+                clear("--admin-token (FLOWSCOPE_ADMIN_TOKEN)", &self.admin_token)?,
+                Scopes::ALL,
+            )
+            .with_keys(
+                clear(
+                    "--ingest-token (FLOWSCOPE_INGEST_TOKEN)",
+                    &self.ingest_token,
+                )?,
+                Scopes::of(&[Scope::Ingest]),
+            );
+        let Some(secret) = &self.token_secret else {
+            return Ok(auth);
+        };
+        anyhow::ensure!(
+            self.token.is_some(),
+            "--token-secret needs --token: tokens are issued for a key"
+        );
+        let ttl = parse_duration_seconds(&self.token_ttl).context("--token-ttl")?;
+        let issuer = TokenIssuer::new(secret.as_bytes(), ttl)
+            .map_err(|e| anyhow::anyhow!("--token-secret (FLOWSCOPE_TOKEN_SECRET): {e}"))?;
+        Ok(auth.with_tokens(issuer))
     }
 
     /// Who may replace the alert rules: `--admin-token`, else whoever holds `--token`, else anyone.

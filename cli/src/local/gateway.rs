@@ -16,12 +16,11 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flowscope_core::auth::{ApiKeys, AuthError};
 use flowscope_core::http::{self as core_http, AlertEvents, ApiState};
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::session::{self, ConnectError};
@@ -29,6 +28,7 @@ use flowscope_core::live::{ClientMessage, LiveHub, ServerMessage, MAX_MESSAGE_BY
 use flowscope_core::ports::{
     ConnectionPusher, ConnectionStore, PushError, StreamSink, Subscription,
 };
+use flowscope_core::tokens::Authenticator;
 use futures::{SinkExt, StreamExt};
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -48,8 +48,8 @@ pub struct GatewayState {
     pub metrics: Arc<super::metrics::Endpoint>,
     /// The ports behind `/api/*` (the core's router, shared with the query function).
     pub api: ApiState,
-    /// The `--token` credential (hashed); empty = no credential needed.
-    pub keys: ApiKeys,
+    /// Keys (hashed), their scopes and the token verifier; no key = no credential needed.
+    pub auth: Arc<Authenticator>,
     pub dashboard_dir: PathBuf,
 }
 
@@ -93,36 +93,21 @@ pub fn router(state: GatewayState) -> Router {
     router
 }
 
-/// With a token set: the credential from `Authorization: Bearer` / `x-api-key`, or `?token=` on
-/// `/ws` (browsers cannot set headers there); otherwise 401 with the reason. Without a token: open.
+/// With a key set: the credential from `Authorization: Bearer` / `x-api-key`, or `?token=` on
+/// `/ws` (browsers cannot set headers there) — a key or a signed token — with the scope of the
+/// route; otherwise 401/403 with the reason. Without a key: open.
 async fn require_credential(
     State(state): State<GatewayState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if state.keys.is_empty() {
+    if state.auth.is_open() {
         return next.run(request).await;
     }
-    match check_credential(&state.keys, request.uri(), request.headers()) {
+    match core_http::auth::authorize_request(&state.auth, &mut request) {
         Ok(()) => next.run(request).await,
-        Err(error) => unauthorized(error),
+        Err(refusal) => core_http::auth::denied(&refusal),
     }
-}
-
-fn check_credential(keys: &ApiKeys, uri: &Uri, headers: &HeaderMap) -> Result<(), AuthError> {
-    if uri.path() == "/ws" {
-        // The same check `$connect` makes (session::on_connect), before the upgrade is attempted.
-        let token = Query::<ConnectParams>::try_from_uri(uri)
-            .ok()
-            .and_then(|Query(params)| params.token);
-        return keys.check_query_token(token.as_deref());
-    }
-    core_http::auth::check_headers(keys, headers)
-}
-
-/// 401 with `{"error": "<reason>"}` and a `WWW-Authenticate: Bearer` challenge.
-fn unauthorized(error: AuthError) -> Response {
-    core_http::auth::unauthorized(error)
 }
 
 /// Pushes the alert events an `/api/*` request caused (an acknowledgement) to every client watching
@@ -172,7 +157,9 @@ async fn config(State(state): State<GatewayState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "apiBaseUrl": "",
         "mode": "local",
-        "auth": if state.keys.is_empty() { "none" } else { "token" },
+        "auth": if state.auth.is_open() { "none" } else { "token" },
+        // The dashboard trades the key for a short-lived token at `POST /api/token` when true.
+        "tokens": state.auth.issuer().is_some(),
     }))
 }
 
@@ -200,9 +187,9 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let connection_id = new_connection_id();
-    match session::on_connect(
+    match session::on_connect_with(
         state.connections.as_ref(),
-        &state.keys,
+        &state.auth,
         &connection_id,
         params.token.as_deref(),
         unix_now(),
@@ -210,7 +197,7 @@ async fn websocket(
     .await
     {
         Ok(()) => {}
-        Err(ConnectError::Unauthorized(error)) => return unauthorized(error),
+        Err(ConnectError::Unauthorized(refusal)) => return core_http::auth::denied(&refusal),
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
     // Client messages are tiny subscriptions: a frame or message past the limit closes with 1009.

@@ -116,7 +116,8 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
 pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     let retention = args.retention()?;
     let scrape_config = args.scrape.load()?;
-    let keys = args.ws_keys()?;
+    // Keys, scopes and tokens (`--token`, `--admin-token`, `--ingest-token`, `--token-secret`).
+    let auth = Arc::new(args.authenticator()?);
     let backend = if args.aws {
         Backend::aws(&args).await?
     } else {
@@ -135,10 +136,6 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
     );
     // `PUT /api/alert-rules`: the admin token is accepted wherever `--token` is.
     let rule_writers = args.rule_writers()?;
-    let keys = match (&args.token, &rule_writers) {
-        (Some(_), flowscope_core::http::rules::RuleWriters::Keys(admin)) => keys.union(admin),
-        _ => keys,
-    };
     let pusher = Arc::new(LocalConnections::new(args.ws_limits()));
     let hub = Arc::new(LiveHub::new(HubConfig {
         replay_bytes: args.ws_replay_bytes(),
@@ -309,6 +306,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             alerting.rules(),
         )
         .with_rule_source(alerting.source.clone(), rule_writers)
+        .with_authenticator(auth.clone())
         .with_traces(backend.traces.clone())
         .with_series_admission(admission)
         .with_registry(registry)
@@ -319,10 +317,12 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         }),
         aggregator_stats,
         metrics,
-        keys,
+        auth: auth.clone(),
         dashboard_dir: args.dashboard_dir.clone(),
     });
-    let otlp = otlp_server::router(ingest, profiles);
+    // The OTLP port takes no credential unless `--ingest-token` is set.
+    let otlp_auth = args.ingest_token.is_some().then(|| auth.clone());
+    let otlp = otlp_server::router(ingest, profiles, otlp_auth);
     let otlp_config = args.serve_config(serve::ErrorStyle::Otlp)?;
     let http_config = args.serve_config(serve::ErrorStyle::Api)?;
     // Above the API body limit so that the buffered body always passes axum's own check.

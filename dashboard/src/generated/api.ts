@@ -579,6 +579,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A short-lived token for the key in the request
+         * @description Authenticated with a long-lived key (`Authorization: Bearer <key>` or `x-api-key`). The token (HS256 JWT) carries `sub` (the key id), `scope`, `tenant`, `iat` and `exp`; use it as `Authorization: Bearer <token>` or `?token=` on the WebSocket.
+         */
+        post: operations["issue_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/token/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new token for a valid, unexpired token (or a key)
+         * @description The new token carries the scopes of the credential presented and a fresh expiry.
+         */
+        post: operations["refresh_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1048,6 +1088,25 @@ export interface components {
             /** Format: int64 */
             last_seen: number;
             lease?: components["schemas"]["LeaseView"] | null;
+        };
+        /** @description A token as `POST /api/token` answers it (RFC 6749 §5.1 field names). */
+        IssuedToken: {
+            access_token: string;
+            /** @description Always `Bearer`. */
+            token_type: string;
+            /**
+             * Format: int64
+             * @description Seconds until it expires.
+             */
+            expires_in: number;
+            /**
+             * Format: int64
+             * @description When it expires (unix seconds).
+             */
+            expires_at: number;
+            /** @description The scopes it carries, space-separated. */
+            scope: string;
+            tenant: string;
         };
         /** @description The lease of a registered instance. */
         LeaseView: {
@@ -1621,6 +1680,14 @@ export interface components {
             t: number;
             /** Format: int64 */
             total: number;
+        };
+        /** @description The body of `POST /api/token` (optional). */
+        TokenRequest: {
+            /**
+             * @description Scopes the token should carry, space-separated (`read`, `ingest`, `admin`); default: all of
+             *     the key's. More than the key has is refused with 403.
+             */
+            scope?: string | null;
         };
         /** @description One function of `GET /api/profiles/top`. */
         TopFunction: {
@@ -3155,6 +3222,89 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+        };
+    };
+    issue_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Optional: the scopes wanted */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["TokenRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description The token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IssuedToken"];
+                };
+            };
+            /** @description A malformed body, an unknown scope, or a token instead of a key */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description A scope the key does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Tokens are off (no token secret configured) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    refresh_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IssuedToken"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Tokens are off (no token secret configured) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
 }

@@ -50,8 +50,8 @@ export interface Subscription {
 }
 
 export interface LiveConnectionOptions {
-  /** Full WebSocket URL, token included. */
-  url: string;
+  /** Full WebSocket URL, token included (a function: read at each (re)connect, for a refreshed token). */
+  url: string | (() => string);
   subscription: Subscription;
   onMessage: (message: ServerMessage) => void;
   onStatus: (status: ConnectionStatus) => void;
@@ -159,7 +159,8 @@ export class LiveConnection {
   private open(): void {
     let socket: SocketLike;
     try {
-      socket = this.createSocket(this.options.url);
+      const url = this.options.url;
+      socket = this.createSocket(typeof url === "function" ? url() : url);
     } catch {
       // An invalid URL throws synchronously; treat it like a failed attempt so the UI says so.
       this.scheduleReconnect();

@@ -2,6 +2,7 @@
 // (model.ts) before use. `from`/`to` are sent in unix seconds, as every other range route takes them
 // (shared/src/http/params.rs).
 
+import { currentToken, type Credential } from "../auth";
 import type * as v from "valibot";
 import { ApiError } from "../api";
 import { parseFlamegraph, type FlameTree } from "./flame";
@@ -33,7 +34,7 @@ export class ProfilesClient {
   constructor(
     private readonly baseUrl: string,
     private readonly fetchFn: typeof fetch,
-    private readonly token: string,
+    private readonly token: Credential,
     private readonly onUnauthorized: (reason: string) => void,
   ) {}
 
@@ -76,7 +77,8 @@ export class ProfilesClient {
 
   private async send(path: string, accept: string): Promise<Response> {
     const headers: Record<string, string> = { accept };
-    if (this.token !== "") headers.authorization = `Bearer ${this.token}`;
+    const token = currentToken(this.token);
+    if (token !== "") headers.authorization = `Bearer ${token}`;
     try {
       return await this.fetchFn(`${this.baseUrl}${path}`, { headers });
     } catch (error) {

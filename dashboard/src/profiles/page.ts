@@ -4,6 +4,7 @@
 // with a sandwich view, and snapshots: downloaded from the server, opened from a file without it.
 // Loaded on demand (its own chunk), so pages that do not show profiles do not pay for it.
 
+import type { Credential } from "../auth";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import "./profiles.css";
@@ -626,7 +627,7 @@ export class ProfilesPage {
 export function createProfilesPage(
   apiBaseUrl: string,
   fetchFn: typeof fetch,
-  credential: { token: string; onUnauthorized: (reason: string) => void },
+  credential: { token: Credential; onUnauthorized: (reason: string) => void },
   nowMs: () => number,
 ): ProfilesPage {
   return new ProfilesPage(new ProfilesClient(apiBaseUrl, fetchFn, credential.token, credential.onUnauthorized), nowMs);

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use flowscope_core::aws::lambda::{keys, required_env};
 use flowscope_core::aws::{config, DynamoRegistryStore, DynamoSeriesAdmission, KinesisStream};
 use flowscope_core::cardinality::SeriesLimits;
-use flowscope_core::http::ingest_router;
+use flowscope_core::http::ingest_router_with;
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::key_limits::{KeyLimiter, KeyLimits};
 use flowscope_core::ports::StreamSink;
@@ -30,7 +30,8 @@ use lambda_http::{run, Error};
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = config::load().await;
-    let keys = keys::load_api_keys(&config).await?;
+    // The `ingest` scope: API keys, admin keys, or a token carrying it.
+    let keys = std::sync::Arc::new(keys::load_authenticator(&config).await?);
     let stream: Arc<dyn StreamSink> =
         Arc::new(KinesisStream::new(&config, required_env("STREAM_NAME")?));
     let limits = IngestLimits::default().with_env(|name| std::env::var(name).ok())?;
@@ -59,7 +60,7 @@ async fn main() -> Result<(), Error> {
     let ingest = Arc::new(ingest);
     // One CloudWatch EMF line per request (accepted/rejected points and spans, stream writes).
     let router = flowscope_core::telemetry::emf::with_ingest_lines(
-        ingest_router(ingest.clone(), keys),
+        ingest_router_with(ingest.clone(), keys),
         ingest,
         flowscope_core::telemetry::emf::function_name("ingest"),
     );

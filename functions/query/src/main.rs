@@ -3,7 +3,8 @@
 //! acknowledgements and silences (GET, POST, DELETE).
 //!
 //! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE` (series-limit refusals), `TRACES_TABLE`, `ALERTS_TABLE`, `REGISTRY_TABLE`, `API_KEYS_PARAMETER` (SSM)
-//! or `API_KEY_HASHES`; `ADMIN_KEY_HASHES` (optional) for `PUT /api/alert-rules`. Rules: the version
+//! or `API_KEY_HASHES`; `ADMIN_KEY_HASHES` (optional) for the `admin` scope (rules, silences,
+//! registry writes); `TOKEN_SECRET_PARAMETER` (SSM) or `TOKEN_SECRET`, `TOKEN_TTL_SECONDS` for tokens. Rules: the version
 //! put through the API (alerts table), else `infra/alert-rules.yaml`, compiled in.
 
 // Input never panics the process: non-test code returns errors instead (tests may unwrap).
@@ -19,7 +20,7 @@ use flowscope_core::aws::{
 };
 use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::http::rules::RuleWriters;
-use flowscope_core::http::{query_router, ApiState};
+use flowscope_core::http::{query_router_with, ApiState};
 use flowscope_core::registry::{Registry, RegistryLimits};
 use lambda_http::{run, Error};
 
@@ -31,10 +32,10 @@ use lambda_http::{run, Error};
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = config::load().await;
-    let keys = keys::load_api_keys(&config).await?;
-    // Admin keys are API keys too; only they may replace the alert rules.
+    // API keys carry `ingest` and `read`; admin keys every scope (rules, silences, registry
+    // writes); `POST /api/token` issues short-lived tokens when a token secret is configured.
+    let auth = Arc::new(keys::load_authenticator(&config).await?);
     let admin = keys::load_admin_keys()?;
-    let keys = keys.union(&admin);
     let tables = TableNames::from_env();
     // `GET /api/limits`: the ingest function's refusal counts (same limits from the same env).
     let admission =
@@ -66,5 +67,5 @@ async fn main() -> Result<(), Error> {
             RegistryLimits::default(),
         )))
     };
-    run(query_router(state, keys)).await
+    run(query_router_with(state, auth)).await
 }

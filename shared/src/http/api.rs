@@ -61,6 +61,8 @@ pub struct ApiState {
     expr_limits: crate::expr::ExprLimits,
     /// Who may replace the alert rules (`PUT /api/alert-rules`).
     rule_writers: super::rules::RuleWriters,
+    /// Keys, scopes and the token issuer (`POST /api/token`), when scopes are enforced.
+    auth: Option<Arc<crate::tokens::Authenticator>>,
 }
 
 impl ApiState {
@@ -80,6 +82,7 @@ impl ApiState {
             profiles: None,
             expr_limits: crate::expr::ExprLimits::default(),
             rule_writers: super::rules::RuleWriters::Nobody,
+            auth: None,
         }
     }
 
@@ -156,6 +159,16 @@ impl ApiState {
 
     pub(crate) fn expr_limits(&self) -> crate::expr::ExprLimits {
         self.expr_limits
+    }
+
+    /// Issues tokens at `POST /api/token` with this authenticator (the one the scope middleware uses).
+    pub fn with_authenticator(mut self, auth: Arc<crate::tokens::Authenticator>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    pub(crate) fn authenticator(&self) -> Option<&crate::tokens::Authenticator> {
+        self.auth.as_deref()
     }
 
     pub(crate) fn metric_store(&self) -> Arc<dyn MetricStore> {
@@ -250,6 +263,8 @@ fn documented_routes() -> OpenApiRouter<ApiState> {
         )
         .route("/api/v1/series", axum::routing::post(super::promql::series))
         .route("/api/v1/labels", axum::routing::post(super::promql::labels))
+        .routes(routes!(super::tokens::issue_token))
+        .routes(routes!(super::tokens::refresh_token))
 }
 
 /// A failed API request: its status and the reason, answered as `{"error": "<reason>"}`.

@@ -16,6 +16,7 @@ pub mod promql;
 pub mod query_expr;
 pub mod registry;
 pub mod rules;
+pub mod tokens;
 
 use axum::middleware;
 use axum::Router;
@@ -27,6 +28,29 @@ pub use api::{AlertEvents, ApiError, ApiState};
 /// The query function's service: every `/api/*` route behind the API key check (headers only).
 pub fn query_router(state: ApiState, keys: ApiKeys) -> Router {
     api::router(state).layer(middleware::from_fn_with_state(keys, auth::require_api_key))
+}
+
+/// The query function's service with scopes and tokens: every `/api/*` route behind
+/// [`auth::require_scope`]; `POST /api/token` issues tokens when `auth` has a token secret.
+pub fn query_router_with(
+    state: ApiState,
+    auth: std::sync::Arc<crate::tokens::Authenticator>,
+) -> Router {
+    api::router(state.with_authenticator(auth.clone()))
+        .layer(middleware::from_fn_with_state(auth, auth::require_scope))
+}
+
+/// The ingest function's service with scopes: the `ingest` scope (key or token) on the OTLP routes.
+pub fn ingest_router_with(
+    ingest: otlp::Receiver,
+    auth: std::sync::Arc<crate::tokens::Authenticator>,
+) -> Router {
+    otlp::router(ingest)
+        .fallback(otlp::not_found)
+        .layer(middleware::from_fn_with_state(
+            auth,
+            auth::require_ingest_scope,
+        ))
 }
 
 /// The ingest function's service: the OTLP routes (404 with a `google.rpc.Status` elsewhere) behind

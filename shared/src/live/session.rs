@@ -5,15 +5,17 @@ use super::hub::LiveHub;
 use super::wire::{ClientMessage, ServerMessage};
 use crate::auth::{ApiKeys, AuthError};
 use crate::ports::{ConnectionStore, ConnectionStoreError, Subscription};
+use crate::tokens::{Authenticator, Denied, Scope, Scopes};
 
 /// API Gateway closes a connection after 2 h; connection items outlive that a little, then expire.
 pub const CONNECTION_TTL_SECONDS: i64 = 2 * 3600 + 600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// Missing or wrong `?token=`; the text is the reason given with the 401.
+    /// Missing or wrong `?token=` (401), or a credential without the `read` scope (403); the text
+    /// is the reason given.
     #[error(transparent)]
-    Unauthorized(#[from] AuthError),
+    Unauthorized(#[from] Denied),
     #[error(transparent)]
     Store(#[from] ConnectionStoreError),
 }
@@ -57,17 +59,23 @@ pub async fn on_connect<C: ConnectionStore + ?Sized>(
     token: Option<&str>,
     now_unix_s: i64,
 ) -> Result<(), ConnectError> {
-    let principal = if keys.is_empty() {
-        "anonymous".to_string()
-    } else {
-        keys.check_query_token(token)?;
-        let token = token.unwrap_or_default().trim();
-        format!("key:{}", &crate::auth::hash_key(token)[..12])
-    };
+    let auth = Authenticator::new().with_keys(keys.clone(), Scopes::ALL);
+    on_connect_with(connections, &auth, connection_id, token, now_unix_s).await
+}
+
+/// `$connect` with scopes: `?token=` is a key or a signed token carrying the `read` scope.
+pub async fn on_connect_with<C: ConnectionStore + ?Sized>(
+    connections: &C,
+    auth: &Authenticator,
+    connection_id: &str,
+    token: Option<&str>,
+    now_unix_s: i64,
+) -> Result<(), ConnectError> {
+    let principal = auth.authorize(token, AuthError::MissingQueryToken, Some(Scope::Read))?;
     connections
         .put_connection(
             connection_id,
-            &principal,
+            &principal.subject,
             now_unix_s + CONNECTION_TTL_SECONDS,
         )
         .await?;

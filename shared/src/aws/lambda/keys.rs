@@ -5,6 +5,7 @@ use aws_config::SdkConfig;
 use super::LambdaError;
 use crate::auth::ApiKeys;
 use crate::aws::errors;
+use crate::tokens::{Authenticator, Scope, Scopes, TokenIssuer, DEFAULT_TTL_SECONDS};
 
 /// Comma-separated SHA-256 hex hashes given directly (tests, emulators).
 pub const HASHES_VARIABLE: &str = "API_KEY_HASHES";
@@ -40,6 +41,55 @@ pub fn load_admin_keys() -> Result<ApiKeys, LambdaError> {
             .map_err(|e| LambdaError::Config(format!("{ADMIN_HASHES_VARIABLE}: {e}"))),
         Err(_) => Ok(ApiKeys::default()),
     }
+}
+
+/// The token signing secret given directly (tests, emulators).
+pub const TOKEN_SECRET_VARIABLE: &str = "TOKEN_SECRET";
+/// Name of the SSM SecureString parameter holding the token signing secret (≥ 32 bytes).
+pub const TOKEN_SECRET_PARAMETER_VARIABLE: &str = "TOKEN_SECRET_PARAMETER";
+/// Token lifetime in seconds (default 900).
+pub const TOKEN_TTL_VARIABLE: &str = "TOKEN_TTL_SECONDS";
+
+/// The token issuer, when a secret is configured (`TOKEN_SECRET`, else the SSM parameter named by
+/// `TOKEN_SECRET_PARAMETER`); none means tokens are off (`POST /api/token` answers 404).
+pub async fn load_token_issuer(config: &SdkConfig) -> Result<Option<TokenIssuer>, LambdaError> {
+    let secret = match std::env::var(TOKEN_SECRET_VARIABLE) {
+        Ok(secret) if !secret.is_empty() => secret,
+        _ => match std::env::var(TOKEN_SECRET_PARAMETER_VARIABLE) {
+            Ok(name) if !name.trim().is_empty() => parameter_value(config, name.trim()).await?,
+            _ => return Ok(None),
+        },
+    };
+    let ttl = match std::env::var(TOKEN_TTL_VARIABLE) {
+        Ok(text) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|ttl| *ttl > 0)
+            .ok_or_else(|| {
+                LambdaError::Config(format!(
+                    "{TOKEN_TTL_VARIABLE} must be a positive number of seconds, got {text:?}"
+                ))
+            })?,
+        Err(_) => DEFAULT_TTL_SECONDS,
+    };
+    TokenIssuer::new(secret.as_bytes(), ttl)
+        .map(Some)
+        .map_err(|e| LambdaError::Config(format!("token secret: {e}")))
+}
+
+/// Keys and scopes of the functions: the API keys carry `ingest` and `read`, the admin keys
+/// (`ADMIN_KEY_HASHES`) every scope; tokens when a secret is configured.
+pub async fn load_authenticator(config: &SdkConfig) -> Result<Authenticator, LambdaError> {
+    let keys = load_api_keys(config).await?;
+    let admin = load_admin_keys()?;
+    let auth = Authenticator::new()
+        .with_keys(keys, Scopes::of(&[Scope::Ingest, Scope::Read]))
+        .with_keys(admin, Scopes::ALL);
+    Ok(match load_token_issuer(config).await? {
+        Some(issuer) => auth.with_tokens(issuer),
+        None => auth,
+    })
 }
 
 /// Parses the hash list, refusing an empty one.

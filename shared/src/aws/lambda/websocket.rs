@@ -12,10 +12,11 @@ use bytes::Bytes;
 
 use super::snapshot::{subscribe_reply, LatestBuckets, SnapshotConfig};
 use super::{now_unix_s, LambdaError};
-use crate::auth::{ApiKeys, AuthError, CHALLENGE};
-use crate::live::session::{on_connect, on_disconnect, on_message, ConnectError, Replay};
+use crate::auth::{ApiKeys, CHALLENGE};
+use crate::live::session::{on_connect_with, on_disconnect, on_message, ConnectError, Replay};
 use crate::live::{ServerMessage, MAX_MESSAGE_BYTES};
 use crate::ports::{ConnectionPusher, ConnectionStore, PushError, Subscription};
+use crate::tokens::{Authenticator, Denied, Scopes};
 
 /// The connection the event is about.
 pub fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Result<&str, LambdaError> {
@@ -36,11 +37,12 @@ pub fn response(status: i64, message: &str) -> ApiGatewayProxyResponse {
 }
 
 /// The `$connect` refusal: 401, the reason as `{"error": …}` and a `WWW-Authenticate` challenge.
-pub fn refused(error: AuthError) -> ApiGatewayProxyResponse {
-    let mut refusal = response(401, &error.json_body());
+pub fn refused(error: impl Into<Denied>) -> ApiGatewayProxyResponse {
+    let error: Denied = error.into();
+    let mut refusal = response(i64::from(error.status()), &error.json_body());
     refusal.headers.insert(
         header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(CHALLENGE),
+        HeaderValue::from_str(&error.challenge()).unwrap_or(HeaderValue::from_static(CHALLENGE)),
     );
     refusal.headers.insert(
         header::CONTENT_TYPE,
@@ -55,9 +57,20 @@ pub async fn handle_connect<C: ConnectionStore + ?Sized>(
     keys: &ApiKeys,
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> Result<ApiGatewayProxyResponse, LambdaError> {
+    let auth = Authenticator::new().with_keys(keys.clone(), Scopes::ALL);
+    handle_connect_with(connections, &auth, event).await
+}
+
+/// `$connect` with scopes: `?token=` is a key or a signed token with the `read` scope; 401 or 403
+/// with the reason otherwise.
+pub async fn handle_connect_with<C: ConnectionStore + ?Sized>(
+    connections: &C,
+    auth: &Authenticator,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, LambdaError> {
     let id = connection_id(event)?;
     let token = event.query_string_parameters.first("token");
-    match on_connect(connections, keys, id, token, now_unix_s()).await {
+    match on_connect_with(connections, auth, id, token, now_unix_s()).await {
         Ok(()) => Ok(response(200, "connected")),
         Err(ConnectError::Unauthorized(error)) => Ok(refused(error)),
         Err(ConnectError::Store(e)) => Err(e.into()),
@@ -189,6 +202,64 @@ mod tests {
             wrong.body,
             Some(Body::Text(r#"{"error":"invalid credential"}"#.into()))
         );
+    }
+
+    /// `$connect` with scopes and tokens (the ws-connect function's path): a token with `read` is
+    /// accepted and the connection recorded under its key id; an ingest-only token is refused with
+    /// 403, an expired one with 401 and an `invalid_token` challenge.
+    #[cfg(feature = "embedded")]
+    #[tokio::test]
+    async fn connect_takes_a_token_with_the_read_scope() {
+        use crate::tokens::{Scope, TokenIssuer};
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let auth = Authenticator::new()
+            .with_keys(
+                ApiKeys::from_clear_keys(["k1"]),
+                Scopes::of(&[Scope::Ingest, Scope::Read]),
+            )
+            .with_tokens(TokenIssuer::new(secret, 900).unwrap());
+        let issuer = TokenIssuer::new(secret, 900).unwrap();
+        let now = now_unix_s();
+        let connect = |token: &str| {
+            event(serde_json::json!({
+                "requestContext": {"connectionId": "c1=", "routeKey": "$connect", "connectedAt": 0, "requestTimeEpoch": 0},
+                "queryStringParameters": {"token": token},
+                "isBase64Encoded": false
+            }))
+        };
+        let connections = crate::embedded::MemoryConnections::new();
+        let read = issuer
+            .issue(
+                &crate::tokens::key_id("k1"),
+                Scopes::of(&[Scope::Read]),
+                now,
+            )
+            .unwrap()
+            .access_token;
+        let accepted = handle_connect_with(&connections, &auth, &connect(&read))
+            .await
+            .unwrap();
+        assert_eq!(accepted.status_code, 200);
+
+        let ingest = issuer
+            .issue("key:x", Scopes::of(&[Scope::Ingest]), now)
+            .unwrap()
+            .access_token;
+        let forbidden = handle_connect_with(&connections, &auth, &connect(&ingest))
+            .await
+            .unwrap();
+        assert_eq!(forbidden.status_code, 403);
+
+        let expired = issuer
+            .issue("key:x", Scopes::of(&[Scope::Read]), now - 1000)
+            .unwrap()
+            .access_token;
+        let refused = handle_connect_with(&connections, &auth, &connect(&expired))
+            .await
+            .unwrap();
+        assert_eq!(refused.status_code, 401);
+        let challenge = refused.headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     }
 
     #[test]
