@@ -57,6 +57,16 @@ impl KeyId {
         }
     }
 
+    /// The key of an authenticated principal (`key:<12 hex digits>`, see
+    /// [`crate::tokens::key_id`]): the same id as [`KeyId::of_credential`] of that key, whether the
+    /// request presented the key itself or a token issued from it.
+    pub fn of_subject(subject: &str) -> KeyId {
+        match subject.strip_prefix("key:") {
+            Some(hex) => KeyId(format!("key-{hex}")),
+            None => KeyId(subject.to_string()),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -251,6 +261,17 @@ impl KeyLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_and_the_tokens_issued_from_it_share_one_bucket_id() {
+        let key = "ingest-key-of-team-a";
+        let subject = crate::tokens::key_id(key);
+        assert_eq!(KeyId::of_subject(&subject), KeyId::of_credential(key));
+        assert_ne!(
+            KeyId::of_subject(&crate::tokens::key_id("another-key")),
+            KeyId::of_credential(key)
+        );
+    }
 
     #[test]
     fn a_key_over_its_items_limit_is_refused_and_another_key_is_not() {

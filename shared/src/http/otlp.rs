@@ -11,6 +11,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::post;
+use axum::Extension;
 use axum::Router;
 use http_body_util::BodyExt;
 
@@ -19,6 +20,7 @@ use crate::ingest::{Ingest, IngestRequest, IngestResponse, Signal};
 use crate::otlp::response::{code, status_body};
 use crate::otlp::Format;
 use crate::ports::StreamSink;
+use crate::tokens::Principal;
 
 /// The receiver the routes hand requests to.
 pub type Receiver = Arc<Ingest<dyn StreamSink>>;
@@ -39,16 +41,31 @@ pub fn router(ingest: Receiver) -> Router {
         .with_state(ingest)
 }
 
-async fn metrics(State(ingest): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
-    handle(&ingest, Signal::Metrics, &headers, body).await
+async fn metrics(
+    State(ingest): State<Receiver>,
+    principal: Option<Extension<Principal>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(&ingest, Signal::Metrics, principal, &headers, body).await
 }
 
-async fn traces(State(ingest): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
-    handle(&ingest, Signal::Traces, &headers, body).await
+async fn traces(
+    State(ingest): State<Receiver>,
+    principal: Option<Extension<Principal>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(&ingest, Signal::Traces, principal, &headers, body).await
 }
 
-async fn logs(State(ingest): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
-    handle(&ingest, Signal::Logs, &headers, body).await
+async fn logs(
+    State(ingest): State<Receiver>,
+    principal: Option<Extension<Principal>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(&ingest, Signal::Logs, principal, &headers, body).await
 }
 
 /// The answer for a path that is no OTLP endpoint: 404 with a `google.rpc.Status`.
@@ -94,7 +111,13 @@ pub fn status_refusal(
     })
 }
 
-async fn handle(ingest: &Receiver, signal: Signal, headers: &HeaderMap, body: Body) -> Response {
+async fn handle(
+    ingest: &Receiver,
+    signal: Signal,
+    principal: Option<Extension<Principal>>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let limit = ingest.limits().max_body_bytes;
     let body: Bytes = match read_body(body, limit, body::declared_length(headers)).await {
         Ok(body) => body,
@@ -125,8 +148,15 @@ async fn handle(ingest: &Receiver, signal: Signal, headers: &HeaderMap, body: Bo
         content_encoding: header_text(headers, header::CONTENT_ENCODING),
         body,
     };
-    // Each presented credential (or none) counts against its own rate limits.
-    let key = crate::key_limits::KeyId::from_headers(headers);
+    // Each key counts against its own rate limits: an authenticated request by the key it
+    // presented or its token was issued from (so refreshing a token does not reset the buckets),
+    // else by the presented credential (or none).
+    let key = match principal {
+        Some(Extension(p)) if p.subject != Principal::anonymous().subject => {
+            crate::key_limits::KeyId::of_subject(&p.subject)
+        }
+        _ => crate::key_limits::KeyId::from_headers(headers),
+    };
     into_response(ingest.handle_keyed(request, Some(&key)).await)
 }
 
