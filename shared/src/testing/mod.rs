@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod http_receiver;
+pub mod jira_receiver;
 pub mod memory_store;
 pub mod otlp;
 pub mod points;
