@@ -183,6 +183,11 @@ pub fn router(state: ApiState) -> Router {
     routes
         .route("/api/{*rest}", any(unknown_route))
         .method_not_allowed_fallback(method_not_allowed)
+        // ETag / Cache-Control / 304 on the query routes.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::caching::conditional_get,
+        ))
         .with_state(state)
 }
 
