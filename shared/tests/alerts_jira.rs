@@ -75,7 +75,11 @@ fn jira_sink(receiver: &JiraReceiver, state: Arc<RedbAlertStore>) -> Arc<dyn Not
     sinks.remove(0)
 }
 
-fn dispatcher(store: &Arc<RedbAlertStore>, sink: Arc<dyn Notifier>, attempts: u32) -> Dispatcher<RedbAlertStore> {
+fn dispatcher(
+    store: &Arc<RedbAlertStore>,
+    sink: Arc<dyn Notifier>,
+    attempts: u32,
+) -> Dispatcher<RedbAlertStore> {
     Dispatcher::new(store.clone(), vec![sink], &notification_settings(attempts))
 }
 
@@ -94,7 +98,10 @@ async fn a_firing_group_creates_one_issue_and_a_repeat_comments_on_it() {
     let reports = dispatcher.dispatch_now(&[fired], now).await.unwrap();
     assert!(reports.iter().all(|r| r.delivered()), "{reports:?}");
     let escalated = transition("checkout", "latency", TransitionKind::Escalated, now + 60);
-    let reports = dispatcher.dispatch_now(&[escalated], now + 60).await.unwrap();
+    let reports = dispatcher
+        .dispatch_now(&[escalated], now + 60)
+        .await
+        .unwrap();
     assert!(reports.iter().all(|r| r.delivered()), "{reports:?}");
 
     let created = receiver.accepted("create");
@@ -149,8 +156,14 @@ async fn resolving_the_group_comments_and_transitions_the_issue_to_done() {
     let transitions = receiver.accepted("transition");
     assert_eq!(transitions.len(), 1);
     assert_eq!(transitions[0].key.as_deref(), Some("FS-1"));
-    assert_eq!(transitions[0].body, serde_json::json!({"transition": {"id": "31"}}));
-    assert_eq!(store.get_sink_state("jira", "checkout").await.unwrap(), None);
+    assert_eq!(
+        transitions[0].body,
+        serde_json::json!({"transition": {"id": "31"}})
+    );
+    assert_eq!(
+        store.get_sink_state("jira", "checkout").await.unwrap(),
+        None
+    );
     // The next episode files a new issue.
     let again = transition("checkout", "latency", TransitionKind::Firing, now + 600);
     dispatcher.dispatch_now(&[again], now + 600).await.unwrap();
@@ -178,8 +191,16 @@ async fn the_issue_of_a_firing_group_survives_a_restart() {
     let repeat = transition("checkout", "latency", TransitionKind::Escalated, now + 60);
     dispatcher.dispatch_now(&[repeat], now + 60).await.unwrap();
     let resolved = transition("checkout", "latency", TransitionKind::Resolved, now + 120);
-    dispatcher.dispatch_now(&[resolved], now + 120).await.unwrap();
-    assert_eq!(receiver.accepted("create").len(), 1, "{:?}", receiver.requests());
+    dispatcher
+        .dispatch_now(&[resolved], now + 120)
+        .await
+        .unwrap();
+    assert_eq!(
+        receiver.accepted("create").len(),
+        1,
+        "{:?}",
+        receiver.requests()
+    );
     let comments = receiver.accepted("comment");
     assert_eq!(comments.len(), 2);
     assert!(comments.iter().all(|c| c.key.as_deref() == Some("FS-1")));
@@ -202,7 +223,10 @@ async fn server_errors_are_retried_and_a_retry_files_no_second_issue() {
     // A resolve whose transition fails once: the retry transitions without commenting again.
     receiver.fail_next_of("transition", 1, 500);
     let resolved = transition("checkout", "latency", TransitionKind::Resolved, now + 60);
-    let reports = dispatcher.dispatch_now(&[resolved], now + 60).await.unwrap();
+    let reports = dispatcher
+        .dispatch_now(&[resolved], now + 60)
+        .await
+        .unwrap();
     assert!(reports[0].delivered(), "{:?}", reports[0].error);
     assert_eq!(reports[0].attempts, 2);
     assert_eq!(receiver.accepted("comment").len(), 1);
@@ -228,7 +252,10 @@ async fn a_jira_that_keeps_failing_dead_letters_the_notification() {
     assert_eq!(letters[0].sink, "jira");
     assert!(letters[0].error.contains("502"), "{}", letters[0].error);
     // Nothing was filed, so nothing is remembered for the group.
-    assert_eq!(store.get_sink_state("jira", "checkout").await.unwrap(), None);
+    assert_eq!(
+        store.get_sink_state("jira", "checkout").await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -244,14 +271,27 @@ async fn jira_credentials_come_from_the_environment() {
     let error = sinks_with_state(&rules.notifications, missing_token, store.clone())
         .err()
         .expect("a jira sink without a token must be refused");
-    assert!(error.contains("\"jira\"") && error.contains("FLOWSCOPE_JIRA_TOKEN"), "{error}");
+    assert!(
+        error.contains("\"jira\"") && error.contains("FLOWSCOPE_JIRA_TOKEN"),
+        "{error}"
+    );
     // An optional Jira sink without its URL is off.
-    let optional = RULES.replace("url_env: FLOWSCOPE_JIRA_URL", "url_env: FLOWSCOPE_JIRA_URL\n      optional: true");
+    let optional = RULES.replace(
+        "url_env: FLOWSCOPE_JIRA_URL",
+        "url_env: FLOWSCOPE_JIRA_URL\n      optional: true",
+    );
     let rules = RuleSet::parse(&optional, "rules.yaml").unwrap();
-    let sinks = sinks_with_state(&rules.notifications, |_| None, store).unwrap();
+    let sinks = sinks_with_state(&rules.notifications, |_| None, store.clone()).unwrap();
     assert!(sinks.is_empty());
+    // With its URL set, an optional Jira sink still needs its credentials.
+    let error = sinks_with_state(&rules.notifications, missing_token, store)
+        .err()
+        .expect("an optional jira sink with a URL but no token must be refused");
+    assert!(error.contains("FLOWSCOPE_JIRA_TOKEN"), "{error}");
     // A `jira` section belongs to a jira sink only.
     let misplaced = RULES.replace("kind: jira", "kind: webhook");
-    let error = RuleSet::parse(&misplaced, "rules.yaml").unwrap_err().to_string();
+    let error = RuleSet::parse(&misplaced, "rules.yaml")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("`jira` section"), "{error}");
 }

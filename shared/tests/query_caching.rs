@@ -45,7 +45,13 @@ async fn get(router: &axum::Router, uri: &str, if_none_match: Option<&str>) -> A
         header("etag"),
         header("cache-control"),
     );
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     Answer {
         status,
         etag,
@@ -76,9 +82,17 @@ async fn closed_ranges_are_cached_long_and_revalidate_with_304() {
         minute(10)
     );
     let first = get(&router, &uri, None).await;
-    assert_eq!(first.status, 200, "{}", String::from_utf8_lossy(&first.body));
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
     let tag = first.etag.clone().expect("an ETag");
-    assert!(tag.starts_with('"') && tag.ends_with('"') && !tag.starts_with("W/"), "{tag}");
+    assert!(
+        tag.starts_with('"') && tag.ends_with('"') && !tag.starts_with("W/"),
+        "{tag}"
+    );
     assert_eq!(
         first.cache_control.as_deref(),
         Some(format!("private, max-age={CLOSED_MAX_AGE_S}").as_str())
@@ -139,7 +153,12 @@ async fn ranges_reaching_the_open_bucket_are_cached_for_seconds() {
     // The expression API follows the same rule.
     let expr = format!("/api/query?expr=latency&time={}", minute(30));
     let closed = get(&router, &expr, None).await;
-    assert_eq!(closed.status, 200, "{}", String::from_utf8_lossy(&closed.body));
+    assert_eq!(
+        closed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&closed.body)
+    );
     assert_eq!(
         closed.cache_control.as_deref(),
         Some(format!("private, max-age={CLOSED_MAX_AGE_S}").as_str())

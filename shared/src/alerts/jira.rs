@@ -81,9 +81,12 @@ impl JiraTarget {
             .as_ref()
             .ok_or_else(|| format!("sink {:?}: a jira sink needs a `jira` section", sink.name))?;
         let var = |name: &str| {
-            env(name)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("sink {:?}: environment variable {name} is not set", sink.name))
+            env(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+                format!(
+                    "sink {:?}: environment variable {name} is not set",
+                    sink.name
+                )
+            })
         };
         let base_url = sink.resolve_url(env)?.trim_end_matches('/').to_string();
         let project = match &settings.project {
@@ -95,7 +98,10 @@ impl JiraTarget {
             project,
             issue_type: settings.issue_type.clone(),
             labels: settings.labels.clone(),
-            done_transition: settings.done_transition.clone(),
+            done_transition: settings
+                .done_transition
+                .clone()
+                .or_else(|| env(&settings.done_transition_env).filter(|v| !v.is_empty())),
             user: var(&settings.user_env)?,
             token: var(&settings.token_env)?,
         })
@@ -156,7 +162,9 @@ impl JiraNotifier {
             .map_err(|e| NotifyError::Permanent(format!("cannot build request: {e}")))?;
         let response = tokio::time::timeout(DEFAULT_TIMEOUT, self.client.request(request))
             .await
-            .map_err(|_| NotifyError::Retryable(format!("{path}: no response within {DEFAULT_TIMEOUT:?}")))?
+            .map_err(|_| {
+                NotifyError::Retryable(format!("{path}: no response within {DEFAULT_TIMEOUT:?}"))
+            })?
             .map_err(|e| NotifyError::Retryable(format!("{path}: {}", error_chain(&e))))?;
         let status = response.status();
         let body = match tokio::time::timeout(
@@ -202,16 +210,21 @@ impl JiraNotifier {
             key: String,
         }
         let created: Created = serde_json::from_slice(&response).map_err(|e| {
-            NotifyError::Permanent(format!("Jira created an issue but its answer has no key: {e}"))
+            NotifyError::Permanent(format!(
+                "Jira created an issue but its answer has no key: {e}"
+            ))
         })?;
         checked_key(created.key)
     }
 
     async fn comment(&self, key: &str, notification: &Notification) -> Result<(), NotifyError> {
         let path = format!("/rest/api/2/issue/{key}/comment");
-        self.call(&path, serde_json::json!({ "body": description(notification) }))
-            .await
-            .map(drop)
+        self.call(
+            &path,
+            serde_json::json!({ "body": description(notification) }),
+        )
+        .await
+        .map(drop)
     }
 
     async fn transition(&self, key: &str, id: &str) -> Result<(), NotifyError> {
@@ -276,7 +289,11 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// `[Flowscope] checkout: high-latency, high-error-rate` (at most 255 characters).
 pub fn summary(notification: &Notification) -> String {
-    let mut rules: Vec<&str> = notification.alerts.iter().map(|a| a.rule.as_str()).collect();
+    let mut rules: Vec<&str> = notification
+        .alerts
+        .iter()
+        .map(|a| a.rule.as_str())
+        .collect();
     rules.dedup();
     let text = format!("[Flowscope] {}: {}", notification.service, rules.join(", "));
     text.chars().take(SUMMARY_CHARS).collect()
@@ -340,7 +357,9 @@ impl Notifier for JiraNotifier {
             self.state
                 .delete_sink_state(&self.name, group)
                 .await
-                .map_err(|e| NotifyError::Retryable(format!("forgetting the issue of {group:?}: {e}")))?;
+                .map_err(|e| {
+                    NotifyError::Retryable(format!("forgetting the issue of {group:?}: {e}"))
+                })?;
         }
         Ok(())
     }

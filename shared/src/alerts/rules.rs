@@ -169,9 +169,12 @@ pub struct JiraSettings {
     /// Labels every issue gets (Jira labels hold no spaces), besides `flowscope`.
     #[serde(default)]
     pub labels: Vec<String>,
-    /// The transition id that closes an issue on resolve; without it, a resolve only comments.
+    /// The transition id that closes an issue on resolve; without it, read from
+    /// `done_transition_env`, and without that a resolve only comments.
     #[serde(default)]
     pub done_transition: Option<String>,
+    #[serde(default = "default_jira_done_env")]
+    pub done_transition_env: String,
     #[serde(default = "default_jira_user_env")]
     pub user_env: String,
     #[serde(default = "default_jira_token_env")]
@@ -180,6 +183,9 @@ pub struct JiraSettings {
 
 fn default_jira_project_env() -> String {
     "FLOWSCOPE_JIRA_PROJECT".into()
+}
+fn default_jira_done_env() -> String {
+    "FLOWSCOPE_JIRA_DONE_TRANSITION".into()
 }
 fn default_jira_issue_type() -> String {
     "Task".into()
@@ -687,7 +693,11 @@ fn check_sink(sink: RawSink) -> Result<SinkConfig, String> {
         ));
     }
     if let Some(jira) = &sink.jira {
-        if jira.labels.iter().any(|l| l.is_empty() || l.contains(char::is_whitespace)) {
+        if jira
+            .labels
+            .iter()
+            .any(|l| l.is_empty() || l.contains(char::is_whitespace))
+        {
             return Err(format!(
                 "sink {:?}: Jira labels must be non-empty and hold no spaces",
                 sink.name

@@ -307,14 +307,13 @@ pub fn sinks_with_state(
             continue;
         }
         if sink.kind == SinkKind::Jira {
-            let target = match super::jira::JiraTarget::resolve(sink, &env) {
-                Ok(target) => target,
-                Err(reason) if sink.optional => {
-                    tracing::info!(sink = %sink.name, %reason, "optional notification sink is off");
-                    continue;
-                }
-                Err(reason) => return Err(reason),
-            };
+            // `optional` turns the sink off while its URL is unset; with the URL set, a missing
+            // project or credential is a configuration error.
+            if let (Err(reason), true) = (sink.resolve_url(&env), sink.optional) {
+                tracing::info!(sink = %sink.name, %reason, "optional notification sink is off");
+                continue;
+            }
+            let target = super::jira::JiraTarget::resolve(sink, &env)?;
             notifiers.push(Arc::new(super::jira::JiraNotifier::new(
                 &sink.name,
                 target,

@@ -38,7 +38,9 @@ fn is_query_route(path: &str) -> bool {
         || path == "/api/v1/query"
         || path == "/api/v1/query_range"
         || path.starts_with("/api/series/")
-        || (path.starts_with("/api/services/") && path.split('/').count() == 6 && path.split('/').nth(4) == Some("metrics"))
+        || (path.starts_with("/api/services/")
+            && path.split('/').count() == 6
+            && path.split('/').nth(4) == Some("metrics"))
 }
 
 /// The middleware: tags 200 answers of the query routes and answers `If-None-Match` with 304.
@@ -167,8 +169,14 @@ mod tests {
         assert!(!range_is_closed("from=0", now), "no end means now");
         assert!(!range_is_closed("to=yesterday", now));
         let hour_start = (now - SETTLE_S) / 3600 * 3600;
-        assert!(!range_is_closed(&format!("to={}&resolution=1h", hour_start + 60), now));
-        assert!(range_is_closed(&format!("to={hour_start}&resolution=1h"), now));
+        assert!(!range_is_closed(
+            &format!("to={}&resolution=1h", hour_start + 60),
+            now
+        ));
+        assert!(range_is_closed(
+            &format!("to={hour_start}&resolution=1h"),
+            now
+        ));
         assert!(range_is_closed(&format!("end={minute_start}&step=15"), now));
     }
 
@@ -176,14 +184,19 @@ mod tests {
     fn if_none_match_lists_and_weak_tags_match() {
         let tag = etag(b"{}");
         assert!(matches(&HeaderValue::from_str(&tag).unwrap(), &tag));
-        assert!(matches(&HeaderValue::from_str(&format!("\"x\", W/{tag}")).unwrap(), &tag));
+        assert!(matches(
+            &HeaderValue::from_str(&format!("\"x\", W/{tag}")).unwrap(),
+            &tag
+        ));
         assert!(matches(&HeaderValue::from_static("*"), &tag));
         assert!(!matches(&HeaderValue::from_static("\"other\""), &tag));
     }
 
     #[test]
     fn query_routes_are_recognised() {
-        assert!(is_query_route("/api/services/api/metrics/http.server.requests"));
+        assert!(is_query_route(
+            "/api/services/api/metrics/http.server.requests"
+        ));
         assert!(is_query_route("/api/series/0123456789abcdef"));
         assert!(is_query_route("/api/v1/query_range"));
         assert!(!is_query_route("/api/services/api/metrics"));

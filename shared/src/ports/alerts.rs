@@ -22,8 +22,9 @@ pub enum PutOutcome {
     Conflict { current: Option<Box<AlertState>> },
 }
 
+/// Also the [`SinkStateStore`] of stateful sinks: their state lives with the alert states.
 #[async_trait]
-pub trait AlertStore: Send + Sync {
+pub trait AlertStore: SinkStateStore + Send + Sync {
     async fn get_state(&self, fingerprint: &str) -> Result<Option<AlertState>, AlertStoreError>;
 
     /// Every stored alert state (alerts are few: rules × services).
@@ -95,8 +96,11 @@ pub trait Notifier: Send + Sync {
 /// alerts table on AWS.
 #[async_trait]
 pub trait SinkStateStore: Send + Sync {
-    async fn get_sink_state(&self, sink: &str, group: &str)
-        -> Result<Option<String>, AlertStoreError>;
+    async fn get_sink_state(
+        &self,
+        sink: &str,
+        group: &str,
+    ) -> Result<Option<String>, AlertStoreError>;
 
     async fn put_sink_state(
         &self,

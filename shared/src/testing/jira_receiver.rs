@@ -130,7 +130,9 @@ async fn create(
     let n = inner.lock().unwrap().issues_created;
     (
         status,
-        Json(json!({"id": (10_000 + n).to_string(), "key": format!("FS-{n}"), "self": format!("/rest/api/2/issue/{}", 10_000 + n)})),
+        Json(
+            json!({"id": (10_000 + n).to_string(), "key": format!("FS-{n}"), "self": format!("/rest/api/2/issue/{}", 10_000 + n)}),
+        ),
     )
 }
 
@@ -140,7 +142,14 @@ async fn comment(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
-    let status = record(&inner, "comment", Some(key), &headers, body, StatusCode::CREATED);
+    let status = record(
+        &inner,
+        "comment",
+        Some(key),
+        &headers,
+        body,
+        StatusCode::CREATED,
+    );
     (status, Json(json!({"id": "1"})))
 }
 
