@@ -61,6 +61,8 @@ pub struct ApiState {
     expr_limits: crate::expr::ExprLimits,
     /// Who may replace the alert rules (`PUT /api/alert-rules`).
     rule_writers: super::rules::RuleWriters,
+    /// Recent query answers, served marked stale while the store fails (with the breaker).
+    recent: Option<Arc<super::caching::RecentResults>>,
 }
 
 impl ApiState {
@@ -80,7 +82,33 @@ impl ApiState {
             profiles: None,
             expr_limits: crate::expr::ExprLimits::default(),
             rule_writers: super::rules::RuleWriters::Nobody,
+            recent: None,
         }
+    }
+
+    /// Puts the store reads of the query routes behind a circuit breaker, and answers a failed
+    /// query from the recent answers (at most `recent_entries` / `recent_bytes`), marked stale.
+    pub fn with_store_breaker(
+        mut self,
+        settings: super::breaker::BreakerSettings,
+        recent_entries: usize,
+        recent_bytes: usize,
+    ) -> Self {
+        let guarded: Arc<dyn MetricStore> = Arc::new(super::breaker::BreakerStore::new(
+            self.metrics.clone(),
+            settings,
+        ));
+        self.query = QueryService::new(guarded.clone());
+        self.metrics = guarded;
+        self.recent = Some(Arc::new(super::caching::RecentResults::new(
+            recent_entries,
+            recent_bytes,
+        )));
+        self
+    }
+
+    pub(crate) fn recent(&self) -> Option<&Arc<super::caching::RecentResults>> {
+        self.recent.as_ref()
     }
 
     /// Serves the rules in force from `source` (shared with the evaluator), and lets `writers`

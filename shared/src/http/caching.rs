@@ -18,6 +18,7 @@ use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 
@@ -43,7 +44,9 @@ fn is_query_route(path: &str) -> bool {
             && path.split('/').nth(4) == Some("metrics"))
 }
 
-/// The middleware: tags 200 answers of the query routes and answers `If-None-Match` with 304.
+/// The middleware: tags 200 answers of the query routes and answers `If-None-Match` with 304; with
+/// a breaker ([`ApiState::with_store_breaker`]) it keeps recent answers and serves one, marked
+/// stale, when the store fails (5xx).
 pub async fn conditional_get(
     State(state): State<ApiState>,
     request: Request,
@@ -52,9 +55,18 @@ pub async fn conditional_get(
     if request.method() != Method::GET || !is_query_route(request.uri().path()) {
         return next.run(request).await;
     }
-    let cache_control = cache_control(request.uri().query().unwrap_or(""), state.now());
+    let now = state.now();
+    let cache_control = cache_control(request.uri().query().unwrap_or(""), now);
+    let key = request.uri().to_string();
     let if_none_match = request.headers().get(IF_NONE_MATCH).cloned();
     let response = next.run(request).await;
+    // A store failure answers 503 (throttled, or on the expression routes unavailable) or 500.
+    if response.status().is_server_error() {
+        if let Some(stale) = state.recent().and_then(|r| r.get(&key)) {
+            return stale_response(stale, now);
+        }
+        return response;
+    }
     if response.status() != StatusCode::OK {
         return response;
     }
@@ -75,6 +87,9 @@ pub async fn conditional_get(
                 .into_response()
         }
     };
+    if let Some(recent) = state.recent() {
+        recent.put(key, bytes.clone(), now);
+    }
     let tag = etag(&bytes);
     if let Ok(value) = HeaderValue::from_str(&tag) {
         parts.headers.insert(ETAG, value);
@@ -93,6 +108,113 @@ pub async fn conditional_get(
         return not_modified;
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Header on an answer served from the recent results while the store fails.
+pub const STALE_HEADER: &str = "x-flowscope-stale";
+
+/// A kept answer, 200 with `"stale": true` added to its JSON object, [`STALE_HEADER`]` : true`, its
+/// `Age`, and `Cache-Control: no-store` (a client must not keep it as fresh).
+fn stale_response(entry: Recent, now: i64) -> Response {
+    let body = match serde_json::from_slice::<serde_json::Value>(&entry.body) {
+        Ok(serde_json::Value::Object(mut object)) => {
+            object.insert("stale".into(), serde_json::Value::Bool(true));
+            serde_json::to_vec(&object)
+                .map(Bytes::from)
+                .unwrap_or(entry.body)
+        }
+        _ => entry.body,
+    };
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(STALE_HEADER, HeaderValue::from_static("true"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(age) = HeaderValue::from_str(&(now - entry.at).max(0).to_string()) {
+        headers.insert(axum::http::header::AGE, age);
+    }
+    response
+}
+
+/// One kept answer.
+#[derive(Clone)]
+struct Recent {
+    body: Bytes,
+    /// When it was answered (unix seconds).
+    at: i64,
+    /// Insertion order, for eviction of the oldest.
+    order: u64,
+}
+
+/// The recent answers of the query routes, by request URI: at most `max_entries` answers and
+/// `max_bytes` of bodies; the oldest go first. (A handful of entries: a linear scan to evict.)
+pub struct RecentResults {
+    max_entries: usize,
+    max_bytes: usize,
+    inner: std::sync::Mutex<RecentInner>,
+}
+
+#[derive(Default)]
+struct RecentInner {
+    entries: std::collections::HashMap<String, Recent>,
+    bytes: usize,
+    next: u64,
+}
+
+impl RecentResults {
+    pub fn new(max_entries: usize, max_bytes: usize) -> RecentResults {
+        RecentResults {
+            max_entries,
+            max_bytes,
+            inner: std::sync::Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RecentInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn put(&self, key: String, body: Bytes, at: i64) {
+        if self.max_entries == 0 || body.len() > self.max_bytes {
+            return;
+        }
+        let mut inner = self.lock();
+        if let Some(old) = inner.entries.remove(&key) {
+            inner.bytes -= old.body.len();
+        }
+        while inner.entries.len() >= self.max_entries || inner.bytes + body.len() > self.max_bytes {
+            let Some(oldest) = inner
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.order)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(gone) = inner.entries.remove(&oldest) {
+                inner.bytes -= gone.body.len();
+            }
+        }
+        inner.next += 1;
+        let order = inner.next;
+        inner.bytes += body.len();
+        inner.entries.insert(key, Recent { body, at, order });
+    }
+
+    fn get(&self, key: &str) -> Option<Recent> {
+        self.lock().entries.get(key).cloned()
+    }
+
+    /// How many answers are kept, and their bytes.
+    pub fn usage(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.entries.len(), inner.bytes)
+    }
 }
 
 /// `"<first 128 bits of SHA-256, hex>"`: a strong tag of exactly these bytes.

@@ -14,4 +14,4 @@ pub mod memory_store;
 pub mod otlp;
 pub mod points;
 
-pub use memory_store::{FailingStore, MemoryStore, StoreCalls, StoredBucket};
+pub use memory_store::{FailingStore, MemoryStore, ReadMode, StoreCalls, StoredBucket};
