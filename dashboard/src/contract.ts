@@ -277,7 +277,7 @@ export const AlertRules = v.object({
   notifications: v.object({
     group_wait: v.string(),
     retry: v.object({ attempts: int, initial_backoff_ms: int, max_backoff_ms: int }),
-    sinks: v.array(v.object({ name: v.string(), kind: v.picklist(["webhook", "slack", "log"]) })),
+    sinks: v.array(v.object({ name: v.string(), kind: v.picklist(["webhook", "slack", "log", "jira"]) })),
   }),
 });
 

@@ -160,8 +160,13 @@ impl Evaluator {
         metrics: &Arc<dyn MetricStore>,
         current: Versioned,
     ) -> Result<Evaluator, String> {
-        let mut sinks =
-            webhook::http_sinks(&current.rules.notifications, |k| std::env::var(k).ok())?;
+        // Stateful sinks (Jira's issue per firing service) keep their state in the alert store.
+        let state: Arc<dyn flowscope_core::ports::SinkStateStore> = alerting.store.clone();
+        let mut sinks = webhook::sinks_with_state(
+            &current.rules.notifications,
+            |k| std::env::var(k).ok(),
+            state,
+        )?;
         if sinks.is_empty() {
             // Nothing else configured (or every optional sink off): notifications go to the log.
             tracing::info!("no alert notification sink is on; notifications are logged (target flowscope::alert_notification)");

@@ -196,6 +196,9 @@ pub struct LocalArgs {
     #[arg(long, env = "FLOWSCOPE_QUERY_MAX_SERIES", default_value_t = 10_000,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
     pub query_max_series: usize,
+    /// The query routes' circuit breaker and stale answers.
+    #[command(flatten)]
+    pub query_store: super::query_store::QueryStoreArgs,
 }
 
 /// Timeouts and size limits of both local HTTP servers (see `serve.rs`).

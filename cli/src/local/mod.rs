@@ -20,6 +20,7 @@ mod metrics;
 mod otlp_server;
 mod profile_pull;
 mod profiles;
+mod query_store;
 mod registry;
 mod scrape;
 mod serve;
@@ -314,7 +315,12 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         .with_expr_limits(flowscope_core::expr::ExprLimits {
             max_steps: args.query_max_steps,
             max_series: args.query_max_series,
-        }),
+        })
+        .with_store_breaker(
+            args.query_store.breaker(),
+            args.query_store.query_stale_entries,
+            args.query_store.query_stale_bytes,
+        ),
         aggregator_stats,
         metrics,
         auth: auth.clone(),

@@ -1605,7 +1605,7 @@ export interface components {
             comment?: string;
         };
         /** @enum {string} */
-        SinkKind: "webhook" | "slack" | "log";
+        SinkKind: "webhook" | "slack" | "log" | "jira";
         /** @description A notification sink as `GET /api/alert-rules` shows it: name and kind (the URL is a secret). */
         SinkSummary: {
             name: string;

@@ -15,6 +15,8 @@
 pub mod api;
 pub mod engine;
 pub mod evaluate;
+#[cfg(feature = "webhook")]
+pub mod jira;
 pub mod live_rules;
 pub mod log_sink;
 pub mod notify;

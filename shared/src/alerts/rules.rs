@@ -134,6 +134,8 @@ pub enum SinkKind {
     /// One structured line per notification in the process's log (no `url`); local mode's default
     /// when no other sink is configured.
     Log,
+    /// An issue per firing group through Jira's REST API, a comment and transition on resolve.
+    Jira,
 }
 
 /// A notification sink. Its URL may come from the environment so secrets stay out of the file.
@@ -147,6 +149,52 @@ pub struct SinkConfig {
     /// With `url_env`: an unset variable turns the sink off (logged) instead of failing the start,
     /// so one rules file serves deployments with and without the sink.
     pub optional: bool,
+    /// `kind: jira` only: project, issue type, labels, credentials and the "Done" transition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jira: Option<JiraSettings>,
+}
+
+/// Where a Jira sink files its issues. The base URL is the sink's `url`/`url_env` (the shipped file
+/// uses `FLOWSCOPE_JIRA_URL`); the user and API token always come from the environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraSettings {
+    /// Project key (`OPS`); without it, read from `project_env`.
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default = "default_jira_project_env")]
+    pub project_env: String,
+    #[serde(default = "default_jira_issue_type")]
+    pub issue_type: String,
+    /// Labels every issue gets (Jira labels hold no spaces), besides `flowscope`.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// The transition id that closes an issue on resolve; without it, read from
+    /// `done_transition_env`, and without that a resolve only comments.
+    #[serde(default)]
+    pub done_transition: Option<String>,
+    #[serde(default = "default_jira_done_env")]
+    pub done_transition_env: String,
+    #[serde(default = "default_jira_user_env")]
+    pub user_env: String,
+    #[serde(default = "default_jira_token_env")]
+    pub token_env: String,
+}
+
+fn default_jira_project_env() -> String {
+    "FLOWSCOPE_JIRA_PROJECT".into()
+}
+fn default_jira_done_env() -> String {
+    "FLOWSCOPE_JIRA_DONE_TRANSITION".into()
+}
+fn default_jira_issue_type() -> String {
+    "Task".into()
+}
+fn default_jira_user_env() -> String {
+    "FLOWSCOPE_JIRA_USER".into()
+}
+fn default_jira_token_env() -> String {
+    "FLOWSCOPE_JIRA_TOKEN".into()
 }
 
 impl SinkConfig {
@@ -506,6 +554,8 @@ struct RawSink {
     url_env: Option<String>,
     #[serde(default)]
     optional: bool,
+    #[serde(default)]
+    jira: Option<JiraSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -636,6 +686,24 @@ fn check_sink(sink: RawSink) -> Result<SinkConfig, String> {
     if sink.name.trim().is_empty() {
         return Err("every sink needs a `name`".into());
     }
+    if (sink.kind == SinkKind::Jira) != sink.jira.is_some() {
+        return Err(format!(
+            "sink {:?}: a `jira` section goes with `kind: jira`, and only there",
+            sink.name
+        ));
+    }
+    if let Some(jira) = &sink.jira {
+        if jira
+            .labels
+            .iter()
+            .any(|l| l.is_empty() || l.contains(char::is_whitespace))
+        {
+            return Err(format!(
+                "sink {:?}: Jira labels must be non-empty and hold no spaces",
+                sink.name
+            ));
+        }
+    }
     if sink.kind == SinkKind::Log {
         if sink.url.is_some() || sink.url_env.is_some() || sink.optional {
             return Err(format!(
@@ -649,6 +717,7 @@ fn check_sink(sink: RawSink) -> Result<SinkConfig, String> {
             url: None,
             url_env: None,
             optional: false,
+            jira: None,
         });
     }
     match (&sink.url, &sink.url_env) {
@@ -680,6 +749,7 @@ fn check_sink(sink: RawSink) -> Result<SinkConfig, String> {
         url: sink.url,
         url_env: sink.url_env,
         optional: sink.optional,
+        jira: sink.jira,
     })
 }
 
@@ -1094,6 +1164,7 @@ mod tests {
             url: None,
             url_env: Some("HOOK".into()),
             optional: false,
+            jira: None,
         };
         assert_eq!(
             sink.resolve_url(|k| (k == "HOOK").then(|| "http://x".to_string())),

@@ -259,7 +259,7 @@ fn is_tls_error(error: &(dyn StdError + 'static)) -> bool {
 /// The JSON body a sink of `kind` receives.
 pub fn payload(kind: SinkKind, notification: &Notification) -> Result<Vec<u8>, NotifyError> {
     let encoded = match kind {
-        SinkKind::Webhook | SinkKind::Log => serde_json::to_vec(notification),
+        SinkKind::Webhook | SinkKind::Log | SinkKind::Jira => serde_json::to_vec(notification),
         SinkKind::Slack => serde_json::to_vec(&serde_json::json!({ "text": notification.text() })),
     };
     encoded.map_err(|e| NotifyError::Permanent(format!("cannot encode notification: {e}")))
@@ -280,14 +280,45 @@ impl Notifier for WebhookNotifier {
 /// Notifiers (http or https, OS root certificates) for every configured sink, URLs read through `env`
 /// where asked. An `optional` sink whose variable is unset is left out; any other sink that cannot
 /// be built is an error naming it.
+/// Jira sinks keep their open issues in memory here: use [`sinks_with_state`] to keep them in the
+/// alert store.
 pub fn http_sinks(
     settings: &NotificationSettings,
     env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<Arc<dyn Notifier>>, String> {
+    sinks_with_state(
+        settings,
+        env,
+        Arc::new(super::jira::MemorySinkState::default()),
+    )
+}
+
+/// [`http_sinks`], with stateful sinks (Jira: the issue of each firing group) keeping their state in
+/// `state` (the alert store), so it survives a restart.
+pub fn sinks_with_state(
+    settings: &NotificationSettings,
+    env: impl Fn(&str) -> Option<String>,
+    state: Arc<dyn crate::ports::SinkStateStore>,
 ) -> Result<Vec<Arc<dyn Notifier>>, String> {
     let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
     for sink in &settings.sinks {
         if sink.kind == SinkKind::Log {
             notifiers.push(Arc::new(super::log_sink::LogNotifier::new(&sink.name)));
+            continue;
+        }
+        if sink.kind == SinkKind::Jira {
+            // `optional` turns the sink off while its URL is unset; with the URL set, a missing
+            // project or credential is a configuration error.
+            if let (Err(reason), true) = (sink.resolve_url(&env), sink.optional) {
+                tracing::info!(sink = %sink.name, %reason, "optional notification sink is off");
+                continue;
+            }
+            let target = super::jira::JiraTarget::resolve(sink, &env)?;
+            notifiers.push(Arc::new(super::jira::JiraNotifier::new(
+                &sink.name,
+                target,
+                state.clone(),
+            )?));
             continue;
         }
         let url = match sink.resolve_url(&env) {

@@ -14,6 +14,7 @@ mod redb_file;
 pub mod registry_store;
 pub mod released;
 mod rule_store;
+mod sink_state;
 pub mod store;
 pub mod stream_log;
 pub mod trace_store;

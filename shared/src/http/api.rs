@@ -63,6 +63,8 @@ pub struct ApiState {
     rule_writers: super::rules::RuleWriters,
     /// Keys, scopes and the token issuer (`POST /api/token`), when scopes are enforced.
     auth: Option<Arc<crate::tokens::Authenticator>>,
+    /// Recent query answers, served marked stale while the store fails (with the breaker).
+    recent: Option<Arc<super::caching::RecentResults>>,
 }
 
 impl ApiState {
@@ -83,7 +85,33 @@ impl ApiState {
             expr_limits: crate::expr::ExprLimits::default(),
             rule_writers: super::rules::RuleWriters::Nobody,
             auth: None,
+            recent: None,
         }
+    }
+
+    /// Puts the store reads of the query routes behind a circuit breaker, and answers a failed
+    /// query from the recent answers (at most `recent_entries` / `recent_bytes`), marked stale.
+    pub fn with_store_breaker(
+        mut self,
+        settings: super::breaker::BreakerSettings,
+        recent_entries: usize,
+        recent_bytes: usize,
+    ) -> Self {
+        let guarded: Arc<dyn MetricStore> = Arc::new(super::breaker::BreakerStore::new(
+            self.metrics.clone(),
+            settings,
+        ));
+        self.query = QueryService::new(guarded.clone());
+        self.metrics = guarded;
+        self.recent = Some(Arc::new(super::caching::RecentResults::new(
+            recent_entries,
+            recent_bytes,
+        )));
+        self
+    }
+
+    pub(crate) fn recent(&self) -> Option<&Arc<super::caching::RecentResults>> {
+        self.recent.as_ref()
     }
 
     /// Serves the rules in force from `source` (shared with the evaluator), and lets `writers`
@@ -196,6 +224,11 @@ pub fn router(state: ApiState) -> Router {
     routes
         .route("/api/{*rest}", any(unknown_route))
         .method_not_allowed_fallback(method_not_allowed)
+        // ETag / Cache-Control / 304 on the query routes.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::caching::conditional_get,
+        ))
         .with_state(state)
 }
 

@@ -8,6 +8,8 @@
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod breaker;
+pub mod caching;
 pub mod contract;
 pub mod otlp;
 pub mod params;

@@ -22,8 +22,9 @@ pub enum PutOutcome {
     Conflict { current: Option<Box<AlertState>> },
 }
 
+/// Also the [`SinkStateStore`] of stateful sinks: their state lives with the alert states.
 #[async_trait]
-pub trait AlertStore: Send + Sync {
+pub trait AlertStore: SinkStateStore + Send + Sync {
     async fn get_state(&self, fingerprint: &str) -> Result<Option<AlertState>, AlertStoreError>;
 
     /// Every stored alert state (alerts are few: rules × services).
@@ -87,4 +88,27 @@ pub trait Notifier: Send + Sync {
     fn name(&self) -> &str;
 
     async fn send(&self, notification: &Notification) -> Result<(), NotifyError>;
+}
+
+/// What a stateful sink remembers per notification group across restarts (the Jira sink: the issue
+/// of a service's firing group). Keyed by sink name and group; the value is the sink's own JSON. It
+/// lives beside the alert states: a table of the alert store's redb file locally, items of the
+/// alerts table on AWS.
+#[async_trait]
+pub trait SinkStateStore: Send + Sync {
+    async fn get_sink_state(
+        &self,
+        sink: &str,
+        group: &str,
+    ) -> Result<Option<String>, AlertStoreError>;
+
+    async fn put_sink_state(
+        &self,
+        sink: &str,
+        group: &str,
+        value: &str,
+    ) -> Result<(), AlertStoreError>;
+
+    /// Returns whether it existed.
+    async fn delete_sink_state(&self, sink: &str, group: &str) -> Result<bool, AlertStoreError>;
 }

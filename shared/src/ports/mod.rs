@@ -17,7 +17,7 @@ pub mod stream;
 pub mod traces;
 
 pub use admission::{AdmissionError, SeriesAdmission};
-pub use alerts::{AlertStore, AlertStoreError, Notifier, NotifyError, PutOutcome};
+pub use alerts::{AlertStore, AlertStoreError, Notifier, NotifyError, PutOutcome, SinkStateStore};
 pub use connections::{ConnectionStore, ConnectionStoreError, Subscription};
 pub use pusher::{ConnectionPosts, ConnectionPusher, PushError};
 pub use registry::{InstanceRecord, InstanceSource, RegistryStore, RegistryStoreError};

@@ -226,6 +226,8 @@ pub struct FailingStore<S: ?Sized> {
     /// Series whose bucket reads fail.
     unreadable: Mutex<Vec<SeriesId>>,
     failing_saves: Mutex<usize>,
+    /// What every read does (the store stopped, or hanging): see [`FailingStore::set_reads`].
+    reads: Mutex<ReadMode>,
     /// When set, every bucket write and state save fails with this probability.
     random: Mutex<Option<(StdRng, f64)>>,
     applied: AtomicU64,
@@ -233,6 +235,19 @@ pub struct FailingStore<S: ?Sized> {
     series_upserted: AtomicU64,
     state_items_saved: AtomicU64,
     injected: AtomicU64,
+}
+
+/// How a [`FailingStore`] answers reads (`query_buckets`, `list_services`, `list_series`,
+/// `get_series`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Passed on.
+    #[default]
+    Normal,
+    /// `StoreError::Unavailable` at once (the store is stopped).
+    Unavailable,
+    /// Never answered (a store that hangs).
+    Hang,
 }
 
 /// What a [`FailingStore`] passed on to its store: the calls that cost writes.
@@ -258,6 +273,7 @@ impl<S: MetricStore + ?Sized> FailingStore<S> {
             failing_series_writes: Mutex::new(HashMap::new()),
             unreadable: Mutex::new(Vec::new()),
             failing_saves: Mutex::new(0),
+            reads: Mutex::new(ReadMode::Normal),
             random: Mutex::new(None),
             applied: AtomicU64::new(0),
             already_applied: AtomicU64::new(0),
@@ -293,6 +309,26 @@ impl<S: MetricStore + ?Sized> FailingStore<S> {
     /// Every bucket write and state save fails with `probability` (reproducibly, from `seed`).
     pub fn fail_randomly(&self, probability: f64, seed: u64) {
         *self.random.lock().unwrap() = Some((StdRng::seed_from_u64(seed), probability));
+    }
+
+    /// Every read from now on behaves as `mode` (until set back to [`ReadMode::Normal`]).
+    pub fn set_reads(&self, mode: ReadMode) {
+        *self.reads.lock().unwrap() = mode;
+    }
+
+    /// Applies the read mode: `Err` when reads are down; never returns while they hang.
+    async fn read_allowed(&self) -> Result<(), StoreError> {
+        let mode = *self.reads.lock().unwrap();
+        match mode {
+            ReadMode::Normal => Ok(()),
+            ReadMode::Unavailable => {
+                self.injected.fetch_add(1, Ordering::Relaxed);
+                Err(StoreError::Unavailable(
+                    "injected: the store is stopped".into(),
+                ))
+            }
+            ReadMode::Hang => std::future::pending().await,
+        }
     }
 
     pub fn stop_failing(&self) {
@@ -373,6 +409,7 @@ impl<S: MetricStore + ?Sized> BucketStore for FailingStore<S> {
         from_unix_s: i64,
         to_unix_s: i64,
     ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
+        self.read_allowed().await?;
         if self.unreadable.lock().unwrap().contains(&series) {
             self.injected.fetch_add(1, Ordering::Relaxed);
             return Err(StoreError::Corrupt {
@@ -395,14 +432,17 @@ impl<S: MetricStore + ?Sized> SeriesCatalog for FailingStore<S> {
     }
 
     async fn list_services(&self) -> Result<Vec<String>, StoreError> {
+        self.read_allowed().await?;
         self.inner.list_services().await
     }
 
     async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
+        self.read_allowed().await?;
         self.inner.list_series(service).await
     }
 
     async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
+        self.read_allowed().await?;
         self.inner.get_series(id).await
     }
 }

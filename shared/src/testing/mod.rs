@@ -9,8 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod http_receiver;
+pub mod jira_receiver;
 pub mod memory_store;
 pub mod otlp;
 pub mod points;
 
-pub use memory_store::{FailingStore, MemoryStore, StoreCalls, StoredBucket};
+pub use memory_store::{FailingStore, MemoryStore, ReadMode, StoreCalls, StoredBucket};

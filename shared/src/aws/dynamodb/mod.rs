@@ -12,6 +12,7 @@ mod live;
 mod registry;
 mod rules;
 mod series;
+mod sink_state;
 mod state;
 mod tables;
 mod traces;

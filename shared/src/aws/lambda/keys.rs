@@ -103,6 +103,19 @@ pub fn keys_from_hashes(list: &str) -> Result<ApiKeys, LambdaError> {
     Ok(keys)
 }
 
+/// The secret in the SSM SecureString parameter named by the environment variable `variable`
+/// (`None` when the variable is unset or empty): e.g. the Jira sink's API token, named by
+/// `FLOWSCOPE_JIRA_TOKEN_PARAMETER`, so the token never sits in the function's configuration.
+pub async fn secret_from_parameter(
+    config: &SdkConfig,
+    variable: &str,
+) -> Result<Option<String>, LambdaError> {
+    match std::env::var(variable) {
+        Ok(name) if !name.trim().is_empty() => parameter_value(config, name.trim()).await.map(Some),
+        _ => Ok(None),
+    }
+}
+
 async fn parameter_value(config: &SdkConfig, name: &str) -> Result<String, LambdaError> {
     let output = aws_sdk_ssm::Client::new(config)
         .get_parameter()
