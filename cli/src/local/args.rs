@@ -184,6 +184,10 @@ pub struct LocalArgs {
     #[arg(long, env = "FLOWSCOPE_QUERY_MAX_SERIES", default_value_t = 10_000,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
     pub query_max_series: usize,
+    /// Samples (loaded buckets and held points) one expression query may hold at once; beyond, 422.
+    #[arg(long, env = "FLOWSCOPE_QUERY_MAX_SAMPLES", default_value_t = flowscope_core::expr::DEFAULT_MAX_SAMPLES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000_000))]
+    pub query_max_samples: usize,
 }
 
 /// Timeouts and size limits of both local HTTP servers (see `serve.rs`).

@@ -2900,13 +2900,13 @@ export interface operations {
                 /** @description The expression (docs/query-language.md). */
                 expr: string;
                 /**
-                 * @description Instant query: the evaluation time, unix seconds. Without `from`/`to`/`step` and without
+                 * @description Instant query: the evaluation time, unix seconds (fractions allowed) or RFC 3339. Without `from`/`to`/`step` and without
                  *     `time`, an instant query at now.
                  */
                 time?: number;
-                /** @description Range query: first evaluation time, unix seconds (default `to` − 15 min). */
+                /** @description Range query: first evaluation time, unix seconds or RFC 3339 (default `to` − 15 min). */
                 from?: number;
-                /** @description Range query: last evaluation time, unix seconds (default now). */
+                /** @description Range query: last evaluation time, unix seconds or RFC 3339 (default now). */
                 to?: number;
                 /**
                  * @description Range query: seconds between evaluation times, as seconds (`60`) or a duration (`5m`);
@@ -2945,6 +2945,15 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            /** @description The query would hold more samples than `--query-max-samples` allows (with the selector's position) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExprErrorBody"];
+                };
+            };
             /** @description The store is throttled or unavailable */
             503: {
                 headers: {
@@ -2989,6 +2998,15 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            /** @description The query would hold more samples than `--query-max-samples` allows (`errorType: execution`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
             /** @description The store is unavailable (`errorType: unavailable`) */
             503: {
                 headers: {
@@ -3035,6 +3053,15 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            /** @description The query would hold more samples than `--query-max-samples` allows (`errorType: execution`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
             /** @description The store is unavailable */
             503: {
                 headers: {

@@ -14,6 +14,7 @@ pub mod params;
 pub mod profiles;
 pub mod promql;
 pub mod query_expr;
+pub(crate) mod query_times;
 pub mod registry;
 pub mod rules;
 
