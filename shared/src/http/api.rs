@@ -250,6 +250,7 @@ fn documented_routes() -> OpenApiRouter<ApiState> {
         )
         .route("/api/v1/series", axum::routing::post(super::promql::series))
         .route("/api/v1/labels", axum::routing::post(super::promql::labels))
+        .routes(routes!(super::export::export))
 }
 
 /// A failed API request: its status and the reason, answered as `{"error": "<reason>"}`.

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod contract;
+pub mod export;
 pub mod otlp;
 pub mod params;
 pub mod profiles;
