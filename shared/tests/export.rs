@@ -10,6 +10,7 @@ use axum::http::Request;
 use flowscope_core::alerts::RuleSet;
 use flowscope_core::domain::stats::BucketStats;
 use flowscope_core::embedded::{RedbAlertStore, RedbStore};
+use flowscope_core::expr::ExprLimits;
 use flowscope_core::http::export::{BUCKET_COLUMNS, EXPR_COLUMNS, PAGE_BUCKETS, PAGE_STEPS};
 use flowscope_core::http::{api, ApiState};
 use flowscope_core::model::{MetricKind, Resolution, SeriesKey, SeriesMeta};
@@ -83,7 +84,11 @@ async fn fixture() -> Fixture {
     let alerts: Arc<dyn AlertStore> =
         Arc::new(RedbAlertStore::open(&dir.path().join("alerts.redb")).unwrap());
     let state = ApiState::new(store, alerts, Arc::new(RuleSet::shipped().unwrap()))
-        .with_clock(Arc::new(|| T0 + 86_400));
+        .with_clock(Arc::new(|| T0 + 86_400))
+        .with_expr_limits(ExprLimits {
+            max_samples: 350,
+            ..ExprLimits::default()
+        });
     Fixture {
         router: api::router(state),
         _dir: dir,
@@ -238,6 +243,13 @@ async fn bad_requests_are_refused_before_streaming() {
             "service=api&metric=lat&from=100&to=50".to_string(),
             400,
             "`from`",
+        ),
+        // Two selectors × 2 series × 100 evaluation times in the first page, plus their buckets:
+        // over the fixture's budget of 350 (one selector fits), refused before any byte is sent.
+        (
+            format!("expr=lat_count%2Blat_count&{}", range()),
+            422,
+            "--query-max-samples",
         ),
     ] {
         let (got, _, body) = get(&f, &query, false).await;

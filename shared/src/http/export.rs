@@ -76,6 +76,8 @@ enum Source {
         step: i64,
         resolution: Option<Resolution>,
         limits: expr::ExprLimits,
+        /// The first page, evaluated before the response started (its errors are the request's).
+        first: Option<expr::QueryResult>,
     },
 }
 
@@ -263,6 +265,7 @@ async fn produce(
             step,
             resolution,
             limits,
+            mut first,
         } => {
             let mut start = from;
             while start <= to {
@@ -273,8 +276,11 @@ async fn produce(
                     step,
                     resolution,
                 };
-                let result = match expr::evaluate(store.as_ref(), &src, times, false, limits).await
-                {
+                let evaluated = match first.take() {
+                    Some(r) => Ok(r),
+                    None => expr::evaluate(store.as_ref(), &src, times, false, limits).await,
+                };
+                let result = match evaluated {
                     Ok(r) => r,
                     Err(e) => return w.fail(format!("evaluating: {e}")).await,
                 };
@@ -322,6 +328,8 @@ async fn produce(
         (status = 200, description = "The rows", content_type = "text/csv", body = String),
         (status = 400, description = "A bad parameter or expression", body = super::api::ErrorBody),
         (status = 404, description = "No series of that service and metric", body = super::api::ErrorBody),
+        (status = 422, description = "A page of the expression (100 evaluation times) would hold more samples than `--query-max-samples` allows", body = super::api::ErrorBody),
+        (status = 503, description = "The store is throttled or unavailable", body = super::api::ErrorBody),
     )
 )]
 pub(crate) async fn export(
@@ -355,17 +363,40 @@ pub(crate) async fn export(
     let store = state.metric_store();
     let source = match (get(&p, "expr"), get(&p, "service"), get(&p, "metric")) {
         (Some(src), None, None) => {
-            expr::parse(src).map_err(|e| bad(e.to_string()))?;
             let step = get(&p, "step")
                 .map(step_param)
                 .transpose()
                 .map_err(bad)?
                 .unwrap_or(60);
+            // The first page answers for the request: a bad expression (400), the sample budget
+            // (422) or the store (503) before any byte is sent. Later pages select the same series.
+            let limits = state.expr_limits();
+            let times = QueryTimes {
+                start: from,
+                end: from
+                    .saturating_add(step.saturating_mul(PAGE_STEPS - 1))
+                    .min(to),
+                step,
+                resolution,
+            };
+            let first = expr::evaluate(store.as_ref(), src, times, false, limits)
+                .await
+                .map_err(|e| {
+                    let status = match &e {
+                        expr::EvalError::Expr(_) | expr::EvalError::BadParam(_) => {
+                            StatusCode::BAD_REQUEST
+                        }
+                        expr::EvalError::TooManySamples(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                        expr::EvalError::Store(s) => super::query_expr::store_status(s),
+                    };
+                    ApiError::new(status, e.to_string())
+                })?;
             Source::Expr {
                 src: src.to_string(),
                 step,
                 resolution,
-                limits: state.expr_limits(),
+                limits,
+                first: Some(first),
             }
         }
         (None, Some(service), Some(metric)) => {
