@@ -490,6 +490,7 @@ async fn type_errors_and_limits_name_the_position() {
     let limits = ExprLimits {
         max_steps: 10,
         max_series: 1,
+        ..ExprLimits::default()
     };
     let err = evaluate(
         store.as_ref(),

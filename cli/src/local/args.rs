@@ -199,6 +199,10 @@ pub struct LocalArgs {
     /// The query routes' circuit breaker and stale answers.
     #[command(flatten)]
     pub query_store: super::query_store::QueryStoreArgs,
+    /// Samples (loaded buckets and held points) one expression query may hold at once; beyond, 422.
+    #[arg(long, env = "FLOWSCOPE_QUERY_MAX_SAMPLES", default_value_t = flowscope_core::expr::DEFAULT_MAX_SAMPLES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000_000))]
+    pub query_max_samples: usize,
 }
 
 /// Timeouts and size limits of both local HTTP servers (see `serve.rs`).

@@ -315,6 +315,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         .with_expr_limits(flowscope_core::expr::ExprLimits {
             max_steps: args.query_max_steps,
             max_series: args.query_max_series,
+            max_samples: args.query_max_samples,
         })
         .with_store_breaker(
             args.query_store.breaker(),

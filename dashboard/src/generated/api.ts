@@ -619,6 +619,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export a range of buckets or an expression's result as CSV or NDJSON, streamed
+         * @description Give `expr` (docs/query-language.md; rows `time,labels,value`, one per series and evaluation time) or `service` and `metric` (rows `time,service,metric,attributes,count,sum,min,max,avg,p50,p95,p99`, one per bucket, series after series). CSV starts with that header row; NDJSON has one object per line with the same fields. Streamed a page at a time (flat memory whatever the range); gzip-compressed when `Accept-Encoding` allows it. An error after the first bytes ends the transfer without its end (a truncated body), never a complete-looking file. Formats: docs/export.md.
+         */
+        get: operations["export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2967,13 +2987,13 @@ export interface operations {
                 /** @description The expression (docs/query-language.md). */
                 expr: string;
                 /**
-                 * @description Instant query: the evaluation time, unix seconds. Without `from`/`to`/`step` and without
+                 * @description Instant query: the evaluation time, unix seconds (fractions allowed) or RFC 3339. Without `from`/`to`/`step` and without
                  *     `time`, an instant query at now.
                  */
                 time?: number;
-                /** @description Range query: first evaluation time, unix seconds (default `to` − 15 min). */
+                /** @description Range query: first evaluation time, unix seconds or RFC 3339 (default `to` − 15 min). */
                 from?: number;
-                /** @description Range query: last evaluation time, unix seconds (default now). */
+                /** @description Range query: last evaluation time, unix seconds or RFC 3339 (default now). */
                 to?: number;
                 /**
                  * @description Range query: seconds between evaluation times, as seconds (`60`) or a duration (`5m`);
@@ -3012,6 +3032,15 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            /** @description The query would hold more samples than `--query-max-samples` allows (with the selector's position) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExprErrorBody"];
+                };
+            };
             /** @description The store is throttled or unavailable */
             503: {
                 headers: {
@@ -3056,6 +3085,15 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            /** @description The query would hold more samples than `--query-max-samples` allows (`errorType: execution`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
             /** @description The store is unavailable (`errorType: unavailable`) */
             503: {
                 headers: {
@@ -3102,6 +3140,15 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            /** @description The query would hold more samples than `--query-max-samples` allows (`errorType: execution`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromResponse"];
+                };
+            };
             /** @description The store is unavailable */
             503: {
                 headers: {
@@ -3298,6 +3345,79 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             /** @description Tokens are off (no token secret configured) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export: {
+        parameters: {
+            query?: {
+                /** @description An expression (docs/query-language.md); or give `service` and `metric`. */
+                expr?: string;
+                /** @description Export the buckets of every series of this service's `metric`. */
+                service?: string;
+                metric?: string;
+                /** @description First time, unix seconds or RFC 3339 (default `to` − 1 h). */
+                from?: string;
+                /** @description Last time (exclusive for buckets, inclusive for evaluation times), default now. */
+                to?: string;
+                /** @description Bucket width (1m, 5m, 1h, 1d); default 1m for buckets, chosen from `step` for `expr`. */
+                resolution?: components["schemas"]["Resolution"];
+                /** @description `expr` only: seconds or a duration between evaluation times (default 60). */
+                step?: string;
+                /** @description `csv` (default) or `ndjson`. */
+                format?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description A bad parameter or expression */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description No series of that service and metric */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A page of the expression (100 evaluation times) would hold more samples than `--query-max-samples` allows */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is throttled or unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

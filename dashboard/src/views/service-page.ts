@@ -21,12 +21,13 @@ import {
   RESOLUTIONS,
   type RangeName,
 } from "../state/range";
-import type { ServiceCharts, ServiceStats } from "../state/service-stats";
+import { METRICS, type ServiceCharts, type ServiceStats } from "../state/service-stats";
 import type { TraceEvent, TraceSummary } from "../traces/model";
 import type { Resolution } from "../types";
 import { AlertList, type AlertActions } from "./alert-list";
 import { LineChart } from "./chart";
 import { el, setText } from "./dom";
+import { exportLink } from "./export-link";
 
 interface StatCard {
   value: HTMLElement;
@@ -156,6 +157,14 @@ export class ServicePage {
         formatValue: formatPercent,
       }),
     };
+    // "Export CSV" under each chart: its main metric over the range on screen (docs/export.md).
+    const onScreen = () => {
+      const service = this.element.dataset.service;
+      return service ? { service, range: this.range, resolution: this.resolution } : null;
+    };
+    this.charts.latency.element.append(exportLink(METRICS.latency, onScreen));
+    this.charts.throughput.element.append(exportLink(METRICS.requests, onScreen));
+    this.charts.utilization.element.append(exportLink(METRICS.cpu, onScreen));
     this.rangeNote = el("p", { class: "range-note" });
     const pickers = el("div", { class: "pickers" }, [
       this.picker(

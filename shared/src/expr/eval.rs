@@ -19,6 +19,7 @@ use crate::domain::stats::BucketStats;
 use crate::model::{MetricKind, Resolution, SeriesMeta};
 use crate::ports::{BucketStore, SeriesCatalog, StoreError};
 
+use super::budget::SampleBudget;
 use super::names::{self, Labels, Variant, NAME};
 use super::parse::{AggOp, BinOp, Expr, ExprError, Grouping, Matching, Selector};
 
@@ -50,6 +51,9 @@ pub struct ExprLimits {
     pub max_steps: usize,
     /// Most series all selectors of one expression may select together.
     pub max_series: usize,
+    /// Most samples (loaded buckets and held points) one evaluation holds at once
+    /// ([`super::budget`]).
+    pub max_samples: usize,
 }
 
 impl Default for ExprLimits {
@@ -57,6 +61,7 @@ impl Default for ExprLimits {
         ExprLimits {
             max_steps: 11_000,
             max_series: 10_000,
+            max_samples: super::budget::DEFAULT_MAX_SAMPLES,
         }
     }
 }
@@ -71,6 +76,9 @@ pub enum EvalError {
     BadParam(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The query needs more memory than `--query-max-samples` allows: a 422.
+    #[error("{0}")]
+    TooManySamples(ExprError),
 }
 
 /// One sample: a number, and the bucket statistics it came from while it still is a distribution.
@@ -252,7 +260,10 @@ pub async fn evaluate<S: SeriesCatalog + BucketStore + ?Sized>(
         data: HashMap::new(),
     };
     let mut catalog = Catalog::default();
-    let mut selected = 0usize;
+    let mut selected = Counts {
+        series: 0,
+        samples: SampleBudget::new(limits.max_samples),
+    };
     fetch(
         store,
         &expr,
@@ -349,7 +360,7 @@ fn fetch<'a, S: SeriesCatalog + BucketStore + ?Sized>(
     ctx: &'a mut Ctx<'_>,
     catalog: &'a mut Catalog,
     resolution: Resolution,
-    selected: &'a mut usize,
+    selected: &'a mut Counts,
     limits: ExprLimits,
 ) -> futures::future::BoxFuture<'a, Result<(), EvalError>> {
     Box::pin(async move {
@@ -378,8 +389,8 @@ fn fetch<'a, S: SeriesCatalog + BucketStore + ?Sized>(
             }
         };
         let matches = select(store, catalog, sel).await?;
-        *selected += matches.len();
-        if *selected > limits.max_series {
+        selected.series += matches.len();
+        if selected.series > limits.max_series {
             return Err(ExprError::at(
                 ctx.src,
                 sel.pos,
@@ -395,9 +406,32 @@ fn fetch<'a, S: SeriesCatalog + BucketStore + ?Sized>(
         };
         let from = ctx.window_end(*first, sel.offset_s) - range;
         let to = ctx.window_end(*last, sel.offset_s);
+        // Each selected series holds a point per evaluation time: refused before anything loads.
+        selected
+            .samples
+            .reserve(
+                matches.len().saturating_mul(ctx.steps.len()),
+                ctx.src,
+                sel.pos,
+                &format!(
+                    "{} series × {} evaluation times",
+                    matches.len(),
+                    ctx.steps.len()
+                ),
+            )
+            .map_err(EvalError::TooManySamples)?;
         let mut fetched = Vec::with_capacity(matches.len());
         for (meta, name, variant) in matches {
             let buckets = store.query_buckets(meta.id, resolution, from, to).await?;
+            selected
+                .samples
+                .reserve(
+                    buckets.len(),
+                    ctx.src,
+                    sel.pos,
+                    &format!("{resolution} buckets loaded from the store"),
+                )
+                .map_err(EvalError::TooManySamples)?;
             let mut labels = names::series_labels(&meta);
             labels.insert(NAME.to_string(), name);
             fetched.push(Fetched {
@@ -410,6 +444,12 @@ fn fetch<'a, S: SeriesCatalog + BucketStore + ?Sized>(
         ctx.data.insert(sel.pos, fetched);
         Ok(())
     })
+}
+
+/// What the selectors of one evaluation have selected and loaded so far.
+struct Counts {
+    series: usize,
+    samples: SampleBudget,
 }
 
 struct Ctx<'a> {

@@ -3,10 +3,12 @@
 //! specification says ([`names`]). Served by `GET /api/query` and the Prometheus read API
 //! (`crate::http::promql`); documented in `docs/query-language.md`.
 
+pub mod budget;
 pub mod eval;
 pub mod names;
 pub mod parse;
 
+pub use budget::DEFAULT_MAX_SAMPLES;
 pub use eval::{evaluate, EvalError, ExprLimits, QueryResult, QueryTimes, Value};
 pub use parse::{parse, ExprError};
 

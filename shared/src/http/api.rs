@@ -298,6 +298,7 @@ fn documented_routes() -> OpenApiRouter<ApiState> {
         .route("/api/v1/labels", axum::routing::post(super::promql::labels))
         .routes(routes!(super::tokens::issue_token))
         .routes(routes!(super::tokens::refresh_token))
+        .routes(routes!(super::export::export))
 }
 
 /// A failed API request: its status and the reason, answered as `{"error": "<reason>"}`.

@@ -16,9 +16,9 @@ use serde_json::{json, Value as Json_};
 use utoipa::{IntoParams, ToSchema};
 
 use super::api::{ApiPath, ApiState};
-use super::query_expr::{get, pairs, step_param, store_status};
+use super::query_expr::{get, pairs, store_status};
+use super::query_times::{self, step_param};
 use crate::expr::{self, EvalError, QueryTimes, Value};
-use crate::query::{MAX_TIMESTAMP, MIN_TIMESTAMP};
 
 /// Prometheus's envelope: `{"status": "success", "data": …}` or
 /// `{"status": "error", "errorType": "bad_data", "error": "…"}`.
@@ -69,6 +69,12 @@ impl From<EvalError> for PromError {
                     message: e.to_string(),
                 }
             }
+            // Prometheus answers its own `--query.max-samples` this way.
+            EvalError::TooManySamples(_) => PromError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                kind: "execution",
+                message: e.to_string(),
+            },
         }
     }
 }
@@ -126,30 +132,11 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for PromParams {
     }
 }
 
-/// A Prometheus time: unix seconds (fractions allowed, rounded down) or RFC 3339.
+/// A Prometheus time parameter (absent: `default`), in Prometheus's error wording.
 fn time_param(text: Option<&str>, name: &str, default: i64) -> Result<i64, PromError> {
-    let Some(text) = text else {
-        return Ok(default);
-    };
-    let text = text.trim();
-    let seconds = if let Ok(f) = text.parse::<f64>() {
-        f.floor()
-    } else if let Ok(t) = humantime::parse_rfc3339_weak(text) {
-        match t.duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => d.as_secs() as f64,
-            Err(_) => -1.0,
-        }
-    } else {
-        return Err(PromError::bad(format!(
-            "invalid parameter \"{name}\": cannot parse {text:?} to a valid timestamp"
-        )));
-    };
-    if !(MIN_TIMESTAMP as f64..=MAX_TIMESTAMP as f64).contains(&seconds) {
-        return Err(PromError::bad(format!(
-            "invalid parameter \"{name}\": {text:?} is outside 1970-01-01 … 9999-12-31"
-        )));
-    }
-    Ok(seconds as i64)
+    query_times::time_param(text, name)
+        .map(|t| t.unwrap_or(default))
+        .map_err(|e| PromError::bad(format!("invalid parameter \"{name}\": {e}")))
 }
 
 /// A sample value as Prometheus writes it (Go's `FormatFloat(v, 'f', -1, 64)`).
@@ -212,6 +199,7 @@ struct MatchParams {
     responses(
         (status = 200, description = "`{status, data: {resultType, result}}`", body = PromResponse),
         (status = 400, description = "`{status: error, errorType: bad_data, error}`", body = PromResponse),
+        (status = 422, description = "The query would hold more samples than `--query-max-samples` allows (`errorType: execution`)", body = PromResponse),
         (status = 503, description = "The store is unavailable (`errorType: unavailable`)", body = PromResponse),
     )
 )]
@@ -260,6 +248,7 @@ pub(crate) async fn query(
     responses(
         (status = 200, description = "`{status, data: {resultType: matrix, result}}`", body = PromResponse),
         (status = 400, description = "`{status: error, errorType: bad_data, error}`", body = PromResponse),
+        (status = 422, description = "The query would hold more samples than `--query-max-samples` allows (`errorType: execution`)", body = PromResponse),
         (status = 503, description = "The store is unavailable", body = PromResponse),
     )
 )]

@@ -9,9 +9,9 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::api::ApiState;
+use super::query_times::{step_param, time_param};
 use crate::expr::{self, EvalError, QueryResult, QueryTimes, Value};
 use crate::model::Resolution;
-use crate::query::timestamp_param;
 
 /// Range when `from` is omitted.
 const DEFAULT_RANGE_SECONDS: i64 = 15 * 60;
@@ -23,12 +23,12 @@ const DEFAULT_RANGE_SECONDS: i64 = 15 * 60;
 struct ExprQuery {
     /// The expression (docs/query-language.md).
     expr: String,
-    /// Instant query: the evaluation time, unix seconds. Without `from`/`to`/`step` and without
+    /// Instant query: the evaluation time, unix seconds (fractions allowed) or RFC 3339. Without `from`/`to`/`step` and without
     /// `time`, an instant query at now.
     time: Option<i64>,
-    /// Range query: first evaluation time, unix seconds (default `to` − 15 min).
+    /// Range query: first evaluation time, unix seconds or RFC 3339 (default `to` − 15 min).
     from: Option<i64>,
-    /// Range query: last evaluation time, unix seconds (default now).
+    /// Range query: last evaluation time, unix seconds or RFC 3339 (default now).
     to: Option<i64>,
     /// Range query: seconds between evaluation times, as seconds (`60`) or a duration (`5m`);
     /// default 60. At most 11,000 evaluation times (`--query-max-steps`).
@@ -104,6 +104,7 @@ impl From<EvalError> for ExprApiError {
             EvalError::Expr(x) => (StatusCode::BAD_REQUEST, Some(x.position)),
             EvalError::BadParam(_) => (StatusCode::BAD_REQUEST, None),
             EvalError::Store(s) => (store_status(s), None),
+            EvalError::TooManySamples(x) => (StatusCode::UNPROCESSABLE_ENTITY, Some(x.position)),
         };
         ExprApiError {
             status,
@@ -134,25 +135,6 @@ pub(crate) fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a st
         .rev()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
-}
-
-/// A step: whole seconds (`60`, `60.0`) or a duration (`1m`).
-pub(crate) fn step_param(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<f64>() {
-        if (1.0..=1e9).contains(&seconds) && seconds.fract() == 0.0 {
-            return Ok(seconds as i64);
-        }
-        return Err(format!(
-            "`step` must be whole seconds from 1 to 1e9 or a duration like `5m`, got {text:?}"
-        ));
-    }
-    match expr::parse::parse_duration(text) {
-        Some(s) if s >= 1 => Ok(s),
-        _ => Err(format!(
-            "`step` must be whole seconds or a duration like `5m`, got {text:?}"
-        )),
-    }
 }
 
 fn to_body(src: &str, result: QueryResult) -> ExprResult {
@@ -191,6 +173,7 @@ fn to_body(src: &str, result: QueryResult) -> ExprResult {
     responses(
         (status = 200, description = "The series of the result", body = ExprResult),
         (status = 400, description = "A parse or type error (with its position), or a bad parameter", body = ExprErrorBody),
+        (status = 422, description = "The query would hold more samples than `--query-max-samples` allows (with the selector's position)", body = ExprErrorBody),
         (status = 503, description = "The store is throttled or unavailable", body = ExprErrorBody),
     )
 )]
@@ -206,9 +189,9 @@ pub(crate) async fn query(
         .map(str::parse::<Resolution>)
         .transpose()
         .map_err(ExprApiError::bad)?;
-    let time = timestamp_param(get(&pairs, "time"), "time").map_err(ExprApiError::bad)?;
-    let to = timestamp_param(get(&pairs, "to"), "to").map_err(ExprApiError::bad)?;
-    let from = timestamp_param(get(&pairs, "from"), "from").map_err(ExprApiError::bad)?;
+    let time = time_param(get(&pairs, "time"), "time").map_err(ExprApiError::bad)?;
+    let to = time_param(get(&pairs, "to"), "to").map_err(ExprApiError::bad)?;
+    let from = time_param(get(&pairs, "from"), "from").map_err(ExprApiError::bad)?;
     let step = get(&pairs, "step")
         .map(step_param)
         .transpose()
