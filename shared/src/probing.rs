@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use crate::ports::{AlertStore, LiveEvent, LiveEventSink, MetricStore, StoreError, StreamSink};
 use crate::registry::probe::{probe_request, ProbeResult, ProbeSettings, ProbeTarget};
 use crate::registry::score::{self, ScoreSettings};
-use crate::registry::{Registry, RegistryError, RegistryEvent};
+use crate::registry::{Registry, RegistryError};
 
 /// What one round of probes did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -262,31 +262,21 @@ pub async fn health_round<S: StreamSink + ?Sized>(
     Ok(report)
 }
 
-/// Hands `events` (registry changes) to the live sink as `registry` messages; a failure is logged
-/// (a missed live event is re-read from `GET /api/services`).
-pub async fn publish_registry_events(live: &dyn LiveEventSink, events: &[RegistryEvent]) {
-    if events.is_empty() {
-        return;
-    }
-    let events: Vec<LiveEvent> = events
-        .iter()
-        .map(|e| LiveEvent::new(e.service.clone(), e.to_json()))
-        .collect();
-    if let Err(e) = live.publish(&events).await {
-        tracing::warn!(error = %e, "pushing registry events failed");
-    }
-}
-
-/// One round of the scheduled probe function: the probes, then the health scores.
+/// One round of the scheduled probe function: lapsed leases removed, the probes, then the health
+/// scores.
 #[derive(Debug)]
 pub struct ScheduledRound {
+    /// Records removed because their lease or retention lapsed (each one a `registry` event
+    /// through the registry's live sink).
+    pub expired: Result<usize, RegistryError>,
     pub probe: Result<ProbeRoundReport, RegistryError>,
     pub health: Result<HealthRoundReport, StoreError>,
 }
 
 /// The scheduled probe function's work (`functions/probe`): `rounds` rounds `gap` apart (start to
-/// start), each a [`probe_round`] followed by a [`health_round`] over the same registry and
-/// receiver. The scores read the probe series the aggregator has applied so far, so a round's
+/// start), each [`Registry::expire`] (on AWS nothing else removes lapsed leases and says so: DynamoDB's
+/// TTL deletes silently, and days late), then a [`probe_round`], then a [`health_round`] over the
+/// same registry and receiver. The scores read the probe series the aggregator has applied so far, so a round's
 /// score reflects the probes of the round before it (≤ 30 s old) — as local mode's health loop,
 /// which runs on its own clock.
 pub async fn probe_and_score_rounds<S: StreamSink + ?Sized>(
@@ -300,9 +290,18 @@ pub async fn probe_and_score_rounds<S: StreamSink + ?Sized>(
     let mut out = Vec::new();
     for round in 0..rounds {
         let started = tokio::time::Instant::now();
+        let expired = ports
+            .registry
+            .expire(now())
+            .await
+            .map(|events| events.len());
         let probe = probe_round(ports.registry, prober, ports.ingest, now()).await;
         let health = health_round(ports, settings, now(), unix_nanos()).await;
-        out.push(ScheduledRound { probe, health });
+        out.push(ScheduledRound {
+            expired,
+            probe,
+            health,
+        });
         if round + 1 < rounds {
             tokio::time::sleep_until(started + gap).await;
         }

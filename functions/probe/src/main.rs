@@ -4,6 +4,7 @@
 //! After each probe round, compute every service's health score (docs/health-score.md): the scores
 //! go into Kinesis as the `flowscope.health.score` series and into the live table as `health`
 //! events, which the fan-out function pushes to subscribed WebSocket clients (infra/README.md).
+//! Each round first removes lapsed leases (`expired` / `forgotten` `registry` events, same path).
 //!
 //! Env: `REGISTRY_TABLE`, `STREAM_NAME`, `BUCKETS_TABLE`, `SERIES_TABLE`, `ALERTS_TABLE` (the
 //! score's inputs), `LIVE_TABLE` (optional: without it no `health` events are sent); optional
@@ -37,13 +38,19 @@ const GAP: Duration = Duration::from_secs(30);
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::load().await;
+    let live: Arc<dyn LiveEventSink> = match std::env::var("LIVE_TABLE") {
+        Ok(table) if !table.trim().is_empty() => Arc::new(DynamoLiveEvents::new(&config, table)),
+        _ => Arc::new(NoLiveEvents),
+    };
+    // Lapsed leases removed by each round go out as `registry` events through the live table.
     let registry = Registry::new(
         Arc::new(DynamoRegistryStore::new(
             &config,
             required_env("REGISTRY_TABLE")?,
         )),
         RegistryLimits::default(),
-    );
+    )
+    .with_live_events(live.clone());
     let stream: Arc<dyn StreamSink> =
         Arc::new(KinesisStream::new(&config, required_env("STREAM_NAME")?));
     let ingest = Ingest::new(stream, IngestLimits::default());
@@ -57,10 +64,6 @@ async fn main() -> Result<(), Error> {
     };
     let metrics = DynamoStore::new(&config, tables.clone());
     let alerts = DynamoAlertStore::new(&config, tables.alerts.clone());
-    let live: Box<dyn LiveEventSink> = match std::env::var("LIVE_TABLE") {
-        Ok(table) if !table.trim().is_empty() => Box::new(DynamoLiveEvents::new(&config, table)),
-        _ => Box::new(NoLiveEvents),
-    };
     let score = ScoreSettings {
         probe_timeout_s: settings.timeout.as_secs_f64(),
         ..ScoreSettings::default()
@@ -77,7 +80,8 @@ async fn main() -> Result<(), Error> {
         move |_: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
             for round in probe_and_score_rounds(ports, prober, score, ROUNDS, GAP, now_unix_s).await
             {
-                lambda_runtime::tracing::info!(probe = ?round.probe, health = ?round.health, "probe round");
+                lambda_runtime::tracing::info!(expired = ?round.expired, probe = ?round.probe, health = ?round.health, "probe round");
+                round.expired?;
                 round.probe?;
                 round.health?;
             }
