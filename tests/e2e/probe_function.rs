@@ -20,7 +20,7 @@ use flowscope_core::aws::{
 };
 use flowscope_core::ingest::IngestLimits;
 use flowscope_core::model::{Resolution, Retention};
-use flowscope_core::ports::{MetricStore, SeriesCatalog, StreamSource};
+use flowscope_core::ports::{BucketStore, SeriesCatalog, StreamSource};
 use flowscope_core::probing::{probe_and_score_rounds, HealthPorts, Prober};
 use flowscope_core::registry::probe::ProbeSettings;
 use flowscope_core::registry::score::{ScoreSettings, SCORE_METRIC};
@@ -162,7 +162,11 @@ async fn the_probe_function_scores_into_dynamodb_and_pushes_health_and_registry_
     )
     .await;
     let health = second[0].health.as_ref().expect("scored");
-    assert_eq!((health.scored, health.ingest_status), (1, 200), "{health:?}");
+    assert_eq!(
+        (health.scored, health.ingest_status),
+        (1, 200),
+        "{health:?}"
+    );
     let written = ingest.stats().stream_records as usize;
     let records = read_shard(stream.as_ref(), &shard, written).await;
     let handled = handle_kinesis_event(&aggregator, None, kinesis_event(&records))
@@ -181,9 +185,9 @@ async fn the_probe_function_scores_into_dynamodb_and_pushes_health_and_registry_
         .query_buckets(score_series.id, Resolution::OneMinute, now - 600, now + 60)
         .await
         .unwrap();
-    let (count, max) = buckets
-        .iter()
-        .fold((0, f64::MIN), |(c, m), (_, b)| (c + b.count, m.max(b.max)));
+    let (count, max) = buckets.iter().fold((0, f64::MIN), |(c, m), (_, b)| {
+        (c + b.count, m.max(b.finite_max().unwrap_or(f64::MIN)))
+    });
     assert_eq!(count, 1, "one score point: {buckets:?}");
     assert_eq!(max, 100.0, "every probe succeeded");
 

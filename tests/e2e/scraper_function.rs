@@ -203,8 +203,8 @@ async fn a_scraped_sample_reaches_dynamodb_through_kinesis_exactly_once_across_r
 #[tokio::test]
 async fn a_registered_instance_with_a_metrics_url_is_scraped_by_the_function() {
     use flowscope_core::aws::DynamoRegistryStore;
-    use flowscope_core::registry::{Registration, Registry, RegistryLimits};
     use flowscope_core::ports::InstanceSource;
+    use flowscope_core::registry::{Registration, Registry, RegistryLimits};
     use flowscope_core::scrape::registry_source::{
         record_scraped, registry_job, with_job, RegistryScrape,
     };
