@@ -2,7 +2,8 @@
 # AWS-adapter tests against local emulators (DynamoDB Local + kinesis-mock; no Docker, no AWS):
 # the shared contract suites against the Kinesis/DynamoDB adapters, and the Lambda pipeline end to
 # end (ingest → Kinesis → aggregator → DynamoDB → query, replay, mid-batch failure, WebSocket + 410,
-# kept traces as `trace` frames through the live table, subscribe snapshots and resumes from DynamoDB),
+# kept traces as `trace` frames through the live table, subscribe snapshots and resumes from DynamoDB,
+# the probe function's health scores into DynamoDB and `health`/`registry` frames through the live table),
 # and every sample event in events/ through its function's handler (tests/e2e/sample_events.rs).
 # Endpoint-agnostic: with AWS_ENDPOINT_URL already set (LocalStack, say) it uses that instead and starts
 # nothing (scripts/localstack-tests.sh does that).

@@ -170,6 +170,7 @@ async fn a_scraped_sample_reaches_dynamodb_through_kinesis_exactly_once_across_r
     *body.lock().unwrap() = exposition(9, minute - 30, 8.0);
     let repeat = run(&scrape_config, &scraper, &ingest, &ledger, minute + 20).await;
     assert_eq!((repeat.scraped, repeat.already_done), (0, 1), "{repeat:?}");
+    assert!(repeat.scraped_instances.is_empty(), "nothing scraped again");
     assert_eq!(ingest.stats().stream_records as usize, records_after_first);
 
     // A repeat after a crash before the ledger write (an empty ledger): the slot is written again,
@@ -202,8 +203,11 @@ async fn a_scraped_sample_reaches_dynamodb_through_kinesis_exactly_once_across_r
 #[tokio::test]
 async fn a_registered_instance_with_a_metrics_url_is_scraped_by_the_function() {
     use flowscope_core::aws::DynamoRegistryStore;
+    use flowscope_core::ports::InstanceSource;
     use flowscope_core::registry::{Registration, Registry, RegistryLimits};
-    use flowscope_core::scrape::registry_source::{registry_job, with_job, RegistryScrape};
+    use flowscope_core::scrape::registry_source::{
+        record_scraped, registry_job, with_job, RegistryScrape,
+    };
 
     let test = "a_registered_instance_with_a_metrics_url_is_scraped_by_the_function";
     let Some(config) = emulators(test).await else {
@@ -253,6 +257,23 @@ async fn a_registered_instance_with_a_metrics_url_is_scraped_by_the_function() {
         (first.scraped, first.up, first.failed.len()),
         (1, 1, 0),
         "{first:?}"
+    );
+    // The function records the scraped source on the instance, as local mode's scrape loop does.
+    assert_eq!(first.scraped_instances.len(), 1, "{first:?}");
+    assert_eq!(
+        record_scraped(&registry, &first.scraped_instances, now_unix_s()).await,
+        1,
+        "a new scraped record"
+    );
+    let instances = registry.instances(now_unix_s()).await.unwrap();
+    let instance = instances
+        .iter()
+        .find(|i| i.service == service && i.instance == "b-1")
+        .expect("the instance is listed");
+    assert_eq!(
+        instance.sources,
+        vec![InstanceSource::Registered, InstanceSource::Scraped],
+        "{instance:?}"
     );
     let records = ingest.stats().stream_records as usize;
     let repeat = run_invocation(&plan, &scraper, &ingest, &ledger, minute + 10, |_| async {}).await;

@@ -8,15 +8,14 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use flowscope_core::ingest::Ingest;
-use flowscope_core::live::Fanout;
-use std::collections::BTreeSet;
+use flowscope_core::live::{Fanout, FanoutEvents};
 
 use flowscope_core::ports::{
     AlertStore, ConnectionPusher, ConnectionStore, MetricStore, StreamSink,
 };
 use flowscope_core::probing::{self as probe, Prober};
 use flowscope_core::registry::probe::ProbeSettings;
-use flowscope_core::registry::score::{self, ScoreSettings};
+use flowscope_core::registry::score::ScoreSettings;
 use flowscope_core::registry::{Registry, RegistryLimits};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -199,7 +198,7 @@ pub async fn probe_loop(
 
 /// Computes every service's health score each [`HEALTH_INTERVAL`], pushes it as a live `health`
 /// event, stores it as the `flowscope.health.score` series (through `Ingest`) and keeps the latest
-/// for `GET /api/services`.
+/// for `GET /api/services` (the core's [`probe::health_round`], as the AWS probe function runs it).
 pub async fn health_loop(
     registry: Arc<Registry>,
     ingest: Arc<Ingest<dyn StreamSink>>,
@@ -209,53 +208,23 @@ pub async fn health_loop(
     pusher: Arc<dyn ConnectionPusher>,
     settings: ScoreSettings,
 ) {
+    let live = FanoutEvents {
+        connections,
+        pusher,
+    };
     let mut ticker = tokio::time::interval(HEALTH_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let now = unix_now();
-        let mut services: BTreeSet<String> = match metrics.list_services().await {
-            Ok(services) => services.into_iter().collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "listing services to score failed");
-                continue;
-            }
+        let ports = probe::HealthPorts {
+            registry: &registry,
+            metrics: metrics.as_ref(),
+            alerts: alerts.as_ref(),
+            ingest: ingest.as_ref(),
+            live: &live,
         };
-        if let Ok(instances) = registry.instances(now).await {
-            services.extend(instances.into_iter().map(|i| i.service));
-        }
-        let states = score::alert_states(alerts.as_ref()).await;
-        let mut scores = Vec::with_capacity(services.len());
-        for service in services {
-            match score::gather(metrics.as_ref(), &states, &service, now).await {
-                Ok(inputs) => {
-                    let health = score::score(&inputs, &settings, now);
-                    scores.push((service, health));
-                }
-                Err(e) => tracing::warn!(%service, error = %e, "reading health inputs failed"),
-            }
-        }
-        registry.set_health(&scores);
-        let fanout = Fanout::new(connections.as_ref(), pusher.as_ref());
-        for (service, health) in &scores {
-            let event = score::HealthEvent::new(service, health, now);
-            if let Err(e) = fanout
-                .deliver_event(Some(service), Bytes::from(event.to_json()))
-                .await
-            {
-                tracing::warn!(error = %e, "pushing a health event failed");
-            }
-        }
-        let request = score::score_request(&scores, now_nanos());
-        if request.resource_metrics.is_empty() {
-            continue;
-        }
-        let response = ingest.handle_metrics(&request).await;
-        if response.status != 200 {
-            tracing::warn!(
-                status = response.status,
-                "the receiver refused health scores"
-            );
+        if let Err(e) = probe::health_round(&ports, &settings, unix_now(), now_nanos()).await {
+            tracing::warn!(error = %e, "listing services to score failed");
         }
     }
 }

@@ -2,7 +2,7 @@
 //! traces and the service graph (GET), and the alert routes: active alerts, history, rules,
 //! acknowledgements and silences (GET, POST, DELETE).
 //!
-//! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE` (series-limit refusals), `TRACES_TABLE`, `ALERTS_TABLE`, `REGISTRY_TABLE`, `API_KEYS_PARAMETER` (SSM)
+//! Env: `BUCKETS_TABLE`, `SERIES_TABLE`, `STATE_TABLE` (series-limit refusals), `TRACES_TABLE`, `ALERTS_TABLE`, `REGISTRY_TABLE`, `LIVE_TABLE` (optional: live `registry` events), `API_KEYS_PARAMETER` (SSM)
 //! or `API_KEY_HASHES`; `ADMIN_KEY_HASHES` (optional) for the `admin` scope (rules, silences,
 //! registry writes); `TOKEN_SECRET_PARAMETER` (SSM) or `TOKEN_SECRET`, `TOKEN_TTL_SECONDS` for tokens. Rules: the version
 //! put through the API (alerts table), else `infra/alert-rules.yaml`, compiled in.
@@ -15,8 +15,8 @@ use std::sync::Arc;
 use flowscope_core::alerts::{RuleSet, RuleSource};
 use flowscope_core::aws::lambda::keys;
 use flowscope_core::aws::{
-    config, DynamoAlertStore, DynamoRegistryStore, DynamoSeriesAdmission, DynamoStore,
-    DynamoTraceStore, TableNames,
+    config, DynamoAlertStore, DynamoLiveEvents, DynamoRegistryStore, DynamoSeriesAdmission,
+    DynamoStore, DynamoTraceStore, TableNames,
 };
 use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::http::rules::RuleWriters;
@@ -58,14 +58,24 @@ async fn main() -> Result<(), Error> {
     .with_rule_source(source, writers)
     .with_traces(Arc::new(DynamoTraceStore::new(&config, tables.traces)))
     .with_series_admission(Arc::new(admission));
-    // The registry routes (`/api/registry/*`) and instances in `GET /api/services`.
+    // The registry routes (`/api/registry/*`) and instances in `GET /api/services`; with
+    // `LIVE_TABLE`, every change also goes out as a live `registry` event (live table → fan-out).
     let state = if tables.registry.is_empty() {
         state
     } else {
-        state.with_registry(Arc::new(Registry::new(
+        let registry = Registry::new(
             Arc::new(DynamoRegistryStore::new(&config, tables.registry.clone())),
             RegistryLimits::default(),
-        )))
+        );
+        let registry = if tables.live.trim().is_empty() {
+            registry
+        } else {
+            registry.with_live_events(Arc::new(DynamoLiveEvents::new(
+                &config,
+                tables.live.clone(),
+            )))
+        };
+        state.with_registry(Arc::new(registry))
     };
     run(query_router_with(state, auth)).await
 }

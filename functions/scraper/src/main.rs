@@ -5,7 +5,9 @@
 //! Besides the config's targets, every live instance of the service registry with a `metrics_url`
 //! (read at each invocation when `REGISTRY_TABLE` is set) is a target of the job
 //! `flowscope-registry`, with `job`/`instance` = its service and instance id, every
-//! `REGISTRY_SCRAPE_INTERVAL_SECONDS` (default 30).
+//! `REGISTRY_SCRAPE_INTERVAL_SECONDS` (default 30); one that answers is recorded in the registry with
+//! the source `scraped` (live for three intervals, as in local mode), and a new one goes out as a
+//! `registry` event through `LIVE_TABLE` (optional).
 //!
 //! Env: `SCRAPE_CONFIG` (the `prometheus.yml` text: `scrape_configs` with `static_configs` and
 //! `http_sd_configs`; may be empty with `REGISTRY_TABLE`), `STREAM_NAME`, `STATE_TABLE` (slot ledger
@@ -21,7 +23,9 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use flowscope_core::aws::lambda::{now_unix_s, required_env};
-use flowscope_core::aws::{config, DynamoRegistryStore, DynamoSeriesAdmission, KinesisStream};
+use flowscope_core::aws::{
+    config, DynamoLiveEvents, DynamoRegistryStore, DynamoSeriesAdmission, KinesisStream,
+};
 use flowscope_core::cardinality::SeriesLimits;
 use flowscope_core::ingest::{Ingest, IngestLimits};
 use flowscope_core::ports::StreamSink;
@@ -29,7 +33,9 @@ use flowscope_core::registry::{Registry, RegistryLimits};
 use flowscope_core::scrape::client::Scraper;
 use flowscope_core::scrape::config::ScrapeLimits;
 use flowscope_core::scrape::dynamo::DynamoSlotLedger;
-use flowscope_core::scrape::registry_source::{registry_job, with_job, RegistryScrape};
+use flowscope_core::scrape::registry_source::{
+    record_scraped, registry_job, with_job, RegistryScrape,
+};
 use flowscope_core::scrape::scheduled::{config_from_env_text, run_invocation};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
@@ -38,10 +44,19 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = config::load().await;
     let registry = match std::env::var("REGISTRY_TABLE") {
-        Ok(table) if !table.trim().is_empty() => Some(Registry::new(
-            Arc::new(DynamoRegistryStore::new(&sdk, table)),
-            RegistryLimits::default(),
-        )),
+        Ok(table) if !table.trim().is_empty() => {
+            let registry = Registry::new(
+                Arc::new(DynamoRegistryStore::new(&sdk, table)),
+                RegistryLimits::default(),
+            );
+            // A newly scraped instance goes out as a live `registry` event (live table → fan-out).
+            Some(match std::env::var("LIVE_TABLE") {
+                Ok(live) if !live.trim().is_empty() => {
+                    registry.with_live_events(Arc::new(DynamoLiveEvents::new(&sdk, live)))
+                }
+                _ => registry,
+            })
+        }
         _ => None,
     };
     let config_text = match (std::env::var("SCRAPE_CONFIG"), &registry) {
@@ -100,6 +115,10 @@ async fn main() -> Result<(), Error> {
                 },
             )
             .await;
+            // Registry targets that answered get the source `scraped` (as in local mode).
+            if let Some(registry) = registry {
+                record_scraped(registry, &report.scraped_instances, now_unix_s()).await;
+            }
             lambda_runtime::tracing::info!(?report, "scraped");
             if report.failed.is_empty() {
                 Ok::<(), Error>(())

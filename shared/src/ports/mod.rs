@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod alerts;
 pub mod connections;
+pub mod live_events;
 pub mod profiles;
 pub mod pusher;
 pub mod registry;
@@ -19,6 +20,7 @@ pub mod traces;
 pub use admission::{AdmissionError, SeriesAdmission};
 pub use alerts::{AlertStore, AlertStoreError, Notifier, NotifyError, PutOutcome, SinkStateStore};
 pub use connections::{ConnectionStore, ConnectionStoreError, Subscription};
+pub use live_events::{LiveEvent, LiveEventSink, NoLiveEvents};
 pub use pusher::{ConnectionPosts, ConnectionPusher, PushError};
 pub use registry::{InstanceRecord, InstanceSource, RegistryStore, RegistryStoreError};
 pub use rules::{RulePut, RuleStore, StoredRules};

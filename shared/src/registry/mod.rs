@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ports::registry::{InstanceRecord, InstanceSource, PutKind, RegistryStore};
 use crate::ports::StoreError;
+use crate::ports::{LiveEvent, LiveEventSink};
 
 /// The registry's limits (flags and env vars of `flowscope local`, README `## Limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -426,6 +427,9 @@ pub struct Registry {
     events: tokio::sync::broadcast::Sender<RegistryEvent>,
     /// The latest health score per service (set by whoever computes them), for `GET /api/services`.
     health: Mutex<BTreeMap<String, score::HealthScore>>,
+    /// Where changes go as live `registry` events besides [`Registry::subscribe`] (on AWS the live
+    /// table, whose stream feeds the fan-out function; locally none: the push loop subscribes).
+    live: Option<Arc<dyn LiveEventSink>>,
 }
 
 /// Events a slow subscriber may lag behind before it misses some (it is told how many).
@@ -442,7 +446,15 @@ impl Registry {
             written: Mutex::new(HashMap::new()),
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
             health: Mutex::new(BTreeMap::new()),
+            live: None,
         }
+    }
+
+    /// Sends every change also to `sink` as a live `registry` event (a failed send is logged: the
+    /// change itself is stored, and `GET /api/services` shows it).
+    pub fn with_live_events(mut self, sink: Arc<dyn LiveEventSink>) -> Registry {
+        self.live = Some(sink);
+        self
     }
 
     /// Replaces the latest health scores (services absent from `scores` are forgotten).
@@ -462,10 +474,19 @@ impl Registry {
         self.events.subscribe()
     }
 
-    fn publish(&self, events: &[RegistryEvent]) {
+    async fn publish(&self, events: &[RegistryEvent]) {
         for event in events {
             // No subscriber is not an error.
             let _ = self.events.send(event.clone());
+        }
+        if let (Some(live), false) = (&self.live, events.is_empty()) {
+            let events: Vec<LiveEvent> = events
+                .iter()
+                .map(|e| LiveEvent::new(e.service.clone(), e.to_json()))
+                .collect();
+            if let Err(e) = live.publish(&events).await {
+                tracing::warn!(error = %e, "sending live registry events failed");
+            }
         }
     }
 
@@ -532,7 +553,7 @@ impl Registry {
         };
         let record = registration.record(&self.limits, now);
         let event = RegistryEvent::new(action, &record, Some(&view), now);
-        self.publish(std::slice::from_ref(&event));
+        self.publish(std::slice::from_ref(&event)).await;
         Ok((view, event))
     }
 
@@ -578,7 +599,7 @@ impl Registry {
             current.as_ref(),
             now,
         );
-        self.publish(std::slice::from_ref(&event));
+        self.publish(std::slice::from_ref(&event)).await;
         Ok(event)
     }
 
@@ -607,7 +628,7 @@ impl Registry {
                 RegistryEvent::new(action, record, current, now)
             })
             .collect();
-        self.publish(&events);
+        self.publish(&events).await;
         Ok(events)
     }
 
@@ -670,7 +691,7 @@ impl Registry {
                 }
                 Ok(PutKind::Updated) => {}
                 Err(e) => {
-                    self.publish(&events);
+                    self.publish(&events).await;
                     // Written again on a later sighting.
                     if let Ok(mut written) = self.written.lock() {
                         written.remove(&(record.service.clone(), record.instance.clone()));
@@ -679,7 +700,7 @@ impl Registry {
                 }
             }
         }
-        self.publish(&events);
+        self.publish(&events).await;
         Ok(events)
     }
 
@@ -713,7 +734,7 @@ impl Registry {
         }
         let view = self.view_of(service, instance, now).await?;
         let event = RegistryEvent::new(RegistryAction::Discovered, &record, view.as_ref(), now);
-        self.publish(std::slice::from_ref(&event));
+        self.publish(std::slice::from_ref(&event)).await;
         Ok(Some(event))
     }
 }

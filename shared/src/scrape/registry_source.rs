@@ -114,6 +114,52 @@ pub fn with_job(config: &ScrapeConfigFile, job: ScrapeJob) -> ScrapeConfigFile {
     out
 }
 
+/// A registry target that answered a scrape: the caller records it on its instance with the
+/// source `scraped` ([`record_scraped`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapedInstance {
+    pub service: String,
+    pub instance: String,
+    pub url: String,
+    pub interval: Duration,
+}
+
+impl ScrapedInstance {
+    /// The instance behind `target` when it is a registry target (job [`REGISTRY_JOB`]).
+    pub fn of(target: &super::config::Target) -> Option<ScrapedInstance> {
+        (target.job_name == REGISTRY_JOB).then(|| ScrapedInstance {
+            service: target.labels.get("job").unwrap_or_default().to_string(),
+            instance: target
+                .labels
+                .get("instance")
+                .unwrap_or_default()
+                .to_string(),
+            url: target.url.clone(),
+            interval: target.interval,
+        })
+    }
+}
+
+/// Records each scraped instance in the registry with the source `scraped`, live for three
+/// scrape intervals (as local mode's scrape loop does); returns how many were new (each a
+/// `discovered` registry event). A failed write is logged and the rest are still recorded.
+pub async fn record_scraped(registry: &Registry, scraped: &[ScrapedInstance], now: i64) -> usize {
+    let mut new = 0;
+    for s in scraped {
+        let ttl_s = i64::try_from(s.interval.as_secs().saturating_mul(3)).unwrap_or(i64::MAX);
+        match registry
+            .scraped(&s.service, &s.instance, &s.url, ttl_s, now)
+            .await
+        {
+            Ok(event) => new += usize::from(event.is_some()),
+            Err(e) => {
+                tracing::warn!(url = %s.url, error = %e, "recording a scraped instance failed")
+            }
+        }
+    }
+    new
+}
+
 /// One instance's target group: its metrics URL split into address, scheme and path (with the
 /// query), labelled with its service and instance id. `None` without a usable metrics URL (the
 /// registry accepts only absolute http(s) URLs, so that is an instance without one).

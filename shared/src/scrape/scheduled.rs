@@ -24,6 +24,7 @@ use futures::stream::{self, StreamExt};
 
 use super::client::{scrape_once, Scraper};
 use super::config::{resolve_targets, ScrapeConfigFile, ScrapeTargetSource, StaticSource, Target};
+use super::registry_source::ScrapedInstance;
 use crate::ingest::Ingest;
 use crate::ports::StreamSink;
 
@@ -67,6 +68,9 @@ pub struct InvocationReport {
     pub rejected_points: u64,
     /// Targets whose points the receiver refused whole (left out of the ledger: retried).
     pub failed: Vec<String>,
+    /// Registry targets that answered: recorded with the source `scraped` by the caller
+    /// ([`super::registry_source::record_scraped`]).
+    pub scraped_instances: Vec<ScrapedInstance>,
 }
 
 /// The ledger key of a target's slot: `scr#<job>#<hash of the target>#<slot unix s>`.
@@ -159,7 +163,9 @@ where
                     points,
                     rejected,
                     failed,
+                    instance,
                 } => {
+                    report.scraped_instances.extend(instance);
                     report.scraped += 1;
                     report.up += u64::from(up);
                     report.points += points;
@@ -180,6 +186,8 @@ enum SlotResult {
         points: u64,
         rejected: u64,
         failed: Option<String>,
+        /// The registry instance behind an answering registry target.
+        instance: Option<ScrapedInstance>,
     },
 }
 
@@ -218,6 +226,7 @@ async fn scrape_slot<S: StreamSink + ?Sized>(
         points: report.points,
         rejected: report.delivery.rejected_points,
         failed,
+        instance: ScrapedInstance::of(target).filter(|_| report.up),
     }
 }
 

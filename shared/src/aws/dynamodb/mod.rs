@@ -42,8 +42,8 @@ pub use alerts::DynamoAlertStore;
 pub use buckets::{decode_bucket_image, BucketImage};
 pub use connections::DynamoConnections;
 pub use live::{
-    decode_trace_item, is_trace_item, DynamoLiveEvents, MAX_TRACE_EVENTS_PER_BATCH,
-    MAX_TRACE_ITEM_BYTES, TRACE_ITEM_PREFIX,
+    decode_event_item, decode_trace_item, is_event_item, is_trace_item, DynamoLiveEvents,
+    EVENT_ITEM_PREFIX, MAX_TRACE_EVENTS_PER_BATCH, MAX_TRACE_ITEM_BYTES, TRACE_ITEM_PREFIX,
 };
 pub use registry::DynamoRegistryStore;
 pub use tables::{create_tables_if_missing, delete_tables_if_present};

@@ -13,10 +13,15 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::LambdaError;
-use crate::aws::dynamodb::{decode_bucket_image, decode_trace_item, is_trace_item, BucketImage};
-use crate::live::{Fanout, FanoutReport, LiveBatch, LiveUpdate};
+use crate::aws::dynamodb::{
+    decode_bucket_image, decode_event_item, decode_trace_item, is_event_item, is_trace_item,
+    BucketImage,
+};
+use crate::live::{deliver_events, Fanout, FanoutReport, LiveBatch, LiveUpdate};
 use crate::model::{Resolution, SeriesId, SeriesMeta};
-use crate::ports::{BucketKey, ConnectionPusher, ConnectionStore, MetricStore, StoreError};
+use crate::ports::{
+    BucketKey, ConnectionPusher, ConnectionStore, LiveEvent, MetricStore, StoreError,
+};
 use crate::traces::TraceEvent;
 
 /// One DynamoDB-JSON attribute (`{"S": "…"}`, `{"N": "…"}`, `{"B": "<base64>"}`, …).
@@ -88,6 +93,8 @@ pub struct StreamChanges {
     /// The newest image per bucket.
     pub buckets: Vec<BucketImage>,
     pub traces: Vec<TraceEvent>,
+    /// `health` and `registry` events (live table), in write order.
+    pub events: Vec<LiveEvent>,
 }
 
 /// The bucket images and trace events of INSERT and MODIFY records (REMOVE records, TTL deletions
@@ -96,6 +103,7 @@ pub struct StreamChanges {
 pub fn stream_changes(event: &Event) -> StreamChanges {
     let mut newest: BTreeMap<BucketKey, BucketImage> = BTreeMap::new();
     let mut traces = Vec::new();
+    let mut events = Vec::new();
     for record in &event.records {
         if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
             continue;
@@ -110,6 +118,15 @@ pub fn stream_changes(event: &Event) -> StreamChanges {
                 continue;
             }
         };
+        if is_event_item(&item) {
+            match decode_event_item(&item) {
+                Ok(decoded) => events.extend(decoded),
+                Err(reason) => {
+                    tracing::warn!(event_id = %record.event_id, %reason, "live events skipped")
+                }
+            }
+            continue;
+        }
         if is_trace_item(&item) {
             match decode_trace_item(&item) {
                 Ok(events) => traces.extend(events),
@@ -132,6 +149,7 @@ pub fn stream_changes(event: &Event) -> StreamChanges {
     StreamChanges {
         buckets: newest.into_values().collect(),
         traces,
+        events,
     }
 }
 
@@ -186,8 +204,18 @@ where
 {
     let changes = stream_changes(event);
     let updates = live_updates(store, &changes.buckets).await?;
+    let fanout = Fanout::new(connections, pusher);
+    // `health` and `registry` events: one message each to the subscribers of its service.
+    let mut events_report = deliver_events(&fanout, &changes.events).await?;
     if updates.is_empty() && changes.traces.is_empty() {
-        return Ok(FanoutReport::default());
+        if !changes.events.is_empty() {
+            tracing::info!(
+                events = changes.events.len(),
+                messages_posted = events_report.messages_posted,
+                "live events fanned out"
+            );
+        }
+        return Ok(events_report);
     }
     let seq = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -197,19 +225,22 @@ where
         updates,
         traces: changes.traces,
     };
-    let report = Fanout::new(connections, pusher)
-        .deliver_batch(&batch)
-        .await?;
+    let report = fanout.deliver_batch(&batch).await?;
     tracing::info!(
         updates = batch.updates.len(),
         traces = batch.traces.len(),
+        events = changes.events.len(),
         messages_posted = report.messages_posted,
         connections_reached = report.connections_reached,
         gone_removed = report.gone_removed,
         failed = report.failed,
         "live updates fanned out"
     );
-    Ok(report)
+    events_report.messages_posted += report.messages_posted;
+    events_report.connections_reached += report.connections_reached;
+    events_report.gone_removed += report.gone_removed;
+    events_report.failed += report.failed;
+    Ok(events_report)
 }
 
 #[cfg(test)]
