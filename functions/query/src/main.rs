@@ -19,10 +19,16 @@ use flowscope_core::aws::{
     DynamoStore, DynamoTraceStore, TableNames,
 };
 use flowscope_core::cardinality::SeriesLimits;
+use flowscope_core::http::breaker::BreakerSettings;
 use flowscope_core::http::rules::RuleWriters;
 use flowscope_core::http::{query_router_with, ApiState};
 use flowscope_core::registry::{Registry, RegistryLimits};
 use lambda_http::{run, Error};
+
+/// Recent answers a container keeps for stale answers: fewer than local mode's, as a function has
+/// 256 MB in all.
+const RECENT_ANSWERS: usize = 128;
+const RECENT_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
 /// The core's `/api/*` router (the one local mode serves), behind the API key check; lambda_http
 /// converts API Gateway events to requests and responses back. Acknowledgements are stored and
@@ -57,7 +63,14 @@ async fn main() -> Result<(), Error> {
     )
     .with_rule_source(source, writers)
     .with_traces(Arc::new(DynamoTraceStore::new(&config, tables.traces)))
-    .with_series_admission(Arc::new(admission));
+    .with_series_admission(Arc::new(admission))
+    // While DynamoDB throttles or fails, a warm container answers a repeated query from its recent
+    // answers, marked stale, instead of failing (`docs/query-caching.md`; defaults as local mode's).
+    .with_store_breaker(
+        BreakerSettings::default(),
+        RECENT_ANSWERS,
+        RECENT_ANSWER_BYTES,
+    );
     // The registry routes (`/api/registry/*`) and instances in `GET /api/services`; with
     // `LIVE_TABLE`, every change also goes out as a live `registry` event (live table → fan-out).
     let state = if tables.registry.is_empty() {
