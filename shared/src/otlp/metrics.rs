@@ -1,7 +1,7 @@
 //! ExportMetricsServiceRequest → validated, normalized [`MetricPoint`]s.
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, number_data_point, summary_data_point::ValueAtQuantile,
     ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint, SummaryDataPoint,
@@ -395,6 +395,40 @@ impl MetricSink<'_> {
         });
     }
 
+    /// [`MetricSink::push`] of the point's OTLP attributes: a series seen before (all attribute
+    /// values strings, the common case) comes from the process-wide series cache instead of being
+    /// flattened and hashed again.
+    fn push_otlp(&mut self, attributes: &[KeyValue], time_unix_nano: u64, data: PointData) {
+        fn string(kv: &KeyValue) -> Option<&str> {
+            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => Some(s),
+                _ => None,
+            }
+        }
+        if !attributes.iter().all(|kv| string(kv).is_some()) {
+            self.push(flatten(attributes), time_unix_nano, data);
+            return;
+        }
+        let pairs = attributes
+            .iter()
+            .map(|kv| (kv.key.as_str(), string(kv).unwrap_or_default()));
+        let series =
+            record::series_cache::lock().series(&self.origin.service, self.metric, pairs, || {
+                SeriesRef::new(SeriesKey {
+                    service: self.origin.service.clone(),
+                    metric: self.metric.to_string(),
+                    attributes: flatten(attributes),
+                })
+            });
+        self.out.points.push(MetricPoint {
+            series,
+            source: self.origin.source,
+            unit: self.unit.clone(),
+            time_unix_nano,
+            data,
+        });
+    }
+
     /// Accepts or rejects one OTLP data point: `convert` emits the point(s) or says why it is invalid.
     fn point(
         &mut self,
@@ -488,11 +522,7 @@ fn normalize_metric(
             for p in gauge.data_points {
                 sink.point(p.flags, p.time_unix_nano, &p.attributes, |sink| {
                     let value = number_value(&p)?;
-                    sink.push(
-                        flatten(&p.attributes),
-                        p.time_unix_nano,
-                        PointData::Gauge(value),
-                    );
+                    sink.push_otlp(&p.attributes, p.time_unix_nano, PointData::Gauge(value));
                     Ok(())
                 });
             }
@@ -508,7 +538,7 @@ fn normalize_metric(
                         monotonic: sum.is_monotonic,
                         temporality,
                     };
-                    sink.push(flatten(&p.attributes), p.time_unix_nano, data);
+                    sink.push_otlp(&p.attributes, p.time_unix_nano, data);
                     Ok(())
                 });
             }
@@ -518,7 +548,7 @@ fn normalize_metric(
             for p in histogram.data_points {
                 sink.point(p.flags, p.time_unix_nano, &p.attributes, |sink| {
                     let data = histogram_data(&p, temporality_code)?;
-                    sink.push(flatten(&p.attributes), p.time_unix_nano, data);
+                    sink.push_otlp(&p.attributes, p.time_unix_nano, data);
                     Ok(())
                 });
             }
@@ -532,7 +562,7 @@ fn normalize_metric(
                 let (flags, time_unix_nano) = (p.flags, p.time_unix_nano);
                 sink.point(flags, time_unix_nano, &attributes, |sink| {
                     let data = exponential_histogram_data(p, temporality_code)?;
-                    sink.push(flatten(&attributes), time_unix_nano, data);
+                    sink.push_otlp(&attributes, time_unix_nano, data);
                     Ok(())
                 });
             }
