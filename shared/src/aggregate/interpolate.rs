@@ -148,11 +148,14 @@ pub fn bucket_range(
 /// Most bucket ranges whose bin edges [`edges_of`] keeps per thread (emptied when full).
 const EDGE_TABLES: usize = 1024;
 
+/// Bin-edge tables by bucket range (`lo`, `hi` bit patterns); `None` for a range without one.
+type EdgeTables = FastMap<(u64, u64), Option<Rc<BinEdges>>>;
+
 thread_local! {
     /// Bin-edge tables by bucket range (`lo`, `hi` bit patterns): a histogram's layout repeats in
     /// every point of the series, so each range's edges are worked out once, not a logarithm and an
     /// exponential per spread step.
-    static EDGES: RefCell<FastMap<(u64, u64), Option<Rc<BinEdges>>>> = RefCell::new(FastMap::default());
+    static EDGES: RefCell<EdgeTables> = RefCell::new(FastMap::default());
 }
 
 /// The bin-edge table of `[lo, hi]` (`None`: the range has none, see [`BinEdges::new`]).
