@@ -101,6 +101,57 @@ pub fn bin_upper_edge(value: f64) -> f64 {
     }
 }
 
+/// Relative distance from a bin edge inside which [`BinEdges::upper_edge`] asks the logarithm
+/// instead of its table: far above floating-point error in the bin index (~1e-11 of a bin), so
+/// outside it the table's answer is the logarithm's, bit for bit.
+const EDGE_MARGIN: f64 = 1e-9;
+/// Most bins a [`BinEdges`] table spans (wider ranges ask [`bin_upper_edge`] every time).
+const MAX_TABLE_BINS: i32 = 512;
+
+/// The positive bins' upper edges over one range, worked out once: [`BinEdges::upper_edge`] is
+/// [`bin_upper_edge`] — the same `pow_gamma` of the same bin index, bit for bit — found by a binary
+/// search instead of a logarithm and an exponential. Spreading an explicit histogram's buckets steps
+/// bin by bin over the same bucket ranges point after point, so the table is kept per range.
+#[derive(Debug, Clone)]
+pub struct BinEdges {
+    /// `pow_gamma(k0 + j)` for `j = 0..`, up to the first edge above the range.
+    edges: Vec<f64>,
+}
+
+impl BinEdges {
+    /// The table for `[lo, hi]`, or `None` when it would not help: a range that is not positive
+    /// (the zero and negative bins) or spans more than [`MAX_TABLE_BINS`] bins.
+    pub fn new(lo: f64, hi: f64) -> Option<BinEdges> {
+        if !(lo > MIN_VALUE && hi >= lo && hi.is_finite()) {
+            return None;
+        }
+        let config = &*CONFIG;
+        let (first, last) = (config.key(lo), config.key(hi));
+        if last.saturating_sub(first) > MAX_TABLE_BINS {
+            return None;
+        }
+        let edges = (first..=last.saturating_add(1))
+            .map(|k| config.pow_gamma(k))
+            .collect();
+        Some(BinEdges { edges })
+    }
+
+    /// [`bin_upper_edge`]`(value)`.
+    pub fn upper_edge(&self, value: f64) -> f64 {
+        let i = self.edges.partition_point(|&edge| edge <= value);
+        if let (Some(&below), Some(&above)) = (
+            i.checked_sub(1).and_then(|j| self.edges.get(j)),
+            self.edges.get(i),
+        ) {
+            // Strictly inside bin `k0 + i − 1`, away from both edges: its upper edge is the next one.
+            if value >= below * (1.0 + EDGE_MARGIN) && value <= above * (1.0 - EDGE_MARGIN) {
+                return above;
+            }
+        }
+        bin_upper_edge(value)
+    }
+}
+
 impl Sketch {
     pub fn new() -> Self {
         Sketch {
@@ -142,6 +193,33 @@ impl Sketch {
                 *total += count;
                 if values.len() > SPARSE_MAX_VALUES {
                     self.compact_or_densify();
+                }
+            }
+        }
+    }
+
+    /// Adds `(value, count)` pairs, as [`Sketch::add_n`] of each would (the same bins, so the same
+    /// quantiles and count), in one pass: a sparse sketch merges the pairs into its sorted list at
+    /// once and folds its bins at most once, instead of a binary search and an insert per pair.
+    /// Pairs that are not in ascending order, or hold a non-finite value or a zero count, or would
+    /// pass `u64::MAX` in total, go in one by one.
+    pub fn add_sorted(&mut self, pairs: &[(f64, u64)]) {
+        let total = pairs
+            .iter()
+            .try_fold(self.count(), |total, &(_, n)| total.checked_add(n));
+        let in_order = pairs.iter().all(|&(v, n)| v.is_finite() && n > 0)
+            && pairs.windows(2).all(|w| w[0].0 < w[1].0);
+        match (&mut self.repr, total) {
+            (Repr::Sparse { values, count }, Some(total)) if in_order && !pairs.is_empty() => {
+                *values = merge_sorted(values, pairs);
+                *count = total;
+                if values.len() > SPARSE_MAX_VALUES {
+                    self.compact_or_densify();
+                }
+            }
+            _ => {
+                for &(value, n) in pairs {
+                    self.add_n(value, n);
                 }
             }
         }
@@ -774,6 +852,47 @@ mod tests {
     }
 
     #[test]
+    fn sorted_pairs_added_in_one_pass_equal_inserting_them_one_by_one() {
+        for data in data_sets() {
+            // Into an empty sketch, one already holding values, and a dense one; sorted runs of
+            // the data (one pass) and the data as given (out of order: one by one).
+            let mut sorted = data.clone();
+            sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+            sorted.dedup_by(|b, a| {
+                let same = a.0 == b.0;
+                if same {
+                    a.1 += b.1;
+                }
+                same
+            });
+            for start in [vec![], vec![(3.0, 2), (7.5, 1)], data_sets()[3].clone()] {
+                for pairs in [&sorted, &data] {
+                    let mut ours = sketch_of(&start);
+                    for run in pairs.chunks(17) {
+                        ours.add_sorted(run);
+                    }
+                    let everything: Vec<(f64, u64)> =
+                        start.iter().chain(pairs.iter()).copied().collect();
+                    let dense = reference(&everything);
+                    assert_eq!(ours.count(), dense.count() as u64, "{pairs:?}");
+                    for q in QS {
+                        assert_eq!(
+                            ours.quantile(q),
+                            dense.quantile(q).unwrap(),
+                            "q={q} {pairs:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // Counts still saturate rather than overflow.
+        let mut full = Sketch::new();
+        full.add_n(1.0, u64::MAX - 1);
+        full.add_sorted(&[(2.0, 5), (3.0, 5)]);
+        assert_eq!(full.count(), u64::MAX);
+    }
+
+    #[test]
     fn merging_any_mix_of_forms_equals_inserting_everything_into_one_dense_sketch() {
         let sets = data_sets();
         for a in &sets {
@@ -893,6 +1012,43 @@ mod tests {
                 "q={q}: {got} vs {truth}"
             );
         }
+    }
+
+    #[test]
+    fn a_bin_edge_table_gives_the_logarithms_upper_edge_bit_for_bit() {
+        let config = &*CONFIG;
+        for (lo, hi) in [
+            (0.5, 9000.0),
+            (100.0, 250.0),
+            (1e-6, 3e-6),
+            (7.0, 7.0),
+            (1e200, 5e201),
+        ] {
+            let table = BinEdges::new(lo, hi).expect("a positive range has a table");
+            let mut values: Vec<f64> = (0..=2000)
+                .map(|i| lo + (hi - lo) * f64::from(i) / 2000.0)
+                .collect();
+            // The edges themselves and their floating-point neighbours, where rounding decides.
+            for k in config.key(lo)..=config.key(hi).saturating_add(1) {
+                let edge = config.pow_gamma(k);
+                values.extend([
+                    edge,
+                    f64::from_bits(edge.to_bits() + 1),
+                    f64::from_bits(edge.to_bits() - 1),
+                ]);
+            }
+            for value in values {
+                assert_eq!(
+                    table.upper_edge(value).to_bits(),
+                    bin_upper_edge(value).to_bits(),
+                    "{value} in ({lo}, {hi})"
+                );
+            }
+        }
+        // No table where it would not help: zero or negative ranges, very wide ones.
+        assert!(BinEdges::new(0.0, 5.0).is_none());
+        assert!(BinEdges::new(-5.0, -1.0).is_none());
+        assert!(BinEdges::new(1e-6, 1e280).is_none());
     }
 
     #[test]

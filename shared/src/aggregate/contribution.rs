@@ -212,9 +212,10 @@ impl Spread {
         if self.count == 0 {
             return;
         }
-        for &(value, n) in placed.get(self.placed.clone()).unwrap_or_default() {
-            stats.sketch.add_n(value, n);
-        }
+        // A point's pairs are in ascending order (explicit buckets): one sorted merge.
+        stats
+            .sketch
+            .add_sorted(placed.get(self.placed.clone()).unwrap_or_default());
         // Counts come from the wire: saturate rather than overflow on absurd input.
         stats.count = stats.count.saturating_add(self.count);
         stats.add_to_sum(self.sum);

@@ -20,7 +20,12 @@
 //!   `(upper − lower)/64`. A point shares [`MAX_PIECES_PER_POINT`] steps among its non-empty buckets
 //!   (at least one each), so one histogram point places at most `max(256, buckets) + 2` pairs.
 
-use crate::sketch::bin_upper_edge;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::sketch::{bin_upper_edge, BinEdges};
+
+use super::FastMap;
 
 /// Most (value, count) pairs one bucket is spread into.
 pub const MAX_PIECES_PER_BUCKET: u64 = 32;
@@ -140,6 +145,36 @@ pub fn bucket_range(
     (lo, hi)
 }
 
+/// Most bucket ranges whose bin edges [`edges_of`] keeps per thread (emptied when full).
+const EDGE_TABLES: usize = 1024;
+
+/// Bin-edge tables by bucket range (`lo`, `hi` bit patterns); `None` for a range without one.
+type EdgeTables = FastMap<(u64, u64), Option<Rc<BinEdges>>>;
+
+thread_local! {
+    /// Bin-edge tables by bucket range (`lo`, `hi` bit patterns): a histogram's layout repeats in
+    /// every point of the series, so each range's edges are worked out once, not a logarithm and an
+    /// exponential per spread step.
+    static EDGES: RefCell<EdgeTables> = RefCell::new(FastMap::default());
+}
+
+/// The bin-edge table of `[lo, hi]` (`None`: the range has none, see [`BinEdges::new`]).
+fn edges_of(lo: f64, hi: f64) -> Option<Rc<BinEdges>> {
+    EDGES.with(|tables| {
+        let mut tables = tables.borrow_mut();
+        let key = (lo.to_bits(), hi.to_bits());
+        if let Some(table) = tables.get(&key) {
+            return table.clone();
+        }
+        if tables.len() >= EDGE_TABLES {
+            tables.clear();
+        }
+        let table = BinEdges::new(lo, hi).map(Rc::new);
+        tables.insert(key, table.clone());
+        table
+    })
+}
+
 /// Spreads `n` values evenly over `[lo, hi]` into at most `pieces` pairs, one per sketch bin
 /// (or per slice of the range where bins are finer than `pieces` slices), each at the centroid of
 /// the values it holds.
@@ -156,11 +191,18 @@ pub fn spread(lo: f64, hi: f64, n: u64, pieces: u64, out: &mut Vec<(f64, u64)>) 
     let slice = width / pieces.max(1) as f64;
     let mut done = 0u64;
     let mut steps = 0u64;
+    // More than two steps: the range's bin edges from its table (the same edges, see
+    // [`BinEdges`]) instead of a logarithm and an exponential per step.
+    let edges = if n > 2 { edges_of(lo, hi) } else { None };
     while done < n {
         // Offset from `lo` of the next value not yet placed.
         let offset = (done as f64 + 0.5) * width / total;
         let slice_end = ((offset / slice).floor() + 1.0) * slice;
-        let step_end = (bin_upper_edge(lo + offset) - lo).max(slice_end);
+        let edge = match &edges {
+            Some(edges) => edges.upper_edge(lo + offset),
+            None => bin_upper_edge(lo + offset),
+        };
+        let step_end = (edge - lo).max(slice_end);
         steps += 1;
         let next = if step_end >= width || steps >= pieces {
             // The last step (the `pieces`-th at most: should rounding ever stall the walk, the

@@ -1,7 +1,7 @@
 //! ExportMetricsServiceRequest → validated, normalized [`MetricPoint`]s.
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, number_data_point, summary_data_point::ValueAtQuantile,
     ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint, SummaryDataPoint,
@@ -395,6 +395,40 @@ impl MetricSink<'_> {
         });
     }
 
+    /// [`MetricSink::push`] of the point's OTLP attributes: a series seen before (all attribute
+    /// values strings, the common case) comes from the process-wide series cache instead of being
+    /// flattened and hashed again.
+    fn push_otlp(&mut self, attributes: &[KeyValue], time_unix_nano: u64, data: PointData) {
+        fn string(kv: &KeyValue) -> Option<&str> {
+            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => Some(s),
+                _ => None,
+            }
+        }
+        if !attributes.iter().all(|kv| string(kv).is_some()) {
+            self.push(flatten(attributes), time_unix_nano, data);
+            return;
+        }
+        let pairs = attributes
+            .iter()
+            .map(|kv| (kv.key.as_str(), string(kv).unwrap_or_default()));
+        let series =
+            record::series_cache::lock().series(&self.origin.service, self.metric, pairs, || {
+                SeriesRef::new(SeriesKey {
+                    service: self.origin.service.clone(),
+                    metric: self.metric.to_string(),
+                    attributes: flatten(attributes),
+                })
+            });
+        self.out.points.push(MetricPoint {
+            series,
+            source: self.origin.source,
+            unit: self.unit.clone(),
+            time_unix_nano,
+            data,
+        });
+    }
+
     /// Accepts or rejects one OTLP data point: `convert` emits the point(s) or says why it is invalid.
     fn point(
         &mut self,
@@ -488,11 +522,7 @@ fn normalize_metric(
             for p in gauge.data_points {
                 sink.point(p.flags, p.time_unix_nano, &p.attributes, |sink| {
                     let value = number_value(&p)?;
-                    sink.push(
-                        flatten(&p.attributes),
-                        p.time_unix_nano,
-                        PointData::Gauge(value),
-                    );
+                    sink.push_otlp(&p.attributes, p.time_unix_nano, PointData::Gauge(value));
                     Ok(())
                 });
             }
@@ -508,7 +538,7 @@ fn normalize_metric(
                         monotonic: sum.is_monotonic,
                         temporality,
                     };
-                    sink.push(flatten(&p.attributes), p.time_unix_nano, data);
+                    sink.push_otlp(&p.attributes, p.time_unix_nano, data);
                     Ok(())
                 });
             }
@@ -518,7 +548,7 @@ fn normalize_metric(
             for p in histogram.data_points {
                 sink.point(p.flags, p.time_unix_nano, &p.attributes, |sink| {
                     let data = histogram_data(&p, temporality_code)?;
-                    sink.push(flatten(&p.attributes), p.time_unix_nano, data);
+                    sink.push_otlp(&p.attributes, p.time_unix_nano, data);
                     Ok(())
                 });
             }
@@ -532,7 +562,7 @@ fn normalize_metric(
                 let (flags, time_unix_nano) = (p.flags, p.time_unix_nano);
                 sink.point(flags, time_unix_nano, &attributes, |sink| {
                     let data = exponential_histogram_data(p, temporality_code)?;
-                    sink.push(flatten(&attributes), time_unix_nano, data);
+                    sink.push_otlp(&attributes, time_unix_nano, data);
                     Ok(())
                 });
             }
@@ -809,9 +839,9 @@ mod chunk_tests {
     };
     use opentelemetry_proto::tonic::resource::v1::Resource;
 
-    const NOW: u64 = 1_764_000_000_000_000_000;
+    pub(super) const NOW: u64 = 1_764_000_000_000_000_000;
 
-    fn limits(max_items_per_request: usize) -> PointLimits {
+    pub(super) fn limits(max_items_per_request: usize) -> PointLimits {
         PointLimits {
             time: TimeLimit {
                 now_unix_nano: NOW,
@@ -937,5 +967,122 @@ mod chunk_tests {
         }
         let (whole, _, _) = whole_and_chunked(10, 4);
         assert!(whole.rejected.count > 0, "the request limit is exercised");
+    }
+}
+
+#[cfg(test)]
+mod series_cache_tests {
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric::Data, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    use super::*;
+    use crate::model::Attributes;
+
+    use super::chunk_tests::NOW;
+
+    fn kv(key: &str, value: any_value::Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
+    }
+
+    fn text(s: &str) -> any_value::Value {
+        any_value::Value::StringValue(s.into())
+    }
+
+    fn points(attribute_sets: Vec<Vec<KeyValue>>) -> Vec<MetricPoint> {
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", text("cache-test-svc"))],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "cache.test".into(),
+                        data: Some(Data::Gauge(Gauge {
+                            data_points: attribute_sets
+                                .into_iter()
+                                .map(|attributes| NumberDataPoint {
+                                    attributes,
+                                    time_unix_nano: NOW,
+                                    value: Some(number_data_point::Value::AsDouble(1.0)),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        decode_metrics(
+            Format::Protobuf,
+            &request.encode_to_vec(),
+            super::chunk_tests::limits(1000),
+        )
+        .unwrap()
+        .points
+    }
+
+    fn attributes(pairs: &[(&str, &str)]) -> Attributes {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn repeated_series_share_one_key_and_lookalike_attribute_lists_get_their_own() {
+        let decoded = points(vec![
+            vec![kv("route", text("/a")), kv("method", text("GET"))],
+            // The same set in another order: the same series, the same shared key.
+            vec![kv("method", text("GET")), kv("route", text("/a"))],
+            // A repeated key keeps its last value, as `flatten` does.
+            vec![
+                kv("method", text("GET")),
+                kv("route", text("/a")),
+                kv("route", text("/b")),
+            ],
+            // The same text from a non-string value: same key, built the uncached way.
+            vec![
+                kv("route", text("/a")),
+                kv("method", text("GET")),
+                kv("code", any_value::Value::IntValue(200)),
+            ],
+            vec![kv("route", text("/a"))],
+        ]);
+        let expected = [
+            attributes(&[("method", "GET"), ("route", "/a")]),
+            attributes(&[("method", "GET"), ("route", "/a")]),
+            attributes(&[("method", "GET"), ("route", "/b")]),
+            attributes(&[("code", "200"), ("method", "GET"), ("route", "/a")]),
+            attributes(&[("route", "/a")]),
+        ];
+        assert_eq!(decoded.len(), expected.len());
+        for (point, attributes) in decoded.iter().zip(&expected) {
+            assert_eq!(point.series.service, "cache-test-svc");
+            assert_eq!(point.series.metric, "cache.test");
+            assert_eq!(&point.series.attributes, attributes);
+            assert_eq!(point.series.id(), point.series.key().id());
+        }
+        assert!(std::ptr::eq(
+            decoded[0].series.key(),
+            decoded[1].series.key()
+        ));
+        // A second request reuses the first one's key.
+        let again = points(vec![vec![
+            kv("route", text("/a")),
+            kv("method", text("GET")),
+        ]]);
+        assert!(std::ptr::eq(decoded[0].series.key(), again[0].series.key()));
     }
 }

@@ -2,14 +2,13 @@
 
 use prost::Message;
 
+use super::series_cache;
 use super::table::{delimited_len, lookup, StringTable};
 use super::wire::{
     BoundsEntry, ExponentialHistogramValue, HistogramValue, MetricsBody, PointEntry, PointValue,
     SeriesEntry, SumValue, SummaryValue,
 };
-use crate::model::{
-    Attributes, MetricPoint, PointData, SeriesKey, SeriesRef, SourceId, Temporality, Unit,
-};
+use crate::model::{MetricPoint, PointData, SeriesKey, SeriesRef, SourceId, Temporality};
 
 const STRINGS_TAG: u32 = 1;
 const SERIES_TAG: u32 = 2;
@@ -280,25 +279,32 @@ fn point_data(value: PointValue, bounds_table: &[BoundsEntry]) -> Result<PointDa
 pub(crate) fn decode_body(bytes: &[u8]) -> Result<Vec<MetricPoint>, String> {
     let body = MetricsBody::decode(bytes).map_err(|e| e.to_string())?;
     let mut series = Vec::with_capacity(body.series.len());
+    // Series seen in earlier records come from the process-wide cache (one lock per record).
+    let mut cache = series_cache::lock();
     for entry in &body.series {
         if entry.attributes.len() % 2 != 0 {
             return Err("series attributes must be key/value pairs".to_string());
         }
-        let mut attributes = Attributes::new();
-        for pair in entry.attributes.chunks_exact(2) {
-            attributes.insert(
-                lookup(&body.strings, pair[0])?.to_owned(),
-                lookup(&body.strings, pair[1])?.to_owned(),
-            );
+        let mut attribute_strings = Vec::with_capacity(entry.attributes.len());
+        for &index in &entry.attributes {
+            attribute_strings.push(lookup(&body.strings, index)?);
         }
-        let key = SeriesRef::new(SeriesKey {
-            service: lookup(&body.strings, entry.service)?.to_owned(),
-            metric: lookup(&body.strings, entry.metric)?.to_owned(),
-            attributes,
+        let pairs = attribute_strings
+            .chunks_exact(2)
+            .map(|pair| (pair[0], pair[1]));
+        let service = lookup(&body.strings, entry.service)?;
+        let metric = lookup(&body.strings, entry.metric)?;
+        let key = cache.series(service, metric, pairs.clone(), || {
+            SeriesRef::new(SeriesKey {
+                service: service.to_owned(),
+                metric: metric.to_owned(),
+                attributes: pairs.map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            })
         });
-        let unit = Unit::from(lookup(&body.strings, entry.unit)?);
+        let unit = cache.unit(lookup(&body.strings, entry.unit)?);
         series.push((key, SourceId(entry.source), unit));
     }
+    drop(cache);
 
     let mut points = Vec::with_capacity(body.points.len());
     let mut time = 0u64;

@@ -4,9 +4,12 @@
 //! trace (partition key = trace id), so a stream write costs one record per few hundred points.
 
 mod metrics;
+pub(crate) mod series_cache;
 mod spans;
 mod table;
 mod wire;
+
+pub use series_cache::SERIES_CACHE_ENTRIES;
 
 #[cfg(test)]
 mod tests;

@@ -541,3 +541,81 @@ fn inline_histogram_bounds_decode_and_bad_table_references_are_malformed() {
     let both = entry("svc", KIND_METRICS, body(vec![2.5], Some(0)));
     assert!(matches!(decode(&both.data), Err(RecordError::Malformed(_))));
 }
+
+#[test]
+fn series_decoded_again_share_one_identity_and_lookalike_tables_never_get_a_wrong_one() {
+    use super::wire::{MetricsBody, PointEntry, PointValue, SeriesEntry};
+    // Strings: service, metric, two units, attribute keys and values (names unique to this test,
+    // as the cache is process-wide).
+    let strings: Vec<String> = ["cache-svc", "cache.m", "ms", "s", "b", "1", "a", "2", "zz"]
+        .map(String::from)
+        .to_vec();
+    let series = |unit: u32, attributes: Vec<u32>| SeriesEntry {
+        service: 0,
+        metric: 1,
+        unit,
+        source: 7,
+        attributes,
+    };
+    let body = |series: Vec<SeriesEntry>| MetricsBody {
+        strings: strings.clone(),
+        points: (0..series.len() as u32)
+            .map(|i| PointEntry {
+                series: i,
+                time_delta: 1,
+                value: Some(PointValue::Gauge(f64::from(i))),
+            })
+            .collect(),
+        series,
+        bounds: vec![],
+    };
+    let decoded =
+        |series: Vec<SeriesEntry>| match decode(&entry("s", KIND_METRICS, body(series)).data) {
+            Ok(RecordPayload::Metrics(points)) => points,
+            other => panic!("{other:?}"),
+        };
+    let expected = |attrs: &[(&str, &str)]| SeriesKey {
+        service: "cache-svc".into(),
+        metric: "cache.m".into(),
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    // Sorted pairs a=2, b=1 (as the encoder writes them), twice in two records: one shared key.
+    let first = decoded(vec![series(2, vec![6, 7, 4, 5])]);
+    let again = decoded(vec![series(2, vec![6, 7, 4, 5])]);
+    assert_eq!(*first[0].series, expected(&[("a", "2"), ("b", "1")]));
+    assert_eq!(first[0].series.id(), again[0].series.id());
+    assert!(
+        std::ptr::eq(first[0].series.key(), again[0].series.key()),
+        "the second record reuses the first one's identity"
+    );
+    // The same strings in another order, a repeated key, another unit, a missing pair: each decodes
+    // to what its own table says, whatever the cache holds.
+    let points = decoded(vec![
+        series(2, vec![4, 5, 6, 7]),
+        series(2, vec![6, 7, 6, 8, 4, 5]),
+        series(3, vec![6, 7, 4, 5]),
+        series(2, vec![6, 7]),
+    ]);
+    assert_eq!(*points[0].series, expected(&[("a", "2"), ("b", "1")]));
+    assert_eq!(points[0].unit.as_str(), "ms");
+    assert_eq!(*points[1].series, expected(&[("a", "zz"), ("b", "1")]));
+    assert_eq!(*points[2].series, expected(&[("a", "2"), ("b", "1")]));
+    assert_eq!(points[2].unit.as_str(), "s");
+    assert_eq!(*points[3].series, expected(&[("a", "2")]));
+    for point in &points {
+        assert_eq!(
+            point.series.id(),
+            point.series.key().id(),
+            "ids match their keys"
+        );
+    }
+    // A dangling attribute index is still malformed, cached series or not.
+    let dangling = entry("s", KIND_METRICS, body(vec![series(2, vec![6, 99])]));
+    assert!(matches!(
+        decode(&dangling.data),
+        Err(RecordError::Malformed(_))
+    ));
+}
