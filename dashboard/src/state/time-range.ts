@@ -34,6 +34,8 @@ export const TIME_KEYS = ["t", "res"] as const;
 
 /** "1h", "90m", "2d": a relative span's name (the largest whole unit). */
 export function spanName(seconds: number): string {
+  const named = RELATIVE_RANGES.find((r) => r.seconds === seconds);
+  if (named !== undefined) return named.name;
   if (seconds % 86_400 === 0) return `${seconds / 86_400}d`;
   if (seconds % 3600 === 0) return `${seconds / 3600}h`;
   if (seconds % 60 === 0) return `${seconds / 60}m`;
