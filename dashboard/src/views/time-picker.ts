@@ -18,6 +18,12 @@ import {
 import type { Resolution } from "../types";
 import { el, setText } from "./dom";
 
+const WIDE = "(min-width: 701px)";
+
+function wideScreen(): boolean {
+  return window.matchMedia?.(WIDE).matches ?? true;
+}
+
 export class TimePicker {
   readonly element: HTMLElement;
   private readonly rangeButtons = new Map<number, HTMLButtonElement>();
@@ -72,13 +78,20 @@ export class TimePicker {
       const value = this.resolution.value;
       this.onPick({ range: this.time.range, resolution: value === "auto" ? null : (value as Resolution) });
     });
+    // From/To and the resolution fold away on a phone (open on wider screens).
+    const custom = el("details", { class: "time-custom", "data-testid": "time-custom", open: wideScreen() }, [
+      el("summary", { class: "button" }, ["Custom range"]),
+      el("div", { class: "time-custom-body" }, [absolute, el("label", { class: "time-resolution" }, ["Resolution ", this.resolution])]),
+    ]);
+    window.matchMedia?.(WIDE).addEventListener?.("change", (event) => {
+      custom.open = event.matches;
+    });
     this.summary = el("span", { class: "time-summary", "data-testid": "time-summary", "aria-live": "polite" });
     this.element = el("div", { class: "time-bar", role: "toolbar", "aria-label": "Time range", "data-testid": "time-picker" }, [
       this.summary,
       relative,
       el("div", { class: "picker", role: "group", "aria-label": "Zoom" }, [zoomOut, zoomIn]),
-      absolute,
-      el("label", { class: "time-resolution" }, ["Resolution ", this.resolution]),
+      custom,
     ]);
   }
 
