@@ -753,9 +753,8 @@ export class App {
     }
     if (this.route.page !== "profiles" || this.route.query !== query) return;
     this.profilesPage.show(query);
-    // A link with a time range (`t=`), or a range picked elsewhere, sets the page's range; a plain
-    // link under the default range keeps the page's own.
-    if (new URLSearchParams(query).has("t") || !sameTime(this.time, DEFAULT_TIME)) this.profilesPage.applyTime(this.time);
+    // A link with a time range (`t=`) sets the page's range; a plain link keeps the page's own.
+    if (new URLSearchParams(query).has("t")) this.profilesPage.applyTime(this.time);
     this.showPage();
   }
 
