@@ -24,13 +24,20 @@ import { LiveConnection, type ConnectionStatus } from "./live/connection";
 import { parseRoute, pipelineHref, type Route } from "./router";
 import { latencyHeatmap } from "./state/heatmap";
 import { overviewCharts, overviewStats } from "./state/overview";
+import { resolutionSeconds } from "./state/range";
 import {
-  defaultResolution,
-  isLiveWindow,
-  queryWindow,
-  rangeSeconds,
-  resolutionSeconds,
-} from "./state/range";
+  absoluteTime,
+  DEFAULT_TIME,
+  effectiveResolution,
+  hashWithTime,
+  isLiveTime,
+  parseTime,
+  sameTime,
+  splitHash,
+  timeWindow,
+  viewExtent,
+  type GlobalTime,
+} from "./state/time-range";
 import { CoverageTracker, freshness, staleNote, type Freshness } from "./state/rates";
 import {
   currentRate,
@@ -50,7 +57,9 @@ import type { Bucket, ServerMessage } from "./types";
 import { AlertsPage } from "./views/alerts-page";
 import { ServicesPage } from "./views/services-page";
 import { el, setText } from "./views/dom";
+import { onChartZoom } from "./views/chart";
 import { Header, type Section } from "./views/header";
+import { TimePicker } from "./views/time-picker";
 import { OverviewPage } from "./views/overview";
 import { PipelineView, type PipelineEdge, type PipelineNode } from "./views/pipeline";
 import { ServiceList } from "./views/service-list";
@@ -71,6 +80,7 @@ export const RED_METRICS = {
 } as const;
 /** Metrics the overview charts read for every service. */
 const OVERVIEW_METRICS = [METRICS.latency, METRICS.requests, METRICS.errors];
+/** The overview's live history (the live state keeps this much; longer ranges load on their own). */
 const OVERVIEW_SECONDS = 60 * 60;
 /** The graph covers this much recent time. */
 const GRAPH_WINDOW_SECONDS = 5 * 60;
@@ -116,7 +126,13 @@ export class App {
   private readonly alerts = new AlertStore();
   /** The latest health score per service (live `health` events); nodes show it when known. */
   private readonly scores = new Map<string, HealthScore>();
-  private readonly servicesPage = new ServicesPage(() => void this.loadScoreHistory());
+  private readonly servicesPage = new ServicesPage();
+  /** The global time range (URL `t`, `res`): every view's window. */
+  private time: GlobalTime = DEFAULT_TIME;
+  private readonly timePicker: TimePicker;
+  /** The overview's history when live updates cannot keep it (service → metric → buckets). */
+  private overviewStatic = new Map<string, Map<string, Bucket[]>>();
+  private overviewGeneration = 0;
   /** The Services page's rows: `GET /api/services` when it opens, then live events. */
   private serviceRows: ServiceHealthRow[] = [];
   private readonly api: QueryClient;
@@ -165,6 +181,9 @@ export class App {
     this.loadProfilesPage = async () =>
       (await import("./profiles/page")).createProfilesPage(config.apiBaseUrl, deps.fetch, credential, deps.nowMs);
     this.header = new Header(root);
+    this.timePicker = new TimePicker((time) => this.pickTime(time), () => this.nowSeconds());
+    root.append(this.timePicker.element);
+    onChartZoom((from, to) => this.pickTime(absoluteTime(from, to)));
     const layout = el("div", { class: "layout" });
     this.main = el("main", { class: "main", id: "main", tabindex: -1 });
     root.append(layout);
@@ -180,11 +199,8 @@ export class App {
     this.overviewPage = new OverviewPage(alertActions);
     this.servicePage = new ServicePage({
       ...alertActions,
-      onRangeChange: () => {
-        if (this.selected !== null) void this.loadHistory(this.selected);
-        this.scheduleRender();
-      },
       onClose: () => this.closePanel(),
+      currentTime: () => this.time,
     });
     this.pipeline = new PipelineView({
       onSelect: (id) => window.location.assign(pipelineHref(id)),
@@ -345,8 +361,7 @@ export class App {
    * picked range (at most 12 services, the first by name), read with the metrics API.
    */
   private async loadScoreHistory(): Promise<void> {
-    const range = this.servicesPage.selectedRange;
-    const window = queryWindow(this.nowSeconds(), range, defaultResolution(range));
+    const window = timeWindow(this.time, this.nowSeconds());
     const services = this.serviceRows.map((r) => r.service).slice(0, 12);
     const histories = await Promise.all(
       services.map(async (service) => {
@@ -363,7 +378,7 @@ export class App {
     this.servicesPage.setScoreHistory(
       services,
       scoreHistoryColumns(histories, window.from, window.to, step),
-      rangeSeconds(range),
+      viewExtent(this.time, this.nowSeconds()),
     );
   }
 
@@ -492,9 +507,8 @@ export class App {
 
   private async loadHistory(service: string): Promise<void> {
     const generation = ++this.historyGeneration;
-    const { range, resolution } = this.servicePage.selectedRange;
-    const window = queryWindow(this.nowSeconds(), range, resolution);
-    const live = isLiveWindow(range, resolution, RETENTION_SECONDS);
+    const window = timeWindow(this.time, this.nowSeconds());
+    const live = isLiveTime(this.time, RETENTION_SECONDS);
     const failures: string[] = [];
     const fetched = new Map<string, Bucket[]>();
     await Promise.all(
@@ -522,11 +536,18 @@ export class App {
     this.scheduleRender();
   }
 
-  /** The last hour of the overview's metrics for every service (a few requests at a time). */
+  /**
+   * The overview's metrics for every service (a few requests at a time): the last hour into the
+   * live state, or, for a range live updates cannot keep, the range's history on its own.
+   */
   private async loadOverviewHistory(force = false): Promise<void> {
     const now = this.nowSeconds();
     if (!force && now - this.overviewLoadedAt < 5) return;
     this.overviewLoadedAt = now;
+    if (!isLiveTime(this.time, RETENTION_SECONDS)) {
+      await this.loadOverviewStatic();
+      return;
+    }
     const to = Math.floor(now / BUCKET_SECONDS) * BUCKET_SECONDS + BUCKET_SECONDS;
     const window = { from: to - OVERVIEW_SECONDS, to, resolution: RESOLUTION } as const;
     const jobs = this.serviceNames().flatMap((service) => OVERVIEW_METRICS.map((metric) => ({ service, metric })));
@@ -541,6 +562,30 @@ export class App {
       }
     };
     await Promise.all(Array.from({ length: HISTORY_CONCURRENCY }, worker));
+    this.scheduleRender();
+  }
+
+  private async loadOverviewStatic(): Promise<void> {
+    const generation = ++this.overviewGeneration;
+    const window = timeWindow(this.time, this.nowSeconds());
+    const loaded = new Map<string, Map<string, Bucket[]>>();
+    const jobs = this.serviceNames().flatMap((service) => OVERVIEW_METRICS.map((metric) => ({ service, metric })));
+    const worker = async () => {
+      for (let job = jobs.shift(); job !== undefined; job = jobs.shift()) {
+        try {
+          const history = await this.api.metricHistory(job.service, job.metric, window);
+          const metrics = loaded.get(job.service) ?? new Map<string, Bucket[]>();
+          metrics.set(job.metric, history.buckets);
+          loaded.set(job.service, metrics);
+        } catch {
+          // A service without this metric simply has no line.
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: HISTORY_CONCURRENCY }, worker));
+    if (generation !== this.overviewGeneration) return;
+    for (const name of this.serviceNames()) this.overviewLoaded.add(name);
+    this.overviewStatic = loaded;
     this.scheduleRender();
   }
 
@@ -575,9 +620,56 @@ export class App {
     }
   }
 
+  /** A pick in the time picker or a drag on a chart: into the URL, which drives every view. */
+  private pickTime(time: GlobalTime): void {
+    const hash = hashWithTime(window.location.hash, time);
+    if (hash !== window.location.hash) window.location.assign(hash);
+  }
+
+  /**
+   * The URL's time range: a link without one keeps the range in use (the header's links carry
+   * none), written back into the address so it can be shared; a new one reloads every view.
+   */
+  private syncTime(): void {
+    const params = new URLSearchParams(splitHash(window.location.hash).query);
+    if (!params.has("t") && !params.has("res")) {
+      if (!sameTime(this.time, DEFAULT_TIME)) {
+        window.history.replaceState(null, "", hashWithTime(window.location.hash, this.time));
+      }
+      this.timePicker.setTime(this.time);
+      this.noteTime();
+      return;
+    }
+    const time = parseTime(params);
+    const changed = !sameTime(time, this.time);
+    this.time = time;
+    this.timePicker.setTime(time);
+    this.noteTime();
+    if (changed) this.onTimeChange();
+  }
+
+  private noteTime(): void {
+    const live = isLiveTime(this.time, RETENTION_SECONDS);
+    this.servicePage.setRangeNote(`${live ? "Live" : "Reloaded every minute"} · ${effectiveResolution(this.time)} buckets`);
+  }
+
+  private onTimeChange(): void {
+    this.overviewStatic = new Map();
+    this.overviewLoaded.clear();
+    this.overviewLoadedAt = 0;
+    this.staticHistory = new Map();
+    this.servicePage.resetCharts();
+    if (this.selected !== null) void this.loadHistory(this.selected);
+    if (this.route.page === "overview") void this.loadOverviewHistory(true);
+    if (this.route.page === "services") void this.loadScoreHistory();
+    if (this.route.page === "profiles") this.profilesPage?.applyTime(this.time);
+    this.scheduleRender();
+  }
+
   private onRoute(): void {
     const previous = this.route;
     this.route = parseRoute(window.location.hash);
+    this.syncTime();
     const page = this.route.page;
     const service =
       this.route.page === "service" ? this.route.service : this.route.page === "pipeline" ? this.route.service : null;
@@ -663,6 +755,8 @@ export class App {
     }
     if (this.route.page !== "profiles" || this.route.query !== query) return;
     this.profilesPage.show(query);
+    // A link with a time range (`t=`) sets the page's range; a plain link keeps the page's own.
+    if (new URLSearchParams(query).has("t")) this.profilesPage.applyTime(this.time);
     this.showPage();
   }
 
@@ -727,6 +821,24 @@ export class App {
 
   private renderOverview(names: readonly string[], now: number): void {
     const services = new Map(names.map((name) => [name, this.serviceBuckets(name, now)]));
+    // Charts read the range's history when live updates cannot keep it; the cards stay "now".
+    const live = isLiveTime(this.time, RETENTION_SECONDS);
+    const step = resolutionSeconds(effectiveResolution(this.time));
+    const charted = live
+      ? services
+      : new Map(
+          names.map((name) => {
+            const metrics = this.overviewStatic.get(name);
+            const get = (metric: string) => metrics?.get(metric) ?? [];
+            const data: ServiceBuckets = {
+              ...this.rawServiceBuckets(name),
+              latency: get(METRICS.latency),
+              requests: get(METRICS.requests),
+              errors: get(METRICS.errors),
+            };
+            return [name, data];
+          }),
+        );
     const active = this.alerts.active();
     const newest = names.reduce<number | null>((latest, name) => {
       const at = this.coverage.lastChange(rateKey(name));
@@ -738,12 +850,18 @@ export class App {
       critical: active.filter((a) => a.state === "firing" && a.severity === "critical").length,
     });
     const heatmap = latencyHeatmap(
-      [...services.values()].map((data) => ({
+      [...charted.values()].map((data) => ({
         buckets: data.latency,
         toMs: (v: number) => toMilliseconds(v, data.latencyUnit),
       })),
     );
-    this.overviewPage.render(stats, overviewCharts(services, now, BUCKET_SECONDS), heatmap, OVERVIEW_SECONDS);
+    this.overviewPage.render(
+      stats,
+      overviewCharts(charted, now, live ? BUCKET_SECONDS : step),
+      heatmap,
+      viewExtent(this.time, now),
+      step,
+    );
     this.overviewPage.setFreshness(fresh.stale ? staleNote(fresh) : null);
     this.overviewPage.setAlerts(active, now);
   }
@@ -825,10 +943,9 @@ export class App {
     const { stats, fresh } = this.serviceNow(service, now);
     this.servicePage.element.dataset.stale = String(fresh.stale);
     this.servicePage.element.title = staleNote(fresh);
-    const { range, resolution } = this.servicePage.selectedRange;
-    const chartData = isLiveWindow(range, resolution, RETENTION_SECONDS) ? live : this.staticBuckets(service);
-    const step = resolutionSeconds(resolution);
-    this.servicePage.render(stats, serviceCharts(chartData, now, step), rangeSeconds(range));
+    const chartData = isLiveTime(this.time, RETENTION_SECONDS) ? live : this.staticBuckets(service);
+    const step = resolutionSeconds(effectiveResolution(this.time));
+    this.servicePage.render(stats, serviceCharts(chartData, now, step), viewExtent(this.time, now));
     const node: GraphNode | null = this.graph?.nodes.find((n) => n.id === service) ?? null;
     const severities = this.alerts.severitiesByService().get(service) ?? [];
     const red = this.liveRed(service, now);
@@ -841,7 +958,13 @@ export class App {
       }),
     );
     this.servicePage.setAlerts(this.alerts.forService(service), now);
-    this.servicePage.setTraces(traceRows(this.recentTraces, this.traces.involving(service, RECENT_TRACES), RECENT_TRACES));
+    // The traces list shows the traces that started inside the global range.
+    const extent = viewExtent(this.time, now);
+    const inRange = (row: { startMs: number | null }) =>
+      row.startMs === null || (row.startMs >= extent.from * 1000 && row.startMs <= extent.to * 1000 + BUCKET_SECONDS * 1000);
+    this.servicePage.setTraces(
+      traceRows(this.recentTraces, this.traces.involving(service, RECENT_TRACES), RECENT_TRACES).filter(inRange),
+    );
   }
 
   /** A service's current numbers (the one reading every view shows) and whether they are fresh. */

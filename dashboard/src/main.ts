@@ -5,6 +5,7 @@ import "./styles.css";
 import { App } from "./app";
 import { adoptFragmentToken, checkToken, SessionToken, TokenStore, type TokenStorage } from "./auth";
 import { loadConfig } from "./config";
+import { initTheme } from "./theme";
 import { SignInForm } from "./views/sign-in";
 
 /** sessionStorage, or null where the browser refuses it (then the token lives in memory only). */
@@ -15,6 +16,9 @@ function sessionStorageOrNull(): TokenStorage | null {
     return null;
   }
 }
+
+// Before anything draws, so the first frame has the right colours.
+initTheme();
 
 async function boot(): Promise<void> {
   const root = document.getElementById("app");

@@ -23,7 +23,8 @@ export function parseRoute(hash: string): Route {
   // The Profiles page keeps its state (service, type, range, selection, minute…) in a query.
   const profiles = /^#?\/*profiles\/*(?:\?(.*))?$/.exec(hash);
   if (profiles !== null) return { page: "profiles", query: profiles[1] ?? "" };
-  const path = hash.replace(/^#/, "").replace(/^\/+/, "").replace(/\/+$/, "");
+  // Other pages' queries hold only the global time range (`state/time-range.ts`).
+  const path = hash.replace(/\?.*$/, "").replace(/^#/, "").replace(/^\/+/, "").replace(/\/+$/, "");
   if (path === "" || path === "overview") return { page: "overview" };
   if (path === "pipeline") return { page: "pipeline", service: null };
   if (path === "alerts") return { page: "alerts" };

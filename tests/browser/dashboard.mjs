@@ -51,6 +51,7 @@ import {
   waitFor,
   waitForHttp,
 } from "./lib.mjs";
+import { checkPages, dashboardPages } from "./a11y.mjs";
 
 const BIN = process.env.FLOWSCOPE_BIN ? resolve(process.env.FLOWSCOPE_BIN) : null;
 const MOCK = process.env.FLOWSCOPE_MOCK === "1";
@@ -460,16 +461,86 @@ async function main() {
       assert(used > 0.75, `the fitted graph uses only ${(used * 100).toFixed(0)} % of its box`);
     });
 
-    await checks.run("the range picker reloads the charts at another resolution", async () => {
-      await page.locator("[data-testid='range-picker'] [data-value='24h']").click();
-      assert((await page.locator("[data-testid='resolution-picker'] [aria-pressed='true']").getAttribute("data-value")) === "5m", "24 h should pick 5 min buckets");
+    // The global time range (under the header) drives every view and lives in the URL.
+    const detailCharts = "[data-testid='details-panel'] [data-chart]";
+    const chartSpans = () =>
+      page.locator(detailCharts).evaluateAll((charts) =>
+        charts.map((c) => ({ from: Number(c.getAttribute("data-from")), to: Number(c.getAttribute("data-to")), points: Number(c.getAttribute("data-points")) })),
+      );
+    const hashParams = () => page.evaluate(() => Object.fromEntries(new URLSearchParams(location.hash.replace(/^[^?]*\??/, ""))));
+    const spansAbout = (spans, seconds) => spans.length > 0 && spans.every((s) => Math.abs(s.to - s.from - seconds) <= 90);
+
+    await checks.run("the time-range picker sets every chart's range and the URL; a reload restores it", async () => {
+      await page.locator("[data-testid='time-range'] [data-value='24h']").click();
+      await waitFor("t=24h in the URL", async () => (await hashParams()).t === "24h", 5_000, 100);
+      assert((await page.getByTestId("time-summary").textContent()) === "Last 24 hours", "the picker does not say 24 hours");
+      assert(/5m buckets/.test((await page.getByTestId("range-note").textContent()) ?? ""), "24 h should read 5 min buckets");
       await waitFor("24 h charts with points", async () => {
-        const points = await page.locator("[data-testid='details-panel'] [data-chart]").evaluateAll((c) =>
-          c.map((e) => Number(e.getAttribute("data-points"))),
-        );
-        return points.some((n) => n > 0);
+        const spans = await chartSpans();
+        return spansAbout(spans, 86_400) && spans.some((s) => s.points > 0);
       }, TIMEOUT_MS);
-      await page.locator("[data-testid='range-picker'] [data-value='15m']").click();
+      const url = page.url();
+      assert(url.includes(`/pipeline/`), `the selection left the URL: ${url}`);
+      await page.reload({ waitUntil: "domcontentloaded" });
+      await waitFor("the 24 h range back after the reload", async () => spansAbout(await chartSpans(), 86_400), TIMEOUT_MS);
+      assert((await page.getByTestId("time-summary").textContent()) === "Last 24 hours", "the reload lost the range");
+      assert((await page.getByTestId("service-title").textContent()) === (SERVICES.includes("api") ? "api" : SERVICES[0]), "the reload lost the selection");
+      // Zoom in halves the range, zoom out doubles it; resolution is in the URL too.
+      await page.getByTestId("time-zoom-in").click();
+      await waitFor("t=12h", async () => (await hashParams()).t === "12h", 5_000, 100);
+      await page.getByTestId("time-zoom-out").click();
+      await waitFor("t=24h again", async () => (await hashParams()).t === "24h", 5_000, 100);
+      await page.getByTestId("time-resolution").selectOption("1h");
+      await waitFor("res=1h", async () => (await hashParams()).res === "1h", 5_000, 100);
+      assert(/1h buckets/.test((await page.getByTestId("range-note").textContent()) ?? ""), "resolution 1 h not applied");
+      await page.locator("[data-testid='time-range'] [data-value='15m']").click();
+      await waitFor("15 min charts", async () => spansAbout(await chartSpans(), 900), TIMEOUT_MS);
+      assert((await hashParams()).res === undefined, "a new range should bring its own resolution");
+    });
+
+    await checks.run("dragging across a chart zooms every view to that time; hovering shows every series' value", async () => {
+      const over = page.locator("[data-testid='details-panel'] [data-chart='throughput'] .u-over");
+      await waitFor("the throughput chart", async () => (await over.count()) === 1, TIMEOUT_MS);
+      await over.scrollIntoViewIfNeeded();
+      const box = await over.boundingBox();
+      assert(box !== null, "no plot area");
+      // Hover: the tooltip names the time and each line (requests/s, errors/s).
+      await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2);
+      const tooltip = page.locator("[data-testid='details-panel'] [data-chart='throughput'] [data-testid='chart-tooltip']");
+      await waitFor("the tooltip", async () => !(await tooltip.isHidden()), 5_000, 100);
+      const rows = await tooltip.locator(".tooltip-row").allTextContents();
+      assert(rows.length === 2 && /requests\/s/.test(rows[0]) && /errors\/s/.test(rows[1]), `tooltip rows: ${JSON.stringify(rows)}`);
+      await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width * 0.7, box.y + box.height / 2, { steps: 5 });
+      await page.mouse.up();
+      await waitFor("an absolute range in the URL", async () => /^\d+-\d+$/.test((await hashParams()).t ?? ""), 5_000, 100);
+      const [from, to] = (await hashParams()).t.split("-").map(Number);
+      // 40 % of 15 minutes: 6 minutes.
+      assert(Math.abs(to - from - 360) <= 60, `the drag picked ${to - from} s, not about 360 s`);
+      assert((await page.getByTestId("time-picker").getAttribute("data-kind")) === "absolute", "the picker does not show an absolute range");
+      await waitFor("every chart on the dragged range", async () => (await chartSpans()).every((s) => s.from === from && s.to === to), 10_000, 100);
+      await page.locator("[data-testid='time-range'] [data-value='1h']").click();
+      await waitFor("t=1h", async () => (await hashParams()).t === "1h", 5_000, 100);
+    });
+
+    await checks.run("the overview's charts follow the time range (6 h: history at 5-minute buckets)", async () => {
+      await page.goto(`${BASE_URL}/#/overview?t=6h`);
+      const throughput = page.locator("[data-chart='overview-throughput']");
+      await waitFor("a 6 h throughput chart with points", async () => {
+        const [from, to, points] = await throughput.evaluate((c) => [c.dataset.from, c.dataset.to, c.dataset.points].map(Number));
+        return Math.abs(to - from - 21_600) <= 90 && points > 0;
+      }, TIMEOUT_MS);
+      // The header's links carry no range: the one in use stays, and is written back into the URL.
+      await page.locator("[data-nav='services']").click();
+      await waitFor("t=6h kept on the Services page", async () => (await hashParams()).t === "6h", 5_000, 100);
+      const score = page.locator("[data-chart='health-score-history']");
+      await waitFor("the score history over 6 h", async () => {
+        const [from, to] = await score.evaluate((c) => [c.dataset.from, c.dataset.to].map(Number));
+        return Math.abs(to - from - 21_600) <= 90;
+      }, TIMEOUT_MS);
+      await page.goto(`${BASE_URL}/#/pipeline/${SERVICES.includes("api") ? "api" : SERVICES[0]}?t=1h`);
+      await waitFor("the details panel", async () => (await page.getByTestId("service-title").count()) > 0, TIMEOUT_MS);
     });
 
     await checks.run("a recent trace opens as a waterfall with its critical path", async () => {
@@ -599,6 +670,55 @@ async function main() {
       assert(focused !== firstName && focused, `ArrowDown left focus on ${focused}`);
       await page.keyboard.press("Enter");
       await waitFor(`page of ${focused}`, async () => (await page.getByTestId("service-title").textContent()) === focused, 10_000);
+    });
+
+    await checks.run("the theme follows the system setting; the toggle overrides it and is kept", async () => {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 720 }, colorScheme: "light" });
+      try {
+        const themed = await context.newPage();
+        themed.on("pageerror", (error) => pageErrors.push(error.message));
+        const fragment = TOKEN === "" ? "#/overview" : `#/overview?token=${encodeURIComponent(TOKEN)}`;
+        await themed.goto(`${BASE_URL}/${fragment}`, { waitUntil: "domcontentloaded" });
+        const look = () =>
+          themed.evaluate(() => [document.documentElement.dataset.theme, getComputedStyle(document.documentElement).backgroundColor]);
+        await waitFor("the light theme", async () => (await look())[0] === "light", 10_000, 100);
+        assert((await look())[1] === "rgb(255, 255, 255)", `light background is ${(await look())[1]}`);
+        await themed.emulateMedia({ colorScheme: "dark" });
+        await waitFor("the dark theme when the system turns dark", async () => (await look())[0] === "dark", 5_000, 100);
+        assert((await look())[1] === "rgb(13, 17, 23)", `dark background is ${(await look())[1]}`);
+        // The toggle: System → Light, kept across a reload whatever the system says.
+        await themed.getByTestId("theme-toggle").click();
+        await waitFor("the toggle to pick light", async () => (await look())[0] === "light", 5_000, 100);
+        await themed.reload({ waitUntil: "domcontentloaded" });
+        await waitFor("light kept after a reload", async () => (await look())[0] === "light", 10_000, 100);
+        assert((await themed.getByTestId("theme-toggle").textContent()) === "Theme: Light", "the toggle does not say Light");
+      } finally {
+        await context.close();
+      }
+    });
+
+    await checks.run("axe-core: no serious or critical violations on any page, light and dark; screenshots at 1440×900 and 390×844", async () => {
+      const service = SERVICES.includes("api") ? "api" : SERVICES[0];
+      let traceId = null;
+      try {
+        const response = await fetch(`${BASE_URL}/api/services/${encodeURIComponent(service)}/traces?limit=1`, {
+          headers: TOKEN === "" ? {} : { authorization: `Bearer ${TOKEN}` },
+        });
+        traceId = response.ok ? ((await response.json()).traces?.[0]?.trace_id ?? null) : null;
+      } catch {
+        traceId = null;
+      }
+      const { failures, counts } = await checkPages({
+        browser,
+        baseUrl: BASE_URL,
+        token: TOKEN,
+        pages: dashboardPages(service, traceId),
+        screenshots: SCREENSHOTS,
+        timeoutMs: TIMEOUT_MS,
+      });
+      console.log(`# axe serious+critical per page: ${JSON.stringify(counts)}`);
+      assert(traceId !== null || MOCK, "no trace to check the trace page with");
+      assert(failures.length === 0, failures.join(" || "));
     });
 
     await checks.run("no uncaught errors in the page", async () => {

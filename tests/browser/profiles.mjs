@@ -359,6 +359,18 @@ async function main() {
       await waitFor("the panel's link", async () => (await panelLink.getAttribute("href")) === `#/profiles?service=${encodeURIComponent(SERVICE)}`, 10_000);
     });
 
+    await checks.run("the global time range drives the Profiles timeline (and stays in the URL)", async () => {
+      await page.goto(`${BASE_URL}/#/profiles?service=${encodeURIComponent(SERVICE)}&type=cpu`);
+      await waitFor("a flame graph", async () => Number(await flame.getAttribute("data-frames", { timeout: 2_000 }).catch(() => Number.NaN)) > 0, TIMEOUT_MS);
+      const params = () => page.evaluate(() => Object.fromEntries(new URLSearchParams(location.hash.replace(/^[^?]*\??/, ""))));
+      await page.locator("[data-testid='time-range'] [data-value='6h']").click();
+      await waitFor("the 6 h profile range", async () => (await page.getByTestId("profile-range").inputValue()) === "6h", 10_000, 100);
+      const shown = await params();
+      assert(shown.t === "6h" && shown.service === SERVICE && shown.range === "6h", `URL after the pick: ${JSON.stringify(shown)}`);
+      await page.locator("[data-testid='time-range'] [data-value='1h']").click();
+      await waitFor("the 1 h profile range", async () => (await page.getByTestId("profile-range").inputValue()) === "1h", 10_000, 100);
+    });
+
     await checks.run("phone width: the Profiles view fits without sideways scrolling", async () => {
       await page.setViewportSize({ width: 390, height: 844 });
       await page.goto(`${BASE_URL}/#/profiles?service=${encodeURIComponent(SERVICE)}&type=cpu`);

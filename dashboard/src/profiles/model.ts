@@ -1,6 +1,7 @@
 // The Profiles view's data: the API's answers and snapshot files (validated with valibot: a
 // snapshot is a file from anywhere), the page's state in the URL, and playback through minutes.
 
+import type { GlobalTime } from "../state/time-range";
 import * as v from "valibot";
 import { FlameError, parseDiff, parseFlamegraph, type FlameTree } from "./flame";
 
@@ -270,4 +271,18 @@ export function stepMinute(minutes: readonly number[], current: number | null, d
   else if (minutes[index] !== current && delta > 0) index -= 1;
   const next = index + delta;
   return next >= 0 && next < minutes.length ? (minutes[next] ?? null) : null;
+}
+
+/**
+ * The page's range and selection for the global time range: a relative range picks the shortest
+ * profile range that covers it; an absolute one becomes the selection, inside the shortest range
+ * that reaches back to its start.
+ */
+export function stateForTime(state: ProfileState, time: GlobalTime, nowSeconds: number): ProfileState {
+  const covering = (seconds: number): ProfileRange =>
+    PROFILE_RANGES.find((r) => r.seconds >= seconds)?.name ?? "7d";
+  if (time.range.kind === "relative") return { ...state, range: covering(time.range.seconds), selection: null, minute: null };
+  const from = Math.floor(time.range.from / 60) * 60;
+  const to = Math.max(from + 60, Math.ceil(time.range.to / 60) * 60);
+  return { ...state, range: covering(nowSeconds - from), selection: { from, to }, minute: null };
 }

@@ -8,6 +8,7 @@ import type { Credential } from "../auth";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import "./profiles.css";
+import { cssColor } from "../theme";
 import { el } from "../views/dom";
 import { ProfilesClient } from "./api";
 import { FlameCanvas } from "./flame-canvas";
@@ -35,7 +36,9 @@ import {
   toMs,
   type ProfileState,
   type SnapshotData,
+  stateForTime,
 } from "./model";
+import type { GlobalTime } from "../state/time-range";
 
 const REFRESH_MS = 30_000;
 const TOP_ROWS = 50;
@@ -118,7 +121,7 @@ export class ProfilesPage {
     });
     this.status = el("p", { class: "notice", role: "status", "data-testid": "profile-status", hidden: true });
     this.snapshotBanner = el("div", { class: "snapshot-banner", "data-testid": "snapshot-banner", hidden: true });
-    this.fileInput = el("input", { type: "file", accept: ".gz,.json,application/gzip,application/json", "data-testid": "snapshot-file", class: "visually-hidden" });
+    this.fileInput = el("input", { type: "file", accept: ".gz,.json,application/gzip,application/json", "data-testid": "snapshot-file", class: "visually-hidden", "aria-label": "Snapshot file", tabindex: -1 });
     const button = (label: string, testId: string, onClick: () => void, extra: Record<string, string> = {}) => {
       const b = el("button", { type: "button", class: "button", "data-testid": testId, ...extra }, [label]);
       b.addEventListener("click", onClick);
@@ -226,8 +229,13 @@ export class ProfilesPage {
   }
 
   /** The page is shown with this URL query (also on back/forward and pasted links). */
-  show(query: string): void {
+  show(fullQuery: string): void {
     this.visible = true;
+    // The global time range's keys are the app's (it calls `applyTime`).
+    const own = new URLSearchParams(fullQuery);
+    own.delete("t");
+    own.delete("res");
+    const query = own.toString();
     // The bare `#/profiles` (the header's link) comes back to the view left, not to the defaults.
     const next = query === "" && this.state.service !== null ? this.state : parseState(query);
     if (this.snapshot !== null && formatState(next) === formatState(this.state)) return;
@@ -242,6 +250,14 @@ export class ProfilesPage {
       }
     }, REFRESH_MS);
     void this.load(true);
+  }
+
+  /** The global time range changed (or a link named one): follow it. */
+  applyTime(time: GlobalTime): void {
+    if (this.snapshot !== null) return;
+    const next = stateForTime(this.state, time, this.nowMs() / 1000);
+    if (formatState(next) === formatState(this.state)) return;
+    this.update(next);
   }
 
   /** A live `profile` event: the shown service/type got samples; reload unless looking elsewhere. */
@@ -274,7 +290,14 @@ export class ProfilesPage {
   }
 
   private writeUrl(): void {
-    const query = formatState(this.state);
+    // The global time range's keys (`t`, `res`) stay in the URL beside the page's own.
+    const params = new URLSearchParams(formatState(this.state));
+    const current = new URLSearchParams(window.location.hash.replace(/^[^?]*\??/, ""));
+    for (const key of ["t", "res"]) {
+      const value = current.get(key);
+      if (value !== null) params.set(key, value);
+    }
+    const query = params.toString();
     const hash = `#/profiles${query === "" ? "" : `?${query}`}`;
     if (window.location.hash !== hash) window.history.replaceState(null, "", hash);
   }
@@ -448,8 +471,8 @@ export class ProfilesPage {
           y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
         },
         axes: [
-          { stroke: "#9da7b3", grid: { stroke: "rgba(157,167,179,0.15)" }, space: 70, values: (_u, vals) => vals.map((v) => clock(v)) },
-          { stroke: "#9da7b3", grid: { stroke: "rgba(157,167,179,0.15)" }, size: 60, values: (_u, vals) => vals.map(fmt) },
+          { stroke: () => cssColor("--text-muted", "#9da7b3"), grid: { stroke: () => cssColor("--grid", "rgba(157,167,179,0.15)") }, space: 70, values: (_u, vals) => vals.map((v) => clock(v)) },
+          { stroke: () => cssColor("--text-muted", "#9da7b3"), grid: { stroke: () => cssColor("--grid", "rgba(157,167,179,0.15)") }, size: 60, values: (_u, vals) => vals.map(fmt) },
         ],
         series: [
           {},

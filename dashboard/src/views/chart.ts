@@ -5,7 +5,15 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { pointCount, type ChartColumns } from "../state/service-stats";
+import { cssColor, THEME_EVENT } from "../theme";
 import { el, setText } from "./dom";
+
+/** Where a drag across any chart's time axis goes (the app sets the global range from it). */
+let zoomHandler: ((from: number, to: number) => void) | null = null;
+
+export function onChartZoom(handler: ((from: number, to: number) => void) | null): void {
+  zoomHandler = handler;
+}
 
 export interface LineSpec {
   label: string;
@@ -32,8 +40,9 @@ export interface LineChartOptions {
   minSpanSeconds?: number;
 }
 
-const AXIS_COLOR = "#9da7b3";
-const GRID_COLOR = "rgba(157, 167, 179, 0.15)";
+/** Axis text and grid follow the theme (CSS variables, read at each draw). */
+const axisColor = (): string => cssColor("--text-muted", "#9da7b3");
+const gridColor = (): string => cssColor("--grid", "rgba(157, 167, 179, 0.15)");
 
 export class LineChart {
   readonly element: HTMLElement;
@@ -46,17 +55,26 @@ export class LineChart {
   private lines: LineSpec[];
   /** Per-band values for the legend of a stacked chart, in `lines` order. */
   private legendColumns: ChartColumns | null = null;
+  /** A fixed x extent (the global time range), or null to end at the newest point. */
+  private extent: [number, number] | null = null;
+  private readonly tooltip: HTMLElement;
+  private readonly onTheme = (): void => this.plot?.redraw(false, true);
 
   constructor(private readonly options: LineChartOptions) {
+    this.tooltip = el("div", { class: "chart-tooltip", "data-testid": "chart-tooltip", "aria-hidden": "true", hidden: true });
     this.lines = options.lines;
     this.height = options.height ?? 200;
     this.plotHost = el("div", { class: "chart-plot" });
     this.empty = el("p", { class: "chart-empty" }, ["No data yet"]);
     this.element = el(
       "figure",
-      { class: "chart", "data-chart": options.name, "data-points": 0, "aria-label": options.title },
+      { class: "chart", "data-chart": options.name, "data-points": 0, role: "figure", "aria-label": options.title },
       [el("figcaption", { class: "chart-title" }, [options.title]), this.plotHost, this.empty],
     );
+    // The canvas says nothing to a screen reader: the legend table below it carries the values.
+    this.plotHost.setAttribute("role", "img");
+    this.plotHost.setAttribute("aria-label", `${options.title}: time series chart; drag across it to zoom to that time`);
+    window.addEventListener(THEME_EVENT, this.onTheme);
     this.resizeObserver = new ResizeObserver(() => this.fitWidth());
     this.resizeObserver.observe(this.plotHost);
   }
@@ -77,6 +95,13 @@ export class LineChart {
     this.options.minSpanSeconds = seconds;
   }
 
+  /** Fixes the x extent (unix s), e.g. the global time range; null: end at the newest point. */
+  setExtent(extent: { from: number; to: number } | null): void {
+    this.extent = extent === null ? null : [extent.from, extent.to];
+    this.element.dataset.from = extent === null ? "" : String(Math.round(extent.from));
+    this.element.dataset.to = extent === null ? "" : String(Math.round(extent.to));
+  }
+
   setData(columns: ChartColumns, legendColumns?: ChartColumns): void {
     const points = pointCount(columns);
     this.element.dataset.points = String(points);
@@ -84,7 +109,7 @@ export class LineChart {
     this.element.dataset.newest = JSON.stringify(newestValues(legendColumns ?? columns));
     this.empty.hidden = points > 0;
     this.plotHost.classList.toggle("is-empty", points === 0);
-    this.xRange = xRange(columns[0], this.options.minSpanSeconds ?? 15 * 60, Date.now() / 1000);
+    this.xRange = this.extent ?? xRange(columns[0], this.options.minSpanSeconds ?? 15 * 60, Date.now() / 1000);
     this.legendColumns = legendColumns ?? null;
     // Stacked bands are drawn widest (the total) first, so each narrower band stays visible on top.
     const ordered = this.options.kind === "stacked-area" ? [columns[0], ...columns.slice(1).reverse()] : columns;
@@ -109,6 +134,7 @@ export class LineChart {
 
   destroy(): void {
     this.resizeObserver.disconnect();
+    window.removeEventListener(THEME_EVENT, this.onTheme);
     this.plot?.destroy();
     this.plot = null;
   }
@@ -126,9 +152,9 @@ export class LineChart {
   private plotOptions(): uPlot.Options {
     const format = this.options.formatValue;
     const axis: uPlot.Axis = {
-      stroke: AXIS_COLOR,
-      grid: { stroke: GRID_COLOR, width: 1 },
-      ticks: { stroke: GRID_COLOR, width: 1 },
+      stroke: axisColor,
+      grid: { stroke: gridColor, width: 1 },
+      ticks: { stroke: gridColor, width: 1 },
     };
     return {
       width: this.width(),
@@ -142,7 +168,14 @@ export class LineChart {
           : {}),
       },
       legend: { show: true, live: true },
-      cursor: { drag: { x: false, y: false } },
+      // Dragging across the chart picks that time as the global range (the chart is not zoomed
+      // on its own: every view follows the range).
+      cursor: { drag: { x: true, y: false, setScale: false } },
+      hooks: {
+        setSelect: [(u) => this.onSelect(u)],
+        setCursor: [(u) => this.showTooltip(u)],
+        ready: [(u) => u.over.append(this.tooltip)],
+      },
       axes: [
         // Time labels in one format for every chart, the heatmap included (`formatTimeTick`).
         { ...axis, values: (_plot, ticks) => ticks.map((tick) => formatTimeTick(tick, this.xRange[1] - this.xRange[0])) },
@@ -154,6 +187,51 @@ export class LineChart {
       ],
       series: [{}, ...this.seriesOptions()],
     };
+  }
+
+  private onSelect(u: uPlot): void {
+    const { left, width } = u.select;
+    if (width < 5) return;
+    const from = u.posToVal(left, "x");
+    const to = u.posToVal(left + width, "x");
+    u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+    zoomHandler?.(from, to);
+  }
+
+  /** Every series' value at the cursor, with the time, beside the cursor. */
+  private showTooltip(u: uPlot): void {
+    const idx = u.cursor.idx;
+    const left = u.cursor.left ?? -1;
+    if (idx === null || idx === undefined || left < 0) {
+      this.tooltip.hidden = true;
+      return;
+    }
+    const x = u.data[0][idx];
+    if (x === undefined) {
+      this.tooltip.hidden = true;
+      return;
+    }
+    const rows: HTMLElement[] = [el("div", { class: "tooltip-time" }, [new Date(x * 1000).toLocaleString([], { hourCycle: "h23" })])];
+    u.series.forEach((series, i) => {
+      if (i === 0 || series.show === false) return;
+      const raw = u.data[i]?.[idx] ?? null;
+      const value = typeof series.value === "function" ? series.value(u, raw as number, i, idx) : String(raw ?? "—");
+      const color = typeof series.stroke === "function" ? series.stroke(u, i) : series.stroke;
+      rows.push(
+        el("div", { class: "tooltip-row" }, [
+          el("span", { class: "tooltip-swatch", style: `background:${String(color ?? "")}` }),
+          el("span", { class: "tooltip-label" }, [String(series.label ?? "")]),
+          el("span", { class: "tooltip-value" }, [String(value)]),
+        ]),
+      );
+    });
+    this.tooltip.replaceChildren(...rows);
+    this.tooltip.hidden = false;
+    const width = u.over.clientWidth;
+    const flip = left > width / 2;
+    this.tooltip.style.left = flip ? "" : `${left + 12}px`;
+    this.tooltip.style.right = flip ? `${width - left + 12}px` : "";
+    this.tooltip.style.top = `${Math.max(0, (u.cursor.top ?? 0) - 10)}px`;
   }
 
   private seriesOptions(): uPlot.Series[] {

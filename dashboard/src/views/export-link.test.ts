@@ -3,7 +3,8 @@ import { exportHref } from "./export-link";
 
 describe("exportHref", () => {
   it("asks /api/export for the chart's metric over the window on screen, as CSV", () => {
-    const href = exportHref("check out", "http.server.request.duration", "1h", "1m", 1_000_030);
+    const time = { range: { kind: "relative", seconds: 3600 }, resolution: "1m" } as const;
+    const href = exportHref("check out", "http.server.request.duration", time, 1_000_030);
     const url = new URL(href, "http://localhost");
     expect(url.pathname).toBe("/api/export");
     expect(url.searchParams.get("service")).toBe("check out");
@@ -13,5 +14,13 @@ describe("exportHref", () => {
     expect(url.searchParams.get("from")).toBe(String(1_000_080 - 3600));
     expect(url.searchParams.get("resolution")).toBe("1m");
     expect(url.searchParams.get("format")).toBe("csv");
+  });
+
+  it("exports an absolute range picked on the charts as it is", () => {
+    const time = { range: { kind: "absolute", from: 1_000_000, to: 1_007_200 }, resolution: "5m" } as const;
+    const url = new URL(exportHref("api", "m", time, 2_000_000), "http://localhost");
+    expect(url.searchParams.get("from")).toBe("999900");
+    expect(url.searchParams.get("to")).toBe("1007400");
+    expect(url.searchParams.get("resolution")).toBe("5m");
   });
 });

@@ -3,7 +3,11 @@
 
 import type { ConnectionStatus } from "../live/connection";
 import { ALERTS_HREF, OVERVIEW_HREF, PROFILES_HREF, SERVICES_HREF, pipelineHref } from "../router";
+import { resolveTheme, setChoice, storedChoice, THEME_EVENT, type ThemeChoice } from "../theme";
 import { el, setText } from "./dom";
+
+const NEXT_CHOICE: Record<ThemeChoice, ThemeChoice> = { system: "light", light: "dark", dark: "system" };
+const CHOICE_LABEL: Record<ThemeChoice, string> = { system: "System", light: "Light", dark: "Dark" };
 
 export type Section = "overview" | "pipeline" | "alerts" | "services" | "profiles" | null;
 
@@ -32,8 +36,17 @@ export class Header {
   private readonly status: HTMLElement;
   private readonly links = new Map<Exclude<Section, null>, HTMLAnchorElement>();
   private readonly alertCount: HTMLElement;
+  private readonly themeButton: HTMLButtonElement;
+  readonly element: HTMLElement;
 
   constructor(container: HTMLElement) {
+    this.themeButton = el("button", { type: "button", class: "button theme-toggle", "data-testid": "theme-toggle" });
+    this.themeButton.addEventListener("click", () => {
+      setChoice(NEXT_CHOICE[storedChoice()]);
+      this.syncTheme();
+    });
+    window.addEventListener(THEME_EVENT, () => this.syncTheme());
+    this.syncTheme();
     this.status = el("span", {
       class: "status",
       role: "status",
@@ -48,8 +61,7 @@ export class Header {
       this.links.set(section, a);
       return el("li", {}, [a]);
     };
-    container.append(
-      el("header", { class: "app-header" }, [
+    this.element = el("header", { class: "app-header" }, [
         el("a", { class: "brand", href: "#/" }, [el("span", { class: "brand-mark", "aria-hidden": "true" }, ["◆"]), "Flowscope"]),
         el("nav", { class: "main-nav", "aria-label": "Main" }, [
           el("ul", {}, [
@@ -60,9 +72,18 @@ export class Header {
             link("profiles", PROFILES_HREF, "Profiles"),
           ]),
         ]),
-        this.status,
-      ]),
-    );
+        el("div", { class: "header-end" }, [this.themeButton, this.status]),
+      ]);
+    container.append(this.element);
+  }
+
+  /** The theme toggle says the choice and what it shows ("Theme: System (dark)"). */
+  private syncTheme(): void {
+    const choice = storedChoice();
+    const label = choice === "system" ? `System (${resolveTheme(choice)})` : CHOICE_LABEL[choice];
+    setText(this.themeButton, `Theme: ${label}`);
+    this.themeButton.dataset.choice = choice;
+    this.themeButton.setAttribute("aria-label", `Theme: ${label}. Switch to ${CHOICE_LABEL[NEXT_CHOICE[choice]]}`);
   }
 
   setSection(section: Section): void {

@@ -2,6 +2,7 @@
 // Cells come from `state/heatmap.ts` (an approximation from bucket quantiles; see there). The
 // figure's text summary says the same in words for screen readers.
 
+import { cssColor, THEME_EVENT } from "../theme";
 import { formatMilliseconds } from "../format";
 import { formatTimeTick } from "./chart";
 import type { LatencyHeatmap } from "../state/heatmap";
@@ -10,7 +11,7 @@ import { el, setText } from "./dom";
 const HEIGHT = 220;
 const AXIS_LEFT = 64;
 const AXIS_BOTTOM = 24;
-const TEXT = "#9da7b3";
+
 
 /** Dark-to-bright ramp (perceptually ordered, readable on the dark theme). */
 const RAMP: readonly [number, number, number][] = [
@@ -60,6 +61,7 @@ export class HeatmapChart {
     );
     this.resizeObserver = new ResizeObserver(() => this.draw());
     this.resizeObserver.observe(this.element);
+    window.addEventListener(THEME_EVENT, () => this.draw());
   }
 
   setData(data: LatencyHeatmap, bucketSeconds: number, minSpanSeconds: number): void {
@@ -112,7 +114,7 @@ export class HeatmapChart {
       }
     });
 
-    ctx.fillStyle = TEXT;
+    ctx.fillStyle = cssColor("--text-muted", "#9da7b3");
     ctx.font = "12px system-ui, sans-serif";
     ctx.textAlign = "right";
     ctx.textBaseline = "middle";

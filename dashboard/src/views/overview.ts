@@ -64,7 +64,7 @@ export class OverviewPage {
       el("h1", { class: "page-title" }, ["Overview"]),
       this.staleNote,
       cards,
-      el("section", { class: "chart-grid", "aria-label": "Charts, last hour" }, [
+      el("section", { class: "chart-grid", "aria-label": "Charts over the picked time range" }, [
         this.throughput.element,
         this.latency.element,
         this.errors.element,
@@ -77,7 +77,13 @@ export class OverviewPage {
     ]);
   }
 
-  render(stats: OverviewStats, charts: OverviewCharts, heatmap: LatencyHeatmap, spanSeconds: number): void {
+  render(
+    stats: OverviewStats,
+    charts: OverviewCharts,
+    heatmap: LatencyHeatmap,
+    extent: { from: number; to: number },
+    stepSeconds: number,
+  ): void {
     // Two kinds in one sum are named: request metrics, and (for services without them) spans.
     const spans = stats.throughputFromSpans.length;
     this.set(
@@ -93,11 +99,11 @@ export class OverviewPage {
       labels.map((label) => ({ label, color: this.colorOf(label, charts.latency.labels) }));
     this.throughput.setLines(lines(charts.throughput.labels));
     this.latency.setLines(lines(charts.latency.labels));
-    for (const chart of [this.throughput, this.latency, this.errors]) chart.setMinSpan(spanSeconds);
+    for (const chart of [this.throughput, this.latency, this.errors]) chart.setExtent(extent);
     this.throughput.setData(charts.throughput.stacked, charts.throughput.columns);
     this.latency.setData(charts.latency.columns);
     this.errors.setData(charts.errors.columns);
-    this.heatmap.setData(heatmap, 60, spanSeconds);
+    this.heatmap.setData(heatmap, stepSeconds, extent.to - extent.from);
   }
 
   /** Greys every live number with a note ("no data since …"), or shows them as current (null). */

@@ -5,6 +5,7 @@ import {
   edgeText,
   fitTransform,
   nearestInDirection,
+  nodeAccessibleName,
   nodeLabel,
   nodeLines,
   nodeWidthFor,
@@ -30,6 +31,13 @@ describe("node text", () => {
       "api, failing, 12.5 req/s, p95 40 ms, 1.2 % errors. Health score 42 (down); • 60% of health probes succeeded; Inputs: probes 60 % ok · no alerts",
     );
     expect(nodeLabel(node({ why: [] }))).toBe("api, healthy, 12.5 req/s, p95 40 ms, 1.2 % errors");
+  });
+
+  it("is named by the text it shows, in order (what is seen is what is heard)", () => {
+    const shown = node({ health: "failing", alerts: 1, why: ["Health score 42 (down)"] });
+    const name = nodeAccessibleName(shown);
+    expect(name.startsWith(["api", ...nodeLines(shown)].join(", "))).toBe(true);
+    expect(name.endsWith("Health score 42 (down)")).toBe(true);
   });
 
   it("names what a virtual node is", () => {

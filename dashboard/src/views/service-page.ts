@@ -14,16 +14,9 @@ import {
 import { HEALTH_LABEL, type Health } from "../graph/health";
 import type { GraphNode } from "../graph/model";
 import { profilesHref, traceHref } from "../router";
-import {
-  allowedResolutions,
-  defaultResolution,
-  RANGES,
-  RESOLUTIONS,
-  type RangeName,
-} from "../state/range";
 import { METRICS, type ServiceCharts, type ServiceStats } from "../state/service-stats";
+import type { GlobalTime } from "../state/time-range";
 import type { TraceEvent, TraceSummary } from "../traces/model";
-import type { Resolution } from "../types";
 import { AlertList, type AlertActions } from "./alert-list";
 import { LineChart } from "./chart";
 import { el, setText } from "./dom";
@@ -43,9 +36,10 @@ const COLORS = {
 };
 
 export interface ServicePageCallbacks extends AlertActions {
-  onRangeChange(range: RangeName, resolution: Resolution): void;
   /** The panel's close button (only shown beside the graph). */
   onClose(): void;
+  /** The global time range in use (what "Export CSV" exports). */
+  currentTime(): GlobalTime;
 }
 
 /** A recent trace as listed: from the API's summaries or from live trace events. */
@@ -104,14 +98,10 @@ export class ServicePage {
   private readonly red: HTMLElement;
   private readonly cards = new Map<string, StatCard>();
   private readonly charts: { latency: LineChart; throughput: LineChart; utilization: LineChart };
-  private readonly rangeButtons = new Map<RangeName, HTMLButtonElement>();
-  private readonly resolutionButtons = new Map<Resolution, HTMLButtonElement>();
   private readonly rangeNote: HTMLElement;
   private readonly alertList: AlertList;
   private readonly traceBody: HTMLTableSectionElement;
   private readonly traceEmpty: HTMLElement;
-  private range: RangeName = "15m";
-  private resolution: Resolution = "1m";
 
   constructor(private readonly callbacks: ServicePageCallbacks) {
     this.title = el("h1", { class: "page-title", "data-testid": "service-title" });
@@ -157,33 +147,17 @@ export class ServicePage {
         formatValue: formatPercent,
       }),
     };
-    // "Export CSV" under each chart: its main metric over the range on screen (docs/export.md).
+    // "Export CSV" under each chart: its main metric over the global time range (docs/export.md).
     const onScreen = () => {
       const service = this.element.dataset.service;
-      return service ? { service, range: this.range, resolution: this.resolution } : null;
+      return service ? { service, time: callbacks.currentTime() } : null;
     };
     this.charts.latency.element.append(exportLink(METRICS.latency, onScreen));
     this.charts.throughput.element.append(exportLink(METRICS.requests, onScreen));
     this.charts.utilization.element.append(exportLink(METRICS.cpu, onScreen));
-    this.rangeNote = el("p", { class: "range-note" });
-    const pickers = el("div", { class: "pickers" }, [
-      this.picker(
-        "Range",
-        "range-picker",
-        RANGES.map((r) => ({ value: r.name, label: r.label })),
-        this.rangeButtons,
-        // A new range brings its own readable resolution; it can be changed afterwards.
-        (value) => this.pick(value, defaultResolution(value)),
-      ),
-      this.picker(
-        "Resolution",
-        "resolution-picker",
-        RESOLUTIONS.map((r) => ({ value: r.name, label: r.label })),
-        this.resolutionButtons,
-        (value) => this.pick(this.range, value),
-      ),
-      this.rangeNote,
-    ]);
+    // The charts follow the global time range (the picker under the header).
+    this.rangeNote = el("p", { class: "range-note", "data-testid": "range-note" });
+    const pickers = el("div", { class: "pickers" }, [this.rangeNote]);
     const chartGrid = el("section", { class: "chart-grid", "aria-label": "Charts" }, [
       this.charts.latency.element,
       this.charts.throughput.element,
@@ -228,7 +202,6 @@ export class ServicePage {
       ]),
       traces,
     ]);
-    this.syncPickers();
   }
 
   /** Switches to another service: clears what was shown for the previous one. */
@@ -249,13 +222,19 @@ export class ServicePage {
     this.element.classList.toggle("is-panel", panel);
   }
 
-  get selectedRange(): { range: RangeName; resolution: Resolution } {
-    return { range: this.range, resolution: this.resolution };
+  /** "Live" or "Reloaded every minute", and the resolution: how the charts are kept current. */
+  setRangeNote(text: string): void {
+    setText(this.rangeNote, text);
   }
 
-  render(stats: ServiceStats, charts: ServiceCharts, spanSeconds: number): void {
+  /** The global range changed: the charts wait for its history. */
+  resetCharts(): void {
+    for (const chart of Object.values(this.charts)) chart.reset("Loading…");
+  }
+
+  render(stats: ServiceStats, charts: ServiceCharts, extent: { from: number; to: number }): void {
     for (const card of this.cards.values()) setText(card.value, card.read(stats));
-    for (const chart of Object.values(this.charts)) chart.setMinSpan(spanSeconds);
+    for (const chart of Object.values(this.charts)) chart.setExtent(extent);
     this.charts.latency.setData(charts.latency);
     this.charts.throughput.setData(charts.throughput);
     this.charts.utilization.setData(charts.utilization);
@@ -334,51 +313,6 @@ export class ServicePage {
       el("td", { class: "numeric" }),
       el("td", {}),
     ]);
-  }
-
-  private pick(range: RangeName, resolution: Resolution): void {
-    const allowed = allowedResolutions(range);
-    const next = allowed.includes(resolution) ? resolution : (allowed[0] ?? "1m");
-    if (range === this.range && next === this.resolution) return;
-    this.range = range;
-    this.resolution = next;
-    this.syncPickers();
-    for (const chart of Object.values(this.charts)) chart.reset("Loading…");
-    this.callbacks.onRangeChange(range, next);
-  }
-
-  private syncPickers(): void {
-    for (const [name, button] of this.rangeButtons) button.setAttribute("aria-pressed", String(name === this.range));
-    const allowed = allowedResolutions(this.range);
-    for (const [name, button] of this.resolutionButtons) {
-      button.setAttribute("aria-pressed", String(name === this.resolution));
-      button.disabled = !allowed.includes(name);
-    }
-    setText(
-      this.rangeNote,
-      this.resolution === "1m" && (this.range === "15m" || this.range === "1h")
-        ? "Live"
-        : "Reloaded every minute",
-    );
-  }
-
-  private picker<V extends string>(
-    label: string,
-    testId: string,
-    options: { value: V; label: string }[],
-    buttons: Map<V, HTMLButtonElement>,
-    onPick: (value: V) => void,
-  ): HTMLElement {
-    const group = el("div", { class: "picker", role: "group", "aria-label": label, "data-testid": testId }, [
-      el("span", { class: "picker-label", "aria-hidden": "true" }, [label]),
-    ]);
-    for (const option of options) {
-      const button = el("button", { type: "button", class: "picker-button", "data-value": option.value }, [option.label]);
-      button.addEventListener("click", () => onPick(option.value));
-      buttons.set(option.value, button);
-      group.append(button);
-    }
-    return group;
   }
 
   private card(name: string, label: string, read: (stats: ServiceStats) => string): HTMLElement {

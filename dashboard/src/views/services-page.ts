@@ -1,12 +1,11 @@
 // The Services page (issue 13 item 7): every instance with its version, source (OTLP, registered,
 // scraped), lease, last sighting or heartbeat, each service's health score with the reasons, and
-// the score's history over a picked range (the `flowscope.health.score` series, read with the
+// the score's history over the global time range (the `flowscope.health.score` series, read with the
 // metrics API like any other).
 
 import { formatAge } from "../format";
 import { serviceHref } from "../router";
 import { leaseLeft, scoreExplanation, type ServiceHealthRow } from "../registry/model";
-import { RANGES, type RangeName } from "../state/range";
 import type { ChartColumns } from "../state/service-stats";
 import { LineChart } from "./chart";
 import { el } from "./dom";
@@ -14,18 +13,13 @@ import { el } from "./dom";
 /** Line colours of the score chart, one per service in turn. */
 const PALETTE = ["#58a6ff", "#3fb950", "#e3b341", "#ff7b72", "#d2a8ff", "#79c0ff", "#ffa657", "#56d4dd"];
 
-/** The ranges the score history offers (a year of 1d buckets is the longest the store keeps). */
-const HISTORY_RANGES: readonly RangeName[] = ["1h", "24h", "7d", "30d"];
-
 export class ServicesPage {
   readonly element: HTMLElement;
   private readonly body: HTMLTableSectionElement;
   private readonly empty: HTMLElement;
   private readonly chart: LineChart;
-  private readonly rangeButtons = new Map<RangeName, HTMLButtonElement>();
-  private range: RangeName = "24h";
 
-  constructor(private readonly onRangeChange: (range: RangeName) => void = () => {}) {
+  constructor() {
     this.body = el("tbody", { "data-testid": "services-rows" });
     this.empty = el("p", { class: "empty" }, [
       "No services yet. Send OTLP with service.instance.id, or register an instance (POST /api/registry/instances).",
@@ -37,24 +31,8 @@ export class ServicesPage {
       formatValue: (v) => `${Math.round(v)}`,
       height: 180,
     });
-    const picker = el("div", { class: "picker", role: "group", "aria-label": "Range", "data-testid": "score-range-picker" }, [
-      el("span", { class: "picker-label", "aria-hidden": "true" }, ["Range"]),
-    ]);
-    for (const range of HISTORY_RANGES) {
-      const label = RANGES.find((r) => r.name === range)?.label ?? range;
-      const button = el("button", { type: "button", class: "picker-button", "data-value": range }, [label]);
-      button.addEventListener("click", () => {
-        this.range = range;
-        this.markRange();
-        this.onRangeChange(range);
-      });
-      this.rangeButtons.set(range, button);
-      picker.append(button);
-    }
-    this.markRange();
     this.element = el("section", { class: "services-page", "data-testid": "services-page" }, [
       el("h1", { class: "page-title" }, ["Services"]),
-      el("div", { class: "pickers" }, [picker]),
       this.chart.element,
       el("div", { class: "table-scroll" }, [
         el("table", { class: "rule-table" }, [
@@ -70,14 +48,10 @@ export class ServicesPage {
     ]);
   }
 
-  get selectedRange(): RangeName {
-    return this.range;
-  }
-
   /** The score history: `columns` from `scoreHistoryColumns`, one line per service in `services`. */
-  setScoreHistory(services: readonly string[], columns: ChartColumns, spanSeconds: number): void {
+  setScoreHistory(services: readonly string[], columns: ChartColumns, extent: { from: number; to: number }): void {
     this.chart.setLines(services.map((service, i) => ({ label: service, color: PALETTE[i % PALETTE.length] ?? "#58a6ff" })));
-    this.chart.setMinSpan(spanSeconds);
+    this.chart.setExtent(extent);
     this.chart.setData(columns);
   }
 
@@ -107,9 +81,5 @@ export class ServicesPage {
       });
     }
     this.body.replaceChildren(...lines);
-  }
-
-  private markRange(): void {
-    for (const [name, button] of this.rangeButtons) button.setAttribute("aria-pressed", String(name === this.range));
   }
 }
