@@ -13,6 +13,10 @@ use flowscope_core::tokens::{Authenticator, Scope, Scopes, TokenIssuer};
 
 use super::serve::{ErrorStyle, ServeConfig};
 
+/// Default of `--series-last-seen-step-seconds`: a series' `last_seen` is stored at most every 30 s
+/// (health scores call telemetry stale after minutes; retention counts in days).
+const DEFAULT_LAST_SEEN_STEP_S: u32 = 30;
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct LocalArgs {
     /// Address of the OTLP/HTTP receiver.
@@ -60,6 +64,11 @@ pub struct LocalArgs {
     /// before each stream checkpoint: bounds the pages redb holds between syncs. 0 = only at checkpoints.
     #[arg(long, env = "FLOWSCOPE_STORE_SYNC_EVERY_COMMITS", default_value_t = flowscope_core::embedded::store::DEFAULT_SYNC_EVERY_COMMITS)]
     pub store_sync_every_commits: u32,
+    /// Seconds a series' stored `last_seen` may trail its newest point: a re-registration that
+    /// moves only `last_seen`, by less than this, is not written (0 = every newer one is).
+    #[arg(long, env = "FLOWSCOPE_SERIES_LAST_SEEN_STEP_SECONDS", default_value_t = DEFAULT_LAST_SEEN_STEP_S,
+          value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub series_last_seen_step_seconds: u32,
     /// Limits of both HTTP servers (boxed: keeps the `local` command's arguments small).
     #[command(flatten)]
     pub server: Box<ServerLimits>,
@@ -447,6 +456,14 @@ mod tests {
             0
         );
         assert!(parse(&["--store-sync-every-commits", "-1"]).is_err());
+        assert_eq!(defaults.series_last_seen_step_seconds, 30);
+        assert_eq!(
+            parse(&["--series-last-seen-step-seconds", "0"])
+                .unwrap()
+                .series_last_seen_step_seconds,
+            0
+        );
+        assert!(parse(&["--series-last-seen-step-seconds", "3601"]).is_err());
 
         assert_eq!(defaults.max_aggregator_lag(), Some(Duration::from_secs(1)));
         assert_eq!(

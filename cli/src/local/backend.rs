@@ -69,7 +69,8 @@ impl Backend {
             .with_context(|| format!("opening store in {}", args.data_dir.display()))?
             // The stream log replays whatever a crash takes back: see `mapper::CHECKPOINT_INTERVAL`.
             .with_deferred_durability()
-            .with_sync_every(args.store_sync_every_commits),
+            .with_sync_every(args.store_sync_every_commits)
+            .with_last_seen_step(args.series_last_seen_step_seconds),
         );
         let stream = Arc::new(
             EmbeddedStream::open(&args.data_dir.join("stream"), args.shards)

@@ -103,6 +103,9 @@ pub struct RedbStore {
     /// without a transaction or a JSON decode. Cleared by purges and when over
     /// [`MAX_REGISTERED_CACHE`] entries, so it only ever skips writes that are no-ops.
     registered: Arc<Mutex<foldhash::HashMap<u64, (u64, i64)>>>,
+    /// [`RedbStore::with_last_seen_step`]: a re-registration that moves only `last_seen`, by less
+    /// than this many seconds, is skipped (0: every newer `last_seen` is written).
+    last_seen_step_s: i64,
 }
 
 /// Series remembered by [`RedbStore`]'s registry cache (~40 bytes each: ≤ 8 MB); beyond it the cache
@@ -207,7 +210,21 @@ impl RedbStore {
             applies: Arc::new(ApplyQueue::default()),
             deferred: Deferred::default(),
             registered: Arc::default(),
+            last_seen_step_s: 0,
         })
+    }
+
+    /// Stores a series' `last_seen` in steps of `seconds`: a re-registration whose only change is
+    /// a `last_seen` less than `seconds` newer than the stored one is skipped (kind, unit or names
+    /// changed are always written; an older `last_seen` never is). The stored value then trails
+    /// the newest point by less than `seconds`. Every batch re-registers its series, and a series
+    /// sending once a second would otherwise rewrite its registry entry and two index entries per
+    /// batch — with deferred durability each such commit copies those pages anew until the next
+    /// durable commit, which is most of what redb holds under load (docs/performance.md
+    /// "Round 6"). 0 (the default) writes every newer `last_seen`.
+    pub fn with_last_seen_step(mut self, seconds: u32) -> RedbStore {
+        self.last_seen_step_s = i64::from(seconds);
+        self
     }
 
     /// Bucket, series and state writes commit without an fsync (redb `Durability::None`): they are
@@ -407,6 +424,8 @@ impl BucketStore for RedbStore {
 #[async_trait]
 impl SeriesCatalog for RedbStore {
     async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
+        // A newer `last_seen` is written once it is at least one step newer (1 s: any newer one).
+        let step = self.last_seen_step_s.max(1);
         let changed: Vec<(SeriesMeta, u64)> = {
             let registered = lock(&self.registered);
             series
@@ -414,7 +433,8 @@ impl SeriesCatalog for RedbStore {
                 .map(|meta| (meta, registry_fingerprint(meta)))
                 .filter(|(meta, fingerprint)| {
                     !matches!(registered.get(&meta.id.0),
-                        Some((known, seen)) if known == fingerprint && *seen >= meta.last_seen_unix_s)
+                        Some((known, seen)) if known == fingerprint
+                            && meta.last_seen_unix_s.saturating_sub(*seen) < step)
                 })
                 .map(|(meta, fingerprint)| (meta.clone(), fingerprint))
                 .collect()
@@ -1568,5 +1588,61 @@ mod tests {
         assert!(store.get_series(key.id()).await.unwrap().is_none());
         store.upsert_series(&[meta("s", 1_001)]).await.unwrap();
         assert_eq!(stored().await.last_seen_unix_s, 1_001);
+    }
+
+    #[tokio::test]
+    async fn with_a_last_seen_step_only_a_step_newer_last_seen_or_another_unit_is_written() {
+        use crate::model::{MetricKind, SeriesKey};
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("store.redb"))
+            .unwrap()
+            .with_last_seen_step(30);
+        let key = SeriesKey {
+            service: "api".into(),
+            metric: "m".into(),
+            attributes: Default::default(),
+        };
+        let meta = |unit: &str, last_seen: i64| SeriesMeta {
+            id: key.id(),
+            key: key.clone(),
+            kind: MetricKind::Gauge,
+            unit: unit.into(),
+            last_seen_unix_s: last_seen,
+        };
+        let stored = || async { store.get_series(key.id()).await.unwrap().unwrap() };
+        store.upsert_series(&[meta("ms", 1_000)]).await.unwrap();
+        assert_eq!(
+            stored().await.last_seen_unix_s,
+            1_000,
+            "a new series is written"
+        );
+        // Less than a step newer: skipped, the stored value trails by less than the step.
+        store.upsert_series(&[meta("ms", 1_029)]).await.unwrap();
+        assert_eq!(stored().await.last_seen_unix_s, 1_000);
+        // A step newer: written.
+        store.upsert_series(&[meta("ms", 1_030)]).await.unwrap();
+        assert_eq!(stored().await.last_seen_unix_s, 1_030);
+        // Older: never written.
+        store.upsert_series(&[meta("ms", 900)]).await.unwrap();
+        assert_eq!(stored().await.last_seen_unix_s, 1_030);
+        // Another unit within the step: written at once, with the newest last_seen.
+        store.upsert_series(&[meta("s", 1_031)]).await.unwrap();
+        let now = stored().await;
+        assert_eq!((now.unit.as_str(), now.last_seen_unix_s), ("s", 1_031));
+        // After reopening (no cache), the first registration is written again.
+        drop(store);
+        let store = RedbStore::open(&dir.path().join("store.redb"))
+            .unwrap()
+            .with_last_seen_step(30);
+        store.upsert_series(&[meta("s", 1_040)]).await.unwrap();
+        assert_eq!(
+            store
+                .get_series(key.id())
+                .await
+                .unwrap()
+                .unwrap()
+                .last_seen_unix_s,
+            1_040
+        );
     }
 }
