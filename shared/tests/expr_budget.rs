@@ -178,3 +178,50 @@ async fn the_default_budget_refuses_the_query_that_peaked_at_3_8_gb() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn samples_that_keep_their_sketch_count_more_and_the_answer_is_unchanged() {
+    use flowscope_core::expr::SKETCH_SAMPLE_WEIGHT;
+    // 4 histogram series × 30 minutes, as above: `sum(lat)` reads no sketch, so its 120 points and
+    // 120 buckets count 1 each; under `quantile` the same selector keeps its sketches and each
+    // sample counts `SKETCH_SAMPLE_WEIGHT`.
+    let store = store(4, 30).await;
+    let expr = "quantile(0.5, lat)";
+    let kept = 240 * SKETCH_SAMPLE_WEIGHT;
+    let ok = evaluate(store.as_ref(), expr, range(60, 1800), false, limits(kept))
+        .await
+        .expect("240 samples keeping their sketches fit 240 × the weight");
+    let err = evaluate(
+        store.as_ref(),
+        expr,
+        range(60, 1800),
+        false,
+        limits(kept - 1),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, EvalError::TooManySamples(_)), "{err}");
+    // The sketch answers: at minute m every series observed m, so the median is m (within the
+    // sketch's 1% accuracy), which count/sum/min/max alone could not give for a merged sketch.
+    let median = &ok.series()[0].1;
+    assert_eq!(median.len(), 30);
+    for (i, v) in median.iter().enumerate() {
+        let want = i as f64 + 1.0;
+        let got = v.expect("a point per minute");
+        assert!(
+            (got - want).abs() <= want * 0.02,
+            "minute {i}: {got} vs {want}"
+        );
+    }
+    // Without a sketch reader the stripped buckets answer the same sums under the unweighted count.
+    let sums = evaluate(
+        store.as_ref(),
+        "sum(lat)",
+        range(60, 1800),
+        false,
+        limits(240),
+    )
+    .await
+    .expect("fits unweighted");
+    assert_eq!(sums.series()[0].1.len(), 30);
+}

@@ -1,12 +1,15 @@
 //! Peak memory of the worst expression query the default sample budget admits (issue 15,
 //! `--query-max-samples`): `histogram_quantile(0.99, sum(rate(h_bucket[5m])))` keeps a merged sketch
-//! per series and evaluation time besides the loaded buckets. `DEFAULT_MAX_SAMPLES / 2000` histogram series × 995 evaluation
-//! times at 1m (50 series at the default 100,000: 99,750 samples), each bucket a dense sketch of 100
+//! per series and evaluation time besides the loaded buckets, all of them keeping their sketches (each
+//! counting `SKETCH_SAMPLE_WEIGHT` samples). `DEFAULT_MAX_SAMPLES / (2000 × SKETCH_SAMPLE_WEIGHT)`
+//! histogram series × 995 evaluation times at 1m (50 series at the default: 99,750 weighted samples), each bucket a dense sketch of 100
 //! latencies from 5 to 405 ms (≈220 sketch bins, as the expr bench's data). Prints the peak RSS the
 //! query added; one test in this file so the process holds nothing else.
 
 use flowscope_core::domain::stats::BucketStats;
-use flowscope_core::expr::{evaluate, ExprLimits, QueryTimes, DEFAULT_MAX_SAMPLES};
+use flowscope_core::expr::{
+    evaluate, ExprLimits, QueryTimes, DEFAULT_MAX_SAMPLES, SKETCH_SAMPLE_WEIGHT,
+};
 use flowscope_core::model::{MetricKind, Resolution, SeriesKey, SeriesMeta};
 use flowscope_core::ports::{BucketDelta, BucketKey, BucketStore, SequenceNumber, SeriesCatalog};
 use flowscope_core::testing::MemoryStore;
@@ -25,7 +28,7 @@ fn status_kb(field: &str) -> u64 {
 #[tokio::test]
 async fn the_worst_query_under_the_default_budget_peaks_below_300_mb() {
     // Each series holds 995 points and loads 1000 buckets: as many as the default budget admits.
-    const SERIES: usize = DEFAULT_MAX_SAMPLES / 2000;
+    const SERIES: usize = DEFAULT_MAX_SAMPLES / (2000 * SKETCH_SAMPLE_WEIGHT);
     const MINUTES: i64 = 1000;
     let store = MemoryStore::new();
     for i in 0..SERIES {

@@ -209,6 +209,8 @@ pub struct LocalArgs {
     #[command(flatten)]
     pub query_store: super::query_store::QueryStoreArgs,
     /// Samples (loaded buckets and held points) one expression query may hold at once; beyond, 422.
+    /// A sample that keeps its sketch (read by `quantile`, `quantile_over_time`,
+    /// `histogram_quantile`) counts 30; every other sample is held without one and counts 1.
     #[arg(long, env = "FLOWSCOPE_QUERY_MAX_SAMPLES", default_value_t = flowscope_core::expr::DEFAULT_MAX_SAMPLES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000_000))]
     pub query_max_samples: usize,

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use crate::domain::stats::BucketStats;
 use crate::model::{MetricKind, Resolution, SeriesMeta};
 use crate::ports::{BucketStore, SeriesCatalog, StoreError};
+use crate::sketch::Sketch;
 
-use super::budget::SampleBudget;
+use super::budget::{SampleBudget, SKETCH_SAMPLE_WEIGHT};
 use super::names::{self, Labels, Variant, NAME};
 use super::parse::{AggOp, BinOp, Expr, ExprError, Grouping, Matching, Selector};
 
@@ -272,6 +273,7 @@ pub async fn evaluate<S: SeriesCatalog + BucketStore + ?Sized>(
         resolution,
         &mut selected,
         limits,
+        false,
     )
     .await?;
     let value = ctx.eval(&expr)?;
@@ -353,6 +355,11 @@ pub async fn select<S: SeriesCatalog + ?Sized>(
     Ok(out)
 }
 
+/// Reads every selector's series and buckets. `sketches`: whether the samples of the selectors under
+/// `expr` may be read as distributions (they are under `quantile`, `quantile_over_time` and
+/// `histogram_quantile`, the only readers of a sketch); elsewhere only count/sum/min/max are read, so
+/// each loaded bucket drops its sketch and counts 1 against the budget instead of
+/// [`super::budget::SKETCH_SAMPLE_WEIGHT`].
 #[allow(clippy::too_many_arguments)]
 fn fetch<'a, S: SeriesCatalog + BucketStore + ?Sized>(
     store: &'a S,
@@ -362,30 +369,52 @@ fn fetch<'a, S: SeriesCatalog + BucketStore + ?Sized>(
     resolution: Resolution,
     selected: &'a mut Counts,
     limits: ExprLimits,
+    sketches: bool,
 ) -> futures::future::BoxFuture<'a, Result<(), EvalError>> {
     Box::pin(async move {
         let (sel, range) = match expr {
             Expr::Number(_) => return Ok(()),
             Expr::Selector(sel) => (sel, ctx.res),
             Expr::Range { sel, range_s, .. } => (sel, *range_s),
-            Expr::Call { args, .. } => {
-                for a in args {
-                    fetch(store, a, ctx, catalog, resolution, selected, limits).await?;
+            Expr::Call { func, args, .. } => {
+                // The last argument of these is read as distributions; φ is a number.
+                let reads = matches!(func.as_str(), "histogram_quantile" | "quantile_over_time");
+                for (i, a) in args.iter().enumerate() {
+                    let keep = sketches || (reads && i + 1 == args.len());
+                    fetch(store, a, ctx, catalog, resolution, selected, limits, keep).await?;
                 }
                 return Ok(());
             }
-            Expr::Aggregate { param, expr, .. } => {
+            Expr::Aggregate {
+                op, param, expr, ..
+            } => {
                 if let Some(p) = param {
-                    fetch(store, p, ctx, catalog, resolution, selected, limits).await?;
+                    fetch(
+                        store, p, ctx, catalog, resolution, selected, limits, sketches,
+                    )
+                    .await?;
                 }
-                return fetch(store, expr, ctx, catalog, resolution, selected, limits).await;
+                let keep = sketches || *op == AggOp::Quantile;
+                return fetch(
+                    store, expr, ctx, catalog, resolution, selected, limits, keep,
+                )
+                .await;
             }
             Expr::Binary { lhs, rhs, .. } => {
-                fetch(store, lhs, ctx, catalog, resolution, selected, limits).await?;
-                return fetch(store, rhs, ctx, catalog, resolution, selected, limits).await;
+                fetch(
+                    store, lhs, ctx, catalog, resolution, selected, limits, sketches,
+                )
+                .await?;
+                return fetch(
+                    store, rhs, ctx, catalog, resolution, selected, limits, sketches,
+                )
+                .await;
             }
             Expr::Neg(e, _) => {
-                return fetch(store, e, ctx, catalog, resolution, selected, limits).await
+                return fetch(
+                    store, e, ctx, catalog, resolution, selected, limits, sketches,
+                )
+                .await
             }
         };
         let matches = select(store, catalog, sel).await?;
@@ -406,11 +435,22 @@ fn fetch<'a, S: SeriesCatalog + BucketStore + ?Sized>(
         };
         let from = ctx.window_end(*first, sel.offset_s) - range;
         let to = ctx.window_end(*last, sel.offset_s);
-        // Each selected series holds a point per evaluation time: refused before anything loads.
+        // Each selected series holds a point per evaluation time: refused before anything loads. A
+        // point of a distribution series whose sketches are kept may hold a merged sketch.
+        let weight = |kind: MetricKind, variant: Variant| {
+            if sketches && distribution(kind, variant) {
+                SKETCH_SAMPLE_WEIGHT
+            } else {
+                1
+            }
+        };
+        let points = matches.iter().fold(0usize, |n, (meta, _, variant)| {
+            n.saturating_add(ctx.steps.len().saturating_mul(weight(meta.kind, *variant)))
+        });
         selected
             .samples
             .reserve(
-                matches.len().saturating_mul(ctx.steps.len()),
+                points,
                 ctx.src,
                 sel.pos,
                 &format!(
@@ -422,11 +462,12 @@ fn fetch<'a, S: SeriesCatalog + BucketStore + ?Sized>(
             .map_err(EvalError::TooManySamples)?;
         let mut fetched = Vec::with_capacity(matches.len());
         for (meta, name, variant) in matches {
+            let keep = sketches && distribution(meta.kind, variant);
             let buckets = store.query_buckets(meta.id, resolution, from, to).await?;
             selected
                 .samples
                 .reserve(
-                    buckets.len(),
+                    buckets.len().saturating_mul(weight(meta.kind, variant)),
                     ctx.src,
                     sel.pos,
                     &format!("{resolution} buckets loaded from the store"),
@@ -438,7 +479,16 @@ fn fetch<'a, S: SeriesCatalog + BucketStore + ?Sized>(
                 labels,
                 kind: meta.kind,
                 variant,
-                buckets: buckets.into_iter().map(|(t, b)| (t, Arc::new(b))).collect(),
+                buckets: buckets
+                    .into_iter()
+                    .map(|(t, mut b)| {
+                        if !keep {
+                            // Never read: a bucket without it costs ≈100 bytes instead of KBs.
+                            b.sketch = Sketch::new();
+                        }
+                        (t, Arc::new(b))
+                    })
+                    .collect(),
             });
         }
         ctx.data.insert(sel.pos, fetched);
@@ -466,9 +516,13 @@ fn is_additive(kind: MetricKind) -> bool {
 
 /// Whether samples of this series keep their distribution.
 fn is_distribution(f: &Fetched) -> bool {
-    match f.variant {
+    distribution(f.kind, f.variant)
+}
+
+fn distribution(kind: MetricKind, variant: Variant) -> bool {
+    match variant {
         Variant::Bucket => true,
-        Variant::Plain => !is_additive(f.kind),
+        Variant::Plain => !is_additive(kind),
         Variant::Count | Variant::Sum => false,
     }
 }

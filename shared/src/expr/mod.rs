@@ -8,7 +8,7 @@ pub mod eval;
 pub mod names;
 pub mod parse;
 
-pub use budget::DEFAULT_MAX_SAMPLES;
+pub use budget::{DEFAULT_MAX_SAMPLES, SKETCH_SAMPLE_WEIGHT};
 pub use eval::{evaluate, EvalError, ExprLimits, QueryResult, QueryTimes, Value};
 pub use parse::{parse, ExprError};
 
