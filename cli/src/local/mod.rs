@@ -258,6 +258,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
             pusher: fanout_pusher.clone(),
         },
         args.registry.probe_settings(),
+        args.registry.health_score_interval,
         &stopped,
         &mut tasks,
     );

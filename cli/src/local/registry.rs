@@ -25,7 +25,6 @@ use super::unix_now;
 /// every listing at once; the sweep only deletes it and says so.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// How often health scores are computed, pushed and stored (as often as alerts are evaluated).
-const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Flags of the registry and its health probes (README `## Limits`).
 #[derive(clap::Args, Debug, Clone)]
@@ -64,6 +63,9 @@ pub struct RegistryArgs {
     /// How often an instance registered with a `metrics_url` is scraped (docs/registry.md).
     #[arg(long, env = "FLOWSCOPE_REGISTRY_SCRAPE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub registry_scrape_interval: Duration,
+    /// How often every service's health score is computed, pushed and stored (docs/health-score.md).
+    #[arg(long, env = "FLOWSCOPE_HEALTH_SCORE_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub health_score_interval: Duration,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -196,7 +198,7 @@ pub async fn probe_loop(
     }
 }
 
-/// Computes every service's health score each [`HEALTH_INTERVAL`], pushes it as a live `health`
+/// Computes every service's health score each `interval` (`--health-score-interval`), pushes it as a live `health`
 /// event, stores it as the `flowscope.health.score` series (through `Ingest`) and keeps the latest
 /// for `GET /api/services` (the core's [`probe::health_round`], as the AWS probe function runs it).
 pub async fn health_loop(
@@ -207,12 +209,13 @@ pub async fn health_loop(
     connections: Arc<dyn ConnectionStore>,
     pusher: Arc<dyn ConnectionPusher>,
     settings: ScoreSettings,
+    interval: Duration,
 ) {
     let live = FanoutEvents {
         connections,
         pusher,
     };
-    let mut ticker = tokio::time::interval(HEALTH_INTERVAL);
+    let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
@@ -250,6 +253,7 @@ pub fn spawn_all(
     registry: &Arc<Registry>,
     ports: Ports,
     settings: ProbeSettings,
+    health_interval: Duration,
     stopped: &tokio::sync::watch::Receiver<bool>,
     tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
 ) {
@@ -283,6 +287,7 @@ pub fn spawn_all(
             ports.connections,
             ports.pusher,
             score_settings,
+            health_interval,
         ),
     ));
 }
