@@ -22,6 +22,7 @@ use flowscope_core::model::{MetricKind, Resolution, SeriesKey, SeriesMeta};
 use flowscope_core::ports::{
     AlertStore, BucketDelta, BucketKey, BucketStore, MetricStore, SequenceNumber, SeriesCatalog,
 };
+use flowscope_core::testing::process::proc_status_kib;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -32,17 +33,6 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +124,7 @@ async fn main() {
             request = request.header("accept-encoding", "gzip");
         }
         std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM");
-        let before = status_kb("VmRSS:");
+        let before = proc_status_kib("VmRSS:");
         let started = Instant::now();
         let response = router
             .clone()
@@ -151,7 +141,7 @@ async fn main() {
                 newlines += data.iter().filter(|b| **b == b'\n').count();
             }
         }
-        let peak = status_kb("VmHWM:");
+        let peak = proc_status_kib("VmHWM:");
         let rows = if gzip {
             "(gzip)".to_string()
         } else {

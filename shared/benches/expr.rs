@@ -26,14 +26,7 @@ fn env(name: &str, default: usize) -> usize {
 }
 
 fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    flowscope_core::testing::process::proc_status_kib("VmHWM:")
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {

@@ -12,18 +12,8 @@ use flowscope_core::expr::{
 };
 use flowscope_core::model::{MetricKind, Resolution, SeriesKey, SeriesMeta};
 use flowscope_core::ports::{BucketDelta, BucketKey, BucketStore, SequenceNumber, SeriesCatalog};
+use flowscope_core::testing::process::proc_status_kib;
 use flowscope_core::testing::MemoryStore;
-
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 #[tokio::test]
 async fn the_worst_query_under_the_default_budget_peaks_below_300_mb() {
@@ -77,7 +67,7 @@ async fn the_worst_query_under_the_default_budget_peaks_below_300_mb() {
     }
     // Reset the peak (VmHWM) to the current RSS: what follows is the query's.
     std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM");
-    let before = status_kb("VmRSS:");
+    let before = proc_status_kib("VmRSS:");
     let times = QueryTimes {
         start: 360,
         end: 360 + 994 * 60,
@@ -94,7 +84,7 @@ async fn the_worst_query_under_the_default_budget_peaks_below_300_mb() {
     .await
     .expect("the query fits the default budget");
     assert_eq!(result.times.len(), 995);
-    let peak = status_kb("VmHWM:");
+    let peak = proc_status_kib("VmHWM:");
     let added_mb = peak.saturating_sub(before) / 1024;
     println!(
         "default budget {DEFAULT_MAX_SAMPLES} samples: {SERIES} series × 995 steps, \

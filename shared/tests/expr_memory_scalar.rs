@@ -12,6 +12,7 @@ use flowscope_core::domain::stats::BucketStats;
 use flowscope_core::expr::{evaluate, ExprLimits, QueryTimes, DEFAULT_MAX_SAMPLES};
 use flowscope_core::model::{MetricKind, Resolution, SeriesId, SeriesKey, SeriesMeta};
 use flowscope_core::ports::{ApplyOutcome, BucketDelta, BucketStore, SeriesCatalog, StoreError};
+use flowscope_core::testing::process::proc_status_kib;
 
 /// A read-only store indexing its 1m buckets by series: `testing::MemoryStore` scans all 1.44M
 /// buckets on every read (1.44 billion comparisons for this query in a debug build). Reads return
@@ -79,17 +80,6 @@ impl SeriesCatalog for SeriesIndexedStore {
     }
 }
 
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_day_of_a_thousand_counters_fits_the_default_budget_below_300_mb() {
     const SERIES: usize = 1000;
@@ -130,7 +120,7 @@ async fn a_day_of_a_thousand_counters_fits_the_default_budget_below_300_mb() {
     }
     // Reset the peak (VmHWM) to the current RSS: what follows is the query's.
     std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM");
-    let before = status_kb("VmRSS:");
+    let before = proc_status_kib("VmRSS:");
     // Evaluation times 5m..=5m+1439m: the first window [0, 5m) is the first bucket stored.
     let times = QueryTimes {
         start: 300,
@@ -147,7 +137,7 @@ async fn a_day_of_a_thousand_counters_fits_the_default_budget_below_300_mb() {
     )
     .await
     .expect("the query fits the default budget");
-    let peak = status_kb("VmHWM:");
+    let peak = proc_status_kib("VmHWM:");
     assert_eq!(result.times.len(), STEPS as usize);
     let series = result.series();
     assert_eq!(series.len(), ROUTES);

@@ -11,18 +11,7 @@ use flowscope_core::profiles::limits::Limit;
 use flowscope_core::profiles::push::{PushLimits, PushParams};
 use flowscope_core::profiles::ProfileType;
 use flowscope_core::profiling::service::ProfileService;
-
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use flowscope_core::testing::process::proc_status_kib;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -56,12 +45,12 @@ async fn a_push_of_a_million_distinct_frames_keeps_at_most_the_node_limit() {
     }
     let body = gzip(text.as_bytes());
     assert!(body.len() <= limits.max_body_bytes, "{} bytes", body.len());
-    let (rss_before, hwm_before) = (status_kib("VmRSS:"), status_kib("VmHWM:"));
+    let (rss_before, hwm_before) = (proc_status_kib("VmRSS:"), proc_status_kib("VmHWM:"));
     let report = service
         .ingest(&params("hostile.cpu"), None, body.into(), 1_700_000_000)
         .await
         .unwrap();
-    let (rss_after, hwm_after) = (status_kib("VmRSS:"), status_kib("VmHWM:"));
+    let (rss_after, hwm_after) = (proc_status_kib("VmRSS:"), proc_status_kib("VmHWM:"));
     println!(
         "hostile push of {frames} distinct frames: VmRSS {rss_before} -> {rss_after} KiB, \
          VmHWM {hwm_before} -> {hwm_after} KiB"
@@ -72,7 +61,7 @@ async fn a_push_of_a_million_distinct_frames_keeps_at_most_the_node_limit() {
     println!(
         "the same frames read unbounded: {} nodes, VmHWM {} KiB",
         unbounded.nodes().len(),
-        status_kib("VmHWM:")
+        proc_status_kib("VmHWM:")
     );
     drop((unbounded, text));
     // root + main + 199,998 frames.

@@ -16,16 +16,11 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use flowscope_core::domain::stats::BucketStats;
 use flowscope_core::embedded::EmbeddedStream;
 use flowscope_core::ingest::Ingest;
 use flowscope_core::live::LiveHub;
-use flowscope_core::model::{Resolution, SeriesId, SeriesMeta};
 use flowscope_core::ports::{
-    ApplyOutcome, BucketDelta, BucketStore, MetricStore, Purge, SeriesCatalog, StateStore,
-    StoreError, StreamSink,
+    ApplyOutcome, MetricStore, StoreError, StoreHooks, StreamSink, Wrapped,
 };
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -554,21 +549,22 @@ pub fn embedded_stream(consumer: &super::backend::Consumer) -> Option<Arc<Embedd
     }
 }
 
-/// The metric store with its bucket writes timed and counted ([`Events::store_write_seconds`],
-/// [`Events::store_bucket_writes`]); everything else passes through.
-pub struct TimedStore {
-    inner: Arc<dyn MetricStore>,
+/// The hooks of local mode's metric store as `/metrics` sees it: bucket write time and outcomes
+/// (reads are forwarded as they are).
+pub struct StoreTiming;
+
+impl StoreTiming {
+    pub fn wrap(inner: Arc<dyn MetricStore>) -> Arc<dyn MetricStore> {
+        Arc::new(Wrapped::new(inner, StoreTiming))
+    }
 }
 
-impl TimedStore {
-    pub fn wrap(inner: Arc<dyn MetricStore>) -> Arc<dyn MetricStore> {
-        Arc::new(TimedStore { inner })
-    }
-
-    fn count(results: &[Result<ApplyOutcome, StoreError>]) {
+impl StoreHooks for StoreTiming {
+    fn wrote(&self, outcomes: &[Result<ApplyOutcome, StoreError>], took: Duration) {
+        events().store_write_seconds.observe(took.as_secs_f64());
         let (mut applied, mut conflict, mut failed) = (0u64, 0u64, 0u64);
-        for result in results {
-            match result {
+        for outcome in outcomes {
+            match outcome {
                 Ok(ApplyOutcome::Applied(_)) => applied += 1,
                 Ok(ApplyOutcome::AlreadyApplied { .. }) => conflict += 1,
                 Err(_) => failed += 1,
@@ -584,78 +580,6 @@ impl TimedStore {
                 writes.get_or_create(&outcome(name)).inc_by(n);
             }
         }
-    }
-}
-
-#[async_trait]
-impl BucketStore for TimedStore {
-    async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
-        let started = std::time::Instant::now();
-        let result = self.inner.apply_bucket(delta).await;
-        events()
-            .store_write_seconds
-            .observe(started.elapsed().as_secs_f64());
-        TimedStore::count(std::slice::from_ref(&result));
-        result
-    }
-
-    async fn apply_buckets(&self, deltas: &[BucketDelta]) -> Vec<Result<ApplyOutcome, StoreError>> {
-        let started = std::time::Instant::now();
-        let results = self.inner.apply_buckets(deltas).await;
-        events()
-            .store_write_seconds
-            .observe(started.elapsed().as_secs_f64());
-        TimedStore::count(&results);
-        results
-    }
-
-    async fn query_buckets(
-        &self,
-        series: SeriesId,
-        resolution: Resolution,
-        from_unix_s: i64,
-        to_unix_s: i64,
-    ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
-        self.inner
-            .query_buckets(series, resolution, from_unix_s, to_unix_s)
-            .await
-    }
-
-    fn derives_daily(&self) -> bool {
-        self.inner.derives_daily()
-    }
-}
-
-#[async_trait]
-impl SeriesCatalog for TimedStore {
-    async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
-        self.inner.upsert_series(series).await
-    }
-    async fn list_services(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.list_services().await
-    }
-    async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
-        self.inner.list_series(service).await
-    }
-    async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
-        self.inner.get_series(id).await
-    }
-}
-
-#[async_trait]
-impl StateStore for TimedStore {
-    async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
-        self.inner.load_state(keys).await
-    }
-    async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError> {
-        self.inner.save_state(items).await
-    }
-}
-
-#[async_trait]
-impl Purge for TimedStore {
-    async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now_unix_s).await
     }
 }
 

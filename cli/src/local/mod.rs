@@ -171,7 +171,7 @@ pub async fn start(args: LocalArgs) -> anyhow::Result<LocalHandle> {
         ))),
     );
     let aggregator: Arc<dyn ProcessShard> = Arc::new(ShardProcessor::new(
-        metrics::TimedStore::wrap(store.clone()),
+        metrics::StoreTiming::wrap(store.clone()),
         backend.traces.clone(),
         retention,
     ));

@@ -97,7 +97,7 @@ impl ApiState {
         recent_entries: usize,
         recent_bytes: usize,
     ) -> Self {
-        let guarded: Arc<dyn MetricStore> = Arc::new(super::breaker::BreakerStore::new(
+        let guarded: Arc<dyn MetricStore> = Arc::new(super::breaker::Breaker::around(
             self.metrics.clone(),
             settings,
         ));

@@ -13,12 +13,9 @@
 //!
 //! Writes (the aggregator's) never pass through here: only the API's store is wrapped.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use failsafe::failure_policy::{
     consecutive_failures, success_rate_over_time_window, ConsecutiveFailures, FailurePolicy as _,
     OrElse, SuccessRateOverTimeWindow,
@@ -26,12 +23,9 @@ use failsafe::failure_policy::{
 use failsafe::futures::CircuitBreaker;
 use failsafe::StateMachine;
 
-use crate::domain::stats::BucketStats;
-use crate::model::{Resolution, SeriesId, SeriesMeta};
-use crate::ports::{
-    ApplyOutcome, BucketDelta, BucketStore, MetricStore, Purge, SeriesCatalog, StateStore,
-    StoreError,
-};
+use futures::future::BoxFuture;
+
+use crate::ports::{MetricStore, StoreError, StoreHooks, Wrapped};
 
 /// The breaker's settings (local mode: `--query-store-*` flags).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,15 +77,18 @@ impl Iterator for Doubling {
     }
 }
 
-/// A metric store whose reads pass through a circuit breaker.
-pub struct BreakerStore {
-    inner: Arc<dyn MetricStore>,
+/// The hooks of a metric store whose reads pass through a circuit breaker (writes are forwarded
+/// as they are): each read gets the timeout, and a read while the breaker is open fails at once.
+pub struct Breaker {
     breaker: StateMachine<Policy, ()>,
     timeout: Duration,
 }
 
-impl BreakerStore {
-    pub fn new(inner: Arc<dyn MetricStore>, settings: BreakerSettings) -> BreakerStore {
+/// A metric store whose reads pass through a [`Breaker`].
+pub type BreakerStore = Wrapped<Breaker>;
+
+impl Breaker {
+    pub fn new(settings: BreakerSettings) -> Breaker {
         let backoff = Doubling {
             next: settings.open_for,
             max: settings.open_for_max.max(settings.open_for),
@@ -106,106 +103,48 @@ impl BreakerStore {
             settings.consecutive_failures.max(1),
             backoff,
         ));
-        BreakerStore {
-            inner,
+        Breaker {
             breaker: failsafe::Config::new().failure_policy(policy).build(),
             timeout: settings.timeout,
         }
+    }
+
+    /// `inner` with its reads behind a breaker of `settings`.
+    pub fn around(inner: Arc<dyn MetricStore>, settings: BreakerSettings) -> BreakerStore {
+        Wrapped::new(inner, Breaker::new(settings))
     }
 
     /// Whether reads are let through now (closed or half-open).
     pub fn is_closed(&self) -> bool {
         self.breaker.is_call_permitted()
     }
+}
 
-    async fn guarded<T>(
-        &self,
-        read: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
+impl StoreHooks for Breaker {
+    fn read<'a, T: Send + 'a>(
+        &'a self,
+        read: BoxFuture<'a, Result<T, StoreError>>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
         let timeout = self.timeout;
-        let timed = async move {
-            tokio::time::timeout(timeout, read)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(StoreError::Unavailable(format!(
-                        "no answer within {timeout:?}"
-                    )))
-                })
-        };
-        let is_outage = |e: &StoreError| !matches!(e, StoreError::Corrupt { .. });
-        match self.breaker.call_with(is_outage, timed).await {
-            Ok(value) => Ok(value),
-            Err(failsafe::Error::Inner(e)) => Err(e),
-            Err(failsafe::Error::Rejected) => Err(StoreError::Unavailable(
-                "circuit breaker open: the store failed recently, reads resume after a pause"
-                    .into(),
-            )),
-        }
-    }
-}
-
-#[async_trait]
-impl BucketStore for BreakerStore {
-    async fn apply_bucket(&self, delta: &BucketDelta) -> Result<ApplyOutcome, StoreError> {
-        self.inner.apply_bucket(delta).await
-    }
-
-    async fn apply_buckets(&self, deltas: &[BucketDelta]) -> Vec<Result<ApplyOutcome, StoreError>> {
-        self.inner.apply_buckets(deltas).await
-    }
-
-    fn derives_daily(&self) -> bool {
-        self.inner.derives_daily()
-    }
-
-    async fn query_buckets(
-        &self,
-        series: SeriesId,
-        resolution: Resolution,
-        from_unix_s: i64,
-        to_unix_s: i64,
-    ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
-        self.guarded(
-            self.inner
-                .query_buckets(series, resolution, from_unix_s, to_unix_s),
-        )
-        .await
-    }
-}
-
-#[async_trait]
-impl SeriesCatalog for BreakerStore {
-    async fn upsert_series(&self, series: &[SeriesMeta]) -> Result<(), StoreError> {
-        self.inner.upsert_series(series).await
-    }
-
-    async fn list_services(&self) -> Result<Vec<String>, StoreError> {
-        self.guarded(self.inner.list_services()).await
-    }
-
-    async fn list_series(&self, service: &str) -> Result<Vec<SeriesMeta>, StoreError> {
-        self.guarded(self.inner.list_series(service)).await
-    }
-
-    async fn get_series(&self, id: SeriesId) -> Result<Option<SeriesMeta>, StoreError> {
-        self.guarded(self.inner.get_series(id)).await
-    }
-}
-
-#[async_trait]
-impl StateStore for BreakerStore {
-    async fn load_state(&self, keys: &[String]) -> Result<Vec<(String, Bytes)>, StoreError> {
-        self.inner.load_state(keys).await
-    }
-
-    async fn save_state(&self, items: &[(String, Bytes, i64)]) -> Result<(), StoreError> {
-        self.inner.save_state(items).await
-    }
-}
-
-#[async_trait]
-impl Purge for BreakerStore {
-    async fn purge_expired(&self, now_unix_s: i64) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now_unix_s).await
+        Box::pin(async move {
+            let timed = async move {
+                tokio::time::timeout(timeout, read)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::Unavailable(format!(
+                            "no answer within {timeout:?}"
+                        )))
+                    })
+            };
+            let is_outage = |e: &StoreError| !matches!(e, StoreError::Corrupt { .. });
+            match self.breaker.call_with(is_outage, timed).await {
+                Ok(value) => Ok(value),
+                Err(failsafe::Error::Inner(e)) => Err(e),
+                Err(failsafe::Error::Rejected) => Err(StoreError::Unavailable(
+                    "circuit breaker open: the store failed recently, reads resume after a pause"
+                        .into(),
+                )),
+            }
+        })
     }
 }

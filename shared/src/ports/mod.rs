@@ -16,6 +16,7 @@ pub mod sequence;
 pub mod store;
 pub mod stream;
 pub mod traces;
+pub mod wrapped;
 
 pub use admission::{AdmissionError, SeriesAdmission};
 pub use alerts::{AlertStore, AlertStoreError, Notifier, NotifyError, PutOutcome, SinkStateStore};
@@ -31,3 +32,4 @@ pub use store::{
 };
 pub use stream::{ShardBatch, StreamEntry, StreamError, StreamRecord, StreamSink, StreamSource};
 pub use traces::{TraceStore, TraceStoreError, TraceSummary, TraceWrite};
+pub use wrapped::{StoreHooks, Wrapped};

@@ -13,5 +13,6 @@ pub mod jira_receiver;
 pub mod memory_store;
 pub mod otlp;
 pub mod points;
+pub mod process;
 
 pub use memory_store::{FailingStore, MemoryStore, ReadMode, StoreCalls, StoredBucket};
