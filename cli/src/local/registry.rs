@@ -24,7 +24,6 @@ use super::unix_now;
 /// How often lapsed leases are removed (and `expired` events sent). A lapsed lease is left out of
 /// every listing at once; the sweep only deletes it and says so.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-/// How often health scores are computed, pushed and stored (as often as alerts are evaluated).
 
 /// Flags of the registry and its health probes (README `## Limits`).
 #[derive(clap::Args, Debug, Clone)]
@@ -198,19 +197,23 @@ pub async fn probe_loop(
     }
 }
 
-/// Computes every service's health score each `interval` (`--health-score-interval`), pushes it as a live `health`
-/// event, stores it as the `flowscope.health.score` series (through `Ingest`) and keeps the latest
-/// for `GET /api/services` (the core's [`probe::health_round`], as the AWS probe function runs it).
+/// Computes every service's health score each `interval` (`--health-score-interval`), pushes it
+/// as a live `health` event, stores it as the `flowscope.health.score` series (through `Ingest`)
+/// and keeps the latest for `GET /api/services` (the core's [`probe::health_round`], as the AWS
+/// probe function runs it).
 pub async fn health_loop(
     registry: Arc<Registry>,
-    ingest: Arc<Ingest<dyn StreamSink>>,
-    metrics: Arc<dyn MetricStore>,
-    alerts: Arc<dyn AlertStore>,
-    connections: Arc<dyn ConnectionStore>,
-    pusher: Arc<dyn ConnectionPusher>,
+    ports: Ports,
     settings: ScoreSettings,
     interval: Duration,
 ) {
+    let Ports {
+        ingest,
+        metrics,
+        alerts,
+        connections,
+        pusher,
+    } = ports;
     let live = FanoutEvents {
         connections,
         pusher,
@@ -279,15 +282,6 @@ pub fn spawn_all(
     };
     tasks.spawn(super::until_stopped(
         stopped.clone(),
-        health_loop(
-            registry.clone(),
-            ports.ingest,
-            ports.metrics,
-            ports.alerts,
-            ports.connections,
-            ports.pusher,
-            score_settings,
-            health_interval,
-        ),
+        health_loop(registry.clone(), ports, score_settings, health_interval),
     ));
 }
