@@ -24,6 +24,8 @@ export class ApiError extends Error {
     message: string,
     /** HTTP status, or 0 when the request never got an answer. */
     readonly status: number,
+    /** For an expression error: where in the expression (1-based character), when the server says. */
+    readonly position: number | null = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -153,6 +155,18 @@ export class QueryClient {
     return parseAlertRules(await this.read(contract.AlertRules, "GET", "/api/alert-rules"));
   }
 
+  /** `GET /api/query` over a range: the expression's series (`contract.ExprResult`). */
+  async query(expr: string, from: number, to: number, step: number): Promise<v.InferOutput<typeof contract.ExprResult>> {
+    const path = `/api/query?expr=${encodeURIComponent(expr)}&from=${from}&to=${to}&step=${step}`;
+    return this.read(contract.ExprResult, "GET", path);
+  }
+
+  /** `GET /api/v1/labels` (`/api/v1/label/{name}/values` with `name`; `__name__` lists metrics). */
+  async labelNames(name?: string): Promise<string[]> {
+    const path = name === undefined ? "/api/v1/labels" : `/api/v1/label/${encodeURIComponent(name)}/values`;
+    return (await this.read(contract.PromNames, "GET", path)).data;
+  }
+
   /** One request whose answer must be what `schema` (the contract) allows. */
   private async read<T>(schema: v.GenericSchema<unknown, T>, method: "GET" | "POST" | "DELETE", path: string): Promise<T> {
     const body = await this.request(method, path);
@@ -192,7 +206,8 @@ export class QueryClient {
       const message =
         isObject(body) && typeof body.error === "string" ? body.error : `HTTP ${response.status}`;
       if (response.status === 401) this.onUnauthorized(message);
-      throw new ApiError(message, response.status);
+      const position = isObject(body) && typeof body.position === "number" ? body.position : null;
+      throw new ApiError(message, response.status, position);
     }
     return body;
   }

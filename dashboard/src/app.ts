@@ -67,6 +67,7 @@ import { ServicePage, traceRows } from "./views/service-page";
 import { Toasts } from "./views/toasts";
 import type { ProfilesPage } from "./profiles/page";
 import { loadTraceInto, TracePage } from "./views/trace-page";
+import { ExplorePage } from "./explore/page";
 
 const RESOLUTION = "1m";
 const BUCKET_SECONDS = 60;
@@ -127,6 +128,7 @@ export class App {
   /** The latest health score per service (live `health` events); nodes show it when known. */
   private readonly scores = new Map<string, HealthScore>();
   private readonly servicesPage = new ServicesPage();
+  private readonly explorePage: ExplorePage;
   /** The global time range (URL `t`, `res`): every view's window. */
   private time: GlobalTime = DEFAULT_TIME;
   private readonly timePicker: TimePicker;
@@ -181,6 +183,13 @@ export class App {
     this.loadProfilesPage = async () =>
       (await import("./profiles/page")).createProfilesPage(config.apiBaseUrl, deps.fetch, credential, deps.nowMs);
     this.header = new Header(root);
+    this.explorePage = new ExplorePage({
+      api: this.api,
+      window: () => {
+        const window = timeWindow(this.time, this.nowSeconds());
+        return { ...window, step: resolutionSeconds(window.resolution), extent: viewExtent(this.time, this.nowSeconds()) };
+      },
+    });
     this.timePicker = new TimePicker((time) => this.pickTime(time), () => this.nowSeconds());
     root.append(this.timePicker.element);
     onChartZoom((from, to) => this.pickTime(absoluteTime(from, to)));
@@ -663,6 +672,7 @@ export class App {
     if (this.route.page === "overview") void this.loadOverviewHistory(true);
     if (this.route.page === "services") void this.loadScoreHistory();
     if (this.route.page === "profiles") this.profilesPage?.applyTime(this.time);
+    if (this.route.page === "explore") this.explorePage.applyTime();
     this.scheduleRender();
   }
 
@@ -684,7 +694,7 @@ export class App {
       }
     }
     const section: Section =
-      page === "overview" ? "overview" : page === "pipeline" ? "pipeline" : page === "alerts" ? "alerts" : page === "services" ? "services" : page === "profiles" ? "profiles" : null;
+      page === "overview" ? "overview" : page === "pipeline" ? "pipeline" : page === "alerts" ? "alerts" : page === "services" ? "services" : page === "profiles" ? "profiles" : page === "explore" ? "explore" : null;
     this.header.setSection(section);
     this.pipeline.setVisible(page === "pipeline");
     if (page === "overview" && (previous.page !== "overview" || this.overviewLoaded.size === 0)) {
@@ -697,6 +707,7 @@ export class App {
     if (page === "services") void this.loadServiceRows().then(() => this.loadScoreHistory());
     if (this.route.page === "profiles") void this.showProfiles(this.route.query);
     else this.profilesPage?.hide();
+    if (this.route.page === "explore") this.explorePage.show(this.route.query);
     if (this.route.page === "trace" && (previous.page !== "trace" || previous.traceId !== this.route.traceId)) {
       void this.loadTrace(this.route.traceId);
     }
@@ -735,6 +746,9 @@ export class App {
       case "profiles":
         setText(this.placeholder, "Loading profiles…");
         wanted = this.profilesPage?.element ?? this.placeholder;
+        break;
+      case "explore":
+        wanted = this.explorePage.element;
         break;
       case "not_found":
         setText(this.placeholder, `Nothing at ${this.route.hash}. Pick a page above or a service from the list.`);

@@ -391,3 +391,19 @@ export function contractViolation(schema: v.GenericSchema, value: unknown): stri
   const path = issue === undefined ? "" : v.getDotPath(issue);
   return `${path === null || path === "" ? "" : `${path}: `}${issue?.message ?? "invalid"}`;
 }
+
+/**
+ * `GET /api/query` (the Explore page). Points are `[time, value]` with NaN/±Inf sent as null (the
+ * contract's description; its schema says `number[][]`, so this one is not in `Checks`: it accepts
+ * the nulls the server documents).
+ */
+export const ExprResult = v.object({
+  expr: v.string(),
+  resultType: v.string(),
+  resolution: Resolution,
+  times: v.array(num),
+  series: v.array(v.object({ labels: stringMap, points: v.array(v.array(v.nullable(num))) })),
+});
+export type ExprResultCheck = Yields<Omit<Schemas["ExprResult"], "series">, Omit<v.InferOutput<typeof ExprResult>, "series">>;
+/** `GET /api/v1/labels`, `/api/v1/label/{name}/values`: Prometheus's envelope around a list of names. */
+export const PromNames = v.object({ status: v.literal("success"), data: v.array(v.string()) });

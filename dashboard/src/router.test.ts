@@ -46,3 +46,10 @@ describe("router", () => {
     expect(route.page === "profiles" && new URLSearchParams(route.query).get("service")).toBe("a b&c");
   });
 });
+
+describe("the Explore route", () => {
+  it("keeps its query (expression, tab, time range)", () => {
+    expect(parseRoute("#/explore?expr=up&t=1h")).toEqual({ page: "explore", query: "expr=up&t=1h" });
+    expect(parseRoute("#/explore")).toEqual({ page: "explore", query: "" });
+  });
+});

@@ -9,6 +9,7 @@ export type Route =
   | { page: "alerts" }
   | { page: "services" }
   | { page: "profiles"; query: string }
+  | { page: "explore"; query: string }
   | { page: "not_found"; hash: string };
 
 function decode(part: string): string | null {
@@ -23,6 +24,9 @@ export function parseRoute(hash: string): Route {
   // The Profiles page keeps its state (service, type, range, selection, minute…) in a query.
   const profiles = /^#?\/*profiles\/*(?:\?(.*))?$/.exec(hash);
   if (profiles !== null) return { page: "profiles", query: profiles[1] ?? "" };
+  // The Explore page keeps its expression (and tab) in the query beside the time range.
+  const explore = /^#?\/*explore\/*(?:\?(.*))?$/.exec(hash);
+  if (explore !== null) return { page: "explore", query: explore[1] ?? "" };
   // Other pages' queries hold only the global time range (`state/time-range.ts`).
   const path = hash.replace(/\?.*$/, "").replace(/^#/, "").replace(/^\/+/, "").replace(/\/+$/, "");
   if (path === "" || path === "overview") return { page: "overview" };
@@ -60,6 +64,7 @@ export const ALERTS_HREF = "#/alerts";
 export const SERVICES_HREF = "#/services";
 
 export const PROFILES_HREF = "#/profiles";
+export const EXPLORE_HREF = "#/explore";
 
 /** The Profiles page of `service`. */
 export function profilesHref(service: string): string {

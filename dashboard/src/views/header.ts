@@ -2,14 +2,14 @@
 // alone is not enough for colour-blind users or screen readers).
 
 import type { ConnectionStatus } from "../live/connection";
-import { ALERTS_HREF, OVERVIEW_HREF, PROFILES_HREF, SERVICES_HREF, pipelineHref } from "../router";
+import { ALERTS_HREF, EXPLORE_HREF, OVERVIEW_HREF, PROFILES_HREF, SERVICES_HREF, pipelineHref } from "../router";
 import { resolveTheme, setChoice, storedChoice, THEME_EVENT, type ThemeChoice } from "../theme";
 import { el, setText } from "./dom";
 
 const NEXT_CHOICE: Record<ThemeChoice, ThemeChoice> = { system: "light", light: "dark", dark: "system" };
 const CHOICE_LABEL: Record<ThemeChoice, string> = { system: "System", light: "Light", dark: "Dark" };
 
-export type Section = "overview" | "pipeline" | "alerts" | "services" | "profiles" | null;
+export type Section = "overview" | "pipeline" | "alerts" | "services" | "profiles" | "explore" | null;
 
 export function statusText(status: ConnectionStatus): string {
   switch (status.state) {
@@ -70,6 +70,7 @@ export class Header {
             link("alerts", ALERTS_HREF, "Alerts", [this.alertCount]),
             link("services", SERVICES_HREF, "Services"),
             link("profiles", PROFILES_HREF, "Profiles"),
+            link("explore", EXPLORE_HREF, "Explore"),
           ]),
         ]),
         el("div", { class: "header-end" }, [this.themeButton, this.status]),
