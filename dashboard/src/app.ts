@@ -67,7 +67,7 @@ import { ServicePage, traceRows } from "./views/service-page";
 import { Toasts } from "./views/toasts";
 import type { ProfilesPage } from "./profiles/page";
 import { loadTraceInto, TracePage } from "./views/trace-page";
-import { ExplorePage } from "./explore/page";
+import type { ExplorePage } from "./explore/page";
 
 const RESOLUTION = "1m";
 const BUCKET_SECONDS = 60;
@@ -128,7 +128,9 @@ export class App {
   /** The latest health score per service (live `health` events); nodes show it when known. */
   private readonly scores = new Map<string, HealthScore>();
   private readonly servicesPage = new ServicesPage();
-  private readonly explorePage: ExplorePage;
+  /** The Explore page, loaded (its own chunk) the first time it is opened. */
+  private explorePage: ExplorePage | null = null;
+  private exploreLoad: Promise<ExplorePage> | null = null;
   /** The global time range (URL `t`, `res`): every view's window. */
   private time: GlobalTime = DEFAULT_TIME;
   private readonly timePicker: TimePicker;
@@ -183,13 +185,6 @@ export class App {
     this.loadProfilesPage = async () =>
       (await import("./profiles/page")).createProfilesPage(config.apiBaseUrl, deps.fetch, credential, deps.nowMs);
     this.header = new Header(root);
-    this.explorePage = new ExplorePage({
-      api: this.api,
-      window: () => {
-        const window = timeWindow(this.time, this.nowSeconds());
-        return { ...window, step: resolutionSeconds(window.resolution), extent: viewExtent(this.time, this.nowSeconds()) };
-      },
-    });
     this.timePicker = new TimePicker((time) => this.pickTime(time), () => this.nowSeconds());
     root.append(this.timePicker.element);
     onChartZoom((from, to) => this.pickTime(absoluteTime(from, to)));
@@ -672,7 +667,7 @@ export class App {
     if (this.route.page === "overview") void this.loadOverviewHistory(true);
     if (this.route.page === "services") void this.loadScoreHistory();
     if (this.route.page === "profiles") this.profilesPage?.applyTime(this.time);
-    if (this.route.page === "explore") this.explorePage.applyTime();
+    if (this.route.page === "explore") this.explorePage?.applyTime();
     this.scheduleRender();
   }
 
@@ -707,7 +702,7 @@ export class App {
     if (page === "services") void this.loadServiceRows().then(() => this.loadScoreHistory());
     if (this.route.page === "profiles") void this.showProfiles(this.route.query);
     else this.profilesPage?.hide();
-    if (this.route.page === "explore") this.explorePage.show(this.route.query);
+    if (this.route.page === "explore") void this.showExplore(this.route.query);
     if (this.route.page === "trace" && (previous.page !== "trace" || previous.traceId !== this.route.traceId)) {
       void this.loadTrace(this.route.traceId);
     }
@@ -748,7 +743,8 @@ export class App {
         wanted = this.profilesPage?.element ?? this.placeholder;
         break;
       case "explore":
-        wanted = this.explorePage.element;
+        setText(this.placeholder, "Loading Explore…");
+        wanted = this.explorePage?.element ?? this.placeholder;
         break;
       case "not_found":
         setText(this.placeholder, `Nothing at ${this.route.hash}. Pick a page above or a service from the list.`);
@@ -756,6 +752,29 @@ export class App {
         break;
     }
     if (this.main.firstChild !== wanted) this.main.replaceChildren(wanted);
+  }
+
+  private async showExplore(query: string): Promise<void> {
+    try {
+      this.exploreLoad ??= import("./explore/page").then(
+        ({ ExplorePage }) =>
+          new ExplorePage({
+            api: this.api,
+            window: () => {
+              const window = timeWindow(this.time, this.nowSeconds());
+              return { ...window, step: resolutionSeconds(window.resolution), extent: viewExtent(this.time, this.nowSeconds()) };
+            },
+          }),
+      );
+      this.explorePage = await this.exploreLoad;
+    } catch (error) {
+      this.exploreLoad = null;
+      setText(this.placeholder, `Could not load the Explore page: ${describe(error)}`);
+      return;
+    }
+    if (this.route.page !== "explore" || this.route.query !== query) return;
+    this.explorePage.show(query);
+    this.showPage();
   }
 
   private async showProfiles(query: string): Promise<void> {

@@ -16,6 +16,9 @@ export const VIEWPORTS = [
 export const THEMES = ["dark", "light"];
 
 /** Every page of the dashboard: [file name, hash, what marks it as loaded]. */
+/** The expression the Explore page is checked with (the load generator's request counter). */
+export const EXPLORE_EXPR = "sum by (job) (rate(http_server_requests_total[5m]))";
+
 export function dashboardPages(service, traceId) {
   const pages = [
     ["overview", "#/overview", "[data-testid='overview'] .stat-card"],
@@ -25,6 +28,7 @@ export function dashboardPages(service, traceId) {
     ["alerts", "#/alerts", "main h1"],
     ["services", "#/services", "[data-testid='services-page']"],
     ["profiles", `#/profiles?service=${encodeURIComponent(service)}`, "main h1, main h2"],
+    ["explore", `#/explore?expr=${encodeURIComponent(EXPLORE_EXPR)}`, "[data-testid='explore-rows'] tr"],
   ];
   if (traceId !== null) pages.push(["trace", `#/traces/${encodeURIComponent(traceId)}`, ".waterfall-row"]);
   return pages;
