@@ -519,7 +519,7 @@ async function main() {
       const [from, to] = (await hashParams()).t.split("-").map(Number);
       // 40 % of 15 minutes: 6 minutes.
       assert(Math.abs(to - from - 360) <= 60, `the drag picked ${to - from} s, not about 360 s`);
-      assert((await page.getByTestId("time-picker").getAttribute("data-kind")) === "absolute", "the picker does not show an absolute range");
+      await waitFor("the picker to show an absolute range", async () => (await page.getByTestId("time-picker").getAttribute("data-kind")) === "absolute", 5_000, 100);
       await waitFor("every chart on the dragged range", async () => (await chartSpans()).every((s) => s.from === from && s.to === to), 10_000, 100);
       await page.locator("[data-testid='time-range'] [data-value='1h']").click();
       await waitFor("t=1h", async () => (await hashParams()).t === "1h", 5_000, 100);

@@ -153,7 +153,8 @@ export class ExplorePage {
       this.showResult(result, span.extent);
     } catch (error) {
       if (generation !== this.generation) return;
-      setText(this.status, "");
+      // The previous result stays (a typo does not blank the view), and says so.
+      setText(this.status, this.tableBody.childElementCount > 0 ? "Not run: the result below is the previous one" : "");
       this.showError(error, expr);
     }
   }
@@ -188,7 +189,8 @@ export class ExplorePage {
     }
     const message = error instanceof Error ? error.message : String(error);
     const position = error instanceof ApiError ? error.position : null;
-    const children: Node[] = [el("p", { class: "explore-error-message" }, [position === null ? message : `${message} (at character ${position})`])];
+    const where = position === null || /position/.test(message) ? "" : ` (at character ${position})`;
+    const children: Node[] = [el("p", { class: "explore-error-message" }, [`${message}${where}`])];
     if (position !== null && position >= 1) {
       const at = Math.min(position - 1, expr.length);
       const mark = el("mark", { "data-testid": "explore-error-mark" }, [expr.slice(at, at + 1) || " "]);
