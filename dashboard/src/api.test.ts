@@ -9,6 +9,18 @@ function fakeFetch(status: number, body: unknown, seen: string[] = []): typeof f
 }
 
 describe("QueryClient", () => {
+  it("reports an answer served stale while the store fails, with its age, and not a fresh one", async () => {
+    const stale: Array<[string, number | null]> = [];
+    let headers: Record<string, string> = { "x-flowscope-stale": "true", age: "42" };
+    const fetchFn = (async () =>
+      new Response(JSON.stringify({ services: [], stale: true }), { status: 200, headers })) as typeof fetch;
+    const client = new QueryClient("", fetchFn, "", () => {}, (path, age) => stale.push([path, age]));
+    await client.services();
+    headers = {};
+    await client.services();
+    expect(stale).toEqual([["/api/services", 42]]);
+  });
+
   it("sends the configured token as a bearer key, and no header without one", async () => {
     const headersSeen: Array<Record<string, string>> = [];
     const recording = (async (_input: RequestInfo | URL, init?: RequestInit) => {

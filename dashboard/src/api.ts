@@ -66,6 +66,9 @@ export class QueryClient {
     private readonly fetchFn: typeof fetch,
     private readonly token: Credential = "",
     private readonly onUnauthorized: (reason: string) => void = () => {},
+    /** Hears answers the server served from its recent answers while its store fails
+     * (`x-flowscope-stale: true`, `docs/query-caching.md`), with their `Age` in seconds. */
+    private readonly onStale: (path: string, ageSeconds: number | null) => void = () => {},
   ) {}
 
   /** `GET /api/services`, validated: each service with its instances, versions, sources and health. */
@@ -201,6 +204,10 @@ export class QueryClient {
       } catch {
         throw new ApiError(`${path}: HTTP ${response.status}, not JSON`, response.status);
       }
+    }
+    if (response.ok && response.headers?.get("x-flowscope-stale") === "true") {
+      const age = Number(response.headers.get("age"));
+      this.onStale(path.split("?")[0] ?? path, Number.isFinite(age) && response.headers.get("age") !== null ? age : null);
     }
     if (!response.ok) {
       const message =

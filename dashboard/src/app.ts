@@ -145,6 +145,8 @@ export class App {
   private readonly serviceList: ServiceList;
   private readonly main: HTMLElement;
   private readonly toasts: Toasts;
+  /** When the last stale-answer warning was shown (ms). */
+  private staleNoticeMs = -Infinity;
   private readonly overviewPage: OverviewPage;
   private readonly pipeline: PipelineView;
   private readonly pipelineLayout: HTMLElement;
@@ -181,7 +183,9 @@ export class App {
     configWarning?: string,
     credential: AppCredential = { token: "", onUnauthorized: () => {} },
   ) {
-    this.api = new QueryClient(config.apiBaseUrl, deps.fetch, credential.token, credential.onUnauthorized);
+    this.api = new QueryClient(config.apiBaseUrl, deps.fetch, credential.token, credential.onUnauthorized, (path, age) =>
+      this.staleAnswer(path, age),
+    );
     this.loadProfilesPage = async () =>
       (await import("./profiles/page")).createProfilesPage(config.apiBaseUrl, deps.fetch, credential, deps.nowMs);
     this.header = new Header(root);
@@ -625,6 +629,16 @@ export class App {
   }
 
   /** A pick in the time picker or a drag on a chart: into the URL, which drives every view. */
+  /** The store behind the API failed and an answer came from its recent answers: say so, at most
+   * once a minute (the charts keep the data; it may be old). */
+  private staleAnswer(path: string, ageSeconds: number | null): void {
+    const now = this.deps.nowMs();
+    if (now - this.staleNoticeMs < 60_000) return;
+    this.staleNoticeMs = now;
+    const age = ageSeconds === null ? "" : ` from ${Math.round(ageSeconds)} s ago`;
+    this.toasts.message(`Warning: the store is unavailable; ${path} shows a cached answer${age}.`, "warning");
+  }
+
   private pickTime(time: GlobalTime): void {
     const hash = hashWithTime(window.location.hash, time);
     if (hash !== window.location.hash) window.location.assign(hash);
