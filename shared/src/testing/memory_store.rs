@@ -128,15 +128,19 @@ impl BucketStore for MemoryStore {
         from_unix_s: i64,
         to_unix_s: i64,
     ) -> Result<Vec<(i64, BucketStats)>, StoreError> {
+        if from_unix_s >= to_unix_s {
+            return Ok(Vec::new());
+        }
+        // Keys order by series, resolution, start: one range of the map, not a scan of it.
+        let key = |start_unix_s| BucketKey {
+            series,
+            resolution,
+            start_unix_s,
+        };
         Ok(self
             .lock()
             .buckets
-            .iter()
-            .filter(|(k, _)| {
-                k.series == series
-                    && k.resolution == resolution
-                    && (from_unix_s..to_unix_s).contains(&k.start_unix_s)
-            })
+            .range(key(from_unix_s)..key(to_unix_s))
             .map(|(k, b)| (k.start_unix_s, b.stats.clone()))
             .collect())
     }
