@@ -15,13 +15,10 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::http::Request;
 use flowscope_core::alerts::RuleSet;
-use flowscope_core::domain::stats::BucketStats;
 use flowscope_core::embedded::{RedbAlertStore, RedbStore};
 use flowscope_core::http::{api, ApiState};
-use flowscope_core::model::{MetricKind, Resolution, SeriesKey, SeriesMeta};
-use flowscope_core::ports::{
-    AlertStore, BucketDelta, BucketKey, BucketStore, MetricStore, SequenceNumber, SeriesCatalog,
-};
+use flowscope_core::model::{MetricKind, SeriesKey, SeriesMeta};
+use flowscope_core::ports::{AlertStore, MetricStore, SeriesCatalog};
 use flowscope_core::testing::process::proc_status_kib;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -67,35 +64,9 @@ async fn main() {
             .collect();
         store.upsert_series(&metas).await.expect("series");
         let started = Instant::now();
-        let mut seq = 0u128;
-        for m in 0..minutes {
-            let deltas: Vec<BucketDelta> = metas
-                .iter()
-                .enumerate()
-                .map(|(i, meta)| {
-                    let mut stats = BucketStats::new();
-                    for k in 0..5 {
-                        stats.observe(5.0 + ((i * 7 + k * 13 + m as usize) % 400) as f64);
-                    }
-                    seq += 1;
-                    BucketDelta {
-                        key: BucketKey {
-                            series: meta.id,
-                            resolution: Resolution::OneMinute,
-                            start_unix_s: T0 + m * 60,
-                        },
-                        shard_id: "shard-0".into(),
-                        first_seq: SequenceNumber::from_u128(seq),
-                        last_seq: SequenceNumber::from_u128(seq),
-                        stats,
-                        expires_at_unix_s: i64::MAX,
-                    }
-                })
-                .collect();
-            for outcome in store.apply_buckets(&deltas).await {
-                outcome.expect("write");
-            }
-        }
+        flowscope_core::testing::points::fill_latency_minutes(&store, &metas, T0, minutes, 5)
+            .await
+            .expect("write");
         println!(
             "setup: {series_count} series × {minutes} 1m buckets written in {:.1} s",
             started.elapsed().as_secs_f64()

@@ -10,11 +10,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::{Duration, Instant};
 
-use flowscope_core::domain::stats::BucketStats;
 use flowscope_core::embedded::RedbStore;
 use flowscope_core::expr::{evaluate, ExprLimits, QueryTimes};
-use flowscope_core::model::{MetricKind, Resolution, SeriesKey, SeriesMeta};
-use flowscope_core::ports::{BucketDelta, BucketKey, BucketStore, SequenceNumber, SeriesCatalog};
+use flowscope_core::model::{MetricKind, SeriesKey, SeriesMeta};
+use flowscope_core::ports::SeriesCatalog;
 
 const T0: i64 = 1_760_000_000 / 86_400 * 86_400;
 
@@ -65,35 +64,9 @@ async fn main() {
         }
         store.upsert_series(&metas).await.expect("series");
         let started = Instant::now();
-        let mut seq = 0u128;
-        for m in 0..minutes {
-            let deltas: Vec<BucketDelta> = metas
-                .iter()
-                .enumerate()
-                .map(|(i, meta)| {
-                    let mut stats = BucketStats::new();
-                    for k in 0..20 {
-                        stats.observe(5.0 + ((i * 7 + k * 13 + m as usize) % 400) as f64);
-                    }
-                    seq += 1;
-                    BucketDelta {
-                        key: BucketKey {
-                            series: meta.id,
-                            resolution: Resolution::OneMinute,
-                            start_unix_s: T0 + m * 60,
-                        },
-                        shard_id: "shard-0".into(),
-                        first_seq: SequenceNumber::from_u128(seq),
-                        last_seq: SequenceNumber::from_u128(seq),
-                        stats,
-                        expires_at_unix_s: i64::MAX,
-                    }
-                })
-                .collect();
-            for outcome in store.apply_buckets(&deltas).await {
-                outcome.expect("write");
-            }
-        }
+        flowscope_core::testing::points::fill_latency_minutes(&store, &metas, T0, minutes, 20)
+            .await
+            .expect("write");
         println!(
             "setup: {series_count} series × {minutes} 1m buckets written in {:.1} s",
             started.elapsed().as_secs_f64()

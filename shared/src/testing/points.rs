@@ -120,3 +120,45 @@ pub fn fingerprint(stats: &BucketStats) -> (u64, u64, Option<u64>, Option<u64>, 
         stats.sketch.to_bytes(),
     )
 }
+
+/// Writes one 1m bucket per series of `metas` and minute of `0..minutes` from `t0`, each of
+/// `observations` latencies between 5 and 405 ms (varying by series and minute), in one
+/// `apply_buckets` per minute: the data of the expression and export benches.
+pub async fn fill_latency_minutes(
+    store: &dyn crate::ports::BucketStore,
+    metas: &[crate::model::SeriesMeta],
+    t0: i64,
+    minutes: i64,
+    observations: usize,
+) -> Result<(), crate::ports::StoreError> {
+    let mut seq = 0u128;
+    for m in 0..minutes {
+        let deltas: Vec<crate::ports::BucketDelta> = metas
+            .iter()
+            .enumerate()
+            .map(|(i, meta)| {
+                let mut stats = BucketStats::new();
+                for k in 0..observations {
+                    stats.observe(5.0 + ((i * 7 + k * 13 + m as usize) % 400) as f64);
+                }
+                seq += 1;
+                crate::ports::BucketDelta {
+                    key: BucketKey {
+                        series: meta.id,
+                        resolution: Resolution::OneMinute,
+                        start_unix_s: t0 + m * 60,
+                    },
+                    shard_id: "shard-0".into(),
+                    first_seq: SequenceNumber::from_u128(seq),
+                    last_seq: SequenceNumber::from_u128(seq),
+                    stats,
+                    expires_at_unix_s: i64::MAX,
+                }
+            })
+            .collect();
+        for outcome in store.apply_buckets(&deltas).await {
+            outcome?;
+        }
+    }
+    Ok(())
+}
