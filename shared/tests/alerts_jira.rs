@@ -7,43 +7,13 @@ mod alerts_support;
 
 use std::sync::Arc;
 
-use alerts_support::{minute, notification_settings};
+use alerts_support::{minute, notification_settings, transition};
 use flowscope_core::alerts::notify::Dispatcher;
-use flowscope_core::alerts::state::{fingerprint, Labels, Severity};
 use flowscope_core::alerts::webhook::sinks_with_state;
-use flowscope_core::alerts::{AlertStatus, AlertTransition, RuleSet, TransitionKind};
+use flowscope_core::alerts::{RuleSet, TransitionKind};
 use flowscope_core::embedded::RedbAlertStore;
 use flowscope_core::ports::{AlertStore, Notifier, SinkStateStore};
 use flowscope_core::testing::jira_receiver::JiraReceiver;
-
-fn transition(service: &str, rule: &str, kind: TransitionKind, at: i64) -> AlertTransition {
-    let mut labels = Labels::new();
-    labels.insert("service".into(), service.into());
-    let resolved = kind == TransitionKind::Resolved;
-    AlertTransition {
-        fingerprint: fingerprint(rule, &labels),
-        rule: rule.into(),
-        labels,
-        kind,
-        status: if resolved {
-            AlertStatus::Resolved
-        } else {
-            AlertStatus::Firing
-        },
-        previous_status: if resolved {
-            AlertStatus::Firing
-        } else {
-            AlertStatus::Pending
-        },
-        severity: Some(Severity::Critical),
-        previous_severity: Some(Severity::Critical),
-        value: Some(1234.0),
-        reason: None,
-        at,
-        summary: format!("{rule} summary"),
-        by: None,
-    }
-}
 
 const RULES: &str = r#"
 version: 1

@@ -6,14 +6,13 @@ mod alerts_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alerts_support::{minute, notification_settings, Fixture, Receiver};
+use alerts_support::{minute, notification_settings, transition, Fixture, Receiver};
 use async_trait::async_trait;
 use flowscope_core::alerts::notify::{Dispatcher, Notification, NotificationStatus};
 use flowscope_core::alerts::rules::SinkKind;
 use flowscope_core::alerts::silence::{MatchOp, Matcher, Silence};
-use flowscope_core::alerts::state::{fingerprint, Labels, Severity};
 use flowscope_core::alerts::webhook::WebhookNotifier;
-use flowscope_core::alerts::{AlertStatus, AlertTransition, TransitionKind};
+use flowscope_core::alerts::TransitionKind;
 use flowscope_core::embedded::RedbAlertStore;
 use flowscope_core::model::MetricKind;
 use flowscope_core::ports::{AlertStore, Notifier, NotifyError};
@@ -32,35 +31,6 @@ impl Notifier for Recording {
     async fn send(&self, notification: &Notification) -> Result<(), NotifyError> {
         self.sent.lock().unwrap().push(notification.clone());
         Ok(())
-    }
-}
-
-fn transition(service: &str, rule: &str, kind: TransitionKind, at: i64) -> AlertTransition {
-    let mut labels = Labels::new();
-    labels.insert("service".into(), service.into());
-    let resolved = kind == TransitionKind::Resolved;
-    AlertTransition {
-        fingerprint: fingerprint(rule, &labels),
-        rule: rule.into(),
-        labels,
-        kind,
-        status: if resolved {
-            AlertStatus::Resolved
-        } else {
-            AlertStatus::Firing
-        },
-        previous_status: if resolved {
-            AlertStatus::Firing
-        } else {
-            AlertStatus::Pending
-        },
-        severity: Some(Severity::Critical),
-        previous_severity: Some(Severity::Critical),
-        value: Some(1234.0),
-        reason: None,
-        at,
-        summary: format!("{rule} summary"),
-        by: None,
     }
 }
 

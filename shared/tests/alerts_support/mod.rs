@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use flowscope_core::aggregate::BucketStats;
 use flowscope_core::alerts::rules::{NotificationSettings, RetrySettings};
-use flowscope_core::alerts::{AlertEngine, AlertTransition, RuleSet, TransitionKind};
+use flowscope_core::alerts::state::{fingerprint, Labels, Severity};
+use flowscope_core::alerts::{AlertEngine, AlertStatus, AlertTransition, RuleSet, TransitionKind};
 use flowscope_core::embedded::{RedbAlertStore, RedbStore};
 use flowscope_core::model::{Attributes, MetricKind, Resolution, SeriesKey, SeriesMeta};
 use flowscope_core::ports::{BucketDelta, BucketKey, BucketStore, SequenceNumber, SeriesCatalog};
@@ -124,5 +125,36 @@ pub fn notification_settings(attempts: u32) -> NotificationSettings {
             max_backoff_ms: 100,
         },
         sinks: Vec::new(),
+    }
+}
+
+/// A `kind` transition (firing or resolved, critical, value 1234) of `rule` for `service` at `at`:
+/// what the notification tests dispatch.
+pub fn transition(service: &str, rule: &str, kind: TransitionKind, at: i64) -> AlertTransition {
+    let mut labels = Labels::new();
+    labels.insert("service".into(), service.into());
+    let resolved = kind == TransitionKind::Resolved;
+    AlertTransition {
+        fingerprint: fingerprint(rule, &labels),
+        rule: rule.into(),
+        labels,
+        kind,
+        status: if resolved {
+            AlertStatus::Resolved
+        } else {
+            AlertStatus::Firing
+        },
+        previous_status: if resolved {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Pending
+        },
+        severity: Some(Severity::Critical),
+        previous_severity: Some(Severity::Critical),
+        value: Some(1234.0),
+        reason: None,
+        at,
+        summary: format!("{rule} summary"),
+        by: None,
     }
 }
