@@ -34,29 +34,12 @@ use flowscope_integration_tests::{
     api_keys, emulators, now_unix_s, stream_and_tables, unique, API_KEY,
 };
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Answers every connection with `200 ok`.
+/// A health endpoint that answers every probe 200.
 async fn health_endpoint() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 1024];
-                let _ = socket.read(&mut buffer).await;
-                let _ = socket
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    )
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}/healthz")
+    flowscope_core::testing::http_receiver::Receiver::start(vec![200])
+        .await
+        .url
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
